@@ -1,0 +1,173 @@
+"""The ``neurips18`` command: list, reproduce, report, bench.
+
+Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
+1 when some reproduced number is outside its tolerance, 2 for usage or data errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+        self.print_usage(sys.stderr)
+        print(f"neurips18: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="neurips18", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ls = sub.add_parser("list", help="papers, capabilities and the status of their last results")
+    ls.add_argument("--out", default="results", help="results directory (default: results)")
+
+    rp = sub.add_parser("reproduce", help="run a paper's reproduction and print the comparison")
+    rp.add_argument("paper", help="a paper name from `neurips18 list`, or `all`")
+    rp.add_argument("--profile", default="quick", choices=["quick", "full"])
+    rp.add_argument("--out", default="results", help="results directory (default: results)")
+    rp.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    rp.add_argument("--device", default="cpu", help="torch device for deep models")
+    rp.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    rep = sub.add_parser("report", help="collect results/ into one Markdown page")
+    rep.add_argument("--results", default="results")
+    rep.add_argument("--out", default="docs/results.md")
+
+    b = sub.add_parser("bench", help="run the side-by-side benchmarks in benchmarks/")
+    b.add_argument("name", nargs="?", help="benchmark name (default: list them)")
+    b.add_argument("--dir", default="benchmarks", help="benchmarks directory")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    return p
+
+
+def _err(msg: str) -> int:
+    print(f"neurips18: error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from neurips18.repro import harness, registry
+
+    rows = []
+    for name in registry.module_names():
+        try:
+            r = registry.get(name)
+            rows.append((name, r.capability, harness.last_status(args.out, name), r.title))
+        except Exception as exc:  # a broken module must not hide the others
+            rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", ""))
+    if not rows:
+        print("no reproductions registered")
+        return EXIT_OK
+    w = [max(len(r[i]) for r in rows + [("paper", "capability", "last result", "")])
+         for i in range(3)]
+    print(f"{'paper':<{w[0]}}  {'capability':<{w[1]}}  {'last result':<{w[2]}}  title")
+    for r in rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+    return EXIT_OK
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from neurips18.datasets import DataError
+    from neurips18.repro import harness, registry
+
+    if args.seed < 0:
+        return _err(f"--seed must be a non-negative integer, got {args.seed}")
+    names = registry.module_names() if args.paper == "all" else [args.paper]
+    if args.paper != "all":
+        try:
+            registry.get(args.paper)
+        except registry.UnknownReproductionError as exc:
+            return _err(str(exc))
+    try:
+        harness.check_writable(Path(args.out))
+    except harness.OutputDirError as exc:
+        return _err(str(exc))
+
+    summary: list[tuple[str, str]] = []
+    any_fail = False
+    data_error = False
+    for name in names:
+        print(f"\n== {name} ({args.profile}) ==", flush=True)
+        try:
+            res = harness.run(
+                name, profile=args.profile, out=args.out, seed=args.seed,
+                progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
+            )
+        except DataError as exc:
+            print(f"neurips18: data error in {name}: {exc}", file=sys.stderr)
+            summary.append((name, "data error"))
+            data_error = True
+            continue
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: rerun the same command to resume {name} from its "
+                  "checkpoint", file=sys.stderr)
+            return 130
+        print(harness.format_table(res.outcome.comparisons), end="")
+        for note in res.outcome.notes:
+            print(f"  note: {note}")
+        fails = len(res.failed)
+        any_fail |= fails > 0
+        resumed = f", resumed {len(res.resumed_steps)} steps" if res.resumed_steps else ""
+        summary.append((name, f"{'FAIL' if fails else 'ok'} ({res.wall_time_s:.1f} s{resumed})"
+                              f" -> {res.out_dir}"))
+    if len(names) > 1:
+        print("\n== summary ==")
+        for name, status in summary:
+            print(f"{name:<20} {status}")
+    if data_error:
+        return EXIT_USAGE
+    return EXIT_FAIL if any_fail else EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from neurips18.repro import report
+
+    results = Path(args.results)
+    if not results.is_dir():
+        return _err(f"results directory {str(results)!r} does not exist; run `reproduce` first")
+    try:
+        path = report.write_report(results, Path(args.out))
+    except OSError as exc:
+        return _err(f"cannot write report {args.out!r}: {exc.strerror or exc}")
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    bdir = Path(args.dir)
+    if not bdir.is_dir():
+        return _err(f"benchmarks directory {str(bdir)!r} not found (run from the repository root)")
+    available = sorted(p.stem.removeprefix("bench_") for p in bdir.glob("bench_*.py"))
+    if not args.name:
+        print("benchmarks:", ", ".join(available) or "(none)")
+        return EXIT_OK
+    if args.name not in available:
+        return _err(f"unknown benchmark {args.name!r}; available: {', '.join(available)}")
+    sys.argv = [str(bdir / f"bench_{args.name}.py"), *args.args]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    handler = {
+        "list": _cmd_list,
+        "reproduce": _cmd_reproduce,
+        "report": _cmd_report,
+        "bench": _cmd_bench,
+    }[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
