@@ -1,0 +1,16 @@
+"""Low-precision training: number formats, rounding, chunked accumulation, FP8 layers.
+
+Implements the techniques of Wang, Choi, Brand, Chen and Gopalakrishnan, "Training Deep
+Neural Networks with 8-bit Floating Point Numbers" (NeurIPS 2018, arXiv:1812.08011):
+an FP8 (1-5-2) data format, FP16 (1-6-9) chunk-based accumulation for the three GEMMs of
+every layer, and stochastic rounding for FP16 weight updates -- all emulated bit-exactly in
+float32 on any machine.
+"""
+
+from neurips18.lowprec.formats import BF16, E4M3, E5M2, E6M9, FP16, FP32, PRESETS, FloatFormat
+from neurips18.lowprec.quantize import is_representable, quantize
+
+__all__ = [
+    "BF16", "E4M3", "E5M2", "E6M9", "FP16", "FP32", "PRESETS", "FloatFormat",
+    "is_representable", "quantize",
+]

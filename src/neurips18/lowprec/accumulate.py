@@ -1,0 +1,164 @@
+"""Chunk-based accumulation in a narrow floating-point format.
+
+Wang et al. (NeurIPS 2018, arXiv:1812.08011, Sec. 3) show that summing a long dot product
+in FP16 (1-6-9) loses most of the small addends once the running sum has grown
+("swamping"): every addition rounds to the sum's ulp. Cutting the sum into chunks of length
+``CL``, summing each chunk in FP16 and then summing the chunk results in FP16 keeps every
+running sum short.
+
+Error (u = 2**-(man_bits+1), unit roundoff of the accumulation format; S = sum |x_i|):
+
+* sequential (``chunk >= n`` or ``chunk == 1``): |error| <= (n - 1) u S to first order, and
+  in practice a sum of many same-sign terms stalls once the terms fall below half an ulp of
+  the running sum (relative error -> 1 for n u >> 1);
+* chunked, exact mode: |error| <= (CL - 1 + n/CL) u S to first order, minimised near
+  CL = sqrt(n);
+* chunked, fast mode (each chunk summed in float32, then rounded once, chunk results summed
+  in the format): |error| <= (n/CL + 1) u S + (CL - 1) 2**-24 S.
+
+Each addition is rounded to nearest-even; products in ``chunked_matmul`` are formed in
+float32 and rounded to the accumulation format before being added (exact when both inputs
+are E5M2 and the format is E6M9, as in the paper; otherwise a float32 rounding precedes it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from neurips18.lowprec.formats import FloatFormat
+from neurips18.lowprec.quantize import (
+    _as_float32,
+    _check_format,
+    _constants,
+    add_round,
+    round_nearest_,
+    round_nearest_np,
+)
+
+_NUMPY_MAX_NUMEL = 1 << 12  # below this, sequential loops run in NumPy (less call overhead)
+
+
+def _accumulate(terms: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """Sum ``terms`` along dim 0 in order, rounding every addition to nearest in ``fmt``.
+
+    Starts from +0, so the first term is itself rounded. Vectorised over the other dims.
+    """
+    out_shape = terms.shape[1:]
+    if terms.device.type == "cpu" and terms[0].numel() <= _NUMPY_MAX_NUMEL:
+        t = terms.contiguous().numpy()
+        acc = np.zeros(out_shape, dtype=np.float32)
+        for i in range(t.shape[0]):
+            acc = round_nearest_np(acc + t[i], fmt)
+        return torch.from_numpy(acc)
+    c, q = _constants(fmt, terms.device)
+    acc_t = torch.zeros(out_shape, dtype=torch.float32, device=terms.device)
+    for i in range(terms.shape[0]):
+        acc_t = add_round(acc_t, terms[i], c, q)
+    return acc_t
+
+Mode = Literal["exact", "fast"]
+_MODES = ("exact", "fast")
+
+
+def _check_chunk(chunk: object) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, int):
+        raise TypeError(f"chunk must be a positive int, got {chunk!r}")
+    if chunk <= 0:
+        raise ValueError(f"chunk must be a positive int, got {chunk}")
+    return chunk
+
+
+def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
+                dim: int = -1) -> torch.Tensor:
+    """Sum ``x`` along ``dim`` in ``acc_fmt`` with chunk-based accumulation.
+
+    Every addition is rounded to nearest-even in ``acc_fmt``: inside each chunk of ``chunk``
+    consecutive elements, then across the chunk results in order. ``chunk=1`` (or any
+    ``chunk >= x.shape[dim]``) is plain sequential accumulation. The loops run over the chunk
+    length and the number of chunks, vectorised over everything else.
+
+    Returns a float32 tensor with ``dim`` removed, representable in ``acc_fmt``.
+    """
+    acc_fmt = _check_format(acc_fmt, "acc_fmt")
+    chunk = _check_chunk(chunk)
+    xf = _as_float32(x)
+    if xf.dim() == 0:
+        raise ValueError("x must have at least one dimension to sum over")
+    if not -xf.dim() <= dim < xf.dim():
+        raise ValueError(f"dim must be in [{-xf.dim()}, {xf.dim() - 1}], got {dim}")
+    xm = xf.movedim(dim, -1)
+    lead = xm.shape[:-1]
+    n = xm.shape[-1]
+    if n == 0:
+        return torch.zeros(lead, dtype=torch.float32, device=xf.device)
+    cl = min(chunk, n)
+    nc = -(-n // cl)
+    rows = xm.reshape(-1, n)
+    if nc * cl != n:  # zero padding adds nothing: round(s + 0) == s for representable s
+        rows = torch.nn.functional.pad(rows, (0, nc * cl - n))
+    blocks = rows.reshape(-1, nc, cl)
+    with torch.no_grad():
+        partial = _accumulate(blocks.permute(2, 0, 1), acc_fmt)  # (B, nc): chunk sums
+        total = _accumulate(partial.t(), acc_fmt)  # (B,): sum of the chunk sums
+    return total.reshape(lead)
+
+
+def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
+                   mode: Mode = "exact") -> torch.Tensor:
+    """Matrix product ``a @ b`` accumulated in ``acc_fmt`` with chunks of length ``chunk``.
+
+    Parameters
+    ----------
+    a, b : 2-D floating tensors of shapes (M, K) and (K, N). The caller quantizes them to
+        the data format first (e.g. ``quantize(a, E5M2)``); they are used as given.
+    acc_fmt : accumulation format (the paper: ``E6M9``).
+    chunk : chunk length CL along K (the paper: 64).
+    mode : ``"exact"`` rounds every product and every addition to ``acc_fmt``, inside the
+        chunks and between them (a loop over K, vectorised over the M x N outputs);
+        ``"fast"`` sums each chunk in float32 (one batched matmul), rounds each chunk result
+        to ``acc_fmt`` and adds the chunk results in order with rounding. See the module
+        docstring for the error of each.
+
+    Returns a float32 (M, N) tensor representable in ``acc_fmt``.
+    """
+    acc_fmt = _check_format(acc_fmt, "acc_fmt")
+    chunk = _check_chunk(chunk)
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    af = _as_float32(a, "a")
+    bf = _as_float32(b, "b")
+    if af.dim() != 2 or bf.dim() != 2:
+        raise ValueError(f"a and b must be 2-D, got shapes {tuple(af.shape)} and "
+                         f"{tuple(bf.shape)}")
+    m, k = af.shape
+    k2, n = bf.shape
+    if k != k2:
+        raise ValueError(f"inner dimensions differ: a is {tuple(af.shape)}, b is "
+                         f"{tuple(bf.shape)}")
+    if af.device != bf.device:
+        raise ValueError(f"a and b are on different devices ({af.device}, {bf.device})")
+    out = torch.zeros((m, n), dtype=torch.float32, device=af.device)
+    if k == 0 or m == 0 or n == 0:
+        return out
+    c, q = _constants(acc_fmt, af.device)
+    cl = min(chunk, k)
+    nc = -(-k // cl)
+    with torch.no_grad():
+        if mode == "exact":
+            for i in range(nc):
+                partial = torch.zeros_like(out)
+                for kk in range(i * cl, min((i + 1) * cl, k)):
+                    partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
+                out = add_round(out, partial, c, q)
+            return out
+        pad = nc * cl - k
+        if pad:
+            af = torch.nn.functional.pad(af, (0, pad))
+            bf = torch.nn.functional.pad(bf, (0, 0, 0, pad))
+        ab = af.reshape(m, nc, cl).transpose(0, 1)  # (nc, M, CL)
+        bb = bf.reshape(nc, cl, n)  # (nc, CL, N)
+        partials = round_nearest_(torch.bmm(ab, bb), c, q)
+        return _accumulate(partials, acc_fmt)

@@ -1,0 +1,339 @@
+"""Rounding float32 tensors to a narrower :class:`~neurips18.lowprec.FloatFormat`.
+
+The rounding works on the bit pattern of float32 (no table look-ups, no float64):
+
+* normal results: round-to-nearest-even adds ``2**(s-1) - 1 + lsb`` to the integer
+  representation and clears the ``s = 23 - man_bits`` low bits, letting a mantissa carry
+  ripple into the exponent; stochastic rounding adds ``s`` uniform random bits instead and
+  truncates, so the probability of rounding up is exactly the discarded fraction of an ulp
+  (Wang et al. 2018, Sec. 3: ``round(x) = floor(x) + eps`` with probability
+  ``(x - floor(x)) / eps``);
+* subnormal results: the 24-bit significand is shifted right by a per-element amount and
+  rounded the same way, then scaled back by the subnormal spacing ``2**(emin - man_bits)``
+  (exact in float32 for every supported format).
+
+Random bits for stochastic rounding come from a counter-based hash (two rounds of a
+32-bit integer mixer over the element index) keyed by two 32-bit words drawn from the
+caller's ``torch.Generator``. Results are therefore a pure function of the tensor, the format
+and the generator state, identical with and without ``torch.compile`` and on any thread
+count, and each call advances the generator by one small draw. Stochastic rounding is exactly
+unbiased for results in the normal range; for subnormal results the noise has 30 bits, so
+the probability of rounding up is exact to 2**-30 of an ulp.
+
+Large tensors (``>= 2**16`` elements) go through a ``torch.compile``-d version of the same
+kernel (compiled at first use, never at import); set the environment variable
+``NEURIPS18_LOWPREC_COMPILE=0`` to stay in eager mode. If compilation is not possible the
+eager kernel is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from neurips18.lowprec.formats import FloatFormat
+
+Rounding = Literal["nearest", "stochastic"]
+_ROUNDINGS = ("nearest", "stochastic")
+_COMPILE_MIN_NUMEL = 1 << 16
+_INF_BITS = 0x7F800000
+_MASK32 = 0xFFFFFFFF
+_HASH_MUL = 0x45D9F3B  # < 2**27, so products of 32-bit values stay below 2**59 in int64
+
+# index of each constant in the int32 constant vector
+_SHIFT, _HALF, _LSBM, _KEEP, _LOW, _MINN, _MAXB, _OVFB, _SUBB, _SUBOK = range(10)
+
+
+@functools.lru_cache(maxsize=64)
+def _constants_cpu(fmt: FloatFormat) -> tuple[torch.Tensor, torch.Tensor]:
+    m = fmt.man_bits
+    shift = 23 - m
+    keep = ~((1 << shift) - 1)
+    max_bits = ((fmt.emax + 127) << 23) | (((1 << m) - 1) << shift)
+    ovf_bits = _INF_BITS if fmt.overflow == "inf" else max_bits
+    ints = torch.tensor(
+        [
+            shift,
+            (1 << (shift - 1)) - 1 if shift > 0 else 0,
+            1 if shift > 0 else 0,
+            keep,
+            (1 << shift) - 1,
+            (fmt.emin + 127) << 23,  # bits of the smallest normal
+            max_bits,
+            ovf_bits,
+            150 + fmt.emin - m,  # right shift of the significand for a biased exponent of 0
+            1 if fmt.subnormals else 0,
+        ],
+        dtype=torch.int32,
+    )
+    q = torch.tensor(2.0 ** (fmt.emin - m), dtype=torch.float32)  # subnormal spacing
+    return ints, q
+
+
+def _constants(fmt: FloatFormat, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    ints, q = _constants_cpu(fmt)
+    if device.type != "cpu":
+        return ints.to(device), q.to(device)
+    return ints, q
+
+
+def _mix(h: torch.Tensor) -> torch.Tensor:
+    h = (((h >> 16) ^ h) * _HASH_MUL) & _MASK32
+    h = (((h >> 16) ^ h) * _HASH_MUL) & _MASK32
+    return (h >> 16) ^ h
+
+
+def _noise(n: int, key: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """32 random bits per element (as int32 in [0, 2**31) after masking), from the key."""
+    idx = torch.arange(n, dtype=torch.int64, device=device)
+    h = _mix((idx & _MASK32) ^ key[0])
+    h = _mix(h ^ key[1] ^ (idx >> 32))
+    return (h & 0x7FFFFFFF).to(torch.int32)
+
+
+def _round_normal(a: torch.Tensor, c: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    """Round magnitudes ``a`` (int32 bit patterns) assuming a normal result."""
+    if noise is None:
+        r = (a + c[_HALF] + ((a >> c[_SHIFT]) & c[_LSBM])) & c[_KEEP]
+    else:
+        r = (a + (noise & c[_LOW])) & c[_KEEP]
+    return torch.where(r > c[_MAXB], c[_OVFB], r)
+
+
+def _round_subnormal(a: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+                     noise: torch.Tensor | None) -> torch.Tensor:
+    """Round magnitudes ``a`` assuming a subnormal result (bit patterns of the result)."""
+    e = a >> 23
+    sig = (a & 0x7FFFFF) | ((e > 0).to(torch.int32) << 23)
+    s = c[_SUBB] - torch.clamp(e, min=1)
+    s_c = torch.clamp(s, min=1, max=30)  # elements in the normal range get a harmless 1
+    if noise is None:
+        half = (torch.ones_like(s_c) << (s_c - 1)) - 1
+        n = (sig + half + ((sig >> s_c) & 1)) >> s_c
+    else:
+        sig = sig >> torch.clamp(s - s_c, min=0)  # only far below range: drops bits < 2**-30
+        low = (torch.ones_like(s_c) << s_c) - 1
+        n = (sig + (noise & low)) >> s_c
+    # without subnormals, anything that does not round up to the smallest normal is zero
+    n = n * torch.clamp(c[_SUBOK] + (n >> (23 - c[_SHIFT])), max=1)
+    return (n.to(torch.float32) * q).view(torch.int32)
+
+
+def _kernel(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+            noise: torch.Tensor | None) -> torch.Tensor:
+    """Round flat float32 ``x``; ``noise`` (int32, >= 0) selects stochastic rounding.
+
+    Branch-free: every element goes through both the normal and the subnormal path (this is
+    the version that gets compiled).
+    """
+    b = x.view(torch.int32)
+    a = b & 0x7FFFFFFF
+    r = torch.where(a < c[_MINN], _round_subnormal(a, c, q, noise), _round_normal(a, c, noise))
+    out = torch.where(a >= _INF_BITS, b, (b & -0x80000000) | r)  # NaN and inf pass through
+    return out.view(torch.float32)
+
+
+def _kernel_eager(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+                  noise: torch.Tensor | None) -> torch.Tensor:
+    """Same results as :func:`_kernel`, with fewer operations on typical data.
+
+    The subnormal and non-finite paths only run when some element needs them, which cuts
+    the per-call overhead that dominates the sequential accumulation loops.
+    """
+    b = x.view(torch.int32)
+    a = b & 0x7FFFFFFF
+    r = _round_normal(a, c, noise)
+    small = a < c[_MINN]
+    if bool(small.any()):
+        r = torch.where(small, _round_subnormal(a, c, q, noise), r)
+    r = r | (b & -0x80000000)
+    special = a >= _INF_BITS
+    if bool(special.any()):
+        r = torch.where(special, b, r)
+    return r.view(torch.float32)
+
+
+@functools.lru_cache(maxsize=64)
+def _np_constants(fmt: FloatFormat) -> tuple[Any, ...]:
+    ints, q = _constants_cpu(fmt)
+    return (*(np.int32(v) for v in ints.tolist()), np.float32(q.item()))
+
+
+def round_nearest_np(x: np.ndarray, fmt: FloatFormat) -> np.ndarray:
+    """Internal: nearest rounding of a float32 NumPy array (same results as the torch kernel).
+
+    Used for the many tiny roundings of sequential accumulation, where NumPy's per-call
+    overhead is several times lower than torch's.
+    """
+    shift, half, lsbm, keep, _low, minn, maxb, ovfb, subb, subok, q = _np_constants(fmt)
+    b = x.view(np.int32)
+    a = b & np.int32(0x7FFFFFFF)
+    r = (a + half + ((a >> shift) & lsbm)) & keep
+    r = np.where(r > maxb, ovfb, r)
+    small = a < minn
+    if small.any():
+        e = a >> 23
+        sig = (a & np.int32(0x7FFFFF)) | ((e > 0).astype(np.int32) << 23)
+        s_c = np.clip(subb - np.maximum(e, 1), 1, 30).astype(np.int32)
+        hv = (np.int32(1) << (s_c - 1)) - 1
+        n = (sig + hv + ((sig >> s_c) & 1)) >> s_c
+        n = n * np.minimum(subok + (n >> (23 - shift)), 1)
+        sub = (n.astype(np.float32) * q).view(np.int32)
+        r = np.where(small, sub, r)
+    r = r | (b & np.int32(-0x80000000))
+    special = a >= _INF_BITS
+    if special.any():
+        r = np.where(special, b, r)
+    return r.view(np.float32)
+
+
+@functools.cache
+def _compiled(stochastic: bool) -> Callable[..., torch.Tensor] | None:
+    if os.environ.get("NEURIPS18_LOWPREC_COMPILE", "1") == "0":
+        return None
+    try:
+        if stochastic:
+            def fn(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+                   key: torch.Tensor) -> torch.Tensor:
+                return _kernel(x, c, q, _noise(x.numel(), key, x.device))
+        else:
+            def fn(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor,  # type: ignore[misc]
+                   key: torch.Tensor) -> torch.Tensor:
+                return _kernel(x, c, q, None)
+        return torch.compile(fn, dynamic=True)
+    except Exception:  # pragma: no cover - depends on the installation
+        return None
+
+
+_compile_failed: set[bool] = set()
+
+
+def _run(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor, key: torch.Tensor | None) -> Any:
+    stochastic = key is not None
+    if x.numel() >= _COMPILE_MIN_NUMEL and stochastic not in _compile_failed:
+        fn = _compiled(stochastic)
+        if fn is not None:
+            try:
+                return fn(x, c, q, key if key is not None else c)
+            except Exception as exc:  # pragma: no cover - depends on the installation
+                _compile_failed.add(stochastic)
+                warnings.warn(f"torch.compile of the quantize kernel failed ({exc!r}); "
+                              "using the eager kernel", RuntimeWarning, stacklevel=3)
+    noise = None if key is None else _noise(x.numel(), key, x.device)
+    return _kernel_eager(x, c, q, noise)
+
+
+@functools.cache
+def _compiled_step(fused_product: bool) -> Callable[..., torch.Tensor] | None:
+    """Compiled ``round(acc + round(u * v))`` (or ``round(acc + u)``), nearest rounding."""
+    if os.environ.get("NEURIPS18_LOWPREC_COMPILE", "1") == "0":
+        return None
+    try:
+        if fused_product:
+            def fn(acc: torch.Tensor, u: torch.Tensor, v: torch.Tensor, c: torch.Tensor,
+                   q: torch.Tensor) -> torch.Tensor:
+                p = _kernel((u * v).reshape(-1), c, q, None)
+                return _kernel(acc.reshape(-1) + p, c, q, None).reshape(acc.shape)
+        else:
+            def fn(acc: torch.Tensor, u: torch.Tensor, v: torch.Tensor,  # type: ignore[misc]
+                   c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+                return _kernel((acc + u).reshape(-1), c, q, None).reshape(acc.shape)
+        return torch.compile(fn, dynamic=True)
+    except Exception:  # pragma: no cover
+        return None
+
+
+def round_nearest_(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Internal: nearest rounding of a float32 tensor with precomputed constants."""
+    return _run(x.contiguous().reshape(-1), c, q, None).reshape(x.shape)  # type: ignore[no-any-return]
+
+
+def add_round(acc: torch.Tensor, u: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+              v: torch.Tensor | None = None) -> torch.Tensor:
+    """Internal: ``round(acc + u)``, or ``round(acc + round(u * v))`` when ``v`` is given.
+
+    ``acc`` has the broadcast shape of the result. Large tensors use one fused compiled
+    kernel; small ones the eager kernel.
+    """
+    if acc.numel() >= _COMPILE_MIN_NUMEL and False not in _compile_failed:
+        fn = _compiled_step(v is not None)
+        if fn is not None:
+            try:
+                return fn(acc, u, u if v is None else v, c, q)
+            except Exception as exc:  # pragma: no cover
+                _compile_failed.add(False)
+                warnings.warn(f"torch.compile of the accumulation kernel failed ({exc!r}); "
+                              "using the eager kernel", RuntimeWarning, stacklevel=2)
+    if v is not None:
+        u = _kernel_eager((u * v).reshape(-1), c, q, None).reshape(acc.shape)
+    return _kernel_eager((acc + u).reshape(-1), c, q, None).reshape(acc.shape)
+
+
+def _check_format(fmt: object, name: str = "fmt") -> FloatFormat:
+    if not isinstance(fmt, FloatFormat):
+        raise TypeError(f"{name} must be a FloatFormat (e.g. E5M2), got {type(fmt).__name__}")
+    return fmt
+
+
+def _as_float32(x: object, name: str = "x") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x.detach().to(torch.float32).contiguous()
+
+
+def draw_key(generator: torch.Generator | None, device: torch.device | None = None
+             ) -> torch.Tensor:
+    """Draw the two 32-bit words that key one stochastic-rounding call."""
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    key = torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64, device=gdev)
+    return key if device is None or key.device == device else key.to(device)
+
+
+def quantize(x: torch.Tensor, fmt: FloatFormat, rounding: Rounding = "nearest",
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Round ``x`` to the nearest (or a stochastically chosen) value of ``fmt``.
+
+    Parameters
+    ----------
+    x : floating-point tensor (float16/bfloat16/float64 are first converted to float32; a
+        float64 input is therefore rounded twice).
+    fmt : the target :class:`FloatFormat`.
+    rounding : ``"nearest"`` (round half to even, IEEE default) or ``"stochastic"`` (round up
+        with probability equal to the distance from the lower neighbour in ulps; unbiased).
+    generator : ``torch.Generator`` used for stochastic rounding (the default generator if
+        None); ignored for nearest rounding.
+
+    Returns
+    -------
+    A new float32 tensor of ``x``'s shape whose values are all representable in ``fmt``
+    (with +-inf, NaN and -0 preserved). The operation is not differentiable; use it inside
+    custom autograd functions or with a straight-through estimator.
+    """
+    fmt = _check_format(fmt)
+    if rounding not in _ROUNDINGS:
+        raise ValueError(f"rounding must be one of {_ROUNDINGS}, got {rounding!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
+    xf = _as_float32(x)
+    if xf.numel() == 0:
+        return xf.clone()
+    c, q = _constants(fmt, xf.device)
+    key = draw_key(generator, xf.device) if rounding == "stochastic" else None
+    with torch.no_grad():
+        out = _run(xf.reshape(-1), c, q, key)
+    return out.reshape(x.shape)
+
+
+def is_representable(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """Boolean mask of the elements of ``x`` that ``fmt`` represents exactly (NaN counts)."""
+    xf = _as_float32(x)
+    y = quantize(xf, fmt)
+    return (y == xf) | (torch.isnan(xf) & torch.isnan(y))
