@@ -35,7 +35,8 @@ def ref_round(v: float, e: int, m: int, subnormals: bool = True, overflow: str =
 
 
 def ref_chunked_sum(values: list[float], e: int, m: int, chunk: int) -> float:
-    """Scalar chunk-based accumulation: round after every addition."""
+    """Scalar chunk-based accumulation: round the terms, then after every addition."""
+    values = [ref_round(v, e, m) for v in values]
     total = 0.0
     for start in range(0, len(values), chunk):
         part = 0.0

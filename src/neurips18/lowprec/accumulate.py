@@ -16,9 +16,12 @@ Error (u = 2**-(man_bits+1), unit roundoff of the accumulation format; S = sum |
 * chunked, fast mode (each chunk summed in float32, then rounded once, chunk results summed
   in the format): |error| <= (n/CL + 1) u S + (CL - 1) 2**-24 S.
 
-Each addition is rounded to nearest-even; products in ``chunked_matmul`` are formed in
-float32 and rounded to the accumulation format before being added (exact when both inputs
-are E5M2 and the format is E6M9, as in the paper; otherwise a float32 rounding precedes it).
+Terms are first rounded to the accumulation format (in ``chunked_matmul``: each product,
+formed in float32, which is exact when both inputs are E5M2 and the format is E6M9, as in
+the paper). Each addition is then done in float32 and rounded to nearest-even in the format;
+for formats with ``man_bits <= 10`` this equals the correctly rounded sum, because float32
+has at least 2p + 2 significand bits (p = man_bits + 1), which makes double rounding
+innocuous. Wider formats (``man_bits > 10``) may see a rare double-rounding difference.
 """
 
 from __future__ import annotations
@@ -75,7 +78,8 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
                 dim: int = -1) -> torch.Tensor:
     """Sum ``x`` along ``dim`` in ``acc_fmt`` with chunk-based accumulation.
 
-    Every addition is rounded to nearest-even in ``acc_fmt``: inside each chunk of ``chunk``
+    The terms are rounded to ``acc_fmt`` first; then every addition is rounded to
+    nearest-even in ``acc_fmt``: inside each chunk of ``chunk``
     consecutive elements, then across the chunk results in order. ``chunk=1`` (or any
     ``chunk >= x.shape[dim]``) is plain sequential accumulation. The loops run over the chunk
     length and the number of chunks, vectorised over everything else.
@@ -96,7 +100,7 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
         return torch.zeros(lead, dtype=torch.float32, device=xf.device)
     cl = min(chunk, n)
     nc = -(-n // cl)
-    rows = xm.reshape(-1, n)
+    rows = round_nearest_(xm.reshape(-1, n), *_constants(acc_fmt, xf.device))
     if nc * cl != n:  # zero padding adds nothing: round(s + 0) == s for representable s
         rows = torch.nn.functional.pad(rows, (0, nc * cl - n))
     blocks = rows.reshape(-1, nc, cl)
