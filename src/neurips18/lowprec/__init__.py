@@ -7,10 +7,14 @@ every layer, and stochastic rounding for FP16 weight updates -- all emulated bit
 float32 on any machine.
 """
 
+from neurips18.lowprec.accumulate import chunked_matmul, chunked_sum
 from neurips18.lowprec.formats import BF16, E4M3, E5M2, E6M9, FP16, FP32, PRESETS, FloatFormat
+from neurips18.lowprec.layers import Fp8Conv2d, Fp8Linear, Fp8Recipe, convert_to_fp8
+from neurips18.lowprec.optim import StochasticRoundingSGD, sr_sgd
 from neurips18.lowprec.quantize import is_representable, quantize
 
 __all__ = [
     "BF16", "E4M3", "E5M2", "E6M9", "FP16", "FP32", "PRESETS", "FloatFormat",
-    "is_representable", "quantize",
+    "Fp8Conv2d", "Fp8Linear", "Fp8Recipe", "StochasticRoundingSGD", "chunked_matmul",
+    "chunked_sum", "convert_to_fp8", "is_representable", "quantize", "sr_sgd",
 ]

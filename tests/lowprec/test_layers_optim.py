@@ -1,0 +1,236 @@
+"""Emulated FP8 layers, convert_to_fp8, Fp8Recipe and StochasticRoundingSGD."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from neurips18.lowprec import (
+    E5M2,
+    E6M9,
+    FP16,
+    FP32,
+    Fp8Conv2d,
+    Fp8Linear,
+    Fp8Recipe,
+    StochasticRoundingSGD,
+    chunked_matmul,
+    chunked_sum,
+    convert_to_fp8,
+    is_representable,
+    quantize,
+    sr_sgd,
+)
+from neurips18.lowprec.models import cifar_resnet, mnist_cnn, mnist_mlp
+
+NO_ROUNDING = Fp8Recipe(data_format=FP32, acc_format=FP32, high_format=FP32)
+
+
+def _sqnr_db(ref: torch.Tensor, got: torch.Tensor) -> float:
+    return 10 * math.log10(ref.pow(2).sum().item() / (ref - got).pow(2).sum().item())
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_linear_plumbing_matches_nn_linear_without_rounding(mode):
+    torch.manual_seed(0)
+    lin = nn.Linear(20, 7)
+    emu = convert_to_fp8(nn.Linear(20, 7), Fp8Recipe(data_format=FP32, acc_format=FP32,
+                                                   high_format=FP32, mode=mode))
+    emu.load_state_dict(lin.state_dict())
+    x = torch.randn(2, 5, 20, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = lin(x), emu(x2)
+    assert torch.allclose(y, y2, atol=1e-5)
+    gy = torch.randn_like(y)
+    y.backward(gy)
+    y2.backward(gy)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-5)
+    assert torch.allclose(lin.weight.grad, emu.weight.grad, atol=1e-4)
+    assert torch.allclose(lin.bias.grad, emu.bias.grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(padding=2, dilation=2),
+                                dict(stride=(2, 1), padding=(1, 0), bias=False)])
+def test_conv_plumbing_matches_nn_conv2d_without_rounding(kw):
+    torch.manual_seed(1)
+    conv = nn.Conv2d(3, 4, 3, **kw)
+    emu = nn.Sequential(nn.Conv2d(3, 4, 3, **kw))
+    emu.load_state_dict({"0." + k: v for k, v in conv.state_dict().items()})
+    convert_to_fp8(emu, NO_ROUNDING)
+    assert isinstance(emu[0], Fp8Conv2d)
+    x = torch.randn(2, 3, 9, 8, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    y, y2 = conv(x), emu(x2)
+    assert y.shape == y2.shape and torch.allclose(y, y2, atol=1e-5)
+    gy = torch.randn_like(y)
+    y.backward(gy)
+    y2.backward(gy)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-4)
+    assert torch.allclose(conv.weight.grad, emu[0].weight.grad, atol=1e-4)
+    if conv.bias is not None:
+        assert torch.allclose(conv.bias.grad, emu[0].bias.grad, atol=1e-4)
+
+
+def test_linear_gemms_follow_the_recipe_exactly():
+    """Forward, backward-data and weight-gradient GEMMs equal the documented compositions."""
+    torch.manual_seed(2)
+    rec = Fp8Recipe(keep_first_last=False, chunk=16, loss_scale=8.0)
+    emu = convert_to_fp8(nn.Linear(40, 6), rec)
+    x = torch.randn(33, 40, requires_grad=True)
+    y = emu(x)
+    gy = torch.randn_like(y) * 1e-3
+    y.backward(gy)
+    xq, wq = quantize(x.detach(), E5M2), quantize(emu.weight.detach(), E5M2)
+    y_ref = quantize(chunked_matmul(xq, wq.t(), E6M9, 16, "fast") + emu.bias.detach(), E6M9)
+    assert torch.equal(y.detach(), y_ref)
+    gq = quantize(gy * 8.0, E5M2)
+    assert torch.equal(x.grad, chunked_matmul(gq, wq, E6M9, 16, "fast") / 8.0)
+    assert torch.equal(emu.weight.grad, chunked_matmul(gq.t(), xq, E6M9, 16, "fast") / 8.0)
+    assert torch.equal(emu.bias.grad, chunked_sum(gq, E6M9, 16, dim=0) / 8.0)
+    for t in (y.detach(), x.grad, emu.weight.grad):
+        assert bool(is_representable(t, E6M9).all())
+
+
+def test_fp8_recipe_keeps_sqnr_of_a_cnn():
+    torch.manual_seed(3)
+    ref = mnist_cnn()
+    emu = mnist_cnn()
+    emu.load_state_dict(ref.state_dict())
+    convert_to_fp8(emu, Fp8Recipe())
+    x = torch.rand(8, 1, 28, 28)
+    assert _sqnr_db(ref(x), emu(x)) > 15.0  # E5M2 inputs: ~ 20 dB per rounding
+
+
+def test_convert_to_fp8_first_last_filter_and_shared_parameters():
+    model = mnist_mlp(32)
+    params = list(model.parameters())
+    convert_to_fp8(model, Fp8Recipe())
+    lins = [m for m in model if isinstance(m, Fp8Linear)]
+    assert len(lins) == 3
+    assert [m.cfg.data for m in lins] == [E6M9, E5M2, E6M9]
+    assert list(model.parameters()) == params  # same objects: optimizers keep working
+    m2 = convert_to_fp8(mnist_mlp(32), Fp8Recipe(keep_first_last=False, high_format=FP16))
+    assert all(m.cfg.data == E5M2 for m in m2 if isinstance(m, Fp8Linear))
+    m3 = convert_to_fp8(mnist_mlp(32), module_filter=lambda mod, name: name != "3")
+    assert isinstance(m3[3], nn.Linear) and not isinstance(m3[3], Fp8Linear)
+    grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 3, padding="same"))
+    convert_to_fp8(grouped)
+    assert not any(isinstance(m, Fp8Conv2d) for m in grouped)
+    assert isinstance(convert_to_fp8(nn.Linear(3, 2)), Fp8Linear)
+    with pytest.raises(TypeError, match="recipe"):
+        convert_to_fp8(model, "fp8")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="module"):
+        convert_to_fp8("model")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kwargs, word", [(dict(chunk=0), "chunk"), (dict(mode="slow"), "mode"),
+                                          (dict(loss_scale=0.0), "loss_scale"),
+                                          (dict(loss_scale=float("inf")), "loss_scale"),
+                                          (dict(data_format="E5M2"), "data_format")])
+def test_recipe_validation(kwargs, word):
+    with pytest.raises((ValueError, TypeError), match=word):
+        Fp8Recipe(**kwargs)
+
+
+def test_recipe_is_frozen():
+    with pytest.raises(AttributeError):
+        Fp8Recipe().chunk = 32  # type: ignore[misc]
+
+
+def test_cifar_resnet_fp8_step_on_synthetic_batch():
+    torch.manual_seed(4)
+    model = convert_to_fp8(cifar_resnet(8), Fp8Recipe(loss_scale=128.0))
+    opt = StochasticRoundingSGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4,
+                                generator=torch.Generator().manual_seed(0))
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    assert math.isfinite(loss.item())
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    for p in model.parameters():
+        assert bool(is_representable(p.detach(), E6M9).all())
+
+
+# ---------------------------------------------------------------- optimizer
+def test_optimizer_validation_messages():
+    p = [nn.Parameter(torch.ones(2))]
+    with pytest.raises(ValueError, match="Invalid learning rate: -1"):
+        StochasticRoundingSGD(p, lr=-1)
+    with pytest.raises(ValueError, match="Invalid momentum value: -0.5"):
+        StochasticRoundingSGD(p, lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="Invalid weight_decay value: -1"):
+        StochasticRoundingSGD(p, lr=0.1, weight_decay=-1)
+    with pytest.raises(ValueError, match="Invalid rounding"):
+        StochasticRoundingSGD(p, lr=0.1, rounding="up")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fmt"):
+        StochasticRoundingSGD(p, lr=0.1, fmt="E6M9")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Invalid learning rate: nan"):
+        StochasticRoundingSGD(p, lr=float("nan"))
+
+
+def test_small_updates_stall_with_nearest_and_survive_with_sr():
+    """Adding 1e-4 to w = 1 ten thousand times (the brief's experiment), FP16 weights."""
+    out = {}
+    for rounding in ("nearest", "stochastic"):
+        w = nn.Parameter(torch.ones(2000))
+        opt = StochasticRoundingSGD([w], lr=1e-4, fmt=FP16, rounding=rounding,
+                                    generator=torch.Generator().manual_seed(0))
+        for _ in range(10_000):
+            w.grad = -torch.ones(2000)
+            opt.step()
+        out[rounding] = w.detach()
+    assert torch.equal(out["nearest"], torch.ones(2000))  # 1e-4 < half ulp (4.9e-4) of 1
+    # SR: each step moves by an unbiased amount; the mean over 2000 weights is ~ 2.0
+    assert abs(out["stochastic"].double().mean().item() - 2.0) < 0.01
+
+
+def test_optimizer_state_functional_core_and_repeatability():
+    torch.manual_seed(5)
+    w0 = torch.randn(50)
+    grads = [torch.randn(50) * 1e-2 for _ in range(5)]
+
+    def run(seed):
+        w = nn.Parameter(w0.clone())
+        opt = StochasticRoundingSGD([w], lr=0.1, momentum=0.9, weight_decay=1e-3,
+                                    generator=torch.Generator().manual_seed(seed))
+        for g in grads:
+            w.grad = g.clone()
+            opt.step()
+        return w.detach().clone(), opt
+
+    a, opt = run(0)
+    b, _ = run(0)
+    c, _ = run(1)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    (p,) = opt.param_groups[0]["params"]
+    buf = opt.state[p]["momentum_buffer"]
+    assert bool(is_representable(buf, E6M9).all()) and bool(is_representable(a, E6M9).all())
+    # functional core reproduces the class
+    w = quantize(w0.clone(), E6M9)
+    bufs: list[torch.Tensor | None] = [None]
+    gen = torch.Generator().manual_seed(0)
+    for g in grads:
+        sr_sgd([w], [g.clone()], bufs, lr=0.1, momentum=0.9, weight_decay=1e-3, fmt=E6M9,
+               rounding="stochastic", generator=gen)
+    assert torch.equal(w, a)
+
+
+def test_nearest_rounding_update_against_scalar_reference(ref):
+    torch.manual_seed(6)
+    w = nn.Parameter(torch.randn(30))
+    g = torch.randn(30)
+    opt = StochasticRoundingSGD([w], lr=0.05, fmt=E6M9, rounding="nearest")
+    w_start = w.detach().clone()
+    w.grad = g
+    opt.step()
+    want = [ref.round(float(wi) - 0.05 * float(gi), 6, 9)
+            for wi, gi in zip(w_start.tolist(), g.tolist(), strict=True)]
+    # float32 computes w - lr*g first, then rounds: compare against the same composition
+    want32 = quantize(w_start - 0.05 * g, E6M9)
+    assert torch.equal(w.detach(), want32)
+    assert max(abs(a - b) for a, b in zip(w.detach().tolist(), want, strict=True)) <= 2.0**-9
