@@ -75,19 +75,22 @@ def _check_chunk(chunk: object) -> int:
 
 
 def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
-                dim: int = -1) -> torch.Tensor:
+                dim: int = -1, mode: Mode = "exact") -> torch.Tensor:
     """Sum ``x`` along ``dim`` in ``acc_fmt`` with chunk-based accumulation.
 
     The terms are rounded to ``acc_fmt`` first; then every addition is rounded to
     nearest-even in ``acc_fmt``: inside each chunk of ``chunk``
     consecutive elements, then across the chunk results in order. ``chunk=1`` (or any
     ``chunk >= x.shape[dim]``) is plain sequential accumulation. The loops run over the chunk
-    length and the number of chunks, vectorised over everything else.
+    length and the number of chunks, vectorised over everything else. ``mode="fast"`` sums
+    each chunk in float32 and rounds only between chunks (as in :func:`chunked_matmul`).
 
     Returns a float32 tensor with ``dim`` removed, representable in ``acc_fmt``.
     """
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
     xf = _as_float32(x)
     if xf.dim() == 0:
         raise ValueError("x must have at least one dimension to sum over")
@@ -105,7 +108,10 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
         rows = torch.nn.functional.pad(rows, (0, nc * cl - n))
     blocks = rows.reshape(-1, nc, cl)
     with torch.no_grad():
-        partial = _accumulate(blocks.permute(2, 0, 1), acc_fmt)  # (B, nc): chunk sums
+        if mode == "fast":
+            partial = round_nearest_(blocks.sum(-1), *_constants(acc_fmt, xf.device))
+        else:
+            partial = _accumulate(blocks.permute(2, 0, 1), acc_fmt)  # (B, nc): chunk sums
         total = _accumulate(partial.t(), acc_fmt)  # (B,): sum of the chunk sums
     return total.reshape(lead)
 
@@ -162,7 +168,7 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
         if pad:
             af = torch.nn.functional.pad(af, (0, pad))
             bf = torch.nn.functional.pad(bf, (0, 0, 0, pad))
-        ab = af.reshape(m, nc, cl).transpose(0, 1)  # (nc, M, CL)
+        ab = af.reshape(m, nc, cl).transpose(0, 1).contiguous()  # (nc, M, CL)
         bb = bf.reshape(nc, cl, n)  # (nc, CL, N)
         partials = round_nearest_(torch.bmm(ab, bb), c, q)
         return _accumulate(partials, acc_fmt)

@@ -89,7 +89,7 @@ class _LayerCfg:
 
 
 def _bias_grad(g2: torch.Tensor, cfg: _LayerCfg) -> torch.Tensor:
-    return chunked_sum(g2, cfg.acc, chunk=cfg.chunk, dim=0)
+    return chunked_sum(g2, cfg.acc, chunk=cfg.chunk, dim=0, mode=cfg.mode)
 
 
 class _Fp8LinearFn(torch.autograd.Function):
