@@ -65,8 +65,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_test": 10000,
         "seeds": 3,
         "batch": 64,
-        "standard": {"lr": 0.1, "epochs": 5},
-        "small": {"lr": 0.002, "epochs": 2},
+        "standard": {"lr": 0.1, "epochs": 2},
+        "small": {"lr": 0.002, "epochs": 1},
     },
 }
 
