@@ -136,3 +136,22 @@ def test_chunked_matmul_bad_input():
     assert chunked_matmul(torch.ones(2, 0), torch.ones(0, 3), E6M9).shape == (2, 3)
     y = chunked_matmul(torch.tensor([[float("nan"), 1.0]]), torch.ones(2, 1), E6M9)
     assert torch.isnan(y).all()
+
+
+def test_exact_mode_product_shortcut_gives_the_same_bits():
+    """E5M2 x E5M2 products are exact in E6M9; the shortcut must not change any result."""
+    from neurips18.lowprec.accumulate import _products_exact
+
+    g = torch.Generator().manual_seed(9)
+    a = quantize(torch.randn(4, 100, generator=g) * 100, E5M2)
+    b = quantize(torch.randn(100, 3, generator=g) * 1e-3, E5M2)
+    a[0, :5] = E5M2.min_subnormal  # extreme exponents
+    b[:5, 0] = E5M2.max_value
+    assert _products_exact(a, b, E6M9)
+    assert not _products_exact(torch.randn(3, 3), torch.randn(3, 3), E6M9)
+    assert not _products_exact(a, b, E5M2)
+    got = chunked_matmul(a, b, E6M9, chunk=16, mode="exact")
+    prods = quantize(a[:, :, None] * b[None, :, :], E6M9)
+    assert torch.equal(prods, a[:, :, None] * b[None, :, :])  # really exact
+    want = torch.stack([chunked_sum(prods[:, :, j], E6M9, chunk=16) for j in range(3)], 1)
+    assert _bits_equal(got, want)

@@ -74,6 +74,46 @@ def _check_chunk(chunk: object) -> int:
     return chunk
 
 
+def _low_bit_stats(x: torch.Tensor) -> tuple[int, float, float, float] | None:
+    """(significand bits, smallest lowest-set-bit value, min |x| > 0, max |x|) of a tensor.
+
+    None if ``x`` holds a non-finite value or a float32 subnormal (then no shortcut).
+    """
+    bits = x.reshape(-1).view(torch.int32) & 0x7FFFFFFF
+    nz = bits[bits != 0]
+    if nz.numel() == 0:
+        return 1, float("inf"), float("inf"), 0.0
+    if bool(((nz >= 0x7F800000) | (nz < 0x00800000)).any()):
+        return None
+    mant = (nz & 0x7FFFFF) | 0x800000
+    low = mant & -mant  # lowest set bit of the 24-bit significand
+    tz = torch.log2(low.to(torch.float32)).round().to(torch.int32)
+    sig = int((24 - tz).max())
+    exp = (nz >> 23) - 127
+    lowbit = float(torch.exp2((exp - 23 + tz).min().to(torch.float32)))
+    mag = nz.view(torch.float32)
+    return sig, lowbit, float(mag.min()), float(mag.max())
+
+
+def _products_exact(a: torch.Tensor, b: torch.Tensor, fmt: FloatFormat) -> bool:
+    """True if every product a[i,k] * b[k,j] is exactly representable in ``fmt``.
+
+    Checked from per-tensor bounds (significand widths, lowest set bits, magnitudes): this
+    holds for E5M2 inputs and an E6M9 accumulator, where the paper's hardware multiplies
+    exactly, and lets the exact mode skip rounding the products.
+    """
+    sa, sb = _low_bit_stats(a), _low_bit_stats(b)
+    if sa is None or sb is None:
+        return False
+    if sa[0] + sb[0] > fmt.man_bits + 1:
+        return False
+    if sa[3] * sb[3] > fmt.max_value:
+        return False
+    if fmt.subnormals:
+        return sa[1] * sb[1] >= fmt.min_subnormal
+    return sa[2] * sb[2] >= fmt.min_normal
+
+
 def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
                 dim: int = -1, mode: Mode = "exact") -> torch.Tensor:
     """Sum ``x`` along ``dim`` in ``acc_fmt`` with chunk-based accumulation.
@@ -158,10 +198,15 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
     nc = -(-k // cl)
     with torch.no_grad():
         if mode == "exact":
+            exact_products = _products_exact(af, bf, acc_fmt)
             for i in range(nc):
                 partial = torch.zeros_like(out)
                 for kk in range(i * cl, min((i + 1) * cl, k)):
-                    partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
+                    if exact_products:  # one float32 op, then one rounding
+                        partial = round_nearest_(
+                            torch.addcmul(partial, af[:, kk:kk + 1], bf[kk:kk + 1, :]), c, q)
+                    else:
+                        partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
                 out = add_round(out, partial, c, q)
             return out
         pad = nc * cl - k
