@@ -19,6 +19,7 @@ between chunks) for speed; the accumulation study uses the exact mode.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from neurips18.repro.core import Comparison, Outcome, Reproduction, RunContext, compare
@@ -98,8 +99,9 @@ def _accumulation(ctx: RunContext) -> dict[str, Any]:
     jobs = [(d, n) for d in ("uniform", "normal") for n in cfg["acc_sizes"]]
     for i, (dist, n) in enumerate(ctx.progress(jobs, desc="accumulation vs N")):
         key = f"acc-{dist}-{n}"
-        res["vs_n"][key] = ctx.cached(key, lambda d=dist, n=n, i=i: _dot_errors(
-            d, n, cfg["acc_vectors"], [n, 64], ctx.seed + 1000 + i))
+        job = functools.partial(_dot_errors, dist, n, cfg["acc_vectors"], [n, 64],
+                                ctx.seed + 1000 + i)
+        res["vs_n"][key] = ctx.cached(key, job)
     n = cfg["sweep_size"]
     res["sweep"] = ctx.cached(f"sweep-{n}", lambda: _dot_errors(
         "uniform", n, cfg["acc_vectors"], list(cfg["sweep_chunks"]), ctx.seed + 2000))
