@@ -20,7 +20,7 @@ count, and each call advances the generator by one small draw. Stochastic roundi
 unbiased for results in the normal range; for subnormal results the noise has 30 bits, so
 the probability of rounding up is exact to 2**-30 of an ulp.
 
-Large tensors (``>= 2**16`` elements) go through a ``torch.compile``-d version of the same
+Tensors of ``>= 2**12`` elements go through a ``torch.compile``-d version of the same
 kernel (compiled at first use, never at import); set the environment variable
 ``NEURIPS18_LOWPREC_COMPILE=0`` to stay in eager mode. If compilation is not possible the
 eager kernel is used.
@@ -41,7 +41,7 @@ from neurips18.lowprec.formats import FloatFormat
 
 Rounding = Literal["nearest", "stochastic"]
 _ROUNDINGS = ("nearest", "stochastic")
-_COMPILE_MIN_NUMEL = 1 << 16
+_COMPILE_MIN_NUMEL = 1 << 12
 _INF_BITS = 0x7F800000
 _MASK32 = 0xFFFFFFFF
 _HASH_MUL = 0x45D9F3B  # < 2**27, so products of 32-bit values stay below 2**59 in int64
