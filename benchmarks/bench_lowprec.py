@@ -95,7 +95,7 @@ def bench_training(steps: int) -> dict[str, Any]:
     g = torch.Generator().manual_seed(2)
     x = torch.randn(64, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (64,), generator=g)
-    for name, make in (("cnn", mnist_cnn), ("mlp", mnist_mlp)):
+    for name, make in (("mlp", mnist_mlp), ("cnn", mnist_cnn)):
         times = {}
         for variant in ("fp32", "fp8"):
             torch.manual_seed(0)

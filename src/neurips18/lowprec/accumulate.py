@@ -11,7 +11,8 @@ Error (u = 2**-(man_bits+1), unit roundoff of the accumulation format; S = sum |
 * sequential (``chunk >= n`` or ``chunk == 1``): |error| <= (n - 1) u S to first order, and
   in practice a sum of many same-sign terms stalls once the terms fall below half an ulp of
   the running sum (relative error -> 1 for n u >> 1);
-* chunked, exact mode: |error| <= (CL - 1 + n/CL) u S to first order, minimised near
+* chunked, exact mode: |error| <= (CL - 1 + n/CL) u S to first order when the terms are
+  representable in the format (add u S if they must be rounded first), minimised near
   CL = sqrt(n);
 * chunked, fast mode (each chunk summed in float32, then rounded once, chunk results summed
   in the format): |error| <= (n/CL + 1) u S + (CL - 1) 2**-24 S.
