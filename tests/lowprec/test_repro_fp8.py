@@ -25,6 +25,7 @@ def test_fp8_reproduction_tiny(tmp_path):
         "acc_sizes": [1024], "acc_vectors": 8, "sweep_size": 1024, "sweep_chunks": [1, 64],
         "models": ["mlp"], "n_train": 256, "n_test": 500, "seeds": 1, "batch": 64,
         "standard": {"lr": 0.1, "epochs": 1}, "small": {"lr": 0.002, "epochs": 1},
+        "loss_scale": 1024.0,
     }
     ctx = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
                      progress=False)
