@@ -155,3 +155,15 @@ def test_exact_mode_product_shortcut_gives_the_same_bits():
     assert torch.equal(prods, a[:, :, None] * b[None, :, :])  # really exact
     want = torch.stack([chunked_sum(prods[:, :, j], E6M9, chunk=16) for j in range(3)], 1)
     assert _bits_equal(got, want)
+
+
+def test_fast_mode_large_outputs_per_chunk_path_matches_definition():
+    """Outputs >= 2**16 elements take the per-chunk GEMM path; same definition, same bits."""
+    g = torch.Generator().manual_seed(10)
+    a = quantize(torch.rand(260, 150, generator=g) * 3.75 + 0.25, E5M2)
+    b = quantize(-torch.rand(150, 260, generator=g) * 3.75 - 0.25, E5M2)
+    got = chunked_matmul(a, b, E6M9, chunk=64, mode="fast")
+    parts = torch.stack([(a[:, s:s + 64].double() @ b[s:s + 64, :].double()).float()
+                         for s in range(0, 150, 64)])  # exact chunk sums (see above)
+    want = chunked_sum(quantize(parts, E6M9), E6M9, chunk=1, dim=0)
+    assert _bits_equal(got, want)

@@ -43,6 +43,7 @@ from neurips18.lowprec.quantize import (
 )
 
 _NUMPY_MAX_NUMEL = 1 << 12  # below this, sequential loops run in NumPy (less call overhead)
+_FAST_LOOP_MIN_NUMEL = 1 << 16  # fast mode: per-chunk GEMMs instead of one batched GEMM
 
 
 def _accumulate(terms: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
@@ -209,6 +210,11 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
                     else:
                         partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
                 out = add_round(out, partial, c, q)
+            return out
+        if m * n >= _FAST_LOOP_MIN_NUMEL:  # large outputs: one GEMM per chunk, fused rounding
+            for i in range(nc):
+                part = af[:, i * cl:(i + 1) * cl] @ bf[i * cl:(i + 1) * cl, :]
+                out = add_round(out, part, c, q, round_u=True)
             return out
         pad = nc * cl - k
         if pad:

@@ -230,20 +230,23 @@ def _run(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor, key: torch.Tensor | 
 
 
 @functools.cache
-def _compiled_step(fused_product: bool) -> Callable[..., torch.Tensor] | None:
-    """Compiled ``round(acc + round(u * v))`` (or ``round(acc + u)``), nearest rounding."""
+def _compiled_step(kind: str) -> Callable[..., torch.Tensor] | None:
+    """Compiled nearest-rounding accumulation step.
+
+    ``kind``: "plain" ``round(acc + u)``; "product" ``round(acc + round(u * v))``;
+    "rounded" ``round(acc + round(u))``.
+    """
     if os.environ.get("NEURIPS18_LOWPREC_COMPILE", "1") == "0":
         return None
     try:
-        if fused_product:
-            def fn(acc: torch.Tensor, u: torch.Tensor, v: torch.Tensor, c: torch.Tensor,
-                   q: torch.Tensor) -> torch.Tensor:
-                p = _kernel((u * v).reshape(-1), c, q, None)
-                return _kernel(acc.reshape(-1) + p, c, q, None).reshape(acc.shape)
-        else:
-            def fn(acc: torch.Tensor, u: torch.Tensor, v: torch.Tensor,  # type: ignore[misc]
-                   c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-                return _kernel((acc + u).reshape(-1), c, q, None).reshape(acc.shape)
+        def fn(acc: torch.Tensor, u: torch.Tensor, v: torch.Tensor, c: torch.Tensor,
+               q: torch.Tensor) -> torch.Tensor:
+            if kind == "product":
+                u = _kernel((u * v).reshape(-1), c, q, None).reshape(acc.shape)
+            elif kind == "rounded":
+                u = _kernel(u.reshape(-1), c, q, None).reshape(acc.shape)
+            return _kernel((acc + u).reshape(-1), c, q, None).reshape(acc.shape)
+
         return torch.compile(fn, dynamic=True)
     except Exception:  # pragma: no cover
         return None
@@ -255,14 +258,16 @@ def round_nearest_(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor) -> torch.T
 
 
 def add_round(acc: torch.Tensor, u: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
-              v: torch.Tensor | None = None) -> torch.Tensor:
-    """Internal: ``round(acc + u)``, or ``round(acc + round(u * v))`` when ``v`` is given.
+              v: torch.Tensor | None = None, round_u: bool = False) -> torch.Tensor:
+    """Internal: ``round(acc + u)``; ``round(acc + round(u * v))`` when ``v`` is given;
+    ``round(acc + round(u))`` with ``round_u``.
 
-    ``acc`` has the broadcast shape of the result. Large tensors use one fused compiled
-    kernel; small ones the eager kernel.
+    ``acc`` has the broadcast shape of the result. Tensors of >= 2**12 elements use one
+    fused compiled kernel; small ones the eager kernel.
     """
+    kind = "product" if v is not None else ("rounded" if round_u else "plain")
     if acc.numel() >= _COMPILE_MIN_NUMEL and False not in _compile_failed:
-        fn = _compiled_step(v is not None)
+        fn = _compiled_step(kind)
         if fn is not None:
             try:
                 return fn(acc, u, u if v is None else v, c, q)
@@ -272,6 +277,8 @@ def add_round(acc: torch.Tensor, u: torch.Tensor, c: torch.Tensor, q: torch.Tens
                               "using the eager kernel", RuntimeWarning, stacklevel=2)
     if v is not None:
         u = _kernel_eager((u * v).reshape(-1), c, q, None).reshape(acc.shape)
+    elif round_u:
+        u = _kernel_eager(u.contiguous().reshape(-1), c, q, None).reshape(acc.shape)
     return _kernel_eager((acc + u).reshape(-1), c, q, None).reshape(acc.shape)
 
 
