@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from neurips18.rules._encoding import AttributeEncoding, fit_encoding, transform
 from neurips18.rules._model import MRSPrior
@@ -217,7 +217,9 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError("Complex data not supported")
             if arr.ndim != 2:
                 raise ValueError(
-                    f"Expected 2D array, got {arr.ndim}D array instead: X of shape {arr.shape}"
+                    f"Expected 2D array, got {arr.ndim}D array instead: X of shape {arr.shape}. "
+                    "Reshape your data with X.reshape(-1, 1) for a single feature or "
+                    "X.reshape(1, -1) for a single sample"
                 )
             df = pd.DataFrame(arr)
             if arr.dtype.kind == "O":  # let numeric-looking object columns be numbers
@@ -282,11 +284,15 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         """Learn the MAP multi-value rule set of (X, y)."""
         prior = self._check_params()
         df = self._as_frame(X, fitting=True)
+        if y is None:
+            raise ValueError(
+                "MultiValueRuleSetClassifier requires y to be passed, but the target y is None"
+            )
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-            y_arr = y_arr.ravel()
+            y_arr = column_or_1d(y_arr, warn=True)
         if y_arr.ndim != 1:
-            raise ValueError(f"y must be 1D, got shape {y_arr.shape}")
+            raise ValueError(f"y should be a 1d array, got an array of shape {y_arr.shape}")
         if len(y_arr) != len(df):
             raise ValueError(
                 f"X and y have inconsistent numbers of samples: {len(df)} and {len(y_arr)}"
@@ -299,12 +305,12 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         classes = np.unique(y_arr)
         if len(classes) < 2:
             raise ValueError(
-                f"y has a single class ({classes[0]!r}); a rule set needs both classes"
+                f"y has 1 class only ({classes[0]!r}); a rule set needs both classes"
             )
         if len(classes) > 2:
             raise ValueError(
-                f"MultiValueRuleSetClassifier is a binary classifier; y has {len(classes)} "
-                f"classes {list(classes)[:10]}"
+                "Only binary classification is supported. The type of the target is "
+                f"{target}: y has {len(classes)} classes {list(classes)[:10]}"
             )
         if self.positive_class is None:
             pos = classes[1]
@@ -401,7 +407,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The positive class where any rule holds, the other class elsewhere."""
-        covered = rules_mask(self.rule_codes_, self._codes(X))
+        codes = self._codes(X)
+        covered = rules_mask(self.rule_codes_, codes)
         out = np.where(covered, 1, 0)
         labels = np.array([self._neg_class, self.positive_class_], dtype=self.classes_.dtype)
         return labels[out]
@@ -413,7 +420,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         set's training precision is, so ``predict`` and the arg-max of ``predict_proba``
         agree for any reasonable rule set.
         """
-        covered = rules_mask(self.rule_codes_, self._codes(X))
+        codes = self._codes(X)
+        covered = rules_mask(self.rule_codes_, codes)
         p_pos = np.where(covered, self.proba_covered_, self.proba_uncovered_)
         pos_col = int(np.flatnonzero(self.classes_ == self.positive_class_)[0])
         out = np.empty((len(p_pos), 2))

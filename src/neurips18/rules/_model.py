@@ -151,21 +151,25 @@ def _log_rho_m(prior: MRSPrior, m_max: int | None = None) -> float:
     return _log_ratio_m(m_max, prior)
 
 
-def perfect_log_likelihood(n_pos: int, n_neg: int, prior: MRSPrior) -> float:
-    """Likelihood of a rule set that covers exactly the positives.
+def max_log_likelihood(n_pos: int, n_neg: int, prior: MRSPrior) -> float:
+    """``L_up``: the largest likelihood any rule set can reach on the data.
 
-    For ``alpha_1 >= beta_1`` and ``alpha_2 >= beta_2`` this is the largest likelihood any
-    rule set can reach (checked exhaustively on small data in the tests); it is the
-    ``L_up`` of the bounds.
+    The likelihood depends on a rule set only through (TP, FP). For a fixed FP its
+    increments in TP are ``log((TP + a1) / (TP + FP + a1 + b1))`` minus
+    ``log((FN + b2) / (TN + FN + a2 + b2))`` with ``FN = n_pos - TP - 1``; both pieces grow
+    with TP, so the likelihood is convex in TP, and likewise in FP. A function convex in
+    each coordinate attains its maximum over a box at a corner, so ``L_up`` is the best of
+    the four corners (cover the positives only, the negatives only, nothing, everything).
     """
-    return log_beta_binomial(n_pos, n_pos, prior.alpha_1, prior.beta_1) + log_beta_binomial(
-        n_neg, n_neg, prior.alpha_2, prior.beta_2
-    )
+    p = prior
 
+    def lik(tp: int, fp: int) -> float:
+        tn, fn = n_neg - fp, n_pos - tp
+        return log_beta_binomial(tp, tp + fp, p.alpha_1, p.beta_1) + log_beta_binomial(
+            tn, tn + fn, p.alpha_2, p.beta_2
+        )
 
-def bounds_valid(prior: MRSPrior) -> bool:
-    """The bounds need ``L_up`` to be the maximal likelihood and a rule to cost prior mass."""
-    return prior.alpha_1 >= prior.beta_1 and prior.alpha_2 >= prior.beta_2
+    return max(lik(n_pos, 0), lik(0, n_neg), lik(0, 0), lik(n_pos, n_neg))
 
 
 def max_rules_bound(
@@ -179,12 +183,10 @@ def max_rules_bound(
     MAP model is at least as good as the best model seen (``v*``), so
     ``M <= (L_up + log P_M(0) - v*) / -log(rho_M rho_L)``.
     """
-    if not bounds_valid(prior):
-        return math.inf
     log_rho = _log_rho_m(prior) + max_rule_prior_factor(n_attributes, prior)
     if log_rho >= 0:
         return math.inf
-    l_up = perfect_log_likelihood(n_pos, n_neg, prior)
+    l_up = max_log_likelihood(n_pos, n_neg, prior)
     log_p0 = log_gamma_poisson(0, prior.alpha_M, prior.beta_M)
     return float(math.floor((l_up + log_p0 - best_log_posterior) / -log_rho + 1e-9))
 
@@ -200,8 +202,6 @@ def min_support_bound(m_star: float, n_samples: int, n_attributes: int, prior: M
     + beta_2)`` (one more predictive factor). So ``Upsilon^k / (rho_M rho_L) <= 1``, i.e.
     ``supp(r) >= k >= log(rho_M rho_L) / log(Upsilon)``.
     """
-    if not bounds_valid(prior):
-        return 1
     m_max = None if not math.isfinite(m_star) else max(int(m_star), 1)
     log_rho = _log_rho_m(prior, m_max) + max_rule_prior_factor(n_attributes, prior)
     if log_rho >= 0:
