@@ -12,12 +12,13 @@ import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 already; keep the message short
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep the message short
         self.print_usage(sys.stderr)
         print(f"neurips18: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
@@ -57,11 +58,11 @@ def _err(msg: str) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from neurips18.repro import harness, registry
 
-    rows = []
+    rows: list[tuple[str, str, str, str]] = []
     for name in registry.module_names():
         try:
-            r = registry.get(name)
-            rows.append((name, r.capability, harness.last_status(args.out, name), r.title))
+            repro = registry.get(name)
+            rows.append((name, repro.capability, harness.last_status(args.out, name), repro.title))
         except Exception as exc:  # a broken module must not hide the others
             rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", ""))
     if not rows:

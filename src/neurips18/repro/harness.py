@@ -235,6 +235,10 @@ def run(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(ckpt, ignore_errors=True)
+    try:
+        ckpt.parent.rmdir()  # only when no other profile/seed has a run under way
+    except OSError:
+        pass
     return RunResult(name, profile, paper_dir, outcome, wall, ctx.resumed_steps)
 
 
