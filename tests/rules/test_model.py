@@ -32,9 +32,7 @@ def test_gamma_poisson_is_negative_binomial(alpha, beta):
     np.testing.assert_allclose(ours, ref, rtol=1e-10, atol=1e-10)
 
 
-@given(
-    n=st.integers(0, 60), frac=st.floats(0, 1), a=st.floats(0.1, 200), b=st.floats(0.1, 200)
-)
+@given(n=st.integers(0, 60), frac=st.floats(0, 1), a=st.floats(0.1, 200), b=st.floats(0.1, 200))
 def test_beta_binomial_sequence_probability(n, frac, a, b):
     k = int(round(frac * n))
     log_comb = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
@@ -92,8 +90,10 @@ def _random_space(seed, n=60, d=4, k=3, prior=None):
 def _random_rule(rng, d, k):
     attrs = rng.choice(d, int(rng.integers(1, d + 1)), replace=False)
     return tuple(
-        sorted((int(j), frozenset(rng.choice(k, int(rng.integers(1, k)), replace=False).tolist()))
-               for j in attrs)
+        sorted(
+            (int(j), frozenset(rng.choice(k, int(rng.integers(1, k)), replace=False).tolist()))
+            for j in attrs
+        )
     )
 
 

@@ -154,8 +154,10 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         ):
             raise ValueError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
         ms = self.min_support
-        if isinstance(ms, bool) or not isinstance(ms, numbers.Real) or not (
-            (0 < ms < 1) or (ms >= 1 and float(ms).is_integer())
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, numbers.Real)
+            or not ((0 < ms < 1) or (ms >= 1 and float(ms).is_integer()))
         ):
             raise ValueError(
                 f"min_support must be a fraction in (0, 1) or a positive integer count, got {ms!r}"
@@ -255,14 +257,14 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             if cf is None:
                 return set()
             return {
-                c for c in df.columns
-                if not (pd.api.types.is_numeric_dtype(df[c])
-                        and not pd.api.types.is_bool_dtype(df[c]))
+                c
+                for c in df.columns
+                if not (
+                    pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                )
             }
         if isinstance(cf, str):
-            raise ValueError(
-                f"categorical_features must be 'auto', None or a list, got {cf!r}"
-            )
+            raise ValueError(f"categorical_features must be 'auto', None or a list, got {cf!r}")
         names = list(getattr(self, "feature_names_in_", []))
         out = set()
         for f in cf:
@@ -304,9 +306,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
         classes = np.unique(y_arr)
         if len(classes) < 2:
-            raise ValueError(
-                f"y has 1 class only ({classes[0]!r}); a rule set needs both classes"
-            )
+            raise ValueError(f"y has 1 class only ({classes[0]!r}); a rule set needs both classes")
         if len(classes) > 2:
             raise ValueError(
                 "Only binary classification is supported. The type of the target is "
@@ -317,8 +317,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         else:
             if self.positive_class not in set(classes.tolist()):
                 raise ValueError(
-                    f"positive_class={self.positive_class!r} is not a label of y "
-                    f"({list(classes)})"
+                    f"positive_class={self.positive_class!r} is not a label of y ({list(classes)})"
                 )
             pos = self.positive_class
         neg = classes[0] if classes[1] == pos else classes[1]
@@ -360,8 +359,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.fit_time_ = {
             "mining_s": t_mine,
             "search_s": time.perf_counter() - t0 - t_mine,
-            "per_iteration_ms": 1e3 * (time.perf_counter() - t0 - t_mine)
-            / max(total_iter, 1),
+            "per_iteration_ms": 1e3 * (time.perf_counter() - t0 - t_mine) / max(total_iter, 1),
         }
         self.rule_codes_: list[Rule] = result.rules
         self.log_posterior_ = result.trace
@@ -401,8 +399,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         from neurips18.rules._search import rule_mask
 
         return np.column_stack(
-            [rule_mask(r, codes) for r in self.rule_codes_]
-            or [np.zeros(len(codes), dtype=bool)]
+            [rule_mask(r, codes) for r in self.rule_codes_] or [np.zeros(len(codes), dtype=bool)]
         )[:, : len(self.rule_codes_)]
 
     def predict(self, X: Any) -> np.ndarray:
@@ -440,6 +437,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         return f"{enc.name} in {{{', '.join(labels)}}}"
 
     def _format_rule(self, rule: Rule) -> str:
+        if not rule:
+            return "TRUE"
         return " AND ".join(self._format_condition(j, v) for j, v in rule)
 
     @property
@@ -471,7 +470,9 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
     def __str__(self) -> str:
         if not hasattr(self, "rule_codes_"):
             return repr(self)
-        pos, neg = self.positive_class_, self._neg_class
+        pos, neg = (
+            getattr(c, "item", lambda c=c: c)() for c in (self.positive_class_, self._neg_class)
+        )
         if not self.rule_codes_:
             return f"MultiValueRuleSetClassifier: always predict {neg!r} (no rules)"
         lines = [f"MultiValueRuleSetClassifier: predict {pos!r} if any rule holds, else {neg!r}"]

@@ -40,9 +40,7 @@ def _is_categorical(col: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col))
 
 
-def fit_encoding(
-    X: pd.DataFrame, categorical: set[str], n_bins: int
-) -> list[AttributeEncoding]:
+def fit_encoding(X: pd.DataFrame, categorical: set[Any], n_bins: int) -> list[AttributeEncoding]:
     encs: list[AttributeEncoding] = []
     for name in X.columns:
         col = X[name]
@@ -93,14 +91,13 @@ def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
         if enc.kind == "categorical":
             lookup = {c: i for i, c in enumerate(enc.categories)}
             raw = col.astype(object).to_numpy()
-            out = np.fromiter(
-                (lookup.get(v, -1) for v in raw), dtype=np.int32, count=n
-            )
+            out = np.fromiter((lookup.get(v, -1) for v in raw), dtype=np.int32, count=n)
         else:
             assert enc.edges is not None
             values = col.to_numpy(dtype=float)
-            out = np.searchsorted(enc.edges, np.where(missing, 0.0, values), side="right")
-            out = out.astype(np.int32)
+            out = np.searchsorted(enc.edges, np.where(missing, 0.0, values), side="right").astype(
+                np.int32
+            )
         if missing.any():
             out[missing] = enc.n_values - 1 if enc.has_missing_code else -1
         codes[:, j] = out

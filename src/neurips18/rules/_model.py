@@ -62,9 +62,7 @@ class MRSPrior:
     def validate(self) -> None:
         for name, value in self.__dict__.items():
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(
-                    f"prior.{name} must be a finite positive number, got {value!r}"
-                )
+                raise ValueError(f"prior.{name} must be a finite positive number, got {value!r}")
 
 
 def log_gamma_poisson(k: int, alpha: float, beta: float) -> float:

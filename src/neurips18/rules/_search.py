@@ -200,9 +200,9 @@ class RuleSpace:
         """Drop always-true conditions, implied rules and fuse one-attribute variants."""
         cleaned: list[dict[int, frozenset[int]]] = []
         for rule in rules:
-            conds = {j: v for j, v in rule if self.cond_cov(j, v) != self.all}
-            if conds:
-                cleaned.append(conds)
+            # a rule whose conditions all hold everywhere becomes the empty rule, which is
+            # always true (and then implies every other rule away)
+            cleaned.append({j: v for j, v in rule if self.cond_cov(j, v) != self.all})
         changed = True
         while changed:
             changed = False
@@ -235,7 +235,7 @@ class RuleSpace:
                             cleaned[a] = ra
                             removed[b] = True
                             changed = True
-            cleaned = [r for r, rm in zip(cleaned, removed, strict=True) if not rm and r]
+            cleaned = [r for r, rm in zip(cleaned, removed, strict=True) if not rm]
         out = [tuple(sorted(r.items())) for r in cleaned]
         return sorted(set(out), key=lambda r: (len(r), [(j, sorted(v)) for j, v in r]))
 
@@ -383,7 +383,10 @@ class Annealer:
         return [pre[i] | suf[i + 1] for i in range(m)]
 
     def _choose(
-        self, rules: list[Rule], covs: list[int], mods: list[tuple[int | None, Rule | None]],
+        self,
+        rules: list[Rule],
+        covs: list[int],
+        mods: list[tuple[int | None, Rule | None]],
         random_ok: bool = True,
     ) -> list[Rule] | None:
         """Score modifications (replace rule i / remove it / add a rule) by the exact log
@@ -600,7 +603,11 @@ class Annealer:
             logger.info(
                 "iteration %d: best log posterior %.3f, bounds: at most %s rules, "
                 "min support %d, %d candidate rules left",
-                it, best_lp, m_star, min_supp, int(self.active.sum()),
+                it,
+                best_lp,
+                m_star,
+                min_supp,
+                int(self.active.sum()),
             )
 
     # --- main loop ----------------------------------------------------------------------

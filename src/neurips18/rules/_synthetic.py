@@ -55,7 +55,8 @@ def make_planted_rule_set(
     lo, hi = values_per_condition
     if not 1 <= lo <= hi < n_values:
         raise ValueError(
-            f"values_per_condition must satisfy 1 <= lo <= hi < n_values, got {values_per_condition}"
+            "values_per_condition must satisfy 1 <= lo <= hi < n_values, "
+            f"got {values_per_condition}"
         )
     if not 0.0 <= noise < 0.5:
         raise ValueError(f"noise must be in [0, 0.5), got {noise}")
@@ -78,7 +79,9 @@ def make_planted_rule_set(
     if noise > 0:
         y ^= rng.random(n_samples) < noise
     X = pd.DataFrame(
-        {n: pd.Categorical([labels[v] for v in codes[:, j]], categories=labels)
-         for j, n in enumerate(names)}
+        {
+            n: pd.Categorical([labels[v] for v in codes[:, j]], categories=labels)
+            for j, n in enumerate(names)
+        }
     )
     return PlantedRuleSet(X=X, y=y.astype(np.int64), rules=rules)
