@@ -44,6 +44,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         Hard cap on the number of rules (on top of the prior and the bound ``M*``).
     max_values_per_rule : int or None
         Hard cap on the number of values in a rule (summed over its conditions).
+    max_features : int or None
+        Hard cap on the number of distinct features the rule set may use.
     n_iterations : int
         Simulated annealing steps.
     prior : MRSPrior, dict or None
@@ -107,6 +109,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         temperature0: float = 10000.0,
         handle_unknown: str = "ignore",
         n_chains: int = 1,
+        max_features: int | None = None,
     ) -> None:
         self.max_rules = max_rules
         self.max_values_per_rule = max_values_per_rule
@@ -122,6 +125,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.temperature0 = temperature0
         self.handle_unknown = handle_unknown
         self.n_chains = n_chains
+        self.max_features = max_features
 
     # ------------------------------------------------------------------------------------
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
@@ -143,6 +147,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
 
         pos_int("max_rules", self.max_rules, allow_none=True)
         pos_int("max_values_per_rule", self.max_values_per_rule, allow_none=True)
+        pos_int("max_features", self.max_features, allow_none=True)
         pos_int("n_iterations", self.n_iterations)
         pos_int("max_rule_length", self.max_rule_length)
         pos_int("n_candidates", self.n_candidates)
@@ -343,6 +348,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             n_candidates=int(self.n_candidates),
             max_rules=self.max_rules,
             max_values_per_rule=self.max_values_per_rule,
+            max_features=self.max_features,
         )
         annealer = Annealer(space, config, rng)
         t_mine = time.perf_counter() - t0

@@ -86,6 +86,7 @@ class SearchConfig:
     n_candidates: int = 1000
     max_rules: int | None = None
     max_values_per_rule: int | None = None
+    max_features: int | None = None
     random_move_prob: float = 0.2
     max_evaluations_per_move: int = 40
     min_example_move_prob: float = 0.0
@@ -363,6 +364,11 @@ class Annealer:
                 return False
         return True
 
+    def _ok_features(self, rules: list[Rule]) -> bool:
+        if self.c.max_features is None:
+            return True
+        return len({j for r in rules for j, _ in r}) <= self.c.max_features
+
     @staticmethod
     def _replace(rule: Rule, j: int, values: frozenset[int] | None) -> Rule:
         d = dict(rule)
@@ -392,6 +398,17 @@ class Annealer:
         """Score modifications (replace rule i / remove it / add a rule) by the exact log
         posterior; return the best rule set (a random one with a small probability)."""
         mods = [m for m in mods if m[1] is None or self._ok_rule(m[1])]
+        if self.c.max_features is not None:
+            used = [frozenset(j for j, _ in r) for r in rules]
+
+            def fits(m: tuple[int | None, Rule | None]) -> bool:
+                i, new = m
+                if new is None:
+                    return True
+                attrs = set().union(*(u for k, u in enumerate(used) if k != i))
+                return len(attrs | {j for j, _ in new}) <= self.c.max_features  # type: ignore[operator]
+
+            mods = [m for m in mods if fits(m)]
         if not mods:
             return None
         if len(mods) > self.c.max_evaluations_per_move:
@@ -650,7 +667,11 @@ class Annealer:
                 trace[it] = curr_lp
                 continue
             proposal = s.simplify(proposal)
-            if len(proposal) > self._cap() or not all(self._ok_rule(r) for r in proposal):
+            if (
+                len(proposal) > self._cap()
+                or not all(self._ok_rule(r) for r in proposal)
+                or not self._ok_features(proposal)
+            ):
                 trace[it] = curr_lp
                 continue
             new_covs = [s.rule_cov(r) for r in proposal]
