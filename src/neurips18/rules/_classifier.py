@@ -1,0 +1,521 @@
+"""scikit-learn estimator for multi-value rule sets.
+
+Tong Wang, "Multi-value Rule Sets for Interpretable Classification with Feature-Efficient
+Representations", NeurIPS 2018.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from neurips18.rules._encoding import AttributeEncoding, fit_encoding, transform
+from neurips18.rules._model import MRSPrior
+from neurips18.rules._search import (
+    Annealer,
+    Rule,
+    RuleSpace,
+    SearchConfig,
+    rules_mask,
+)
+
+__all__ = ["MultiValueRuleSetClassifier"]
+
+
+class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
+    """A multi-value rule set: predict the positive class when any rule holds.
+
+    Each rule is a conjunction of conditions ``attribute in {v1, v2, ...}``; the model is
+    learnt as the maximum a posteriori rule set of the Bayesian model of Wang (NeurIPS
+    2018) by simulated annealing with the paper's moves and search-space bounds.
+
+    Parameters
+    ----------
+    max_rules : int or None
+        Hard cap on the number of rules (on top of the prior and the bound ``M*``).
+    max_values_per_rule : int or None
+        Hard cap on the number of values in a rule (summed over its conditions).
+    max_features : int or None
+        Hard cap on the number of distinct features the rule set may use.
+    n_iterations : int
+        Simulated annealing steps.
+    prior : MRSPrior, dict or None
+        Hyperparameters of the model (:class:`~neurips18.rules.MRSPrior`); ``None`` uses the
+        defaults of the author's code.
+    n_bins : int
+        Numeric columns are cut at training quantiles into at most this many intervals.
+    random_state : int, numpy Generator or None
+        Seed of the search.
+    categorical_features : "auto", list of column names/indices or None
+        ``"auto"``: DataFrame columns of non-numeric dtype (category, object, string,
+        bool) and non-numeric array columns are categorical; numeric columns are binned.
+    positive_class : label or None
+        The class the rules describe; ``None`` takes ``classes_[1]`` (the larger label).
+    min_support : float or int
+        Minimum support of mined candidate rules among the positives (fraction if < 1,
+        otherwise a count).
+    max_rule_length : int
+        Maximum number of conditions of a mined candidate rule.
+    n_candidates : int
+        Number of candidate rules kept after screening by information gain.
+    temperature0 : float
+        Initial temperature ``T0`` of the schedule ``T0 / (1 + t)``.
+    n_chains : int
+        Independent annealing chains from the empty rule set; the best posterior wins.
+        Later chains inherit the bounds of earlier ones (they stay valid: a bound only
+        needs the posterior of some model already seen).
+    handle_unknown : {"ignore", "error"}
+        A category absent from the training data: ``"ignore"`` lets it satisfy no
+        condition on its attribute (rules not testing that attribute still apply);
+        ``"error"`` raises ValueError.
+
+    Missing values (NaN/None) are a category of their own (``missing``) in every column;
+    infinite numeric values are rejected.
+
+    Attributes
+    ----------
+    rules_ : list of str
+        Readable rules, e.g. ``"odor in {foul, pungent} AND spore-print-color in {green}"``.
+    n_rules_, n_conditions_ : int
+    features_used_ : list of str
+    log_posterior_ : ndarray, the log posterior of the annealing chain at each step.
+    map_log_posterior_ : float, the log posterior of the returned (best) rule set.
+    bounds_ : list of dict, the search-space bounds each time they changed.
+    classes_, feature_names_in_, n_features_in_ : as in scikit-learn.
+    """
+
+    def __init__(
+        self,
+        max_rules: int | None = None,
+        max_values_per_rule: int | None = None,
+        n_iterations: int = 2000,
+        prior: MRSPrior | dict[str, float] | None = None,
+        n_bins: int = 5,
+        random_state: int | np.random.Generator | None = None,
+        categorical_features: str | Sequence[Any] | None = "auto",
+        positive_class: Any = None,
+        min_support: float = 0.05,
+        max_rule_length: int = 3,
+        n_candidates: int = 1000,
+        temperature0: float = 10000.0,
+        handle_unknown: str = "ignore",
+        n_chains: int = 1,
+        max_features: int | None = None,
+    ) -> None:
+        self.max_rules = max_rules
+        self.max_values_per_rule = max_values_per_rule
+        self.n_iterations = n_iterations
+        self.prior = prior
+        self.n_bins = n_bins
+        self.random_state = random_state
+        self.categorical_features = categorical_features
+        self.positive_class = positive_class
+        self.min_support = min_support
+        self.max_rule_length = max_rule_length
+        self.n_candidates = n_candidates
+        self.temperature0 = temperature0
+        self.handle_unknown = handle_unknown
+        self.n_chains = n_chains
+        self.max_features = max_features
+
+    # ------------------------------------------------------------------------------------
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.classifier_tags.multi_class = False
+        tags.non_deterministic = False
+        return tags
+
+    def _check_params(self) -> MRSPrior:
+        def pos_int(name: str, value: Any, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                allowed = "a positive integer" + (" or None" if allow_none else "")
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+        pos_int("max_rules", self.max_rules, allow_none=True)
+        pos_int("max_values_per_rule", self.max_values_per_rule, allow_none=True)
+        pos_int("max_features", self.max_features, allow_none=True)
+        pos_int("n_iterations", self.n_iterations)
+        pos_int("max_rule_length", self.max_rule_length)
+        pos_int("n_candidates", self.n_candidates)
+        pos_int("n_chains", self.n_chains)
+        if (
+            isinstance(self.n_bins, bool)
+            or not isinstance(self.n_bins, numbers.Integral)
+            or self.n_bins < 2
+        ):
+            raise ValueError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
+        ms = self.min_support
+        if (
+            isinstance(ms, bool)
+            or not isinstance(ms, numbers.Real)
+            or not ((0 < ms < 1) or (ms >= 1 and float(ms).is_integer()))
+        ):
+            raise ValueError(
+                f"min_support must be a fraction in (0, 1) or a positive integer count, got {ms!r}"
+            )
+        t0 = self.temperature0
+        if not isinstance(t0, numbers.Real) or not math.isfinite(t0) or t0 <= 0:
+            raise ValueError(f"temperature0 must be a finite positive number, got {t0!r}")
+        if self.handle_unknown not in ("ignore", "error"):
+            raise ValueError(
+                f"handle_unknown must be 'ignore' or 'error', got {self.handle_unknown!r}"
+            )
+        if self.prior is None:
+            prior = MRSPrior()
+        elif isinstance(self.prior, MRSPrior):
+            prior = self.prior
+        elif isinstance(self.prior, dict):
+            try:
+                prior = MRSPrior(**self.prior)
+            except TypeError as err:
+                raise ValueError(f"prior has an unknown key: {err}") from None
+        else:
+            raise TypeError(f"prior must be an MRSPrior, a dict or None, got {self.prior!r}")
+        prior.validate()
+        return prior
+
+    # ------------------------------------------------------------------------------------
+    def _as_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            df = X
+            names = [str(c) for c in df.columns]
+            if fitting:
+                if len(set(names)) != len(names):
+                    raise ValueError("X has duplicate column names")
+                if all(isinstance(c, str) for c in df.columns):
+                    self.feature_names_in_ = np.asarray(names, dtype=object)
+                elif hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            else:
+                fitted = getattr(self, "feature_names_in_", None)
+                if fitted is not None and all(isinstance(c, str) for c in df.columns):
+                    if list(fitted) != names:
+                        missing = [c for c in fitted if c not in names]
+                        extra = [c for c in names if c not in set(fitted)]
+                        raise ValueError(
+                            "The feature names should match those that were passed during "
+                            f"fit: missing {missing}, unexpected {extra}"
+                            + ("" if missing or extra else " (order differs)")
+                        )
+            df = df.copy()
+            df.columns = list(range(df.shape[1]))
+        else:
+            if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+                raise TypeError(
+                    "MultiValueRuleSetClassifier does not accept sparse input; "
+                    "pass a dense array or a DataFrame"
+                )
+            arr = np.asarray(X)
+            if arr.dtype.kind == "c":
+                raise ValueError("Complex data not supported")
+            if arr.ndim != 2:
+                raise ValueError(
+                    f"Expected 2D array, got {arr.ndim}D array instead: X of shape {arr.shape}. "
+                    "Reshape your data with X.reshape(-1, 1) for a single feature or "
+                    "X.reshape(1, -1) for a single sample"
+                )
+            df = pd.DataFrame(arr)
+            if arr.dtype.kind == "O":  # let numeric-looking object columns be numbers
+                for c in df.columns:
+                    conv = pd.to_numeric(df[c], errors="coerce")
+                    if conv.notna().sum() == df[c].notna().sum():
+                        df[c] = conv
+            if fitting and hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        if df.shape[1] == 0:
+            raise ValueError(f"0 feature(s) (shape={df.shape}) while a minimum of 1 is required.")
+        if df.shape[0] == 0:
+            raise ValueError(f"0 sample(s) (shape={df.shape}) while a minimum of 1 is required.")
+        for c in df.columns:
+            col = df[c]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                vals = col.to_numpy(dtype=float)
+                if np.isinf(vals).any():
+                    name = self._name(c)
+                    raise ValueError(
+                        f"Input X contains infinity in column {name!r}; "
+                        "NaN is allowed (it becomes the category 'missing'), inf is not"
+                    )
+        return df
+
+    def _name(self, c: int) -> str:
+        names = getattr(self, "feature_names_in_", None)
+        return str(names[c]) if names is not None and c < len(names) else f"x{c}"
+
+    def _categorical_set(self, df: pd.DataFrame) -> set[int]:
+        cf = self.categorical_features
+        if cf == "auto" or cf is None:
+            if cf is None:
+                return set()
+            return {
+                c
+                for c in df.columns
+                if not (
+                    pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
+                )
+            }
+        if isinstance(cf, str):
+            raise ValueError(f"categorical_features must be 'auto', None or a list, got {cf!r}")
+        names = list(getattr(self, "feature_names_in_", []))
+        out = set()
+        for f in cf:
+            if isinstance(f, numbers.Integral) and not isinstance(f, bool):
+                if not 0 <= int(f) < df.shape[1]:
+                    raise ValueError(f"categorical_features index {f} out of range")
+                out.add(int(f))
+            elif f in names:
+                out.add(names.index(f))
+            else:
+                raise ValueError(f"categorical_features entry {f!r} is not a column of X")
+        for c in df.columns:  # non-numeric columns cannot be binned
+            if not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]):
+                out.add(c)
+        return out
+
+    # ------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> MultiValueRuleSetClassifier:
+        """Learn the MAP multi-value rule set of (X, y)."""
+        prior = self._check_params()
+        df = self._as_frame(X, fitting=True)
+        if y is None:
+            raise ValueError(
+                "MultiValueRuleSetClassifier requires y to be passed, but the target y is None"
+            )
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            y_arr = column_or_1d(y_arr, warn=True)
+        if y_arr.ndim != 1:
+            raise ValueError(f"y should be a 1d array, got an array of shape {y_arr.shape}")
+        if len(y_arr) != len(df):
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {len(df)} and {len(y_arr)}"
+            )
+        if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
+            raise ValueError("Input y contains NaN or infinity")
+        target = type_of_target(y_arr)
+        if target == "continuous":
+            raise ValueError(f"Unknown label type: {target}; y must hold class labels")
+        classes = np.unique(y_arr)
+        if len(classes) < 2:
+            raise ValueError(f"y has 1 class only ({classes[0]!r}); a rule set needs both classes")
+        if len(classes) > 2:
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"{target}: y has {len(classes)} classes {list(classes)[:10]}"
+            )
+        if self.positive_class is None:
+            pos = classes[1]
+        else:
+            if self.positive_class not in set(classes.tolist()):
+                raise ValueError(
+                    f"positive_class={self.positive_class!r} is not a label of y ({list(classes)})"
+                )
+            pos = self.positive_class
+        neg = classes[0] if classes[1] == pos else classes[1]
+        self.classes_ = classes
+        self.positive_class_ = pos
+        self._neg_class = neg
+        y01 = (y_arr == pos).astype(np.int64)
+        self.n_features_in_ = df.shape[1]
+        cat = self._categorical_set(df)
+        encs = fit_encoding(df, cat, int(self.n_bins))
+        for enc, c in zip(encs, df.columns, strict=True):
+            enc.name = self._name(c)
+        self.encodings_: list[AttributeEncoding] = encs
+        codes = transform(df, encs)
+        rng = np.random.default_rng(self.random_state)
+        t0 = time.perf_counter()
+        space = RuleSpace(codes, y01, [e.n_values for e in encs], prior)
+        config = SearchConfig(
+            n_iterations=int(self.n_iterations),
+            temperature0=float(self.temperature0),
+            min_support=float(self.min_support),
+            max_rule_length=int(self.max_rule_length),
+            n_candidates=int(self.n_candidates),
+            max_rules=self.max_rules,
+            max_values_per_rule=self.max_values_per_rule,
+            max_features=self.max_features,
+        )
+        annealer = Annealer(space, config, rng)
+        t_mine = time.perf_counter() - t0
+        result = annealer.run()
+        chain_best = [result.log_posterior]
+        total_iter = result.n_iterations
+        for _ in range(int(self.n_chains) - 1):
+            other = annealer.run()
+            chain_best.append(other.log_posterior)
+            total_iter += other.n_iterations
+            if other.log_posterior > result.log_posterior:
+                result = other
+        self.chains_map_log_posterior_ = np.asarray(chain_best)
+        self.fit_time_ = {
+            "mining_s": t_mine,
+            "search_s": time.perf_counter() - t0 - t_mine,
+            "per_iteration_ms": 1e3 * (time.perf_counter() - t0 - t_mine) / max(total_iter, 1),
+        }
+        self.rule_codes_: list[Rule] = result.rules
+        self.log_posterior_ = result.trace
+        self.map_log_posterior_ = result.log_posterior
+        self.bounds_ = result.bounds
+        self.n_candidates_ = result.n_candidates_mined
+        self.n_iter_ = result.n_iterations
+        self.accept_rate_ = result.accept_rate
+        tp, fp, tn, fn = result.confusion
+        self.train_confusion_ = {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
+        # posterior means of P(y = positive | covered) and P(y = positive | not covered)
+        self.proba_covered_ = (tp + prior.alpha_1) / (tp + fp + prior.alpha_1 + prior.beta_1)
+        self.proba_uncovered_ = (fn + prior.beta_2) / (tn + fn + prior.alpha_2 + prior.beta_2)
+        return self
+
+    # ------------------------------------------------------------------------------------
+    def _codes(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "rule_codes_")
+        df = self._as_frame(X, fitting=False)
+        if df.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {df.shape[1]} features, but MultiValueRuleSetClassifier is expecting "
+                f"{self.n_features_in_} features as input"
+            )
+        codes = transform(df, self.encodings_)
+        if self.handle_unknown == "error" and (codes < 0).any():
+            r, c = np.argwhere(codes < 0)[0]
+            raise ValueError(
+                f"column {self.encodings_[c].name!r} has the value {df.iloc[r, c]!r} "
+                "not seen during fit (handle_unknown='error')"
+            )
+        return codes
+
+    def decision_rule_mask(self, X: Any) -> np.ndarray:
+        """Boolean matrix (n_samples, n_rules): which rule holds for which example."""
+        codes = self._codes(X)
+        from neurips18.rules._search import rule_mask
+
+        return np.column_stack(
+            [rule_mask(r, codes) for r in self.rule_codes_] or [np.zeros(len(codes), dtype=bool)]
+        )[:, : len(self.rule_codes_)]
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The positive class where any rule holds, the other class elsewhere."""
+        codes = self._codes(X)
+        covered = rules_mask(self.rule_codes_, codes)
+        out = np.where(covered, 1, 0)
+        labels = np.array([self._neg_class, self.positive_class_], dtype=self.classes_.dtype)
+        return labels[out]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Beta-posterior means of the positive rate of covered / uncovered training data.
+
+        Columns follow ``classes_``. The covered rate is at least 1/2 whenever the rule
+        set's training precision is, so ``predict`` and the arg-max of ``predict_proba``
+        agree for any reasonable rule set.
+        """
+        codes = self._codes(X)
+        covered = rules_mask(self.rule_codes_, codes)
+        p_pos = np.where(covered, self.proba_covered_, self.proba_uncovered_)
+        pos_col = int(np.flatnonzero(self.classes_ == self.positive_class_)[0])
+        out = np.empty((len(p_pos), 2))
+        out[:, pos_col] = p_pos
+        out[:, 1 - pos_col] = 1 - p_pos
+        return out
+
+    # ------------------------------------------------------------------------------------
+    def _format_condition(self, j: int, values: frozenset[int]) -> str:
+        enc = self.encodings_[j]
+        vals = sorted(values)
+        if enc.kind == "numeric":
+            labels = _merge_intervals(enc, vals)
+        else:
+            labels = [enc.labels[v] for v in vals]
+        return f"{enc.name} in {{{', '.join(labels)}}}"
+
+    def _format_rule(self, rule: Rule) -> str:
+        if not rule:
+            return "TRUE"
+        return " AND ".join(self._format_condition(j, v) for j, v in rule)
+
+    @property
+    def rules_(self) -> list[str]:
+        check_is_fitted(self, "rule_codes_")
+        return [self._format_rule(r) for r in self.rule_codes_]
+
+    @property
+    def n_rules_(self) -> int:
+        check_is_fitted(self, "rule_codes_")
+        return len(self.rule_codes_)
+
+    @property
+    def n_conditions_(self) -> int:
+        check_is_fitted(self, "rule_codes_")
+        return sum(len(r) for r in self.rule_codes_)
+
+    @property
+    def n_values_(self) -> int:
+        check_is_fitted(self, "rule_codes_")
+        return sum(len(v) for r in self.rule_codes_ for _, v in r)
+
+    @property
+    def features_used_(self) -> list[str]:
+        check_is_fitted(self, "rule_codes_")
+        used = sorted({j for r in self.rule_codes_ for j, _ in r})
+        return [self.encodings_[j].name for j in used]
+
+    def __str__(self) -> str:
+        if not hasattr(self, "rule_codes_"):
+            return repr(self)
+        pos, neg = (
+            getattr(c, "item", lambda c=c: c)() for c in (self.positive_class_, self._neg_class)
+        )
+        if not self.rule_codes_:
+            return f"MultiValueRuleSetClassifier: always predict {neg!r} (no rules)"
+        lines = [f"MultiValueRuleSetClassifier: predict {pos!r} if any rule holds, else {neg!r}"]
+        for i, r in enumerate(self.rules_, 1):
+            lines.append(f"  rule {i}: {r}")
+        lines.append(
+            f"  ({self.n_rules_} rules, {self.n_conditions_} conditions, "
+            f"{len(self.features_used_)} features)"
+        )
+        return "\n".join(lines)
+
+
+def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:
+    """Labels of numeric bins, with runs of adjacent bins shown as one interval."""
+    assert enc.edges is not None
+    edges = enc.edges.tolist()
+    n_bins = len(edges) + 1
+    out: list[str] = []
+    bins = [v for v in vals if v < n_bins]
+    run: list[int] = []
+    for v in bins + [-10]:
+        if run and v == run[-1] + 1:
+            run.append(v)
+            continue
+        if run:
+            lo, hi = run[0], run[-1]
+            if lo == hi:
+                out.append(enc.labels[lo])
+            else:
+                a = -math.inf if lo == 0 else edges[lo - 1]
+                b = math.inf if hi == n_bins - 1 else edges[hi]
+                if math.isinf(a):
+                    out.append(f"< {b:.6g}")
+                elif math.isinf(b):
+                    out.append(f">= {a:.6g}")
+                else:
+                    out.append(f"[{a:.6g}, {b:.6g})")
+        run = [v]
+    out.extend(enc.labels[v] for v in vals if v >= n_bins)
+    return out

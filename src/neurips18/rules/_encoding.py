@@ -1,0 +1,104 @@
+"""Turn a table into attribute/value codes: categories kept, numbers binned by quantile.
+
+Every attribute becomes a small integer code per row. Categorical columns keep their
+categories (missing values form their own category ``"missing"``); numeric columns are cut at
+training quantiles into at most ``n_bins`` intervals (missing values again form a category).
+At predict time a category never seen in training gets code ``-1``: it satisfies no
+condition on that attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MISSING = "missing"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.6g}"
+
+
+@dataclass
+class AttributeEncoding:
+    name: str
+    kind: str  # "categorical" or "numeric"
+    labels: list[str]  # one readable label per code
+    categories: list[Any] = field(default_factory=list)  # categorical: raw values per code
+    edges: np.ndarray | None = None  # numeric: inner cut points (increasing)
+    has_missing_code: bool = False
+
+    @property
+    def n_values(self) -> int:
+        return len(self.labels)
+
+
+def _is_categorical(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col))
+
+
+def fit_encoding(X: pd.DataFrame, categorical: set[Any], n_bins: int) -> list[AttributeEncoding]:
+    encs: list[AttributeEncoding] = []
+    for name in X.columns:
+        col = X[name]
+        missing = col.isna().to_numpy()
+        if name in categorical:
+            observed = col[~missing]
+            if isinstance(col.dtype, pd.CategoricalDtype):
+                present = set(observed.astype(object).tolist())
+                cats = [c for c in col.cat.categories.tolist() if c in present]
+            else:
+                cats = sorted(set(observed.tolist()), key=lambda v: (str(type(v)), str(v)))
+            labels = [str(c) for c in cats]
+            enc = AttributeEncoding(str(name), "categorical", labels, categories=list(cats))
+        else:
+            values = col.to_numpy(dtype=float)
+            finite = values[~missing]
+            if finite.size:
+                qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
+                edges = np.unique(qs)
+                # a cut equal to the minimum makes an empty first bin
+                edges = edges[edges > finite.min()]
+            else:
+                edges = np.empty(0)
+            bounds = [-np.inf, *edges.tolist(), np.inf]
+            labels = []
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+                if np.isneginf(lo):
+                    labels.append(f"< {_fmt(hi)}" if np.isfinite(hi) else "any")
+                elif np.isposinf(hi):
+                    labels.append(f">= {_fmt(lo)}")
+                else:
+                    labels.append(f"[{_fmt(lo)}, {_fmt(hi)})")
+            enc = AttributeEncoding(str(name), "numeric", labels, edges=edges)
+        if missing.any():
+            enc.labels.append(MISSING)
+            enc.has_missing_code = True
+        encs.append(enc)
+    return encs
+
+
+def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
+    """Codes (n, d) int32; ``-1`` marks a value unseen in training."""
+    n = len(X)
+    codes = np.empty((n, len(encs)), dtype=np.int32)
+    for j, enc in enumerate(encs):
+        col = X.iloc[:, j]
+        missing = col.isna().to_numpy()
+        if enc.kind == "categorical":
+            lookup = {c: i for i, c in enumerate(enc.categories)}
+            raw = col.astype(object).to_numpy()
+            out = np.fromiter((lookup.get(v, -1) for v in raw), dtype=np.int32, count=n)
+        else:
+            assert enc.edges is not None
+            values = col.to_numpy(dtype=float)
+            out = np.searchsorted(enc.edges, np.where(missing, 0.0, values), side="right").astype(
+                np.int32
+            )
+        if missing.any():
+            out[missing] = enc.n_values - 1 if enc.has_missing_code else -1
+        codes[:, j] = out
+    return codes

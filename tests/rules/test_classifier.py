@@ -1,0 +1,240 @@
+"""The estimator: real data, readable rules, input handling and bad input."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+
+from neurips18.rules import MRSPrior, MultiValueRuleSetClassifier
+from neurips18.rules._synthetic import make_planted_rule_set
+
+LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
+
+
+def _eval_rule_strings(rules: list[str], X: pd.DataFrame) -> np.ndarray:
+    """Evaluate readable categorical rules with pandas, independently of the model."""
+    out = np.zeros(len(X), bool)
+    for rule in rules:
+        m = np.ones(len(X), bool)
+        for cond in rule.split(" AND "):
+            name, values = re.fullmatch(r"(.+) in \{(.*)\}", cond).groups()
+            m &= X[name].astype(str).isin(values.split(", ")).to_numpy()
+        out |= m
+    return out
+
+
+def test_tic_tac_toe_exact_concept(tic_tac_toe):
+    Xtr, Xte, ytr, yte = train_test_split(
+        tic_tac_toe.X, tic_tac_toe.y, test_size=0.3, stratify=tic_tac_toe.y, random_state=0
+    )
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=3000).fit(Xtr, ytr)
+    names = list(tic_tac_toe.X.columns)
+    expected = {
+        " AND ".join(f"{names[j]} in {{x}}" for j in sorted(line, key=lambda j: j))
+        for line in LINES
+    }
+    assert set(clf.rules_) == expected
+    assert clf.n_rules_ == 8 and clf.n_conditions_ == 24 and len(clf.features_used_) == 9
+    assert (clf.predict(Xte) == yte).mean() == 1.0
+    np.testing.assert_array_equal(_eval_rule_strings(clf.rules_, Xte), clf.predict(Xte) == 1)
+
+
+def test_mushroom_accuracy_and_readable_rules(mushroom):
+    Xtr, Xte, ytr, yte = train_test_split(
+        mushroom.X, mushroom.y, test_size=0.3, stratify=mushroom.y, random_state=0
+    )
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=3000, max_rules=3)
+    clf.fit(Xtr, ytr)
+    assert (clf.predict(Xte) == yte).mean() >= 0.99
+    # the readable strings are the model: evaluating them with pandas gives predict()
+    X_str = Xte.astype(object).where(Xte.notna(), "missing")
+    np.testing.assert_array_equal(_eval_rule_strings(clf.rules_, X_str), clf.predict(Xte) == 1)
+    assert sum(line.startswith("  rule ") for line in str(clf).splitlines()) == clf.n_rules_
+
+
+def test_planted_rule_set_recovered_through_the_estimator():
+    data = make_planted_rule_set(n_samples=3000, n_attributes=15, rng=np.random.default_rng(4))
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=2000).fit(data.X, data.y)
+
+    def canon(rules):
+        return sorted(tuple(sorted(r.split(" AND "))) for r in rules)
+
+    assert canon(clf.rules_) == canon(data.describe())
+
+
+def test_numeric_columns_are_binned_by_quantile_and_printed_as_intervals():
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = pd.DataFrame({"age": rng.uniform(0, 100, n), "color": rng.choice(["r", "g", "b"], n)})
+    y = ((X.age >= 60) & (X.color != "b")).astype(int)
+    clf = MultiValueRuleSetClassifier(n_bins=5, random_state=0, n_iterations=1000).fit(X, y)
+    assert (clf.predict(X) == y).mean() > 0.98
+    assert any(re.search(r"age in \{>= 5\d", r) for r in clf.rules_), clf.rules_
+    assert any("color in {g, r}" in r for r in clf.rules_), clf.rules_
+
+
+def test_arrays_strings_labels_and_positive_class():
+    data = make_planted_rule_set(n_samples=1500, n_attributes=6, rng=np.random.default_rng(2))
+    X = data.X.astype(str).to_numpy()
+    y = np.where(data.y == 1, "yes", "no")
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=1000).fit(X, y)
+    assert list(clf.classes_) == ["no", "yes"] and clf.positive_class_ == "yes"
+    assert (clf.predict(X) == y).mean() > 0.99
+    assert all(r.startswith("x") for r in clf.rules_)  # array columns are named x0, x1, ...
+    inv = MultiValueRuleSetClassifier(random_state=0, n_iterations=300, positive_class="no")
+    inv.fit(X, y)
+    proba = inv.predict_proba(X)
+    assert np.allclose(proba.sum(1), 1)
+    np.testing.assert_array_equal(inv.classes_[proba.argmax(1)], inv.predict(X))
+
+
+def test_predict_proba_is_the_beta_posterior_mean():
+    data = make_planted_rule_set(
+        n_samples=1000, n_attributes=6, noise=0.05, rng=np.random.default_rng(3)
+    )
+    p = MRSPrior()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500, prior=p)
+    clf.fit(data.X, data.y)
+    c = clf.train_confusion_
+    covered = clf.predict(data.X) == 1
+    proba = clf.predict_proba(data.X)[:, 1]
+    assert np.allclose(
+        proba[covered], (c["tp"] + p.alpha_1) / (c["tp"] + c["fp"] + p.alpha_1 + p.beta_1)
+    )
+    assert np.allclose(
+        proba[~covered], (c["fn"] + p.beta_2) / (c["tn"] + c["fn"] + p.alpha_2 + p.beta_2)
+    )
+
+
+def test_caps_and_trace():
+    data = make_planted_rule_set(
+        n_samples=2000, n_attributes=8, n_rules=4, rng=np.random.default_rng(1)
+    )
+    clf = MultiValueRuleSetClassifier(
+        max_rules=2, max_values_per_rule=3, n_iterations=600, random_state=0, n_chains=2
+    ).fit(data.X, data.y)
+    assert clf.n_rules_ <= 2
+    assert all(len(v) <= 3 for v in clf.rule_codes_ for v in [sum((list(s) for _, s in v), [])])
+    assert clf.log_posterior_.shape == (clf.n_iter_ + 1,)
+    assert clf.map_log_posterior_ >= clf.log_posterior_.max() - 1e-9
+    assert clf.map_log_posterior_ == clf.chains_map_log_posterior_.max()
+    assert clf.bounds_ and clf.bounds_[-1]["max_rules_bound"] >= clf.n_rules_
+
+
+def test_same_seed_same_model():
+    data = make_planted_rule_set(n_samples=1000, n_attributes=8, rng=np.random.default_rng(6))
+    a = MultiValueRuleSetClassifier(random_state=3, n_iterations=400).fit(data.X, data.y)
+    b = clone(a).fit(data.X, data.y)
+    assert a.rules_ == b.rules_
+
+
+# --- bad input --------------------------------------------------------------------------
+def _small():
+    return make_planted_rule_set(n_samples=300, n_attributes=4, rng=np.random.default_rng(0))
+
+
+def test_single_class_y_is_rejected():
+    d = _small()
+    with pytest.raises(ValueError, match="1 class only"):
+        MultiValueRuleSetClassifier().fit(d.X, np.zeros(len(d.y)))
+
+
+def test_multiclass_y_is_rejected():
+    d = _small()
+    with pytest.raises(ValueError, match="Only binary classification"):
+        MultiValueRuleSetClassifier().fit(d.X, np.arange(len(d.y)) % 3)
+
+
+def test_nan_is_its_own_category_and_inf_is_rejected():
+    rng = np.random.default_rng(0)
+    n = 600
+    col = rng.choice(["a", "b", None], n).astype(object)
+    X = pd.DataFrame({"c": col, "z": rng.normal(size=n)})
+    y = pd.isna(col).astype(int)  # the label is "c is missing"
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert clf.rules_ == ["c in {missing}"]
+    assert (clf.predict(X) == y).all()
+    X_nan = X.copy()
+    X_nan.loc[:5, "z"] = np.nan  # a numeric NaN at predict time is the 'missing' category
+    clf.predict(X_nan)
+    X_inf = X.copy()
+    X_inf.loc[0, "z"] = np.inf
+    with pytest.raises(ValueError, match="infinity in column 'z'"):
+        clf.fit(X_inf, y)
+    with pytest.raises(ValueError, match="infinity"):
+        clf.predict(X_inf)
+
+
+def test_unseen_category_at_predict_time():
+    d = _small()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(d.X, d.y)
+    attr = clf.features_used_[0]
+    X_new = d.X.astype(object).copy()
+    X_new[attr] = "never-seen"
+    # documented: an unseen value satisfies no condition on its attribute
+    covered = clf.decision_rule_mask(X_new)
+    uses = [attr in r for r in clf.rules_]
+    assert not covered[:, uses].any()
+    strict = clone(clf).set_params(handle_unknown="error").fit(d.X, d.y)
+    with pytest.raises(ValueError, match="not seen during fit"):
+        strict.predict(X_new)
+
+
+def test_mismatched_feature_names_and_counts():
+    d = _small()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(d.X, d.y)
+    with pytest.raises(ValueError, match="feature names should match"):
+        clf.predict(d.X.rename(columns={"a0": "other"}))
+    with pytest.raises(ValueError, match="order differs"):
+        clf.predict(d.X[list(reversed(d.X.columns))])
+    with pytest.raises(ValueError, match="expecting 4 features"):
+        clf.predict(d.X.to_numpy()[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        ({"max_rules": 0}, "max_rules must be a positive integer or None, got 0"),
+        ({"max_values_per_rule": 1.5}, "max_values_per_rule must be"),
+        ({"n_iterations": -1}, "n_iterations must be a positive integer, got -1"),
+        ({"n_bins": 1}, "n_bins must be an integer >= 2, got 1"),
+        ({"min_support": 0}, "min_support must be"),
+        ({"temperature0": float("nan")}, "temperature0 must be"),
+        ({"handle_unknown": "skip"}, "handle_unknown must be"),
+        ({"prior": {"alpha_1": -1.0}}, r"prior.alpha_1 must be a finite positive number"),
+        ({"prior": {"nope": 1.0}}, "prior has an unknown key"),
+        ({"n_chains": 0}, "n_chains must be"),
+        ({"categorical_features": ["missing-col"]}, "is not a column of X"),
+    ],
+)
+def test_bad_hyperparameters_name_the_parameter(params, match):
+    d = _small()
+    with pytest.raises(ValueError, match=match):
+        MultiValueRuleSetClassifier(**params).fit(d.X, d.y)
+
+
+def test_prior_of_wrong_type():
+    d = _small()
+    with pytest.raises(TypeError, match="prior must be an MRSPrior"):
+        MultiValueRuleSetClassifier(prior=3).fit(d.X, d.y)
+
+
+def test_empty_and_inconsistent_data():
+    d = _small()
+    with pytest.raises(ValueError, match="0 sample"):
+        MultiValueRuleSetClassifier().fit(d.X.iloc[:0], d.y[:0])
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        MultiValueRuleSetClassifier().fit(d.X, d.y[:-1])
+
+
+def test_fit_speed_is_recorded():
+    d = _small()
+    t = time.perf_counter()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=100).fit(d.X, d.y)
+    assert 0 < clf.fit_time_["search_s"] <= time.perf_counter() - t
