@@ -7,7 +7,7 @@ and pitfalls of Stochastic Gradient Langevin Dynamics" (NeurIPS 2018, arXiv:1811
 * LMC (unadjusted Langevin):  theta - gamma grad U(theta) + sqrt(2 gamma) Z
 * SGLD:   theta - gamma [grad U0(theta) + (N/p) sum_{i in S} grad U_i(theta)] + sqrt(2 gamma) Z
 * SGLDFP: theta - gamma [grad U0(theta) - grad U0(theta*)
-                         + (N/p) sum_{i in S} (grad U_i(theta) - grad U_i(theta*))] + sqrt(2 gamma) Z
+          + (N/p) sum_{i in S} (grad U_i(theta) - grad U_i(theta*))] + sqrt(2 gamma) Z
   where theta* is the mode (grad U(theta*) = 0), so no full gradient is needed per step;
 * SGD:    SGLD without the noise.
 
@@ -132,7 +132,9 @@ def _grad_sgld(m: Model, theta: Array, idx: NDArray[np.intp], scale: Any) -> Arr
     return -(m.grad_log_prior(theta) + scale * m.grad_log_likelihood_sum(theta, idx))
 
 
-def _grad_sgldfp(m: Model, theta: Array, idx: NDArray[np.intp], scale: Any, fp: FixedPoint) -> Array:
+def _grad_sgldfp(
+    m: Model, theta: Array, idx: NDArray[np.intp], scale: Any, fp: FixedPoint
+) -> Array:
     return -((m.grad_log_prior(theta) - fp.grad_log_prior_star) + scale * fp.diff(theta, idx))
 
 

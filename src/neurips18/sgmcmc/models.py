@@ -571,7 +571,8 @@ def find_mode(
             while a > 1e-10:
                 cand = t - a * step
                 uc = U(cand)
-                if uc <= u + 1e-4 * a * float(g @ -step) or np.linalg.norm(G(cand)) < np.linalg.norm(g):
+                armijo = uc <= u + 1e-4 * a * float(g @ -step)
+                if armijo or np.linalg.norm(G(cand)) < np.linalg.norm(g):
                     break
                 a *= 0.5
             t, u = cand, uc
