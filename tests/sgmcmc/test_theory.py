@@ -70,7 +70,8 @@ def test_lmc_closed_form(make_linear):
     X = m.X / np.sqrt(0.5)
     Sigma = 2.0 * np.eye(3) + X.T @ X
     mean, C = invariant_moments(m, "lmc", gamma, None)
-    np.testing.assert_allclose(C, np.linalg.inv(Sigma) @ np.linalg.inv(np.eye(3) - gamma * Sigma / 2))
+    ref = np.linalg.inv(Sigma) @ np.linalg.inv(np.eye(3) - gamma * Sigma / 2)
+    np.testing.assert_allclose(C, ref)
     post_mean, post_cov = posterior_moments(m)
     np.testing.assert_allclose(mean, post_mean)
     np.testing.assert_allclose(post_cov, np.linalg.inv(Sigma), rtol=1e-12)
