@@ -45,7 +45,12 @@ from neurips18.sgmcmc.models import (
     find_mode,
 )
 from neurips18.sgmcmc.sampler import METHODS, DivergenceError, SampleResult, sample
-from neurips18.sgmcmc.theory import invariant_moments, posterior_moments, wasserstein2_gaussian
+from neurips18.sgmcmc.theory import (
+    importance_moments,
+    invariant_moments,
+    posterior_moments,
+    wasserstein2_gaussian,
+)
 
 __all__ = [
     "METHODS",
@@ -61,6 +66,7 @@ __all__ = [
     "as_model",
     "find_mode",
     "fixed_point",
+    "importance_moments",
     "invariant_moments",
     "lmc_step",
     "minibatch_indices",

@@ -272,10 +272,21 @@ class _GaussianPriorGLM(Model):
     def _curv(self, z: Array, y: Array) -> Array:
         raise NotImplementedError
 
+    # fast path for the sampler: grad U_i(theta) = x_i * (_link(z_i) - _target_i)
+    _target: Array
+
+    def _link(self, z: Array) -> Array:
+        raise NotImplementedError
+
+    def _link_at(self, theta: Array) -> Array:
+        """_link(x_i^T theta) for all i, computed in float64, returned in the model dtype."""
+        z = self.X.astype(np.float64) @ np.asarray(theta, np.float64)
+        return np.asarray(self._link(z), dtype=np.float64).astype(self.dtype)
+
     def _rows(self, idx: NDArray[np.intp] | None) -> tuple[Array, Array]:
         if idx is None:
             return self.X, self.y
-        return self.X[idx], self.y[idx]
+        return np.take(self.X, idx, axis=0), np.take(self.y, idx)
 
     def log_prior(self, theta: Array) -> float:
         lam = self.prior_precision
@@ -314,8 +325,8 @@ class _GaussianPriorGLM(Model):
         X, y, dell = self.X, self.y, self._dell
 
         def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
-            Xb = X[idx]
-            return Xb.T @ (dell(Xb @ theta, y[idx]) - cache[idx])
+            Xb = np.take(X, idx, axis=0)
+            return Xb.T @ (dell(Xb @ theta, np.take(y, idx)) - np.take(cache, idx))
 
         return diff
 
@@ -356,6 +367,10 @@ class BayesianLinearRegression(_GaussianPriorGLM):
         super().__init__(X, y, prior_precision, dtype)
         self.noise_variance = _check_positive("noise_variance", noise_variance)
         self._inv_s2 = self.dtype.type(1.0 / self.noise_variance)
+        self._target = (self.y.astype(np.float64) / self.noise_variance).astype(self.dtype)
+
+    def _link(self, z: Array) -> Array:
+        return z * (self._inv_s2 if z.dtype == self.dtype else 1.0 / self.noise_variance)
 
     def _ell(self, z: Array, y: Array) -> Array:
         s2 = self.noise_variance
@@ -376,8 +391,10 @@ class BayesianLinearRegression(_GaussianPriorGLM):
 
 
 def _sigmoid(z: Array) -> Array:
-    # overflow-free logistic function, dtype preserving
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    # overflow-free, dtype-preserving logistic function (one pass)
+    from scipy.special import expit
+
+    return expit(z)  # type: ignore[no-any-return]
 
 
 class BayesianLogisticRegression(_GaussianPriorGLM):
@@ -394,6 +411,10 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
         if not np.isin(self.y, (0.0, 1.0)).all():
             bad = np.unique(self.y[~np.isin(self.y, (0.0, 1.0))])[:5]
             raise ValueError(f"y must contain only 0 and 1 for logistic regression, got {bad}")
+        self._target = self.y
+
+    def _link(self, z: Array) -> Array:
+        return _sigmoid(z)
 
     def _ell(self, z: Array, y: Array) -> Array:
         # y z - log(1 + e^z), stably

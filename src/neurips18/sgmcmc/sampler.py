@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,13 @@ from neurips18.sgmcmc.kernels import (
     _check_step_size,
     fixed_point,
 )
-from neurips18.sgmcmc.models import Array, as_model, check_theta
+from neurips18.sgmcmc.models import (
+    Array,
+    Model,
+    _GaussianPriorGLM,
+    as_model,
+    check_theta,
+)
 
 __all__ = ["METHODS", "DivergenceError", "SampleResult", "sample"]
 
@@ -57,6 +64,107 @@ class SampleResult:
 
     def var(self) -> Array:
         return np.asarray(self.draws.var(axis=0, dtype=np.float64))
+
+
+Inner = Callable[..., tuple[Array, int]]
+
+
+def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint | None) -> Inner:
+    """Steps for any model, through its public gradient methods."""
+    dt = m.dtype.type
+    g_ = dt(gamma)
+    scale = dt(m.n_data / p) if p else dt(1)
+    glp, gls = m.grad_log_prior, m.grad_log_likelihood_sum
+    glp_star = fp.grad_log_prior_star if fp is not None else None
+    diff = fp.diff if fp is not None else None
+
+    def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
+        for j in range(b):
+            if method == "lmc":
+                grad = -(glp(theta) + gls(theta))
+            elif method == "sgldfp":
+                grad = -((glp(theta) - glp_star) + scale * diff(theta, idx_block[j]))
+            else:
+                grad = -(glp(theta) + scale * gls(theta, idx_block[j]))
+            theta = theta - g_ * grad
+            if noise is not None:
+                theta += noise[j]
+            step += 1
+            if step % thin == 0:
+                draws[kept] = theta
+                kept += 1
+        return theta, kept
+
+    return inner
+
+
+def _glm_inner(
+    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
+) -> Inner:
+    """Fused steps for the GLMs: grad U_i = x_i (h(x_i^T theta) - t_i).
+
+    The prior term is folded into a contraction ``a * theta`` (plus a constant for SGLDFP);
+    a block's minibatch rows are gathered at once; SGLDFP uses the cached h(x_i^T theta*), so
+    an SGLDFP step costs exactly what an SGLD step costs: one gather and two small products.
+    """
+    dt = m.dtype.type
+    lam = m.prior_precision
+    a = dt(1.0 - gamma * lam)
+    s = dt(gamma * m.n_data / p) if p else dt(gamma)
+    h = m._link
+    X = m.X
+    if method == "sgldfp":
+        assert fp is not None
+        t = m._link_at(fp.theta_star)
+        c = (gamma * lam * fp.theta_star.astype(np.float64)).astype(m.dtype)
+    else:
+        t = m._target
+        c = np.zeros(m.dim, dtype=m.dtype)
+
+    Xs = X * s
+    Xts = Xs.T @ t  # LMC: sum_i s x_i t_i, fixed
+
+    def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
+        # theta' = a theta + [c + noise + s X_S^T t_S] - s X_S^T h(X_S theta); the bracket is
+        # computed for the whole block at once, leaving two small products per step.
+        add = np.broadcast_to(c, (b, m.dim)) if noise is None else noise + c
+        theta = np.array(theta, copy=True)
+        if method == "lmc":
+            add = add + Xts
+            for j in range(b):
+                r = h(X @ theta)
+                theta *= a
+                theta += add[j]
+                theta -= r @ Xs
+                step += 1
+                if step % thin == 0:
+                    draws[kept] = theta
+                    kept += 1
+            return theta, kept
+        XB = np.take(X, idx_block, axis=0)  # np.take: several times faster than X[idx]
+        XsB = np.take(Xs, idx_block, axis=0)
+        tB = np.take(t, idx_block)
+        add = add + np.matmul(XsB.transpose(0, 2, 1), tB[:, :, None])[:, :, 0]
+        if thin == 1:
+            for j in range(b):
+                r = h(XB[j] @ theta)
+                theta *= a
+                theta += add[j]
+                theta -= r @ XsB[j]
+                draws[kept + j] = theta
+            return theta, kept + b
+        for j in range(b):
+            r = h(XB[j] @ theta)
+            theta *= a
+            theta += add[j]
+            theta -= r @ XsB[j]
+            step += 1
+            if step % thin == 0:
+                draws[kept] = theta
+                kept += 1
+        return theta, kept
+
+    return inner
 
 
 def _check_int(name: str, value: Any, lo: int) -> int:
@@ -130,28 +238,26 @@ def sample(
             raise ValueError(f"divergence_threshold must be > 0, got {divergence_threshold!r}")
 
     dt = m.dtype.type
-    g_ = dt(gamma)
-    sq = math.sqrt(2.0 * gamma)
     N = m.n_data
-    scale = dt(N / p) if p else dt(1)
     n_keep = n_steps // thin
     draws = np.empty((n_keep, m.dim), dtype=m.dtype)
-
-    glp = m.grad_log_prior
-    gls = m.grad_log_likelihood_sum
-    if method == "sgldfp":
-        assert fp is not None
-        glp_star, diff = fp.grad_log_prior_star, fp.diff
+    if isinstance(m, _GaussianPriorGLM):
+        inner = _glm_inner(m, method, gamma, p, fp)
+    else:
+        inner = _generic_inner(m, method, gamma, p, fp)
 
     t0 = time.perf_counter()
     step = 0
     kept = 0
+    sq = dt(math.sqrt(2.0 * gamma))
     with np.errstate(over="ignore", invalid="ignore"):
         while step < n_steps:
             b = min(_BLOCK, n_steps - step)
+            noise = None
             if method != "sgd":
                 noise = gen.standard_normal((b, m.dim), dtype=m.dtype)
-                noise *= dt(sq)
+                noise *= sq
+            idx_block = None
             if p:
                 if replacement:
                     idx_block = gen.integers(0, N, size=(b, p))
@@ -160,22 +266,8 @@ def sample(
                         [gen.choice(N, size=p, replace=False, shuffle=False) for _ in range(b)]
                     )
             first_keep = kept
-            for j in range(b):
-                if method == "lmc":
-                    grad = -(glp(theta) + gls(theta))
-                elif method == "sgldfp":
-                    idx = idx_block[j]
-                    grad = -((glp(theta) - glp_star) + scale * diff(theta, idx))
-                else:
-                    idx = idx_block[j]
-                    grad = -(glp(theta) + scale * gls(theta, idx))
-                theta = theta - g_ * grad
-                if method != "sgd":
-                    theta += noise[j]
-                step += 1
-                if step % thin == 0:
-                    draws[kept] = theta
-                    kept += 1
+            theta, kept = inner(theta, b, noise, idx_block, step, thin, draws, kept)
+            step += b
             dev = float(np.linalg.norm((theta - start).astype(np.float64)))
             if not (math.isfinite(dev) and dev <= limit) or not np.isfinite(
                 draws[first_keep:kept]
