@@ -92,7 +92,7 @@ class BlackJAX:
         self.compile_time: dict[str, float] = {}
 
     def _build(self, method: str, n_steps: int):
-        jax, jnp = self.jax, self.jnp
+        jax = self.jax
         algo, p, n, gamma = self.algos[method], self.p, self.n, self.gamma
         X, y = self.X, self.y
 

@@ -173,3 +173,29 @@ def test_wasserstein2_gaussian_references():
 def test_wasserstein2_bad_input(args, match):
     with pytest.raises(ValueError, match=match):
         wasserstein2_gaussian(*args)
+
+
+def test_importance_moments_match_quadrature(make_logistic):
+    # N = 50, d = 2: a visibly non-Gaussian posterior; a 401 x 401 grid gives its moments
+    from neurips18.sgmcmc import find_mode, importance_moments
+
+    m = make_logistic(n=50, d=2, seed=9)
+    ts = find_mode(m)
+    sd = np.sqrt(np.diag(np.linalg.inv(m.hessian_potential(ts))))
+    g1 = np.linspace(ts[0] - 8 * sd[0], ts[0] + 8 * sd[0], 401)
+    g2 = np.linspace(ts[1] - 8 * sd[1], ts[1] + 8 * sd[1], 401)
+    P = np.stack([a.ravel() for a in np.meshgrid(g1, g2, indexing="ij")], 1)
+    z = m.X @ P.T
+    lp = (m.y[:, None] * z - np.logaddexp(0, z)).sum(0) - 0.5 * (P * P).sum(1)
+    w = np.exp(lp - lp.max())
+    w /= w.sum()
+    mq = w @ P
+    Cq = (P - mq).T @ ((P - mq) * w[:, None])
+    r = importance_moments(m, 50_000, np.random.default_rng(1))
+    assert np.all(np.abs(r["mean"] - mq) < 0.01 * np.sqrt(np.diag(Cq)))
+    np.testing.assert_allclose(r["cov"], Cq, rtol=0.02, atol=0.005 * np.abs(Cq).max())
+    assert r["ess"] > 10_000
+    with pytest.raises(TypeError):
+        importance_moments(object(), 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_samples"):
+        importance_moments(m, 1, np.random.default_rng(0))
