@@ -47,3 +47,28 @@ def test_sgld_reproduction_runs_and_resumes(tmp_path):
     out2 = rep.run(ctx2)
     assert ctx2.computed_steps == []
     assert [c.ours for c in out2.comparisons] == pytest.approx([c.ours for c in out.comparisons])
+
+
+def test_sgld_reproduction_uses_covertype_when_present(tmp_path, monkeypatch):
+    import gzip
+
+    from neurips18.repro import registry
+    from neurips18.repro.core import RunContext
+
+    rng = np.random.default_rng(0)
+    n = 2500
+    feats = np.column_stack([rng.integers(1800, 3900, n), rng.integers(0, 1400, (n, 9)),
+                             rng.integers(0, 2, (n, 44))])
+    label = np.where(feats[:, 0] + rng.normal(0, 300, n) > 2850, 2, 1)
+    (tmp_path / "data" / "covertype").mkdir(parents=True)
+    with gzip.open(tmp_path / "data" / "covertype" / "covtype.data.gz", "wt") as fh:
+        for f, lab in zip(feats, label, strict=True):
+            fh.write(",".join(map(str, f)) + f",{lab}\n")
+    monkeypatch.setenv("NEURIPS18_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("NEURIPS18_OFFLINE", "1")
+    ctx = RunContext(profile="quick", config=TINY, seed=0, checkpoint_dir=tmp_path / "ck",
+                     progress=False)
+    out = registry.get("sgld").run(ctx)
+    rows = [c for c in out.comparisons if c.metric.startswith("covertype")]
+    assert len(rows) == 8
+    assert out.data["covertype_vs_n"]["ns"] == [300, 2500]
