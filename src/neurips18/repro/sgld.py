@@ -24,6 +24,7 @@ with closed forms; the paper's qualitative claims are what those targets encode.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from neurips18.repro.core import Comparison, Outcome, Reproduction, RunContext, compare
@@ -32,7 +33,7 @@ METHODS = ("lmc", "sgld", "sgldfp", "sgd")
 COLORS = {"lmc": "tab:blue", "sgld": "tab:red", "sgldfp": "tab:green", "sgd": "tab:orange"}
 
 
-def _slope(ns: list[float], errs: list[float]) -> float:
+def _slope(ns: Sequence[float], errs: Sequence[float]) -> float:
     import numpy as np
 
     x, y = np.log10(np.asarray(ns, float)), np.log10(np.asarray(errs, float))

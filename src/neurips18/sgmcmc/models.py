@@ -191,9 +191,10 @@ class Model:
         return diff
 
     def _mode_scale(self, theta: Array) -> float:
-        g0 = np.linalg.norm(np.asarray(self.grad_log_prior(theta), dtype=np.float64))
-        g1 = np.linalg.norm(np.asarray(self.grad_log_likelihood_sum(theta), dtype=np.float64))
-        return float(max(1.0, g0, g1))
+        g0 = float(np.linalg.norm(np.asarray(self.grad_log_prior(theta), dtype=np.float64)))
+        g1 = float(np.linalg.norm(
+            np.asarray(self.grad_log_likelihood_sum(theta), dtype=np.float64)))
+        return max(1.0, g0, g1)
 
 
 class _ProtocolAdapter(Model):

@@ -75,8 +75,8 @@ def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint |
     g_ = dt(gamma)
     scale = dt(m.n_data / p) if p else dt(1)
     glp, gls = m.grad_log_prior, m.grad_log_likelihood_sum
-    glp_star = fp.grad_log_prior_star if fp is not None else None
-    diff = fp.diff if fp is not None else None
+    glp_star: Any = fp.grad_log_prior_star if fp is not None else None
+    diff: Any = fp.diff if fp is not None else None
 
     def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
         for j in range(b):
@@ -228,7 +228,11 @@ def sample(
     if method == "sgldfp" or theta0 is None:
         fp = fixed_point(m, theta_star)
     mode_time = time.perf_counter() - t_mode
-    theta = fp.theta_star.copy() if theta0 is None else check_theta(m, theta0, "theta0")
+    if theta0 is None:
+        assert fp is not None
+        theta = fp.theta_star.copy()
+    else:
+        theta = check_theta(m, theta0, "theta0")
     start = theta.copy()
     if divergence_threshold is None:
         limit = 1e6 * (1.0 + float(np.linalg.norm(start.astype(np.float64))))
