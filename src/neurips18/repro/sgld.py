@@ -168,7 +168,7 @@ def _logistic_vs_n(ctx: RunContext, data: tuple[Any, Any] | None = None,
         def one(n: int = n, i: int = i) -> dict[str, Any]:
             model = BayesianLogisticRegression(X[:n], y[:n], 1.0)
             ts = find_mode(model)
-            ref = _reference(model, ctx.seed + 10 + i, cfg["ref_budget"], 500, 50_000)
+            ref = _reference(model, ctx.seed + 10 + i, cfg["ref_budget"], 200, 50_000)
             row: dict[str, Any] = {"ref_ess": ref["ess"], "ref_n": ref["n_samples"]}
             for j, meth in enumerate(methods):
                 steps = int(max(cfg["n_steps"],
@@ -225,7 +225,8 @@ def _logistic_big(ctx: RunContext) -> dict[str, Any]:
                            "var_ref": var_ref.tolist(),
                            "var_laplace": np.diag(C_lap).tolist()}
     for k, meth in enumerate(("sgldfp", "sgld")):
-        res = sample(model, meth, gamma, p, cfg["n_steps"], theta_star=ts,
+        steps = cfg["n_steps"] if meth == "sgldfp" else cfg.get("n_steps_sgld", cfg["n_steps"])
+        res = sample(model, meth, gamma, p, steps, theta_star=ts,
                      generator=np.random.default_rng(ctx.seed + 30 + k))
         _, C_lin = invariant_moments(model, meth, gamma, p, linearize=True)
         out[meth] = {
@@ -382,13 +383,13 @@ REPRODUCTION = Reproduction(
     profiles={
         "quick": {
             "closed_vs_sim": {"n": 1000, "d": 2, "batch_size": 10, "eta": 0.5,
-                              "n_steps": 400_000, "without_replacement": False},
+                              "n_steps": 300_000, "without_replacement": False},
             "linear_vs_n": {"ns": [1e2, 1e3, 1e4, 1e5, 1e6], "d": 5, "batch_size": 50},
             "logistic_vs_n": {"ns": [1e3, 1e4, 1e5, 1e6], "d": 5, "batch_size": 50,
                               "methods": ["sgld", "sgldfp", "sgd"], "n_steps": 100_000,
                               "steps_per_n": 0, "lmc_budget": 0, "ref_budget": 2e8},
             "logistic_big": {"n": 100_000, "d": 20, "batch_size": 50, "n_steps": 300_000,
-                             "ref_samples": 2000},
+                             "n_steps_sgld": 100_000, "ref_samples": 2000},
         },
         "full": {
             "closed_vs_sim": {"n": 1000, "d": 2, "batch_size": 10, "eta": 0.5,
@@ -397,8 +398,8 @@ REPRODUCTION = Reproduction(
                             "batch_size": 50},
             "logistic_vs_n": {"ns": [1e3, 1e4, 1e5, 1e6], "d": 5, "batch_size": 50,
                               "methods": ["lmc", "sgld", "sgldfp", "sgd"], "n_steps": 1_000_000,
-                              "steps_per_n": 100, "max_steps": 20_000_000, "lmc_budget": 2e10,
-                              "ref_budget": 4e9},
+                              "steps_per_n": 100, "max_steps": 10_000_000, "lmc_budget": 1e10,
+                              "ref_budget": 2e9},
             "logistic_big": {"n": 100_000, "d": 20, "batch_size": 50, "n_steps": 1_000_000,
                              "ref_samples": 10_000},
         },
