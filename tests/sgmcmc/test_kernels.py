@@ -191,3 +191,22 @@ def test_fused_glm_loop_equals_generic_loop(kind, method, replacement, request):
     b = sample(_ProtocolAdapter(m), method, 1e-3, 10, 600, generator=np.random.default_rng(1),
                **kw)
     np.testing.assert_allclose(a.draws, b.draws, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "p"), [(5, 2), (6, 3), (4, 4)])
+def test_minibatch_blocks_without_replacement_are_uniform_subsets(n, p):
+    # every subset of size p must be equally likely (chi-square, fixed seed), no repeats
+    import itertools
+
+    from scipy.stats import chisquare
+
+    from neurips18.sgmcmc.sampler import _minibatch_block
+
+    rng = np.random.default_rng(4)
+    rows = np.concatenate([_minibatch_block(rng, n, 256, p, False) for _ in range(80)])
+    assert all(len(set(r)) == p for r in rows.tolist())
+    subsets = {s: k for k, s in enumerate(itertools.combinations(range(n), p))}
+    counts = np.bincount([subsets[tuple(sorted(r))] for r in rows.tolist()],
+                         minlength=len(subsets))
+    if len(subsets) > 1:
+        assert chisquare(counts).pvalue > 1e-3
