@@ -58,10 +58,10 @@ class Ours:
         self.model = BayesianLogisticRegression(X, y, 1.0, dtype=np.float32)
         self.p, self.gamma, self.ts = p, gamma, ts
 
-    def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float]:
+    def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float, float]:
         res = sample(self.model, method, self.gamma, self.p, n_steps, theta_star=self.ts,
                      generator=np.random.default_rng(seed))
-        return res.draws, res.diagnostics["wall_time_s"]
+        return res.draws, res.diagnostics["wall_time_s"], res.diagnostics["cpu_time_s"]
 
 
 class BlackJAX:
@@ -110,15 +110,15 @@ class BlackJAX:
         self.compile_time[method] = time.perf_counter() - t0
         return c
 
-    def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float]:
+    def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float, float]:
         key = (method, n_steps)
         if key not in self.compiled:
             self.compiled[key] = self._build(method, n_steps)
         f = self.compiled[key]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = f(self.jax.random.key(seed), self.centre)  # type: ignore[operator]
         out.block_until_ready()
-        return np.asarray(out), time.perf_counter() - t0
+        return np.asarray(out), time.perf_counter() - t0, time.process_time() - c0
 
 
 def errors(draws: np.ndarray, ref: dict) -> dict[str, float]:
@@ -168,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
         bj_version = None
 
     rates: dict[str, dict[str, list[float]]] = {k: {"sgld": [], "sgldfp": []} for k in impls}
+    cpu_rates: dict[str, dict[str, list[float]]] = {k: {"sgld": [], "sgldfp": []}
+                                                    for k in impls}
     for r in range(a.rounds):
         for method in ("sgld", "sgldfp"):
             for name, impl in impls.items():
-                _, wall = impl.run(method, a.steps, a.seed + 10 * r)  # type: ignore[attr-defined]
+                _, wall, cpu = impl.run(method, a.steps,  # type: ignore[attr-defined]
+                                        a.seed + 10 * r)
                 rates[name][method].append(a.steps / wall)
+                cpu_rates[name][method].append(a.steps / cpu)
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in rates.items()}
+    cmed = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in cpu_rates.items()}
 
     # equal compute: each sampler gets the same wall-clock budget
     eq: dict[str, dict[str, dict[str, float]]] = {}
@@ -181,21 +186,24 @@ def main(argv: list[str] | None = None) -> int:
         eq[name] = {}
         for method in ("sgld", "sgldfp"):
             n_steps = max(100, int(med[name][method] * a.budget))
-            draws, wall = impl.run(method, n_steps, a.seed + 99)  # type: ignore[attr-defined]
+            draws, wall, _ = impl.run(method, n_steps, a.seed + 99)  # type: ignore[attr-defined]
             eq[name][method] = {"n_steps": n_steps, "wall_s": wall, **errors(draws, ref)}
 
     print(f"logistic regression N={a.n} d={a.d} p={a.batch_size} gamma=0.5/N float32, "
           f"{a.steps} steps, median of {a.rounds} interleaved rounds, 1 thread")
     print(f"mode (Newton, float64): {mode_time:.3f} s; reference ESS {ref['ess']:.0f}")
-    print(f"{'sampler':<10}{'impl':<10}{'steps/s':>12}{'ratio':>8}"
+    print(f"{'sampler':<10}{'impl':<10}{'steps/s':>10}{'ratio':>7}{'steps/cpu-s':>13}"
+          f"{'ratio':>7}"
           f"{'  equal-compute (' + str(a.budget) + ' s): steps, max|var/ref-1|, mean err'}")
     for method in ("sgld", "sgldfp"):
         base = med.get("blackjax", med["ours"])[method]
+        cbase = cmed.get("blackjax", cmed["ours"])[method]
         for name in impls:
             e = eq[name][method]
             label = method if name == "ours" or method == "sgld" else "sgld-cv"
-            print(f"{label:<10}{name:<10}{med[name][method]:>12.0f}"
-                  f"{med[name][method] / base:>8.2f}   {e['n_steps']:>9d}  "
+            print(f"{label:<10}{name:<10}{med[name][method]:>10.0f}"
+                  f"{med[name][method] / base:>7.2f}{cmed[name][method]:>13.0f}"
+                  f"{cmed[name][method] / cbase:>7.2f}   {e['n_steps']:>9d}  "
                   f"{e['max_var_rel_err']:>8.3f}  {e['mean_rel_err']:>9.2e}")
     if "blackjax" in impls:
         ct = impls["blackjax"].compile_time  # type: ignore[attr-defined]
@@ -206,10 +214,13 @@ def main(argv: list[str] | None = None) -> int:
                   "dtype": "float32", "steps": a.steps, "rounds": a.rounds, "threads": 1,
                   "blackjax": bj_version, "numpy": np.__version__},
         "steps_per_s": med, "steps_per_s_all": rates, "mode_time_s": mode_time,
+        "steps_per_cpu_s": cmed, "steps_per_cpu_s_all": cpu_rates,
         "equal_compute": eq, "budget_s": a.budget,
         "compile_time_s": getattr(impls.get("blackjax"), "compile_time", None),
         "ratio_vs_blackjax": ({m: med["ours"][m] / med["blackjax"][m] for m in med["ours"]}
                               if "blackjax" in med else None),
+        "cpu_ratio_vs_blackjax": ({m: cmed["ours"][m] / cmed["blackjax"][m] for m in cmed["ours"]}
+                                  if "blackjax" in cmed else None),
     }
     if a.json:
         p = Path(a.json)

@@ -279,6 +279,10 @@ class _GaussianPriorGLM(Model):
     def _link(self, z: Array) -> Array:
         raise NotImplementedError
 
+    def _link_ufunc(self) -> Callable[[Array], Array]:
+        """``_link`` as a bare callable (no Python frames per call) for the sampler loop."""
+        return self._link
+
     def _link_at(self, theta: Array) -> Array:
         """_link(x_i^T theta) for all i, computed in float64, returned in the model dtype."""
         z = self.X.astype(np.float64) @ np.asarray(theta, np.float64)
@@ -416,6 +420,11 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
 
     def _link(self, z: Array) -> Array:
         return _sigmoid(z)
+
+    def _link_ufunc(self) -> Callable[[Array], Array]:
+        from scipy.special import expit
+
+        return expit  # type: ignore[no-any-return]
 
     def _ell(self, z: Array, y: Array) -> Array:
         # y z - log(1 + e^z), stably
