@@ -398,7 +398,7 @@ REPRODUCTION = Reproduction(
                             "batch_size": 50},
             "logistic_vs_n": {"ns": [1e3, 1e4, 1e5, 1e6], "d": 5, "batch_size": 50,
                               "methods": ["lmc", "sgld", "sgldfp", "sgd"], "n_steps": 1_000_000,
-                              "steps_per_n": 100, "max_steps": 10_000_000, "lmc_budget": 1e10,
+                              "steps_per_n": 100, "max_steps": 5_000_000, "lmc_budget": 1e10,
                               "ref_budget": 2e9},
             "logistic_big": {"n": 100_000, "d": 20, "batch_size": 50, "n_steps": 1_000_000,
                              "ref_samples": 10_000},
