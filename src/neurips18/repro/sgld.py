@@ -329,8 +329,8 @@ def run(ctx: RunContext) -> Outcome:
         "SGLDFP its bias (O(1/N)) is below the chains' Monte Carlo error unless n_steps >> N, "
         "so its slope there measures the Monte Carlo error (~ -1/2) in short profiles.",
         f"N=1e5 d=20: SGLDFP var / reference per coordinate in [{ratio_fp.min():.3f}, "
-        f"{ratio_fp.max():.3f}] (linearised closed form predicts {fp_lin:.3f} on average: "
-        f"and up to {np.max(np.abs(pred_fp - 1)):.3f} off on one coordinate: "
+        f"{ratio_fp.max():.3f}] (the linearised closed form predicts {fp_lin:.3f} on average "
+        f"and a deviation up to {np.max(np.abs(pred_fp - 1)):.3f} on one coordinate: "
         "the O(gamma) discretisation bias, shared with LMC); SGLD's variances are "
         f"{infl:.1f}x the posterior's (linearised prediction {infl_lin:.1f}x).",
     ]
