@@ -1,0 +1,79 @@
+"""Stochastic-gradient Langevin samplers and what they really sample.
+
+LMC, SGLD, SGLD Fixed Point (control variates at the mode) and SGD with a constant step,
+after Brosse, Durmus, Moulines, "The promises and pitfalls of Stochastic Gradient Langevin
+Dynamics", NeurIPS 2018 (arXiv:1811.10072):
+
+* models: :class:`BayesianLinearRegression`, :class:`BayesianLogisticRegression`, any object
+  following :class:`ModelProtocol`, and :class:`TorchModel` (autograd);
+* kernels: :func:`lmc_step`, :func:`sgld_step`, :func:`sgldfp_step`, :func:`sgd_step`, pure
+  functions with an explicit ``numpy.random.Generator``;
+* :func:`sample`: a whole chain with diagnostics, the mode found for SGLDFP;
+* closed forms: :func:`invariant_moments`, :func:`posterior_moments`,
+  :func:`wasserstein2_gaussian`.
+
+Example::
+
+    import numpy as np
+    from neurips18.sgmcmc import BayesianLogisticRegression, sample
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10_000, 5)); y = (rng.random(10_000) < 0.5).astype(float)
+    model = BayesianLogisticRegression(X, y, prior_precision=1.0)
+    res = sample(model, "sgldfp", step_size=1 / (2 * 10_000), batch_size=50,
+                 n_steps=20_000, generator=rng)
+    res.mean(), res.cov()
+"""
+
+from neurips18.sgmcmc.kernels import (
+    FixedPoint,
+    fixed_point,
+    lmc_step,
+    minibatch_indices,
+    sgd_step,
+    sgld_step,
+    sgldfp_step,
+)
+from neurips18.sgmcmc.models import (
+    BayesianLinearRegression,
+    BayesianLogisticRegression,
+    Model,
+    ModelProtocol,
+    ModeNotFoundError,
+    TorchModel,
+    as_model,
+    find_mode,
+)
+from neurips18.sgmcmc.sampler import METHODS, DivergenceError, SampleResult, sample
+from neurips18.sgmcmc.theory import (
+    importance_moments,
+    invariant_moments,
+    posterior_moments,
+    wasserstein2_gaussian,
+)
+
+__all__ = [
+    "METHODS",
+    "BayesianLinearRegression",
+    "BayesianLogisticRegression",
+    "DivergenceError",
+    "FixedPoint",
+    "Model",
+    "ModeNotFoundError",
+    "ModelProtocol",
+    "SampleResult",
+    "TorchModel",
+    "as_model",
+    "find_mode",
+    "fixed_point",
+    "importance_moments",
+    "invariant_moments",
+    "lmc_step",
+    "minibatch_indices",
+    "posterior_moments",
+    "sample",
+    "sgd_step",
+    "sgld_step",
+    "sgldfp_step",
+    "wasserstein2_gaussian",
+]

@@ -1,0 +1,616 @@
+"""Posteriors with per-example gradients, for stochastic-gradient samplers.
+
+A posterior over ``theta`` in R^d built from ``N`` examples is written, as in Brosse, Durmus
+and Moulines (NeurIPS 2018, arXiv:1811.10072), through its potential
+
+    U(theta) = U0(theta) + sum_i U_i(theta),  U0 = -log prior,  U_i = -log p(x_i | theta),
+
+so that the posterior density is proportional to exp(-U). The samplers only ever need the
+gradient of the log prior and the *sum over a minibatch* of per-example log-likelihood
+gradients; the control-variate sampler (SGLDFP) additionally needs the difference of those
+sums between the current point and the mode theta*, which generalised linear models can
+compute from one cached scalar per example (see :meth:`Model.control_variate`).
+
+Three ways to get a model:
+
+* :class:`BayesianLinearRegression` and :class:`BayesianLogisticRegression` (Gaussian prior
+  N(0, I / prior_precision)), fast NumPy implementations with cached control variates;
+* any object with the methods of :class:`ModelProtocol` (wrapped by :func:`as_model`);
+* :class:`TorchModel`, which takes a per-example log-likelihood written in PyTorch and gets
+  its gradients from autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "BayesianLinearRegression",
+    "BayesianLogisticRegression",
+    "Model",
+    "ModelProtocol",
+    "ModeNotFoundError",
+    "TorchModel",
+    "as_model",
+    "find_mode",
+]
+
+Array = NDArray[np.floating[Any]]
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class ModeNotFoundError(RuntimeError):
+    """The mode search did not reach the requested gradient tolerance."""
+
+
+@runtime_checkable
+class ModelProtocol(Protocol):
+    """What a user model must provide (all in terms of log densities).
+
+    ``idx`` is an integer index array into the data set (``None`` means all ``n_data``
+    examples); indices may repeat (minibatches drawn with replacement).
+    """
+
+    n_data: int
+    dim: int
+
+    def log_prior(self, theta: Array) -> float: ...
+
+    def grad_log_prior(self, theta: Array) -> Array: ...
+
+    def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        """Per-example log-likelihoods, shape ``(len(idx),)``."""
+        ...
+
+    def grad_log_likelihood_sum(
+        self, theta: Array, idx: NDArray[np.intp] | None = None
+    ) -> Array:
+        """Sum over ``idx`` of the per-example log-likelihood gradients, shape ``(dim,)``."""
+        ...
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_dtype(dtype: Any) -> np.dtype[Any]:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in _DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name} must be a positive number, got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return v
+
+
+def _check_design(X: ArrayLike, y: ArrayLike, dtype: np.dtype[Any]) -> tuple[Array, Array]:
+    Xa = np.asarray(X)
+    ya = np.asarray(y)
+    if Xa.dtype.kind not in "biuf" or ya.dtype.kind not in "biuf":
+        raise TypeError(f"X and y must be numeric arrays, got dtypes {Xa.dtype} and {ya.dtype}")
+    if Xa.ndim != 2:
+        raise ValueError(f"X must be a 2-d array (n_data, dim), got shape {Xa.shape}")
+    if ya.ndim != 1:
+        raise ValueError(f"y must be a 1-d array (n_data,), got shape {ya.shape}")
+    if Xa.shape[0] == 0 or Xa.shape[1] == 0:
+        raise ValueError(f"X must have at least one row and one column, got shape {Xa.shape}")
+    if ya.shape[0] != Xa.shape[0]:
+        raise ValueError(
+            f"X and y must have the same number of rows, got {Xa.shape[0]} and {ya.shape[0]}"
+        )
+    if not np.isfinite(Xa).all():
+        raise ValueError("X contains NaN or infinite values")
+    if not np.isfinite(ya).all():
+        raise ValueError("y contains NaN or infinite values")
+    return np.ascontiguousarray(Xa, dtype=dtype), np.ascontiguousarray(ya, dtype=dtype)
+
+
+def check_theta(model: Model, theta: ArrayLike, name: str = "theta") -> Array:
+    """``theta`` as a fresh array of the model's dtype, shape ``(dim,)``, finite."""
+    t = np.asarray(theta)
+    if t.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a numeric array, got dtype {t.dtype}")
+    if t.shape != (model.dim,):
+        raise ValueError(f"{name} must have shape ({model.dim},), got {t.shape}")
+    if not np.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return np.array(t, dtype=model.dtype, copy=True)
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Model:
+    """Base class: a posterior given by its prior and per-example likelihoods.
+
+    Subclasses implement :meth:`log_prior`, :meth:`grad_log_prior`, :meth:`log_likelihood`
+    and :meth:`grad_log_likelihood_sum`; the rest (potential, full gradient, the
+    control-variate difference, the mode) is derived. Subclasses may override
+    :meth:`control_variate` with a cheaper cached version and provide
+    :meth:`hessian_potential` to enable Newton's method in :func:`find_mode`.
+    """
+
+    n_data: int
+    dim: int
+    dtype: np.dtype[Any] = np.dtype(np.float64)
+
+    # -- to implement
+    def log_prior(self, theta: Array) -> float:
+        raise NotImplementedError
+
+    def grad_log_prior(self, theta: Array) -> Array:
+        raise NotImplementedError
+
+    def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        raise NotImplementedError
+
+    def grad_log_likelihood_sum(
+        self, theta: Array, idx: NDArray[np.intp] | None = None
+    ) -> Array:
+        raise NotImplementedError
+
+    # -- derived
+    def potential(self, theta: Array) -> float:
+        """U(theta) = -log prior - sum_i log-likelihood_i (up to the prior's constant)."""
+        return -float(self.log_prior(theta)) - float(np.sum(self.log_likelihood(theta)))
+
+    def grad_potential(self, theta: Array) -> Array:
+        """Full-data gradient of U."""
+        return -(self.grad_log_prior(theta) + self.grad_log_likelihood_sum(theta))
+
+    def hessian_potential(self, theta: Array) -> Array | None:
+        """Hessian of U if the model knows it (enables Newton in :func:`find_mode`)."""
+        return None
+
+    def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
+        """``f(theta, idx) = sum_{i in idx} [grad log p_i(theta) - grad log p_i(theta_star)]``.
+
+        The generic version evaluates both sums (two minibatch passes per step); generalised
+        linear models override it with one cached scalar per example.
+        """
+        ts = np.array(theta_star, dtype=self.dtype, copy=True)
+
+        def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
+            return self.grad_log_likelihood_sum(theta, idx) - self.grad_log_likelihood_sum(
+                ts, idx
+            )
+
+        return diff
+
+    def _mode_scale(self, theta: Array) -> float:
+        g0 = float(np.linalg.norm(np.asarray(self.grad_log_prior(theta), dtype=np.float64)))
+        g1 = float(np.linalg.norm(
+            np.asarray(self.grad_log_likelihood_sum(theta), dtype=np.float64)))
+        return max(1.0, g0, g1)
+
+
+class _ProtocolAdapter(Model):
+    """Wraps a duck-typed user model so that the samplers see a :class:`Model`."""
+
+    def __init__(self, obj: Any, dtype: Any = np.float64) -> None:
+        for name in ("log_prior", "grad_log_prior", "log_likelihood", "grad_log_likelihood_sum"):
+            if not callable(getattr(obj, name, None)):
+                raise TypeError(
+                    f"model must provide a callable {name}(...); {type(obj).__name__} does not "
+                    "(see neurips18.sgmcmc.ModelProtocol)"
+                )
+        n, d = getattr(obj, "n_data", None), getattr(obj, "dim", None)
+        if not isinstance(n, int | np.integer) or int(n) < 1:
+            raise ValueError(f"model.n_data must be a positive integer, got {n!r}")
+        if not isinstance(d, int | np.integer) or int(d) < 1:
+            raise ValueError(f"model.dim must be a positive integer, got {d!r}")
+        self._obj = obj
+        self.n_data, self.dim = int(n), int(d)
+        self.dtype = _check_dtype(getattr(obj, "dtype", dtype))
+
+    def log_prior(self, theta: Array) -> float:
+        return float(self._obj.log_prior(theta))
+
+    def grad_log_prior(self, theta: Array) -> Array:
+        return np.asarray(self._obj.grad_log_prior(theta), dtype=self.dtype)
+
+    def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        return np.asarray(self._obj.log_likelihood(theta, idx), dtype=self.dtype)
+
+    def grad_log_likelihood_sum(
+        self, theta: Array, idx: NDArray[np.intp] | None = None
+    ) -> Array:
+        return np.asarray(self._obj.grad_log_likelihood_sum(theta, idx), dtype=self.dtype)
+
+    def hessian_potential(self, theta: Array) -> Array | None:
+        h = getattr(self._obj, "hessian_potential", None)
+        return None if h is None else h(theta)
+
+    def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
+        cv = getattr(self._obj, "control_variate", None)
+        return cv(theta_star) if callable(cv) else super().control_variate(theta_star)
+
+
+def as_model(model: Any) -> Model:
+    """Return ``model`` as a :class:`Model` (wrapping protocol objects); else TypeError."""
+    if isinstance(model, Model):
+        return model
+    return _ProtocolAdapter(model)
+
+
+# --------------------------------------------------------------------------- GLMs
+
+
+class _GaussianPriorGLM(Model):
+    """Generalised linear model with a N(0, I / prior_precision) prior.
+
+    Per-example log-likelihood ``ell(x_i^T theta, y_i)``; its derivative in the linear
+    predictor is ``_dell(z, y)`` and its negative second derivative ``_curv(z, y)``.
+    """
+
+    def __init__(self, X: ArrayLike, y: ArrayLike, prior_precision: float, dtype: Any) -> None:
+        self.dtype = _check_dtype(dtype)
+        self.prior_precision = _check_positive("prior_precision", prior_precision)
+        self.X, self.y = _check_design(X, y, self.dtype)
+        self.n_data, self.dim = self.X.shape
+        self._lam = self.dtype.type(self.prior_precision)
+
+    # per-example pieces, vectorised over z
+    def _ell(self, z: Array, y: Array) -> Array:
+        raise NotImplementedError
+
+    def _dell(self, z: Array, y: Array) -> Array:
+        raise NotImplementedError
+
+    def _curv(self, z: Array, y: Array) -> Array:
+        raise NotImplementedError
+
+    # fast path for the sampler: grad U_i(theta) = x_i * (_link(z_i) - _target_i)
+    _target: Array
+
+    def _link(self, z: Array) -> Array:
+        raise NotImplementedError
+
+    def _link_ufunc(self) -> Callable[[Array], Array]:
+        """``_link`` as a bare callable (no Python frames per call) for the sampler loop."""
+        return self._link
+
+    def _link_at(self, theta: Array) -> Array:
+        """_link(x_i^T theta) for all i, computed in float64, returned in the model dtype."""
+        z = self.X.astype(np.float64) @ np.asarray(theta, np.float64)
+        return np.asarray(self._link(z), dtype=np.float64).astype(self.dtype)
+
+    def _rows(self, idx: NDArray[np.intp] | None) -> tuple[Array, Array]:
+        if idx is None:
+            return self.X, self.y
+        return np.take(self.X, idx, axis=0), np.take(self.y, idx)
+
+    def log_prior(self, theta: Array) -> float:
+        lam = self.prior_precision
+        t = np.asarray(theta, dtype=np.float64)
+        return float(0.5 * self.dim * math.log(lam / (2 * math.pi)) - 0.5 * lam * t @ t)
+
+    def grad_log_prior(self, theta: Array) -> Array:
+        return -self._lam * theta
+
+    def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        Xb, yb = self._rows(idx)
+        return self._ell(Xb @ theta, yb)
+
+    def grad_log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        """Per-example log-likelihood gradients, shape ``(len(idx), dim)``."""
+        Xb, yb = self._rows(idx)
+        return Xb * self._dell(Xb @ theta, yb)[:, None]
+
+    def grad_log_likelihood_sum(
+        self, theta: Array, idx: NDArray[np.intp] | None = None
+    ) -> Array:
+        Xb, yb = self._rows(idx)
+        return Xb.T @ self._dell(Xb @ theta, yb)
+
+    def hessian_potential(self, theta: Array) -> Array:
+        X = self.X.astype(np.float64, copy=False)
+        w = self._curv(X @ np.asarray(theta, np.float64), self.y.astype(np.float64, copy=False))
+        return (X.T * w) @ X + self.prior_precision * np.eye(self.dim)
+
+    def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
+        # grad log p_i(theta) = x_i * dell(x_i^T theta, y_i): cache dell at theta* (N scalars)
+        # so that one gather and two products per minibatch give the SGLDFP difference.
+        ts = np.asarray(theta_star, dtype=np.float64)
+        c = self._dell(self.X.astype(np.float64) @ ts, self.y.astype(np.float64))
+        cache = c.astype(self.dtype)
+        X, y, dell = self.X, self.y, self._dell
+
+        def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
+            Xb = np.take(X, idx, axis=0)
+            return Xb.T @ (dell(Xb @ theta, np.take(y, idx)) - np.take(cache, idx))
+
+        return diff
+
+    def _linearisation(self, theta_star: Array) -> tuple[Array, Array]:
+        """(U, G): rows u_i with Hessian of U_i at theta* = u_i u_i^T, and G rows grad U_i."""
+        X = self.X.astype(np.float64)
+        y = self.y.astype(np.float64)
+        z = X @ np.asarray(theta_star, np.float64)
+        U = X * np.sqrt(self._curv(z, y))[:, None]
+        G = -X * self._dell(z, y)[:, None]
+        return U, G
+
+
+class BayesianLinearRegression(_GaussianPriorGLM):
+    """Bayesian linear regression: y_i ~ N(x_i^T theta, noise_variance), theta ~ N(0, I/lambda).
+
+    U0(theta) = prior_precision |theta|^2 / 2 and U_i = (y_i - x_i^T theta)^2 / (2 sigma^2),
+    the model of the closed forms in Brosse, Durmus, Moulines (2018), Section 3. The
+    posterior is Gaussian: mean theta* = Sigma^{-1} X^T y / sigma^2 and covariance Sigma^{-1}
+    with Sigma = lambda I + X^T X / sigma^2 (see :func:`neurips18.sgmcmc.posterior_moments`).
+
+    Parameters
+    ----------
+    X : (n_data, dim) design matrix. y : (n_data,) responses.
+    prior_precision : lambda > 0. noise_variance : sigma^2 > 0 (default 1).
+    dtype : float64 (default) or float32; all sampler arithmetic stays in this dtype.
+    """
+
+    def __init__(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        prior_precision: float,
+        noise_variance: float = 1.0,
+        *,
+        dtype: Any = np.float64,
+    ) -> None:
+        super().__init__(X, y, prior_precision, dtype)
+        self.noise_variance = _check_positive("noise_variance", noise_variance)
+        self._inv_s2 = self.dtype.type(1.0 / self.noise_variance)
+        self._target = (self.y.astype(np.float64) / self.noise_variance).astype(self.dtype)
+
+    def _link(self, z: Array) -> Array:
+        return z * (self._inv_s2 if z.dtype == self.dtype else 1.0 / self.noise_variance)
+
+    def _ell(self, z: Array, y: Array) -> Array:
+        s2 = self.noise_variance
+        return -0.5 * (y - z) ** 2 / s2 - 0.5 * math.log(2 * math.pi * s2)
+
+    def _dell(self, z: Array, y: Array) -> Array:
+        return (y - z) * (self._inv_s2 if z.dtype == self.dtype else 1.0 / self.noise_variance)
+
+    def _curv(self, z: Array, y: Array) -> Array:
+        return np.full_like(z, 1.0 / self.noise_variance)
+
+    def exact_mode(self) -> Array:
+        """theta* = (lambda I + X^T X / sigma^2)^{-1} X^T y / sigma^2, in float64."""
+        X = self.X.astype(np.float64)
+        s2 = self.noise_variance
+        S = X.T @ X / s2 + self.prior_precision * np.eye(self.dim)
+        return np.linalg.solve(S, X.T @ self.y.astype(np.float64) / s2)
+
+
+def _sigmoid(z: Array) -> Array:
+    # overflow-free, dtype-preserving logistic function (one pass)
+    from scipy.special import expit
+
+    return expit(z)  # type: ignore[no-any-return]
+
+
+class BayesianLogisticRegression(_GaussianPriorGLM):
+    """Bayesian logistic regression: P(y_i = 1) = sigmoid(x_i^T theta), theta ~ N(0, I/lambda).
+
+    The paper's second model (Brosse, Durmus, Moulines 2018, Section 4, on covertype).
+    ``y`` must be 0/1. ``dtype`` float64 (default) or float32.
+    """
+
+    def __init__(
+        self, X: ArrayLike, y: ArrayLike, prior_precision: float, *, dtype: Any = np.float64
+    ) -> None:
+        super().__init__(X, y, prior_precision, dtype)
+        if not np.isin(self.y, (0.0, 1.0)).all():
+            bad = np.unique(self.y[~np.isin(self.y, (0.0, 1.0))])[:5]
+            raise ValueError(f"y must contain only 0 and 1 for logistic regression, got {bad}")
+        self._target = self.y
+
+    def _link(self, z: Array) -> Array:
+        return _sigmoid(z)
+
+    def _link_ufunc(self) -> Callable[[Array], Array]:
+        from scipy.special import expit
+
+        return expit  # type: ignore[no-any-return]
+
+    def _ell(self, z: Array, y: Array) -> Array:
+        # y z - log(1 + e^z), stably
+        return y * z - np.logaddexp(0.0, z)
+
+    def _dell(self, z: Array, y: Array) -> Array:
+        return y - _sigmoid(z)
+
+    def _curv(self, z: Array, y: Array) -> Array:
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+
+
+# --------------------------------------------------------------------------- torch adapter
+
+
+class TorchModel(Model):
+    """A user model written in PyTorch; gradients come from autograd.
+
+    Parameters
+    ----------
+    log_likelihood : ``f(theta, batch) -> Tensor (b,)`` per-example log-likelihoods, where
+        ``theta`` is a 1-d tensor of length ``dim`` and ``batch`` is ``data`` indexed along
+        its first axis (a tensor, or a tuple of tensors indexed together).
+    log_prior : ``g(theta) -> scalar Tensor``.
+    data : a tensor or tuple of tensors with ``n_data`` rows.
+    dim : number of parameters.
+    dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
+    """
+
+    def __init__(
+        self,
+        log_likelihood: Callable[[Any, Any], Any],
+        log_prior: Callable[[Any], Any],
+        data: Any,
+        dim: int,
+        *,
+        dtype: Any = np.float64,
+    ) -> None:
+        import torch
+
+        if not callable(log_likelihood) or not callable(log_prior):
+            raise TypeError("log_likelihood and log_prior must be callables")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self.dtype = _check_dtype(dtype)
+        self._tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
+        parts = data if isinstance(data, tuple) else (data,)
+        if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
+            raise TypeError("data must be a torch.Tensor or a tuple of tensors")
+        n = parts[0].shape[0] if parts[0].ndim else 0
+        if n < 1 or any(p.ndim == 0 or p.shape[0] != n for p in parts):
+            raise ValueError("data tensors must share a non-empty first dimension")
+        for p in parts:
+            if p.is_floating_point() and not torch.isfinite(p).all():
+                raise ValueError("data contains NaN or infinite values")
+        self._data, self._tuple = parts, isinstance(data, tuple)
+        self._ll, self._lp = log_likelihood, log_prior
+        self.n_data, self.dim = int(n), dim
+
+    def _batch(self, idx: NDArray[np.intp] | None) -> Any:
+        import torch
+
+        if idx is None:
+            parts = self._data
+        else:
+            ti = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+            parts = tuple(p[ti] for p in self._data)
+        return parts if self._tuple else parts[0]
+
+    def _theta(self, theta: Array, grad: bool) -> Any:
+        import torch
+
+        t = torch.tensor(np.asarray(theta), dtype=self._tdtype)
+        return t.requires_grad_(grad)
+
+    def log_prior(self, theta: Array) -> float:
+        import torch
+
+        with torch.no_grad():
+            return float(self._lp(self._theta(theta, False)))
+
+    def grad_log_prior(self, theta: Array) -> Array:
+        import torch
+
+        t = self._theta(theta, True)
+        (g,) = torch.autograd.grad(self._lp(t), t)
+        return g.detach().numpy().astype(self.dtype, copy=False)
+
+    def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
+        import torch
+
+        with torch.no_grad():
+            out = self._ll(self._theta(theta, False), self._batch(idx))
+        return out.numpy().astype(self.dtype, copy=False)
+
+    def grad_log_likelihood_sum(
+        self, theta: Array, idx: NDArray[np.intp] | None = None
+    ) -> Array:
+        import torch
+
+        t = self._theta(theta, True)
+        (g,) = torch.autograd.grad(self._ll(t, self._batch(idx)).sum(), t)
+        return g.detach().numpy().astype(self.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------- the mode
+
+
+def find_mode(
+    model: Any,
+    theta0: ArrayLike | None = None,
+    *,
+    rtol: float = 1e-8,
+    max_iter: int = 200,
+) -> Array:
+    """The posterior mode theta* (the maximum a posteriori), as a float64 array.
+
+    Newton's method with backtracking when the model provides :meth:`Model.hessian_potential`
+    (the GLMs here), otherwise L-BFGS (SciPy) followed by gradient polishing. Succeeds when
+    ``||grad U(theta*)|| <= rtol * max(1, ||grad log prior(theta0)||,
+    ||sum_i grad log p_i(theta0)||)``, else raises :class:`ModeNotFoundError` with the value
+    reached. SGLDFP needs grad U(theta*) = 0 (Brosse et al. 2018, Section 2), so this is part
+    of the method rather than the user's job.
+    """
+    m = as_model(model)
+    rtol = _check_positive("rtol", rtol)
+    t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
+    if isinstance(m, BayesianLinearRegression):
+        return m.exact_mode()
+    scale = m._mode_scale(t.astype(m.dtype))
+    target = rtol * scale
+
+    if isinstance(m, _GaussianPriorGLM):
+        X = m.X.astype(np.float64)
+        y = m.y.astype(np.float64)
+        lam = m.prior_precision
+
+        def U(th: Array) -> float:
+            return float(0.5 * lam * th @ th - np.sum(m._ell(X @ th, y)))
+
+        def G(th: Array) -> Array:
+            return lam * th - X.T @ m._dell(X @ th, y)
+
+        def H(th: Array) -> Array:
+            return (X.T * m._curv(X @ th, y)) @ X + lam * np.eye(m.dim)
+
+    else:
+
+        def U(th: Array) -> float:
+            return m.potential(th.astype(m.dtype))
+
+        def G(th: Array) -> Array:
+            return np.asarray(m.grad_potential(th.astype(m.dtype)), dtype=np.float64)
+
+        def H(th: Array) -> Array:
+            h = m.hessian_potential(th.astype(m.dtype))
+            return None if h is None else np.asarray(h, np.float64)  # type: ignore[return-value]
+
+    has_hessian = H(t) is not None
+    if not has_hessian:
+        from scipy.optimize import minimize
+
+        res = minimize(U, t, jac=G, method="L-BFGS-B",
+                       options={"maxiter": 20 * max_iter, "gtol": target, "ftol": 0.0})
+        t = res.x
+    else:
+        u = U(t)
+        for _ in range(max_iter):
+            g = G(t)
+            if np.linalg.norm(g) <= target:
+                break
+            step = np.linalg.solve(H(t), g)
+            a = 1.0
+            while a > 1e-10:
+                cand = t - a * step
+                uc = U(cand)
+                armijo = uc <= u + 1e-4 * a * float(g @ -step)
+                if armijo or np.linalg.norm(G(cand)) < np.linalg.norm(g):
+                    break
+                a *= 0.5
+            t, u = cand, uc
+    gn = float(np.linalg.norm(G(t)))
+    if not np.isfinite(gn) or gn > target:
+        raise ModeNotFoundError(
+            f"mode search stopped with ||grad U|| = {gn:.3g} > {target:.3g} "
+            f"(rtol={rtol:g} x scale {scale:.3g}); pass theta_star= yourself or raise rtol"
+        )
+    return t

@@ -1,0 +1,212 @@
+import numpy as np
+import pytest
+
+from neurips18.sgmcmc import (
+    DivergenceError,
+    fixed_point,
+    lmc_step,
+    minibatch_indices,
+    sample,
+    sgd_step,
+    sgld_step,
+    sgldfp_step,
+)
+
+
+def test_sgd_step_is_the_formula(make_linear):
+    m = make_linear(n=50, d=2, lam=0.7)
+    theta = np.array([0.2, -0.4])
+    idx = np.array([3, 3, 10, 49])
+    g = 0.7 * theta + (50 / 4) * sum(m.X[i] * (m.X[i] @ theta - m.y[i]) for i in idx)
+    np.testing.assert_allclose(sgd_step(m, theta, 1e-3, idx), theta - 1e-3 * g, rtol=1e-12)
+
+
+def test_sgld_step_noise_has_variance_2_gamma(make_logistic):
+    m = make_logistic(n=100, d=3)
+    theta = np.array([0.1, 0.0, -0.2])
+    idx = np.arange(10)
+    gamma = 0.01
+    rng = np.random.default_rng(0)
+    out = np.array([sgld_step(m, theta, gamma, idx, rng) for _ in range(20_000)])
+    drift = sgd_step(m, theta, gamma, idx)
+    # mean = the SGD step, covariance = 2 gamma I (standard errors ~ 0.7 % and 1 %)
+    np.testing.assert_allclose(out.mean(0), drift, atol=4 * np.sqrt(2 * gamma / 20_000))
+    np.testing.assert_allclose(np.cov(out.T), 2 * gamma * np.eye(3), atol=0.05 * 2 * gamma)
+
+
+def test_sgldfp_has_no_drift_at_the_mode_and_is_unbiased(make_logistic):
+    m = make_logistic(n=60, d=3)
+    fp = fixed_point(m)
+    gamma = 1e-3
+    # at theta*, every minibatch gives a zero gradient estimate: the step is pure noise
+    a = sgldfp_step(m, fp.theta_star, gamma, np.array([0, 1, 1]), np.random.default_rng(3), fp)
+    b = fp.theta_star + np.sqrt(2 * gamma) * np.random.default_rng(3).standard_normal(3)
+    np.testing.assert_allclose(a, b, atol=1e-12)
+    # away from theta*, averaging the size-1 estimate over all examples gives grad U exactly
+    theta = fp.theta_star + np.array([0.3, -0.1, 0.2])
+    est = np.mean([sgd_step(m, theta, 1.0, np.array([i])) for i in range(60)], axis=0)
+    est_fp = np.mean(
+        [theta - sgldfp_step(m, theta, 1.0, np.array([i]), _ZeroNoise(), fp) for i in range(60)],
+        axis=0,
+    )
+    full = m.grad_potential(theta)
+    np.testing.assert_allclose(theta - est, full, rtol=1e-10)
+    # SGLDFP estimates grad U(theta) - grad U(theta*), and grad U(theta*) ~ 1e-8
+    np.testing.assert_allclose(est_fp, full - m.grad_potential(fp.theta_star), rtol=1e-10)
+    np.testing.assert_allclose(est_fp, full, rtol=1e-7)
+
+
+class _ZeroNoise(np.random.Generator):
+    def __init__(self):
+        super().__init__(np.random.PCG64(0))
+
+    def standard_normal(self, size=None, dtype=np.float64, out=None):
+        return np.zeros(size, dtype=dtype)
+
+
+def test_lmc_step_uses_full_gradient(make_linear):
+    m = make_linear(n=30, d=2)
+    theta = np.array([1.0, 2.0])
+    out = lmc_step(m, theta, 1e-3, _ZeroNoise())
+    np.testing.assert_allclose(out, theta - 1e-3 * m.grad_potential(theta))
+
+
+def test_minibatch_indices():
+    rng = np.random.default_rng(0)
+    idx = minibatch_indices(rng, 20, 20, replacement=False)
+    assert sorted(idx.tolist()) == list(range(20))
+    counts = np.bincount(np.concatenate([minibatch_indices(rng, 5, 4) for _ in range(5000)]),
+                         minlength=5)
+    np.testing.assert_allclose(counts / counts.sum(), 0.2, atol=0.01)
+    with pytest.raises(ValueError, match="batch_size"):
+        minibatch_indices(rng, 5, 6)
+    with pytest.raises(ValueError, match="batch_size"):
+        minibatch_indices(rng, 5, 0)
+
+
+@pytest.mark.parametrize("method", ["lmc", "sgld", "sgldfp", "sgd"])
+def test_float32_stays_float32(method, make_logistic):
+    m = make_logistic(n=200, d=3, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    res = sample(m, method, 1 / 400, 10, 300, generator=rng)
+    assert res.draws.dtype == np.float32
+    assert np.isfinite(res.draws).all()
+    theta = res.draws[-1]
+    idx = np.arange(5)
+    assert sgld_step(m, theta, 1e-3, idx, rng).dtype == np.float32
+    assert sgd_step(m, theta, 1e-3, idx).dtype == np.float32
+    assert lmc_step(m, theta, 1e-3, rng).dtype == np.float32
+    assert sgldfp_step(m, theta, 1e-3, idx, rng, fixed_point(m)).dtype == np.float32
+
+
+def test_sample_is_repeatable_and_thinned(make_logistic):
+    m = make_logistic(n=300, d=3)
+    a = sample(m, "sgld", 1e-3, 10, 1000, thin=10, generator=np.random.default_rng(7))
+    b = sample(m, "sgld", 1e-3, 10, 1000, thin=10, generator=np.random.default_rng(7))
+    c = sample(m, "sgld", 1e-3, 10, 1000, thin=1, generator=np.random.default_rng(7))
+    assert a.draws.shape == (100, 3)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    np.testing.assert_array_equal(a.draws, c.draws[9::10])
+    d = a.diagnostics
+    assert d["n_steps"] == 1000 and d["steps_per_s"] > 0
+    assert d["grad_norm_at_mode"] < 1e-6
+
+
+def test_sample_without_replacement_full_batch_is_lmc(make_linear):
+    # p = N without replacement: every minibatch is the whole data set, so SGLD == LMC
+    m = make_linear(n=40, d=2)
+    a = sample(m, "sgld", 1e-3, 40, 200, replacement=False, generator=np.random.default_rng(1))
+    b = sample(m, "lmc", 1e-3, None, 200, generator=np.random.default_rng(1))
+    # the index draws consume the stream differently: compare distributions of one step
+    assert a.draws.shape == b.draws.shape
+    th = np.array([0.5, 0.5])
+    idx = minibatch_indices(np.random.default_rng(0), 40, 40, replacement=False)
+    np.testing.assert_allclose(sgd_step(m, th, 1e-3, idx), th - 1e-3 * m.grad_potential(th))
+
+
+def test_divergence_is_detected(make_linear):
+    m = make_linear(n=200, d=2)
+    with pytest.raises(DivergenceError, match="step_size"):
+        sample(m, "sgld", 0.5, 10, 10_000, generator=np.random.default_rng(0))
+    with pytest.raises(DivergenceError):
+        sample(m, "lmc", 0.02, None, 10_000, generator=np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "err", "match"),
+    [
+        ({"method": "hmc"}, ValueError, "method"),
+        ({"step_size": 0.0}, ValueError, "step_size"),
+        ({"step_size": -1e-3}, ValueError, "step_size"),
+        ({"step_size": float("nan")}, ValueError, "step_size"),
+        ({"step_size": float("inf")}, ValueError, "step_size"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 301}, ValueError, "batch_size"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"n_steps": 0}, ValueError, "n_steps"),
+        ({"thin": 0}, ValueError, "thin"),
+        ({"thin": 11}, ValueError, "thin"),
+        ({"theta0": np.zeros(4)}, ValueError, "theta0"),
+        ({"theta0": np.array([np.nan, 0, 0])}, ValueError, "theta0"),
+        ({"generator": 3}, TypeError, "generator"),
+        ({"theta_star": np.zeros(2)}, ValueError, "theta_star"),
+    ],
+)
+def test_bad_sample_input(kwargs, err, match, make_logistic):
+    m = make_logistic(n=300, d=3)
+    args = {"method": "sgldfp", "step_size": 1e-3, "batch_size": 10, "n_steps": 10}
+    args.update(kwargs)
+    with pytest.raises(err, match=match):
+        sample(m, args.pop("method"), args.pop("step_size"), args.pop("batch_size"),
+               args.pop("n_steps"), **args)
+
+
+def test_bad_kernel_input(make_logistic):
+    m = make_logistic(n=30, d=3)
+    rng = np.random.default_rng(0)
+    th = np.zeros(3)
+    with pytest.raises(ValueError, match="minibatch"):
+        sgld_step(m, th, 1e-3, np.array([0, 30]), rng)
+    with pytest.raises(ValueError, match="minibatch"):
+        sgld_step(m, th, 1e-3, np.array([], dtype=int), rng)
+    with pytest.raises(ValueError, match="theta"):
+        sgd_step(m, np.zeros(2), 1e-3, np.array([0]))
+    with pytest.raises(TypeError, match="FixedPoint"):
+        sgldfp_step(m, th, 1e-3, np.array([0]), rng, centre=None)
+    with pytest.raises(TypeError, match="generator"):
+        lmc_step(m, th, 1e-3, np.random.RandomState(0))
+
+
+@pytest.mark.parametrize("kind", ["make_linear", "make_logistic"])
+@pytest.mark.parametrize("method", ["lmc", "sgld", "sgldfp", "sgd"])
+@pytest.mark.parametrize("replacement", [True, False])
+def test_fused_glm_loop_equals_generic_loop(kind, method, replacement, request):
+    # the sampler's fused GLM path must produce the same chain as the generic path that goes
+    # through the public gradient methods (wrapping the model hides its GLM structure)
+    from neurips18.sgmcmc.models import _ProtocolAdapter
+
+    m = request.getfixturevalue(kind)(n=300, d=3, seed=8)
+    kw = {"thin": 3, "replacement": replacement}
+    a = sample(m, method, 1e-3, 10, 600, generator=np.random.default_rng(1), **kw)
+    b = sample(_ProtocolAdapter(m), method, 1e-3, 10, 600, generator=np.random.default_rng(1),
+               **kw)
+    np.testing.assert_allclose(a.draws, b.draws, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "p"), [(5, 2), (6, 3), (4, 4)])
+def test_minibatch_blocks_without_replacement_are_uniform_subsets(n, p):
+    # every subset of size p must be equally likely (chi-square, fixed seed), no repeats
+    import itertools
+
+    from scipy.stats import chisquare
+
+    from neurips18.sgmcmc.sampler import _minibatch_block
+
+    rng = np.random.default_rng(4)
+    rows = np.concatenate([_minibatch_block(rng, n, 256, p, False) for _ in range(80)])
+    assert all(len(set(r)) == p for r in rows.tolist())
+    subsets = {s: k for k, s in enumerate(itertools.combinations(range(n), p))}
+    counts = np.bincount([subsets[tuple(sorted(r))] for r in rows.tolist()],
+                         minlength=len(subsets))
+    if len(subsets) > 1:
+        assert chisquare(counts).pvalue > 1e-3
