@@ -42,7 +42,7 @@ import torch.distributed as dist
 from ._checks import all_finite, check_density, k_for_density
 from .sparse import SparseGradient
 from .topk import topk
-from .unbiased import _scale_from_abs
+from .unbiased import _probs_from_scale, _scale_from_abs
 
 __all__ = ["TopKState", "UnbiasedSparsifyState", "topk_hook", "unbiased_sparsify_hook"]
 
@@ -71,7 +71,9 @@ def pack(msg: SparseGradient | None, cap: int, dtype: torch.dtype, flag: int) ->
     return buf
 
 
-def unpack(buf: torch.Tensor, cap: int, dtype: torch.dtype) -> tuple[int, torch.Tensor, torch.Tensor]:
+def unpack(
+    buf: torch.Tensor, cap: int, dtype: torch.dtype
+) -> tuple[int, torch.Tensor, torch.Tensor]:
     esize = torch.empty((), dtype=dtype).element_size()
     idx_bytes = _align8(4 * cap)
     head = buf[:_HEADER].view(torch.int32)
@@ -329,7 +331,7 @@ class UnbiasedSparsifyState(_SparseState):
             idx = torch.nonzero(a > 0).squeeze(1)
             sat = torch.ones(idx.numel(), dtype=torch.bool)
             return SparseGradient(idx, acc[idx], (acc.numel(),), saturated=sat)
-        p = a.mul_(lam).clamp_(max=1.0)
+        p = _probs_from_scale(a, lam)
         u = torch.rand(acc.numel(), generator=self.generator, dtype=p.dtype)
         idx = torch.nonzero(u < p).squeeze(1)
         sat = p[idx] >= 1.0

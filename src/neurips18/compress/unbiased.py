@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 _METHODS = ("exact", "greedy")
+_CANCEL = 1e-3  # if unsaturated mass < this fraction of ||g||_1, recompute ||g||_1 in float64
 
 
 def _top_sorted(a: torch.Tensor, m: int) -> torch.Tensor:
@@ -61,12 +62,22 @@ def _lambda_exact(a: torch.Tensor, target: float, total: float, nnz: int) -> flo
     """
     kmax = min(nnz, int(math.floor(target)) + 1)
     s = _top_sorted(a, kmax)[:kmax]
-    prefix = torch.cumsum(s, 0) - s  # sum of the k largest, k = 0..kmax-1
-    suffix = total - prefix
-    ks = torch.arange(kmax, dtype=torch.float64, device=a.device)
-    ok = ((target - ks) * s <= suffix) & (ks < target)
-    k = int(torch.argmax(ok.to(torch.uint8))) if bool(ok.any()) else kmax - 1
+    suffix = total - (torch.cumsum(s, 0) - s)  # mass of all but the k largest, k < kmax
+    k = _first_feasible(s, suffix, target)
+    if float(suffix[k]) <= _CANCEL * total:
+        # the saturated coordinates hold nearly all the mass: ``total - prefix`` cancels, so
+        # redo it with suffix sums of the fully sorted vector (rare, O(d log d))
+        s_all = torch.sort(a, descending=True).values.double()
+        suffix = s_all.flip(0).cumsum(0).flip(0)[:kmax]
+        s = s_all[:kmax]
+        k = _first_feasible(s, suffix, target)
     return float((target - k) / suffix[k])
+
+
+def _first_feasible(s: torch.Tensor, suffix: torch.Tensor, target: float) -> int:
+    ks = torch.arange(s.numel(), dtype=torch.float64, device=s.device)
+    ok = ((target - ks) * s <= suffix) & (ks < target)
+    return int(torch.argmax(ok.to(torch.uint8))) if bool(ok.any()) else s.numel() - 1
 
 
 def _lambda_greedy(a: torch.Tensor, target: float, total: float, max_iter: int) -> float:
@@ -87,14 +98,20 @@ def _lambda_greedy(a: torch.Tensor, target: float, total: float, max_iter: int) 
             m = min(a.numel(), int(math.floor(target)) + 1)
             if a.numel() > _SMALL and 4 * m <= a.numel():
                 idx = _candidates(a, m)
-                cand = a if idx is None else a[idx]
+                cand = (a if idx is None else a[idx]).double()
             else:
-                cand = a
-        sat = cand[cand >= t]
+                cand = a.double()
+        sat = cand[cand >= t]  # compared in float64: t may not be representable in a.dtype
         n_sat = sat.numel()
         if n_sat == 0:
             break
-        sum_unsat_p = lam * (total - float(sat.sum(dtype=torch.float64)))
+        unsat = total - float(sat.sum(dtype=torch.float64))
+        if unsat <= _CANCEL * total:  # cancellation: sum the unsaturated entries directly
+            a64 = a.double()
+            unsat = float(a64[a64 < t].sum())
+            if unsat == 0.0:
+                return math.inf  # every nonzero coordinate is saturated
+        sum_unsat_p = lam * unsat
         if sum_unsat_p <= 0.0:
             break
         c = (target - n_sat) / sum_unsat_p
@@ -102,6 +119,16 @@ def _lambda_greedy(a: torch.Tensor, target: float, total: float, max_iter: int) 
             break
         lam *= c
     return lam
+
+
+def _probs_from_scale(a: torch.Tensor, lam: float) -> torch.Tensor:
+    """``min(lam * a, 1)`` computed in place in ``a`` (``lam = inf``: ``1`` where ``a > 0``)."""
+    if math.isinf(lam):
+        return (a > 0).to(a.dtype)
+    if lam * float(torch.finfo(a.dtype).tiny) > 1.0 or lam > float(torch.finfo(a.dtype).max):
+        # lam does not fit the dtype: decide saturation in float64
+        return torch.where(a.double() * lam >= 1.0, 1.0, a.double() * lam).to(a.dtype)
+    return a.mul_(lam).clamp_(max=1.0)
 
 
 def _check_method(method: str, max_iter: int) -> None:
@@ -114,7 +141,11 @@ def _check_method(method: str, max_iter: int) -> None:
 def optimal_scale(
     g: torch.Tensor, density: float, method: str = "exact", max_iter: int = 2
 ) -> float:
-    """The ``lambda`` of :func:`optimal_probabilities` (``inf`` for an all-zero gradient)."""
+    """The ``lambda`` of :func:`optimal_probabilities`.
+
+    ``inf`` when every nonzero coordinate saturates (all-zero gradient, or fewer nonzeros
+    than ``density * d``).
+    """
     flat = check_vector(g)
     density = check_density(density)
     _check_method(method, max_iter)
@@ -124,13 +155,17 @@ def optimal_scale(
 
 def _scale_from_abs(a: torch.Tensor, density: float, method: str, max_iter: int) -> float:
     target = density * a.numel()
-    total = float(a.sum())  # cascade float32 sum: ~1e-7 relative error, 30x faster
+    if a.numel() <= _SMALL:
+        total = float(a.sum(dtype=torch.float64))
+    else:  # cascade float32 sum: ~1e-7 relative error, 30x faster than a float64 sum;
+        total = float(a.sum())  # redone in float64 when a cancellation could bite
+
     if total == 0.0:
         return math.inf
     if method == "exact":
         nnz = int(torch.count_nonzero(a))
         if nnz <= target:  # every nonzero saturates
-            return 1.0 / float(a[a > 0].min())
+            return math.inf
         return _lambda_exact(a, target, total, nnz)
     return _lambda_greedy(a, target, total, max_iter)
 
@@ -161,9 +196,7 @@ def optimal_probabilities(
     _check_method(method, max_iter)
     a = flat.abs()
     lam = _scale_from_abs(a, density, method, max_iter)
-    if math.isinf(lam):
-        return (a > 0).to(g.dtype).reshape(g.shape)
-    return a.mul_(lam).clamp_(max=1.0).reshape(g.shape)
+    return _probs_from_scale(a, lam).reshape(g.shape)
 
 
 def sparsify_unbiased(
@@ -209,7 +242,7 @@ def sparsify_unbiased(
         idx = torch.nonzero(a > 0).squeeze(1)
         sat = torch.ones(idx.numel(), dtype=torch.bool, device=flat.device)
         return SparseGradient(idx, flat[idx], tuple(g.shape), saturated=sat, scale=None)
-    p = a.mul_(lam).clamp_(max=1.0)
+    p = _probs_from_scale(a, lam)
     u = torch.rand(d, generator=generator, dtype=p.dtype, device=p.device)
     idx = torch.nonzero(u < p).squeeze(1)
     pk = p[idx]
