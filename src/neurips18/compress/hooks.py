@@ -299,9 +299,11 @@ class UnbiasedSparsifyState(_SparseState):
     """State of :func:`unbiased_sparsify_hook` (Wangni et al.'s optimal unbiased sparsifier).
 
     Parameters are those of :class:`TopKState` plus ``method`` / ``max_iter`` (how lambda is
-    found, see :func:`~neurips18.compress.optimal_probabilities`) and ``seed`` (each rank
-    draws from its own generator seeded by ``seed`` and its rank). ``error_feedback`` defaults
-    to False: the sparsifier is unbiased and needs no memory.
+    found, see :func:`~neurips18.compress.optimal_probabilities`), ``seed`` (each rank
+    draws from its own generator seeded by ``seed`` and its rank) and ``sampling``
+    (``"optimal"``, or ``"uniform"``: every coordinate kept with probability ``density`` and
+    rescaled, the random-k baseline). ``error_feedback`` defaults to False: the sparsifier is
+    unbiased and needs no memory.
     """
 
     def __init__(
@@ -314,17 +316,25 @@ class UnbiasedSparsifyState(_SparseState):
         max_iter: int = 2,
         nonfinite: str = "raise",
         seed: int = 0,
+        sampling: str = "optimal",
     ) -> None:
         super().__init__(process_group, density, error_feedback, warmup_steps, nonfinite, seed)
         if method not in ("exact", "greedy"):
             raise ValueError(f"method must be 'exact' or 'greedy', got {method!r}")
+        if sampling not in ("optimal", "uniform"):
+            raise ValueError(f"sampling must be 'optimal' or 'uniform', got {sampling!r}")
         self.method = method
         self.max_iter = int(max_iter)
+        self.sampling = sampling
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"method": self.method, "max_iter": self.max_iter}
+        return {"method": self.method, "max_iter": self.max_iter, "sampling": self.sampling}
 
     def _compress(self, acc: torch.Tensor) -> SparseGradient:
+        if self.sampling == "uniform":
+            u = torch.rand(acc.numel(), generator=self.generator, dtype=acc.dtype)
+            idx = torch.nonzero(u < self.density).squeeze(1)
+            return SparseGradient(idx, acc[idx] / self.density, (acc.numel(),))
         a = acc.abs()
         lam = _scale_from_abs(a, self.density, self.method, self.max_iter)
         if math.isinf(lam):
