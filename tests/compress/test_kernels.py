@@ -386,3 +386,24 @@ def test_simulator_bad_world_and_nonfinite_policy() -> None:
         Simulator(0)
     with pytest.raises(ValueError, match="compressor"):
         Simulator(2, "powersgd")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([10, 70_000, 20_000_000, 40_000_000]),
+    st.integers(0, 50),
+    st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
+    st.integers(0, 1),
+)
+def test_pack_roundtrip(numel: int, n: int, dtype: torch.dtype, flag: int) -> None:
+    from neurips18.compress.hooks import pack, unpack
+
+    gen = torch.Generator().manual_seed(n)
+    n = min(n, numel)
+    idx = torch.randperm(numel, generator=gen)[:n] if numel < 10**6 else torch.randint(
+        0, numel, (n,), generator=gen).unique()
+    vals = torch.randn(idx.numel(), generator=gen).to(dtype)
+    msg = SparseGradient(idx, vals, (numel,))
+    buf = pack(msg, idx.numel() + 3, dtype, flag, numel)
+    f, i2, v2 = unpack(buf, idx.numel() + 3, dtype, numel)
+    assert f == flag and torch.equal(i2, idx) and torch.equal(v2, vals)

@@ -17,7 +17,17 @@ import torch
 
 from .simulator import Simulator
 
-__all__ = ["LinearProblem", "binary_mnist", "skewed_synthetic", "solve", "run_sgd"]
+__all__ = [
+    "LinearProblem",
+    "accuracy",
+    "binary_mnist",
+    "mlp",
+    "mnist_tensors",
+    "run_sgd",
+    "skewed_synthetic",
+    "solve",
+    "train_mlp_simulated",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,4 +186,115 @@ def run_sgd(
             break
         if t % eval_every == 0 or t == steps:
             record(t)
+    return hist
+
+
+def mnist_tensors(data_dir: Any = None) -> dict[str, torch.Tensor]:
+    """MNIST as float tensors in [0, 1], flattened: train/test images and labels."""
+    from neurips18.datasets import load_mnist
+
+    out = {}
+    for split in ("train", "test"):
+        images, labels = load_mnist(split, data_dir=data_dir)
+        out[f"x_{split}"] = torch.from_numpy(images.reshape(len(labels), -1)).float() / 255.0
+        out[f"y_{split}"] = torch.from_numpy(labels)
+    return out
+
+
+def mlp(hidden: tuple[int, ...], seed: int = 0) -> torch.nn.Module:
+    """A ReLU MLP 784 -> hidden... -> 10 with a fixed initialisation seed."""
+    torch.manual_seed(seed)  # nn.Linear initialises from the global generator
+    layers: list[torch.nn.Module] = []
+    width = 784
+    for h in hidden:
+        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
+        width = h
+    layers.append(torch.nn.Linear(width, 10))
+    return torch.nn.Sequential(*layers)
+
+
+def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean()) * 100.0
+
+
+def train_mlp_simulated(
+    data: dict[str, torch.Tensor],
+    *,
+    hidden: tuple[int, ...],
+    workers: int,
+    batch: int,
+    lr: float,
+    steps: int,
+    compressor: str | None = None,
+    seed: int = 0,
+    eval_every: int = 50,
+    xi_every: int = 0,
+    **compressor_kwargs: Any,
+) -> dict[str, Any]:
+    """Data-parallel SGD of an MNIST MLP with P virtual workers (one bucket = all params).
+
+    With ``xi_every > 0`` and ``compressor="topk"``, every ``xi_every`` steps it measures
+    Alistarh et al.'s quantity ``||TopK(mean_p acc_p) - mean_p TopK(acc_p)|| / ||mean_p g_p||``
+    (``acc_p`` = residual + gradient of worker p, the same K as each worker uses).
+    Returns the training-loss curve, final test accuracy, bits (coding model) and bytes.
+    """
+    from ._checks import k_for_density
+    from .topk import topk_sparsify
+
+    model = mlp(hidden, seed)
+    params = [p for p in model.parameters()]
+    d = sum(p.numel() for p in params)
+    sim = None
+    if compressor is not None:
+        compressor_kwargs.setdefault("warmup_steps", 0)
+        sim = Simulator(workers, compressor, **compressor_kwargs)
+    gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
+    x_tr, y_tr = data["x_train"], data["y_train"]
+    n = x_tr.shape[0]
+    hist: dict[str, Any] = {"iter": [], "loss": [], "xi": [], "xi_iter": []}
+    bits = 0.0
+    nbytes = 0.0
+    for t in range(1, steps + 1):
+        grads, losses = [], []
+        for gr in gens:
+            idx = torch.randint(0, n, (batch,), generator=gr)
+            model.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            loss.backward()
+            grads.append(torch.cat([p.grad.reshape(-1) for p in params]))  # type: ignore[union-attr]
+            losses.append(float(loss.detach()))
+        if sim is None:
+            upd = torch.stack(grads).mean(0)
+            bits += workers * d * 32
+            nbytes += workers * d * 4
+        else:
+            if xi_every and compressor == "topk" and t % xi_every == 0:
+                k = k_for_density(sim.states[0].density, d)
+                accs = [g + st.memory[0] if 0 in st.memory else g.clone()
+                        for g, st in zip(grads, sim.states, strict=True)]
+                mean_acc = torch.stack(accs).mean(0)
+                lhs = topk_sparsify(mean_acc, k).to_dense()
+                rhs = torch.stack([topk_sparsify(a, k).to_dense() for a in accs]).mean(0)
+                gnorm = float(torch.stack(grads).mean(0).norm())
+                hist["xi"].append(float((lhs - rhs).norm()) / max(gnorm, 1e-30))
+                hist["xi_iter"].append(t)
+            before = sim.bits()
+            upd = sim.step(grads)
+            after = sim.bits()
+            bits += after["bits_coded"] - before["bits_coded"]
+            nbytes += after["bytes_sent"] - before["bytes_sent"]
+        with torch.no_grad():
+            off = 0
+            for p in params:
+                p -= lr * upd[off : off + p.numel()].view_as(p)
+                off += p.numel()
+        if t % eval_every == 0 or t == steps:
+            hist["iter"].append(t)
+            hist["loss"].append(sum(losses) / len(losses))
+    hist["test_acc"] = accuracy(model, data["x_test"], data["y_test"])
+    hist["bits"] = bits
+    hist["bytes"] = nbytes
+    hist["dense_bits"] = steps * workers * d * 32.0
+    hist["d"] = d
     return hist

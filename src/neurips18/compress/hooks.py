@@ -54,10 +54,22 @@ def _align8(n: int) -> int:
     return (n + 7) // 8 * 8
 
 
-def pack(msg: SparseGradient | None, cap: int, dtype: torch.dtype, flag: int) -> torch.Tensor:
-    """Pack a message into a uint8 buffer of fixed size for capacity ``cap``."""
+def _index_width(numel: int) -> int:
+    """Bytes per index: 2 below 2**16 coordinates, 3 below 2**24, else 4."""
+    return 2 if numel <= 1 << 16 else 3 if numel <= 1 << 24 else 4
+
+
+def pack(
+    msg: SparseGradient | None, cap: int, dtype: torch.dtype, flag: int, numel: int
+) -> torch.Tensor:
+    """Pack a message into a uint8 buffer whose size depends only on ``cap`` and ``numel``.
+
+    Layout: int32 flag, int32 count, ``cap`` little-endian indices of 2, 3 or 4 bytes
+    (enough for ``numel``), padding to 8 bytes, ``cap`` values of ``dtype``.
+    """
     esize = torch.empty((), dtype=dtype).element_size()
-    idx_bytes = _align8(4 * cap)
+    iw = _index_width(numel)
+    idx_bytes = _align8(iw * cap)
     buf = torch.zeros(_HEADER + idx_bytes + esize * cap, dtype=torch.uint8)
     n = 0 if msg is None else msg.nnz
     if n > cap:
@@ -65,20 +77,25 @@ def pack(msg: SparseGradient | None, cap: int, dtype: torch.dtype, flag: int) ->
     buf[:_HEADER].view(torch.int32).copy_(torch.tensor([flag, n], dtype=torch.int32))
     if n:
         assert msg is not None
-        buf[_HEADER : _HEADER + 4 * n].view(torch.int32).copy_(msg.indices.to(torch.int32))
+        raw = msg.indices.to(torch.int32).view(torch.uint8).view(n, 4)[:, :iw]
+        buf[_HEADER : _HEADER + iw * n].view(n, iw).copy_(raw)
         off = _HEADER + idx_bytes
         buf[off : off + esize * n].view(dtype).copy_(msg.values.to(dtype))
     return buf
 
 
 def unpack(
-    buf: torch.Tensor, cap: int, dtype: torch.dtype
+    buf: torch.Tensor, cap: int, dtype: torch.dtype, numel: int
 ) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Inverse of :func:`pack`: (flag, int64 indices, values)."""
     esize = torch.empty((), dtype=dtype).element_size()
-    idx_bytes = _align8(4 * cap)
+    iw = _index_width(numel)
+    idx_bytes = _align8(iw * cap)
     head = buf[:_HEADER].view(torch.int32)
     flag, n = int(head[0]), int(head[1])
-    idx = buf[_HEADER : _HEADER + 4 * n].view(torch.int32).to(torch.int64)
+    raw = torch.zeros(n, 4, dtype=torch.uint8)
+    raw[:, :iw] = buf[_HEADER : _HEADER + iw * n].view(n, iw)
+    idx = raw.view(torch.int32).reshape(n).to(torch.int64)
     off = _HEADER + idx_bytes
     vals = buf[off : off + esize * n].view(dtype)
     return flag, idx, vals
@@ -232,7 +249,7 @@ class _SparseState:
     ) -> torch.Tensor:
         parts, flags = [], []
         for b in bufs:
-            flag, idx, vals = unpack(b, cap, dtype)
+            flag, idx, vals = unpack(b, cap, dtype, numel)
             flags.append(flag)
             parts.append((idx, vals))
         self.finish(key, flags)
@@ -246,6 +263,13 @@ class _SparseState:
                 )
             return torch.zeros(numel, dtype=dtype, device=device)
         return aggregate(numel, dtype, parts, device)
+
+    def account_dense(self, flat: torch.Tensor) -> None:
+        """A warm-up (dense allreduce) step: the whole bucket counts as sent."""
+        n = flat.numel() * flat.element_size()
+        self.bytes_sent += n
+        self.dense_bytes += n
+        self.bits_coded += 8 * n
 
     def account(self, msg: SparseGradient | None, payload_bytes: int, flat: torch.Tensor) -> None:
         self.bytes_sent += payload_bytes
@@ -368,6 +392,7 @@ def _sparse_hook(state: _SparseState, bucket: Any) -> torch.futures.Future[torch
     if state.iter < state.warmup_steps:
         if bucket.is_last():
             state.iter += 1
+        state.account_dense(buf)
         return default._allreduce_fut(group, buf)
 
     key = bucket.index()
@@ -388,7 +413,7 @@ def _sparse_hook(state: _SparseState, bucket: Any) -> torch.futures.Future[torch
         dist.all_gather(sizes, n, group=group)
         cap = max(1, max(int(s) for s in sizes))
         extra = 8
-    payload = pack(msg, cap, dtype, flag)
+    payload = pack(msg, cap, dtype, flag, numel)
     state.account(msg, payload.numel() + extra, flat)
     state.compressed_steps += int(bucket.is_last())
     if device.type != "cpu":

@@ -83,8 +83,9 @@ class Simulator:
         st0 = self.states[0]
         if st0.iter < st0.warmup_steps:
             out = torch.zeros(numel, dtype=dtype)
-            for f in flats:
+            for st, f in zip(self.states, flats, strict=True):
                 out += f / self.world_size
+                st.account_dense(f)
             if last:
                 for st in self.states:
                     st.iter += 1
@@ -98,11 +99,11 @@ class Simulator:
         if cap is None:
             cap = max(1, max(0 if m is None else m.nnz for m, _ in encoded))
             extra = 8
-        payloads = [pack(m, cap, dtype, flag) for m, flag in encoded]
+        payloads = [pack(m, cap, dtype, flag, numel) for m, flag in encoded]
         for st, (m, _), p, f in zip(self.states, encoded, payloads, flats, strict=True):
             st.account(m, p.numel() + extra, f)
             st.compressed_steps += int(last)
-        unpacked = [unpack(p, cap, dtype) for p in payloads]
+        unpacked = [unpack(p, cap, dtype, numel) for p in payloads]
         flags = [u[0] for u in unpacked]
         for st in self.states:
             st.finish(key, flags)
