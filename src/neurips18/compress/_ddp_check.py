@@ -83,7 +83,7 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
     try:
-        res = {
+        res: dict[str, Any] = {
             "topk": _train("topk", rank, 6, None, warmup_steps=1),
             "unbiased": _train("unbiased", rank, 6, None, warmup_steps=1),
             "skip": _train("topk", rank, 5, 2, warmup_steps=1, nonfinite="skip"),

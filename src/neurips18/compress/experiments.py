@@ -287,7 +287,7 @@ def train_mlp_simulated(
         with torch.no_grad():
             off = 0
             for p in params:
-                p -= lr * upd[off : off + p.numel()].view_as(p)
+                p.sub_(lr * upd[off : off + p.numel()].view_as(p))
                 off += p.numel()
         if t % eval_every == 0 or t == steps:
             hist["iter"].append(t)

@@ -15,7 +15,10 @@ gradient is bit-identical on every rank (and equal to :class:`~neurips18.compres
 Design choices that keep ranks in lock-step
 -------------------------------------------
 * All collectives are issued from inside the hook call, in bucket order, never from a future
-  callback; variable-size messages first exchange their sizes synchronously.
+  callback. Top-k messages have exactly k entries; unbiased messages are padded to a fixed
+  capacity (mean + 8 standard deviations of their random size, see
+  :meth:`UnbiasedSparsifyState._fixed_capacity`); only the approximate top-k exchanges its
+  sizes first (synchronously).
 * Non-finite gradients: a rank whose accumulated gradient has NaN/inf sends an empty message
   with a flag instead of its values. Every rank sees the flags after the gather and applies the
   same policy: ``nonfinite="raise"`` (default) fails the backward pass on **all** ranks with a
@@ -131,6 +134,7 @@ class _SparseState:
         "dense_bytes",
         "bits_coded",
         "compressed_steps",
+        "overflows",
     )
 
     def __init__(
@@ -165,6 +169,7 @@ class _SparseState:
         self.dense_bytes = 0
         self.bits_coded = 0
         self.compressed_steps = 0
+        self.overflows = 0
 
     # ---- pickling (checkpoints) -------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
@@ -222,6 +227,14 @@ class _SparseState:
             self._pending[key] = (acc, None, flat)
             return None, 1
         msg = self._compress(acc)
+        cap = self._fixed_capacity(acc.numel())
+        if cap is not None and msg.nnz > cap:
+            # (unbiased sparsifier, probability < 1e-15 per bucket) keep the largest entries;
+            # the rest is dropped, or carried in the residual with error feedback
+            keep = torch.topk(msg.values.abs(), cap).indices
+            sat = None if msg.saturated is None else msg.saturated[keep]
+            msg = SparseGradient(msg.indices[keep], msg.values[keep], msg.shape, sat, msg.scale)
+            self.overflows += 1
         self._pending[key] = (acc, msg.indices, msg.values)
         return msg, 0
 
@@ -353,6 +366,16 @@ class UnbiasedSparsifyState(_SparseState):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"method": self.method, "max_iter": self.max_iter, "sampling": self.sampling}
+
+    def _fixed_capacity(self, numel: int) -> int | None:
+        """Messages are padded to ``E + 8 sqrt(E) + 16`` entries, ``E = density * numel``.
+
+        The number kept is a sum of independent Bernoullis with mean ``<= E`` and variance
+        ``<= E``, so exceeding the capacity has probability below 1e-15; a fixed size lets
+        the all-gather run asynchronously without first exchanging sizes.
+        """
+        e = self.density * numel
+        return int(min(numel, math.ceil(e + 8.0 * math.sqrt(e) + 16)))
 
     def _compress(self, acc: torch.Tensor) -> SparseGradient:
         if self.sampling == "uniform":

@@ -20,6 +20,7 @@ The paper's reported numbers could not be recovered, so rows against the paper c
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from neurips18.repro.core import Outcome, Reproduction, RunContext, compare
@@ -161,8 +162,8 @@ def run(ctx: RunContext) -> Outcome:
     for name in ("mnist", "synthetic"):
         for loss in cfg["losses"]:
             key = f"{name}-{loss}"
-            runs[key] = ctx.cached(f"convex-{key}",
-                                   lambda n=name, lo=loss: _convex_run(n, lo, cfg, ctx.seed))
+            runs[key] = ctx.cached(f"convex-{key}", partial(_convex_run, name, loss, cfg,
+                                                            ctx.seed))
             r = runs[key]
             gd, go, gu = (r[m]["gap"][-1] for m in ("dense", "optimal", "uniform"))
             comps.append(compare(

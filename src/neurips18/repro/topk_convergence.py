@@ -102,7 +102,7 @@ def _topk_error_curves(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
         with torch.no_grad():
             off = 0
             for p in params:
-                p -= 0.1 * g[off : off + p.numel()].view_as(p)
+                p.sub_(0.1 * g[off : off + p.numel()].view_as(p))
                 off += p.numel()
     grads["MLP after 200 steps"] = mlp_grad()
     curves = {}
@@ -126,7 +126,7 @@ def _logreg_convergence(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
     X, y = binary_mnist(cfg["logreg_n"], seed=seed)
     prob = LinearProblem(X, y, "logistic", 1e-4)
     _, f_star = solve(prob, maxiter=500)
-    out = {"f_star": f_star, "runs": {}}
+    out: dict[str, Any] = {"f_star": f_star, "runs": {}}
     for frac in cfg["conv_ks"]:
         kw: dict[str, Any] = {}
         if frac < 1.0:
