@@ -14,7 +14,10 @@ magnitude ``1/lambda`` (so they cost a sign bit each under hybrid coding).
 greedy fixed-point iteration, which starts from ``p_i = min(rho d |g_i| / ||g||_1, 1)`` and
 repeatedly rescales the unsaturated probabilities by
 ``c = (rho d - #saturated) / sum_{unsaturated} p_i`` until ``c <= 1`` or ``max_iter`` passes.
-We use ``|g_i|`` in the l1 norm (a public implementation forgets the absolute value).
+We use ``|g_i|`` in the l1 norm (a public implementation forgets the absolute value). The
+paper's text was not reachable with our search tools; the loop above (and its stopping rule
+``c <= 1``) matches the brief and an independent public implementation
+(scottjiao/Gradient-Compression-Methods, ``utils.py``).
 Both methods keep a single ``lambda`` internally and use O(d) memory.
 """
 

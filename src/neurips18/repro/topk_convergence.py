@@ -189,7 +189,9 @@ def run(ctx: RunContext) -> Outcome:
     comps = []
     notes = [
         "The paper's plotted values (Figs. 2-3) and its measured xi could not be recovered "
-        "with the search tools: rows against the paper are 'no-reference'.",
+        "with the search tools (only the figure captions were: Fig. 2 plots "
+        "||G - TopK(G)||/||G|| against K, Fig. 3 convergence against K; source: "
+        "liner.com review of arXiv:1809.10505): rows against the paper are 'no-reference'.",
         "xi is measured relative to ||mean_p g_p|| with acc_p = residual + g_p (constant "
         "step size, so the paper's alpha cancels).",
     ]
