@@ -146,7 +146,8 @@ def run_sgd(
     (``compressor=None``). Bits are summed over workers: ``bits`` uses the hybrid coding
     model, ``bytes`` the payload actually packed (dense: 32 bits per coordinate).
 
-    Returns ``{"iter": [...], "gap": [...], "bits": [...], "bytes": [...]}``.
+    Returns ``{"iter": [...], "gap": [...], "bits": [...], "bytes": [...]}`` (plus
+    ``"diverged_at"`` if the gradients became non-finite; the last gap is then ``inf``).
     """
     d = problem.dim
     sim = None
@@ -176,13 +177,21 @@ def run_sgd(
             nbytes += workers * d * 4
         else:
             before = sim.bits()
-            upd = sim.step(grads)
+            try:
+                upd = sim.step(grads)
+            except FloatingPointError:  # the iterate diverged: gradients overflowed
+                hist["diverged_at"] = [float(t)]
+                record(t)
+                hist["gap"][-1] = float("inf")
+                break
             after = sim.bits()
             bits += after["bits_coded"] - before["bits_coded"]
             nbytes += after["bytes_sent"] - before["bytes_sent"]
         w = w - lr * upd
         if not bool(torch.isfinite(w).all()):
+            hist["diverged_at"] = [float(t)]
             record(t)
+            hist["gap"][-1] = float("inf")
             break
         if t % eval_every == 0 or t == steps:
             record(t)

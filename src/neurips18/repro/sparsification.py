@@ -166,6 +166,10 @@ def run(ctx: RunContext) -> Outcome:
                                                             ctx.seed))
             r = runs[key]
             gd, go, gu = (r[m]["gap"][-1] for m in ("dense", "optimal", "uniform"))
+            for m in ("dense", "optimal", "uniform"):
+                if "diverged_at" in r[m]:
+                    notes.append(f"{key}: {m} sampling diverged (non-finite gradients) at "
+                                 f"iteration {int(r[m]['diverged_at'][0])}; its gap is inf.")
             comps.append(compare(
                 f"{key}: final suboptimality, optimal / uniform sampling (density {r['density']})",
                 go / gu, 1.0, source="claim tested: optimal converges faster at equal density",
