@@ -1,0 +1,202 @@
+"""A 2-rank gloo check of the hooks, run by ``torch.multiprocessing.spawn``.
+
+Used by ``tests/compress/test_hooks_distributed.py``; it lives in the package so that spawned
+processes can import it by name. Each rank trains a small MLP for a few steps under each hook,
+records every bucket's input and output, and saves them with its final parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from . import (
+    TopKState,
+    UnbiasedSparsifyState,
+    topk_hook,
+    unbiased_sparsify_hook,
+)
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, 4))
+
+
+def _recording(hook: Any, records: list[dict[str, Any]]) -> Any:
+    def wrapped(state, bucket):  # type: ignore[no-untyped-def]  # DDP checks annotations
+        entry = {"key": bucket.index(), "last": bucket.is_last(), "inp": bucket.buffer().clone()}
+        records.append(entry)
+        fut = hook(state, bucket)
+
+        def rec(f: Any) -> torch.Tensor:
+            out = f.value()
+            entry["out"] = out.clone()
+            return out
+
+        return fut.then(rec)
+
+    return wrapped
+
+
+def _train(kind: str, rank: int, steps: int, nan_step: int | None, **kw: Any) -> dict[str, Any]:
+    model = DDP(_model(), bucket_cap_mb=0.01)  # several buckets
+    if kind == "topk":
+        state: Any = TopKState(density=0.05, error_feedback=True, **kw)
+        hook: Any = topk_hook
+    else:
+        state = UnbiasedSparsifyState(density=0.1, seed=3, **kw)
+        hook = unbiased_sparsify_hook
+    records: list[dict[str, Any]] = []
+    model.register_comm_hook(state, _recording(hook, records))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(100 + rank)
+    error = None
+    for step in range(steps):
+        x = torch.randn(16, 20, generator=gen)
+        y = torch.randint(0, 4, (16,), generator=gen)
+        loss = nn.functional.cross_entropy(model(x), y)
+        if nan_step is not None and step == nan_step and rank == 1:
+            loss = loss * float("nan")
+        opt.zero_grad()
+        try:
+            loss.backward()
+        except Exception as exc:  # the policy under test: every rank must raise
+            error = f"{type(exc).__name__}: {exc}"
+            break
+        opt.step()
+    params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return {"records": records, "params": params, "error": error,
+            "bytes_sent": state.bytes_sent, "dense_bytes": state.dense_bytes}
+
+
+def run(rank: int, world: int, port: int, out_dir: str) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+    try:
+        res: dict[str, Any] = {
+            "topk": _train("topk", rank, 6, None, warmup_steps=1),
+            "unbiased": _train("unbiased", rank, 6, None, warmup_steps=1),
+            "skip": _train("topk", rank, 5, 2, warmup_steps=1, nonfinite="skip"),
+            "raise": _train("topk", rank, 5, 2, warmup_steps=1, nonfinite="raise"),
+        }
+        # a collective after the failure proves the ranks are still in lock-step
+        t = torch.tensor([float(rank)])
+        dist.all_reduce(t)
+        res["after"] = float(t)
+        torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def _make_hook(kind: str, kw: dict[str, Any]) -> tuple[Any, Any]:
+    if kind == "none":
+        return None, None
+    if kind == "topk":
+        return TopKState(**kw), topk_hook
+    if kind == "unbiased":
+        return UnbiasedSparsifyState(**kw), unbiased_sparsify_hook
+    if kind == "powersgd":
+        from torch.distributed.algorithms.ddp_comm_hooks import powerSGD_hook as ps
+
+        return ps.PowerSGDState(process_group=None, **kw), ps.powerSGD_hook
+    if kind == "fp16":
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        return None, default_hooks.fp16_compress_hook
+    raise ValueError(f"unknown hook kind {kind!r}")
+
+
+def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str, Any]) -> None:
+    """Train an MLP under several hooks in one process group; rank 0 saves a summary.
+
+    ``cfg``: ``hidden`` (tuple), ``batch`` (per rank), ``steps``, ``lr``, ``data``
+    (``"mnist"`` or ``"random"``), ``variants``: list of ``(name, kind, kwargs)``. For each
+    variant: median step time, test accuracy (MNIST), bytes/bits sent by this rank, and a
+    bitwise check that both ranks hold identical parameters after every step.
+    """
+    import time
+
+    from .experiments import accuracy, mlp, mnist_tensors
+
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
+    try:
+        if cfg["data"] == "mnist":
+            data = mnist_tensors(cfg.get("data_dir"))
+        else:
+            g = torch.Generator().manual_seed(0)
+            data = {"x_train": torch.rand(4096, 784, generator=g),
+                    "y_train": torch.randint(0, 10, (4096,), generator=g)}
+        summary: dict[str, Any] = {}
+        for name, kind, kw in cfg["variants"]:
+            model = DDP(mlp(tuple(cfg["hidden"]), seed=0))
+            state, hook = _make_hook(kind, dict(kw))
+            if hook is not None:
+                model.register_comm_hook(state, hook)
+            opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
+            gen = torch.Generator().manual_seed(1000 + rank)
+            n = data["x_train"].shape[0]
+            times, desync, error = [], 0, None
+            check_every = int(cfg.get("check_every", 1))
+            for step in range(cfg["steps"]):
+                idx = torch.randint(0, n, (cfg["batch"],), generator=gen)
+                t0 = time.perf_counter()
+                try:
+                    loss = nn.functional.cross_entropy(model(data["x_train"][idx]),
+                                                       data["y_train"][idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:300]
+                    break
+                times.append(time.perf_counter() - t0)
+                if step % check_every == 0 or step == cfg["steps"] - 1:
+                    vec = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+                    allv = [torch.empty_like(vec) for _ in range(world)]
+                    dist.all_gather(allv, vec)
+                    desync += int(not all(torch.equal(allv[0], v) for v in allv[1:]))
+            res: dict[str, Any] = {"times": times, "desync_steps": desync, "error": error}
+            if "x_test" in data:
+                res["test_acc"] = accuracy(model.module, data["x_test"], data["y_test"])
+            d = sum(p.numel() for p in model.parameters())
+            res["d"] = d
+            res["dense_bytes"] = 4.0 * d * len(times)
+            if state is not None and hasattr(state, "bytes_sent"):
+                res["bytes_sent"] = float(state.bytes_sent)
+                res["bits_coded"] = float(state.bits_coded)
+                res["dense_bytes_counted"] = float(state.dense_bytes)
+            summary[name] = res
+            dist.barrier()
+        if rank == 0:
+            torch.save(summary, os.path.join(out_dir, "summary.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn_variants(cfg: dict[str, Any], world: int = 2) -> dict[str, Any]:
+    """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary."""
+    import socket
+    import tempfile
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(train_variants, args=(world, port, tmp, cfg), nprocs=world, join=True)
+        out: dict[str, Any] = torch.load(os.path.join(tmp, "summary.pt"), weights_only=False)
+    return out

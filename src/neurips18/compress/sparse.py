@@ -1,0 +1,90 @@
+"""Sparse gradient container and its coding length.
+
+A :class:`SparseGradient` is what a worker sends: the kept coordinates (``indices``), their
+values, and the dense ``shape``. It knows how many bits its message costs under two coding
+models (:meth:`SparseGradient.bits`):
+
+``"plain"``
+    every kept coordinate costs an index (``ceil(log2 d)`` bits) and a full value
+    (``value_bits``, 32 for float32).
+
+``"hybrid"``
+    the coding described by Wangni et al. (NeurIPS 2018, arXiv:1710.09854) for their
+    optimal unbiased sparsifier: saturated coordinates (sent with probability 1) carry their
+    exact value, every other kept coordinate has the same magnitude ``1/lambda`` and so
+    costs only a sign bit, plus one shared float for ``1/lambda``. The positions are coded
+    as an index list or as a d-bit bitmap, whichever is shorter. Sparsifiers that do not
+    produce a shared magnitude (top-k) fall back to full values. This is our reading of the
+    paper's coding model; the exact constants of the paper could not be confirmed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["SparseGradient"]
+
+
+@dataclass(frozen=True, eq=False)
+class SparseGradient:
+    """A sparse message: ``to_dense()[indices] == values``, zero elsewhere.
+
+    Attributes
+    ----------
+    indices : int64 tensor of flat (row-major) positions, unique.
+    values : tensor of the transmitted values (same length as ``indices``).
+    shape : the dense shape.
+    saturated : optional bool tensor aligned with ``values``: True where the coordinate was
+        kept with probability one and its value is sent exactly; False where the value is
+        ``sign * scale`` (Wangni's sampled coordinates).
+    scale : the shared magnitude ``1/lambda`` of the non-saturated kept coordinates, or None.
+    """
+
+    indices: torch.Tensor
+    values: torch.Tensor
+    shape: tuple[int, ...]
+    saturated: torch.Tensor | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.indices.dim() != 1 or self.values.dim() != 1:
+            raise ValueError("indices and values must be 1-D")
+        if self.indices.numel() != self.values.numel():
+            raise ValueError(
+                f"indices ({self.indices.numel()}) and values ({self.values.numel()}) "
+                "must have the same length"
+            )
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+
+    @property
+    def numel(self) -> int:
+        """Number of coordinates of the dense vector (d)."""
+        return math.prod(self.shape)
+
+    @property
+    def nnz(self) -> int:
+        """Number of transmitted coordinates."""
+        return int(self.indices.numel())
+
+    def to_dense(self) -> torch.Tensor:
+        out = torch.zeros(self.numel, dtype=self.values.dtype, device=self.values.device)
+        out[self.indices] = self.values
+        return out.reshape(self.shape)
+
+    def bits(self, coding: str = "hybrid", value_bits: int = 32) -> int:
+        """Coding length of this message in bits (see the module docstring)."""
+        if coding not in ("hybrid", "plain"):
+            raise ValueError(f"coding must be 'hybrid' or 'plain', got {coding!r}")
+        d, n = self.numel, self.nnz
+        idx_bits = max(1, math.ceil(math.log2(d))) if d > 1 else 1
+        if coding == "plain":
+            return n * (idx_bits + value_bits)
+        position_bits = min(n * idx_bits, d)
+        if self.saturated is None or self.scale is None:
+            return position_bits + n * value_bits
+        n_sat = int(self.saturated.sum())
+        n_sign = n - n_sat
+        return position_bits + n_sat * value_bits + n_sign + (value_bits if n_sign else 0)

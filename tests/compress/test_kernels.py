@@ -1,0 +1,409 @@
+"""Unit, statistical and property tests of the sparsification kernels."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from neurips18.compress import (
+    ErrorFeedback,
+    Simulator,
+    SparseGradient,
+    TopKState,
+    UnbiasedSparsifyState,
+    optimal_probabilities,
+    optimal_scale,
+    sparsification_variance,
+    sparsify_unbiased,
+    topk,
+    topk_sparsify,
+)
+
+
+def _heavy(d: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(d, generator=g) ** 3  # heavy tails: some coordinates saturate
+
+
+def _reference_probabilities(g: np.ndarray, density: float) -> np.ndarray:
+    """Independent reference: bisection on lambda for sum(min(lambda|g|, 1)) = density*d."""
+    a = np.abs(g.astype(np.float64))
+    target = density * a.size
+    lo, hi = 0.0, 1.0
+    while np.minimum(hi * a, 1).sum() < target:
+        hi *= 2
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if np.minimum(mid * a, 1).sum() < target:
+            lo = mid
+        else:
+            hi = mid
+    return np.minimum(hi * a, 1)
+
+
+# ---- optimal probabilities --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [50, 1000, 200_000])
+@pytest.mark.parametrize("density", [0.001, 0.01, 0.1, 0.5])
+def test_exact_probabilities_match_bisection(d: int, density: float) -> None:
+    g = _heavy(d)
+    p = optimal_probabilities(g, density, method="exact")
+    ref = _reference_probabilities(g.numpy(), density)
+    assert p.shape == g.shape and p.dtype == g.dtype
+    np.testing.assert_allclose(p.double().numpy(), ref, rtol=1e-4, atol=1e-6)
+    assert float(p.sum()) == pytest.approx(density * d, rel=1e-4, abs=1e-3)
+    assert float(p.min()) >= 0.0 and float(p.max()) <= 1.0
+
+
+@pytest.mark.parametrize("density", [0.005, 0.05, 0.3])
+def test_greedy_converges_to_exact(density: float) -> None:
+    g = _heavy(100_000, seed=1)
+    pe = optimal_probabilities(g, density, method="exact")
+    pg = optimal_probabilities(g, density, method="greedy", max_iter=100)
+    torch.testing.assert_close(pg, pe, rtol=1e-4, atol=1e-6)
+
+
+def test_greedy_few_passes_is_feasible_and_close() -> None:
+    g = _heavy(100_000, seed=2)
+    pe = optimal_probabilities(g, 0.01, method="exact")
+    for it in (0, 1, 2):
+        pg = optimal_probabilities(g, 0.01, method="greedy", max_iter=it)
+        # greedy approaches from below: never exceeds the budget
+        assert float(pg.sum()) <= 0.01 * g.numel() * (1 + 1e-5)
+    v_e = sparsification_variance(g, pe)
+    v_g = sparsification_variance(g, optimal_probabilities(g, 0.01, method="greedy"))
+    assert v_e <= v_g * (1 + 1e-6)
+    assert v_g <= 1.5 * v_e  # two passes already close to optimal
+
+
+def test_greedy_uses_absolute_values() -> None:
+    # a gradient of mostly negative entries: forgetting |.| in the l1 sum breaks the budget
+    g = -_heavy(10_000, seed=3).abs()
+    g[:10] = 5.0
+    p = optimal_probabilities(g, 0.05, method="greedy", max_iter=50)
+    assert float(p.sum()) == pytest.approx(0.05 * g.numel(), rel=1e-4)
+
+
+def test_optimal_beats_uniform_variance() -> None:
+    g = _heavy(10_000, seed=4)
+    p = optimal_probabilities(g, 0.05)
+    uni = torch.full_like(g, 0.05)
+    assert sparsification_variance(g, p) < sparsification_variance(g, uni)
+
+
+def test_fewer_nonzeros_than_budget() -> None:
+    g = torch.zeros(100)
+    g[[3, 7]] = torch.tensor([1.0, -2.0])
+    for m in ("exact", "greedy"):
+        p = optimal_probabilities(g, 0.5, method=m)
+        assert float(p.sum()) == 2.0 and float(p[3]) == 1.0 and float(p[0]) == 0.0
+    s = sparsify_unbiased(g, 0.5, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(s.to_dense(), g)
+
+
+def test_all_zero_gradient() -> None:
+    g = torch.zeros(10)
+    assert math.isinf(optimal_scale(g, 0.1))
+    assert float(optimal_probabilities(g, 0.1).sum()) == 0.0
+    assert sparsify_unbiased(g, 0.1).nnz == 0
+
+
+# ---- unbiased sparsification (statistical, fixed seeds) ---------------------------------
+
+
+@pytest.mark.parametrize("sampling", ["optimal", "uniform"])
+def test_unbiased_and_variance_formula(sampling: str) -> None:
+    d, n, density = 200, 4000, 0.1
+    g = _heavy(d, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    draws = torch.stack(
+        [sparsify_unbiased(g, density, gen, sampling=sampling).to_dense() for _ in range(n)]
+    ).double()
+    p = optimal_probabilities(g, density) if sampling == "optimal" else torch.full_like(g, 0.1)
+    gd, pd = g.double(), p.double()
+    var_i = gd**2 * (1 / pd - 1)  # per-coordinate variance of Z g / p
+    # unbiased: every coordinate's mean within 5 standard errors (Bonferroni over d=200)
+    se = torch.sqrt(var_i / n)
+    z = (draws.mean(0) - gd).abs() / se.clamp_min(1e-12)
+    assert float(z[var_i > 0].max()) < 5.0
+    assert torch.equal(draws.mean(0)[var_i == 0], gd[var_i == 0])
+    # second moment E||Q||^2 = sum g^2/p (closed form), within 3%
+    m2 = float((draws**2).sum(1).mean())
+    assert m2 == pytest.approx(sparsification_variance(g, p), rel=0.03)
+    # expected density sum p = density * d, within 3 standard errors of the count
+    counts = (draws != 0).sum(1).double()
+    sd = math.sqrt(float((pd * (1 - pd)).sum()) / n)
+    assert abs(float(counts.mean()) - float(pd.sum())) < 3 * sd + 1e-9
+    assert float(pd.sum()) == pytest.approx(density * d, rel=1e-4)
+
+
+def test_sparsify_repeatable_with_generator() -> None:
+    g = _heavy(5000, seed=7)
+    a = sparsify_unbiased(g, 0.02, torch.Generator().manual_seed(1))
+    b = sparsify_unbiased(g, 0.02, torch.Generator().manual_seed(1))
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.values, b.values)
+
+
+def test_hybrid_values_are_sign_times_scale() -> None:
+    g = _heavy(5000, seed=8)
+    s = sparsify_unbiased(g, 0.05, torch.Generator().manual_seed(2))
+    assert s.saturated is not None and s.scale is not None
+    uns = ~s.saturated
+    assert bool(uns.any()) and bool(s.saturated.any())
+    torch.testing.assert_close(s.values[uns].abs(), torch.full((int(uns.sum()),), s.scale))
+    torch.testing.assert_close(s.values[s.saturated], g[s.indices[s.saturated]])
+
+
+def test_bits_coding_models() -> None:
+    d = 1 << 20
+    idx = torch.arange(0, 100, dtype=torch.int64)
+    sat = torch.zeros(100, dtype=torch.bool)
+    sat[:10] = True
+    sg = SparseGradient(idx, torch.ones(100), (d,), saturated=sat, scale=1.0)
+    assert sg.bits("plain") == 100 * (20 + 32)
+    assert sg.bits("hybrid") == 100 * 20 + 10 * 32 + 90 * 1 + 32
+    dense_like = SparseGradient(torch.arange(d // 2), torch.ones(d // 2), (d,))
+    assert dense_like.bits("hybrid") == d + (d // 2) * 32  # bitmap is shorter
+    with pytest.raises(ValueError, match="coding"):
+        sg.bits("huffman")
+
+
+# ---- top-k ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d,k", [(100, 7), (300_000, 3000), (300_000, 30), (1_000_000, 10_000)])
+def test_topk_exact_matches_torch(d: int, k: int) -> None:
+    g = torch.randn(d, generator=torch.Generator().manual_seed(d + k))
+    vals, idx = topk(g, k)
+    ref_v, ref_i = torch.topk(g.abs(), k)
+    assert set(idx.tolist()) == set(ref_i.tolist())
+    torch.testing.assert_close(vals.abs(), ref_v)  # sorted decreasing, like torch.topk
+    torch.testing.assert_close(vals, g[idx])
+
+
+def test_topk_structured_input_falls_back_correctly() -> None:
+    # magnitudes concentrated where the strided sample never looks
+    g = torch.zeros(400_000)
+    n = g[1::4096].numel()
+    g[1::4096] = torch.arange(1, n + 1, dtype=torch.float32)
+    k = 50
+    _, idx = topk(g, k)
+    _, ref = torch.topk(g.abs(), k)
+    assert set(idx.tolist()) == set(ref.tolist())
+
+
+def test_topk_approximate_recall_and_count() -> None:
+    g = torch.randn(2_000_000, generator=torch.Generator().manual_seed(9))
+    k = 20_000
+    _, idx = topk(g, k, exact=False)
+    _, ref = torch.topk(g.abs(), k)
+    recall = len(set(idx.tolist()) & set(ref.tolist())) / k
+    assert recall >= 0.9
+    assert abs(idx.numel() - k) / k <= 0.1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1, max_size=300),
+    st.floats(0.01, 1.0),
+)
+@example([262144.0, 0.015625], 1.0)  # float32 total loses the small entry
+@example([2.0, 2.220446049250313e-16], 1.0)  # even float64 total - prefix cancels
+@example([1.0, 1.401298464324817e-45], 0.875)  # 1/lambda not representable in float32
+def test_probabilities_properties(xs: list[float], density: float) -> None:
+    g = torch.tensor(xs, dtype=torch.float32)
+    nnz = int((g != 0).sum())
+    for m in ("exact", "greedy"):
+        p = optimal_probabilities(g, density, method=m, max_iter=200)
+        assert bool(((p >= 0) & (p <= 1)).all())
+        assert bool((p[g == 0] == 0).all())
+        target = min(density * g.numel(), nnz)
+        assert float(p.sum()) == pytest.approx(target, rel=1e-3, abs=1e-3)
+        # monotone in |g|: larger magnitude never gets a smaller probability
+        order = torch.argsort(g.abs())
+        assert bool((p[order].diff() >= -1e-6).all())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=1, max_size=200),
+    st.integers(1, 200),
+)
+def test_topk_properties(xs: list[float], k: int) -> None:
+    g = torch.tensor(xs, dtype=torch.float32)
+    k = min(k, g.numel())
+    vals, idx = topk(g, k)
+    assert idx.numel() == k == len(set(idx.tolist()))
+    kth = float(torch.topk(g.abs(), k).values[-1])
+    assert float(vals.abs().min()) >= kth
+    sg = topk_sparsify(g, k)
+    rest = g.clone()
+    rest[sg.indices] = 0
+    assert float(rest.abs().max()) <= kth
+
+
+# ---- error feedback -------------------------------------------------------------------------
+
+
+def test_error_feedback_conserves_mass() -> None:
+    ef = ErrorFeedback()
+    gen = torch.Generator().manual_seed(10)
+    total_g = torch.zeros(1000)
+    total_sent = torch.zeros(1000)
+    for _ in range(20):
+        g = torch.randn(1000, generator=gen)
+        msg = ef.step("w", g, lambda acc: topk_sparsify(acc, 10), scale=0.5)
+        total_g += 0.5 * g
+        total_sent += msg.to_dense()
+    # everything not sent yet is in the residual
+    torch.testing.assert_close(total_sent + ef.memory["w"], total_g, rtol=1e-5, atol=1e-5)
+    sd = ef.state_dict()
+    ef2 = ErrorFeedback()
+    ef2.load_state_dict(sd)
+    assert torch.equal(ef2.memory["w"], ef.memory["w"])
+    with pytest.raises(ValueError, match="reset"):
+        ef.accumulate("w", torch.zeros(5))
+
+
+# ---- simulator and states ----------------------------------------------------------------
+
+
+def test_simulator_topk_equals_manual_computation() -> None:
+    gen = torch.Generator().manual_seed(11)
+    sim = Simulator(3, "topk", density=0.01, warmup_steps=0)
+    efs = [ErrorFeedback() for _ in range(3)]
+    for _ in range(4):
+        grads = [torch.randn(5000, generator=gen) for _ in range(3)]
+        out = sim.step(grads)
+        ref = torch.zeros(5000)
+        for ef, g in zip(efs, grads, strict=True):
+            ref += ef.step(0, g, lambda a: topk_sparsify(a, 50)).to_dense()
+        torch.testing.assert_close(out, ref / 3)
+    b = sim.bits()
+    assert b["bytes_sent"] < b["dense_bytes"] / 20
+
+
+def test_simulator_unbiased_is_unbiased() -> None:
+    g = _heavy(300, seed=12)
+    sim = Simulator(2, "unbiased", density=0.1, warmup_steps=0, method="exact", seed=1)
+    mean = torch.stack([sim.step([g, g]) for _ in range(3000)]).double().mean(0)
+    p = optimal_probabilities(g, 0.1).double()
+    se = torch.sqrt(g.double() ** 2 * (1 / p - 1) / 6000)
+    m = se > 0
+    assert float(((mean - g.double()).abs()[m] / se[m]).max()) < 5.0
+
+
+def test_states_pickle_without_process_group() -> None:
+    st_ = TopKState(process_group=object(), density=0.02)
+    st_.memory[0] = torch.ones(3)
+    st2 = pickle.loads(pickle.dumps(st_))
+    assert st2.process_group is None and st2.density == 0.02
+    assert torch.equal(st2.memory[0], torch.ones(3))
+    us = UnbiasedSparsifyState(density=0.1, seed=4)
+    us._bind(0, 2)
+    assert us.generator is not None
+    us.generator.manual_seed(99)
+    torch.rand(3, generator=us.generator)
+    us2 = pickle.loads(pickle.dumps(us))
+    assert us2.generator is not None
+    r1, r2 = torch.rand(5, generator=us.generator), torch.rand(5, generator=us2.generator)
+    assert torch.equal(r1, r2)
+    with pytest.raises(ValueError, match="world_size"):
+        us2._bind(0, 4)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("density", [0.0, -0.1, 1.5, float("nan"), float("inf")])
+def test_bad_density(density: float) -> None:
+    g = torch.randn(10)
+    with pytest.raises(ValueError, match="density"):
+        optimal_probabilities(g, density)
+    with pytest.raises(ValueError, match="density"):
+        sparsify_unbiased(g, density)
+    with pytest.raises(ValueError, match="density"):
+        TopKState(density=density)
+    with pytest.raises(ValueError, match="density"):
+        Simulator(2, "unbiased", density=density)
+
+
+def test_bad_inputs() -> None:
+    g = torch.randn(10)
+    with pytest.raises(ValueError, match="k must be in"):
+        topk(g, 11)
+    with pytest.raises(ValueError, match="k must be in"):
+        topk(g, 0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        topk(g, 2.5)  # type: ignore[arg-type]
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        h = g.clone()
+        h[3] = bad
+        with pytest.raises(ValueError, match="non-finite"):
+            topk(h, 2)
+        with pytest.raises(ValueError, match="non-finite"):
+            sparsify_unbiased(h, 0.5)
+        with pytest.raises(ValueError, match="non-finite"):
+            optimal_probabilities(h, 0.5)
+    with pytest.raises(ValueError, match="empty"):
+        topk(torch.empty(0), 1)
+    with pytest.raises(TypeError, match="floating"):
+        optimal_probabilities(torch.arange(5), 0.5)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        optimal_probabilities(np.ones(5), 0.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="method"):
+        optimal_probabilities(g, 0.5, method="bisect")
+    with pytest.raises(ValueError, match="max_iter"):
+        optimal_probabilities(g, 0.5, method="greedy", max_iter=-1)
+    with pytest.raises(ValueError, match="nonfinite"):
+        TopKState(nonfinite="ignore")
+    with pytest.raises(ValueError, match="warmup_steps"):
+        TopKState(warmup_steps=-1)
+
+
+def test_simulator_bad_world_and_nonfinite_policy() -> None:
+    sim = Simulator(2, "topk", density=0.1, warmup_steps=0)
+    with pytest.raises(ValueError, match="world_size=2"):
+        sim.step([torch.randn(10)])
+    with pytest.raises(ValueError, match="entries"):
+        sim.step([torch.randn(10), torch.randn(11)])
+    bad = torch.randn(10)
+    bad[0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"worker\(s\) \[1\]"):
+        sim.step([torch.randn(10), bad])
+    skip = Simulator(2, "topk", density=0.1, warmup_steps=0, nonfinite="skip")
+    out = skip.step([torch.randn(10), bad])
+    assert torch.equal(out, torch.zeros(10))
+    assert bool(torch.isfinite(skip.states[1].memory.get(0, torch.zeros(1))).all())
+    with pytest.raises(ValueError, match="world_size"):
+        Simulator(0)
+    with pytest.raises(ValueError, match="compressor"):
+        Simulator(2, "powersgd")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.sampled_from([10, 70_000, 20_000_000, 40_000_000]),
+    st.integers(0, 50),
+    st.sampled_from([torch.float32, torch.float64, torch.float16, torch.bfloat16]),
+    st.integers(0, 1),
+)
+def test_pack_roundtrip(numel: int, n: int, dtype: torch.dtype, flag: int) -> None:
+    from neurips18.compress.hooks import pack, unpack
+
+    gen = torch.Generator().manual_seed(n)
+    n = min(n, numel)
+    idx = torch.randperm(numel, generator=gen)[:n] if numel < 10**6 else torch.randint(
+        0, numel, (n,), generator=gen).unique()
+    vals = torch.randn(idx.numel(), generator=gen).to(dtype)
+    msg = SparseGradient(idx, vals, (numel,))
+    buf = pack(msg, idx.numel() + 3, dtype, flag, numel)
+    f, i2, v2 = unpack(buf, idx.numel() + 3, dtype, numel)
+    assert f == flag and torch.equal(i2, idx) and torch.equal(v2, vals)
