@@ -25,8 +25,9 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 
 
 def test_list_works_without_results(tmp_path):
-    r = _run("list", "--out", str(tmp_path))
+    r = _run("list", "--results", str(tmp_path / "a"), "--runs", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr
+    assert r.stdout.count("not run") == 2 * len(registry.module_names())
     for name in registry.module_names():
         assert name in r.stdout
 
@@ -79,6 +80,12 @@ def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     assert "| m | 1 | 1 | closed form |" in capsys.readouterr().out
     repros["toy"] = make(2.0)
     assert cli.main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 1
+    runs = tmp_path / "runs"
+    assert cli.main(["reproduce", "toy", "--out", str(runs / "quick"), "--no-progress"]) == 1
+    capsys.readouterr()
+    assert cli.main(["list", "--results", str(tmp_path), "--runs", str(runs)]) == 0
+    listing_out = capsys.readouterr().out
+    assert listing_out.count("quick: 0 pass, 1 fail, 0 no-ref") == 2  # results/ and runs/
     out = tmp_path / "report.md"
     assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 0
     text = out.read_text()

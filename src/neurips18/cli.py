@@ -29,12 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="papers, capabilities and the status of their last results")
-    ls.add_argument("--out", default="results", help="results directory (default: results)")
+    ls.add_argument("--results", default="results",
+                    help="committed results directory (default: results)")
+    ls.add_argument("--runs", default="runs",
+                    help="local runs directory, as written by `reproduce` (default: runs)")
 
     rp = sub.add_parser("reproduce", help="run a paper's reproduction and print the comparison")
     rp.add_argument("paper", help="a paper name from `neurips18 list`, or `all`")
     rp.add_argument("--profile", default="quick", choices=["quick", "full"])
-    rp.add_argument("--out", default="results", help="results directory (default: results)")
+    rp.add_argument("--out", default=None,
+                    help="output directory (default: runs/<profile>; the committed full-profile "
+                         "results live in results/, written with --out results)")
     rp.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
     rp.add_argument("--device", default="cpu", help="torch device for deep models")
     rp.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -58,21 +63,27 @@ def _err(msg: str) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     from neurips18.repro import harness, registry
 
-    rows: list[tuple[str, str, str, str]] = []
+    header = ("paper", "capability", f"{args.results}/", f"latest in {args.runs}/", "title")
+    rows: list[tuple[str, ...]] = []
     for name in registry.module_names():
         try:
             repro = registry.get(name)
-            rows.append((name, repro.capability, harness.last_status(args.out, name), repro.title))
         except Exception as exc:  # a broken module must not hide the others
-            rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", ""))
+            rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", "", ""))
+            continue
+        local = [Path(args.runs) / p for p in harness.PROFILES]
+        done = [d for d in local if (d / name / "meta.json").exists()]
+        latest = max(done, key=lambda d: (d / name / "meta.json").stat().st_mtime, default=None)
+        rows.append((
+            name, repro.capability, harness.last_status(args.results, name),
+            harness.last_status(latest, name) if latest else "not run", repro.title,
+        ))
     if not rows:
         print("no reproductions registered")
         return EXIT_OK
-    w = [max(len(r[i]) for r in rows + [("paper", "capability", "last result", "")])
-         for i in range(3)]
-    print(f"{'paper':<{w[0]}}  {'capability':<{w[1]}}  {'last result':<{w[2]}}  title")
-    for r in rows:
-        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}")
+    w = [max(len(r[i]) for r in [*rows, header]) for i in range(4)]
+    for r in [header, *rows]:
+        print("  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r[:4])) + "  " + r[4])
     return EXIT_OK
 
 
@@ -82,6 +93,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         return _err(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.out is None:
+        args.out = str(Path("runs") / args.profile)
     names = registry.module_names() if args.paper == "all" else [args.paper]
     if args.paper != "all":
         try:
