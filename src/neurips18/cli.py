@@ -180,7 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "bench": _cmd_bench,
     }[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":
