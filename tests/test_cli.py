@@ -86,10 +86,11 @@ def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     assert cli.main(["list", "--results", str(tmp_path), "--runs", str(runs)]) == 0
     listing_out = capsys.readouterr().out
     assert listing_out.count("quick: 0 pass, 1 fail, 0 no-ref") == 2  # results/ and runs/
-    out = tmp_path / "report.md"
+    out = tmp_path / "docs" / "report.md"
     assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 0
     text = out.read_text()
-    assert "## toy: Toy" in text and "| fail |" in text and "figure.png" in text
+    assert "## toy: Toy" in text and "| fail |" in text
+    assert "](../toy/figure.png)" in text  # relative to the report's own folder
     listing = json.loads((tmp_path / "toy" / "result.json").read_text())
     assert listing["summary"]["fail"] == 1
 

@@ -39,7 +39,7 @@ def write_report(results: Path, out: Path) -> Path:
             parts.append(f"- {note}")
         fig = paper_dir / "figure.png"
         if fig.exists():
-            rel = os.path.relpath(fig, out.parent.resolve() if out.parent.exists() else ".")
+            rel = os.path.relpath(fig.resolve(), out.parent.resolve())
             parts.append(f"\n![{res['paper']} figure]({rel})\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, "\n".join(parts) + "\n")
