@@ -2,11 +2,14 @@
 
 1. Selection on a large float32 vector (default 25M) at 1 % and 0.1 %: ``torch.topk(|x|, k)``
    vs ``neurips18.compress.topk`` (exact, and the approximate threshold mode): time ratio,
-   recall of the true top-k, count error. Gaussian and heavy-tailed vectors.
+   recall of the true top-k, count error. Gaussian, Student-t (2 dof) and log-normal vectors;
+   recall and count error also over 4 more seeds and a real MNIST MLP gradient.
 2. Optimal probabilities (greedy, 2 passes; and exact) vs one pass of ``torch.abs``.
-3. DDP step time, 2 ranks, gloo on loopback, MLP 784-1024-1024-10, batch 64 per rank:
-   no hook vs fp16 hook vs PowerSGD (rank 4) vs our top-k (1 %) and unbiased (2 %) hooks, and
-   a desynchronisation count over many short training runs.
+3. DDP step time, 2 ranks, gloo on loopback, MLP 784-1024-1024-10, batch 64 per rank, in
+   interleaved rounds: no hook vs fp16 hook vs our top-k (1 %) and unbiased (2 %) hooks with
+   DDP's default buckets; no hook vs our top-k vs PyTorch's PowerSGD (rank 1 and 4) with one
+   bucket (PowerSGD is not safe with several buckets on gloo, see :func:`bench_ddp`); and a
+   desynchronisation count over many short training runs.
 
 Run: ``python benchmarks/bench_compress.py [--size N] [--ddp-steps S] [--runs R] [--skip-ddp]``
 (``neurips18 bench compress`` does the same). Results go to ``results/bench/compress.json``.
@@ -33,16 +36,55 @@ def _best(fn: Any, repeat: int) -> tuple[float, Any]:
     return best, out
 
 
-def bench_selection(size: int, repeat: int) -> list[dict[str, Any]]:
+def _vectors(size: int, seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    sign = torch.where(torch.rand(size, generator=gen) < 0.5, -1.0, 1.0)
+    t2 = torch.distributions.StudentT(torch.tensor(2.0))
+    torch.manual_seed(seed)  # StudentT samples from the global generator
+    return {
+        "gaussian": torch.randn(size, generator=gen),
+        "heavy-tailed (t, 2 dof)": t2.sample((size,)),
+        "log-normal (sigma 2)": sign * torch.exp(2.0 * torch.randn(size, generator=gen)),
+    }
+
+
+def _mlp_gradient() -> torch.Tensor | None:
+    """A real stochastic gradient: MNIST MLP 784-1024-1024-10, batch 64, after 20 SGD steps."""
+    try:
+        from neurips18.compress.experiments import mlp, mnist_tensors
+
+        data = mnist_tensors()
+    except Exception:  # data not available: skip this vector
+        return None
+    model = mlp((1024, 1024), seed=0)
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(21):
+        idx = torch.randint(0, data["x_train"].shape[0], (64,), generator=gen)
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data["x_train"][idx]),
+                                          data["y_train"][idx]).backward()
+        if _ < 20:
+            opt.step()
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters()])  # type: ignore[union-attr]
+
+
+def _quality(x: torch.Tensor, k: int, exact: bool) -> tuple[float, float]:
+    from neurips18.compress import topk
+
+    _, ref_idx = torch.topk(x.abs(), k, sorted=False)
+    ref = torch.zeros(x.numel(), dtype=torch.bool)
+    ref[ref_idx] = True
+    _, idx = topk(x, k, exact=exact, sorted=False)
+    return float(ref[idx].sum()) / k, abs(idx.numel() - k) / k
+
+
+def bench_selection(size: int, repeat: int, seeds: int = 5) -> dict[str, Any]:
+    """Timing on seed 0; recall / count error over ``seeds`` seeds (worst case reported)."""
     from neurips18.compress import topk
 
     rows = []
-    gen = torch.Generator().manual_seed(0)
-    vectors = {
-        "gaussian": torch.randn(size, generator=gen),
-        "heavy-tailed (t, 2 dof)": torch.distributions.StudentT(2.0).sample((size,)),
-    }
-    for vname, x in vectors.items():
+    for vname, x in _vectors(size, 0).items():
         for frac in (0.01, 0.001):
             k = int(frac * size)
             t_ref, (_, ref_idx) = _best(lambda x=x, k=k: torch.topk(x.abs(), k), repeat)
@@ -58,22 +100,42 @@ def bench_selection(size: int, repeat: int) -> list[dict[str, Any]]:
                     "speedup": t_ref / t, "recall": recall,
                     "count_error": abs(idx.numel() - k) / k,
                 })
-    return rows
+    quality = []
+    for seed in range(1, seeds):
+        for vname, x in _vectors(size, seed).items():
+            for frac in (0.01, 0.001):
+                for exact in (True, False):
+                    rec, cnt = _quality(x, int(frac * size), exact)
+                    quality.append({"vector": vname, "seed": seed, "density": frac,
+                                    "mode": "exact" if exact else "approximate",
+                                    "recall": rec, "count_error": cnt})
+    g = _mlp_gradient()
+    if g is not None:
+        for frac in (0.01, 0.001):
+            for exact in (True, False):
+                rec, cnt = _quality(g, int(frac * g.numel()), exact)
+                quality.append({"vector": f"MNIST MLP gradient (d={g.numel()})", "seed": 0,
+                                "density": frac, "mode": "exact" if exact else "approximate",
+                                "recall": rec, "count_error": cnt})
+    for r in rows:  # seed 0 of the timing run counts too
+        quality.append({k: r[k] for k in ("vector", "density", "mode", "recall",
+                                          "count_error")} | {"seed": 0})
+    worst = {}
+    for mode in ("exact", "approximate"):
+        q = [r for r in quality if r["mode"] == mode]
+        worst[mode] = {"min_recall": min(r["recall"] for r in q),
+                       "max_count_error": max(r["count_error"] for r in q), "cases": len(q)}
+    return {"timing": rows, "quality": quality, "worst": worst}
 
 
 def bench_probabilities(size: int, repeat: int) -> list[dict[str, Any]]:
     from neurips18.compress import optimal_probabilities
 
     rows = []
-    gen = torch.Generator().manual_seed(1)
-    vectors = {
-        "gaussian": torch.randn(size, generator=gen),
-        "heavy-tailed (t, 2 dof)": torch.distributions.StudentT(2.0).sample((size,)),
-    }
-    for vname, x in vectors.items():
-        t_abs, _ = _best(lambda x=x: torch.abs(x), repeat)
+    for vname, x in _vectors(size, 1).items():
         for frac in (0.01, 0.001):
             for method in ("greedy", "exact"):
+                t_abs, _ = _best(lambda x=x: torch.abs(x), repeat)  # adjacent: load drifts
                 t, p = _best(lambda x=x, f=frac, m=method: optimal_probabilities(x, f, m),
                              repeat)
                 rows.append({
@@ -94,35 +156,89 @@ def _spawn_safely(cfg: dict[str, Any]) -> dict[str, Any] | str:
         return f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200]}"
 
 
-def bench_ddp(steps: int, runs: int, run_steps: int) -> dict[str, Any]:
-    ours_and_builtin = [
+def _merge_rounds(results: dict[str, Any], skip: int) -> dict[str, Any]:
+    """Pool the step times of the rounds ``name#r`` of each variant (first ``skip`` of each
+    round dropped: warm-up, bucket rebuild, PowerSGD's dense start)."""
+    merged: dict[str, Any] = {}
+    for key, r in results.items():
+        name = key.split("#")[0]
+        m = merged.setdefault(name, {"times": [], "desync_steps": 0, "error": None})
+        m["times"] += r["times"][skip:]
+        m["desync_steps"] = (None if r["desync_steps"] is None or m["desync_steps"] is None
+                             else m["desync_steps"] + r["desync_steps"])
+        m["error"] = m["error"] or r["error"]
+    return merged
+
+
+def bench_ddp(steps: int, runs: int, run_steps: int, rounds: int = 3) -> dict[str, Any]:
+    """DDP step times, measured in interleaved rounds (A B C A B C ...) so that load drifts on
+    a shared machine hit every variant alike; medians over the pooled steps of all rounds.
+
+    PyTorch's PowerSGD hook issues its second and third allreduce from inside future
+    callbacks (gloo's worker thread), so with several buckets the ranks can issue collectives
+    in different orders and gloo aborts or hangs (collective mismatch; see also
+    pytorch/pytorch#58467). It is therefore measured with one bucket (``bucket_cap_mb=100``),
+    side by side with no hook and our top-k at the same bucket layout, and separately tried
+    with DDP's default buckets to record whether it fails.
+    """
+    default_buckets = [
         ("no hook", "none", {}),
         ("fp16 hook", "fp16", {}),
         ("top-k 1% (ours)", "topk", {"density": 0.01}),
         ("top-k 1% approx (ours)", "topk", {"density": 0.01, "exact": False}),
         ("unbiased 2% (ours)", "unbiased", {"density": 0.02}),
     ]
+    one_bucket = [
+        ("[1 bucket] no hook", "none", {}),
+        ("[1 bucket] top-k 1% (ours)", "topk", {"density": 0.01}),
+        ("[1 bucket] PowerSGD rank 1", "powersgd", {
+            "matrix_approximation_rank": 1, "start_powerSGD_iter": 2,
+            "use_error_feedback": True, "warm_start": True}),
+        ("[1 bucket] PowerSGD rank 4", "powersgd", {
+            "matrix_approximation_rank": 4, "start_powerSGD_iter": 2}),
+    ]
     base_cfg = {"hidden": [1024, 1024], "batch": 64, "steps": steps, "lr": 0.05,
                 "data": "random", "check_every": 1}
-    out: dict[str, Any] = {"timing": {}}
-    groups = [ours_and_builtin,
-              [("PowerSGD rank 4", "powersgd", {"matrix_approximation_rank": 4,
-                                                "start_powerSGD_iter": 2})]]
+    out: dict[str, Any] = {"timing": {}, "rounds": rounds, "steps_per_round": steps,
+                           "skipped_per_round": 5}
     results: dict[str, Any] = {}
-    for variants in groups:
-        r = _spawn_safely({**base_cfg, "variants": variants})
+    for variants, extra in ((default_buckets, {}), (one_bucket, {"bucket_cap_mb": 100})):
+        rot = [(f"{n}#{r}", k, kw) for r in range(rounds) for n, k, kw in variants]
+        r = _spawn_safely({**base_cfg, **extra, "variants": rot})
         if isinstance(r, str):
             for name, _, _ in variants:
                 results[name] = {"times": [], "desync_steps": None, "error": r}
         else:
-            results.update(r)
-    ts0 = results["no hook"]["times"]
-    base = statistics.median(ts0[5:] or ts0) if ts0 else float("nan")
+            results.update(_merge_rounds(r, 5))
+    # PowerSGD with DDP's default buckets (several): recorded, expected to fail on gloo
+    ps_default = [("[default buckets] PowerSGD rank 4", "powersgd",
+                   {"matrix_approximation_rank": 4, "start_powerSGD_iter": 2})]
+    r = _spawn_safely({**base_cfg, "steps": 20, "timeout_s": 30, "variants": ps_default})
+    if isinstance(r, str):
+        results[ps_default[0][0]] = {"times": [], "desync_steps": None, "error": r}
+    else:
+        results.update(_merge_rounds(r, 5))
+
+    def med(name: str) -> float:
+        ts = results.get(name, {}).get("times", [])
+        return statistics.median(ts) if ts else float("nan")
+
     for name, r in results.items():
-        ts = r["times"][5:] or r["times"]
-        med = statistics.median(ts) if ts else float("nan")
-        out["timing"][name] = {"median_ms": 1000 * med, "ratio_to_no_hook": med / base,
+        base = med("[1 bucket] no hook" if name.startswith("[1 bucket]") else "no hook")
+        m = med(name)
+        out["timing"][name] = {"median_ms": 1000 * m, "ratio_to_no_hook": m / base,
+                               "steps": len(r["times"]),
                                "desync_steps": r["desync_steps"], "error": r["error"]}
+    out["ratios"] = {
+        "topk / no hook (default buckets)": med("top-k 1% (ours)") / med("no hook"),
+        "topk / no hook (1 bucket)": med("[1 bucket] top-k 1% (ours)") / med("[1 bucket] no hook"),
+        "topk / PowerSGD rank 1 (1 bucket)":
+            med("[1 bucket] top-k 1% (ours)") / med("[1 bucket] PowerSGD rank 1"),
+        "topk / PowerSGD rank 4 (1 bucket)":
+            med("[1 bucket] top-k 1% (ours)") / med("[1 bucket] PowerSGD rank 4"),
+        "topk (default buckets) / PowerSGD rank 1 (1 bucket)":
+            med("top-k 1% (ours)") / med("[1 bucket] PowerSGD rank 1"),
+    }
     if runs:
         reps = []
         for i in range(runs):
@@ -145,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=25_000_000)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--ddp-steps", type=int, default=60)
+    ap.add_argument("--ddp-steps", type=int, default=45, help="steps per variant per round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved DDP timing rounds")
     ap.add_argument("--runs", type=int, default=50, help="repeated short DDP runs per hook")
     ap.add_argument("--run-steps", type=int, default=10)
     ap.add_argument("--skip-ddp", action="store_true")
@@ -157,10 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n== top-k selection, {args.size:,} float32, 1 thread ==")
     print("| vector | density | mode | torch.topk ms | ours ms | speed-up | recall | count err |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for r in res["selection"]:
+    for r in res["selection"]["timing"]:
         print(f"| {r['vector']} | {r['density']:g} | {r['mode']} | {r['torch_topk_ms']:.0f} | "
               f"{r['ours_ms']:.0f} | {r['speedup']:.2f}x | {r['recall']:.4f} | "
               f"{r['count_error']:.4f} |")
+    for mode, w in res["selection"]["worst"].items():
+        print(f"{mode}: worst recall {w['min_recall']:.4f}, worst count error "
+              f"{w['max_count_error']:.4f} over {w['cases']} cases (distributions x seeds x "
+              "densities, plus a real MNIST MLP gradient when the data is available)")
     res["probabilities"] = bench_probabilities(args.size, args.repeat)
     print(f"\n== optimal probabilities vs one torch.abs pass, {args.size:,} float32 ==")
     print("| vector | density | method | abs ms | ours ms | ratio to abs | sum p / target |")
@@ -169,13 +290,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['vector']} | {r['density']:g} | {r['method']} | {r['abs_ms']:.0f} | "
               f"{r['ours_ms']:.0f} | {r['ratio_to_abs']:.2f} | {r['sum_p_over_target']:.4f} |")
     if not args.skip_ddp:
-        res["ddp"] = bench_ddp(args.ddp_steps, args.runs, args.run_steps)
+        res["ddp"] = bench_ddp(args.ddp_steps, args.runs, args.run_steps, args.rounds)
         print("\n== DDP step, 2 ranks gloo loopback, MLP 784-1024-1024-10, batch 64/rank ==")
         print("| hook | median step ms | ratio to no hook | desync steps | error |")
         print("| --- | --- | --- | --- | --- |")
         for name, r in res["ddp"]["timing"].items():
             print(f"| {name} | {r['median_ms']:.1f} | {r['ratio_to_no_hook']:.2f} | "
                   f"{r['desync_steps']} | {(r['error'] or '')[:80]} |")
+        for k, v in res["ddp"]["ratios"].items():
+            print(f"{k}: {v:.3f}")
         if "repeated_runs" in res["ddp"]:
             print("repeated runs:", res["ddp"]["repeated_runs"])
     out = Path(args.out)

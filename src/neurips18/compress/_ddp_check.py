@@ -120,7 +120,9 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
     """Train an MLP under several hooks in one process group; rank 0 saves a summary.
 
     ``cfg``: ``hidden`` (tuple), ``batch`` (per rank), ``steps``, ``lr``, ``data``
-    (``"mnist"`` or ``"random"``), ``variants``: list of ``(name, kind, kwargs)``. For each
+    (``"mnist"`` or ``"random"``), optional ``bucket_cap_mb`` (DDP's, default: DDP's own
+    default), ``variants``: list of ``(name, kind, kwargs)`` (a ``bucket_cap_mb`` key in
+    ``kwargs`` overrides the config's for that variant). For each
     variant: median step time, test accuracy (MNIST), bytes/bits sent by this rank, and a
     bitwise check that both ranks hold identical parameters after every step.
     """
@@ -131,7 +133,8 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(int(cfg.get("threads", 1)))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=120))
+    timeout = timedelta(seconds=float(cfg.get("timeout_s", 120)))
+    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
     try:
         if cfg["data"] == "mnist":
             data = mnist_tensors(cfg.get("data_dir"))
@@ -141,8 +144,11 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                     "y_train": torch.randint(0, 10, (4096,), generator=g)}
         summary: dict[str, Any] = {}
         for name, kind, kw in cfg["variants"]:
-            model = DDP(mlp(tuple(cfg["hidden"]), seed=0))
-            state, hook = _make_hook(kind, dict(kw))
+            kw = dict(kw)
+            cap_mb = kw.pop("bucket_cap_mb", cfg.get("bucket_cap_mb"))
+            ddp_kw = {} if cap_mb is None else {"bucket_cap_mb": cap_mb}
+            model = DDP(mlp(tuple(cfg["hidden"]), seed=0), **ddp_kw)
+            state, hook = _make_hook(kind, kw)
             if hook is not None:
                 model.register_comm_hook(state, hook)
             opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])

@@ -146,6 +146,9 @@ def run_sgd(
     (``compressor=None``). Bits are summed over workers: ``bits`` uses the hybrid coding
     model, ``bytes`` the payload actually packed (dense: 32 bits per coordinate).
 
+    The curve is recorded at iteration 0, every ``eval_every`` iterations, the last one, and
+    at the powers of two below ``eval_every``.
+
     Returns ``{"iter": [...], "gap": [...], "bits": [...], "bytes": [...]}`` (plus
     ``"diverged_at"`` if the gradients became non-finite; the last gap is then ``inf``).
     """
@@ -193,8 +196,8 @@ def run_sgd(
             record(t)
             hist["gap"][-1] = float("inf")
             break
-        if t % eval_every == 0 or t == steps:
-            record(t)
+        if t % eval_every == 0 or t == steps or (t < eval_every and t & (t - 1) == 0):
+            record(t)  # also at t = 1, 2, 4, ... so early, cheap-in-bits points are resolved
     return hist
 
 

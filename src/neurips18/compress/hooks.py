@@ -44,7 +44,7 @@ import torch.distributed as dist
 
 from ._checks import all_finite, check_density, k_for_density
 from .sparse import SparseGradient
-from .topk import topk
+from .topk import _select
 from .unbiased import _probs_from_scale, _scale_from_abs
 
 __all__ = ["TopKState", "UnbiasedSparsifyState", "topk_hook", "unbiased_sparsify_hook"]
@@ -105,10 +105,21 @@ def unpack(
 
 
 def aggregate(
-    numel: int, dtype: torch.dtype, parts: list[tuple[torch.Tensor, torch.Tensor]], device: Any
+    numel: int,
+    dtype: torch.dtype,
+    parts: list[tuple[torch.Tensor, torch.Tensor]],
+    device: Any,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Average of sparse messages, summed in rank order (deterministic on every device)."""
-    out = torch.zeros(numel, dtype=dtype, device=device)
+    """Average of sparse messages, summed in rank order (deterministic on every device).
+
+    ``out`` (optional, ``numel`` entries of ``dtype``) is overwritten with the result; the
+    hooks pass the bucket's own buffer so no dense tensor is allocated per step.
+    """
+    if out is None:
+        out = torch.zeros(numel, dtype=dtype, device=device)
+    else:
+        out.zero_()
     for idx, vals in parts:
         if idx.numel():
             idx = idx.to(device)
@@ -164,6 +175,8 @@ class _SparseState:
         self.world_size: int | None = None
         self.generator: torch.Generator | None = None
         self._pending: dict[int, tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]] = {}
+        self._spare: dict[int, torch.Tensor] = {}  # reusable residual buffers (not pickled)
+        self._scratch: dict[tuple[int, torch.dtype], torch.Tensor] = {}
         # accounting, per rank, summed over compressed steps
         self.bytes_sent = 0
         self.dense_bytes = 0
@@ -187,6 +200,8 @@ class _SparseState:
             setattr(self, k, v)
         self.process_group = None
         self._pending = {}
+        self._spare = {}
+        self._scratch = {}
         self.generator = None
         if gen_state is not None:
             self.generator = torch.Generator()
@@ -216,13 +231,36 @@ class _SparseState:
         """Message capacity when every rank always sends the same size, else None."""
         return None
 
+    def _abs_buffer(self, acc: torch.Tensor) -> torch.Tensor:
+        """``|acc|`` in a scratch buffer reused across steps (one per bucket size)."""
+        key = (acc.numel(), acc.dtype)
+        buf = self._scratch.get(key)
+        if buf is None:
+            buf = self._scratch[key] = torch.empty_like(acc)
+        return torch.abs(acc, out=buf)
+
     def encode(self, key: int, flat: torch.Tensor) -> tuple[SparseGradient | None, int]:
-        """Compress one rank's bucket; returns (message or None if non-finite, flag)."""
+        """Compress one rank's bucket; returns (message or None if non-finite, flag).
+
+        With error feedback, ``acc = flat + residual`` is written into a buffer reused from
+        two steps ago (the residuals are double-buffered), so a step allocates no dense
+        tensor; without it, ``flat`` is only read.
+        """
+        flat = flat.detach()
         mem = self.memory.get(key)
-        if mem is not None and mem.numel() != flat.numel():
+        if mem is not None and (mem.numel() != flat.numel() or mem.dtype != flat.dtype):
             mem = None  # DDP rebuilt its buckets: the old residual no longer lines up
             self.memory.pop(key, None)
-        acc = flat.detach().clone() if mem is None else flat.detach() + mem
+        if self.error_feedback:
+            acc = self._spare.pop(key, None)
+            if acc is None or acc.shape != flat.shape or acc.dtype != flat.dtype:
+                acc = torch.empty_like(flat)
+            if mem is None:
+                acc.copy_(flat)
+            else:
+                torch.add(flat, mem, out=acc)
+        else:
+            acc = flat
         if not all_finite(acc):
             self._pending[key] = (acc, None, flat)
             return None, 1
@@ -243,13 +281,17 @@ class _SparseState:
         acc, idx, vals = self._pending.pop(key)
         if not self.error_feedback:
             return
+        old = self.memory.get(key)
         if not any(flags):
             assert idx is not None
-            mem = acc
-            mem[idx] -= vals.to(mem.dtype)
-            self.memory[key] = mem
+            acc[idx] -= vals.to(acc.dtype)
+            self.memory[key] = acc
         elif self.nonfinite == "skip" and idx is not None:
             self.memory[key] = acc  # nothing applied this step; keep the finite local sum
+        else:
+            old = acc  # residual unchanged; the buffer is free again
+        if old is not None and old is not self.memory.get(key):
+            self._spare[key] = old
 
     def decode(
         self,
@@ -259,6 +301,7 @@ class _SparseState:
         numel: int,
         dtype: torch.dtype,
         device: Any,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         parts, flags = [], []
         for b in bufs:
@@ -275,7 +318,7 @@ class _SparseState:
                     "such steps instead."
                 )
             return torch.zeros(numel, dtype=dtype, device=device)
-        return aggregate(numel, dtype, parts, device)
+        return aggregate(numel, dtype, parts, device, out)
 
     def account_dense(self, flat: torch.Tensor) -> None:
         """A warm-up (dense allreduce) step: the whole bucket counts as sent."""
@@ -325,8 +368,8 @@ class TopKState(_SparseState):
 
     def _compress(self, acc: torch.Tensor) -> SparseGradient:
         k = k_for_density(self.density, acc.numel())
-        vals, idx = topk(acc, k, exact=self.exact, sorted=False)
-        return SparseGradient(idx, vals, (acc.numel(),))
+        idx = _select(self._abs_buffer(acc), k, exact=self.exact, sorted=False)
+        return SparseGradient(idx, acc[idx], (acc.numel(),))
 
     def _fixed_capacity(self, numel: int) -> int | None:
         return k_for_density(self.density, numel) if self.exact else None
@@ -446,7 +489,9 @@ def _sparse_hook(state: _SparseState, bucket: Any) -> torch.futures.Future[torch
     fut = work.get_future()
 
     def _done(_: Any) -> torch.Tensor:
-        return state.decode(key, [o.cpu() for o in outs], cap, numel, dtype, device)
+        # the average is written into the bucket's own buffer (as an in-place allreduce
+        # would), so DDP's copy back is a no-op and no dense tensor is allocated
+        return state.decode(key, [o.cpu() for o in outs], cap, numel, dtype, device, out=flat)
 
     return fut.then(_done)
 

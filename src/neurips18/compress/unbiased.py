@@ -96,14 +96,13 @@ def _lambda_greedy(a: torch.Tensor, target: float, total: float, max_iter: int) 
     for _ in range(max_iter):
         t = 1.0 / lam
         if cand is None:
-            if float(a.max()) < t:
-                break  # nothing saturated: sum p = target already
+            # the values that can ever saturate, compacted once (one O(d) pass; the global
+            # maximum is among them, so no separate max pass is needed)
             m = min(a.numel(), int(math.floor(target)) + 1)
+            vals = None
             if a.numel() > _SMALL and 4 * m <= a.numel():
-                idx = _candidates(a, m)
-                cand = (a if idx is None else a[idx]).double()
-            else:
-                cand = a.double()
+                vals = _candidates(a, m, values=True)
+            cand = (a if vals is None else vals).double()
         sat = cand[cand >= t]  # compared in float64: t may not be representable in a.dtype
         n_sat = sat.numel()
         if n_sat == 0:
@@ -149,20 +148,27 @@ def optimal_scale(
     ``inf`` when every nonzero coordinate saturates (all-zero gradient, or fewer nonzeros
     than ``density * d``).
     """
-    flat = check_vector(g)
+    flat = check_vector(g, allow_nonfinite=True)  # finiteness: checked by _scale_from_abs
     density = check_density(density)
     _check_method(method, max_iter)
     a = flat.abs()
-    return _scale_from_abs(a, density, method, max_iter)
+    return _scale_from_abs(a, density, method, max_iter, check=True)
 
 
-def _scale_from_abs(a: torch.Tensor, density: float, method: str, max_iter: int) -> float:
+def _scale_from_abs(
+    a: torch.Tensor, density: float, method: str, max_iter: int, check: bool = False
+) -> float:
+    """lambda for ``a = |g|``. ``check=True``: ``g`` was not checked for NaN/inf yet; a
+    finite l1 sum proves every entry finite, so only a non-finite sum costs a full check."""
     target = density * a.numel()
     if a.numel() <= _SMALL:
         total = float(a.sum(dtype=torch.float64))
     else:  # cascade float32 sum: ~1e-7 relative error, 30x faster than a float64 sum;
         total = float(a.sum())  # redone in float64 when a cancellation could bite
-
+    if not math.isfinite(total):
+        if check:
+            check_vector(a)  # raises on NaN/inf, naming the count
+        total = float(a.sum(dtype=torch.float64))  # finite entries, float32 sum overflowed
     if total == 0.0:
         return math.inf
     if method == "exact":
@@ -194,11 +200,11 @@ def optimal_probabilities(
     p with the shape and dtype of ``g``. If ``g`` has fewer than ``density * d`` nonzero
     entries, every nonzero gets ``p = 1`` and zeros get ``p = 0`` (``sum p = nnz``).
     """
-    flat = check_vector(g)
+    flat = check_vector(g, allow_nonfinite=True)  # finiteness: checked by _scale_from_abs
     density = check_density(density)
     _check_method(method, max_iter)
     a = flat.abs()
-    lam = _scale_from_abs(a, density, method, max_iter)
+    lam = _scale_from_abs(a, density, method, max_iter, check=True)
     return _probs_from_scale(a, lam).reshape(g.shape)
 
 

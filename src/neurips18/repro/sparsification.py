@@ -129,6 +129,14 @@ def _variance_curve(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
     return {"rows": rows, "mc_density": rho, "mc": mc, "closed": closed, "d": prob.dim}
 
 
+def _gap_at_bits(hist: dict[str, list[float]], bits: float) -> float | None:
+    """Suboptimality at the first record that has communicated at least ``bits``."""
+    for gap, b in zip(hist["gap"], hist["bits"], strict=True):
+        if b >= bits:
+            return gap
+    return None
+
+
 def _bits_to_reach(hist: dict[str, list[float]], target: float) -> float | None:
     for gap, bits in zip(hist["gap"], hist["bits"], strict=True):
         if gap <= target:
@@ -146,6 +154,15 @@ def run(ctx: RunContext) -> Outcome:
         "Optimal sampling uses the paper's greedy probabilities (2 passes); bits use the hybrid "
         "coding model (saturated: index + 32-bit value; sampled: index + sign bit; one shared "
         "float), uniform sampling pays index + 32-bit value per kept coordinate.",
+        "Session 2 replaced the rows 'final suboptimality, optimal sparsified / dense <= 1.5' "
+        "(our own target, not a claim of the paper: it failed on MNIST, 1.77x logistic and "
+        "5.5x SVM at density 0.02) by the paper's claim, convergence against bits "
+        "communicated (optimal vs dense at equal bits). At equal iterations and equal "
+        "constant step size a sparsified run must end on a higher noise floor: its gradient "
+        "variance is E||Q(g)||^2 = sum g_i^2/p_i, a multiple of ||g||^2 at low density (value "
+        "below), so the iteration ratio is kept as an "
+        "informative row. The paper's own densities, step sizes and variance budgets could "
+        "not be recovered with the search tools.",
     ]
     var = ctx.cached("variance", lambda: _variance_curve(cfg, ctx.seed))
     comps.append(compare(
@@ -154,6 +171,11 @@ def run(ctx: RunContext) -> Outcome:
         source="closed form sum g_i^2/p_i / ||g||^2", tol=0.05, mode="rel"))
     for row in var["rows"]:
         if row["density"] == cfg["density"]:
+            notes.append(
+                f"At density {row['density']} the optimal sparsifier's second moment on the "
+                f"MNIST gradient is E||Q(g)||^2 = {row['optimal']:.3g} ||g||^2 (uniform: "
+                f"{row['uniform']:.3g} ||g||^2): the noise floor of constant-step SGD rises "
+                "accordingly at equal iterations.")
             comps.append(compare(
                 f"variance ratio optimal/uniform at density {row['density']}",
                 row["optimal"] / row["uniform"], 1.0,
@@ -174,10 +196,22 @@ def run(ctx: RunContext) -> Outcome:
                 f"{key}: final suboptimality, optimal / uniform sampling (density {r['density']})",
                 go / gu, 1.0, source="claim tested: optimal converges faster at equal density",
                 tol=0.0, mode="max"))
+            # the paper's claim is about communication: convergence against bits (its
+            # figures plot both axes); compare at equal bits communicated, dense being
+            # read at its first record with at least as many bits (conservative for us)
+            b_final = r["optimal"]["bits"][-1]
+            g_dense_b = _gap_at_bits(r["dense"], b_final)
             comps.append(compare(
-                f"{key}: final suboptimality, optimal sparsified / dense",
-                go / gd, 1.0, source="our target: within 1.5x of dense SGD", tol=0.5,
-                mode="max"))
+                f"{key}: suboptimality at equal bits communicated ({b_final:.3g}), "
+                "optimal sparsified / dense",
+                None if g_dense_b is None else go / g_dense_b, 1.0,
+                source="claim tested (Wangni et al.): sparsified SGD converges faster "
+                       "against bits communicated than dense SGD", tol=0.0, mode="max"))
+            comps.append(compare(
+                f"{key}: final suboptimality at equal iterations, optimal sparsified / dense",
+                go / gd, None,
+                source="informative: no iteration-parity claim recovered from the paper",
+                tol=0.0))
             target = 1.5 * gd
             b_opt = _bits_to_reach(r["optimal"], target)
             b_dense = _bits_to_reach(r["dense"], target)
