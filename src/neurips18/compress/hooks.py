@@ -29,6 +29,17 @@ Design choices that keep ranks in lock-step
   matches its bucket is reset. ``warmup_steps`` (default 1) runs plain allreduce steps first,
   which also avoids that case.
 
+Cost per step
+-------------
+With error feedback the residual is double-buffered: ``acc = grad + residual`` is written into
+the buffer freed two steps earlier, ``|acc|`` into a per-size scratch buffer, and the average
+is written back into the bucket's own buffer, so a compressed step allocates no dense tensor
+(tensors in ``state.memory`` are therefore reused; copy them, or pickle the state, to keep a
+snapshot). Selection is the sampled-threshold top-k of :func:`~neurips18.compress.topk`
+(exact). Every bucket pays a fixed Python + collective overhead, so fewer, larger buckets
+(``DistributedDataParallel(..., bucket_cap_mb=...)``) cost less; ``benchmarks/bench_compress.py``
+measures both layouts.
+
 States are picklable for checkpoints: the process group is dropped (``None`` means the default
 group when the hook next runs) and generators are stored by their state.
 
@@ -122,8 +133,9 @@ def aggregate(
         out.zero_()
     for idx, vals in parts:
         if idx.numel():
-            idx = idx.to(device)
-            out[idx] = out[idx] + vals.to(device)  # indices unique within a message
+            # indices are unique within a message, so index_add_ has no write conflicts
+            # and the sum is deterministic on every device
+            out.index_add_(0, idx.to(device), vals.to(device=device, dtype=dtype))
     out.div_(len(parts))
     return out
 
