@@ -192,10 +192,18 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
         dist.destroy_process_group()
 
 
-def spawn_variants(cfg: dict[str, Any], world: int = 2) -> dict[str, Any]:
-    """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary."""
+def spawn_variants(
+    cfg: dict[str, Any], world: int = 2, timeout_s: float | None = None
+) -> dict[str, Any]:
+    """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary.
+
+    ``timeout_s``: a watchdog for hooks that can deadlock (PyTorch's PowerSGD waits on a
+    future inside a future callback, which can block every gloo worker thread): the ranks
+    are terminated and ``TimeoutError`` raised when they have not finished in time.
+    """
     import socket
     import tempfile
+    import time
 
     import torch.multiprocessing as mp
 
@@ -203,6 +211,18 @@ def spawn_variants(cfg: dict[str, Any], world: int = 2) -> dict[str, Any]:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(train_variants, args=(world, port, tmp, cfg), nprocs=world, join=True)
+        ctx = mp.spawn(train_variants, args=(world, port, tmp, cfg), nprocs=world, join=False)
+        assert ctx is not None
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not ctx.join(timeout=2.0):
+            if deadline is not None and time.monotonic() > deadline:
+                for proc in ctx.processes:
+                    if proc.is_alive():
+                        proc.terminate()
+                for proc in ctx.processes:
+                    proc.join(10.0)
+                raise TimeoutError(
+                    f"the ranks did not finish within {timeout_s:.0f} s (deadlock); terminated"
+                )
         out: dict[str, Any] = torch.load(os.path.join(tmp, "summary.pt"), weights_only=False)
     return out
