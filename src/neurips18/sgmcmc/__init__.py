@@ -33,6 +33,7 @@ from neurips18.sgmcmc.estimators import (
     control_variate_cov,
     control_variate_mean,
     gradient_moments,
+    third_derivative_at,
 )
 from neurips18.sgmcmc.kernels import (
     FixedPoint,
@@ -92,5 +93,6 @@ __all__ = [
     "sgd_step",
     "sgld_step",
     "sgldfp_step",
+    "third_derivative_at",
     "wasserstein2_gaussian",
 ]
