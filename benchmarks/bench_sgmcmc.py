@@ -2,7 +2,8 @@
 
 The brief's setup: synthetic Bayesian logistic regression, N = 1e5, d = 20, p = 100,
 gamma = 0.5 / N, float32, chains started at the mode, minibatches with replacement.
-One thread per library. After a warm-up, the two libraries run in interleaved pairs
+One thread per library: the process is pinned to one CPU core (``--no-pin`` to disable),
+because XLA otherwise keeps a second thread busy. After a warm-up, the two libraries run in interleaved pairs
 (ours, theirs; then theirs, ours; ``--rounds`` times per sampler) and the speed ratio is the
 median over rounds of the per-pair ratios, for wall-clock and for CPU time, with its
 interquartile range: a busy phase of a shared machine slows both members of a pair, so the
@@ -147,7 +148,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="CPU seconds per sampler for the equal-compute errors")
     ap.add_argument("--json", default="results/bench/sgmcmc.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin the process to one CPU core")
     a = ap.parse_args(argv)
+    pinned = None
+    if not a.no_pin and hasattr(os, "sched_setaffinity"):
+        # XLA keeps a second busy thread despite the flags above (its CPU time was ~2x its
+        # wall time): pinning the whole process to one core makes the comparison 1 thread
+        pinned = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {pinned})
 
     try:
         import torch
@@ -243,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {
         "setup": {"n": a.n, "d": a.d, "batch_size": a.batch_size, "step_size": gamma,
                   "dtype": "float32", "steps": a.steps, "rounds": a.rounds, "threads": 1,
-                  "blackjax": bj_version, "numpy": np.__version__,
+                  "blackjax": bj_version, "numpy": np.__version__, "pinned_cpu": pinned,
                   "command": " ".join(["python", "benchmarks/bench_sgmcmc.py", *sys.argv[1:]])},
         "steps_per_s": med, "steps_per_s_all": rates, "mode_time_s": mode_time,
         "steps_per_cpu_s": cmed, "steps_per_cpu_s_all": cpu_rates,
