@@ -3,11 +3,11 @@
 The brief's setup: synthetic Bayesian logistic regression, N = 1e5, d = 20, p = 100,
 gamma = 0.5 / N, float32, chains started at the mode, minibatches with replacement.
 One thread per library: the process is pinned to one CPU core (``--no-pin`` to disable),
-because XLA otherwise keeps a second thread busy. After a warm-up, the two libraries run in interleaved pairs
-(ours, theirs; then theirs, ours; ``--rounds`` times per sampler) and the speed ratio is the
-median over rounds of the per-pair ratios, for wall-clock and for CPU time, with its
-interquartile range: a busy phase of a shared machine slows both members of a pair, so the
-ratios stay stable where absolute rates do not. BlackJAX's compile time is reported
+because XLA otherwise keeps a second thread busy. After a warm-up, the two libraries run in
+interleaved pairs (ours, theirs; then theirs, ours; ``--rounds`` times per sampler) and the
+speed ratio is the median over rounds of the per-pair ratios, for wall-clock and for CPU
+time, with its interquartile range: a busy phase of a shared machine slows both members of a
+pair, so the ratios stay stable where absolute rates do not. BlackJAX's compile time is reported
 separately from its run time.
 
 Besides steps per second, the script reports the *distributional* error at equal compute:
