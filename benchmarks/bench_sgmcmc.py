@@ -2,16 +2,21 @@
 
 The brief's setup: synthetic Bayesian logistic regression, N = 1e5, d = 20, p = 100,
 gamma = 0.5 / N, float32, chains started at the mode, minibatches with replacement.
-One thread per library; the samplers run interleaved (``--rounds`` times) and the median
-rate is reported. BlackJAX's compile time is reported separately from its run time.
+One thread per library: the process is pinned to one CPU core (``--no-pin`` to disable),
+because XLA otherwise keeps a second thread busy. After a warm-up, the two libraries run in
+interleaved pairs (ours, theirs; then theirs, ours; ``--rounds`` times per sampler) and the
+speed ratio is the median over rounds of the per-pair ratios, for wall-clock and for CPU
+time, with its interquartile range: a busy phase of a shared machine slows both members of a
+pair, so the ratios stay stable where absolute rates do not. BlackJAX's compile time is reported
+separately from its run time.
 
 Besides steps per second, the script reports the *distributional* error at equal compute:
-each sampler runs for the same wall-clock budget and its per-coordinate variances and mean
+each sampler runs for the same CPU-time budget and its per-coordinate variances and mean
 are compared with an exact reference (importance sampling from the Laplace fit, float64),
 because SGLD's speed buys a law ~10x too wide (Brosse, Durmus, Moulines, NeurIPS 2018).
 
-Usage: python benchmarks/bench_sgmcmc.py [--n 100000] [--d 20] [--steps 10000] [--rounds 3]
-       [--budget 1.0] [--json results/bench/sgmcmc.json]
+Usage: python benchmarks/bench_sgmcmc.py [--n 100000] [--d 20] [--steps 10000] [--rounds 11]
+       [--budget 2.0] [--json results/bench/sgmcmc.json]
 """
 
 from __future__ import annotations
@@ -138,11 +143,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--d", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--steps", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--budget", type=float, default=2.0, help="seconds per sampler, equal compute")
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--budget", type=float, default=2.0,
+                    help="CPU seconds per sampler for the equal-compute errors")
     ap.add_argument("--json", default="results/bench/sgmcmc.json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin the process to one CPU core")
     a = ap.parse_args(argv)
+    pinned = None
+    if not a.no_pin and hasattr(os, "sched_setaffinity"):
+        # XLA keeps a second busy thread despite the flags above (its CPU time was ~2x its
+        # wall time): pinning the whole process to one core makes the comparison 1 thread
+        pinned = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {pinned})
 
     try:
         import torch
@@ -167,60 +181,89 @@ def main(argv: list[str] | None = None) -> int:
         print("blackjax not installed: reporting neurips18 only (pip install jax blackjax)")
         bj_version = None
 
-    rates: dict[str, dict[str, list[float]]] = {k: {"sgld": [], "sgldfp": []} for k in impls}
-    cpu_rates: dict[str, dict[str, list[float]]] = {k: {"sgld": [], "sgldfp": []}
-                                                    for k in impls}
+    methods = ("sgld", "sgldfp")
+    names = list(impls)
+    for impl in impls.values():  # warm-up (and BlackJAX's compile), not timed
+        for method in methods:
+            impl.run(method, a.steps, a.seed)  # type: ignore[attr-defined]
+    # Interleaved pairs: in round r each method runs ours then theirs (theirs then ours in odd
+    # rounds), so slow phases of a shared machine hit both members of a pair; the reported
+    # ratio is the median over rounds of the per-pair ratios, for wall and for CPU time.
+    wall: dict[str, dict[str, list[float]]] = {k: {m: [] for m in methods} for k in names}
+    cpu: dict[str, dict[str, list[float]]] = {k: {m: [] for m in methods} for k in names}
     for r in range(a.rounds):
-        for method in ("sgld", "sgldfp"):
-            for name, impl in impls.items():
-                _, wall, cpu = impl.run(method, a.steps,  # type: ignore[attr-defined]
-                                        a.seed + 10 * r)
-                rates[name][method].append(a.steps / wall)
-                cpu_rates[name][method].append(a.steps / cpu)
+        for method in methods:
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                _, w, c = impls[name].run(method, a.steps,  # type: ignore[attr-defined]
+                                          a.seed + 10 * r)
+                wall[name][method].append(w)
+                cpu[name][method].append(c)
+    rates = {k: {m: [a.steps / w for w in v] for m, v in d.items()} for k, d in wall.items()}
+    cpu_rates = {k: {m: [a.steps / c for c in v] for m, v in d.items()} for k, d in cpu.items()}
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in rates.items()}
     cmed = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in cpu_rates.items()}
 
-    # equal compute: each sampler gets the same wall-clock budget
-    eq: dict[str, dict[str, dict[str, float]]] = {}
-    for name, impl in impls.items():
-        eq[name] = {}
-        for method in ("sgld", "sgldfp"):
-            n_steps = max(100, int(med[name][method] * a.budget))
-            draws, wall, _ = impl.run(method, n_steps, a.seed + 99)  # type: ignore[attr-defined]
-            eq[name][method] = {"n_steps": n_steps, "wall_s": wall, **errors(draws, ref)}
+    def pair_stats(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+        out = {}
+        for m in methods:  # ours / theirs speed = their time / our time, pair by pair
+            rs = sorted(t / o for o, t in zip(times["ours"][m], times["blackjax"][m],
+                                               strict=True))
+            q = statistics.quantiles(rs, n=4) if len(rs) >= 2 else [rs[0]] * 3
+            out[m] = {"median": statistics.median(rs), "q1": q[0], "q3": q[2],
+                      "min": rs[0], "max": rs[-1]}
+        return out
+
+    pair_wall = pair_stats(wall) if "blackjax" in impls else None
+    pair_cpu = pair_stats(cpu) if "blackjax" in impls else None
+
+    # equal compute: each sampler gets the same CPU-time budget (its median steps per CPU
+    # second times the budget), run interleaved; errors against the exact reference
+    eq: dict[str, dict[str, dict[str, float]]] = {k: {} for k in names}
+    for method in methods:
+        for name in names:
+            n_steps = max(100, int(cmed[name][method] * a.budget))
+            draws, w, c = impls[name].run(method, n_steps,  # type: ignore[attr-defined]
+                                          a.seed + 99)
+            eq[name][method] = {"n_steps": n_steps, "wall_s": w, "cpu_s": c,
+                                **errors(draws, ref)}
 
     print(f"logistic regression N={a.n} d={a.d} p={a.batch_size} gamma=0.5/N float32, "
-          f"{a.steps} steps, median of {a.rounds} interleaved rounds, 1 thread")
+          f"{a.steps} steps x {a.rounds} interleaved rounds, 1 thread")
     print(f"mode (Newton, float64): {mode_time:.3f} s; reference ESS {ref['ess']:.0f}")
-    print(f"{'sampler':<10}{'impl':<10}{'steps/s':>10}{'ratio':>7}{'steps/cpu-s':>13}"
-          f"{'ratio':>7}"
-          f"{'  equal-compute (' + str(a.budget) + ' s): steps, max|var/ref-1|, mean err'}")
-    for method in ("sgld", "sgldfp"):
-        base = med.get("blackjax", med["ours"])[method]
-        cbase = cmed.get("blackjax", cmed["ours"])[method]
-        for name in impls:
+    print(f"{'sampler':<10}{'impl':<10}{'steps/s':>10}{'steps/cpu-s':>13}"
+          f"{'  equal compute (' + str(a.budget) + ' cpu-s): steps, max|var/ref-1|, mean err'}")
+    for method in methods:
+        for name in names:
             e = eq[name][method]
             label = method if name == "ours" or method == "sgld" else "sgld-cv"
-            print(f"{label:<10}{name:<10}{med[name][method]:>10.0f}"
-                  f"{med[name][method] / base:>7.2f}{cmed[name][method]:>13.0f}"
-                  f"{cmed[name][method] / cbase:>7.2f}   {e['n_steps']:>9d}  "
-                  f"{e['max_var_rel_err']:>8.3f}  {e['mean_rel_err']:>9.2e}")
-    if "blackjax" in impls:
+            print(f"{label:<10}{name:<10}{med[name][method]:>10.0f}{cmed[name][method]:>13.0f}"
+                  f"   {e['n_steps']:>9d}  {e['max_var_rel_err']:>8.3f}  "
+                  f"{e['mean_rel_err']:>9.2e}")
+    if pair_wall is not None and pair_cpu is not None:
+        for method in methods:
+            pw, pc = pair_wall[method], pair_cpu[method]
+            print(f"ours/BlackJAX speed, {method}: median of per-pair ratios wall "
+                  f"{pw['median']:.2f}x (IQR {pw['q1']:.2f}-{pw['q3']:.2f}), CPU "
+                  f"{pc['median']:.2f}x (IQR {pc['q1']:.2f}-{pc['q3']:.2f})")
         ct = impls["blackjax"].compile_time  # type: ignore[attr-defined]
         print(f"BlackJAX compile time (last compile): sgld {ct['sgld']:.2f} s, "
               f"sgld-cv {ct['sgldfp']:.2f} s (not included in steps/s)")
     out = {
         "setup": {"n": a.n, "d": a.d, "batch_size": a.batch_size, "step_size": gamma,
                   "dtype": "float32", "steps": a.steps, "rounds": a.rounds, "threads": 1,
-                  "blackjax": bj_version, "numpy": np.__version__},
+                  "blackjax": bj_version, "numpy": np.__version__, "pinned_cpu": pinned,
+                  "command": " ".join(["python", "benchmarks/bench_sgmcmc.py", *sys.argv[1:]])},
         "steps_per_s": med, "steps_per_s_all": rates, "mode_time_s": mode_time,
         "steps_per_cpu_s": cmed, "steps_per_cpu_s_all": cpu_rates,
-        "equal_compute": eq, "budget_s": a.budget,
+        "equal_compute": eq, "budget_cpu_s": a.budget,
         "compile_time_s": getattr(impls.get("blackjax"), "compile_time", None),
-        "ratio_vs_blackjax": ({m: med["ours"][m] / med["blackjax"][m] for m in med["ours"]}
-                              if "blackjax" in med else None),
-        "cpu_ratio_vs_blackjax": ({m: cmed["ours"][m] / cmed["blackjax"][m] for m in cmed["ours"]}
-                                  if "blackjax" in cmed else None),
+        "pair_ratio_wall_vs_blackjax": pair_wall,
+        "pair_ratio_cpu_vs_blackjax": pair_cpu,
+        "ratio_vs_blackjax": ({m: v["median"] for m, v in pair_wall.items()}
+                              if pair_wall else None),
+        "cpu_ratio_vs_blackjax": ({m: v["median"] for m, v in pair_cpu.items()}
+                                  if pair_cpu else None),
     }
     if a.json:
         p = Path(a.json)

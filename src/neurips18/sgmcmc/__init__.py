@@ -10,7 +10,10 @@ Dynamics", NeurIPS 2018 (arXiv:1811.10072):
   functions with an explicit ``numpy.random.Generator``;
 * :func:`sample`: a whole chain with diagnostics, the mode found for SGLDFP;
 * closed forms: :func:`invariant_moments`, :func:`posterior_moments`,
-  :func:`wasserstein2_gaussian`.
+  :func:`covariance_operator`, :func:`wasserstein2_gaussian`;
+* control-variate estimators of a chain's invariant moments (E_{pi_gamma}[grad U] = 0):
+  :func:`control_variate_mean`, :func:`control_variate_cov`, with :func:`gradient_moments`
+  and the Monte Carlo error :func:`batch_means_se`.
 
 Example::
 
@@ -25,6 +28,13 @@ Example::
     res.mean(), res.cov()
 """
 
+from neurips18.sgmcmc.estimators import (
+    batch_means_se,
+    control_variate_cov,
+    control_variate_mean,
+    gradient_moments,
+    third_derivative_at,
+)
 from neurips18.sgmcmc.kernels import (
     FixedPoint,
     fixed_point,
@@ -46,8 +56,10 @@ from neurips18.sgmcmc.models import (
 )
 from neurips18.sgmcmc.sampler import METHODS, DivergenceError, SampleResult, sample
 from neurips18.sgmcmc.theory import (
+    covariance_operator,
     importance_moments,
     invariant_moments,
+    posterior_mean_expansion,
     posterior_moments,
     wasserstein2_gaussian,
 )
@@ -64,16 +76,23 @@ __all__ = [
     "SampleResult",
     "TorchModel",
     "as_model",
+    "batch_means_se",
+    "control_variate_cov",
+    "control_variate_mean",
+    "covariance_operator",
     "find_mode",
     "fixed_point",
+    "gradient_moments",
     "importance_moments",
     "invariant_moments",
     "lmc_step",
     "minibatch_indices",
+    "posterior_mean_expansion",
     "posterior_moments",
     "sample",
     "sgd_step",
     "sgld_step",
     "sgldfp_step",
+    "third_derivative_at",
     "wasserstein2_gaussian",
 ]

@@ -38,8 +38,10 @@ from neurips18.sgmcmc.models import (
 )
 
 __all__ = [
+    "covariance_operator",
     "importance_moments",
     "invariant_moments",
+    "posterior_mean_expansion",
     "posterior_moments",
     "wasserstein2_gaussian",
 ]
@@ -102,6 +104,48 @@ def _fourth_moment(U: Array) -> Array:
     return out
 
 
+def _operator(Sigma: Array, Sx: Array, A4: Array | None, n: int, gamma: float, p: int,
+              f: float) -> Array:
+    """L as a (d^2, d^2) matrix on row-major vec(C); no minibatch term when A4 is None."""
+    I = np.eye(Sigma.shape[0])
+    L = np.kron(Sigma, I) + np.kron(I, Sigma) - gamma * np.kron(Sigma, Sigma)
+    if A4 is not None:
+        L -= gamma * f / p * (n * A4 - np.kron(Sx, Sx))
+    return L  # type: ignore[no-any-return]
+
+
+def covariance_operator(
+    model: Any,
+    method: str,
+    step_size: float,
+    batch_size: int | None = None,
+    replacement: bool = True,
+    *,
+    linearize: bool = False,
+) -> Array:
+    """The linear map L of the covariance equation L(C) = rhs, as a (d^2, d^2) matrix.
+
+    It acts on row-major ``C.reshape(-1)``; LMC has no minibatch term. Exact for
+    :class:`BayesianLinearRegression`, linearised at the mode for
+    :class:`BayesianLogisticRegression` (``linearize=True``). It is the operator that makes
+    :func:`neurips18.sgmcmc.control_variate_cov` exact on Gaussian targets.
+    """
+    from neurips18.sgmcmc.sampler import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    gamma = _check_step_size(step_size)
+    ts, U, G, lam, A4 = _cached_pieces(model, linearize)
+    n, d = U.shape
+    Sx = U.T @ U
+    Sigma = Sx + lam * np.eye(d)
+    if method == "lmc":
+        return _operator(Sigma, Sx, None, n, gamma, 1, 1.0)
+    p = _check_batch_size(batch_size, n, bool(replacement))
+    f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
+    return _operator(Sigma, Sx, A4, n, gamma, p, f)
+
+
 def invariant_moments(
     model: Any,
     method: str,
@@ -139,12 +183,7 @@ def invariant_moments(
         return ts, 0.5 * (C + C.T)
     p = _check_batch_size(batch_size, n, bool(replacement))
     f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
-    L = (
-        np.kron(Sigma, I)
-        + np.kron(I, Sigma)
-        - gamma * np.kron(Sigma, Sigma)
-        - gamma * f / p * (n * A4 - np.kron(Sx, Sx))
-    )
+    L = _operator(Sigma, Sx, A4, n, gamma, p, f)
     # Mean-square stability. T(C) = C - gamma L(C) = E[(I - gamma H_S) C (I - gamma H_S)] maps
     # PSD matrices to PSD matrices, so its spectral radius is < 1 iff C - T(C) = 2 gamma I has
     # a positive definite solution C (Krein-Rutman); that solution is the SGLDFP covariance.
@@ -216,6 +255,7 @@ def importance_moments(
     *,
     inflation: float = 1.0,
     chunk: int | None = None,
+    n_groups: int = 10,
 ) -> dict[str, Any]:
     """Posterior mean and covariance of a GLM by importance sampling from its Laplace fit.
 
@@ -223,7 +263,9 @@ def importance_moments(
     Langevin discretisation: draws theta_k ~ q = N(theta*, inflation^2 H^{-1}) (H the Hessian
     of U at the mode), self-normalised weights w_k ∝ exp(-U(theta_k)) / q(theta_k), and the
     difference estimator E_pi f ~ E_q f + sum_k (w_k - 1/M) f(theta_k), whose error is small
-    when the posterior is close to Gaussian (large N). Returns ``{"mean", "cov", "ess"}``.
+    when the posterior is close to Gaussian (large N). Returns ``{"mean", "cov", "ess"}`` and,
+    when ``n_samples >= 20 n_groups``, the standard errors ``"mean_se"``, ``"cov_se"``
+    estimated from ``n_groups`` independent groups of the draws.
     """
     if not isinstance(model, BayesianLinearRegression | BayesianLogisticRegression):
         raise TypeError(f"importance_moments needs a GLM model, got {type(model).__name__}")
@@ -257,11 +299,47 @@ def importance_moments(
             ll = model._ell(zz, y[:, None]).sum(axis=0)
         logw[s : s + chunk] = ll - 0.5 * model.prior_precision * np.sum(th * th, axis=1)
     logw += 0.5 * np.sum(Z * Z, axis=1)  # minus log q, up to a constant
-    w = np.exp(logw - logw.max())
-    w /= w.sum()
-    dw = w - 1.0 / n_samples
     Cq = Lc @ Lc.T
-    mean = ts + dw @ T
-    second = Cq + np.outer(ts, ts) + (T * dw[:, None]).T @ T
-    cov = second - np.outer(mean, mean)
-    return {"mean": mean, "cov": 0.5 * (cov + cov.T), "ess": float(1.0 / np.sum(w * w))}
+
+    def estimate(lw: Array, Tg: Array) -> tuple[Array, Array, float]:
+        w = np.exp(lw - lw.max())
+        w /= w.sum()
+        dw = w - 1.0 / len(lw)
+        D = Tg - ts  # centred at the mode: the same estimator, less cancellation
+        md = dw @ D
+        second = Cq + (D * dw[:, None]).T @ D
+        cov = second - np.outer(md, md)
+        return ts + md, 0.5 * (cov + cov.T), float(1.0 / np.sum(w * w))
+
+    mean, cov, ess = estimate(logw, T)
+    out: dict[str, Any] = {"mean": mean, "cov": cov, "ess": ess}
+    if n_samples >= 20 * n_groups:  # standard errors from independent groups of draws
+        b = n_samples // n_groups
+        parts = [estimate(logw[g * b : (g + 1) * b], T[g * b : (g + 1) * b])
+                 for g in range(n_groups)]
+        k = np.sqrt(n_groups)  # the full estimate's SE ~ the group spread / sqrt(groups)
+        out["mean_se"] = np.std([q[0] for q in parts], axis=0, ddof=1) / k
+        out["cov_se"] = np.std([q[1] for q in parts], axis=0, ddof=1) / k
+    return out
+
+
+def posterior_mean_expansion(model: Any) -> Array:
+    """The posterior mean of a GLM to second order: theta* - H^{-1} (T : H^{-1}) / 2.
+
+    T is the third derivative tensor of U at the mode theta* and H its Hessian; the omitted
+    terms are O(N^{-2}) while the correction itself is O(1/N) (Laplace expansion of the
+    posterior about its mode: E[theta - theta*] = -E_0[(theta - theta*) T[Delta]^3] / 6 under
+    the Gaussian N(theta*, H^{-1})). Exact for linear regression (T = 0).
+    """
+    if isinstance(model, BayesianLinearRegression):
+        return model.exact_mode()
+    if not isinstance(model, BayesianLogisticRegression):
+        raise TypeError(f"posterior_mean_expansion needs a GLM model, got {type(model).__name__}")
+    ts = find_mode(model, rtol=1e-12)
+    H = model.hessian_potential(ts)
+    Hi = np.linalg.inv(H)
+    X = model.X.astype(np.float64)
+    s = 1.0 / (1.0 + np.exp(-(X @ ts)))
+    k3 = s * (1.0 - s) * (1.0 - 2.0 * s)  # d^3/dz^3 of softplus(z) - y z
+    q = np.einsum("ij,jk,ik->i", X, Hi, X)  # x_i^T H^{-1} x_i
+    return np.asarray(ts - 0.5 * Hi @ (X.T @ (k3 * q)))
