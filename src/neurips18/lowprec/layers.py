@@ -25,7 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurips18.lowprec.accumulate import _MODES, chunked_matmul, chunked_sum
+from neurips18.lowprec import _native
+from neurips18.lowprec.accumulate import (
+    _MODES,
+    _contract_fast,
+    _grid_subset,
+    _left_fast,
+    _matmul,
+    _sum_fast,
+    chunked_sum,
+)
 from neurips18.lowprec.formats import E5M2, E6M9, FloatFormat
 from neurips18.lowprec.quantize import quantize
 
@@ -85,11 +94,16 @@ class _LayerCfg:
     loss_scale: float
 
     def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return chunked_matmul(a, b, self.acc, chunk=self.chunk, mode=self.mode)
+        """Chunked product of float32 matrices (any strides; no copies, no checks)."""
+        return _matmul(a, b, self.acc, self.chunk, self.mode)
 
 
 def _bias_grad(g2: torch.Tensor, cfg: _LayerCfg) -> torch.Tensor:
     return chunked_sum(g2, cfg.acc, chunk=cfg.chunk, dim=0, mode=cfg.mode)
+
+
+def _unscale(x: torch.Tensor, s: float) -> torch.Tensor:
+    return x if s == 1.0 else x / s
 
 
 class _Fp8LinearFn(torch.autograd.Function):
@@ -114,11 +128,11 @@ class _Fp8LinearFn(torch.autograd.Function):
         gq = quantize(gy * s if s != 1.0 else gy, cfg.data)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = cfg.mm(gq, wq) / s
+            gx = _unscale(cfg.mm(gq, wq), s)
         if ctx.needs_input_grad[1]:
-            gw = cfg.mm(gq.t(), xq) / s  # the long sum: over the batch
+            gw = _unscale(cfg.mm(gq.t(), xq), s)  # the long sum: over the batch
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = _bias_grad(gq, cfg) / s
+            gb = _unscale(_bias_grad(gq, cfg), s)
         return gx, gw, gb, None
 
 
@@ -150,6 +164,11 @@ class Fp8Linear(nn.Linear):
 
 
 class _Fp8Conv2dFn(torch.autograd.Function):
+    """im2col convolution. Fast mode with the native kernels keeps the columns in their
+    (B, K, L) layout (:func:`~neurips18.lowprec.accumulate._left_fast` and friends);
+    otherwise the three GEMMs are :func:`chunked_matmul` calls on (B*L, K) matrices. Both
+    chunk the same flattened matrices in the same order."""
+
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                 geom: tuple[Any, ...], cfg: _LayerCfg) -> torch.Tensor:
@@ -160,34 +179,56 @@ class _Fp8Conv2dFn(torch.autograd.Function):
         wq = quantize(w, cfg.data).reshape(o, -1)
         cols = F.unfold(xq, (kh, kw), dilation=dilation, padding=padding, stride=stride)
         n_pos = cols.shape[-1]
-        x2 = cols.transpose(1, 2).reshape(bsz * n_pos, -1)
-        y2 = cfg.mm(x2, wq.t())  # (B*L, O)
-        if b is not None:
-            y2 = quantize(y2 + b.detach().float(), cfg.acc)
         ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        ctx.save_for_backward(x2, wq)
-        ctx.meta = (geom, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None)
-        return y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo)
+        layout = cfg.mode == "fast" and _native.usable(cols, wq)
+        if layout:
+            y = _left_fast(wq, cols, cfg.acc, cfg.chunk)  # (B, O, L)
+            if b is not None:
+                y = quantize(y + b.detach().float()[:, None], cfg.acc)
+            saved = cols
+        else:
+            x2 = cols.transpose(1, 2).reshape(bsz * n_pos, -1)
+            y2 = cfg.mm(x2, wq.t())  # (B*L, O)
+            if b is not None:
+                y2 = quantize(y2 + b.detach().float(), cfg.acc)
+            y = y2.reshape(bsz, n_pos, o).transpose(1, 2)
+            saved = x2
+        ctx.save_for_backward(saved, wq)
+        ctx.meta = (geom, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None, layout)
+        return y.reshape(bsz, o, ho, wo)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
-        x2, wq = ctx.saved_tensors
-        geom, cfg, hw, khw, n_pos, bsz, has_bias = ctx.meta
+        saved, wq = ctx.saved_tensors
+        geom, cfg, hw, khw, n_pos, bsz, has_bias, layout = ctx.meta
         stride, padding, dilation = geom
         o = wq.shape[0]
         s = cfg.loss_scale
-        g2 = gy.reshape(bsz, o, n_pos).transpose(1, 2).reshape(bsz * n_pos, o)
-        gq = quantize(g2 * s if s != 1.0 else g2, cfg.data)
+        g3 = gy.reshape(bsz, o, n_pos).float()
+        gq = quantize(g3 * s if s != 1.0 else g3, cfg.data)  # (B, O, L)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gcols = cfg.mm(gq, wq).reshape(bsz, n_pos, -1).transpose(1, 2)
+            if layout:
+                gcols = _left_fast(wq.t(), gq, cfg.acc, cfg.chunk)  # (B, K, L)
+            else:
+                g2 = gq.transpose(1, 2).reshape(bsz * n_pos, o)
+                gcols = cfg.mm(g2, wq).reshape(bsz, n_pos, -1).transpose(1, 2)
             gx = F.fold(gcols, hw, khw, dilation=dilation, padding=padding, stride=stride)
-            gx = quantize(gx, cfg.acc) / s
-        if ctx.needs_input_grad[1]:
-            gw = (cfg.mm(gq.t(), x2) / s).reshape(o, -1, *khw)  # sum over batch x positions
+            gx = _unscale(quantize(gx, cfg.acc), s)
+        if ctx.needs_input_grad[1]:  # the long sum: over batch x positions
+            gw = _contract_fast(gq, saved, cfg.acc, cfg.chunk) if layout else None
+            if gw is None:
+                x2 = saved.transpose(1, 2).reshape(bsz * n_pos, -1) if layout else saved
+                gw = cfg.mm(gq.transpose(1, 2).reshape(bsz * n_pos, o).t(), x2)
+            gw = _unscale(gw, s).reshape(o, -1, *khw)
         if has_bias and ctx.needs_input_grad[2]:
-            gb = _bias_grad(gq, cfg) / s
+            gb = None
+            if layout and _grid_subset(cfg.data, cfg.acc):
+                gb = _sum_fast(gq, cfg.acc, cfg.chunk)
+            if gb is None:
+                gb = _bias_grad(gq.transpose(1, 2).reshape(bsz * n_pos, o), cfg)
+            gb = _unscale(gb, s)
         return gx, gw, gb, None, None
 
 
