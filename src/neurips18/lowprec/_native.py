@@ -82,6 +82,9 @@ static inline __attribute__((always_inline)) float rnd(float x, const P *p, int 
     int32_t e1 = e + (int32_t)(e == 0);
     uint32_t sig = (a & 0x7FFFFFu) | ((uint32_t)(e > 0) << 23);
     int32_t s = p->subb - e1;
+    int32_t z = (int32_t)(s < 1);  /* s == 0 only for FP32 itself: shift 2*sig by 1 */
+    sig <<= z;
+    s += z;
     int32_t sc = s < 1 ? 1 : s;
     sc = sc > 30 ? 30 : sc;
     uint32_t n;
@@ -125,8 +128,8 @@ void lp_round_stochastic(const float *x, float *y, int64_t n, const int32_t *c, 
 /* acc[j] <- round(acc[j] + t[i, j]) for i = 0..g-1 in order (t[i, j] rounded first if
    round_terms; acc set to +0 first if init), tiled over j so that a tile of acc stays in
    cache. acc and t must not overlap. */
-void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int64_t mn, const int32_t *c,
-                   float q, int round_terms, int init) {
+void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int64_t mn,
+                   const int32_t *c, float q, int round_terms, int init) {
     P p = load(c, q);
     const int64_t T = 2048;
     for (int64_t j0 = 0; j0 < mn; j0 += T) {
@@ -149,7 +152,8 @@ void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int6
         for (int64_t i = i0; i < g; i++) {
             const float *ti = t + i * mn + j0;
             if (round_terms) {
-                for (int64_t j = 0; j < jn; j++) a[j] = rnd(a[j] + rnd(ti[j], &p, 0, 0u), &p, 0, 0u);
+                for (int64_t j = 0; j < jn; j++)
+                    a[j] = rnd(a[j] + rnd(ti[j], &p, 0, 0u), &p, 0, 0u);
             } else {
                 for (int64_t j = 0; j < jn; j++) a[j] = rnd(a[j] + ti[j], &p, 0, 0u);
             }

@@ -55,14 +55,15 @@ def _accumulate(terms: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """
     out_shape = terms.shape[1:]
     if _native.usable(terms):
-        acc = torch.empty(out_shape, dtype=torch.float32)
-        return _native.accumulate_(acc, terms.contiguous(), *_constants(fmt, terms.device),
+        out = torch.empty(out_shape, dtype=torch.float32)
+        return _native.accumulate_(out, terms.contiguous(), *_constants(fmt, terms.device),
                                    round_terms=False, init=True)
     if terms.device.type == "cpu" and terms[0].numel() <= _NUMPY_MAX_NUMEL:
         t = terms.contiguous().numpy()
         acc = np.zeros(out_shape, dtype=np.float32)
-        for i in range(t.shape[0]):
-            acc = round_nearest_np(acc + t[i], fmt)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in torch
+            for i in range(t.shape[0]):
+                acc = round_nearest_np(acc + t[i], fmt)
         return torch.from_numpy(acc)
     c, q = _constants(fmt, terms.device)
     acc_t = torch.zeros(out_shape, dtype=torch.float32, device=terms.device)

@@ -46,7 +46,7 @@ from neurips18.lowprec.formats import FloatFormat
 Rounding = Literal["nearest", "stochastic"]
 _ROUNDINGS = ("nearest", "stochastic")
 _COMPILE_MIN_NUMEL = 1 << 12
-_NATIVE_MT_MIN_NUMEL = 1 << 20  # with several torch threads, larger tensors go to the compiled kernel
+_NATIVE_MT_MIN_NUMEL = 1 << 20  # with several threads, larger tensors use the compiled kernel
 _INF_BITS = 0x7F800000
 _MASK32 = 0xFFFFFFFF
 _HASH_MUL = 0x45D9F3B  # < 2**27, so products of 32-bit values stay below 2**59 in int64
@@ -117,6 +117,9 @@ def _round_subnormal(a: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
     e = a >> 23
     sig = (a & 0x7FFFFF) | ((e > 0).to(torch.int32) << 23)
     s = c[_SUBB] - torch.clamp(e, min=1)
+    z = (s < 1).to(torch.int32)  # s == 0 (float32 subnormals into FP32): shift by 1 from 2*sig
+    sig = sig << z
+    s = s + z
     s_c = torch.clamp(s, min=1, max=30)  # elements in the normal range get a harmless 1
     if noise is None:
         half = (torch.ones_like(s_c) << (s_c - 1)) - 1
@@ -185,7 +188,10 @@ def round_nearest_np(x: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     if small.any():
         e = a >> 23
         sig = (a & np.int32(0x7FFFFF)) | ((e > 0).astype(np.int32) << 23)
-        s_c = np.clip(subb - np.maximum(e, 1), 1, 30).astype(np.int32)
+        s = subb - np.maximum(e, 1)
+        z = (s < 1).astype(np.int32)
+        sig = sig << z
+        s_c = np.clip(s + z, 1, 30).astype(np.int32)
         hv = (np.int32(1) << (s_c - 1)) - 1
         n = (sig + hv + ((sig >> s_c) & 1)) >> s_c
         n = n * np.minimum(subok + (n >> (23 - shift)), 1)
