@@ -276,12 +276,11 @@ def _matmul_fast(af: torch.Tensor, bf: torch.Tensor, acc_fmt: FloatFormat, c: to
 
 # ------------------------------------------------------------------------------------------
 # Fast-mode products in the layouts of an im2col convolution (internal; native kernels only).
-# A convolution lowered with ``unfold`` holds its columns as (B, K, L): batch, reduction
-# (channels x kernel positions), output positions. These helpers compute the three GEMMs of
-# the layer in that layout -- no transposed copies of the column tensor -- with exactly the
-# chunking of ``chunked_matmul(..., mode="fast")`` applied to the flattened matrices:
-# chunks of the reduction dimension K for the forward and backward-data products, chunks of
-# the flattened (batch, position) index, in row-major order, for the weight gradient.
+# The errors of a convolution arrive as (B, O, L): batch, channels, output positions. These
+# helpers work in that layout -- no transposed copies -- with exactly the chunking of
+# ``chunked_matmul``/``chunked_sum(..., mode="fast")`` applied to the flattened matrices:
+# chunks of the reduction dimension for the backward-data product, chunks of the flattened
+# (batch, position) index, in row-major order, for the bias gradient.
 
 def _grid_subset(data: FloatFormat, acc: FloatFormat) -> bool:
     """True if every finite value of ``data`` is a value of ``acc`` (rounding is a no-op).
@@ -332,45 +331,11 @@ def _bl_chunks(bsz: int, ln: int, chunk: int) -> tuple[str, int] | None:
     return None
 
 
-def _contract_fast(g: torch.Tensor, cols: torch.Tensor, fmt: FloatFormat, chunk: int
-                   ) -> torch.Tensor | None:
-    """``sum_{b,l} g[b, :, l] cols[b, :, l]^T`` for g (B, M, L), cols (B, K, L): (M, K),
-    chunked along the flattened (b, l) index; None if the chunks straddle images unevenly."""
-    bsz, m, ln = g.shape
-    k = cols.shape[1]
-    how = _bl_chunks(bsz, ln, chunk)
-    if how is None or bsz * ln == 0:
-        return None
-    c, q = _constants(fmt, g.device)
-    out = torch.empty((m, k), dtype=torch.float32)
-    kind, r = how
-    if kind == "split":  # r chunk results per image
-        bstep = max(1, _PARTIALS_BUDGET // max(1, r * m * k))
-    else:  # one result per image, r images per chunk: steps of whole chunks
-        bstep = r * max(1, _PARTIALS_BUDGET // max(1, m * k) // r)
-    for b0 in range(0, bsz, bstep):
-        b1 = min(bsz, b0 + bstep)
-        if kind == "split":
-            cl = ln // r
-            parts = torch.empty((r, b1 - b0, m, k), dtype=torch.float32)
-            for j in range(r):
-                torch.bmm(g[b0:b1, :, j * cl:(j + 1) * cl],
-                          cols[b0:b1, :, j * cl:(j + 1) * cl].transpose(1, 2), out=parts[j])
-            terms = parts.transpose(0, 1).reshape(-1, m, k)  # order (b, j)
-        else:
-            per_img = torch.bmm(g[b0:b1], cols[b0:b1].transpose(1, 2))  # (b, M, K)
-            nb = b1 - b0
-            pad = -nb % r
-            if pad:
-                per_img = torch.cat([per_img, per_img.new_zeros((pad, m, k))])
-            terms = per_img.reshape(-1, r, m, k).sum(1)  # float32 sum inside each chunk
-        _native.accumulate_(out, terms.contiguous(), c, q, round_terms=True, init=b0 == 0)
-    return out
-
-
 def _sum_fast(g: torch.Tensor, fmt: FloatFormat, chunk: int) -> torch.Tensor | None:
     """``sum_{b,l} g[b, :, l]`` for g (B, M, L) (terms already representable in ``fmt``),
-    chunked like :func:`_contract_fast`; None where that returns None."""
+    chunked along the flattened (b, l) index in row-major order, as
+    ``chunked_sum(g.transpose(1, 2).reshape(-1, M), fmt, chunk, dim=0, mode="fast")``;
+    None if the chunks straddle images unevenly."""
     bsz, m, ln = g.shape
     how = _bl_chunks(bsz, ln, chunk)
     if how is None or bsz * ln == 0:

@@ -28,7 +28,6 @@ from torch import nn
 from neurips18.lowprec import _native
 from neurips18.lowprec.accumulate import (
     _MODES,
-    _contract_fast,
     _grid_subset,
     _left_fast,
     _matmul,
@@ -163,50 +162,61 @@ class Fp8Linear(nn.Linear):
                 f"chunk={c.chunk}, mode={c.mode}")
 
 
+def _im2row(x: torch.Tensor, khw: tuple[int, int], geom: tuple[Any, ...]) -> torch.Tensor:
+    """(B*L, C*kh*kw) patch matrix of ``x``: row ``b*L + l`` holds the patch of output
+    position ``l`` of image ``b``, columns in ``F.unfold``'s (c, i, j) order. One strided copy
+    (``unfold`` followed by a transpose would copy twice)."""
+    stride, padding, dilation = geom
+    if padding[0] or padding[1]:
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    x = x.contiguous()
+    bsz, c, h, w = x.shape
+    kh, kw = khw
+    ho = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    s0, s1, s2, s3 = x.stride()
+    view = x.as_strided((bsz, ho, wo, c, kh, kw),
+                        (s0, s2 * stride[0], s3 * stride[1], s1, s2 * dilation[0],
+                         s3 * dilation[1]))
+    return view.reshape(bsz * ho * wo, c * kh * kw)
+
+
 class _Fp8Conv2dFn(torch.autograd.Function):
-    """im2col convolution. Fast mode with the native kernels keeps the columns in their
-    (B, K, L) layout (:func:`~neurips18.lowprec.accumulate._left_fast` and friends);
-    otherwise the three GEMMs are :func:`chunked_matmul` calls on (B*L, K) matrices. Both
-    chunk the same flattened matrices in the same order."""
+    """im2col convolution: the three GEMMs are chunked products of the flattened matrices
+    (patches (B*L, K), weights (O, K), errors (B*L, O)). With the native kernels in fast mode
+    the backward-data product and the bias gradient work on the errors in their (B, O, L)
+    layout (:func:`~neurips18.lowprec.accumulate._left_fast`, ``_sum_fast``), chunking the
+    same flattened matrices in the same order, without transposed copies."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                 geom: tuple[Any, ...], cfg: _LayerCfg) -> torch.Tensor:
-        stride, padding, dilation = geom
         bsz, _, h, wd = x.shape
         o, _, kh, kw = w.shape
         xq = quantize(x, cfg.data)
         wq = quantize(w, cfg.data).reshape(o, -1)
-        cols = F.unfold(xq, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-        n_pos = cols.shape[-1]
+        x2 = _im2row(xq, (kh, kw), geom)  # (B*L, K)
+        n_pos = x2.shape[0] // bsz if bsz else 0
+        stride, padding, dilation = geom
         ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
-        layout = cfg.mode == "fast" and _native.usable(cols, wq)
-        if layout:
-            y = _left_fast(wq, cols, cfg.acc, cfg.chunk)  # (B, O, L)
-            if b is not None:
-                y = quantize(y + b.detach().float()[:, None], cfg.acc)
-            saved = cols
-        else:
-            x2 = cols.transpose(1, 2).reshape(bsz * n_pos, -1)
-            y2 = cfg.mm(x2, wq.t())  # (B*L, O)
-            if b is not None:
-                y2 = quantize(y2 + b.detach().float(), cfg.acc)
-            y = y2.reshape(bsz, n_pos, o).transpose(1, 2)
-            saved = x2
-        ctx.save_for_backward(saved, wq)
-        ctx.meta = (geom, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None, layout)
-        return y.reshape(bsz, o, ho, wo)
+        y2 = cfg.mm(x2, wq.t())  # (B*L, O)
+        if b is not None:
+            y2 = quantize(y2 + b.detach().float(), cfg.acc)
+        ctx.save_for_backward(x2, wq)
+        ctx.meta = (geom, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None)
+        return y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
-        saved, wq = ctx.saved_tensors
-        geom, cfg, hw, khw, n_pos, bsz, has_bias, layout = ctx.meta
+        x2, wq = ctx.saved_tensors
+        geom, cfg, hw, khw, n_pos, bsz, has_bias = ctx.meta
         stride, padding, dilation = geom
         o = wq.shape[0]
         s = cfg.loss_scale
         g3 = gy.reshape(bsz, o, n_pos).float()
         gq = quantize(g3 * s if s != 1.0 else g3, cfg.data)  # (B, O, L)
+        layout = cfg.mode == "fast" and _native.usable(gq, wq)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             if layout:
@@ -217,11 +227,8 @@ class _Fp8Conv2dFn(torch.autograd.Function):
             gx = F.fold(gcols, hw, khw, dilation=dilation, padding=padding, stride=stride)
             gx = _unscale(quantize(gx, cfg.acc), s)
         if ctx.needs_input_grad[1]:  # the long sum: over batch x positions
-            gw = _contract_fast(gq, saved, cfg.acc, cfg.chunk) if layout else None
-            if gw is None:
-                x2 = saved.transpose(1, 2).reshape(bsz * n_pos, -1) if layout else saved
-                gw = cfg.mm(gq.transpose(1, 2).reshape(bsz * n_pos, o).t(), x2)
-            gw = _unscale(gw, s).reshape(o, -1, *khw)
+            g2t = gq.permute(1, 0, 2).reshape(o, bsz * n_pos)
+            gw = _unscale(cfg.mm(g2t, x2), s).reshape(o, -1, *khw)
         if has_bias and ctx.needs_input_grad[2]:
             gb = None
             if layout and _grid_subset(cfg.data, cfg.acc):
