@@ -63,9 +63,23 @@ def _hard_values(n: int, seed: int) -> torch.Tensor:
     return x
 
 
+def _mostly_normal(n: int, seed: int) -> torch.Tensor:
+    """Normal values and zeros, with a rare special value: most blocks of the native kernels
+    take their short path, a few the full one."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, generator=g) * torch.exp2(torch.randint(-12, 12, (n,), generator=g).float())
+    x[::3] = 0.0
+    x[5::3001] = -0.0
+    x[7::5003] = 1e-30  # subnormal or zero in most formats
+    x[11::7919] = float("inf")
+    x[13::9973] = 7e4  # overflows the 5-bit-exponent formats
+    return x
+
+
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f.name)
-def test_native_rounding_matches_torch_kernel(fmt):
-    x = _hard_values(1 << 16, 0)
+@pytest.mark.parametrize("data", ["hard", "mostly-normal"])
+def test_native_rounding_matches_torch_kernel(fmt, data):
+    x = _hard_values(1 << 16, 0) if data == "hard" else _mostly_normal(1 << 16, 1)
     c, q = _constants(fmt, x.device)
     assert _same(_native.round_(x, c, q), _kernel_eager(x, c, q, None))
     key = draw_key(torch.Generator().manual_seed(3))
@@ -84,6 +98,7 @@ def test_public_functions_same_bits_with_and_without_native(fmt, monkeypatch):
     b = torch.randn(150, 29, generator=g)
     a8, b8 = quantize(a, E5M2), quantize(b, E5M2)
     x = _hard_values(3 * 1000, 2).reshape(3, 1000)
+    xn = _mostly_normal(7 * 3000, 3).reshape(7, 3000)
     big = torch.randn(300, 300, generator=g)  # >= 2**16 outputs: per-chunk path when off
     runs = []
     for native in (True, False):
@@ -93,7 +108,9 @@ def test_public_functions_same_bits_with_and_without_native(fmt, monkeypatch):
         for mode in ("exact", "fast"):
             out += [chunked_matmul(a, b, fmt, 64, mode), chunked_matmul(a8, b8, fmt, 16, mode),
                     chunked_matmul(a8.t().contiguous().t(), b8, fmt, 7, mode),
-                    chunked_sum(a8, fmt, 64, mode=mode), chunked_sum(x, fmt, 10, mode=mode)]
+                    chunked_sum(a8, fmt, 64, mode=mode), chunked_sum(x, fmt, 10, mode=mode),
+                    chunked_sum(xn, fmt, 64, dim=0, mode=mode),
+                    chunked_matmul(xn[:, :40].t(), xn[:, 40:90], fmt, 4, mode)]
         out.append(chunked_matmul(big[:, :100], big[:100], fmt, 64, "exact"))
         runs.append(out)
     for i, (p, r) in enumerate(zip(*runs, strict=True)):

@@ -104,24 +104,83 @@ static inline __attribute__((always_inline)) float rnd(float x, const P *p, int 
     return u2f(sel(a >= 0x7F800000u, b, (b & 0x80000000u) | r));
 }
 
+/* The same rounding for inputs that are zero or normal with a normal result path: enough
+   for most data, and about half the work. */
+static inline __attribute__((always_inline)) float rnd_normal(float x, const P *p, int sto,
+                                                              uint32_t noise) {
+    uint32_t b = f2u(x);
+    uint32_t a = b & 0x7FFFFFFFu;
+    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
+                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
+    r = sel(r > p->maxb, p->ovfb, r);
+    return u2f((b & 0x80000000u) | r);
+}
+
+/* 1 if some x[j] is a non-zero value below the smallest normal of the format, or inf/NaN
+   (then the block takes the full rounding). */
+static inline int needs_full(const float *x, int64_t n, const P *p) {
+    uint32_t flag = 0u;
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t a = f2u(x[j]) & 0x7FFFFFFFu;
+        flag |= (uint32_t)((a - 1u) < (p->minn - 1u)) | (uint32_t)(a >= 0x7F800000u);
+    }
+    return flag != 0u;
+}
+
+enum { BLK = 256 };
+
+/* dst[j] = round(src[j]) (nearest), block by block with the short path where possible. */
+static void round_into(float *restrict dst, const float *restrict src, int64_t n,
+                       const P *p) {
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        const float *xb = src + i0;
+        float *yb = dst + i0;
+        if (needs_full(xb, m, p)) {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd(xb[i], p, 0, 0u);
+        } else {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd_normal(xb[i], p, 0, 0u);
+        }
+    }
+}
+
 void lp_round_nearest(const float *x, float *y, int64_t n, const int32_t *c, float q) {
     P p = load(c, q);
-    for (int64_t i = 0; i < n; i++) y[i] = rnd(x[i], &p, 0, 0u);
+    round_into(y, x, n, &p);  /* x and y are distinct (the caller allocates y) */
 }
 
 /* In place x <- round(+0 + round(x)): a one-term accumulation. */
 void lp_round_sum1(float *x, int64_t n, const int32_t *c, float q) {
     P p = load(c, q);
-    for (int64_t i = 0; i < n; i++) x[i] = rnd(x[i], &p, 0, 0u) + 0.0f;
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        float *xb = x + i0;
+        if (needs_full(xb, m, &p)) {
+            for (int64_t i = 0; i < m; i++) xb[i] = rnd(xb[i], &p, 0, 0u) + 0.0f;
+        } else {
+            for (int64_t i = 0; i < m; i++) xb[i] = rnd_normal(xb[i], &p, 0, 0u) + 0.0f;
+        }
+    }
 }
 
 void lp_round_stochastic(const float *x, float *y, int64_t n, const int32_t *c, float q,
                          uint32_t k0, uint32_t k1) {
     P p = load(c, q);
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t h = mix((uint32_t)i ^ k0);
-        h = mix(h ^ k1 ^ (uint32_t)((uint64_t)i >> 32));
-        y[i] = rnd(x[i], &p, 1, h & 0x7FFFFFFFu);
+    uint32_t noise[BLK];
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        const float *xb = x + i0;
+        float *yb = y + i0;
+        uint32_t hi = (uint32_t)((uint64_t)i0 >> 32);  /* constant within a block */
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t h = mix((uint32_t)(i0 + i) ^ k0);
+            noise[i] = mix(h ^ k1 ^ hi) & 0x7FFFFFFFu;
+        }
+        if (needs_full(xb, m, &p)) {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd(xb[i], &p, 1, noise[i]);
+        } else {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd_normal(xb[i], &p, 1, noise[i]);
+        }
     }
 }
 
@@ -131,7 +190,8 @@ void lp_round_stochastic(const float *x, float *y, int64_t n, const int32_t *c, 
 void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int64_t mn,
                    const int32_t *c, float q, int round_terms, int init) {
     P p = load(c, q);
-    const int64_t T = 2048;
+    enum { T = 2048 };
+    float tmp[T];
     for (int64_t j0 = 0; j0 < mn; j0 += T) {
         int64_t jn = mn - j0 < T ? mn - j0 : T;
         float *a = acc + j0;
@@ -141,9 +201,11 @@ void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int6
                +0; a representable value stays representable) */
             const float *t0 = t + j0;
             if (round_terms) {
-                for (int64_t j = 0; j < jn; j++) a[j] = rnd(t0[j], &p, 0, 0u) + 0.0f;
+                round_into(a, t0, jn, &p);
+                for (int64_t j = 0; j < jn; j++) a[j] += 0.0f;
             } else {
-                for (int64_t j = 0; j < jn; j++) a[j] = rnd(t0[j] + 0.0f, &p, 0, 0u);
+                for (int64_t j = 0; j < jn; j++) tmp[j] = t0[j] + 0.0f;
+                round_into(a, tmp, jn, &p);
             }
             i0 = 1;
         } else if (init) {
@@ -152,11 +214,12 @@ void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int6
         for (int64_t i = i0; i < g; i++) {
             const float *ti = t + i * mn + j0;
             if (round_terms) {
-                for (int64_t j = 0; j < jn; j++)
-                    a[j] = rnd(a[j] + rnd(ti[j], &p, 0, 0u), &p, 0, 0u);
+                round_into(tmp, ti, jn, &p);
+                for (int64_t j = 0; j < jn; j++) tmp[j] = a[j] + tmp[j];
             } else {
-                for (int64_t j = 0; j < jn; j++) a[j] = rnd(a[j] + ti[j], &p, 0, 0u);
+                for (int64_t j = 0; j < jn; j++) tmp[j] = a[j] + ti[j];
             }
+            round_into(a, tmp, jn, &p);
         }
     }
 }
