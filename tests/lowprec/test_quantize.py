@@ -10,7 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurips18.lowprec import BF16, E4M3, E5M2, E6M9, FP16, FP32, FloatFormat, quantize
-from neurips18.lowprec.quantize import _constants, _kernel_eager, _noise, draw_key
+from neurips18.lowprec.quantize import (
+    _constants,
+    _kernel,
+    _kernel_eager,
+    _noise,
+    draw_key,
+    round_nearest_np,
+)
 
 
 def _all_codes(np_dtype, nbits: int) -> np.ndarray:
@@ -129,6 +136,20 @@ def test_edge_cases():
 def test_float32_format_is_identity_and_dtypes():
     x = torch.randn(1000)
     assert torch.equal(quantize(x, FP32), x)
+    # float32 subnormals too (they once lost their last bit), on every kernel path
+    sub = torch.arange(1, 1 << 13, dtype=torch.int32).view(torch.float32) * torch.tensor(
+        [1.0, -1.0]).repeat(1 << 12)[1:]
+    for n in (100, (1 << 13) - 1):
+        xs = sub[:n]
+        assert torch.equal(quantize(xs, FP32).view(torch.int32), xs.view(torch.int32))
+        g = torch.Generator().manual_seed(0)
+        assert torch.equal(quantize(xs, FP32, "stochastic", g).view(torch.int32),
+                           xs.view(torch.int32))
+        c, q = _constants(FP32, xs.device)
+        assert torch.equal(_kernel_eager(xs, c, q, None), xs)
+        assert torch.equal(_kernel(xs, c, q, None), xs)
+        assert np.array_equal(round_nearest_np(xs.numpy(), FP32).view(np.int32),
+                              xs.numpy().view(np.int32))
     y = quantize(x.double(), E5M2)
     assert y.dtype == torch.float32 and y.shape == x.shape
     assert quantize(torch.empty(0, 3), E5M2).shape == (0, 3)

@@ -24,7 +24,7 @@ def test_fp8_reproduction_tiny(tmp_path):
     cfg = {
         "acc_sizes": [1024], "acc_vectors": 8, "sweep_size": 1024, "sweep_chunks": [1, 64],
         "models": ["mlp"], "n_train": 256, "n_test": 500, "seeds": 1, "batch": 64,
-        "standard": {"lr": 0.1, "epochs": 1}, "small": {"lr": 0.002, "epochs": 1},
+        "standard": {"lr": 0.1, "epochs": 1}, "small": {"lrs": [0.002, 0.001], "epochs": 1},
         "loss_scale": 1024.0,
     }
     ctx = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
@@ -33,6 +33,11 @@ def test_fp8_reproduction_tiny(tmp_path):
     names = [c.metric for c in out.comparisons]
     assert any("sequential" in n for n in names)
     assert any("FP8 recipe" in n for n in names)
+    # one SR row and one nearest-gap row per lr of the sweep, plus the growth row
+    assert sum("FP8 + SR updates" in n for n in names) == 2
+    assert sum("nearest updates (points), lr" in n for n in names) == 2
+    assert any("minus gap" in n for n in names)
+    assert set(out.data["small_lr_gaps"]["mlp"]) == {"0.002", "0.001"}
     seq = out.data["accumulation"]["vs_n"]["acc-uniform-1024"]
     assert seq["64"] < seq["1024"]  # chunking helps
     for r in out.data["training"].values():

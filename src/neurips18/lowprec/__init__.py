@@ -5,6 +5,10 @@ Neural Networks with 8-bit Floating Point Numbers" (NeurIPS 2018, arXiv:1812.080
 an FP8 (1-5-2) data format, FP16 (1-6-9) chunk-based accumulation for the three GEMMs of
 every layer, and stochastic rounding for FP16 weight updates -- all emulated bit-exactly in
 float32 on any machine.
+
+On CPU the rounding and the sequential chunk accumulation run in a small C library compiled
+with the system C compiler at first use (see :mod:`neurips18.lowprec._native`); without a
+compiler, or with ``NEURIPS18_LOWPREC_NATIVE=0``, PyTorch kernels give the same bits, slower.
 """
 
 from neurips18.lowprec.accumulate import chunked_matmul, chunked_sum

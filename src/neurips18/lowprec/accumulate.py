@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from neurips18.lowprec import _native
 from neurips18.lowprec.formats import FloatFormat
 from neurips18.lowprec.quantize import (
     _as_float32,
@@ -43,7 +44,8 @@ from neurips18.lowprec.quantize import (
 )
 
 _NUMPY_MAX_NUMEL = 1 << 12  # below this, sequential loops run in NumPy (less call overhead)
-_FAST_LOOP_MIN_NUMEL = 1 << 16  # fast mode: per-chunk GEMMs instead of one batched GEMM
+_FAST_LOOP_MIN_NUMEL = 1 << 16  # fast mode without native kernels: per-chunk GEMMs
+_PARTIALS_BUDGET = 1 << 22  # fast mode: at most this many chunk results in memory at once
 
 
 def _accumulate(terms: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
@@ -52,11 +54,16 @@ def _accumulate(terms: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     Starts from +0, so the first term is itself rounded. Vectorised over the other dims.
     """
     out_shape = terms.shape[1:]
+    if _native.usable(terms):
+        out = torch.empty(out_shape, dtype=torch.float32)
+        return _native.accumulate_(out, terms.contiguous(), *_constants(fmt, terms.device),
+                                   round_terms=False, init=True)
     if terms.device.type == "cpu" and terms[0].numel() <= _NUMPY_MAX_NUMEL:
         t = terms.contiguous().numpy()
         acc = np.zeros(out_shape, dtype=np.float32)
-        for i in range(t.shape[0]):
-            acc = round_nearest_np(acc + t[i], fmt)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN, as in torch
+            for i in range(t.shape[0]):
+                acc = round_nearest_np(acc + t[i], fmt)
         return torch.from_numpy(acc)
     c, q = _constants(fmt, terms.device)
     acc_t = torch.zeros(out_shape, dtype=torch.float32, device=terms.device)
@@ -185,42 +192,163 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
     if af.dim() != 2 or bf.dim() != 2:
         raise ValueError(f"a and b must be 2-D, got shapes {tuple(af.shape)} and "
                          f"{tuple(bf.shape)}")
-    m, k = af.shape
-    k2, n = bf.shape
-    if k != k2:
+    if af.shape[1] != bf.shape[0]:
         raise ValueError(f"inner dimensions differ: a is {tuple(af.shape)}, b is "
                          f"{tuple(bf.shape)}")
     if af.device != bf.device:
         raise ValueError(f"a and b are on different devices ({af.device}, {bf.device})")
-    out = torch.zeros((m, n), dtype=torch.float32, device=af.device)
+    return _matmul(af, bf, acc_fmt, chunk, mode)
+
+
+def _matmul(af: torch.Tensor, bf: torch.Tensor, acc_fmt: FloatFormat, chunk: int,
+            mode: Mode) -> torch.Tensor:
+    """:func:`chunked_matmul` on checked float32 2-D tensors (any strides)."""
+    m, k = af.shape
+    n = bf.shape[1]
     if k == 0 or m == 0 or n == 0:
-        return out
+        return torch.zeros((m, n), dtype=torch.float32, device=af.device)
     c, q = _constants(acc_fmt, af.device)
     cl = min(chunk, k)
-    nc = -(-k // cl)
     with torch.no_grad():
         if mode == "exact":
-            exact_products = _products_exact(af, bf, acc_fmt)
-            for i in range(nc):
-                partial = torch.zeros_like(out)
-                for kk in range(i * cl, min((i + 1) * cl, k)):
-                    if exact_products:  # one float32 op, then one rounding
-                        partial = round_nearest_(
-                            torch.addcmul(partial, af[:, kk:kk + 1], bf[kk:kk + 1, :]), c, q)
-                    else:
-                        partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
-                out = add_round(out, partial, c, q)
-            return out
-        if m * n >= _FAST_LOOP_MIN_NUMEL:  # large outputs: one GEMM per chunk, fused rounding
-            for i in range(nc):
-                part = af[:, i * cl:(i + 1) * cl] @ bf[i * cl:(i + 1) * cl, :]
-                out = add_round(out, part, c, q, round_u=True)
-            return out
-        pad = nc * cl - k
+            return _matmul_exact(af, bf, acc_fmt, c, q, cl)
+        return _matmul_fast(af, bf, acc_fmt, c, q, cl)
+
+
+def _matmul_exact(af: torch.Tensor, bf: torch.Tensor, acc_fmt: FloatFormat, c: torch.Tensor,
+                  q: torch.Tensor, cl: int) -> torch.Tensor:
+    m, k = af.shape
+    exact_products = _products_exact(af, bf, acc_fmt)
+    if _native.usable(af, bf):  # the whole triple loop in one native call
+        return _native.matmul_exact(af, bf, c, q, cl, exact_products)
+    out = torch.zeros((m, bf.shape[1]), dtype=torch.float32, device=af.device)
+    for i in range(-(-k // cl)):
+        partial = torch.zeros_like(out)
+        for kk in range(i * cl, min((i + 1) * cl, k)):
+            if exact_products:  # one float32 op, then one rounding
+                partial = round_nearest_(
+                    torch.addcmul(partial, af[:, kk:kk + 1], bf[kk:kk + 1, :]), c, q)
+            else:
+                partial = add_round(partial, af[:, kk:kk + 1], c, q, bf[kk:kk + 1, :])
+        out = add_round(out, partial, c, q)
+    return out
+
+
+def _chunk_products(af: torch.Tensor, bf: torch.Tensor, cl: int, g0: int, g1: int
+                    ) -> torch.Tensor:
+    """float32 products of chunks g0..g1-1 (chunk i covers k in [i*cl, (i+1)*cl)), stacked."""
+    m, k = af.shape
+    n = bf.shape[1]
+    full = min(g1, k // cl)  # chunks g0..full-1 are complete; chunk `full` may be short
+    buf = torch.empty((g1 - g0, m, n), dtype=torch.float32, device=af.device)
+    if full > g0:
+        a3 = af[:, g0 * cl:full * cl].unflatten(1, (full - g0, cl)).transpose(0, 1)
+        b3 = bf[g0 * cl:full * cl].unflatten(0, (full - g0, cl))
+        torch.bmm(a3, b3, out=buf[:full - g0])
+    if g1 > full:
+        torch.mm(af[:, full * cl:], bf[full * cl:], out=buf[full - g0])
+    return buf
+
+
+def _matmul_fast(af: torch.Tensor, bf: torch.Tensor, acc_fmt: FloatFormat, c: torch.Tensor,
+                 q: torch.Tensor, cl: int) -> torch.Tensor:
+    m, k = af.shape
+    n = bf.shape[1]
+    nc = -(-k // cl)
+    if _native.usable(af, bf):  # groups of chunk products, each group accumulated in one call
+        if nc == 1:  # one chunk: round the product in place
+            return _native.round_sum1_(af @ bf, c, q)
+        out = torch.empty((m, n), dtype=torch.float32)
+        group = max(1, min(nc, _PARTIALS_BUDGET // (m * n)))
+        for g0 in range(0, nc, group):
+            parts = _chunk_products(af, bf, cl, g0, min(nc, g0 + group))
+            _native.accumulate_(out, parts, c, q, round_terms=True, init=g0 == 0)
+        return out
+    out = torch.zeros((m, n), dtype=torch.float32, device=af.device)
+    if m * n >= _FAST_LOOP_MIN_NUMEL:  # large outputs: one GEMM per chunk, fused rounding
+        for i in range(nc):
+            part = af[:, i * cl:(i + 1) * cl] @ bf[i * cl:(i + 1) * cl, :]
+            out = add_round(out, part, c, q, round_u=True)
+        return out
+    partials = round_nearest_(_chunk_products(af, bf, cl, 0, nc), c, q)
+    return _accumulate(partials, acc_fmt)
+
+
+# ------------------------------------------------------------------------------------------
+# Fast-mode products in the layouts of an im2col convolution (internal; native kernels only).
+# The errors of a convolution arrive as (B, O, L): batch, channels, output positions. These
+# helpers work in that layout -- no transposed copies -- with exactly the chunking of
+# ``chunked_matmul``/``chunked_sum(..., mode="fast")`` applied to the flattened matrices:
+# chunks of the reduction dimension for the backward-data product, chunks of the flattened
+# (batch, position) index, in row-major order, for the bias gradient.
+
+def _grid_subset(data: FloatFormat, acc: FloatFormat) -> bool:
+    """True if every finite value of ``data`` is a value of ``acc`` (rounding is a no-op).
+
+    Every value of ``data`` is a multiple of its smallest spacing ``2**(emin - man_bits)``
+    with at most ``man_bits + 1`` significant bits.
+    """
+    if data.man_bits > acc.man_bits or data.max_value > acc.max_value:
+        return False
+    if data.emin - data.man_bits < acc.emin - acc.man_bits:
+        return False
+    return acc.subnormals or data.min_subnormal >= acc.min_normal
+
+
+def _left_fast(a: torch.Tensor, bt: torch.Tensor, fmt: FloatFormat, chunk: int
+               ) -> torch.Tensor:
+    """``out[b] = a @ bt[b]`` for a (M, K) and bt (B, K, L): (B, M, L), chunks along K."""
+    m, k = a.shape
+    bsz, _, ln = bt.shape
+    c, q = _constants(fmt, a.device)
+    if k == 0:
+        return torch.zeros((bsz, m, ln), dtype=torch.float32)
+    cl = min(chunk, k)
+    nc = -(-k // cl)
+    if nc == 1:  # one chunk: round the product in place
+        return _native.round_sum1_(torch.bmm(a.expand(bsz, m, k), bt), c, q)
+    out = torch.empty((bsz, m, ln), dtype=torch.float32)
+    group = max(1, min(nc, _PARTIALS_BUDGET // max(1, bsz * m * ln)))
+    for g0 in range(0, nc, group):
+        g1 = min(nc, g0 + group)
+        buf = torch.empty((g1 - g0, bsz, m, ln), dtype=torch.float32)
+        for i in range(g0, g1):
+            lo, hi = i * cl, min((i + 1) * cl, k)
+            torch.bmm(a[:, lo:hi].expand(bsz, m, hi - lo), bt[:, lo:hi, :], out=buf[i - g0])
+        _native.accumulate_(out, buf, c, q, round_terms=True, init=g0 == 0)
+    return out
+
+
+def _bl_chunks(bsz: int, ln: int, chunk: int) -> tuple[str, int] | None:
+    """How chunks of the flattened (batch, position) index fall: ("split", chunks per image)
+    if each image holds a whole number of chunks, ("group", images per chunk) if each chunk
+    holds a whole number of images, None otherwise."""
+    cl = min(chunk, bsz * ln)
+    if ln % cl == 0:
+        return "split", ln // cl
+    if cl % ln == 0:
+        return "group", cl // ln
+    return None
+
+
+def _sum_fast(g: torch.Tensor, fmt: FloatFormat, chunk: int) -> torch.Tensor | None:
+    """``sum_{b,l} g[b, :, l]`` for g (B, M, L) (terms already representable in ``fmt``),
+    chunked along the flattened (b, l) index in row-major order, as
+    ``chunked_sum(g.transpose(1, 2).reshape(-1, M), fmt, chunk, dim=0, mode="fast")``;
+    None if the chunks straddle images unevenly."""
+    bsz, m, ln = g.shape
+    how = _bl_chunks(bsz, ln, chunk)
+    if how is None or bsz * ln == 0:
+        return None
+    c, q = _constants(fmt, g.device)
+    kind, r = how
+    if kind == "split":
+        terms = g.reshape(bsz, m, r, ln // r).sum(-1).transpose(1, 2).reshape(-1, m)
+    else:
+        per_img = g.sum(-1)
+        pad = -bsz % r
         if pad:
-            af = torch.nn.functional.pad(af, (0, pad))
-            bf = torch.nn.functional.pad(bf, (0, 0, 0, pad))
-        ab = af.reshape(m, nc, cl).transpose(0, 1).contiguous()  # (nc, M, CL)
-        bb = bf.reshape(nc, cl, n)  # (nc, CL, N)
-        partials = round_nearest_(torch.bmm(ab, bb), c, q)
-        return _accumulate(partials, acc_fmt)
+            per_img = torch.cat([per_img, per_img.new_zeros((pad, m))])
+        terms = per_img.reshape(-1, r, m).sum(1)
+    out = torch.empty(m, dtype=torch.float32)
+    return _native.accumulate_(out, terms.contiguous(), c, q, round_terms=True, init=True)

@@ -25,7 +25,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from neurips18.lowprec.accumulate import _MODES, chunked_matmul, chunked_sum
+from neurips18.lowprec import _native
+from neurips18.lowprec.accumulate import (
+    _MODES,
+    _grid_subset,
+    _left_fast,
+    _matmul,
+    _sum_fast,
+    chunked_sum,
+)
 from neurips18.lowprec.formats import E5M2, E6M9, FloatFormat
 from neurips18.lowprec.quantize import quantize
 
@@ -85,11 +93,16 @@ class _LayerCfg:
     loss_scale: float
 
     def mm(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return chunked_matmul(a, b, self.acc, chunk=self.chunk, mode=self.mode)
+        """Chunked product of float32 matrices (any strides; no copies, no checks)."""
+        return _matmul(a, b, self.acc, self.chunk, self.mode)
 
 
 def _bias_grad(g2: torch.Tensor, cfg: _LayerCfg) -> torch.Tensor:
     return chunked_sum(g2, cfg.acc, chunk=cfg.chunk, dim=0, mode=cfg.mode)
+
+
+def _unscale(x: torch.Tensor, s: float) -> torch.Tensor:
+    return x if s == 1.0 else x / s
 
 
 class _Fp8LinearFn(torch.autograd.Function):
@@ -114,11 +127,11 @@ class _Fp8LinearFn(torch.autograd.Function):
         gq = quantize(gy * s if s != 1.0 else gy, cfg.data)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = cfg.mm(gq, wq) / s
+            gx = _unscale(cfg.mm(gq, wq), s)
         if ctx.needs_input_grad[1]:
-            gw = cfg.mm(gq.t(), xq) / s  # the long sum: over the batch
+            gw = _unscale(cfg.mm(gq.t(), xq), s)  # the long sum: over the batch
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            gb = _bias_grad(gq, cfg) / s
+            gb = _unscale(_bias_grad(gq, cfg), s)
         return gx, gw, gb, None
 
 
@@ -149,23 +162,47 @@ class Fp8Linear(nn.Linear):
                 f"chunk={c.chunk}, mode={c.mode}")
 
 
+def _im2row(x: torch.Tensor, khw: tuple[int, int], geom: tuple[Any, ...]) -> torch.Tensor:
+    """(B*L, C*kh*kw) patch matrix of ``x``: row ``b*L + l`` holds the patch of output
+    position ``l`` of image ``b``, columns in ``F.unfold``'s (c, i, j) order. One strided copy
+    (``unfold`` followed by a transpose would copy twice)."""
+    stride, padding, dilation = geom
+    if padding[0] or padding[1]:
+        x = F.pad(x, (padding[1], padding[1], padding[0], padding[0]))
+    x = x.contiguous()
+    bsz, c, h, w = x.shape
+    kh, kw = khw
+    ho = (h - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    wo = (w - dilation[1] * (kw - 1) - 1) // stride[1] + 1
+    s0, s1, s2, s3 = x.stride()
+    view = x.as_strided((bsz, ho, wo, c, kh, kw),
+                        (s0, s2 * stride[0], s3 * stride[1], s1, s2 * dilation[0],
+                         s3 * dilation[1]))
+    return view.reshape(bsz * ho * wo, c * kh * kw)
+
+
 class _Fp8Conv2dFn(torch.autograd.Function):
+    """im2col convolution: the three GEMMs are chunked products of the flattened matrices
+    (patches (B*L, K), weights (O, K), errors (B*L, O)). With the native kernels in fast mode
+    the backward-data product and the bias gradient work on the errors in their (B, O, L)
+    layout (:func:`~neurips18.lowprec.accumulate._left_fast`, ``_sum_fast``), chunking the
+    same flattened matrices in the same order, without transposed copies."""
+
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                 geom: tuple[Any, ...], cfg: _LayerCfg) -> torch.Tensor:
-        stride, padding, dilation = geom
         bsz, _, h, wd = x.shape
         o, _, kh, kw = w.shape
         xq = quantize(x, cfg.data)
         wq = quantize(w, cfg.data).reshape(o, -1)
-        cols = F.unfold(xq, (kh, kw), dilation=dilation, padding=padding, stride=stride)
-        n_pos = cols.shape[-1]
-        x2 = cols.transpose(1, 2).reshape(bsz * n_pos, -1)
+        x2 = _im2row(xq, (kh, kw), geom)  # (B*L, K)
+        n_pos = x2.shape[0] // bsz if bsz else 0
+        stride, padding, dilation = geom
+        ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+        wo = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         y2 = cfg.mm(x2, wq.t())  # (B*L, O)
         if b is not None:
             y2 = quantize(y2 + b.detach().float(), cfg.acc)
-        ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (wd + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
         ctx.save_for_backward(x2, wq)
         ctx.meta = (geom, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None)
         return y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo)
@@ -177,17 +214,28 @@ class _Fp8Conv2dFn(torch.autograd.Function):
         stride, padding, dilation = geom
         o = wq.shape[0]
         s = cfg.loss_scale
-        g2 = gy.reshape(bsz, o, n_pos).transpose(1, 2).reshape(bsz * n_pos, o)
-        gq = quantize(g2 * s if s != 1.0 else g2, cfg.data)
+        g3 = gy.reshape(bsz, o, n_pos).float()
+        gq = quantize(g3 * s if s != 1.0 else g3, cfg.data)  # (B, O, L)
+        layout = cfg.mode == "fast" and _native.usable(gq, wq)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gcols = cfg.mm(gq, wq).reshape(bsz, n_pos, -1).transpose(1, 2)
+            if layout:
+                gcols = _left_fast(wq.t(), gq, cfg.acc, cfg.chunk)  # (B, K, L)
+            else:
+                g2 = gq.transpose(1, 2).reshape(bsz * n_pos, o)
+                gcols = cfg.mm(g2, wq).reshape(bsz, n_pos, -1).transpose(1, 2)
             gx = F.fold(gcols, hw, khw, dilation=dilation, padding=padding, stride=stride)
-            gx = quantize(gx, cfg.acc) / s
-        if ctx.needs_input_grad[1]:
-            gw = (cfg.mm(gq.t(), x2) / s).reshape(o, -1, *khw)  # sum over batch x positions
+            gx = _unscale(quantize(gx, cfg.acc), s)
+        if ctx.needs_input_grad[1]:  # the long sum: over batch x positions
+            g2t = gq.permute(1, 0, 2).reshape(o, bsz * n_pos)
+            gw = _unscale(cfg.mm(g2t, x2), s).reshape(o, -1, *khw)
         if has_bias and ctx.needs_input_grad[2]:
-            gb = _bias_grad(gq, cfg) / s
+            gb = None
+            if layout and _grid_subset(cfg.data, cfg.acc):
+                gb = _sum_fast(gq, cfg.acc, cfg.chunk)
+            if gb is None:
+                gb = _bias_grad(gq.transpose(1, 2).reshape(bsz * n_pos, o), cfg)
+            gb = _unscale(gb, s)
         return gx, gw, gb, None, None
 
 

@@ -20,10 +20,13 @@ count, and each call advances the generator by one small draw. Stochastic roundi
 unbiased for results in the normal range; for subnormal results the noise has 30 bits, so
 the probability of rounding up is exact to 2**-30 of an ulp.
 
-Tensors of ``>= 2**12`` elements go through a ``torch.compile``-d version of the same
-kernel (compiled at first use, never at import); set the environment variable
-``NEURIPS18_LOWPREC_COMPILE=0`` to stay in eager mode. If compilation is not possible the
-eager kernel is used.
+Execution: on CPU the kernel runs as one call into a small native (C) library with the same
+bit manipulation and the same hash (:mod:`neurips18.lowprec._native`, built with the system C
+compiler at first use, never at import; ``NEURIPS18_LOWPREC_NATIVE=0`` disables it), except
+for tensors of ``>= 2**20`` elements while PyTorch uses several threads. Otherwise tensors of
+``>= 2**12`` elements go through a ``torch.compile``-d version of the kernel (compiled at first
+use; set ``NEURIPS18_LOWPREC_COMPILE=0`` to stay in eager mode) and smaller ones through the
+eager kernel. All paths give identical bits.
 """
 
 from __future__ import annotations
@@ -37,11 +40,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from neurips18.lowprec import _native
 from neurips18.lowprec.formats import FloatFormat
 
 Rounding = Literal["nearest", "stochastic"]
 _ROUNDINGS = ("nearest", "stochastic")
 _COMPILE_MIN_NUMEL = 1 << 12
+_NATIVE_MT_MIN_NUMEL = 1 << 20  # with several threads, larger tensors use the compiled kernel
 _INF_BITS = 0x7F800000
 _MASK32 = 0xFFFFFFFF
 _HASH_MUL = 0x45D9F3B  # < 2**27, so products of 32-bit values stay below 2**59 in int64
@@ -112,6 +117,9 @@ def _round_subnormal(a: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
     e = a >> 23
     sig = (a & 0x7FFFFF) | ((e > 0).to(torch.int32) << 23)
     s = c[_SUBB] - torch.clamp(e, min=1)
+    z = (s < 1).to(torch.int32)  # s == 0 (float32 subnormals into FP32): shift by 1 from 2*sig
+    sig = sig << z
+    s = s + z
     s_c = torch.clamp(s, min=1, max=30)  # elements in the normal range get a harmless 1
     if noise is None:
         half = (torch.ones_like(s_c) << (s_c - 1)) - 1
@@ -180,7 +188,10 @@ def round_nearest_np(x: np.ndarray, fmt: FloatFormat) -> np.ndarray:
     if small.any():
         e = a >> 23
         sig = (a & np.int32(0x7FFFFF)) | ((e > 0).astype(np.int32) << 23)
-        s_c = np.clip(subb - np.maximum(e, 1), 1, 30).astype(np.int32)
+        s = subb - np.maximum(e, 1)
+        z = (s < 1).astype(np.int32)
+        sig = sig << z
+        s_c = np.clip(s + z, 1, 30).astype(np.int32)
         hv = (np.int32(1) << (s_c - 1)) - 1
         n = (sig + hv + ((sig >> s_c) & 1)) >> s_c
         n = n * np.minimum(subok + (n >> (23 - shift)), 1)
@@ -214,7 +225,22 @@ def _compiled(stochastic: bool) -> Callable[..., torch.Tensor] | None:
 _compile_failed: set[bool] = set()
 
 
+def native_ok(x: torch.Tensor) -> bool:
+    """Internal: use the native kernels for this (flat, contiguous) tensor?
+
+    On CPU, whenever they are available, except for large tensors when PyTorch runs
+    several threads (the compiled kernel is multi-threaded, the native one is not).
+    """
+    if x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if x.numel() >= _NATIVE_MT_MIN_NUMEL and torch.get_num_threads() > 1:
+        return False
+    return _native.available()
+
+
 def _run(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor, key: torch.Tensor | None) -> Any:
+    if native_ok(x):
+        return _native.round_(x, c, q, key)
     stochastic = key is not None
     if x.numel() >= _COMPILE_MIN_NUMEL and stochastic not in _compile_failed:
         fn = _compiled(stochastic)

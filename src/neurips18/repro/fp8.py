@@ -8,8 +8,8 @@ Two experiments, both on this CPU:
    exact mode equals a chunked sum of the products (that is what is computed).
 2. MNIST training: FP32 vs the FP8 recipe (E5M2 GEMM inputs, chunked E6M9 accumulation,
    first/last layer in E6M9, E6M9 master weights updated with stochastic rounding) vs the
-   same recipe with round-to-nearest weight updates, at a standard and at a small learning
-   rate.
+   same recipe with round-to-nearest weight updates, at a standard learning rate (with and
+   without loss scaling) and over a sweep of small learning rates (the SR ablation).
 
 Departures from the paper: CIFAR-10 and ImageNet are not available here, so the paper's
 accuracy table is recorded (where it could be recovered) but not re-run; MNIST MLP/CNN stand
@@ -42,6 +42,15 @@ _BRIEF_SWEEP = {1: 0.75, 8: 0.019, 64: 0.0023, 128: 0.0016, 1024: 0.015}  # N = 
 _PAPER_TABLE_MODELS = ["CIFAR10-CNN", "CIFAR10-ResNet", "ImageNet AlexNet", "ImageNet ResNet18",
                        "ImageNet ResNet50", "speech DNN"]
 
+# Nearest-rounding ablation: a sweep over small learning rates. Pass criterion, fixed before
+# the sweep was first run (session 2) and not to be moved: at EVERY learning rate of the sweep
+# (a) FP8 + SR is within 1 point of FP32 (issue target) and (b) FP8 with round-to-nearest
+# updates is at least 5 points below FP32 (our reading of "visibly fails"; the same threshold
+# as the single-lr check of session 1); and (c) the nearest-rounding gap at the smallest lr is
+# at least the gap at the largest (the failure grows as lr shrinks).
+_GAP_MIN = 5.0
+_SR_TOL = 1.0
+
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "acc_sizes": [1024, 4096, 16384],
@@ -54,7 +63,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "seeds": 1,
         "batch": 64,
         "standard": {"lr": 0.1, "epochs": 2},
-        "small": {"lr": 0.002, "epochs": 2},
+        "small": {"lrs": [0.002, 0.0005], "epochs": 2},
         "loss_scale": 1024.0,
     },
     "full": {
@@ -66,13 +75,17 @@ PROFILES: dict[str, dict[str, Any]] = {
         "n_train": 60000,
         "n_test": 10000,
         "seeds": 3,
-        "seeds_per_model": {"cnn": 1},  # CPU budget: the emulated CNN is ~5x slower
         "batch": 64,
         "standard": {"lr": 0.1, "epochs": 2},
-        "small": {"lr": 0.002, "epochs": 1},
+        "small": {"lrs": [0.002, 0.001, 0.0005], "epochs": 1},
         "loss_scale": 1024.0,
     },
 }
+
+
+def _small_lrs(cfg: dict[str, Any]) -> list[float]:
+    small = cfg["small"]
+    return [float(v) for v in small.get("lrs", [small.get("lr")])]
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -179,24 +192,40 @@ def _train(model_name: str, variant: str, lr: float, epochs: int, seed: int, dat
             "steps": steps}
 
 
+def _runs(cfg: dict[str, Any]) -> list[tuple[str, str, float, int, str, int]]:
+    """(model, regime, lr, epochs, variant, seed) of every training run, in run order."""
+    runs = []
+    for m in cfg["models"]:
+        st = cfg["standard"]
+        for v in ("fp32", "fp8", "fp8-ls", "fp8-nearest"):
+            runs += [(m, "standard", st["lr"], st["epochs"], v, s) for s in range(_seeds(cfg, m))]
+        for lr in _small_lrs(cfg):
+            for v in ("fp32", "fp8", "fp8-nearest"):
+                runs += [(m, "small", lr, cfg["small"]["epochs"], v, s)
+                         for s in range(_seeds(cfg, m))]
+    return runs
+
+
+def _key(m: str, regime: str, lr: float, v: str, s: int) -> str:
+    if regime == "standard":
+        return f"train-{m}-standard-{v}-seed{s}"
+    return f"train-{m}-small-lr{lr:g}-{v}-seed{s}"
+
+
 def _training(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.config
     data = None
     out: dict[str, Any] = {}
-    runs = [(m, regime, v, s) for m in cfg["models"] for regime in ("standard", "small")
-            for v in ("fp32", "fp8", "fp8-nearest") for s in range(_seeds(cfg, m))]
-    # added after the first full run: the recipe with loss scaling (standard lr only)
-    runs += [(m, "standard", "fp8-ls", s) for m in cfg["models"] for s in range(_seeds(cfg, m))]
-    for m, regime, v, s in ctx.progress(runs, desc="MNIST training"):
-        key = f"train-{m}-{regime}-{v}-seed{s}"
+    for m, regime, lr, epochs, v, s in ctx.progress(_runs(cfg), desc="MNIST training"):
+        key = _key(m, regime, lr, v, s)
 
-        def job(m: str = m, regime: str = regime, v: str = v, s: int = s) -> dict[str, Any]:
+        def job(m: str = m, lr: float = lr, epochs: int = epochs, v: str = v,
+                s: int = s) -> dict[str, Any]:
             nonlocal data
             if data is None:
                 data = _load(cfg, ctx.seed)
-            r = cfg[regime]
-            return _train(m, v, r["lr"], r["epochs"], ctx.seed + 100 * s, data, cfg["batch"],
-                          ctx, loss_scale=cfg["loss_scale"])
+            return _train(m, v, lr, epochs, ctx.seed + 100 * s, data, cfg["batch"], ctx,
+                          loss_scale=cfg["loss_scale"])
 
         out[key] = ctx.cached(key, job)
     return out
@@ -253,36 +282,53 @@ def _run(ctx: RunContext) -> Outcome:
                              tol=0.0, mode="min"))
 
     train = _training(ctx)
+    gaps: dict[str, dict[str, dict[str, float]]] = {}
     for m in cfg["models"]:
-        def accs(regime: str, v: str, m: str = m) -> list[float]:
-            return [train[f"train-{m}-{regime}-{v}-seed{s}"]["acc"]
-                    for s in range(_seeds(cfg, m))]
+        def accs(regime: str, v: str, lr: float = 0.0, m: str = m) -> list[float]:
+            return [train[_key(m, regime, lr, v, s)]["acc"] for s in range(_seeds(cfg, m))]
 
+        lr0 = cfg["standard"]["lr"]
         fp32, fp8 = _mean(accs("standard", "fp32")), _mean(accs("standard", "fp8"))
-        comps.append(compare(f"{m}: test accuracy FP8 recipe (%), lr {cfg['standard']['lr']}",
+        comps.append(compare(f"{m}: test accuracy FP8 recipe, no loss scaling (%), lr {lr0}",
                              fp8, fp32, source="issue target: within 0.3 points of FP32 "
                              "(reference = our FP32 run, same seeds)", tol=0.3, mode="min"))
         ls = _mean(accs("standard", "fp8-ls"))
         comps.append(compare(f"{m}: test accuracy FP8 recipe + loss scale "
-                             f"{cfg['loss_scale']:g} (%), lr {cfg['standard']['lr']}", ls, fp32,
+                             f"{cfg['loss_scale']:g} (%), lr {lr0}", ls, fp32,
                              source="issue target: within 0.3 points of FP32 (reference = our "
                              "FP32 run, same seeds)", tol=0.3, mode="min"))
-        s32, s8 = _mean(accs("small", "fp32")), _mean(accs("small", "fp8"))
-        snr = _mean(accs("small", "fp8-nearest"))
-        comps.append(compare(f"{m}: test accuracy FP8 + SR (%), small lr {cfg['small']['lr']}",
-                             s8, s32, source="issue target: SR within 1 point of FP32 "
-                             "(reference = our FP32 run at the same lr)", tol=1.0, mode="min"))
-        comps.append(compare(f"{m}: accuracy gap FP32 - FP8 nearest updates (points), small lr",
-                             s32 - snr, 5.0, source="issue target ('visibly fails'); the 5-point "
-                             "threshold is ours", tol=0.0, mode="min"))
-        comps.append(compare(f"{m}: test accuracy FP32 (%), lr {cfg['standard']['lr']} "
-                             "(reference run)", fp32, None,
-                             source="paper table not recovered; MNIST is not in the paper",
+        comps.append(compare(f"{m}: test accuracy FP32 (%), lr {lr0} (reference run)", fp32,
+                             None, source="paper table not recovered; MNIST is not in the paper",
                              tol=0.0))
+        gaps[m] = {}
+        lrs = _small_lrs(cfg)
+        for lr in lrs:
+            s32 = _mean(accs("small", "fp32", lr))
+            s8 = _mean(accs("small", "fp8", lr))
+            snr = _mean(accs("small", "fp8-nearest", lr))
+            gaps[m][f"{lr:g}"] = {"fp32": s32, "sr": s8, "nearest": snr,
+                                  "gap_sr": s32 - s8, "gap_nearest": s32 - snr}
+            comps.append(compare(f"{m}: test accuracy FP8 + SR updates (%), lr {lr:g}", s8, s32,
+                                 source="issue target: SR within 1 point of FP32 (reference = "
+                                 "our FP32 run at the same lr, same seeds)", tol=_SR_TOL,
+                                 mode="min"))
+            comps.append(compare(f"{m}: accuracy gap FP32 - FP8 nearest updates (points), "
+                                 f"lr {lr:g}", s32 - snr, _GAP_MIN,
+                                 source="issue target ('visibly fails at small learning "
+                                 "rates'); threshold 5 points at every lr of the sweep, ours, "
+                                 "fixed before the sweep", tol=0.0, mode="min"))
+        if len(lrs) > 1:
+            lo, hi = f"{min(lrs):g}", f"{max(lrs):g}"
+            comps.append(compare(f"{m}: nearest gap at lr {lo} minus gap at lr {hi} (points)",
+                                 gaps[m][lo]["gap_nearest"] - gaps[m][hi]["gap_nearest"], 0.0,
+                                 source="issue: the failure appears at small learning rates; "
+                                 "criterion (fixed before the sweep): the gap does not shrink "
+                                 "as lr shrinks", tol=0.0, mode="min"))
     for model in _PAPER_TABLE_MODELS:
         comps.append(compare(f"paper table: {model} test error FP8 - FP32 (points)", None, None,
-                             source="arXiv:1812.08011 accuracy table: not recovered (search "
-                             "tools showed only abstract and introduction)", tol=0.0))
+                             source="arXiv:1812.08011 accuracy table: not recovered (the "
+                             "search tools showed only the abstract and introduction, in two "
+                             "sessions)", tol=0.0))
     notes.append("Accumulation rows compare with values measured by the project brief in the "
                  "same setting (another random stream), not with the paper, whose Fig. 3(b) "
                  "numbers could not be read; tolerance: within 50% (median of 32 vectors).")
@@ -294,15 +340,24 @@ def _run(ctx: RunContext) -> Outcome:
     notes.append(f"Profile {ctx.profile}: MNIST {cfg['n_train']} train / {cfg['n_test']} test "
                  f"images, seeds per model {seeds}, batch {cfg['batch']}, plain SGD; "
                  f"epochs: {cfg['standard']['epochs']} at lr {cfg['standard']['lr']}, "
-                 f"{cfg['small']['epochs']} at lr {cfg['small']['lr']}; GEMMs "
+                 f"{cfg['small']['epochs']} at each lr of the small-lr sweep "
+                 f"{[f'{v:g}' for v in _small_lrs(cfg)]}; GEMMs "
                  "in the recipe's fast accumulation mode (float32 within a chunk of 64, E6M9 "
                  "between chunks).")
-    notes.append(f"'FP8 recipe' runs use loss_scale 1 (no loss scaling); 'fp8-ls' runs scale "
+    notes.append(f"'FP8 recipe, no loss scaling' runs use loss_scale 1; 'fp8-ls' runs scale "
                  f"the errors entering the backward GEMMs by {cfg['loss_scale']:g} before the "
-                 "E5M2 rounding (the value was fixed before running; not tuned).")
+                 "E5M2 rounding (the value was fixed before running; not tuned). Whether the "
+                 "paper's recipe uses loss scaling could not be checked: the search tools "
+                 "exposed only the paper's abstract and introduction, which do not mention it. "
+                 "Both rows are therefore kept; neither is labelled 'the paper's recipe'.")
+    notes.append("Nearest-rounding ablation: pass criterion fixed before the sweep was run "
+                 f"-- at every lr, FP8 + SR within {_SR_TOL:g} point of FP32 and FP8 + nearest "
+                 f"at least {_GAP_MIN:g} points below FP32; the nearest gap at the smallest lr "
+                 "at least the gap at the largest.")
     secs = {k: v["seconds"] for k, v in train.items()}
     return Outcome(comparisons=comps, data={"accumulation": acc, "training": train,
-                                            "config": cfg, "train_seconds": secs}, notes=notes)
+                                            "config": cfg, "train_seconds": secs,
+                                            "small_lr_gaps": gaps}, notes=notes)
 
 
 def plot(data: dict[str, Any], fig: Any) -> None:
@@ -328,14 +383,19 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     ax.set_ylabel("median relative error")
     ax.set_title(f"N = {cfg['sweep_size']}, uniform")
     ax = axes[2]
-    train = data["training"]
-    for key, r in sorted(train.items()):
-        if key.endswith("seed0"):
-            label = key.removeprefix("train-").removesuffix("-seed0")
-            ax.plot(range(1, len(r["curve"]) + 1), r["curve"], marker="o", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("MNIST")
+    gaps = data.get("small_lr_gaps", {})
+    for m, marker in zip(sorted(gaps), "os^", strict=False):
+        lrs = sorted(gaps[m], key=float)
+        x = [float(v) for v in lrs]
+        ax.semilogx(x, [gaps[m][v]["gap_nearest"] for v in lrs], marker + "-",
+                    label=f"{m}: FP8, nearest updates")
+        ax.semilogx(x, [gaps[m][v]["gap_sr"] for v in lrs], marker + "--",
+                    label=f"{m}: FP8, stochastic rounding")
+    ax.axhline(_GAP_MIN, color="grey", lw=0.8, ls=":")
+    ax.axhline(_SR_TOL, color="grey", lw=0.8, ls="-.")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("FP32 accuracy - FP8 accuracy (points)")
+    ax.set_title("MNIST: weight-update rounding vs lr")
     ax.legend(fontsize=6)
     fig.set_size_inches(15, 4.5)
     fig.tight_layout()

@@ -1,0 +1,400 @@
+"""Optional native (C) kernels for the CPU emulation: rounding and sequential accumulation.
+
+The emulation's hot loops are long chains of tiny dependent operations -- the chunk results
+of a GEMM added one after the other with a rounding after each addition, and the rounding
+itself (a dozen integer operations per element). In PyTorch each link of such a chain is a
+separate kernel launch; here one C call runs the whole chain over a contiguous float32
+buffer.
+
+The kernels compute exactly what the PyTorch kernels of :mod:`neurips18.lowprec.quantize`
+compute (same bit manipulation, same counter-based hash for the stochastic-rounding noise),
+so results are identical with and without them; the tests check this bit for bit.
+
+The C source is plain C11 with no Python or PyTorch headers. It is compiled with the system
+C compiler (``$CC``, else ``cc``) the first time a kernel is needed -- never at import -- into
+a per-user cache directory (``$NEURIPS18_CACHE_DIR`` or ``~/.cache/neurips18``), keyed by a
+hash of the source, the flags and the CPU, and loaded with :mod:`ctypes`. If no compiler
+is found or the build fails, every caller falls back to the PyTorch kernels. Set
+``NEURIPS18_LOWPREC_NATIVE=0`` to disable the native kernels.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_SRC = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint32_t shift, half, lsbm, keep, low, minn, maxb, ovfb;
+    int32_t subb;
+    uint32_t subok, man;
+    float q;
+} P;
+
+static P load(const int32_t *c, float q) {
+    P p;
+    p.shift = (uint32_t)c[0]; p.half = (uint32_t)c[1]; p.lsbm = (uint32_t)c[2];
+    p.keep = (uint32_t)c[3]; p.low = (uint32_t)c[4]; p.minn = (uint32_t)c[5];
+    p.maxb = (uint32_t)c[6]; p.ovfb = (uint32_t)c[7]; p.subb = c[8];
+    p.subok = (uint32_t)c[9]; p.man = 23u - p.shift; p.q = q;
+    return p;
+}
+
+static inline uint32_t f2u(float x) { uint32_t u; memcpy(&u, &x, 4); return u; }
+static inline float u2f(uint32_t u) { float x; memcpy(&x, &u, 4); return x; }
+
+static inline uint32_t mix(uint32_t h) {
+    h = ((h >> 16) ^ h) * 0x45D9F3Bu;
+    h = ((h >> 16) ^ h) * 0x45D9F3Bu;
+    return (h >> 16) ^ h;
+}
+
+/* Branch-free select (lets the compiler vectorise the loops). */
+static inline uint32_t sel(uint32_t cond, uint32_t x, uint32_t y) {
+    uint32_t m = 0u - cond;  /* cond is 0 or 1 */
+    return (x & m) | (y & ~m);
+}
+
+/* Round x to the format; sto selects stochastic rounding with 31-bit noise. Both the
+   normal and the subnormal result are computed, mirroring quantize._kernel. */
+static inline __attribute__((always_inline)) float rnd(float x, const P *p, int sto,
+                                                       uint32_t noise) {
+    uint32_t b = f2u(x);
+    uint32_t a = b & 0x7FFFFFFFu;
+    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
+                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
+    r = sel(r > p->maxb, p->ovfb, r);
+    int32_t e = (int32_t)(a >> 23);
+    int32_t e1 = e + (int32_t)(e == 0);
+    uint32_t sig = (a & 0x7FFFFFu) | ((uint32_t)(e > 0) << 23);
+    int32_t s = p->subb - e1;
+    int32_t z = (int32_t)(s < 1);  /* s == 0 only for FP32 itself: shift 2*sig by 1 */
+    sig <<= z;
+    s += z;
+    int32_t sc = s < 1 ? 1 : s;
+    sc = sc > 30 ? 30 : sc;
+    uint32_t n;
+    if (sto) {
+        int32_t extra = s - sc;
+        extra = extra < 0 ? 0 : extra;
+        extra = extra > 31 ? 31 : extra;
+        n = ((sig >> extra) + (noise & ((1u << sc) - 1u))) >> sc;
+    } else {
+        n = (sig + ((1u << (sc - 1)) - 1u) + ((sig >> sc) & 1u)) >> sc;
+    }
+    uint32_t keepn = p->subok | (n >> p->man);
+    keepn = keepn > 1u ? 1u : keepn;
+    n = n * keepn;
+    uint32_t sub = f2u((float)(int32_t)n * p->q);
+    r = sel(a < p->minn, sub, r);
+    return u2f(sel(a >= 0x7F800000u, b, (b & 0x80000000u) | r));
+}
+
+/* The same rounding for inputs that are zero or normal with a normal result path: enough
+   for most data, and about half the work. */
+static inline __attribute__((always_inline)) float rnd_normal(float x, const P *p, int sto,
+                                                              uint32_t noise) {
+    uint32_t b = f2u(x);
+    uint32_t a = b & 0x7FFFFFFFu;
+    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
+                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
+    r = sel(r > p->maxb, p->ovfb, r);
+    return u2f((b & 0x80000000u) | r);
+}
+
+/* 1 if some x[j] is a non-zero value below the smallest normal of the format, or inf/NaN
+   (then the block takes the full rounding). */
+static inline int needs_full(const float *x, int64_t n, const P *p) {
+    uint32_t flag = 0u;
+    for (int64_t j = 0; j < n; j++) {
+        uint32_t a = f2u(x[j]) & 0x7FFFFFFFu;
+        flag |= (uint32_t)((a - 1u) < (p->minn - 1u)) | (uint32_t)(a >= 0x7F800000u);
+    }
+    return flag != 0u;
+}
+
+enum { BLK = 256 };
+
+/* dst[j] = round(src[j]) (nearest), block by block with the short path where possible. */
+static void round_into(float *restrict dst, const float *restrict src, int64_t n,
+                       const P *p) {
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        const float *xb = src + i0;
+        float *yb = dst + i0;
+        if (needs_full(xb, m, p)) {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd(xb[i], p, 0, 0u);
+        } else {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd_normal(xb[i], p, 0, 0u);
+        }
+    }
+}
+
+void lp_round_nearest(const float *x, float *y, int64_t n, const int32_t *c, float q) {
+    P p = load(c, q);
+    round_into(y, x, n, &p);  /* x and y are distinct (the caller allocates y) */
+}
+
+/* In place x <- round(+0 + round(x)): a one-term accumulation. */
+void lp_round_sum1(float *x, int64_t n, const int32_t *c, float q) {
+    P p = load(c, q);
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        float *xb = x + i0;
+        if (needs_full(xb, m, &p)) {
+            for (int64_t i = 0; i < m; i++) xb[i] = rnd(xb[i], &p, 0, 0u) + 0.0f;
+        } else {
+            for (int64_t i = 0; i < m; i++) xb[i] = rnd_normal(xb[i], &p, 0, 0u) + 0.0f;
+        }
+    }
+}
+
+void lp_round_stochastic(const float *x, float *y, int64_t n, const int32_t *c, float q,
+                         uint32_t k0, uint32_t k1) {
+    P p = load(c, q);
+    uint32_t noise[BLK];
+    for (int64_t i0 = 0; i0 < n; i0 += BLK) {
+        int64_t m = n - i0 < BLK ? n - i0 : BLK;
+        const float *xb = x + i0;
+        float *yb = y + i0;
+        uint32_t hi = (uint32_t)((uint64_t)i0 >> 32);  /* constant within a block */
+        for (int64_t i = 0; i < m; i++) {
+            uint32_t h = mix((uint32_t)(i0 + i) ^ k0);
+            noise[i] = mix(h ^ k1 ^ hi) & 0x7FFFFFFFu;
+        }
+        if (needs_full(xb, m, &p)) {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd(xb[i], &p, 1, noise[i]);
+        } else {
+            for (int64_t i = 0; i < m; i++) yb[i] = rnd_normal(xb[i], &p, 1, noise[i]);
+        }
+    }
+}
+
+/* acc[j] <- round(acc[j] + t[i, j]) for i = 0..g-1 in order (t[i, j] rounded first if
+   round_terms; acc set to +0 first if init), tiled over j so that a tile of acc stays in
+   cache. acc and t must not overlap. */
+void lp_accumulate(float *restrict acc, const float *restrict t, int64_t g, int64_t mn,
+                   const int32_t *c, float q, int round_terms, int init) {
+    P p = load(c, q);
+    enum { T = 2048 };
+    float tmp[T];
+    for (int64_t j0 = 0; j0 < mn; j0 += T) {
+        int64_t jn = mn - j0 < T ? mn - j0 : T;
+        float *a = acc + j0;
+        int64_t i0 = 0;
+        if (init && g > 0) {
+            /* acc starts at +0: round(+0 + round(t)) == round(t) + 0 (the + 0 turns -0 into
+               +0; a representable value stays representable) */
+            const float *t0 = t + j0;
+            if (round_terms) {
+                round_into(a, t0, jn, &p);
+                for (int64_t j = 0; j < jn; j++) a[j] += 0.0f;
+            } else {
+                for (int64_t j = 0; j < jn; j++) tmp[j] = t0[j] + 0.0f;
+                round_into(a, tmp, jn, &p);
+            }
+            i0 = 1;
+        } else if (init) {
+            memset(a, 0, sizeof(float) * jn);
+        }
+        for (int64_t i = i0; i < g; i++) {
+            const float *ti = t + i * mn + j0;
+            if (round_terms) {
+                round_into(tmp, ti, jn, &p);
+                for (int64_t j = 0; j < jn; j++) tmp[j] = a[j] + tmp[j];
+            } else {
+                for (int64_t j = 0; j < jn; j++) tmp[j] = a[j] + ti[j];
+            }
+            round_into(a, tmp, jn, &p);
+        }
+    }
+}
+
+/* out (M x N, zero-initialised, row-major) <- chunked product of a (strides sa0, sa1) and
+   b (row stride sb0, unit column stride): inside each chunk of cl terms every product is
+   added with a rounding (the product itself rounded first unless exact_products), then the
+   chunk result is added to out with a rounding. Tiled over rows and columns. */
+int lp_matmul_exact(const float *a, int64_t sa0, int64_t sa1, const float *b, int64_t sb0,
+                    float *out, int64_t M, int64_t K, int64_t N, int64_t cl,
+                    const int32_t *c, float q, int exact_products) {
+    P p = load(c, q);
+    enum { IB = 8, JT = 512 };
+    float *part = (float *)malloc(sizeof(float) * IB * JT);
+    if (!part) return 1;
+    for (int64_t j0 = 0; j0 < N; j0 += JT) {
+        int64_t jn = N - j0 < JT ? N - j0 : JT;
+        for (int64_t i0 = 0; i0 < M; i0 += IB) {
+            int64_t ib = M - i0 < IB ? M - i0 : IB;
+            for (int64_t k0 = 0; k0 < K; k0 += cl) {
+                int64_t k1 = K - k0 < cl ? K : k0 + cl;
+                memset(part, 0, sizeof(float) * IB * JT);
+                for (int64_t kk = k0; kk < k1; kk++) {
+                    const float *bk = b + kk * sb0 + j0;
+                    for (int64_t r = 0; r < ib; r++) {
+                        float av = a[(i0 + r) * sa0 + kk * sa1];
+                        float *pr = part + r * JT;
+                        if (exact_products) {
+                            for (int64_t j = 0; j < jn; j++)
+                                pr[j] = rnd(pr[j] + av * bk[j], &p, 0, 0u);
+                        } else {
+                            for (int64_t j = 0; j < jn; j++)
+                                pr[j] = rnd(pr[j] + rnd(av * bk[j], &p, 0, 0u), &p, 0, 0u);
+                        }
+                    }
+                }
+                for (int64_t r = 0; r < ib; r++) {
+                    float *o = out + (i0 + r) * N + j0;
+                    const float *pr = part + r * JT;
+                    for (int64_t j = 0; j < jn; j++) o[j] = rnd(o[j] + pr[j], &p, 0, 0u);
+                }
+            }
+        }
+    }
+    free(part);
+    return 0;
+}
+"""
+
+_FLAGS = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
+_NATIVE_FLAGS = ["-march=native"]
+
+
+def _cpu_signature() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("NEURIPS18_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "neurips18"
+
+
+def _build(cc: str, flags: list[str], target: Path) -> bool:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        src = Path(tmp) / "lowprec_native.c"
+        src.write_text(_SRC)
+        out = Path(tmp) / target.name
+        proc = subprocess.run([cc, *flags, str(src), "-o", str(out)], capture_output=True,
+                              timeout=120, check=False)
+        if proc.returncode != 0 or not out.exists():
+            return False
+        os.replace(out, target)  # atomic: concurrent builders do not see a partial file
+    return True
+
+
+@functools.cache
+def _lib() -> Any:
+    if os.environ.get("NEURIPS18_LOWPREC_NATIVE", "1") == "0":
+        return None
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        return None
+    for flags in (_FLAGS + _NATIVE_FLAGS, _FLAGS):
+        key = hashlib.sha256("\0".join([_SRC, cc, *flags, platform.machine(),
+                                        _cpu_signature()]).encode()).hexdigest()[:20]
+        path = _cache_dir() / "lowprec-native" / f"lowprec_{key}.so"
+        try:
+            if not path.exists() and not _build(cc, flags, path):
+                continue
+            lib = ctypes.CDLL(str(path))
+        except (OSError, subprocess.SubprocessError):
+            continue
+        vp, i64, f32, u32, i32 = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_float,
+                                  ctypes.c_uint32, ctypes.c_int)
+        lib.lp_round_nearest.argtypes = [vp, vp, i64, vp, f32]
+        lib.lp_round_nearest.restype = None
+        lib.lp_round_stochastic.argtypes = [vp, vp, i64, vp, f32, u32, u32]
+        lib.lp_round_stochastic.restype = None
+        lib.lp_round_sum1.argtypes = [vp, i64, vp, f32]
+        lib.lp_round_sum1.restype = None
+        lib.lp_accumulate.argtypes = [vp, vp, i64, i64, vp, f32, i32, i32]
+        lib.lp_accumulate.restype = None
+        lib.lp_matmul_exact.argtypes = [vp, i64, i64, vp, i64, vp, i64, i64, i64, i64, vp,
+                                        f32, i32]
+        lib.lp_matmul_exact.restype = ctypes.c_int
+        return lib
+    return None
+
+
+def available() -> bool:
+    """True if the native kernels could be built (or loaded from the cache)."""
+    return _lib() is not None
+
+
+def usable(*tensors: torch.Tensor) -> bool:
+    """True if the native kernels are available and every tensor is a CPU float32 tensor."""
+    return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+            and _lib() is not None)
+
+
+@functools.lru_cache(maxsize=64)
+def _q_float(q: torch.Tensor) -> float:
+    return float(q.item())
+
+
+def round_(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+           key: torch.Tensor | None = None) -> torch.Tensor:
+    """Round a contiguous CPU float32 tensor into a new tensor (stochastic if ``key``)."""
+    lib = _lib()
+    y = torch.empty_like(x)
+    if key is None:
+        lib.lp_round_nearest(x.data_ptr(), y.data_ptr(), x.numel(), c.data_ptr(), _q_float(q))
+    else:
+        k0, k1 = (int(v) for v in key.tolist())
+        lib.lp_round_stochastic(x.data_ptr(), y.data_ptr(), x.numel(), c.data_ptr(),
+                                _q_float(q), k0, k1)
+    return y
+
+
+def accumulate_(acc: torch.Tensor, terms: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+                round_terms: bool, init: bool = False) -> torch.Tensor:
+    """In place: ``acc <- round(acc + terms[i])`` for every i in order (contiguous tensors,
+    ``terms`` of shape ``(g, *acc.shape)``); with ``init`` ``acc`` starts at +0 (its
+    contents are ignored, so it may come from ``torch.empty``). ``acc`` must not overlap
+    ``terms``."""
+    _lib().lp_accumulate(acc.data_ptr(), terms.data_ptr(), terms.shape[0], acc.numel(),
+                         c.data_ptr(), _q_float(q), int(round_terms), int(init))
+    return acc
+
+
+def matmul_exact(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, q: torch.Tensor,
+                 chunk: int, exact_products: bool) -> torch.Tensor:
+    """Exact-mode chunked product; ``a`` any strides, ``b`` with unit column stride."""
+    m, k = a.shape
+    n = b.shape[1]
+    if b.stride(1) != 1:
+        b = b.contiguous()
+    out = torch.zeros((m, n), dtype=torch.float32)
+    rc = _lib().lp_matmul_exact(a.data_ptr(), a.stride(0), a.stride(1), b.data_ptr(),
+                                b.stride(0), out.data_ptr(), m, k, n, chunk, c.data_ptr(),
+                                _q_float(q), int(exact_products))
+    if rc != 0:
+        raise MemoryError("lp_matmul_exact: out of memory")
+    return out
+
+
+def round_sum1_(x: torch.Tensor, c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """In place ``x <- round(+0 + round(x))`` (a one-term chunked sum); contiguous ``x``."""
+    _lib().lp_round_sum1(x.data_ptr(), x.numel(), c.data_ptr(), _q_float(q))
+    return x
