@@ -69,15 +69,22 @@ static inline uint32_t sel(uint32_t cond, uint32_t x, uint32_t y) {
     return (x & m) | (y & ~m);
 }
 
+/* The normal-range result for |x| with bits a: add the rounding increment (half an ulp plus
+   the tie-to-even bit, or the noise), drop the low bits, map overflow to the format's choice. */
+static inline __attribute__((always_inline)) uint32_t rnd_bits(uint32_t a, const P *p, int sto,
+                                                               uint32_t noise) {
+    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
+                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
+    return sel(r > p->maxb, p->ovfb, r);
+}
+
 /* Round x to the format; sto selects stochastic rounding with 31-bit noise. Both the
    normal and the subnormal result are computed, mirroring quantize._kernel. */
 static inline __attribute__((always_inline)) float rnd(float x, const P *p, int sto,
                                                        uint32_t noise) {
     uint32_t b = f2u(x);
     uint32_t a = b & 0x7FFFFFFFu;
-    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
-                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
-    r = sel(r > p->maxb, p->ovfb, r);
+    uint32_t r = rnd_bits(a, p, sto, noise);
     int32_t e = (int32_t)(a >> 23);
     int32_t e1 = e + (int32_t)(e == 0);
     uint32_t sig = (a & 0x7FFFFFu) | ((uint32_t)(e > 0) << 23);
@@ -110,9 +117,7 @@ static inline __attribute__((always_inline)) float rnd_normal(float x, const P *
                                                               uint32_t noise) {
     uint32_t b = f2u(x);
     uint32_t a = b & 0x7FFFFFFFu;
-    uint32_t r = sto ? ((a + (noise & p->low)) & p->keep)
-                     : ((a + p->half + ((a >> p->shift) & p->lsbm)) & p->keep);
-    r = sel(r > p->maxb, p->ovfb, r);
+    uint32_t r = rnd_bits(a, p, sto, noise);
     return u2f((b & 0x80000000u) | r);
 }
 
