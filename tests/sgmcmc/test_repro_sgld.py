@@ -38,6 +38,14 @@ def test_sgld_reproduction_runs_and_resumes(tmp_path):
         assert row.ours == pytest.approx(target, abs=0.15)
     assert all(c.source for c in out.comparisons)
     assert all(np.isfinite(c.ours) for c in out.comparisons)
+    # the whole-grid logistic slopes are judged against the closed forms' own prediction,
+    # which is simulation-free: LMC and SGLDFP concentrate like 1/N, SGLD does not
+    th = out.data["logistic_vs_n"]["theory"]
+    assert th["ns"] == [300, 3000]
+    for meth, target in (("lmc", -1), ("sgldfp", -1), ("sgld", 0)):
+        assert th["cov_slopes"][meth] == pytest.approx(target, abs=0.1)
+        row = by[f"logistic regression: log-log slope of ||C - C_post||_F vs N, {meth}"]
+        assert row.paper == pytest.approx(th["cov_slopes"][meth])
     fig = Figure()
     rep.plot(out.data, fig)
     assert len(fig.axes) == 4

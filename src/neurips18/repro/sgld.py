@@ -17,7 +17,12 @@ Four experiments, each a cached step:
    to Monte Carlo error, independent of any Langevin discretisation); the posterior mean the
    same for small N and, from N = 1e4 on, the second-order Laplace expansion
    (:func:`~neurips18.sgmcmc.posterior_mean_expansion`, error O(N^-2)), whose agreement with
-   importance sampling is recorded.
+   importance sampling is recorded. The log-log slopes over the whole grid are compared with
+   the slopes the closed forms predict on that grid (``logistic-theory``: invariant
+   covariances of the model linearised at the mode, means to second order), and the slopes
+   from N = 1e3 on with the issue's nominal asymptotic targets: at N = 1e2 with p = 50, SGD's
+   spread (about 1/(4p)) is far below the posterior's, so its error is not yet in the
+   asymptotic regime and its whole-grid slope is about -0.2 by the closed forms themselves.
 4. ``logistic-1e5``: N = 1e5, d = 20: SGLDFP's per-coordinate variances and mean (control
    variate estimates, with 95 % intervals) against the reference, and SGLD's variance
    inflation against the prediction of the closed forms applied to the model linearised at
@@ -294,6 +299,44 @@ def _logistic_vs_n(ctx: RunContext, data: tuple[Any, Any] | None = None,
             for key, err in (("cov", "cov_err"), ("mean", "mean_err"))}
     out["cov_slopes_plain"] = {m: _slope(ns, out["cov_err_plain"][m]) for m in methods}
     out["mean_slopes_plain"] = {m: _slope(ns, out["mean_err_plain"][m]) for m in methods}
+    theory = ctx.cached(f"{prefix}-theory", lambda: _theory_vs_n(X, y, ns, p, methods))
+    out["theory"] = theory
+    return out
+
+
+def _theory_vs_n(X: Any, y: Any, ns: Sequence[int], p: int,
+                 methods: Sequence[str]) -> dict[str, Any]:
+    """The errors that the paper's closed forms predict on the same N grid, without simulation.
+
+    Covariances: :func:`~neurips18.sgmcmc.invariant_moments` on the model linearised at the
+    mode (Brosse et al.'s closed forms for a Gaussian target), against the Laplace covariance
+    H^-1. Means, to second order: stationarity gives E[grad U(theta)] = 0 for every chain
+    (the gradient estimate is unbiased), and expanding grad U about the mode gives
+    mean - theta* = -H^-1 T[C] / 2 + O(N^-2) with T the third derivative of U at theta* and C
+    the chain's covariance; with C = H^-1 this is the posterior mean's expansion.
+    """
+    import numpy as np
+
+    from neurips18.sgmcmc import (
+        BayesianLogisticRegression,
+        find_mode,
+        invariant_moments,
+        third_derivative_at,
+    )
+
+    out: dict[str, Any] = {"ns": list(ns), "cov_err": {m: [] for m in methods},
+                           "mean_err": {m: [] for m in methods}}
+    for n in ns:
+        model = BayesianLogisticRegression(X[:n], y[:n], 1.0)
+        ts = find_mode(model, rtol=1e-12)
+        Hi = np.linalg.inv(model.hessian_potential(ts))
+        T = third_derivative_at(model, ts)
+        for meth in methods:
+            _, C = invariant_moments(model, meth, 1.0 / (2 * n), p, linearize=True)
+            out["cov_err"][meth].append(float(np.linalg.norm(C - Hi)))
+            out["mean_err"][meth].append(float(np.linalg.norm(-0.5 * Hi @ T(C - Hi))))
+    out["cov_slopes"] = {m: _slope(ns, out["cov_err"][m]) for m in methods}
+    out["mean_slopes"] = {m: _slope(ns, out["mean_err"][m]) for m in methods}
     return out
 
 
@@ -356,6 +399,28 @@ def _logistic_big(ctx: RunContext) -> dict[str, Any]:
 # --------------------------------------------------------------------------- run and plot
 
 
+def _slope_rows(exp: dict[str, Any], label: str, targets: dict[str, float]) -> list[Comparison]:
+    """Slope rows of a logistic experiment: on the whole grid against the closed forms'
+    prediction on that grid, and from N = 1e3 on against the issue's nominal targets."""
+    rows: list[Comparison] = []
+    th = exp["theory"]
+    for key, lab in (("cov", "||C - C_post||_F"), ("mean", "mean error")):
+        for meth in exp["methods"]:
+            rows.append(compare(
+                f"{label}: log-log slope of {lab} vs N, {meth}",
+                exp[f"{key}_slopes"][meth], th[f"{key}_slopes"][meth],
+                source="closed forms on the same N grid (model linearised at the mode, mean "
+                       f"to second order); issue's nominal target {targets[meth]:g}",
+                tol=0.15))
+        if "slopes_from_1e3" in exp:
+            for meth in exp["methods"]:
+                rows.append(compare(
+                    f"{label}, N >= 1e3: log-log slope of {lab} vs N, {meth}",
+                    exp["slopes_from_1e3"][key][meth], targets[meth],
+                    source="issue target (paper: Figs. 1-3, covertype N from 1e3)", tol=0.15))
+    return rows
+
+
 def run(ctx: RunContext) -> Outcome:
     import numpy as np
 
@@ -393,23 +458,9 @@ def run(ctx: RunContext) -> Outcome:
                         max(max(v) for v in exp2["mean_err"].values()), 0.0,
                         source="closed form: the invariant mean is theta* for all four",
                         tol=1e-8, mode="max"))
-    for meth in exp3["methods"]:
-        rows.append(compare(
-            f"logistic regression: log-log slope of ||C - C_post||_F vs N, {meth}",
-            exp3["cov_slopes"][meth], targets[meth],
-            source="issue target (paper: Figs. 1-3 on covertype)", tol=0.15))
-    for meth in exp3["methods"]:
-        rows.append(compare(
-            f"logistic regression: log-log slope of mean error vs N, {meth}",
-            exp3["mean_slopes"][meth], targets[meth],
-            source="issue target (paper: Figs. 1-3 on covertype)", tol=0.15))
+    rows += _slope_rows(exp3, "logistic regression", targets)
     if cov is not None:
-        for meth in cov["methods"]:
-            for key, lab in (("cov_slopes", "||C - C_post||_F"), ("mean_slopes", "mean error")):
-                rows.append(compare(
-                    f"covertype (top-5 eigenvectors): log-log slope of {lab} vs N, {meth}",
-                    cov[key][meth], targets[meth], source="issue target (paper: Figs. 1-3)",
-                    tol=0.15))
+        rows += _slope_rows(cov, "covertype (top-5 eigenvectors)", targets)
     var_ref = np.asarray(exp4["var_ref"])
     fp = exp4["sgldfp"]
     ratio_fp = np.asarray(fp["var_cv"]) / var_ref
@@ -482,14 +533,18 @@ def run(ctx: RunContext) -> Outcome:
         f"{infl:.1f}x the posterior's (linearised prediction {infl_lin:.1f}x; control-variate "
         f"estimate {np.mean(np.asarray(exp4['sgld']['var_cv']) / var_ref):.1f}x).",
     ]
-    if "slopes_from_1e3" in exp3:
-        sl = exp3["slopes_from_1e3"]
-        notes.append(
-            "Logistic vs N from N = 1e3 only (the paper's covertype range starts there): slopes "
-            f"of the covariance error { {m: round(v, 2) for m, v in sl['cov'].items()} }, of "
-            f"the mean error { {m: round(v, 2) for m, v in sl['mean'].items()} }. At N = 1e2 "
-            "SGD's own spread (O(1/p)) is smaller than the posterior's, so its errors there are "
-            "those of a point mass (||C_post||, |mean_post - mode|) and fall until N ~ 1e3.")
+    th = exp3["theory"]
+    notes.append(
+        "Logistic vs N, why the whole-grid slopes are compared with the closed forms: the "
+        "issue's nominal targets (-1 for LMC and SGLDFP, 0 for SGLD and SGD) are the "
+        "asymptotic rates. The closed forms on this very grid predict covariance slopes "
+        f"{ {m: round(v, 3) for m, v in th['cov_slopes'].items()} } and mean slopes "
+        f"{ {m: round(v, 3) for m, v in th['mean_slopes'].items()} }: for SGD at N = 1e2 "
+        "(p/N = 1/2) the chain's own spread, about gamma N / (2 p) = 1/(4p), is far below the "
+        "posterior's, so its error there is that of a point mass and falls until the two "
+        "spreads cross near N ~ 1e3; no correct sampler can give a whole-grid SGD slope within "
+        "0.15 of 0 here. The nominal targets are checked from N = 1e3 on (the paper's covertype "
+        "range), where the asymptotic regime holds.")
     data = {"closed_vs_sim": exp1, "linear_vs_n": exp2, "logistic_vs_n": exp3,
             "logistic_big": exp4, "covertype_vs_n": cov}
     if cov is None:
@@ -516,7 +571,10 @@ def plot(data: dict[str, Any], fig: Any) -> None:
             ax.loglog(lg["ns"], lg[key][m], "o-", color=COLORS[m], label=m.upper())
             if key + "_plain" in lg:
                 ax.loglog(lg["ns"], lg[key + "_plain"][m], ":", color=COLORS[m], alpha=0.5)
-        ax.set(title=f"Logistic regression, d={lg['d']} (dotted: plain averages)",
+            if "theory" in lg:
+                ax.loglog(lg["theory"]["ns"], lg["theory"][key][m], "--", color=COLORS[m],
+                          lw=0.8)
+        ax.set(title=f"Logistic, d={lg['d']} (dotted: plain averages; dashed: closed forms)",
                xlabel="N", ylabel=lab)
         ax.legend(fontsize=7)
     ax = axes[1, 1]
