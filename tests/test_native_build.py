@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from neurips18 import _cache, _native
 from neurips18.datasets import cache_dir as datasets_cache_dir
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 _ADD = "int add3(int x) { return x + 3; }\n"
 _SIG = {"add3": ([ctypes.c_int], ctypes.c_int)}
 needs_cc = pytest.mark.skipif(_native.compiler() is None, reason="no C compiler")
@@ -56,3 +60,19 @@ def test_broken_source_or_missing_symbol_gives_none(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
     assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
     assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
+
+
+@needs_cc
+def test_sgmcmc_kernel_imports_no_torch(tmp_path):
+    code = ("import numpy as np\n"
+            "from neurips18.sgmcmc import BayesianLinearRegression, sample\n"
+            "X = np.random.default_rng(0).standard_normal((50, 2))\n"
+            "m = BayesianLinearRegression(X, X[:, 0], 1.0)\n"
+            "r = sample(m, 'sgld', 0.01, 5, 10, generator=np.random.default_rng(0))\n"
+            "assert r.diagnostics['kernel'] == 'native', r.diagnostics['kernel']\n"
+            "import sys; print('torch' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "NEURIPS18_CACHE_DIR": str(tmp_path)}
+    env.pop("NEURIPS18_SGMCMC_NATIVE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300, env=env).stdout
+    assert out.split() == ["False"]
