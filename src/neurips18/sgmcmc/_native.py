@@ -49,7 +49,8 @@ _HEADER = r"""
 enum { LANES = 8, CHUNK = 64 };
 """
 
-# One copy per dtype: REAL is float or double, SUF f32 or f64, EXP expf or exp.
+# One copy per dtype: REAL is float or double, SUF f32 or f64, EXP expf or exp, fabsSUF
+# fabsf or fabs.
 _BODY = r"""
 /* x . th with LANES partial sums (lane l takes the terms k = l mod LANES), combined
    pairwise: a fixed order, and vectorisable without reassociating anything. */
@@ -64,11 +65,11 @@ static inline REAL dot_SUF(const REAL *restrict x, const REAL *restrict th, int6
     return acc[0];
 }
 
-/* 1 / (1 + e^-z) without overflow: e^-|z| is at most 1. */
+/* 1 / (1 + e^-z) without overflow: 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below, with
+   e = e^-|z| <= 1; a select instead of a branch (the sign of z is unpredictable). */
 static inline REAL logistic_SUF(REAL z) {
-    if (z >= 0) return (REAL)1 / ((REAL)1 + EXP(-z));
-    REAL e = EXP(z);
-    return e / ((REAL)1 + e);
+    REAL e = EXP(-fabsSUF(z));
+    return (z >= 0 ? (REAL)1 : e) / ((REAL)1 + e);
 }
 
 /* g += sum over rows r of x_r (t_r - h(x_r . theta)), rows given by idx (m of them) or,
@@ -138,8 +139,9 @@ int64_t sg_glm_SUF(const REAL *restrict X, int64_t n, int64_t d, const int64_t *
 
 def _source() -> str:
     out = [_HEADER]
-    for real, suf, exp in (("float", "f32", "expf"), ("double", "f64", "exp")):
-        out.append(_BODY.replace("REAL", real).replace("SUF", suf).replace("EXP", exp))
+    for real, suf, fns in (("float", "f32", "f"), ("double", "f64", "")):
+        body = _BODY.replace("fabsSUF", "fabs" + fns).replace("EXP", "exp" + fns)
+        out.append(body.replace("REAL", real).replace("SUF", suf))
     return "".join(out)
 
 
