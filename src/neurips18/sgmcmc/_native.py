@@ -16,6 +16,10 @@ floating-point summation. All arithmetic is in the model's dtype (a float32 mode
 computed in float32), without ``-ffast-math``; dot products use eight partial sums in a
 fixed order, and LMC's sum over the data set adds per-chunk partial sums.
 
+:func:`~neurips18.sgmcmc.sample` uses it for SGLD, SGLDFP and SGD; for LMC it keeps the
+NumPy loop, whose BLAS products over the whole data set beat this kernel's row loop (the
+full-data mode is kept, and tested, for small data sets and later use).
+
 Built on first use by :mod:`neurips18._native` (cache ``<cache>/sgmcmc-native``); without a
 C compiler, or with ``NEURIPS18_SGMCMC_NATIVE=0``, :func:`lib` returns None and the sampler
 keeps its NumPy loop. Standard library and NumPy only (no torch).

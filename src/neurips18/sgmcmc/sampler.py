@@ -4,9 +4,10 @@ See :mod:`neurips18.sgmcmc.kernels` for the updates (Brosse, Durmus, Moulines, N
 arXiv:1811.10072). The loop draws noise and minibatch indices in blocks from the caller's
 ``numpy.random.Generator`` (so a seed gives the same chain), keeps every array in the model's
 dtype, and stops with :class:`DivergenceError` as soon as the chain leaves any sensible range
-instead of returning NaN draws. For the built-in GLMs the steps of a block run in one call of
-a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C compiler is available, fed with
-the same random numbers as the NumPy loop; ``NEURIPS18_SGMCMC_NATIVE=0`` keeps the NumPy loop.
+instead of returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a
+block run in one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C
+compiler is available, fed with the same random numbers as the NumPy loop;
+``NEURIPS18_SGMCMC_NATIVE=0`` keeps the NumPy loop.
 """
 
 from __future__ import annotations
@@ -315,8 +316,11 @@ def sample(
     n_keep = n_steps // thin
     draws = np.empty((n_keep, m.dim), dtype=m.dtype)
     kernel = "numpy"
-    native = _glm_native_inner(m, method, gamma, p, fp) if isinstance(m, _GaussianPriorGLM) \
-        else None
+    # LMC (p == 0) keeps the NumPy loop: its full-data products are BLAS matrix-vector
+    # products, faster than the kernel's row loop for all but tiny data sets, and the Python
+    # overhead per step is small next to them.
+    native = (_glm_native_inner(m, method, gamma, p, fp)
+              if isinstance(m, _GaussianPriorGLM) and p else None)
     if native is not None:
         inner, kernel = native, "native"
     elif isinstance(m, _GaussianPriorGLM):
