@@ -1,4 +1,4 @@
-"""SGLD and SGLDFP: neurips18.sgmcmc (NumPy) vs BlackJAX (JAX, lax.scan), side by side.
+"""SGLD and SGLDFP: neurips18.sgmcmc (C kernel, and its NumPy loop) vs BlackJAX, side by side.
 
 The brief's setup: synthetic Bayesian logistic regression, N = 1e5, d = 20, p = 100,
 gamma = 0.5 / N, float32, chains started at the mode, minibatches with replacement.
@@ -8,7 +8,9 @@ interleaved pairs (ours, theirs; then theirs, ours; ``--rounds`` times per sampl
 speed ratio is the median over rounds of the per-pair ratios, for wall-clock and for CPU
 time, with its interquartile range: a busy phase of a shared machine slows both members of a
 pair, so the ratios stay stable where absolute rates do not. BlackJAX's compile time is reported
-separately from its run time.
+separately from its run time. ``ours`` is neurips18 as shipped (its C kernel when a compiler
+is there; the JSON's ``kernel`` says which ran), ``ours-numpy`` the same sampler with
+``NEURIPS18_SGMCMC_NATIVE=0`` (``--no-numpy`` drops it), so the table shows what the kernel buys.
 
 Besides steps per second, the script reports the *distributional* error at equal compute:
 each sampler runs for the same CPU-time budget and its per-coordinate variances and mean
@@ -48,6 +50,7 @@ from neurips18.sgmcmc import (  # noqa: E402
     importance_moments,
     sample,
 )
+from neurips18.sgmcmc import _native as sg_native  # noqa: E402
 
 
 def make_data(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +62,28 @@ def make_data(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Ours:
-    def __init__(self, X, y, p, gamma, ts):
+    """neurips18.sgmcmc as shipped (its C kernel when available), or with the kernel switched
+    off (``native=False``: the NumPy loop, same random numbers)."""
+
+    def __init__(self, X, y, p, gamma, ts, native: bool = True):
         self.model = BayesianLogisticRegression(X, y, 1.0, dtype=np.float32)
-        self.p, self.gamma, self.ts = p, gamma, ts
+        self.p, self.gamma, self.ts, self.native = p, gamma, ts, native
+        self.kernel: str | None = None
 
     def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float, float]:
-        res = sample(self.model, method, self.gamma, self.p, n_steps, theta_star=self.ts,
-                     generator=np.random.default_rng(seed))
+        saved = os.environ.get(sg_native.SWITCH)
+        os.environ[sg_native.SWITCH] = "1" if self.native else "0"
+        sg_native.lib.cache_clear()
+        try:
+            res = sample(self.model, method, self.gamma, self.p, n_steps, theta_star=self.ts,
+                         generator=np.random.default_rng(seed))
+        finally:
+            if saved is None:
+                del os.environ[sg_native.SWITCH]
+            else:
+                os.environ[sg_native.SWITCH] = saved
+            sg_native.lib.cache_clear()
+        self.kernel = res.diagnostics["kernel"]
         return res.draws, res.diagnostics["wall_time_s"], res.diagnostics["cpu_time_s"]
 
 
@@ -150,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-pin", action="store_true",
                     help="do not pin the process to one CPU core")
+    ap.add_argument("--no-numpy", action="store_true",
+                    help="skip the extra column of neurips18 with its C kernel switched off")
     a = ap.parse_args(argv)
     pinned = None
     if not a.no_pin and hasattr(os, "sched_setaffinity"):
@@ -180,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("blackjax not installed: reporting neurips18 only (pip install jax blackjax)")
         bj_version = None
+    if not a.no_numpy:  # last, so that ours and BlackJAX stay adjacent in every round
+        impls["ours-numpy"] = Ours(X, y, a.batch_size, gamma, ts, native=False)
 
     methods = ("sgld", "sgldfp")
     names = list(impls)
@@ -204,11 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in rates.items()}
     cmed = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in cpu_rates.items()}
 
-    def pair_stats(times: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float]]:
+    def pair_stats(times: dict[str, dict[str, list[float]]], ours: str = "ours",
+                   theirs: str = "blackjax") -> dict[str, dict[str, float]]:
         out = {}
         for m in methods:  # ours / theirs speed = their time / our time, pair by pair
-            rs = sorted(t / o for o, t in zip(times["ours"][m], times["blackjax"][m],
-                                               strict=True))
+            rs = sorted(t / o for o, t in zip(times[ours][m], times[theirs][m], strict=True))
             q = statistics.quantiles(rs, n=4) if len(rs) >= 2 else [rs[0]] * 3
             out[m] = {"median": statistics.median(rs), "q1": q[0], "q3": q[2],
                       "min": rs[0], "max": rs[-1]}
@@ -216,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
 
     pair_wall = pair_stats(wall) if "blackjax" in impls else None
     pair_cpu = pair_stats(cpu) if "blackjax" in impls else None
+    has_np = "ours-numpy" in impls
+    np_wall = pair_stats(wall, "ours-numpy") if has_np and "blackjax" in impls else None
+    kernel_gain = pair_stats(wall, "ours", "ours-numpy") if has_np else None
 
     # equal compute: each sampler gets the same CPU-time budget (its median steps per CPU
     # second times the budget), run interleaved; errors against the exact reference
@@ -231,13 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logistic regression N={a.n} d={a.d} p={a.batch_size} gamma=0.5/N float32, "
           f"{a.steps} steps x {a.rounds} interleaved rounds, 1 thread")
     print(f"mode (Newton, float64): {mode_time:.3f} s; reference ESS {ref['ess']:.0f}")
-    print(f"{'sampler':<10}{'impl':<10}{'steps/s':>10}{'steps/cpu-s':>13}"
+    print(f"{'sampler':<8}{'impl':<12}{'steps/s':>10}{'steps/cpu-s':>13}"
           f"{'  equal compute (' + str(a.budget) + ' cpu-s): steps, max|var/ref-1|, mean err'}")
     for method in methods:
         for name in names:
             e = eq[name][method]
-            label = method if name == "ours" or method == "sgld" else "sgld-cv"
-            print(f"{label:<10}{name:<10}{med[name][method]:>10.0f}{cmed[name][method]:>13.0f}"
+            label = method if name != "blackjax" or method == "sgld" else "sgld-cv"
+            print(f"{label:<8}{name:<12}{med[name][method]:>10.0f}{cmed[name][method]:>13.0f}"
                   f"   {e['n_steps']:>9d}  {e['max_var_rel_err']:>8.3f}  "
                   f"{e['mean_rel_err']:>9.2e}")
     if pair_wall is not None and pair_cpu is not None:
@@ -246,9 +271,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ours/BlackJAX speed, {method}: median of per-pair ratios wall "
                   f"{pw['median']:.2f}x (IQR {pw['q1']:.2f}-{pw['q3']:.2f}), CPU "
                   f"{pc['median']:.2f}x (IQR {pc['q1']:.2f}-{pc['q3']:.2f})")
+        if np_wall is not None:
+            for method in methods:
+                pn = np_wall[method]
+                print(f"ours-numpy/BlackJAX speed, {method}: wall {pn['median']:.2f}x "
+                      f"(IQR {pn['q1']:.2f}-{pn['q3']:.2f})")
         ct = impls["blackjax"].compile_time  # type: ignore[attr-defined]
         print(f"BlackJAX compile time (last compile): sgld {ct['sgld']:.2f} s, "
               f"sgld-cv {ct['sgldfp']:.2f} s (not included in steps/s)")
+    if kernel_gain is not None:
+        for method in methods:
+            kg = kernel_gain[method]
+            print(f"ours (native) / ours-numpy speed, {method}: wall {kg['median']:.2f}x "
+                  f"(IQR {kg['q1']:.2f}-{kg['q3']:.2f})")
     out = {
         "setup": {"n": a.n, "d": a.d, "batch_size": a.batch_size, "step_size": gamma,
                   "dtype": "float32", "steps": a.steps, "rounds": a.rounds, "threads": 1,
@@ -264,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
                               if pair_wall else None),
         "cpu_ratio_vs_blackjax": ({m: v["median"] for m, v in pair_cpu.items()}
                                   if pair_cpu else None),
+        "kernel": {k: getattr(v, "kernel", None) for k, v in impls.items() if k != "blackjax"},
+        "pair_ratio_wall_numpy_vs_blackjax": np_wall,
+        "pair_ratio_wall_native_vs_numpy": kernel_gain,
     }
     if a.json:
         p = Path(a.json)

@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from neurips18._cache import cache_dir
+
 
 class DataError(Exception):
     """A data set could not be found, downloaded, verified or parsed."""
@@ -57,15 +59,6 @@ class FileSpec:
     urls: tuple[str, ...]
     digest: str
     skip_line: Callable[[str], bool] | None = None
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("NEURIPS18_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "neurips18"
 
 
 def _offline() -> bool:

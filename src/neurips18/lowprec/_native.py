@@ -11,10 +11,10 @@ compute (same bit manipulation, same counter-based hash for the stochastic-round
 so results are identical with and without them; the tests check this bit for bit.
 
 The C source is plain C11 with no Python or PyTorch headers. It is compiled with the system
-C compiler (``$CC``, else ``cc``) the first time a kernel is needed -- never at import -- into
-a per-user cache directory (``$NEURIPS18_CACHE_DIR`` or ``~/.cache/neurips18``), keyed by a
-hash of the source, the flags and the CPU, and loaded with :mod:`ctypes`. If no compiler
-is found or the build fails, every caller falls back to the PyTorch kernels. Set
+C compiler the first time a kernel is needed -- never at import -- into the per-user cache
+(``$NEURIPS18_CACHE_DIR``, else ``$XDG_CACHE_HOME/neurips18``, else ``~/.cache/neurips18``)
+and loaded with :mod:`ctypes`, by the shared machinery of :mod:`neurips18._native`. If no
+compiler is found or the build fails, every caller falls back to the PyTorch kernels. Set
 ``NEURIPS18_LOWPREC_NATIVE=0`` to disable the native kernels.
 """
 
@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
+
+from neurips18 import _native as _build
 
 _SRC = r"""
 #include <stdint.h>
@@ -274,72 +269,21 @@ int lp_matmul_exact(const float *a, int64_t sa0, int64_t sa1, const float *b, in
 }
 """
 
-_FLAGS = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared"]
-_NATIVE_FLAGS = ["-march=native"]
-
-
-def _cpu_signature() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("NEURIPS18_CACHE_DIR")
-    return Path(root) if root else Path.home() / ".cache" / "neurips18"
-
-
-def _build(cc: str, flags: list[str], target: Path) -> bool:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        src = Path(tmp) / "lowprec_native.c"
-        src.write_text(_SRC)
-        out = Path(tmp) / target.name
-        proc = subprocess.run([cc, *flags, str(src), "-o", str(out)], capture_output=True,
-                              timeout=120, check=False)
-        if proc.returncode != 0 or not out.exists():
-            return False
-        os.replace(out, target)  # atomic: concurrent builders do not see a partial file
-    return True
+_vp, _i64, _f32, _u32, _i32 = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_float, ctypes.c_uint32,
+                               ctypes.c_int)
+_SIGNATURES: dict[str, _build.Signature] = {
+    "lp_round_nearest": ([_vp, _vp, _i64, _vp, _f32], None),
+    "lp_round_stochastic": ([_vp, _vp, _i64, _vp, _f32, _u32, _u32], None),
+    "lp_round_sum1": ([_vp, _i64, _vp, _f32], None),
+    "lp_accumulate": ([_vp, _vp, _i64, _i64, _vp, _f32, _i32, _i32], None),
+    "lp_matmul_exact": ([_vp, _i64, _i64, _vp, _i64, _vp, _i64, _i64, _i64, _i64, _vp, _f32,
+                         _i32], ctypes.c_int),
+}
 
 
 @functools.cache
 def _lib() -> Any:
-    if os.environ.get("NEURIPS18_LOWPREC_NATIVE", "1") == "0":
-        return None
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        return None
-    for flags in (_FLAGS + _NATIVE_FLAGS, _FLAGS):
-        key = hashlib.sha256("\0".join([_SRC, cc, *flags, platform.machine(),
-                                        _cpu_signature()]).encode()).hexdigest()[:20]
-        path = _cache_dir() / "lowprec-native" / f"lowprec_{key}.so"
-        try:
-            if not path.exists() and not _build(cc, flags, path):
-                continue
-            lib = ctypes.CDLL(str(path))
-        except (OSError, subprocess.SubprocessError):
-            continue
-        vp, i64, f32, u32, i32 = (ctypes.c_void_p, ctypes.c_int64, ctypes.c_float,
-                                  ctypes.c_uint32, ctypes.c_int)
-        lib.lp_round_nearest.argtypes = [vp, vp, i64, vp, f32]
-        lib.lp_round_nearest.restype = None
-        lib.lp_round_stochastic.argtypes = [vp, vp, i64, vp, f32, u32, u32]
-        lib.lp_round_stochastic.restype = None
-        lib.lp_round_sum1.argtypes = [vp, i64, vp, f32]
-        lib.lp_round_sum1.restype = None
-        lib.lp_accumulate.argtypes = [vp, vp, i64, i64, vp, f32, i32, i32]
-        lib.lp_accumulate.restype = None
-        lib.lp_matmul_exact.argtypes = [vp, i64, i64, vp, i64, vp, i64, i64, i64, i64, vp,
-                                        f32, i32]
-        lib.lp_matmul_exact.restype = ctypes.c_int
-        return lib
-    return None
+    return _build.load("lowprec", _SRC, _SIGNATURES, switch="NEURIPS18_LOWPREC_NATIVE")
 
 
 def available() -> bool:

@@ -4,7 +4,10 @@ See :mod:`neurips18.sgmcmc.kernels` for the updates (Brosse, Durmus, Moulines, N
 arXiv:1811.10072). The loop draws noise and minibatch indices in blocks from the caller's
 ``numpy.random.Generator`` (so a seed gives the same chain), keeps every array in the model's
 dtype, and stops with :class:`DivergenceError` as soon as the chain leaves any sensible range
-instead of returning NaN draws.
+instead of returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a
+block run in one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C
+compiler is available, fed with the same random numbers as the NumPy loop;
+``NEURIPS18_SGMCMC_NATIVE=0`` keeps the NumPy loop.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from neurips18.sgmcmc import _native
 from neurips18.sgmcmc.kernels import (
     FixedPoint,
     _check_batch_size,
@@ -27,6 +31,8 @@ from neurips18.sgmcmc.kernels import (
 )
 from neurips18.sgmcmc.models import (
     Array,
+    BayesianLinearRegression,
+    BayesianLogisticRegression,
     Model,
     _GaussianPriorGLM,
     as_model,
@@ -49,7 +55,8 @@ class SampleResult:
 
     ``draws[k]`` is the state after ``(k + 1) * thin`` steps, shape ``(n_steps // thin, dim)``.
     ``diagnostics`` holds the settings, the wall time, steps per second, the mode used (for
-    SGLDFP, or when the chain was started there) and the gradient norm there.
+    SGLDFP, or when the chain was started there), the gradient norm there, and ``kernel``:
+    ``"native"`` if the C kernel ran the steps, else ``"numpy"``.
     """
 
     draws: Array
@@ -98,6 +105,24 @@ def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint |
     return inner
 
 
+def _glm_constants(
+    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
+) -> tuple[Any, Any, Array, Array]:
+    """(a, s, t, c) of the GLM step, in the model dtype (see :func:`_glm_inner`)."""
+    dt = m.dtype.type
+    lam = m.prior_precision
+    a = dt(1.0 - gamma * lam)
+    s = dt(gamma * m.n_data / p) if p else dt(gamma)
+    if method == "sgldfp":
+        assert fp is not None
+        t = m._link_at(fp.theta_star)
+        c = (gamma * lam * fp.theta_star.astype(np.float64)).astype(m.dtype)
+    else:
+        t = m._target
+        c = np.zeros(m.dim, dtype=m.dtype)
+    return a, s, t, c
+
+
 def _glm_inner(
     m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
 ) -> Inner:
@@ -107,19 +132,9 @@ def _glm_inner(
     a block's minibatch rows are gathered at once; SGLDFP uses the cached h(x_i^T theta*), so
     an SGLDFP step costs exactly what an SGLD step costs: one gather and two small products.
     """
-    dt = m.dtype.type
-    lam = m.prior_precision
-    a = dt(1.0 - gamma * lam)
-    s = dt(gamma * m.n_data / p) if p else dt(gamma)
+    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
     h = m._link_ufunc()
     X = m.X
-    if method == "sgldfp":
-        assert fp is not None
-        t = m._link_at(fp.theta_star)
-        c = (gamma * lam * fp.theta_star.astype(np.float64)).astype(m.dtype)
-    else:
-        t = m._target
-        c = np.zeros(m.dim, dtype=m.dtype)
     Xts = s * (X.T @ t)  # LMC: sum_i s x_i t_i, fixed
 
     def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
@@ -155,6 +170,48 @@ def _glm_inner(
                 draws[kept] = theta
                 kept += 1
         return theta, kept
+
+    return inner
+
+
+def _glm_native_inner(
+    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
+) -> Inner | None:
+    """The steps of :func:`_glm_inner` in one C call per block, or None without the kernel.
+
+    Same a, s, c and t (all in the model dtype), same noise and indices from the caller; only
+    the order of the floating-point sums differs (see :mod:`neurips18.sgmcmc._native`).
+    """
+    if isinstance(m, BayesianLogisticRegression):
+        link, k = _native.LINK_LOGISTIC, 1.0
+    elif isinstance(m, BayesianLinearRegression):
+        link, k = _native.LINK_IDENTITY, float(m._inv_s2)
+    else:  # a GLM subclass with a link the kernel does not know
+        return None
+    fn = _native.entry_point(m.dtype.char)
+    if fn is None:
+        return None
+    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
+    X = np.ascontiguousarray(m.X, dtype=m.dtype)
+    t = np.ascontiguousarray(t, dtype=m.dtype)
+    work = np.empty(2 * m.dim, dtype=m.dtype)
+    n, d = X.shape
+    af, sf = float(a), float(s)  # exact: C converts them back to the model dtype
+    keep = (X, c, t, work)  # C reads these through raw addresses: inner must keep them alive
+    px, pc, pt, pw = (arr.ctypes.data for arr in keep)
+
+    def inner(theta, b, noise, idx_block, step, thin, draws, kept, _keep=keep):  # type: ignore[no-untyped-def]
+        theta = np.array(theta, dtype=m.dtype, copy=True)
+        if noise is not None:
+            noise = np.ascontiguousarray(noise, dtype=m.dtype)
+        if idx_block is not None:
+            idx_block = np.ascontiguousarray(idx_block, dtype=np.int64)
+        if not (draws.flags.c_contiguous and draws.dtype == m.dtype):  # pragma: no cover
+            raise TypeError("internal error: draws must be a C-contiguous model-dtype array")
+        kept = fn(px, n, d, None if idx_block is None else idx_block.ctypes.data, b, p,
+                  None if noise is None else noise.ctypes.data, theta.ctypes.data, af, sf,
+                  pc, pt, link, k, step, thin, draws.ctypes.data, kept, pw)
+        return theta, int(kept)
 
     return inner
 
@@ -258,7 +315,15 @@ def sample(
     N = m.n_data
     n_keep = n_steps // thin
     draws = np.empty((n_keep, m.dim), dtype=m.dtype)
-    if isinstance(m, _GaussianPriorGLM):
+    kernel = "numpy"
+    # LMC (p == 0) keeps the NumPy loop: its full-data products are BLAS matrix-vector
+    # products, faster than the kernel's row loop for all but tiny data sets, and the Python
+    # overhead per step is small next to them.
+    native = (_glm_native_inner(m, method, gamma, p, fp)
+              if isinstance(m, _GaussianPriorGLM) and p else None)
+    if native is not None:
+        inner, kernel = native, "native"
+    elif isinstance(m, _GaussianPriorGLM):
         inner = _glm_inner(m, method, gamma, p, fp)
     else:
         inner = _generic_inner(m, method, gamma, p, fp)
@@ -301,6 +366,7 @@ def sample(
         "n_steps": n_steps,
         "thin": thin,
         "dtype": str(m.dtype),
+        "kernel": kernel,
         "wall_time_s": wall,
         "steps_per_s": n_steps / wall if wall > 0 else float("inf"),
         "cpu_time_s": cpu,
