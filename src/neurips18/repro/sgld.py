@@ -565,18 +565,19 @@ def plot(data: dict[str, Any], fig: Any) -> None:
         ax.loglog(lin["ns"], lin["cov_err"][m], "o-", color=COLORS[m], label=m.upper())
     ax.set(title="Linear regression (closed forms)", xlabel="N", ylabel="||C - C_post||_F")
     ax.legend(fontsize=7)
-    for ax, key, lab in ((axes[0, 1], "mean_err", "||mean - mean_post||"),
-                         (axes[1, 0], "cov_err", "||C - C_post||_F")):
+    for ax, key, lab, what in ((axes[0, 1], "mean_err", "||mean - mean_post||", "mean"),
+                               (axes[1, 0], "cov_err", "||C - C_post||_F", "covariance")):
         for m in lg["methods"]:
             ax.loglog(lg["ns"], lg[key][m], "o-", color=COLORS[m], label=m.upper())
             if key + "_plain" in lg:
-                ax.loglog(lg["ns"], lg[key + "_plain"][m], ":", color=COLORS[m], alpha=0.5)
+                ax.loglog(lg["ns"], lg[key + "_plain"][m], ":", color=COLORS[m], alpha=0.5,
+                          label="plain averages" if m == lg["methods"][0] else None)
             if "theory" in lg:
-                ax.loglog(lg["theory"]["ns"], lg["theory"][key][m], "--", color=COLORS[m],
-                          lw=0.8)
-        ax.set(title=f"Logistic, d={lg['d']} (dotted: plain averages; dashed: closed forms)",
+                ax.loglog(lg["theory"]["ns"], lg["theory"][key][m], "--", color="k", lw=0.8,
+                          zorder=3, label="closed forms" if m == lg["methods"][0] else None)
+        ax.set(title=f"Logistic regression, d={lg['d']}: error of the {what}",
                xlabel="N", ylabel=lab)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, ncol=2, loc="lower left")
     ax = axes[1, 1]
     v = np.asarray(big["var_ref"])
     k = np.arange(len(v))
