@@ -52,12 +52,13 @@ def _vectors(size: int, seed: int) -> dict[str, torch.Tensor]:
 def _mlp_gradient() -> torch.Tensor | None:
     """A real stochastic gradient: MNIST MLP 784-1024-1024-10, batch 64, after 20 SGD steps."""
     try:
-        from neurips18.compress.experiments import mlp, mnist_tensors
+        from neurips18.repro._common import init_model, mnist_tensors
+        from neurips18.repro._common.models import mlp
 
         data = mnist_tensors()
     except Exception:  # data not available: skip this vector
         return None
-    model = mlp((1024, 1024), seed=0)
+    model = init_model(lambda: mlp((1024, 1024)), 0)
     gen = torch.Generator().manual_seed(0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(21):
@@ -154,7 +155,7 @@ def bench_probabilities(size: int, repeat: int) -> list[dict[str, Any]]:
 
 
 def _spawn_safely(cfg: dict[str, Any], timeout_s: float = 600.0) -> dict[str, Any] | str:
-    from neurips18.compress._ddp_check import spawn_variants
+    from neurips18.repro._common.ddp import spawn_variants
 
     try:
         return spawn_variants(cfg, timeout_s=timeout_s)

@@ -90,7 +90,7 @@ def bench_training(steps: int) -> dict[str, Any]:
     from torch import nn
 
     from neurips18.lowprec import Fp8Recipe, StochasticRoundingSGD, convert_to_fp8
-    from neurips18.lowprec.models import mnist_cnn, mnist_mlp
+    from neurips18.repro._common.models import mnist_cnn, mnist_mlp
 
     res: dict[str, Any] = {"batch": 64, "steps": steps}
     g = torch.Generator().manual_seed(2)

@@ -36,7 +36,7 @@ def test_list_works_without_results(tmp_path):
     "args, message",
     [
         (["reproduce", "no-such-paper"], "unknown paper 'no-such-paper'"),
-        (["reproduce", "all", "--profile", "medium"], "invalid choice: 'medium'"),
+        (["reproduce", "all", "--profile", "medium"], "has no profile 'medium'"),
         (["reproduce", "all", "--seed", "-3"], "--seed must be a non-negative integer"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required"),

@@ -1,4 +1,4 @@
-"""The ``neurips18`` command: list, reproduce, report, bench.
+"""The ``neurips18`` command: list, reproduce, rejudge, report, bench.
 
 Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
 1 when some reproduced number is outside its tolerance, 2 for usage or data errors.
@@ -25,24 +25,36 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from neurips18 import __version__
+
     p = _Parser(prog="neurips18", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"neurips18 {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="papers, capabilities and the status of their last results")
-    ls.add_argument("--results", default="results",
-                    help="committed results directory (default: results)")
+    ls.add_argument("--results", default=None,
+                    help="committed results directory (default: the checkout's results/)")
     ls.add_argument("--runs", default="runs",
                     help="local runs directory, as written by `reproduce` (default: runs)")
 
     rp = sub.add_parser("reproduce", help="run a paper's reproduction and print the comparison")
     rp.add_argument("paper", help="a paper name from `neurips18 list`, or `all`")
-    rp.add_argument("--profile", default="quick", choices=["quick", "full"])
+    rp.add_argument("--profile", default="quick",
+                    help="smoke (seconds), quick (the main job) or full (the committed results)")
     rp.add_argument("--out", default=None,
                     help="output directory (default: runs/<profile>; the committed full-profile "
                          "results live in results/, written with --out results)")
     rp.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
-    rp.add_argument("--device", default="cpu", help="torch device for deep models")
+    rp.add_argument("--device", default="cpu",
+                    help="torch device for the reproductions that train networks")
+    rp.add_argument("--threads", type=int, default=None,
+                    help="override the profile's thread count (recorded in meta.json)")
     rp.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    rj = sub.add_parser("rejudge", help="rebuild verdicts and table.md from a result.json "
+                                        "without rerunning")
+    rj.add_argument("paper", help="a paper name, or `all`")
+    rj.add_argument("--out", default="results", help="results directory (default: results)")
 
     rep = sub.add_parser("report", help="collect results/ into one Markdown page")
     rep.add_argument("--results", default="results")
@@ -60,8 +72,20 @@ def _err(msg: str) -> int:
     return EXIT_USAGE
 
 
+def _checkout_results() -> Path:
+    """``results/`` of the source checkout this package runs from, else ``./results``."""
+    here = Path(__file__).resolve()
+    for parent in here.parents[1:4]:
+        if (parent / "pyproject.toml").is_file() and (parent / "results").is_dir():
+            return parent / "results"
+    return Path("results")
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from neurips18.repro import harness, registry
+
+    if args.results is None:
+        args.results = str(_checkout_results())
 
     header = ("paper", "capability", f"{args.results}/", f"latest in {args.runs}/", "title")
     rows: list[tuple[str, ...]] = []
@@ -71,7 +95,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         except Exception as exc:  # a broken module must not hide the others
             rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", "", ""))
             continue
-        local = [Path(args.runs) / p for p in harness.PROFILES]
+        local = [p for p in Path(args.runs).iterdir() if p.is_dir()] if Path(
+            args.runs).is_dir() else []
         done = [d for d in local if (d / name / "meta.json").exists()]
         latest = max(done, key=lambda d: (d / name / "meta.json").stat().st_mtime, default=None)
         rows.append((
@@ -93,20 +118,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     if args.seed < 0:
         return _err(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        return _err(f"--threads must be in [1, 256], got {args.threads}")
     if args.out is None:
         args.out = str(Path("runs") / args.profile)
     names = registry.module_names() if args.paper == "all" else [args.paper]
-    if args.paper != "all":
-        try:
-            registry.get(args.paper)
-        except registry.UnknownReproductionError as exc:
-            return _err(str(exc))
+    try:
+        for name in names:
+            registry.get(name).config(args.profile)
+    except registry.UnknownReproductionError as exc:
+        return _err(str(exc))
+    except ValueError as exc:
+        return _err(str(exc))
     try:
         harness.check_writable(Path(args.out))
     except harness.OutputDirError as exc:
         return _err(str(exc))
 
-    summary: list[tuple[str, str]] = []
+    summary: list[tuple[str, ...]] = []
     any_fail = False
     data_error = False
     for name in names:
@@ -115,30 +144,57 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             res = harness.run(
                 name, profile=args.profile, out=args.out, seed=args.seed,
                 progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
+                threads_override=args.threads,
             )
         except DataError as exc:
             print(f"neurips18: data error in {name}: {exc}", file=sys.stderr)
-            summary.append((name, "data error"))
+            summary.append((name, "-", "-", "-", "-", "data error"))
             data_error = True
             continue
         except KeyboardInterrupt:
             print(f"\ninterrupted: rerun the same command to resume {name} from its "
                   "checkpoint", file=sys.stderr)
             return 130
-        print(harness.format_table(res.outcome.comparisons), end="")
-        for note in res.outcome.notes:
+        print(harness.format_table(res.rows), end="")
+        for note in res.judgement.notes:
             print(f"  note: {note}")
-        fails = len(res.failed)
-        any_fail |= fails > 0
+        counts = {v: sum(c.verdict == v for c in res.rows) for v in ("pass", "fail",
+                                                                     "no-reference")}
+        any_fail |= counts["fail"] > 0
         resumed = f", resumed {len(res.resumed_steps)} steps" if res.resumed_steps else ""
-        summary.append((name, f"{'FAIL' if fails else 'ok'} ({res.wall_time_s:.1f} s{resumed})"
-                              f" -> {res.out_dir}"))
-    if len(names) > 1:
-        print("\n== summary ==")
-        for name, status in summary:
-            print(f"{name:<20} {status}")
+        summary.append((name, str(counts["pass"]), str(counts["fail"]),
+                        str(counts["no-reference"]), f"{res.wall_time_s:.1f}",
+                        ("FAIL" if counts["fail"] else "ok") + resumed))
+    print("\n== summary ==")
+    header = ("paper", "pass", "fail", "no-ref", "wall s", "status")
+    w = [max(len(r[i]) for r in [header, *summary]) for i in range(len(header))]
+    for r in [header, *summary]:
+        print("  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r)).rstrip())
+    print(f"results: {Path(args.out).resolve()}")
     if data_error:
         return EXIT_USAGE
+    return EXIT_FAIL if any_fail else EXIT_OK
+
+
+def _cmd_rejudge(args: argparse.Namespace) -> int:
+    from neurips18.repro import harness, registry
+
+    out = Path(args.out)
+    if args.paper == "all":
+        names = [n for n in registry.module_names() if (out / n / "result.json").exists()]
+    else:
+        names = [args.paper]
+    any_fail = False
+    for name in names:
+        try:
+            res = harness.rejudge(name, out=out)
+        except registry.UnknownReproductionError as exc:
+            return _err(str(exc))
+        except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+            return _err(f"cannot rejudge {name}: {exc}")
+        fails = len(res.failed)
+        any_fail |= fails > 0
+        print(f"{name}: {len(res.rows)} rows, {fails} fail -> {res.out_dir}")
     return EXIT_FAIL if any_fail else EXIT_OK
 
 
@@ -177,6 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "list": _cmd_list,
         "reproduce": _cmd_reproduce,
+        "rejudge": _cmd_rejudge,
         "report": _cmd_report,
         "bench": _cmd_bench,
     }[args.command]

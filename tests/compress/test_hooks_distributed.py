@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -13,20 +12,12 @@ from neurips18.compress import Simulator
 pytestmark = pytest.mark.distributed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    import torch.multiprocessing as mp
+    from neurips18.repro._common.ddp import hook_check, spawn
 
     out = tmp_path_factory.mktemp("ddp")
-    from neurips18.compress._ddp_check import run
-
-    mp.spawn(run, args=(2, _free_port(), str(out)), nprocs=2, join=True)
+    spawn(hook_check, str(out), world=2, timeout_s=300)
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 

@@ -24,7 +24,7 @@ from neurips18.lowprec import (
     quantize,
     sr_sgd,
 )
-from neurips18.lowprec.models import cifar_resnet, mnist_cnn, mnist_mlp
+from neurips18.repro._common.models import cifar_resnet, mnist_cnn, mnist_mlp
 
 NO_ROUNDING = Fp8Recipe(data_format=FP32, acc_format=FP32, high_format=FP32)
 

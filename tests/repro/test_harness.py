@@ -7,7 +7,20 @@ import math
 
 import pytest
 
-from neurips18.repro import Outcome, Reproduction, compare, harness, registry
+from dataclasses import dataclass
+
+from neurips18.repro import (
+    MEASURED,
+    Judgement,
+    Profile,
+    Reference,
+    References,
+    Reproduction,
+    compare,
+    estimate,
+    harness,
+    registry,
+)
 
 
 def test_compare_verdicts():
@@ -35,37 +48,112 @@ def test_compare_rejects_bad_arguments(kwargs, match):
         compare("m", 1.0, 1.0, **kw)
 
 
+def test_interval_decides_the_verdict():
+    # the mean satisfies the claim but its interval does not: the claim is not supported
+    wide = compare("gap", 0.1, 0.0, source="t", tol=0.3, interval=(-0.5, 0.7), n=3)
+    assert wide.verdict == "fail" and "95% interval" in wide.tolerance
+    assert compare("gap", 0.1, 0.0, source="t", tol=0.3, interval=(-0.2, 0.25)).verdict == "pass"
+    assert compare("acc", 1.0, 0.0, source="t", tol=0.0, mode="min",
+                   interval=(0.1, 1e9)).verdict == "pass"
+    assert compare("acc", 1.0, 0.0, source="t", tol=0.0, mode="min",
+                   interval=(-0.1, 2.0)).verdict == "fail"
+    assert compare("t", 1.0, 2.0, source="t", tol=0.0, mode="max",
+                   interval=(0.0, 2.5)).verdict == "fail"
+
+
+def test_estimate_matches_scipy_and_pairs_by_seed():
+    from scipy import stats
+
+    xs = [98.1, 98.4, 97.9, 98.3]
+    e = estimate(xs)
+    lo, hi = stats.t.interval(0.95, len(xs) - 1, loc=sum(xs) / 4, scale=stats.sem(xs))
+    assert e.mean == pytest.approx(sum(xs) / 4) and e.low == pytest.approx(lo)
+    assert e.high == pytest.approx(hi) and e.n == 4
+    ys = [x - 0.2 for x in xs]
+    p = estimate(xs, paired_with=ys)
+    assert p.mean == pytest.approx(0.2) and p.high - p.low == pytest.approx(0.0, abs=1e-9)
+    one = estimate([1.0])
+    assert one.low == -math.inf and one.high == math.inf
+    with pytest.raises(ValueError, match="differ in length"):
+        estimate([1.0, 2.0], paired_with=[1.0])
+
+
+def test_references_rows():
+    refs = References(
+        Reference("a", "sum for {who}", 3.0, source="closed form", tol=1e-12),
+        Reference("b", "anchor", MEASURED, source="anchor measured here", tol=0.1, mode="rel"),
+        Reference("c", "paper value", None, source="Table 2: not recovered"),
+    )
+    assert refs.row("a", 3.0, who="x").metric == "sum for x"
+    assert refs.row("b", 1.05, ref=1.0).verdict == "pass"
+    assert refs.row("b", 1.2, ref=1.0).verdict == "fail"
+    assert refs.row("c", 5.0).verdict == "no-reference"
+    with pytest.raises(ValueError, match="declared, not measured"):
+        refs.row("a", 3.0, ref=3.0, who="x")
+    with pytest.raises(ValueError, match="duplicate"):
+        References(Reference("a", "m", 1.0, source="s"), Reference("a", "m", 2.0, source="s"))
+    with pytest.raises(ValueError, match="tol"):
+        Reference("z", "m", 1.0, source="s", tol=-1.0)
+
+
+@dataclass(frozen=True)
+class _ToyConfig(Profile):
+    scale: float
+    steps: tuple[int, ...] = (0, 1, 2)
+
+
+def test_profiles_are_validated():
+    from neurips18.repro.core import validate_profile
+
+    validate_profile("quick", _ToyConfig(1.0))
+    with pytest.raises(TypeError, match="scale"):
+        validate_profile("quick", _ToyConfig("big"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"steps\[1\]"):
+        validate_profile("quick", _ToyConfig(1.0, (0, "1")))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="threads"):
+        validate_profile("quick", _ToyConfig(1.0, threads=0))
+    with pytest.raises(TypeError, match="Profile"):
+        validate_profile("quick", {"scale": 1.0})
+    cfg = _ToyConfig(2.0, (3, 4), threads=2)
+    assert _ToyConfig.from_dict(cfg.to_dict()) == cfg
+
+
 class _Interrupt(Exception):
     pass
 
 
-def _toy(calls: list[str], fail_after: int | None = None) -> Reproduction:
+def _toy(calls: list[str], fail_after: int | None = None, tol_sum: float = 1e-12
+         ) -> Reproduction:
     """A three-step toy reproduction that can be 'killed' after a number of steps."""
 
     def run(ctx):
         values = []
-        for i in range(3):
+        for i in ctx.config.steps:
             def step(i=i):
                 calls.append(f"step{i}")
                 if fail_after is not None and len(calls) > fail_after:
                     raise _Interrupt
-                return {"x": i * ctx.config["scale"], "seed": ctx.seed}
+                return {"x": i * ctx.config.scale, "seed": ctx.seed}
             values.append(ctx.cached(f"step{i}", step)["x"])
-        return Outcome(
-            comparisons=[
-                compare("sum", sum(values), 3.0, source="closed form", tol=1e-12),
-                compare("first", values[0], None, source="not recovered", tol=0.1),
-            ],
-            data={"values": values},
-            notes=["toy"],
-        )
+        return {"values": values}
+
+    refs = References(
+        Reference("sum", "sum", 3.0, source="closed form", tol=tol_sum),
+        Reference("first", "first", None, source="not recovered", tol=0.1),
+    )
+
+    def judge(data, cfg):
+        v = data["values"]
+        return Judgement([refs.row("sum", sum(v)), refs.row("first", v[0])], ["toy"])
 
     def plot(data, fig):
         fig.add_subplot(111).plot(data["values"])
 
     return Reproduction(
-        name="toy", title="Toy", citation="nobody", capability="none", run=run, plot=plot,
-        profiles={"quick": {"scale": 1.0}, "full": {"scale": 2.0}},
+        name="toy", title="Toy", citation="nobody", capability="none",
+        profiles={"smoke": _ToyConfig(1.0), "quick": _ToyConfig(1.0),
+                  "full": _ToyConfig(2.0)},
+        references=refs, run=run, judge=judge, plot=plot,
     )
 
 
@@ -88,13 +176,63 @@ def test_outputs_are_complete(tmp_path, toy_registry):
     assert {"metric", "ours", "paper", "source", "tolerance", "verdict"} <= set(row)
     assert result["comparisons"][1]["paper"] is None
     meta = json.loads((d / "meta.json").read_text())
-    assert meta["seed"] == 3 and meta["profile"] == "quick" and meta["config"] == {"scale": 1.0}
+    assert meta["seed"] == 3 and meta["profile"] == "quick"
+    assert meta["config"] == {"threads": 1, "scale": 1.0, "steps": [0, 1, 2]}
+    assert meta["threads"] == 1 and result["threads"] == 1
     assert {"numpy", "python", "torch"} <= set(meta["versions"])
     assert "commit" in meta and meta["wall_time_s"] >= 0
     assert (d / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (d / "table.md").read_text()
     assert "| sum | 3 | 3 | closed form |" in table and "not recovered" in table
     assert res.failed == []
+
+
+def test_rejudge_rebuilds_verdicts_without_rerunning(tmp_path, toy_registry):
+    calls: list[str] = []
+    toy_registry["toy"] = _toy(calls)
+    harness.run("toy", out=tmp_path, progress=False)
+    before = json.loads((tmp_path / "toy" / "result.json").read_text())
+    n_calls = len(calls)
+    same = harness.rejudge("toy", out=tmp_path)
+    assert len(calls) == n_calls  # nothing was recomputed
+    after = json.loads((tmp_path / "toy" / "result.json").read_text())
+    assert after["comparisons"] == before["comparisons"] and after["data"] == before["data"]
+    assert [c.verdict for c in same.rows] == ["pass", "no-reference"]
+    # a tolerance change shows up in the verdicts and in table.md, without a rerun
+    toy_registry["toy"] = _toy(calls, tol_sum=0.0)
+    (tmp_path / "toy" / "result.json").write_text(
+        json.dumps({**before, "data": {"values": [0.0, 1.0, 2.5]}}))
+    res = harness.rejudge("toy", out=tmp_path)
+    assert len(calls) == n_calls and [c.verdict for c in res.failed] == ["fail"]
+    assert "| sum | 3.5 | 3 |" in (tmp_path / "toy" / "table.md").read_text()
+    meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
+    assert len(meta["rejudged"]) == 2
+
+
+def test_rejudge_without_a_result_says_so(tmp_path, toy_registry):
+    toy_registry["toy"] = _toy([])
+    with pytest.raises(FileNotFoundError, match="no finished result"):
+        harness.rejudge("toy", out=tmp_path)
+
+
+def test_threads_are_set_from_the_profile_and_restored(tmp_path, toy_registry):
+    import torch
+
+    seen = []
+    toy = _toy([])
+
+    def run(ctx):
+        seen.append(torch.get_num_threads())
+        return toy.run(ctx)
+
+    import dataclasses
+
+    toy_registry["toy"] = dataclasses.replace(
+        toy, run=run, profiles={**toy.profiles, "quick": _ToyConfig(1.0, threads=2)})
+    before = torch.get_num_threads()
+    harness.run("toy", out=tmp_path, progress=False)
+    harness.run("toy", out=tmp_path, progress=False, threads_override=1)
+    assert seen == [2, 1] and torch.get_num_threads() == before
 
 
 def test_interrupted_run_resumes_from_checkpoint(tmp_path, toy_registry):
@@ -109,7 +247,7 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, toy_registry):
     assert res.resumed_steps == ["step0", "step1"]
     meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
     assert meta["resumed_steps"] == ["step0", "step1"]
-    assert not (tmp_path / "toy" / ".checkpoint" / "quick-seed0").exists()
+    assert not (tmp_path / "toy" / ".checkpoint" / "quick-seed0-threads1").exists()
 
 
 def test_checkpoints_are_per_profile_and_seed(tmp_path, toy_registry):
@@ -140,7 +278,8 @@ def test_damaged_checkpoint_is_recomputed(tmp_path, toy_registry):
     toy_registry["toy"] = _toy(calls, fail_after=1)
     with pytest.raises(_Interrupt):
         harness.run("toy", out=tmp_path, progress=False)
-    (tmp_path / "toy" / ".checkpoint" / "quick-seed0" / "step0.json").write_text("{trunc")
+    (tmp_path / "toy" / ".checkpoint" / "quick-seed0-threads1" / "step0.json").write_text(
+        "{trunc")
     toy_registry["toy"] = _toy(calls)
     harness.run("toy", out=tmp_path, progress=False)
     assert calls == ["step0", "step1", "step0", "step1", "step2"]
@@ -148,7 +287,7 @@ def test_damaged_checkpoint_is_recomputed(tmp_path, toy_registry):
 
 def test_bad_arguments(tmp_path, toy_registry):
     toy_registry["toy"] = _toy([])
-    with pytest.raises(ValueError, match="profile must be one of"):
+    with pytest.raises(ValueError, match="has no profile 'medium'"):
         harness.run("toy", profile="medium", out=tmp_path)
     with pytest.raises(ValueError, match="seed must be"):
         harness.run("toy", seed=-1, out=tmp_path)
@@ -165,6 +304,7 @@ def test_unknown_paper_lists_the_known_ones():
 
 def test_every_registered_reproduction_is_well_formed():
     for name in registry.module_names():
-        r = registry.get(name)
+        r = registry.get(name)  # validates the profiles
         assert r.name == name and r.title and r.citation
-        assert {"quick", "full"} <= set(r.profiles), name
+        assert {"smoke", "quick", "full"} <= set(r.profiles), name
+        assert isinstance(r.references, References) and len(r.references) > 0, name

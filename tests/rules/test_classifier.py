@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from neurips18.rules import MRSPrior, MultiValueRuleSetClassifier
-from neurips18.rules._synthetic import make_planted_rule_set
+from neurips18.datasets.synthetic import make_planted_rule_set
 
 LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 
@@ -59,7 +59,7 @@ def test_mushroom_accuracy_and_readable_rules(mushroom):
 
 
 def test_planted_rule_set_recovered_through_the_estimator():
-    data = make_planted_rule_set(n_samples=3000, n_attributes=15, rng=np.random.default_rng(4))
+    data = make_planted_rule_set(n_samples=3000, n_attributes=15, generator=np.random.default_rng(4))
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=2000).fit(data.X, data.y)
 
     def canon(rules):
@@ -80,7 +80,7 @@ def test_numeric_columns_are_binned_by_quantile_and_printed_as_intervals():
 
 
 def test_arrays_strings_labels_and_positive_class():
-    data = make_planted_rule_set(n_samples=1500, n_attributes=6, rng=np.random.default_rng(2))
+    data = make_planted_rule_set(n_samples=1500, n_attributes=6, generator=np.random.default_rng(2))
     X = data.X.astype(str).to_numpy()
     y = np.where(data.y == 1, "yes", "no")
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=1000).fit(X, y)
@@ -96,7 +96,7 @@ def test_arrays_strings_labels_and_positive_class():
 
 def test_predict_proba_is_the_beta_posterior_mean():
     data = make_planted_rule_set(
-        n_samples=1000, n_attributes=6, noise=0.05, rng=np.random.default_rng(3)
+        n_samples=1000, n_attributes=6, noise=0.05, generator=np.random.default_rng(3)
     )
     p = MRSPrior()
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500, prior=p)
@@ -114,7 +114,7 @@ def test_predict_proba_is_the_beta_posterior_mean():
 
 def test_caps_and_trace():
     data = make_planted_rule_set(
-        n_samples=2000, n_attributes=8, n_rules=4, rng=np.random.default_rng(1)
+        n_samples=2000, n_attributes=8, n_rules=4, generator=np.random.default_rng(1)
     )
     clf = MultiValueRuleSetClassifier(
         max_rules=2, max_values_per_rule=3, n_iterations=600, random_state=0, n_chains=2
@@ -128,7 +128,7 @@ def test_caps_and_trace():
 
 
 def test_same_seed_same_model():
-    data = make_planted_rule_set(n_samples=1000, n_attributes=8, rng=np.random.default_rng(6))
+    data = make_planted_rule_set(n_samples=1000, n_attributes=8, generator=np.random.default_rng(6))
     a = MultiValueRuleSetClassifier(random_state=3, n_iterations=400).fit(data.X, data.y)
     b = clone(a).fit(data.X, data.y)
     assert a.rules_ == b.rules_
@@ -136,7 +136,7 @@ def test_same_seed_same_model():
 
 # --- bad input --------------------------------------------------------------------------
 def _small():
-    return make_planted_rule_set(n_samples=300, n_attributes=4, rng=np.random.default_rng(0))
+    return make_planted_rule_set(n_samples=300, n_attributes=4, generator=np.random.default_rng(0))
 
 
 def test_single_class_y_is_rejected():

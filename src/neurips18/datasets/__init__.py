@@ -9,18 +9,26 @@ format (see :mod:`neurips18.datasets._fetch` for the search order and the checks
 * :func:`load_credit_default` -- UCI default of credit card clients (Yeh and Lien 2009).
 * :func:`load_mushroom` -- UCI Mushroom (Schlimmer 1981); 8,124 rows.
 * :func:`load_tic_tac_toe` -- UCI Tic-Tac-Toe Endgame (Aha 1991); 958 rows.
+* :func:`load_covertype` -- UCI Covertype (Blackard and Dean 1999); 581,012 rows.
+* :func:`load_movielens100k` -- MovieLens 100k (Harper and Konstan 2015); 100,000 ratings.
 
-Tabular loaders return a :class:`TabularDataset`: a pandas DataFrame of features whose
-categorical columns have a fixed ``category`` dtype (missing values, ``?`` in the files, are
-NaN) and a 0/1 integer target whose meaning ``classes`` gives.
+Every loader returns a :class:`Dataset`: features ``X`` and targets ``y`` as named fields,
+the feature and target names, the class labels where there are classes, and a ``metadata``
+mapping for what is particular to the data set. ``X, y = load_mnist("train")`` unpacks it.
+Tabular features are a pandas DataFrame whose categorical columns have a fixed ``category``
+dtype (missing values, ``?`` in the files, are NaN).
+
+Synthetic generators shared by users and reproductions live in
+:mod:`neurips18.datasets.synthetic`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from neurips18.datasets._fetch import (
     ChecksumError,
@@ -39,15 +47,18 @@ if TYPE_CHECKING:
 __all__ = [
     "ChecksumError",
     "DataError",
+    "Dataset",
     "DatasetNotFoundError",
     "ParseError",
-    "TabularDataset",
     "cache_dir",
     "load_adult",
+    "load_covertype",
     "load_credit_default",
     "load_mnist",
+    "load_movielens100k",
     "load_mushroom",
     "load_tic_tac_toe",
+    "truncate_users",
 ]
 
 PathLike = str | os.PathLike[str] | None
@@ -99,26 +110,40 @@ _SPECS = {
 
 
 @dataclass(frozen=True)
-class TabularDataset:
-    """A tabular classification data set.
+class Dataset:
+    """A data set as every loader returns it.
 
     Attributes
     ----------
-    X : features; categorical columns have dtype ``category`` with a fixed set of categories,
-        numeric columns are float64; missing values are NaN.
-    y : int64 array of 0/1 labels; ``classes[y[i]]`` is the label as written in the file.
+    name : e.g. ``"adult-train"``, ``"mnist-test"``.
+    X : the features: a pandas DataFrame for tabular data (categorical columns of dtype
+        ``category`` with a fixed set of categories, numeric columns float64, NaN where a
+        value is missing), a NumPy array otherwise (MNIST: uint8 ``[n, 28, 28]``).
+    y : the targets, a NumPy array of length ``n`` (class indices into ``classes`` for
+        classification; the ratings for MovieLens).
+    feature_names, target_name : what the columns and the target are.
+    classes : ``classes[y[i]]`` is the label as written in the file (``()`` for regression).
+    categorical_features : the categorical columns of a tabular ``X``.
+    metadata : what is particular to the data set (projection matrices, counts, ...).
+
+    ``X, y = dataset`` unpacks the two arrays.
     """
 
     name: str
-    X: pd.DataFrame
+    X: Any
     y: np.ndarray
     feature_names: tuple[str, ...]
-    categorical_features: tuple[str, ...]
     target_name: str
-    classes: tuple[str, str]
+    classes: tuple[str, ...] = ()
+    categorical_features: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.X
+        yield self.y
 
 
 def _check_split(split: str, allowed: tuple[str, ...]) -> None:
@@ -128,8 +153,8 @@ def _check_split(split: str, allowed: tuple[str, ...]) -> None:
 
 def load_mnist(
     split: str = "train", data_dir: PathLike = None, *, download: bool | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST images and labels: ``(uint8 array [n, 28, 28], int64 array [n])``.
+) -> Dataset:
+    """MNIST: ``X`` uint8 images ``[n, 28, 28]``, ``y`` int64 digit labels ``[n]``.
 
     ``split`` is ``"train"`` (60,000) or ``"test"`` (10,000). Files: the four canonical IDX
     files, gzip-compressed or not, under ``<dir>/mnist/``.
@@ -153,7 +178,12 @@ def load_mnist(
     images, labels = arrays["images"], arrays["labels"].astype(np.int64)
     if len(images) != len(labels):
         raise ParseError(f"mnist {split}: {len(images)} images but {len(labels)} labels")
-    return images, labels
+    return Dataset(
+        name=f"mnist-{split}", X=images, y=labels,
+        feature_names=tuple(f"pixel{i}" for i in range(images[0].size)), target_name="digit",
+        classes=tuple(str(d) for d in range(10)),
+        metadata={"image_shape": tuple(int(s) for s in images.shape[1:])},
+    )
 
 
 _ADULT_COLUMNS = (
@@ -223,7 +253,7 @@ def _target(values: pd.Series, classes: tuple[str, str], where: str) -> np.ndarr
 
 def load_adult(
     split: str = "train", data_dir: PathLike = None, *, download: bool | None = None
-) -> TabularDataset:
+) -> Dataset:
     """UCI Adult: predict income > 50K. ``split``: ``"train"`` (32,561) or ``"test"`` (16,281).
 
     Six numeric columns (float64) and eight categorical ones with the documented value sets;
@@ -242,7 +272,7 @@ def load_adult(
         else:
             df[col] = df[col].astype("float64")
     y = _target(label, ("<=50K", ">50K"), where)
-    return TabularDataset(
+    return Dataset(
         name=f"adult-{split}", X=df, y=y, feature_names=_ADULT_COLUMNS,
         categorical_features=tuple(_ADULT_DOMAINS), target_name="income",
         classes=("<=50K", ">50K"),
@@ -264,7 +294,7 @@ _MUSHROOM_DOMAINS = (
 )
 
 
-def load_mushroom(data_dir: PathLike = None, *, download: bool | None = None) -> TabularDataset:
+def load_mushroom(data_dir: PathLike = None, *, download: bool | None = None) -> Dataset:
     """UCI Mushroom: 8,124 mushrooms, 22 categorical attributes (one-letter codes as in the
     file). ``stalk-root`` has missing values (NaN). Target: 1 for poisonous (``p``)."""
     spec = _SPECS["mushroom"]
@@ -273,7 +303,7 @@ def load_mushroom(data_dir: PathLike = None, *, download: bool | None = None) ->
     label = df.pop("edibility")
     for col, dom in zip(_MUSHROOM_COLUMNS, _MUSHROOM_DOMAINS, strict=True):
         _categorical(df, col, list(dom), f"mushroom/{spec.name}")
-    return TabularDataset(
+    return Dataset(
         name="mushroom", X=df, y=_target(label, ("e", "p"), "mushroom"),
         feature_names=_MUSHROOM_COLUMNS, categorical_features=_MUSHROOM_COLUMNS,
         target_name="edibility", classes=("e", "p"),
@@ -285,7 +315,7 @@ _TTT_COLUMNS = ("TL", "TM", "TR", "ML", "MM", "MR", "BL", "BM", "BR")
 
 def load_tic_tac_toe(
     data_dir: PathLike = None, *, download: bool | None = None
-) -> TabularDataset:
+) -> Dataset:
     """UCI Tic-Tac-Toe Endgame: the 958 final boards where x moved first; squares top-left
     (``TL``) to bottom-right (``BR``) hold ``x``, ``o`` or ``b`` (blank). Target: 1 when x
     has three in a row (``positive``)."""
@@ -295,7 +325,7 @@ def load_tic_tac_toe(
     label = df.pop("class")
     for col in _TTT_COLUMNS:
         _categorical(df, col, ["b", "o", "x"], f"tic-tac-toe/{spec.name}")
-    return TabularDataset(
+    return Dataset(
         name="tic-tac-toe", X=df, y=_target(label, ("negative", "positive"), "tic-tac-toe"),
         feature_names=_TTT_COLUMNS, categorical_features=_TTT_COLUMNS,
         target_name="class", classes=("negative", "positive"),
@@ -313,7 +343,7 @@ _CREDIT_CATEGORICAL = ("SEX", "EDUCATION", "MARRIAGE")
 
 def load_credit_default(
     data_dir: PathLike = None, *, download: bool | None = None
-) -> TabularDataset:
+) -> Dataset:
     """UCI default of credit card clients (Taiwan, 2005): 30,000 clients, 23 attributes
     (X1..X23 in the file, named here as in UCI's documentation). SEX, EDUCATION and MARRIAGE
     are categorical (their integer codes as categories, including the undocumented codes that
@@ -336,8 +366,12 @@ def load_credit_default(
     for col in _CREDIT_CATEGORICAL:
         codes = sorted(int(v) for v in df[col].unique())
         df[col] = pd.Categorical(df[col].astype("int64"), categories=codes)
-    return TabularDataset(
+    return Dataset(
         name="credit-default", X=df, y=_target(label, ("0", "1"), "credit-default"),
         feature_names=_CREDIT_COLUMNS, categorical_features=_CREDIT_CATEGORICAL,
         target_name="default next month", classes=("0", "1"),
     )
+
+
+from neurips18.datasets._covertype import load_covertype  # noqa: E402
+from neurips18.datasets._movielens import load_movielens100k, truncate_users  # noqa: E402

@@ -50,8 +50,10 @@ class ParseError(DataError, ValueError):
 class FileSpec:
     """One data file: where it comes from and how to check it.
 
-    ``digest`` is ``"md5:<hex>"`` of the uncompressed bytes or ``"rows-sha256:<hex>"`` of the
-    normalised rows (see :func:`normalised_rows_digest`).
+    ``digest`` is ``"md5:<hex>"`` of the uncompressed bytes, ``"rows-sha256:<hex>"`` of the
+    normalised rows (see :func:`normalised_rows_digest`), or ``"file-sha256:<hex>"`` /
+    ``"file-md5:<hex>"`` of the file's bytes exactly as distributed (for archives whose
+    published digest is of the compressed file).
     """
 
     dataset: str
@@ -96,6 +98,18 @@ def normalised_rows_digest(text: str, skip_line: Callable[[str], bool] | None = 
     return h.hexdigest()
 
 
+def file_digest(spec: FileSpec, path: Path) -> str | None:
+    """The digest of the file's bytes as stored, for the ``file-*`` digest kinds."""
+    kind, _, _ = spec.digest.partition(":")
+    if not kind.startswith("file-"):
+        return None
+    h = hashlib.sha256() if kind == "file-sha256" else hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return f"{kind}:{h.hexdigest()}"
+
+
 def content_digest(spec: FileSpec, content: bytes) -> str:
     kind, _, _ = spec.digest.partition(":")
     if kind == "md5":
@@ -107,7 +121,7 @@ def content_digest(spec: FileSpec, content: bytes) -> str:
 
 
 def verify(spec: FileSpec, path: Path, content: bytes) -> None:
-    got = content_digest(spec, content)
+    got = file_digest(spec, path) or content_digest(spec, content)
     if got != spec.digest:
         raise ChecksumError(
             f"checksum mismatch for {path}: expected {spec.digest}, got {got}. The file is "

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -30,9 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from neurips18.repro import registry
-from neurips18.repro.core import Comparison, Outcome, Reproduction, RunContext, dumps
+from neurips18.repro.core import (
+    Comparison,
+    Judgement,
+    Profile,
+    Reproduction,
+    RunContext,
+    atomic_write_text,
+    dumps,
+    validate_profile,
+)
 
-PROFILES = ("quick", "full")
 OUTPUT_FILES = ("result.json", "table.md", "figure.png", "meta.json")
 
 
@@ -45,13 +55,19 @@ class RunResult:
     name: str
     profile: str
     out_dir: Path
-    outcome: Outcome
+    judgement: Judgement
+    data: dict[str, Any]
     wall_time_s: float
     resumed_steps: list[str]
+    skipped: dict[str, str]
+
+    @property
+    def rows(self) -> list[Comparison]:
+        return self.judgement.rows
 
     @property
     def failed(self) -> list[Comparison]:
-        return [c for c in self.outcome.comparisons if c.verdict == "fail"]
+        return [c for c in self.judgement.rows if c.verdict == "fail"]
 
 
 def check_writable(out: Path) -> None:
@@ -92,34 +108,38 @@ def _versions() -> dict[str, str | None]:
     return out
 
 
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
 def format_table(rows: list[Comparison]) -> str:
-    """The comparison rows as a Markdown table."""
-
-    def num(v: float | None) -> str:
-        return "not recovered" if v is None else f"{v:.4g}"
-
+    """The comparison rows as a Markdown table (a 95 % interval beside a mean over seeds)."""
     lines = [
         "| metric | ours | paper / reference | source | tolerance | verdict |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for c in rows:
-        ours = "n/a" if c.ours is None else f"{c.ours:.4g}"
-        lines.append(
-            f"| {c.metric} | {ours} | {num(c.paper)} | {c.source} | {c.tolerance} | "
-            f"{c.verdict} |"
-        )
+        ours = _num(c.ours)
+        if c.interval is not None:
+            ours += f" [{c.interval[0]:.4g}, {c.interval[1]:.4g}]"
+        if c.n:
+            ours += f" (n={c.n})"
+        ref = "not recovered" if c.paper is None else f"{c.paper:.4g}"
+        lines.append(f"| {c.metric} | {ours} | {ref} | {c.source} | {c.tolerance} | "
+                     f"{c.verdict} |")
     return "\n".join(lines) + "\n"
 
 
-def _table_md(repro: Reproduction, outcome: Outcome, profile: str, seed: int) -> str:
+def _table_md(res: dict[str, Any], rows: list[Comparison], notes: list[str]) -> str:
     parts = [
-        f"# {repro.title}\n",
-        f"{repro.citation}\n",
-        f"Profile `{profile}`, seed {seed}. Capability: `neurips18.{repro.capability}`.\n",
-        format_table(outcome.comparisons),
+        f"# {res['title']}\n",
+        f"{res['citation']}\n",
+        f"Profile `{res['profile']}`, seed {res['seed']}, {res.get('threads', '?')} thread(s). "
+        f"Capability: `neurips18.{res['capability']}`.\n",
+        format_table(rows),
     ]
-    if outcome.notes:
-        parts.append("Notes:\n\n" + "\n".join(f"- {n}" for n in outcome.notes) + "\n")
+    if notes:
+        parts.append("Notes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
 
 
@@ -135,9 +155,77 @@ def _draw(repro: Reproduction, data: dict[str, Any], path: Path) -> None:
             repro.plot(data, fig)
         else:
             fig.text(0.5, 0.5, f"{repro.name}: no figure", ha="center")
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     finally:
         plt.close(fig)
+
+
+@contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch intra-op threads and ``n`` BLAS/OpenMP threads; restore after."""
+    from threadpoolctl import threadpool_limits
+
+    torch = _maybe_torch()
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        with threadpool_limits(limits=n):
+            if torch is not None:
+                torch.set_num_threads(n)
+            yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+
+def _maybe_torch() -> Any:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return None
+    return torch
+
+
+def _probe_needs(repro: Reproduction) -> dict[str, str]:
+    from neurips18.datasets import DataError
+
+    skipped = {}
+    for part, probe in repro.needs.items():
+        try:
+            probe()
+        except DataError as exc:
+            skipped[part] = str(exc).splitlines()[0].removesuffix(" Looked in:")
+    return skipped
+
+
+def judge(repro: Reproduction, data: dict[str, Any], config: Profile,
+          skipped: Mapping[str, str]) -> Judgement:
+    """The module's verdicts on ``data`` (pure), with a note for every skipped part."""
+    j = repro.judge(data, config)
+    if not isinstance(j, Judgement):
+        raise TypeError(f"{repro.name}.judge must return a Judgement, got {type(j).__name__}")
+    notes = list(j.notes)
+    for part, why in skipped.items():
+        notes.append(f"Part '{part}' was skipped: its data is absent ({why}).")
+    return Judgement(rows=list(j.rows), notes=notes)
+
+
+def _summary(rows: list[Comparison]) -> dict[str, int]:
+    return {v: sum(c.verdict == v for c in rows) for v in ("pass", "fail", "no-reference")}
+
+
+def _write_outputs(paper_dir: Path, repro: Reproduction, result: dict[str, Any],
+                   rows: list[Comparison], notes: list[str], meta: dict[str, Any]) -> None:
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=paper_dir))
+    try:
+        (staging / "result.json").write_text(dumps(result), encoding="utf-8")
+        (staging / "table.md").write_text(_table_md(result, rows, notes), "utf-8")
+        _draw(repro, result["data"], staging / "figure.png")
+        (staging / "meta.json").write_text(dumps(meta), encoding="utf-8")
+        for fname in OUTPUT_FILES:  # meta.json last: its presence marks a complete result
+            os.replace(staging / fname, paper_dir / fname)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run(
@@ -148,27 +236,28 @@ def run(
     seed: int = 0,
     progress: bool = True,
     device: str = "cpu",
+    threads_override: int | None = None,
 ) -> RunResult:
-    """Run reproduction ``name`` and write ``<out>/<name>/``; resumes an interrupted run."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
-    if not isinstance(seed, int) or seed < 0:
+    """Run reproduction ``name`` and write ``<out>/<name>/``; resumes an interrupted run.
+
+    The thread count comes from the profile (``threads_override`` replaces it and is
+    recorded), so the same command and seed give the same digits on any machine.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     repro = registry.get(name)
-    if profile not in repro.profiles:
-        raise ValueError(f"{name} has no profile {profile!r}; it has {sorted(repro.profiles)}")
+    cfg = repro.config(profile)
+    validate_profile(profile, cfg)
+    n_threads = cfg.threads if threads_override is None else int(threads_override)
+    if not 1 <= n_threads <= 256:
+        raise ValueError(f"threads must be in [1, 256], got {n_threads}")
     out = Path(out)
     check_writable(out)
     paper_dir = out / name
-    ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}"
-    ctx = RunContext(
-        profile=profile,
-        config=repro.profiles[profile],
-        seed=seed,
-        checkpoint_dir=ckpt,
-        progress=progress,
-        device=device,
-    )
+    ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}-threads{n_threads}"
+    skipped = _probe_needs(repro)
+    ctx = RunContext(profile=profile, config=cfg, seed=seed, checkpoint_dir=ckpt,
+                     progress=progress, device=device, skipped=skipped)
     # Wall time accumulates across interrupted attempts so meta.json tells the real cost.
     clock_file = ckpt / "_elapsed.json"
     previous = 0.0
@@ -180,19 +269,15 @@ def run(
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
-        outcome = repro.run(ctx)
+        with threads(n_threads):
+            data = repro.run(ctx)
     finally:
-        from neurips18.repro.core import atomic_write_text
-
-        atomic_write_text(
-            clock_file, dumps({"elapsed_s": previous + time.perf_counter() - t0})
-        )
+        atomic_write_text(clock_file, dumps({"elapsed_s": previous + time.perf_counter() - t0}))
     wall = previous + time.perf_counter() - t0
-    if not isinstance(outcome, Outcome):
-        raise TypeError(f"{name}.run must return an Outcome, got {type(outcome).__name__}")
-
-    counts = {v: sum(c.verdict == v for c in outcome.comparisons)
-              for v in ("pass", "fail", "no-reference")}
+    if not isinstance(data, dict):
+        raise TypeError(f"{name}.run must return a dict of data, got {type(data).__name__}")
+    data = json.loads(dumps(data))  # what rejudge will read back, exactly
+    j = judge(repro, data, cfg, skipped)
     result = {
         "paper": name,
         "title": repro.title,
@@ -200,52 +285,70 @@ def run(
         "capability": repro.capability,
         "profile": profile,
         "seed": seed,
-        "summary": counts,
-        "comparisons": [c.to_dict() for c in outcome.comparisons],
-        "notes": outcome.notes,
-        "data": outcome.data,
+        "threads": n_threads,
+        "config": cfg.to_dict(),
+        "skipped": skipped,
+        "summary": _summary(j.rows),
+        "comparisons": [c.to_dict() for c in j.rows],
+        "notes": j.notes,
+        "data": data,
     }
     meta = {
         **_git_commit(),
         "paper": name,
         "profile": profile,
-        "config": dict(repro.profiles[profile]),
+        "config": cfg.to_dict(),
         "seed": seed,
+        "threads": n_threads,
         "device": device,
         "versions": _versions(),
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": _torch_threads(),
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_time_s": round(wall, 3),
         "resumed_steps": ctx.resumed_steps,
         "computed_steps": ctx.computed_steps,
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "command": " ".join(["neurips18", *sys.argv[1:]]) if sys.argv[0].endswith(
+            ("neurips18", "cli.py")) else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
-    paper_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=paper_dir))
-    try:
-        (staging / "result.json").write_text(dumps(result), encoding="utf-8")
-        (staging / "table.md").write_text(_table_md(repro, outcome, profile, seed), "utf-8")
-        _draw(repro, outcome.data, staging / "figure.png")
-        (staging / "meta.json").write_text(dumps(meta), encoding="utf-8")
-        for fname in OUTPUT_FILES:  # meta.json last: its presence marks a complete result
-            os.replace(staging / fname, paper_dir / fname)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _write_outputs(paper_dir, repro, result, j.rows, j.notes, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
     try:
         ckpt.parent.rmdir()  # only when no other profile/seed has a run under way
     except OSError:
         pass
-    return RunResult(name, profile, paper_dir, outcome, wall, ctx.resumed_steps)
+    return RunResult(name, profile, paper_dir, j, data, wall, ctx.resumed_steps, skipped)
 
 
-def _torch_threads() -> int | None:
-    if "torch" not in sys.modules:
-        return None
-    return int(sys.modules["torch"].get_num_threads())
+def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
+    """Rebuild the verdicts, ``table.md`` and the figure of ``<out>/<name>/`` from its
+    ``result.json`` with the current judge and references, without rerunning anything.
+    ``meta.json`` records when and at which commit the rejudging happened."""
+    repro = registry.get(name)
+    paper_dir = Path(out) / name
+    res_file, meta_file = paper_dir / "result.json", paper_dir / "meta.json"
+    if not (res_file.exists() and meta_file.exists()):
+        raise FileNotFoundError(f"no finished result in {paper_dir} (result.json and "
+                                "meta.json are needed); run `neurips18 reproduce` first")
+    res = json.loads(res_file.read_text(encoding="utf-8"))
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    config_cls = type(repro.config(res["profile"]))
+    cfg = config_cls.from_dict(res["config"])
+    validate_profile(res["profile"], cfg)
+    skipped = dict(res.get("skipped", {}))
+    j = judge(repro, res["data"], cfg, skipped)
+    res.update(title=repro.title, citation=repro.citation, capability=repro.capability,
+               summary=_summary(j.rows), comparisons=[c.to_dict() for c in j.rows],
+               notes=j.notes)
+    commit = _git_commit()
+    meta.setdefault("rejudged", []).append({
+        "utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit["commit"], "dirty": commit["dirty"],
+    })
+    _write_outputs(paper_dir, repro, res, j.rows, j.notes, meta)
+    return RunResult(name, res["profile"], paper_dir, j, res["data"],
+                     float(meta.get("wall_time_s", 0.0)), [], skipped)
 
 
 def last_status(out: Path | str, name: str) -> str:

@@ -11,7 +11,9 @@ import importlib
 import pkgutil
 from functools import cache
 
-from neurips18.repro.core import Reproduction
+from neurips18.repro.core import Reproduction, validate_profile
+
+REQUIRED_PROFILES = ("smoke", "quick", "full")
 
 _NOT_PAPERS = frozenset({"core", "harness", "registry", "report"})
 
@@ -47,6 +49,15 @@ def get(name: str) -> Reproduction:
         raise TypeError(f"neurips18.repro.{name} does not define a REPRODUCTION")
     if repro.name != name:
         raise ValueError(f"neurips18.repro.{name}.REPRODUCTION.name is {repro.name!r}")
+    missing = [p for p in REQUIRED_PROFILES if p not in repro.profiles]
+    if missing:
+        raise ValueError(f"neurips18.repro.{name} lacks the profile(s) {missing}")
+    kinds = {type(c) for c in repro.profiles.values()}
+    if len(kinds) != 1:
+        raise TypeError(f"neurips18.repro.{name}: every profile must be an instance of one "
+                        f"config class, got {sorted(k.__name__ for k in kinds)}")
+    for pname, cfg in repro.profiles.items():
+        validate_profile(pname, cfg)
     return repro
 
 

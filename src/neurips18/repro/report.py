@@ -23,9 +23,7 @@ def write_report(results: Path, out: Path) -> Path:
             continue
         res = json.loads(res_file.read_text(encoding="utf-8"))
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        fields = Comparison.__dataclass_fields__
-        rows = [Comparison(**{k: v for k, v in c.items() if k in fields})
-                for c in res["comparisons"]]
+        rows = [Comparison.from_dict(c) for c in res["comparisons"]]
         s = res["summary"]
         parts.append(f"## {res['paper']}: {res['title']}\n")
         parts.append(f"{res['citation']}\n")

@@ -1,33 +1,27 @@
-"""Small convex problems and a simulated data-parallel SGD loop for sparsification studies.
+"""Small convex problems and simulated data-parallel SGD for the sparsification studies.
 
-Used by the reproductions (``neurips18 reproduce sparsification`` / ``topk_convergence``) and
-usable on their own: :class:`LinearProblem` (l2-regularised logistic regression or l2-SVM with
-the squared hinge loss), :func:`solve` (its optimum, by L-BFGS), and :func:`run_sgd`, which
-runs P virtual workers through the :class:`~neurips18.compress.Simulator` (or dense averaging)
-and records the suboptimality against iterations and against bits communicated.
+Shared by the ``sparsification`` and ``topk_convergence`` reproductions:
+:class:`LinearProblem` (l2-regularised logistic regression or l2-SVM with the squared hinge
+loss), :func:`solve` (its optimum, by L-BFGS), :func:`run_sgd`, which runs P virtual workers
+through :class:`neurips18.compress.Simulator` (or dense averaging) and records the
+suboptimality against iterations and against bits communicated, and
+:func:`train_mlp_simulated`, the same for an MNIST MLP.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .simulator import Simulator
+from neurips18.compress import Simulator, topk_sparsify
+from neurips18.repro._common.models import mlp
+from neurips18.repro._common.training import evaluate, init_model
 
-__all__ = [
-    "LinearProblem",
-    "accuracy",
-    "binary_mnist",
-    "mlp",
-    "mnist_tensors",
-    "run_sgd",
-    "skewed_synthetic",
-    "solve",
-    "train_mlp_simulated",
-]
+__all__ = ["LinearProblem", "run_sgd", "solve", "train_mlp_simulated"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,39 +84,6 @@ def solve(problem: LinearProblem, maxiter: int = 2000) -> tuple[torch.Tensor, fl
                    options={"maxiter": maxiter, "gtol": 1e-9, "ftol": 1e-14})
     w = torch.from_numpy(res.x)
     return w, P64.value(w)
-
-
-def binary_mnist(n: int | None = None, seed: int = 0, data_dir: Any = None) -> tuple[
-    torch.Tensor, torch.Tensor
-]:
-    """MNIST digits 0-4 (y=-1) vs 5-9 (y=+1), pixels in [0, 1] plus a bias feature."""
-    from neurips18.datasets import load_mnist
-
-    images, labels = load_mnist("train", data_dir=data_dir)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))[: n or len(labels)]
-    X = torch.from_numpy(images[order].reshape(len(order), -1).astype(np.float32) / 255.0)
-    X = torch.cat([X, torch.ones(len(order), 1)], dim=1)
-    y = torch.from_numpy(np.where(labels[order] >= 5, 1.0, -1.0).astype(np.float32))
-    return X, y
-
-
-def skewed_synthetic(
-    n: int, d: int, seed: int = 0, density: float = 0.1, decay: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sparse features whose column scales decay as ``j^-decay``: skewed gradient magnitudes.
-
-    Labels come from a random linear model with 10 % label noise.
-    """
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.rand(n, d, generator=g) < density
-    scales = torch.arange(1, d + 1, dtype=torch.float32).pow(-decay)
-    X = torch.randn(n, d, generator=g) * mask * scales * (d**decay) ** 0.5 / d**0.25
-    w_true = torch.randn(d, generator=g)
-    y = torch.sign(X @ w_true + 1e-12)
-    flip = torch.rand(n, generator=g) < 0.1
-    y[flip] = -y[flip]
-    return X, y
 
 
 def run_sgd(
@@ -201,35 +162,6 @@ def run_sgd(
     return hist
 
 
-def mnist_tensors(data_dir: Any = None) -> dict[str, torch.Tensor]:
-    """MNIST as float tensors in [0, 1], flattened: train/test images and labels."""
-    from neurips18.datasets import load_mnist
-
-    out = {}
-    for split in ("train", "test"):
-        images, labels = load_mnist(split, data_dir=data_dir)
-        out[f"x_{split}"] = torch.from_numpy(images.reshape(len(labels), -1)).float() / 255.0
-        out[f"y_{split}"] = torch.from_numpy(labels)
-    return out
-
-
-def mlp(hidden: tuple[int, ...], seed: int = 0) -> torch.nn.Module:
-    """A ReLU MLP 784 -> hidden... -> 10 with a fixed initialisation seed."""
-    torch.manual_seed(seed)  # nn.Linear initialises from the global generator
-    layers: list[torch.nn.Module] = []
-    width = 784
-    for h in hidden:
-        layers += [torch.nn.Linear(width, h), torch.nn.ReLU()]
-        width = h
-    layers.append(torch.nn.Linear(width, 10))
-    return torch.nn.Sequential(*layers)
-
-
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean()) * 100.0
-
-
 def train_mlp_simulated(
     data: dict[str, torch.Tensor],
     *,
@@ -251,10 +183,7 @@ def train_mlp_simulated(
     (``acc_p`` = residual + gradient of worker p, the same K as each worker uses).
     Returns the training-loss curve, final test accuracy, bits (coding model) and bytes.
     """
-    from ._checks import k_for_density
-    from .topk import topk_sparsify
-
-    model = mlp(hidden, seed)
+    model = init_model(lambda: mlp(tuple(hidden)), seed)
     params = [p for p in model.parameters()]
     d = sum(p.numel() for p in params)
     sim = None
@@ -282,7 +211,7 @@ def train_mlp_simulated(
             nbytes += workers * d * 4
         else:
             if xi_every and compressor == "topk" and t % xi_every == 0:
-                k = k_for_density(sim.states[0].density, d)
+                k = max(1, min(d, math.ceil(sim.states[0].density * d)))
                 accs = [g + st.memory[0] if 0 in st.memory else g.clone()
                         for g, st in zip(grads, sim.states, strict=True)]
                 mean_acc = torch.stack(accs).mean(0)
@@ -304,7 +233,7 @@ def train_mlp_simulated(
         if t % eval_every == 0 or t == steps:
             hist["iter"].append(t)
             hist["loss"].append(sum(losses) / len(losses))
-    hist["test_acc"] = accuracy(model, data["x_test"], data["y_test"])
+    hist["test_acc"] = evaluate(model, data["x_test"], data["y_test"])
     hist["bits"] = bits
     hist["bytes"] = nbytes
     hist["dense_bits"] = steps * workers * d * 32.0

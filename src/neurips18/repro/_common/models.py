@@ -1,4 +1,6 @@
-"""Small reference models for the FP8 experiments (MNIST MLP/CNN, CIFAR-10 ResNet).
+"""The networks the reproductions train (MNIST MLP and CNN, a CIFAR-10 ResNet, MLPs of any
+width). Construct them with :func:`neurips18.repro._common.init_model` so that the
+initialisation comes from a seed without touching torch's global generator.
 
 The CIFAR ResNet follows He et al. (2016)'s 6n+2 design (3 stages of 16/32/64 channels),
 the family used for the CIFAR-10 experiments of Wang et al. (NeurIPS 2018).
@@ -23,6 +25,17 @@ def mnist_cnn() -> nn.Sequential:
         nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 10),
     )
+
+
+def mlp(hidden: tuple[int, ...], n_in: int = 784, n_out: int = 10) -> nn.Sequential:
+    """A ReLU MLP ``n_in -> hidden... -> n_out`` on flat inputs."""
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
 
 
 class _Block(nn.Module):

@@ -1,4 +1,4 @@
-"""Convex experiment helpers: the optimum is right and divergence is reported, not raised."""
+"""The simulated data-parallel SGD of repro._common: the optimum is right and divergence is reported, not raised."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ import math
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from neurips18.compress.experiments import LinearProblem, run_sgd, skewed_synthetic, solve
+from neurips18.datasets.synthetic import make_skewed_sparse_classification
+from neurips18.repro._common.sgd import LinearProblem, run_sgd, solve
+
+
+def skewed_synthetic(n, d, seed, density=0.1):
+    return make_skewed_sparse_classification(n, d, density=density, generator=seed)
 
 
 def test_solve_matches_sklearn_logistic() -> None:

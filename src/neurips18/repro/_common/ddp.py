@@ -1,8 +1,18 @@
-"""A 2-rank gloo check of the hooks, run by ``torch.multiprocessing.spawn``.
+"""The local multi-process DDP launcher shared by tests, reproductions and benchmarks.
 
-Used by ``tests/compress/test_hooks_distributed.py``; it lives in the package so that spawned
-processes can import it by name. Each rank trains a small MLP for a few steps under each hook,
-records every bucket's input and output, and saves them with its final parameters.
+:func:`spawn` starts ``world`` gloo ranks on this machine (``torch.multiprocessing``), each
+running ``fn(rank, world, port, out_dir, *args)``, under a watchdog that terminates them
+when a hook deadlocks; rank 0 may leave ``result.pt`` in ``out_dir``, which is returned.
+It lives in the package so that spawned processes can import the rank functions by name:
+
+* :func:`hook_check` -- a small MLP trained a few steps under each hook, recording every
+  bucket's input and output (``tests/compress``);
+* :func:`train_variants` -- an MNIST MLP trained under several hooks in one process group:
+  step times, accuracy, bytes sent and a bitwise check that the ranks stay in lock-step
+  (the ``topk_convergence`` reproduction and ``benchmarks/bench_compress.py``).
+
+Each rank runs with one thread unless told otherwise; the seeds of the models and the data
+are fixed per rank, and no rank touches another's generator.
 """
 
 from __future__ import annotations
@@ -16,18 +26,69 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from . import (
+from neurips18.compress import (
     TopKState,
     UnbiasedSparsifyState,
     topk_hook,
     unbiased_sparsify_hook,
 )
+from neurips18.repro._common.models import mlp
+from neurips18.repro._common.training import evaluate, init_model
+
+RESULT = "result.pt"
+
+
+def _init(rank: int, world: int, port: int, threads: int, timeout_s: float) -> None:
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    torch.set_num_threads(threads)
+    dist.init_process_group("gloo", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=timeout_s))
+
+
+def _entry(rank: int, fn: Any, world: int, port: int, out_dir: str, args: tuple) -> None:
+    fn(rank, world, port, out_dir, *args)
+
+
+def spawn(fn: Any, *args: Any, world: int = 2, timeout_s: float | None = None) -> Any:
+    """Run ``fn(rank, world, port, out_dir, *args)`` on ``world`` local ranks; return what
+    rank 0 saved as ``out_dir/result.pt`` (``None`` if nothing).
+
+    ``timeout_s``: a watchdog for hooks that can deadlock (PyTorch's PowerSGD waits on a
+    future inside a future callback, which can block every gloo worker thread): the ranks
+    are terminated and ``TimeoutError`` raised when they have not finished in time.
+    """
+    import socket
+    import tempfile
+    import time
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = mp.spawn(_entry, args=(fn, world, port, tmp, args), nprocs=world, join=False)
+        assert ctx is not None
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not ctx.join(timeout=2.0):
+            if deadline is not None and time.monotonic() > deadline:
+                for proc in ctx.processes:
+                    if proc.is_alive():
+                        proc.terminate()
+                for proc in ctx.processes:
+                    proc.join(10.0)
+                raise TimeoutError(
+                    f"the ranks did not finish within {timeout_s:.0f} s (deadlock); terminated"
+                )
+        path = os.path.join(tmp, RESULT)
+        if not os.path.exists(path):
+            return None
+        return torch.load(path, weights_only=False)
 
 
 def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                         nn.Linear(64, 4))
+    return init_model(lambda: mlp((64, 64), n_in=20, n_out=4), 0)
 
 
 def _recording(hook: Any, records: list[dict[str, Any]]) -> Any:
@@ -77,11 +138,9 @@ def _train(kind: str, rank: int, steps: int, nan_step: int | None, **kw: Any) ->
             "bytes_sent": state.bytes_sent, "dense_bytes": state.dense_bytes}
 
 
-def run(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=60))
+def hook_check(rank: int, world: int, port: int, out_dir: str, dest: str) -> None:
+    """Each rank trains under every hook and saves ``dest/rank<r>.pt`` with its records."""
+    _init(rank, world, port, 1, 60.0)
     try:
         res: dict[str, Any] = {
             "topk": _train("topk", rank, 6, None, warmup_steps=1),
@@ -93,7 +152,7 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
         t = torch.tensor([float(rank)])
         dist.all_reduce(t)
         res["after"] = float(t)
-        torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
+        torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
@@ -128,13 +187,9 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
     """
     import time
 
-    from .experiments import accuracy, mlp, mnist_tensors
+    from neurips18.repro._common.mnist import mnist_tensors
 
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(int(cfg.get("threads", 1)))
-    timeout = timedelta(seconds=float(cfg.get("timeout_s", 120)))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timeout)
+    _init(rank, world, port, int(cfg.get("threads", 1)), float(cfg.get("timeout_s", 120)))
     try:
         if cfg["data"] == "mnist":
             data = mnist_tensors(cfg.get("data_dir"))
@@ -147,7 +202,7 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
             kw = dict(kw)
             cap_mb = kw.pop("bucket_cap_mb", cfg.get("bucket_cap_mb"))
             ddp_kw = {} if cap_mb is None else {"bucket_cap_mb": cap_mb}
-            model = DDP(mlp(tuple(cfg["hidden"]), seed=0), **ddp_kw)
+            model = DDP(init_model(lambda: mlp(tuple(cfg["hidden"])), 0), **ddp_kw)
             state, hook = _make_hook(kind, kw)
             if hook is not None:
                 model.register_comm_hook(state, hook)
@@ -176,7 +231,7 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                     desync += int(not all(torch.equal(allv[0], v) for v in allv[1:]))
             res: dict[str, Any] = {"times": times, "desync_steps": desync, "error": error}
             if "x_test" in data:
-                res["test_acc"] = accuracy(model.module, data["x_test"], data["y_test"])
+                res["test_acc"] = evaluate(model.module, data["x_test"], data["y_test"])
             d = sum(p.numel() for p in model.parameters())
             res["d"] = d
             res["dense_bytes"] = 4.0 * d * len(times)
@@ -187,7 +242,7 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
             summary[name] = res
             dist.barrier()
         if rank == 0:
-            torch.save(summary, os.path.join(out_dir, "summary.pt"))
+            torch.save(summary, os.path.join(out_dir, RESULT))
     finally:
         dist.destroy_process_group()
 
@@ -195,34 +250,6 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
 def spawn_variants(
     cfg: dict[str, Any], world: int = 2, timeout_s: float | None = None
 ) -> dict[str, Any]:
-    """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary.
-
-    ``timeout_s``: a watchdog for hooks that can deadlock (PyTorch's PowerSGD waits on a
-    future inside a future callback, which can block every gloo worker thread): the ranks
-    are terminated and ``TimeoutError`` raised when they have not finished in time.
-    """
-    import socket
-    import tempfile
-    import time
-
-    import torch.multiprocessing as mp
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    with tempfile.TemporaryDirectory() as tmp:
-        ctx = mp.spawn(train_variants, args=(world, port, tmp, cfg), nprocs=world, join=False)
-        assert ctx is not None
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not ctx.join(timeout=2.0):
-            if deadline is not None and time.monotonic() > deadline:
-                for proc in ctx.processes:
-                    if proc.is_alive():
-                        proc.terminate()
-                for proc in ctx.processes:
-                    proc.join(10.0)
-                raise TimeoutError(
-                    f"the ranks did not finish within {timeout_s:.0f} s (deadlock); terminated"
-                )
-        out: dict[str, Any] = torch.load(os.path.join(tmp, "summary.pt"), weights_only=False)
+    """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary."""
+    out: dict[str, Any] = spawn(train_variants, cfg, world=world, timeout_s=timeout_s)
     return out

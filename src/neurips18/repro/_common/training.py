@@ -1,0 +1,91 @@
+"""One train/evaluate loop for the reproductions that train networks.
+
+* :func:`init_model` builds a model from a seed inside ``torch.random.fork_rng``: PyTorch's
+  layers initialise from the global generator, whose state is restored afterwards, so no
+  reproduction leaves the global RNG changed.
+* :func:`to_device` moves a model to the run's ``--device`` (every module with
+  ``uses_device=True`` goes through it; a test checks the device reaches the model).
+* :func:`train` runs epochs of minibatch training in a random order drawn from an explicit
+  generator, dropping the last incomplete batch, and evaluates after every epoch.
+* :func:`evaluate` gives the accuracy in percent (exact count of correct predictions).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def init_model(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``factory()`` with torch's global generator seeded by ``seed`` inside a fork: the
+    same seed gives the same initial weights, and the caller's global RNG is untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+def to_device(model: nn.Module, device: str | torch.device) -> nn.Module:
+    """``model`` moved to ``device`` (the run's ``--device``)."""
+    return model.to(torch.device(device))
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+             batch_size: int = 1000) -> float:
+    """Accuracy in percent of ``model`` on ``(x, y)``, in eval mode and without gradients;
+    the model's training mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            xb = x[i:i + batch_size].to(device)
+            correct += int((model(xb).argmax(1).cpu() == y[i:i + batch_size]).sum())
+    model.train(was_training)
+    return 100.0 * correct / len(x)
+
+
+def train(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    test: tuple[torch.Tensor, torch.Tensor] | None = None,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+    evals_per_epoch: int = 1,
+) -> dict[str, Any]:
+    """Train for ``epochs`` passes over ``(x, y)`` in batches of ``batch_size``, the order of
+    each epoch a permutation from ``generator``. With ``test``, the test accuracy is
+    recorded ``evals_per_epoch`` times per epoch (evenly spaced, the last at the epoch's
+    end). Returns ``{"curve": [...], "curve_steps": [...], "acc": last accuracy, "steps",
+    "seconds"}``."""
+    device = next(model.parameters()).device
+    curve: list[float] = []
+    curve_steps: list[int] = []
+    n_batches = (len(x) - batch_size) // batch_size + 1 if len(x) >= batch_size else 0
+    marks = {round(n_batches * (k + 1) / evals_per_epoch) for k in range(evals_per_epoch)}
+    steps = 0
+    t0 = time.perf_counter()
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=generator)
+        for b, i in enumerate(range(0, len(x) - batch_size + 1, batch_size), start=1):
+            sel = perm[i:i + batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[sel].to(device)), y[sel].to(device))
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if test is not None and b in marks:
+                curve.append(evaluate(model, *test))
+                curve_steps.append(steps)
+    return {"acc": curve[-1] if curve else None, "curve": curve, "curve_steps": curve_steps,
+            "steps": steps, "seconds": time.perf_counter() - t0}
