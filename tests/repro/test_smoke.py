@@ -66,10 +66,10 @@ def test_smoke_profile_resumes_and_repeats(name, tmp_path, monkeypatch):
     assert [r.to_dict() for r in again.rows] == [r.to_dict() for r in fresh.rows]
 
 
-@pytest.mark.parametrize(
-    "name", [n for n in registry.module_names() if registry.get(n).uses_device]
-)
+@pytest.mark.parametrize("name", registry.module_names())
 def test_device_reaches_the_models(name, tmp_path, monkeypatch):
+    if not registry.get(name).uses_device:
+        pytest.skip(f"{name} trains no network")
     from neurips18.repro import _common
     from neurips18.repro._common import training
 
