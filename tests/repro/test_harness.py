@@ -61,6 +61,12 @@ def test_interval_decides_the_verdict():
                    interval=(0.0, 2.5)).verdict == "fail"
 
 
+def test_a_row_shown_without_verdict_keeps_its_reference():
+    row = compare("acc", 0.9, 0.995, source="target", tol=0.0, mode="min", judged=False)
+    assert row.verdict == "no-reference" and row.paper == 0.995
+    assert row.tolerance.startswith("not judged in this profile")
+
+
 def test_estimate_matches_scipy_and_pairs_by_seed():
     from scipy import stats
 

@@ -73,10 +73,26 @@ def test_numeric_columns_are_binned_by_quantile_and_printed_as_intervals():
     n = 2000
     X = pd.DataFrame({"age": rng.uniform(0, 100, n), "color": rng.choice(["r", "g", "b"], n)})
     y = ((X.age >= 60) & (X.color != "b")).astype(int)
-    clf = MultiValueRuleSetClassifier(n_bins=5, random_state=0, n_iterations=1000).fit(X, y)
+    clf = MultiValueRuleSetClassifier(n_bins=5, random_state=0, n_iterations=1000,
+                                      binning="quantile").fit(X, y)
     assert (clf.predict(X) == y).mean() > 0.98
     assert any(re.search(r"age in \{>= 5\d", r) for r in clf.rules_), clf.rules_
     assert any("color in {g, r}" in r for r in clf.rules_), clf.rules_
+
+
+def test_tree_binning_puts_the_cut_where_the_label_changes():
+    rng = np.random.default_rng(0)
+    n = 2000
+    X = pd.DataFrame({"age": rng.uniform(0, 100, n), "color": rng.choice(["r", "g", "b"], n)})
+    y = ((X.age >= 63.5) & (X.color != "b")).astype(int)  # not at a quantile
+    quant = MultiValueRuleSetClassifier(binning="quantile", random_state=0).fit(X, y)
+    tree = MultiValueRuleSetClassifier(binning="tree", random_state=0).fit(X, y)
+    assert (tree.predict(X) == y).mean() == 1.0
+    assert (quant.predict(X) == y).mean() < 0.99  # the quantile cuts straddle 63.5
+    cut = float(re.search(r"age in \{>= ([\d.]+)\}", tree.rules_[0]).group(1))
+    # the cut separates the oldest negative of a non-blue colour from the youngest positive
+    assert X.age[(y == 0) & (X.color != "b")].max() < cut <= X.age[y == 1].min() + 1e-4
+    assert any("color in {g, r}" in r for r in tree.rules_), tree.rules_
 
 
 def test_arrays_strings_labels_and_positive_class():
@@ -94,22 +110,22 @@ def test_arrays_strings_labels_and_positive_class():
     np.testing.assert_array_equal(inv.classes_[proba.argmax(1)], inv.predict(X))
 
 
-def test_predict_proba_is_the_beta_posterior_mean():
+@pytest.mark.parametrize("prior", ["accuracy", "paper"])
+def test_predict_proba_is_the_laplace_rate_of_the_training_data(prior):
     data = make_planted_rule_set(
         n_samples=1000, n_attributes=6, noise=0.05, generator=np.random.default_rng(3)
     )
-    p = MRSPrior()
-    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500, prior=p)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500, prior=prior)
     clf.fit(data.X, data.y)
-    c = clf.train_confusion_
     covered = clf.predict(data.X) == 1
+    tp, fp = int(data.y[covered].sum()), int((1 - data.y[covered]).sum())
+    fn, tn = int(data.y[~covered].sum()), int((1 - data.y[~covered]).sum())
+    assert clf.train_confusion_ == {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
     proba = clf.predict_proba(data.X)[:, 1]
-    assert np.allclose(
-        proba[covered], (c["tp"] + p.alpha_1) / (c["tp"] + c["fp"] + p.alpha_1 + p.beta_1)
-    )
-    assert np.allclose(
-        proba[~covered], (c["fn"] + p.beta_2) / (c["tn"] + c["fn"] + p.alpha_2 + p.beta_2)
-    )
+    assert np.allclose(proba[covered], (tp + 1) / (tp + fp + 2))
+    assert np.allclose(proba[~covered], (fn + 1) / (tn + fn + 2))
+    # the rates follow the data, not the accuracy prior's pseudo-counts (which give 0.9/0.1)
+    assert abs(proba[covered][0] - 0.9) > 0.02
 
 
 def test_caps_and_trace():
@@ -200,16 +216,19 @@ def test_mismatched_feature_names_and_counts():
 @pytest.mark.parametrize(
     "params,match",
     [
-        ({"max_rules": 0}, "max_rules must be a positive integer or None, got 0"),
-        ({"max_values_per_rule": 1.5}, "max_values_per_rule must be"),
-        ({"n_iterations": -1}, "n_iterations must be a positive integer, got -1"),
-        ({"n_bins": 1}, "n_bins must be an integer >= 2, got 1"),
-        ({"min_support": 0}, "min_support must be"),
-        ({"temperature0": float("nan")}, "temperature0 must be"),
-        ({"handle_unknown": "skip"}, "handle_unknown must be"),
-        ({"prior": {"alpha_1": -1.0}}, r"prior.alpha_1 must be a finite positive number"),
-        ({"prior": {"nope": 1.0}}, "prior has an unknown key"),
-        ({"n_chains": 0}, "n_chains must be"),
+        ({"max_rules": 0}, r"Invalid max_rules: 0 \(expected an int in \[1, inf\) or None\)"),
+        ({"max_values_per_rule": 1.5}, "Invalid max_values_per_rule: 1.5"),
+        ({"n_iterations": -1}, r"Invalid n_iterations: -1 \(expected an int in \[1, inf\)\)"),
+        ({"n_bins": 1}, r"Invalid n_bins: 1 \(expected an int in \[2, inf\)\)"),
+        ({"binning": "kmeans"}, "Invalid binning: 'kmeans'"),
+        ({"min_support": 0}, "Invalid min_support: 0"),
+        ({"temperature0": float("nan")}, "Invalid temperature0: nan"),
+        ({"handle_unknown": "skip"}, "Invalid handle_unknown: 'skip'"),
+        ({"prior": {"alpha_1": -1.0}}, r"Invalid prior.alpha_1: -1.0"),
+        ({"prior": {"nope": 1.0}}, "unknown: nope"),
+        ({"prior": "strong"}, "Invalid prior: 'strong'"),
+        ({"n_chains": 0}, "Invalid n_chains: 0"),
+        ({"random_state": -2}, "Invalid random_state: -2"),
         ({"categorical_features": ["missing-col"]}, "is not a column of X"),
     ],
 )
@@ -221,7 +240,7 @@ def test_bad_hyperparameters_name_the_parameter(params, match):
 
 def test_prior_of_wrong_type():
     d = _small()
-    with pytest.raises(TypeError, match="prior must be an MRSPrior"):
+    with pytest.raises(TypeError, match="Invalid prior: 3"):
         MultiValueRuleSetClassifier(prior=3).fit(d.X, d.y)
 
 

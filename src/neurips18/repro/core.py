@@ -150,6 +150,7 @@ def compare(
     interval: Sequence[float] | None = None,
     n: int | None = None,
     key: str = "",
+    judged: bool = True,
 ) -> Comparison:
     """Build a comparison row and decide its verdict.
 
@@ -158,6 +159,8 @@ def compare(
     ``None`` or not finite fails; ``paper=None`` gives ``"no-reference"``. With
     ``interval=(low, high)`` the check must hold at both ends (for ``min`` at the low end,
     for ``max`` at the high end): a claim passes only when its uncertainty supports it.
+    ``judged=False``: the row is shown with its reference but without a verdict (a claim
+    the profile's run cannot support, judged in another profile).
     """
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
@@ -185,10 +188,13 @@ def compare(
         verdict = "pass" if ok else "fail"
     else:
         verdict = "pass" if _holds(mode, ours_f, paper_f, tol) else "fail"
+    tolerance = "n/a (no reference)" if paper_f is None else _describe(mode, tol, iv is not None)
+    if not judged and paper_f is not None:
+        verdict = "no-reference"
+        tolerance = f"not judged in this profile ({tolerance})"
     return Comparison(
         metric=metric, ours=ours_f, paper=paper_f, source=source,
-        tolerance="n/a (no reference)" if paper_f is None else _describe(mode, tol, iv is not None),
-        verdict=verdict, mode=mode,
+        tolerance=tolerance, verdict=verdict, mode=mode,
         tol=float(tol), note=note, key=key, interval=iv, n=n,
     )
 
@@ -307,11 +313,13 @@ class References(Mapping[str, Reference]):
         *,
         ref: float | None = None,
         note: str = "",
+        judged: bool = True,
         **fmt: Any,
     ) -> Comparison:
         """The comparison row for reference ``key``: ``ours`` (a number, or an
         :class:`Estimate`, whose interval then decides), ``ref`` only for a
-        :data:`MEASURED` reference, ``fmt`` fills the metric's format fields."""
+        :data:`MEASURED` reference, ``fmt`` fills the metric's format fields;
+        ``judged=False`` shows the row without a verdict (see :func:`compare`)."""
         r = self._refs[key]
         if r.value is MEASURED:
             value = ref
@@ -324,9 +332,9 @@ class References(Mapping[str, Reference]):
         if isinstance(ours, Estimate):
             return compare(metric, ours.mean, value, source=source, tol=r.tol, mode=r.mode,
                            note=note, interval=ours.interval if ours.n > 1 else None,
-                           n=ours.n, key=key)
+                           n=ours.n, key=key, judged=judged)
         return compare(metric, ours, value, source=source, tol=r.tol, mode=r.mode, note=note,
-                       key=key)
+                       key=key, judged=judged)
 
 
 @dataclass

@@ -333,8 +333,11 @@ def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
                                 "meta.json are needed); run `neurips18 reproduce` first")
     res = json.loads(res_file.read_text(encoding="utf-8"))
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    config_cls = type(repro.config(res["profile"]))
-    cfg = config_cls.from_dict(res["config"])
+    current = repro.config(res["profile"])
+    stored = dict(res["config"])
+    # a field added to the config since the run (a judging setting) takes the profile's value
+    filled = sorted(set(current.to_dict()) - set(stored))
+    cfg = type(current).from_dict({**current.to_dict(), **stored})
     validate_profile(res["profile"], cfg)
     skipped = dict(res.get("skipped", {}))
     j = judge(repro, res["data"], cfg, skipped)
@@ -345,7 +348,9 @@ def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
     meta.setdefault("rejudged", []).append({
         "utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit["commit"], "dirty": commit["dirty"],
+        "config_fields_from_the_current_profile": filled,
     })
+    res["config"] = cfg.to_dict()
     _write_outputs(paper_dir, repro, res, j.rows, j.notes, meta)
     return RunResult(name, res["profile"], paper_dir, j, res["data"],
                      float(meta.get("wall_time_s", 0.0)), [], skipped)

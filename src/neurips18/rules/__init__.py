@@ -10,6 +10,9 @@ Representations", NeurIPS 2018.
 
 from neurips18.rules._classifier import MultiValueRuleSetClassifier
 from neurips18.rules._model import (
+    ACCURACY_PRIOR,
+    NAMED_PRIORS,
+    PAPER_PRIOR,
     MRSPrior,
     log_beta_binomial,
     log_dirichlet_multinomial,
@@ -19,6 +22,9 @@ from neurips18.rules._model import (
 )
 
 __all__ = [
+    "ACCURACY_PRIOR",
+    "NAMED_PRIORS",
+    "PAPER_PRIOR",
     "MultiValueRuleSetClassifier",
     "MRSPrior",
     "log_beta_binomial",

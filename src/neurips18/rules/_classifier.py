@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    Predicate,
+    check_array,
+    check_params,
+    invalid,
+)
 from neurips18.rules._encoding import AttributeEncoding, fit_encoding, transform
-from neurips18.rules._model import MRSPrior
+from neurips18.rules._model import ACCURACY_PRIOR, NAMED_PRIORS, MRSPrior
 from neurips18.rules._search import (
     Annealer,
     Rule,
@@ -48,11 +59,22 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         Hard cap on the number of distinct features the rule set may use.
     n_iterations : int
         Simulated annealing steps.
-    prior : MRSPrior, dict or None
-        Hyperparameters of the model (:class:`~neurips18.rules.MRSPrior`); ``None`` uses the
-        defaults of the author's code.
+    prior : "accuracy", "paper", MRSPrior or dict
+        Hyperparameters of the model (:class:`~neurips18.rules.MRSPrior`). ``"accuracy"``
+        (:data:`~neurips18.rules.ACCURACY_PRIOR`, the default): the paper's structure prior
+        with a likelihood in which every training error costs the same (Beta priors of
+        10^5 pseudo-counts at 0.9), good on real data; ``"paper"``
+        (:data:`~neurips18.rules.PAPER_PRIOR`): the author's code's hyperparameters, whose
+        likelihood on large data sets behaves like a purity criterion and can lose to the
+        majority class. A dict overrides fields of the accuracy prior.
     n_bins : int
-        Numeric columns are cut at training quantiles into at most this many intervals.
+        Numeric columns are cut into at most this many intervals.
+    binning : {"tree", "quantile"}
+        Where numeric columns are cut: ``"tree"`` (default) at the thresholds of a small
+        decision tree fitted to the column alone against the labels (at most ``n_bins``
+        leaves, each with at least 1 % of the rows), so cut points fall where the label
+        changes; ``"quantile"`` at training quantiles. A condition may take several
+        adjacent intervals, so rules can express any union of them.
     random_state : int, numpy Generator or None
         Seed of the search.
     categorical_features : "auto", list of column names/indices or None
@@ -98,8 +120,9 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         max_rules: int | None = None,
         max_values_per_rule: int | None = None,
         n_iterations: int = 2000,
-        prior: MRSPrior | dict[str, float] | None = None,
+        prior: str | MRSPrior | dict[str, float] = "accuracy",
         n_bins: int = 5,
+        binning: str = "tree",
         random_state: int | np.random.Generator | None = None,
         categorical_features: str | Sequence[Any] | None = "auto",
         positive_class: Any = None,
@@ -116,6 +139,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.n_iterations = n_iterations
         self.prior = prior
         self.n_bins = n_bins
+        self.binning = binning
         self.random_state = random_state
         self.categorical_features = categorical_features
         self.positive_class = positive_class
@@ -137,54 +161,38 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = False
         return tags
 
-    def _check_params(self) -> MRSPrior:
-        def pos_int(name: str, value: Any, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                allowed = "a positive integer" + (" or None" if allow_none else "")
-                raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    _PARAMS: dict[str, list[Any]] = {
+        "max_rules": [Interval(int, 1, None), None],
+        "max_values_per_rule": [Interval(int, 1, None), None],
+        "max_features": [Interval(int, 1, None), None],
+        "n_iterations": [Interval(int, 1, None)],
+        "max_rule_length": [Interval(int, 1, None)],
+        "n_candidates": [Interval(int, 1, None)],
+        "n_chains": [Interval(int, 1, None)],
+        "n_bins": [Interval(int, 2, None)],
+        "binning": [Options({"tree", "quantile"})],
+        "min_support": [Interval(float, 0, 1, closed="neither"),
+                        Predicate(lambda v: isinstance(v, numbers.Integral)
+                                  and not isinstance(v, bool) and v >= 1,
+                                  "a positive integer count")],
+        "temperature0": [Interval(float, 0, None, closed="neither")],
+        "handle_unknown": [Options({"ignore", "error"})],
+        "prior": [Options(set(NAMED_PRIORS)), InstanceOf((MRSPrior, dict), "an MRSPrior, a dict")],
+        "random_state": [Interval(int, 0, None), InstanceOf(np.random.Generator), None],
+    }
 
-        pos_int("max_rules", self.max_rules, allow_none=True)
-        pos_int("max_values_per_rule", self.max_values_per_rule, allow_none=True)
-        pos_int("max_features", self.max_features, allow_none=True)
-        pos_int("n_iterations", self.n_iterations)
-        pos_int("max_rule_length", self.max_rule_length)
-        pos_int("n_candidates", self.n_candidates)
-        pos_int("n_chains", self.n_chains)
-        if (
-            isinstance(self.n_bins, bool)
-            or not isinstance(self.n_bins, numbers.Integral)
-            or self.n_bins < 2
-        ):
-            raise ValueError(f"n_bins must be an integer >= 2, got {self.n_bins!r}")
-        ms = self.min_support
-        if (
-            isinstance(ms, bool)
-            or not isinstance(ms, numbers.Real)
-            or not ((0 < ms < 1) or (ms >= 1 and float(ms).is_integer()))
-        ):
-            raise ValueError(
-                f"min_support must be a fraction in (0, 1) or a positive integer count, got {ms!r}"
-            )
-        t0 = self.temperature0
-        if not isinstance(t0, numbers.Real) or not math.isfinite(t0) or t0 <= 0:
-            raise ValueError(f"temperature0 must be a finite positive number, got {t0!r}")
-        if self.handle_unknown not in ("ignore", "error"):
-            raise ValueError(
-                f"handle_unknown must be 'ignore' or 'error', got {self.handle_unknown!r}"
-            )
-        if self.prior is None:
-            prior = MRSPrior()
+    def _check_params(self) -> MRSPrior:
+        check_params(self.get_params(), self._PARAMS)
+        if isinstance(self.prior, str):
+            prior = NAMED_PRIORS[self.prior]
         elif isinstance(self.prior, MRSPrior):
             prior = self.prior
-        elif isinstance(self.prior, dict):
-            try:
-                prior = MRSPrior(**self.prior)
-            except TypeError as err:
-                raise ValueError(f"prior has an unknown key: {err}") from None
         else:
-            raise TypeError(f"prior must be an MRSPrior, a dict or None, got {self.prior!r}")
+            unknown = sorted(set(self.prior) - set(MRSPrior.__dataclass_fields__))
+            if unknown:
+                raise invalid("prior", self.prior, "MRSPrior field names as keys; unknown: "
+                              + ", ".join(map(str, unknown)))
+            prior = replace(ACCURACY_PRIOR, **self.prior)
         prior.validate()
         return prior
 
@@ -228,6 +236,10 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                     "Reshape your data with X.reshape(-1, 1) for a single feature or "
                     "X.reshape(1, -1) for a single sample"
                 )
+            if not fitting and getattr(self, "feature_names_in_", None) is not None:
+                warnings.warn(
+                    f"X does not have valid feature names, but {type(self).__name__} was "
+                    "fitted with feature names", UserWarning, stacklevel=4)
             df = pd.DataFrame(arr)
             if arr.dtype.kind == "O":  # let numeric-looking object columns be numbers
                 for c in df.columns:
@@ -287,8 +299,13 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     # ------------------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any) -> MultiValueRuleSetClassifier:
-        """Learn the MAP multi-value rule set of (X, y)."""
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MultiValueRuleSetClassifier:
+        """Learn the MAP multi-value rule set of (X, y).
+
+        ``sample_weight``: non-negative frequency weights (a row of weight 2 counts as two
+        rows in the likelihood; rows of weight 0 are left out). With weights the search
+        runs without the paper's pruning bounds, which are derived for counts.
+        """
         prior = self._check_params()
         df = self._as_frame(X, fitting=True)
         if y is None:
@@ -330,16 +347,37 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.positive_class_ = pos
         self._neg_class = neg
         y01 = (y_arr == pos).astype(np.int64)
+        weights = None
+        if sample_weight is not None:
+            weights = check_array("sample_weight", sample_weight, ndim=1, dtype="float64")
+            if len(weights) != len(df):
+                raise invalid("sample_weight", sample_weight,
+                              f"one weight per sample ({len(df)})")
+            if (weights < 0).any():
+                raise invalid("sample_weight", sample_weight, "non-negative weights")
+            keep = weights > 0
+            if not keep.any():
+                raise invalid("sample_weight", sample_weight, "at least one non-zero weight")
+            if len(np.unique(y01[keep])) < 2:
+                raise invalid("sample_weight", sample_weight,
+                              "positive weight on both classes")
+            if (weights[keep] == 1).all():
+                weights = None  # unit weights: the unweighted fit, exactly
+            df, y01 = df[keep].reset_index(drop=True), y01[keep]
+            if weights is not None:
+                weights = weights[keep]
         self.n_features_in_ = df.shape[1]
         cat = self._categorical_set(df)
-        encs = fit_encoding(df, cat, int(self.n_bins))
+        encs = fit_encoding(df, cat, int(self.n_bins), binning=self.binning, y=y01,
+                            sample_weight=weights)
         for enc, c in zip(encs, df.columns, strict=True):
             enc.name = self._name(c)
         self.encodings_: list[AttributeEncoding] = encs
         codes = transform(df, encs)
-        rng = np.random.default_rng(self.random_state)
+        rng = (self.random_state if isinstance(self.random_state, np.random.Generator)
+               else np.random.default_rng(self.random_state))
         t0 = time.perf_counter()
-        space = RuleSpace(codes, y01, [e.n_values for e in encs], prior)
+        space = RuleSpace(codes, y01, [e.n_values for e in encs], prior, weights)
         config = SearchConfig(
             n_iterations=int(self.n_iterations),
             temperature0=float(self.temperature0),
@@ -376,9 +414,12 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.accept_rate_ = result.accept_rate
         tp, fp, tn, fn = result.confusion
         self.train_confusion_ = {"tp": tp, "fp": fp, "tn": tn, "fn": fn}
-        # posterior means of P(y = positive | covered) and P(y = positive | not covered)
-        self.proba_covered_ = (tp + prior.alpha_1) / (tp + fp + prior.alpha_1 + prior.beta_1)
-        self.proba_uncovered_ = (fn + prior.beta_2) / (tn + fn + prior.alpha_2 + prior.beta_2)
+        # P(y = positive | covered) and P(y = positive | not covered), estimated from the
+        # training data with Laplace's rule (a uniform Beta(1, 1) prior): the model prior is
+        # a search criterion (the accuracy prior's 10^5 pseudo-counts would pin both at 0.9
+        # and 0.1 whatever the data say)
+        self.proba_covered_ = (tp + 1.0) / (tp + fp + 2.0)
+        self.proba_uncovered_ = (fn + 1.0) / (tn + fn + 2.0)
         return self
 
     # ------------------------------------------------------------------------------------
@@ -417,11 +458,11 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         return labels[out]
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Beta-posterior means of the positive rate of covered / uncovered training data.
+        """The positive rate of the covered / uncovered training data (Laplace's rule).
 
-        Columns follow ``classes_``. The covered rate is at least 1/2 whenever the rule
-        set's training precision is, so ``predict`` and the arg-max of ``predict_proba``
-        agree for any reasonable rule set.
+        Columns follow ``classes_``. ``predict`` and the arg-max of ``predict_proba`` agree
+        whenever the rule set's training precision is at least 1/2 and its uncovered rows
+        are mostly negative, as for any rule set the accuracy prior selects.
         """
         codes = self._codes(X)
         covered = rules_mask(self.rule_codes_, codes)

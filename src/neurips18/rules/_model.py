@@ -28,7 +28,10 @@ from dataclasses import dataclass
 from functools import cache
 
 __all__ = [
+    "ACCURACY_PRIOR",
     "MRSPrior",
+    "NAMED_PRIORS",
+    "PAPER_PRIOR",
     "log_gamma_poisson",
     "log_beta_binomial",
     "log_dirichlet_multinomial",
@@ -60,9 +63,30 @@ class MRSPrior:
     alpha_attribute: float = 1.0
 
     def validate(self) -> None:
+        from neurips18._validation import Interval, check
+
         for name, value in self.__dict__.items():
-            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise ValueError(f"prior.{name} must be a finite positive number, got {value!r}")
+            check(f"prior.{name}", value, Interval(float, 0.0, None, closed="neither"))
+
+    @classmethod
+    def named(cls, name: str) -> MRSPrior:
+        """A named prior: ``"paper"`` (the author's code) or ``"accuracy"`` (the default of
+        :class:`~neurips18.rules.MultiValueRuleSetClassifier`)."""
+        from neurips18._validation import Options, check
+
+        return NAMED_PRIORS[check("prior", name, Options(NAMED_PRIORS))]
+
+
+# The author's code's hyperparameters. With Beta(100, 1) on the precision of the covered
+# examples (and on the negative predictive value of the others), the beta-binomial
+# likelihood on tens of thousands of examples rewards any split that makes the two groups
+# purer (a conditional-entropy criterion), and can keep rules whose precision is below 1/2.
+PAPER_PRIOR = MRSPrior()
+# Beta priors with 10^5 pseudo-counts at precision 0.9 turn the likelihood into an accuracy
+# criterion: each training error costs log 9 whatever the rule set. The structure prior
+# (number of rules, values per rule, attributes) is the paper's.
+ACCURACY_PRIOR = MRSPrior(alpha_1=9e4, beta_1=1e4, alpha_2=9e4, beta_2=1e4)
+NAMED_PRIORS = {"paper": PAPER_PRIOR, "accuracy": ACCURACY_PRIOR}
 
 
 def log_gamma_poisson(k: int, alpha: float, beta: float) -> float:

@@ -101,24 +101,36 @@ class SearchResult:
     n_candidates_mined: int
     n_iterations: int
     accept_rate: float
-    confusion: tuple[int, int, int, int]  # TP, FP, TN, FN on the training data
+    confusion: tuple[float, float, float, float]  # TP, FP, TN, FN on the training data
     candidate_rules: list[Rule] = field(default_factory=list)
 
 
 class RuleSpace:
     """Bitsets of the training data and the log posterior of rule sets over it."""
 
-    def __init__(self, codes: np.ndarray, y: np.ndarray, n_values: list[int], prior: MRSPrior):
+    def __init__(self, codes: np.ndarray, y: np.ndarray, n_values: list[int], prior: MRSPrior,
+                 weights: np.ndarray | None = None):
         self.codes = codes
         self.y = y.astype(bool)
         self.n, self.d = codes.shape
+        # Frequency weights: the rows are grouped by weight value, one bitset per group, so a
+        # weighted count is a sum of a few popcounts (exactly the count of the data set in
+        # which each row is repeated ``weight`` times, for integer weights).
+        self.weighted = weights is not None
+        if weights is not None:
+            values, inverse = np.unique(np.asarray(weights, dtype=float), return_inverse=True)
+            self._groups = [(float(w), to_bits(inverse == g)) for g, w in enumerate(values)]
         self.n_values = n_values
         self.prior = prior
         self.all = (1 << self.n) - 1
         self.pos = to_bits(self.y)
         self.neg = self.all & ~self.pos
-        self.n_pos = int(self.y.sum())
-        self.n_neg = self.n - self.n_pos
+        if weights is None:
+            self.n_pos: float = int(self.y.sum())
+            self.n_neg: float = self.n - self.n_pos
+        else:
+            self.n_pos = self._wcount(self.pos)
+            self.n_neg = self._wcount(self.neg)
         self.item_bits: list[list[int]] = [
             [to_bits(codes[:, j] == v) for v in range(n_values[j])] for j in range(self.d)
         ]
@@ -160,9 +172,18 @@ class RuleSpace:
             return self._lgp_m[m]
         return log_gamma_poisson(m, self.prior.alpha_M, self.prior.beta_M)
 
-    def confusion(self, union: int) -> tuple[int, int, int, int]:
-        tp = (union & self.pos).bit_count()
-        fp = union.bit_count() - tp
+    def _wcount(self, bits: int) -> float:
+        return math.fsum(w * (bits & g).bit_count() for w, g in self._groups)
+
+    def confusion(self, union: int) -> tuple[float, float, float, float]:
+        """(TP, FP, TN, FN) of the rule set covering ``union``: counts, or sums of the
+        frequency weights."""
+        if self.weighted:
+            tp = self._wcount(union & self.pos)
+            fp = self._wcount(union & self.neg)
+        else:
+            tp = (union & self.pos).bit_count()
+            fp = union.bit_count() - tp
         return tp, fp, self.n_neg - fp, self.n_pos - tp
 
     def log_likelihood(self, union: int) -> float:
@@ -602,8 +623,11 @@ class Annealer:
     # --- bounds -------------------------------------------------------------------------
     def _update_bounds(self, it: int, best_lp: float) -> None:
         s = self.s
-        m_star = max_rules_bound(best_lp, s.n_pos, s.n_neg, s.d, s.prior)
-        min_supp = min_support_bound(m_star, s.n, s.d, s.prior)
+        if s.weighted:  # the bounds are derived for counts: with weights, search everything
+            m_star, min_supp = math.inf, 1
+        else:
+            m_star = max_rules_bound(best_lp, s.n_pos, s.n_neg, s.d, s.prior)
+            min_supp = min_support_bound(m_star, s.n, s.d, s.prior)
         changed = m_star != self.m_star or min_supp != self.min_supp or not self.bounds
         self.m_star, self.min_supp = m_star, min_supp
         if len(self.cands):
