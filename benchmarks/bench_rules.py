@@ -81,7 +81,7 @@ def bench_anchors(quick: bool, brs: bool) -> list[dict]:
         if r:
             results.append(dict(r, model="RIPPER (wittgenstein)"))
         if brs and name == "tic-tac-toe":
-            r = mrs._fit_brs(Xtr, ytr, Xte, yte, 0, cfg.brs_maxlen, cfg.brs_iterations)
+            r = mrs._fit_brs(Xtr, ytr, Xte, yte, 0, 3, 2000)
             if r:
                 results.append(dict(r, model="BRS (imodels)"))
         for m in results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from neurips18 import cli
-from neurips18.repro import registry
+from neurips18.repro import Judgement, Profile, Reference, References, Reproduction, registry
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,22 +63,35 @@ def test_report_on_missing_results_exits_2(tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
-def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
-    from neurips18.repro import Outcome, Reproduction, compare
+@dataclasses.dataclass(frozen=True)
+class _Cfg(Profile):
+    pass
 
+
+def _toy(run, ours_ref=1.0):
+    refs = References(Reference("m", "m", ours_ref, source="closed form", tol=0.01))
+    return Reproduction(
+        name="toy", title="Toy", citation="c", capability="none",
+        profiles={"smoke": _Cfg(), "quick": _Cfg(), "full": _Cfg()}, references=refs,
+        run=run, judge=lambda data, cfg: Judgement([refs.row("m", data["m"])]),
+    )
+
+
+def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     def make(ours):
-        return Reproduction(
-            name="toy", title="Toy", citation="c", capability="none",
-            run=lambda ctx: Outcome([compare("m", ours, 1.0, source="closed form", tol=0.01)]),
-            profiles={"quick": {}, "full": {}},
-        )
+        return _toy(lambda ctx: {"m": ours})
 
     repros = {"toy": make(1.0)}
     monkeypatch.setattr(registry, "get", lambda n: repros[n] if n in repros else
                         (_ for _ in ()).throw(registry.UnknownReproductionError(n)))
     monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
     assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
-    assert "| m | 1 | 1 | closed form |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| m | 1 | 1 | closed form |" in out
+    # the last lines: one summary table (paper, pass, fail, no-ref, wall time) and the path
+    tail = out.strip().splitlines()[-3:]
+    assert tail[0].split() == ["paper", "pass", "fail", "no-ref", "wall", "s", "status"]
+    assert tail[1].split()[:4] == ["toy", "1", "0", "0"] and tail[2].startswith("results: ")
     repros["toy"] = make(2.0)
     assert cli.main(["reproduce", "all", "--out", str(tmp_path), "--no-progress"]) == 1
     runs = tmp_path / "runs"
@@ -93,18 +107,33 @@ def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     assert "](../toy/figure.png)" in text  # relative to the report's own folder
     listing = json.loads((tmp_path / "toy" / "result.json").read_text())
     assert listing["summary"]["fail"] == 1
+    # a tolerance fix is a rejudge, not a rerun
+    repros["toy"] = _toy(lambda ctx: (_ for _ in ()).throw(AssertionError("reran")), 2.0)
+    assert cli.main(["rejudge", "toy", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "toy" / "result.json").read_text())["summary"]["fail"] == 0
 
 
 def test_data_error_exits_2(tmp_path, monkeypatch, capsys):
     from neurips18.datasets import DatasetNotFoundError
-    from neurips18.repro import Reproduction
 
     def run(ctx):
         raise DatasetNotFoundError("data file x/y not found")
 
-    repro = Reproduction(name="toy", title="T", citation="c", capability="none", run=run,
-                         profiles={"quick": {}})
+    repro = _toy(run)
     monkeypatch.setattr(registry, "get", lambda n: repro)
     monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
     assert cli.main(["reproduce", "toy", "--out", str(tmp_path)]) == 2
     assert "data file x/y not found" in capsys.readouterr().err
+
+
+def test_version_and_list_from_another_directory(tmp_path):
+    from neurips18 import __version__
+
+    r = _run("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"neurips18 {__version__}"
+    # run from elsewhere, `list` still finds the checkout's committed results/
+    r = _run("list", "--runs", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    committed = [p.name for p in (REPO / "results").iterdir() if (p / "meta.json").exists()]
+    assert committed and all(f"full: " in line for line in r.stdout.splitlines()
+                             if line.split()[:1] and line.split()[0] in committed)
