@@ -31,9 +31,18 @@ class Stats:
     m: int
 
 
+def gram(Z: np.ndarray) -> np.ndarray:
+    """``Z^T Z`` by a symmetric rank-k update (half the work of a general product)."""
+    from scipy.linalg.blas import dsyrk
+
+    Zc = np.ascontiguousarray(Z, dtype=np.float64)
+    upper = dsyrk(1.0, Zc.T, trans=0)  # Zc.T is Fortran-ordered: no copy
+    return np.triu(upper) + np.triu(upper, 1).T
+
+
 def stats(X: np.ndarray, Z: np.ndarray) -> Stats:
     m = X.shape[0]
-    return Stats(Z.T @ Z / m, sym(Z.T @ X) / m, float(np.einsum("ij,ij->", X, X)) / m, m)
+    return Stats(gram(Z) / m, sym(Z.T @ X) / m, float(np.einsum("ij,ij->", X, X)) / m, m)
 
 
 def neighbour_sums(a: sp.csr_matrix, X: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 The joint law of ``X`` (m x p, rows ``x_j``) has precision ``Q = I - A (x) M``. With the
 eigendecomposition ``M = U diag(lam) U^T``, the columns of ``Y = X U`` are independent,
 column ``a`` with precision ``I - lam_a A``; columns with ``lam_a = 0`` are standard normal.
-So a draw costs one m x m sparse problem per nonzero eigenvalue of ``M``:
+So a draw costs one m x m sparse problem per nonzero eigenvalue of ``M`` (and O(m p k) dense
+work for ``k`` nonzero eigenvalues):
 
 * ``"cholesky"``: a sparse LDL^T factorisation of ``S = I - lam A`` (SuperLU, symmetric
   mode, fill-reducing ordering); ``u = P^T L D^(1/2) z`` has covariance ``S`` and
@@ -127,12 +128,17 @@ def draw(a: sp.csr_matrix, norm_a: float, M: np.ndarray, Z: np.ndarray,
     lam, U = np.linalg.eigh(M)
     scale = float(np.abs(lam).max()) if lam.size else 0.0
     active = np.abs(lam) > 1e-13 * scale if scale > 0 else np.zeros(lam.size, bool)
-    Y = Z.copy()
-    if active.any():
-        idx = np.flatnonzero(active)
-        if method == "chebyshev" and float(np.abs(lam).max()) * norm_a < 1.0 - 1e-9:
-            Y[:, idx] = _chebyshev_columns(a, norm_a, lam[idx], Z[:, idx])
-        else:
-            for i in idx:
-                Y[:, [i]] = _cholesky_column(a, float(lam[i]), Z[:, [i]])
-    return Y @ U.T
+    if not active.any():
+        return Z.copy()
+    idx = np.flatnonzero(active)
+    Ua = U[:, idx]
+    # Z is N(0, I) in any orthonormal basis: rotate only the k active directions,
+    # X = Z + (S^(-1/2) (Z Ua) - Z Ua) Ua^T, O(m p k) instead of O(m p^2)
+    P = Z @ Ua
+    if method == "chebyshev" and float(np.abs(lam[idx]).max()) * norm_a < 1.0 - 1e-9:
+        Q = _chebyshev_columns(a, norm_a, lam[idx], P)
+    else:
+        Q = np.empty_like(P)
+        for i, k in enumerate(idx):
+            Q[:, [i]] = _cholesky_column(a, float(lam[k]), P[:, [i]])
+    return Z + (Q - P) @ Ua.T
