@@ -190,7 +190,7 @@ class GaussianEmbedding(BaseEstimator):
         "n_alphas": [Interval(int, 1, None)],
     }
 
-    def __init__(self, rank: int = 2, *, method: str = "nonconvex",
+    def __init__(self, rank: int, *, method: str = "nonconvex",
                  alpha: float | None = None, max_iter: int = 2000, tol: float = 1e-7,
                  random_state: Any = None, cv: int = 5, n_alphas: int = 20) -> None:
         self.rank = rank
@@ -254,6 +254,9 @@ class GaussianEmbedding(BaseEstimator):
         if rank >= p:
             raise invalid("rank", self.rank, f"an int in [1, {p - 1}] (rank < p = {p}, the "
                                              "number of columns of X)")
+        if params["method"] == "convex" and params["alpha"] is None and params["cv"] > m:
+            raise invalid("cv", self.cv, f"an int in [2, {m}] (at most one fold per node; X "
+                                         f"has {m} rows)")
         rng = check_random_state(params["random_state"])
         Z = _core.neighbour_sums(a, Xc)
         s = _core.stats(Xc, Z)
