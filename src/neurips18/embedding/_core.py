@@ -118,7 +118,7 @@ def nonconvex(s: Stats, V0: np.ndarray, *, max_iter: int, tol: float,
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         delta = step * grad_v(V, s)
         V = V - delta
-        if np.linalg.norm(delta) <= tol * max(np.linalg.norm(V), 1e-300):
+        if np.linalg.norm(delta) <= tol * max(float(np.linalg.norm(V)), 1e-300):
             converged = True
             break
     return Fit(V @ V.T, V, it, converged)
@@ -158,7 +158,7 @@ def convex(s: Stats, alpha: float, M0: np.ndarray | None = None, *, max_iter: in
         t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         Y = M_new + ((t - 1.0) / t_new) * diff
         M, t = M_new, t_new
-        if np.linalg.norm(diff) <= tol * max(np.linalg.norm(M), 1e-12):
+        if np.linalg.norm(diff) <= tol * max(float(np.linalg.norm(M)), 1e-12):
             converged = True
             break
     return Fit(M, factor(M, p), it, converged)

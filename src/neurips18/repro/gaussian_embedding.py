@@ -255,7 +255,9 @@ def _anchor(cfg: Config, seed: int) -> dict[str, Any]:
         return _loss(Mh, X, Z) + alpha * float(np.abs(np.linalg.eigvalsh(
             0.5 * (Mh + Mh.T))).sum())
 
-    for key, kw in (("nonconvex", {}), ("convex", {"method": "convex", "alpha": alpha})):
+    variants: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("nonconvex", {}), ("convex", {"method": "convex", "alpha": alpha}))
+    for key, kw in variants:
         t0 = time.perf_counter()
         est = GaussianEmbedding(r, random_state=0, **kw).fit(X, A)
         out[key] = {"fit_seconds": time.perf_counter() - t0,
