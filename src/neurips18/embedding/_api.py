@@ -1,0 +1,324 @@
+"""Public entry points: the estimator and the sampler."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from neurips18._validation import (
+    Interval,
+    Options,
+    Predicate,
+    as_numpy_generator,
+    check,
+    check_array,
+    check_params,
+    invalid,
+)
+from neurips18.embedding import _core
+from neurips18.embedding._graphs import SYMMETRY_RTOL, check_graph, norm_bounds
+from neurips18.embedding._sampler import NotPositiveDefinite, draw, is_valid
+
+__all__ = ["GaussianEmbedding", "ValidityWarning", "sample_gaussian_embedding"]
+
+
+class ValidityWarning(UserWarning):
+    """A fitted ``M`` breaks the validity condition ``||A|| ||M|| < 1``: the conditional
+    model it defines has no joint Gaussian law on this graph."""
+
+
+def _check_x(X: Any, name: str = "X") -> np.ndarray:
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        raise invalid(name, X, "a dense array: sparse X is not supported (the graph may be "
+                               "sparse; a field of vectors is dense)")
+    dtype = getattr(X, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "") == "c":
+        raise invalid(name, X, "real numbers (Complex data not supported)")
+    if dtype is not None and getattr(dtype, "kind", "") == "O":
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise invalid(name, X, "numeric data") from None
+    return check_array(name, X, ndim=2, dtype="numeric", min_rows=2, min_cols=1).astype(
+        np.float64, copy=False)
+
+
+def _check_m(M: Any) -> np.ndarray:
+    M = check_array("M", M, ndim=2, dtype="numeric").astype(np.float64, copy=True)
+    if M.shape[0] != M.shape[1]:
+        raise invalid("M", M, "a square (p, p) matrix")
+    scale = float(np.abs(M).max()) if M.size else 0.0
+    gap = float(np.abs(M - M.T).max()) if M.size else 0.0
+    if gap > SYMMETRY_RTOL * max(scale, 1e-300):
+        raise invalid("M", M, f"a symmetric matrix; max |M - M^T| is {gap:.3g}")
+    return _core.sym(M)
+
+
+def _show_norm(bounds: tuple[float, float]) -> str:
+    lo, hi = bounds
+    if hi - lo <= 1e-6 * hi:
+        return f"{hi:.6g}"
+    return f"between {lo:.6g} and {hi:.6g}"
+
+
+def sample_gaussian_embedding(graph: Any, M: Any, *, generator: Any,
+                              n_samples: int | None = None,
+                              method: str = "auto") -> np.ndarray:
+    """Exact draws of ``X`` (m x p) from the Gaussian embedding model on ``graph``.
+
+    Each row ``x_j`` given the others is ``N(sum_k A_jk M x_k, I_p)``; the joint law is
+    Gaussian with precision ``I - A (x) M``, which exists when ``||A||_2 ||M||_2 < 1``
+    (checked; a ``ValidationError`` names the product otherwise).
+
+    Parameters
+    ----------
+    graph : (m, m) array-like or scipy.sparse matrix
+        Symmetric non-negative weights, zero diagonal (see :func:`chain_graph`).
+    M : (p, p) array-like, symmetric (the model has ``M = V V^T``).
+    generator : numpy.random.Generator or int seed.
+    n_samples : int or None
+        ``None`` returns one field (m, p); an int returns (n_samples, m, p) independent
+        fields.
+    method : {"auto", "cholesky", "chebyshev"}
+        ``"cholesky"``: sparse LDL^T of ``I - lam A`` per nonzero eigenvalue ``lam`` of
+        ``M``; ``"chebyshev"``: a Chebyshev expansion of ``(I - lam A)^(-1/2)`` accurate
+        to rounding (1e-12 relative or better; sparse products only, fastest on large
+        graphs); ``"auto"`` takes
+        ``"cholesky"`` up to 5,000 nodes and ``"chebyshev"`` above.
+    """
+    method = check("method", method, Options({"auto", "cholesky", "chebyshev"}))
+    n = check("n_samples", n_samples, None, Interval(int, 1, None))
+    a = check_graph(graph)
+    Mc = _check_m(M)
+    rng = as_numpy_generator(generator)
+    m, p = a.shape[0], Mc.shape[0]
+    bounds = norm_bounds(a)
+    norm_a = bounds[1]
+    norm_m = float(np.abs(np.linalg.eigvalsh(Mc)).max()) if p else 0.0
+    product = norm_a * norm_m
+    if not is_valid(a, bounds, norm_m):
+        raise invalid("M", M, f"||A||_2 ||M||_2 < 1 for a valid joint law; here ||A||_2 = "
+                              f"{_show_norm(bounds)}, ||M||_2 = {norm_m:.6g}, product "
+                              f"{product:.6g}")
+    if method == "auto":
+        method = "cholesky" if m <= 5000 else "chebyshev"
+    out = []
+    for _ in range(1 if n is None else n):
+        Z = rng.standard_normal((m, p))
+        try:
+            out.append(draw(a, norm_a, Mc, Z, method))
+        except NotPositiveDefinite:  # only within rounding of the boundary
+            raise invalid("M", M, f"I - A (x) M positive definite; ||A||_2 ||M||_2 = "
+                                  f"{product:.12g} is too close to 1") from None
+    return out[0] if n is None else np.stack(out)
+
+
+class GaussianEmbedding(BaseEstimator):
+    """Low-rank Gaussian embedding from one observed field on a known graph.
+
+    The model (Yu, Yang, Zhao, Kolar, Wang, NeurIPS 2018): each node ``j`` of a graph with
+    (weighted) adjacency ``A`` carries ``x_j`` in R^p, and
+    ``x_j | rest ~ N(sum_k A_jk M x_k, I_p)`` with ``M = V V^T`` of rank ``r``. Both
+    estimators minimise the pseudo negative log-likelihood ``(1/2m) ||X - A X M||_F^2``.
+
+    Parameters
+    ----------
+    rank : int
+        The embedding dimension ``r``, ``1 <= r < p``.
+    method : {"nonconvex", "convex"}
+        ``"nonconvex"``: gradient descent on ``V`` (p x r) for ``L(V V^T)`` from the
+        spectral initialisation (the rank-r positive part of the least-squares estimate),
+        step ``1 / (4 ||Szz|| ||M0||)``. ``"convex"``: ``L(M) + alpha ||M||_*`` over
+        symmetric ``M`` by accelerated proximal gradient with eigenvalue thresholding;
+        its rank is set by ``alpha``, not by ``rank`` (``rank`` sizes ``embedding_``).
+    alpha : float or None
+        Nuclear-norm penalty (``"convex"`` only; the theory's scale is ``sqrt(p/m)``).
+        ``None`` picks it on a path of ``n_alphas`` values from ``||Szx||_2`` (where the
+        solution is 0) down to 1e-3 of it, by held-out pseudo-likelihood over ``cv``
+        random folds of the nodes (each fold's terms predicted from the other nodes' fit).
+    max_iter : int
+        Iterations of the solver (per path point for the convex path).
+    tol : float
+        Relative change of the iterate at which the solver stops.
+    random_state : int, RandomState instance or None
+        Draws the cross-validation folds and the start of any initial column whose
+        spectral eigenvalue is not positive.
+    cv : int
+        Number of folds for ``alpha=None``.
+    n_alphas : int
+        Length of the penalty path for ``alpha=None``.
+
+    Attributes
+    ----------
+    M_ : ndarray (p, p), symmetric; rank <= ``rank`` for ``"nonconvex"``.
+    embedding_ : ndarray (p, rank), ``V`` with ``V V^T = M_`` (nonconvex) or the best PSD
+        rank-``rank`` factor of ``M_`` (convex).
+    n_iter_, converged_ : iterations of the final solve and whether ``tol`` was reached.
+    alpha_ : the penalty used (convex); ``alphas_``, ``cv_scores_`` on a path.
+    graph_norm_ : ``||A||_2`` of the training graph from above (a Collatz-Wielandt bound,
+        exact on regular graphs and tight to about 1e-4 on chains and lattices).
+    validity_ : ``graph_norm_ * ||M_||_2``, the validity product (from above).
+    valid_ : whether ``||A||_2 ||M_||_2 < 1`` holds, decided exactly (by factorising
+        ``I - ||M_|| A`` when the bounds do not settle it); when it does not, a
+        :class:`ValidityWarning` is issued (no joint Gaussian law exists for that ``M_``).
+    n_features_in_, feature_names_in_ : as in scikit-learn.
+
+    ``fit(X, graph)`` takes the graph where scikit-learn estimators take ``y``; a
+    :class:`~sklearn.pipeline.Pipeline` passes it through to this last step. The model
+    has no intercept: centre the columns first if they have a nonzero mean (e.g.
+    ``StandardScaler(with_std=False)`` in a pipeline).
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        "rank": [Interval(int, 1, None)],
+        "method": [Options({"nonconvex", "convex"})],
+        "alpha": [None, Interval(float, 0, None)],
+        "max_iter": [Interval(int, 1, None)],
+        "tol": [Interval(float, 0, None)],
+        "random_state": [None, Interval(int, 0, 2**32 - 1),
+                         Predicate(lambda v: isinstance(v, np.random.RandomState),
+                                   "a numpy RandomState")],
+        "cv": [Interval(int, 2, None)],
+        "n_alphas": [Interval(int, 1, None)],
+    }
+
+    def __init__(self, rank: int, *, method: str = "nonconvex",
+                 alpha: float | None = None, max_iter: int = 2000, tol: float = 1e-7,
+                 random_state: Any = None, cv: int = 5, n_alphas: int = 20) -> None:
+        self.rank = rank
+        self.method = method
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.cv = cv
+        self.n_alphas = n_alphas
+
+    # ------------------------------------------------------------------ helpers
+    def _data(self, X: Any, graph: Any, *, fitting: bool):
+        if graph is None:
+            raise invalid("graph", graph, "an (m, m) adjacency matrix (dense or "
+                                          "scipy.sparse): fit(X, graph)")
+        Xc = _check_x(X)
+        if fitting:
+            self.n_features_in_ = Xc.shape[1]
+            cols = getattr(X, "columns", None)
+            if cols is not None and all(isinstance(c, str) for c in cols):
+                self.feature_names_in_ = np.asarray(cols, dtype=object)
+            elif hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif Xc.shape[1] != self.n_features_in_:
+            raise invalid("X", X, f"{self.n_features_in_} columns, as seen in fit")
+        a = check_graph(graph, Xc.shape[0])
+        return Xc, a
+
+    def _convex_path(self, X, Z, s, rng):
+        p = X.shape[1]
+        top = _core.alpha_max(s)
+        alphas = top * np.logspace(0.0, -3.0, self.n_alphas)
+        m = X.shape[0]
+        folds = rng.permutation(m) % self.cv
+        scores = np.zeros((self.cv, alphas.size))
+        for k in range(self.cv):
+            tr, te = folds != k, folds == k
+            s_tr, s_te = _core.stats(X[tr], Z[tr]), _core.stats(X[te], Z[te])
+            M = np.zeros((p, p))
+            for i, al in enumerate(alphas):
+                M = _core.convex(s_tr, float(al), M, max_iter=self.max_iter, tol=self.tol).M
+                scores[k, i] = -_core.loss(M, s_te)
+        mean = scores.mean(axis=0)
+        best = int(np.argmax(mean))
+        # refit on all nodes along the path to the chosen penalty (warm starts)
+        M = np.zeros((p, p))
+        for al in alphas[:best]:
+            M = _core.convex(s, float(al), M, max_iter=self.max_iter, tol=self.tol).M
+        self.alphas_ = alphas
+        self.cv_scores_ = mean - 0.5 * p * math.log(2 * math.pi)
+        return float(alphas[best]), M
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X: Any, graph: Any) -> GaussianEmbedding:
+        """Fit ``M`` from one field ``X`` (m, p) observed on ``graph`` (m, m)."""
+        params = check_params(self.get_params(), self._parameter_constraints)
+        Xc, a = self._data(X, graph, fitting=True)
+        m, p = Xc.shape
+        rank = params["rank"]
+        if rank >= p:
+            raise invalid("rank", self.rank, f"an int in [1, {p - 1}] (rank < p = {p}, the "
+                                             "number of columns of X)")
+        if params["method"] == "convex" and params["alpha"] is None and params["cv"] > m:
+            raise invalid("cv", self.cv, f"an int in [2, {m}] (at most one fold per node; X "
+                                         f"has {m} rows)")
+        rng = check_random_state(params["random_state"])
+        Z = _core.neighbour_sums(a, Xc)
+        s = _core.stats(Xc, Z)
+        if not np.isfinite(s.szz).all() or not np.isfinite(s.szx).all():
+            raise invalid("X", X, "values small enough that A X and X^T A X are finite")
+        if params["method"] == "nonconvex":
+            V0 = _core.spectral_init(s, rank, rng)
+            res = _core.nonconvex(s, V0, max_iter=params["max_iter"], tol=params["tol"])
+            self.M_, self.embedding_ = res.M, res.V
+            self.alpha_ = None
+        else:
+            if params["alpha"] is None:
+                alpha, M0 = self._convex_path(Xc, Z, s, rng)
+            else:
+                alpha, M0 = params["alpha"], None
+            res = _core.convex(s, alpha, M0, max_iter=params["max_iter"], tol=params["tol"])
+            self.M_, self.alpha_ = res.M, alpha
+            self.embedding_ = _core.factor(res.M, rank)
+        self.n_iter_, self.converged_ = res.n_iter, res.converged
+        if not res.converged:
+            warnings.warn(f"GaussianEmbedding ({params['method']}) did not reach tol="
+                          f"{params['tol']:g} in max_iter={params['max_iter']} iterations",
+                          _convergence_warning(), stacklevel=2)
+        norm_m = float(np.abs(np.linalg.eigvalsh(self.M_)).max())
+        bounds = norm_bounds(a)
+        self.graph_norm_ = bounds[1]
+        self.validity_ = self.graph_norm_ * norm_m
+        self.valid_ = is_valid(a, bounds, norm_m)
+        if not self.valid_:
+            warnings.warn(
+                f"the fitted M breaks the validity condition ||A||_2 ||M||_2 < 1 "
+                f"(||A||_2 = {_show_norm(bounds)}, ||M||_2 = {norm_m:.4g}, product "
+                f"{self.validity_:.4g}): no joint Gaussian law with these conditionals "
+                "exists on this graph; the model may be misspecified (e.g. uncentred "
+                "columns or a graph that does not describe the dependence)",
+                ValidityWarning, stacklevel=2)
+        return self
+
+    def predict(self, X: Any, graph: Any = None) -> np.ndarray:
+        """The conditional means ``E[x_j | neighbours] = sum_k A_jk M_ x_k`` (m, p)."""
+        check_is_fitted(self, "M_")
+        Xc, a = self._data(X, graph, fitting=False)
+        return np.asarray(a @ Xc) @ self.M_
+
+    def score(self, X: Any, graph: Any = None) -> float:
+        """Mean pseudo log-likelihood per node:
+        ``-(1/2m) ||X - A X M_||_F^2 - (p/2) log(2 pi)`` (higher is better)."""
+        check_is_fitted(self, "M_")
+        Xc, a = self._data(X, graph, fitting=False)
+        s = _core.stats(Xc, _core.neighbour_sums(a, Xc))
+        return -_core.loss(self.M_, s) - 0.5 * Xc.shape[1] * math.log(2 * math.pi)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True  # the graph, in the place of y
+        tags.non_deterministic = False
+        return tags
+
+
+def _convergence_warning() -> type[Warning]:
+    from sklearn.exceptions import ConvergenceWarning
+
+    return ConvergenceWarning
+
+

@@ -1,0 +1,283 @@
+"""GaussianEmbedding: recovery at the rate, the two estimators against each other, the
+gradients against finite differences, and what a user may pass by mistake."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from neurips18._validation import ValidationError
+from neurips18.embedding import (
+    GaussianEmbedding,
+    ValidityWarning,
+    _core,
+    chain_graph,
+    lattice_graph,
+    nearest_neighbor_graph,
+    sample_gaussian_embedding,
+)
+
+from .conftest import planted
+
+
+def field(A, p=12, r=2, signal=0.8, seed=0):
+    d_max = float(np.asarray(A.sum(axis=1)).max())
+    M = planted(p, r, signal / d_max, seed=seed)
+    return sample_gaussian_embedding(A, M, generator=seed + 100), M
+
+
+@pytest.fixture(scope="module")
+def chain_data():
+    A = chain_graph(8000)
+    X, M = field(A)
+    return X, A, M
+
+
+# ----------------------------------------------------------------------------- gradients
+def test_gradients_match_finite_differences():
+    rng = np.random.default_rng(0)
+    A = nearest_neighbor_graph(300, 2)
+    X, _ = field(A, p=6, r=2)
+    s = _core.stats(X, A @ X)
+    M = _core.sym(rng.standard_normal((6, 6))) * 0.1
+    D = _core.sym(rng.standard_normal((6, 6)))
+    h = 1e-6
+    fd = (_core.loss(M + h * D, s) - _core.loss(M - h * D, s)) / (2 * h)
+    assert fd == pytest.approx(np.sum(_core.grad_m(M, s) * D), rel=1e-7)
+    V = rng.standard_normal((6, 2)) * 0.3
+    E = rng.standard_normal((6, 2))
+    fd = (_core.loss_v(V + h * E, s) - _core.loss_v(V - h * E, s)) / (2 * h)
+    assert fd == pytest.approx(np.sum(_core.grad_v(V, s) * E), rel=1e-7)
+
+
+def test_loss_equals_the_pseudo_likelihood_on_the_data():
+    A = lattice_graph(10, 12)
+    X, M = field(A, p=5, r=1)
+    Z = A @ X
+    s = _core.stats(X, Z)
+    direct = np.sum((X - Z @ M) ** 2) / (2 * X.shape[0])
+    assert _core.loss(M, s) == pytest.approx(direct, rel=1e-12)
+    est = GaussianEmbedding(1).fit(X, A)
+    assert est.score(X, A) == pytest.approx(
+        -np.sum((X - Z @ est.M_) ** 2) / (2 * X.shape[0]) - 2.5 * np.log(2 * np.pi), rel=1e-12)
+    np.testing.assert_allclose(est.predict(X, A), Z @ est.M_)
+
+
+# ----------------------------------------------------------------------------- recovery
+@pytest.mark.parametrize("make", [lambda m: chain_graph(m), lambda m: nearest_neighbor_graph(
+    m, 2), lambda m: lattice_graph(m // 80, 80)], ids=["chain", "nn2", "lattice"])
+def test_nonconvex_recovers_a_planted_m_at_the_rate(make):
+    A = make(8000)
+    m = A.shape[0]
+    p, r = 12, 2
+    ratios = []
+    for seed in range(3):
+        X, M = field(A, p, r, seed=seed)
+        est = GaussianEmbedding(r, random_state=0).fit(X, A)
+        assert est.converged_ and est.embedding_.shape == (p, r)
+        np.testing.assert_allclose(est.embedding_ @ est.embedding_.T, est.M_, atol=1e-12)
+        assert np.linalg.matrix_rank(est.M_) == r
+        ratios.append(np.linalg.norm(est.M_ - M) / np.sqrt(r * p / m))
+    assert np.mean(ratios) < 1.0, ratios
+
+
+def test_error_shrinks_like_one_over_sqrt_m():
+    p, r = 10, 2
+    errs = {}
+    for m in (2000, 32000):
+        A = chain_graph(m)
+        e = []
+        for seed in range(4):
+            X, M = field(A, p, r, seed=seed)
+            e.append(np.linalg.norm(GaussianEmbedding(r).fit(X, A).M_ - M))
+        errs[m] = np.mean(e)
+    slope = np.log(errs[32000] / errs[2000]) / np.log(16)
+    assert -0.65 < slope < -0.35, slope
+
+
+def test_convex_recovers_and_picks_alpha_on_a_path(chain_data):
+    X, A, M = chain_data
+    m, p, r = X.shape[0], X.shape[1], 2
+    est = GaussianEmbedding(r, method="convex", random_state=0).fit(X, A)
+    assert est.alpha_ in est.alphas_ and est.cv_scores_.shape == est.alphas_.shape
+    assert est.alpha_ == est.alphas_[np.argmax(est.cv_scores_)]
+    assert np.linalg.norm(est.M_ - M) / np.sqrt(r * p / m) < 1.5
+    np.testing.assert_allclose(est.M_, est.M_.T)
+    ls = _core.least_squares(_core.stats(X, A @ X))
+    assert np.linalg.norm(est.M_ - M) < np.linalg.norm(ls - M)
+
+
+def test_convex_and_nonconvex_agree_when_the_penalty_is_small_and_the_rank_right():
+    """With the convex solution of rank r and PSD, it is feasible for the rank-r problem,
+    so 0 <= L(M_cvx) - L(M_ncvx) <= alpha (||M_ncvx||_* - ||M_cvx||_*); the gap between
+    the two shrinks with alpha while the rank stays right."""
+    A = chain_graph(40000)
+    X, M = field(A, p=8, r=2, seed=4)
+    s = _core.stats(X, A @ X)
+    ncvx = GaussianEmbedding(2, tol=1e-12, max_iter=20000).fit(X, A).M_
+    g = np.abs(np.linalg.eigvalsh(_core.grad_m(ncvx, s))).max()
+    dists = []
+    for c in (4.0, 2.0, 1.2):
+        cvx = GaussianEmbedding(2, method="convex", alpha=c * g, tol=1e-13,
+                                max_iter=50000).fit(X, A).M_
+        lam = np.linalg.eigvalsh(cvx)
+        assert (np.abs(lam) > 1e-10).sum() == 2 and lam.min() > -1e-10
+        gap = _core.loss(cvx, s) - _core.loss(ncvx, s)
+        nuc = np.abs(np.linalg.eigvalsh(ncvx)).sum() - np.abs(lam).sum()
+        assert -1e-12 <= gap <= c * g * nuc + 1e-12
+        dists.append(np.linalg.norm(cvx - ncvx))
+    assert dists[0] > dists[1] > dists[2]
+    assert dists[2] < 0.1 * np.linalg.norm(M)
+
+
+def test_deterministic_and_random_state_only_matters_for_the_path(chain_data):
+    X, A, _ = chain_data
+    a = GaussianEmbedding(2, random_state=1).fit(X, A).M_
+    b = GaussianEmbedding(2, random_state=2).fit(X, A).M_
+    np.testing.assert_array_equal(a, b)  # spectral start: no randomness
+    c1 = GaussianEmbedding(2, method="convex", random_state=3).fit(X, A).M_
+    c2 = GaussianEmbedding(2, method="convex", random_state=3).fit(X, A).M_
+    np.testing.assert_array_equal(c1, c2)
+
+
+# ----------------------------------------------------------------------------- user input
+def test_dense_sparse_and_weighted_graphs():
+    A = chain_graph(3000)
+    X, M = field(A, p=6, r=1)
+    e_sparse = GaussianEmbedding(1).fit(X, A).M_
+    e_dense = GaussianEmbedding(1).fit(X, A.toarray()).M_
+    e_csc = GaussianEmbedding(1).fit(X, A.tocsc()).M_
+    np.testing.assert_allclose(e_sparse, e_dense, atol=1e-12)
+    np.testing.assert_allclose(e_sparse, e_csc, atol=1e-12)
+    # weights scale the neighbour sums: weights 2 give M / 2
+    e_w = GaussianEmbedding(1).fit(X, 2.0 * A).M_
+    np.testing.assert_allclose(e_w, e_sparse / 2, atol=1e-10)
+
+
+def test_inputs_are_not_modified(chain_data):
+    X, A, _ = chain_data
+    X0, A0 = X.copy(), A.copy()
+    GaussianEmbedding(2, method="convex", alpha=0.01).fit(X, A).score(X, A)
+    np.testing.assert_array_equal(X, X0)
+    assert (A != A0).nnz == 0
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"rank": 0}, "Invalid rank"),
+    ({"rank": 12}, r"rank < p = 12"),
+    ({"rank": 30}, r"\[1, 11\]"),
+    ({"rank": 2.0}, "Invalid rank"),
+    ({"method": "sgd"}, "Invalid method"),
+    ({"alpha": -1.0}, "Invalid alpha"),
+    ({"alpha": np.nan}, "Invalid alpha"),
+    ({"max_iter": 0}, "Invalid max_iter"),
+    ({"tol": -1e-3}, "Invalid tol"),
+    ({"cv": 1}, "Invalid cv"),
+    ({"cv": 51, "method": "convex"}, r"Invalid cv: 51 \(expected an int in \[2, 50\]"),
+    ({"random_state": "seed"}, "Invalid random_state"),
+])
+def test_bad_hyperparameters(params, match):
+    A = chain_graph(50)
+    X = np.random.default_rng(0).standard_normal((50, 12))
+    kw = {"rank": 2, **params}
+    with pytest.raises(ValidationError, match=match):
+        GaussianEmbedding(**kw).fit(X, A)
+
+
+@pytest.mark.parametrize("graph, match", [
+    (np.ones((50, 49)), "square"),
+    (chain_graph(49), "to match the 50 rows"),
+    (sp.triu(chain_graph(50)).tocsr(), "symmetric"),
+    (-chain_graph(50), "non-negative"),
+    (None, "fit\\(X, graph\\)"),
+    (np.zeros(50), "2-D"),
+])
+def test_bad_graphs(graph, match):
+    X = np.random.default_rng(0).standard_normal((50, 4))
+    with pytest.raises(ValidationError, match=match):
+        GaussianEmbedding(2).fit(X, graph)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_x(bad):
+    X = np.random.default_rng(0).standard_normal((50, 4))
+    X[3, 1] = bad
+    with pytest.raises(ValidationError, match="Invalid X: .*found 1 NaN or inf"):
+        GaussianEmbedding(2).fit(X, chain_graph(50))
+
+
+def test_dataframe_with_missing_values_is_refused_and_clean_one_keeps_names():
+    A = chain_graph(400)
+    X, _ = field(A, p=4, r=1)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = GaussianEmbedding(1).fit(df, A)
+    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b", "c", "d"])
+    assert est.n_features_in_ == 4
+    df.iloc[5, 2] = np.nan
+    with pytest.raises(ValidationError, match="Invalid X: DataFrame"):
+        GaussianEmbedding(1).fit(df, A)
+    with pytest.raises(ValidationError, match="4 columns, as seen in fit"):
+        est.score(X[:, :3], A)
+
+
+def test_warning_when_the_fitted_m_breaks_validity():
+    """A periodic component of period 6 along a chain satisfies x_j = x_(j-1) + x_(j+1):
+    the fit puts an eigenvalue near 1 in M, so ||A|| ||M|| is near 2 (no such Gaussian
+    field exists); without it the fit is valid and silent."""
+    A = chain_graph(2000)
+    X, _ = field(A, p=5, r=1)
+    v = np.array([1.0, -1.0, 0.5, 0.0, 0.0])
+    seasonal = 3.0 * np.cos(np.pi * np.arange(2000) / 3)[:, None] * v
+    with pytest.warns(ValidityWarning, match="validity condition"):
+        est = GaussianEmbedding(1).fit(X + seasonal, A)
+    assert not est.valid_ and est.validity_ > 1.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        good = GaussianEmbedding(1).fit(X, A)
+    assert good.valid_ and good.validity_ < 1
+
+
+def test_pipeline_centres_and_passes_the_graph_through():
+    A = chain_graph(3000)
+    X, M = field(A, p=6, r=1)
+    pipe = make_pipeline(StandardScaler(with_std=False), GaussianEmbedding(1))
+    pipe.fit(X + 3.0, A)
+    np.testing.assert_allclose(pipe[-1].M_, GaussianEmbedding(1).fit(
+        X + 3.0 - (X + 3.0).mean(axis=0), A).M_, atol=1e-12)
+    assert np.isfinite(pipe.score(X + 3.0, A))
+
+
+def test_clone_pickle_and_refit(chain_data):
+    X, A, _ = chain_data
+    est = GaussianEmbedding(2, method="convex", alpha=0.02).fit(X, A)
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.M_, est.M_)
+    assert again.score(X, A) == est.score(X, A)
+    c = clone(est)
+    assert not hasattr(c, "M_") and c.get_params() == est.get_params()
+    np.testing.assert_array_equal(c.fit(X, A).M_, est.M_)
+
+
+def test_unfitted_estimator_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        GaussianEmbedding(2).score(np.zeros((5, 3)), chain_graph(5))
+
+
+def test_rank_deficient_start_still_finds_the_rank():
+    """A spectral start with fewer positive eigenvalues than r grows the missing columns
+    from a small random start (an all-zero column would never move)."""
+    A = chain_graph(5000)
+    X, M = field(A, p=6, r=1, seed=3)
+    est = GaussianEmbedding(3, random_state=0, max_iter=20000).fit(X, A)
+    assert np.isfinite(est.M_).all()
+    assert np.linalg.norm(est.M_ - M) < 3 * np.sqrt(3 * 6 / 5000)
