@@ -77,9 +77,9 @@ def test_clustered_errors_widen_the_interval():
                                       ({"interval": "wald"}, "interval"),
                                       ({"generator": "seed"}, "generator")])
 def test_bad_arguments(kw, name):
-    args = {"snr_db": 0.0, "generator": 0, **kw}
+    args = {"snr_db": 0.0, "generator": 0, "max_bits": 100, **kw}
     snr = args.pop("snr_db")
     with pytest.raises(ValidationError, match=name):
-        simulate_ber(UncodedBPSK(5), snr, max_bits=100, **args)
+        simulate_ber(UncodedBPSK(5), snr, **args)
     with pytest.raises(ValidationError, match="code"):
         simulate_ber("turbo", 0.0, generator=0)
