@@ -117,7 +117,10 @@ def test_turbo_code_through_sionna():
     bits = torch.randint(0, 2, (200, 50), generator=g)
     x = tc.encode(bits)
     assert x.shape == (200, 162) and set(x.unique().tolist()) == {-1.0, 1.0}
-    assert torch.equal(tc.decode(x * 5, snr_db=10.0), bits)  # noiseless: exact
+    assert torch.equal(tc.decode(x, snr_db=3.0), bits)  # noiseless: exact
+    # high SNR / large LLRs: Sionna's MAP decoder alone overflows; ours clips
+    assert torch.equal(tc.decode(x * 5, snr_db=10.0), bits)
+    assert torch.equal(tc.decode(x, snr_db=30.0), bits)
     with pytest.raises(ValidationError, match="snr_db"):
         tc.decode(x)
     r = simulate_ber(tc, 0.0, min_errors=300, max_bits=200_000, batch_size=1000, generator=g)

@@ -11,6 +11,7 @@ from neurips18.coding._code import Code, check_bits
 
 __all__ = ["TurboCode"]
 
+_LLR_MAX = 20.0
 _MISSING = ("TurboCode needs Sionna: pip install 'neurips18[coding-anchors]' "
             "(the sionna-no-rt package)")
 
@@ -23,8 +24,9 @@ class TurboCode(Code):
 
     The 3GPP interleaver is tabulated for ``K`` in {40, 48, 56, ...}; for another ``K``
     Sionna takes the next larger table entry and prunes it (for ``K = 50``: the ``K = 56``
-    interleaver). Decoding takes the channel LLRs ``2 y / sigma^2``, so the received values
-    are kept with the noise level they were sent at.
+    interleaver). Decoding takes the channel LLRs ``2 y / sigma^2``, clipped to +/-20
+    (Sionna's MAP decoder overflows for much larger ones), so the received values are kept
+    with the noise level they were sent at.
     """
 
     def __init__(self, block_length: int = 50, *, num_iter: int = 6, algorithm: str = "map",
@@ -79,7 +81,9 @@ class TurboCode(Code):
         if not bool(torch.isfinite(received).all()):
             raise invalid("received", received, "finite values")
         s2 = 10.0 ** (-snr_db / 10.0)
-        llr = (2.0 / s2) * received.to(torch.float32)
+        # Sionna's BCJR ("map") overflows for channel LLRs of about 100 and more (noiseless
+        # or high-SNR input decodes to garbage); clip at its own extrinsic limit, 20
+        llr = ((2.0 / s2) * received.to(torch.float32)).clamp_(-_LLR_MAX, _LLR_MAX)
         with torch.no_grad():
             return self._dec(llr).to(torch.int64)
 
