@@ -138,7 +138,7 @@ def test_shipped_models():
     for snr in available():
         m = load_pretrained(snr)
         rec = m.training_record
-        assert rec["snr_db"] == snr and "neurips18.coding.pretrained" in rec["command"]
+        assert rec["snr_db"] == snr and "coding/pretrained" in rec["command"]
         assert rec["cpu_seconds"] <= 2 * 3600
         r = simulate_ber(m, snr, max_bits=100_000, generator=3)
         assert r.ber_interval[1] < 0.01
