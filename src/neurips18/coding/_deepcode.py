@@ -493,9 +493,13 @@ class Deepcode(Code, nn.Module):
         """Save weights, statistics, configuration and training record (a torch file
         holding only tensors and plain data: ``Deepcode.load`` reads it with
         ``weights_only=True``)."""
+        import json
+
+        # plain data only (a str subclass such as torch's version string would not load
+        # with weights_only=True)
+        record = json.loads(json.dumps(self.training_record, default=str))
         torch.save({"format": "neurips18.coding.Deepcode/1", "config": self.config(),
-                    "state_dict": self.state_dict(), "training_record": self.training_record},
-                   path)
+                    "state_dict": self.state_dict(), "training_record": record}, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | io.BytesIO) -> Deepcode:

@@ -190,7 +190,7 @@ def train_deepcode(
         "calibration_blocks": calibration_blocks,
         "cpu_seconds": round(state["cpu_seconds"] + time.process_time() - t0, 1),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "command": " ".join(sys.argv),
     }
     return model
