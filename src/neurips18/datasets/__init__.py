@@ -11,6 +11,8 @@ format (see :mod:`neurips18.datasets._fetch` for the search order and the checks
 * :func:`load_tic_tac_toe` -- UCI Tic-Tac-Toe Endgame (Aha 1991); 958 rows.
 * :func:`load_covertype` -- UCI Covertype (Blackard and Dean 1999); 581,012 rows.
 * :func:`load_movielens100k` -- MovieLens 100k (Harper and Konstan 2015); 100,000 ratings.
+* :func:`load_deepcode_official` -- the eight pretrained Deepcode models (Kim et al. 2018)
+  as arrays (model weights, not a data set: it returns a mapping of arrays).
 
 Every loader returns a :class:`Dataset`: features ``X`` and targets ``y`` as named fields,
 the feature and target names, the class labels where there are classes, and a ``metadata``
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChecksumError",
+    "DEEPCODE_OFFICIAL_MODELS",
     "DataError",
     "Dataset",
     "DatasetNotFoundError",
@@ -54,6 +57,7 @@ __all__ = [
     "load_adult",
     "load_covertype",
     "load_credit_default",
+    "load_deepcode_official",
     "load_mnist",
     "load_movielens100k",
     "load_mushroom",
@@ -374,4 +378,8 @@ def load_credit_default(
 
 
 from neurips18.datasets._covertype import load_covertype  # noqa: E402
+from neurips18.datasets._deepcode import (  # noqa: E402
+    DEEPCODE_OFFICIAL_MODELS,
+    load_deepcode_official,
+)
 from neurips18.datasets._movielens import load_movielens100k, truncate_users  # noqa: E402

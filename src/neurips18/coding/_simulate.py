@@ -1,0 +1,179 @@
+"""Monte-Carlo bit and block error rates with confidence intervals."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from neurips18._validation import Interval, Options, as_torch_generator, check, invalid
+from neurips18.coding._channels import AWGN, FeedbackChannel, snr_to_ebno_db
+from neurips18.coding._code import Code
+
+__all__ = ["BERResult", "binomial_interval", "simulate_ber"]
+
+
+def binomial_interval(errors: float, trials: float, *, method: str = "clopper-pearson",
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """Two-sided ``confidence`` interval of a binomial proportion ``errors / trials``.
+
+    ``method``: ``"clopper-pearson"`` (exact, from beta quantiles; conservative) or
+    ``"wilson"`` (score interval). Non-integer counts are allowed (effective counts after a
+    design-effect correction).
+    """
+    method = check("method", method, Options({"clopper-pearson", "wilson"}))
+    confidence = check("confidence", confidence, Interval(float, 0.0, 1.0, closed="neither"))
+    trials = check("trials", trials, Interval(float, 0.0, None, closed="neither"))
+    errors = check("errors", errors, Interval(float, 0.0, trials))
+    from scipy import stats
+
+    a = 1.0 - confidence
+    if method == "clopper-pearson":
+        lo = 0.0 if errors == 0 else float(stats.beta.ppf(a / 2, errors, trials - errors + 1))
+        hi = 1.0 if errors == trials else float(stats.beta.ppf(1 - a / 2, errors + 1,
+                                                               trials - errors))
+        return lo, hi
+    z = float(stats.norm.ppf(1 - a / 2))
+    p = errors / trials
+    den = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / den
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class BERResult:
+    """What :func:`simulate_ber` measured.
+
+    ``ber_interval`` is the ``confidence`` interval of the bit error rate by
+    ``interval_method``, with bit errors counted per block: blocks are independent but the
+    bits of one block are not (a wrong block often has several wrong bits), so the counts
+    are divided by the design effect ``design_effect`` = (variance of the errors per block)
+    / (the variance if bits were independent), at least 1, before the interval is taken
+    (with ``design_effect = 1`` it is the textbook interval over bits). With no error seen
+    the design effect is 1. ``bler_interval`` is exact over blocks.
+    ``stopped``: ``"min_errors"`` (the target number of bit errors was reached) or
+    ``"max_bits"``.
+    """
+
+    code: str
+    snr_db: float
+    ebno_db: float
+    rate: float
+    n_bits: int
+    n_errors: int
+    n_blocks: int
+    n_block_errors: int
+    ber: float
+    bler: float
+    ber_interval: tuple[float, float]
+    bler_interval: tuple[float, float]
+    interval_method: str
+    confidence: float
+    design_effect: float
+    stopped: str
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ber_interval"] = list(self.ber_interval)
+        d["bler_interval"] = list(self.bler_interval)
+        return d
+
+    def __str__(self) -> str:
+        lo, hi = self.ber_interval
+        return (f"{self.code} at {self.snr_db:g} dB: BER {self.ber:.3g} [{lo:.3g}, {hi:.3g}] "
+                f"({self.n_errors} errors in {self.n_bits} bits), BLER {self.bler:.3g}")
+
+
+def simulate_ber(
+    code: Code,
+    snr_db: float | AWGN | FeedbackChannel,
+    *,
+    min_errors: int = 100,
+    max_bits: int = 10_000_000,
+    batch_size: int = 10_000,
+    generator: Any,
+    interval: str = "clopper-pearson",
+    confidence: float = 0.95,
+    progress: bool | None = None,
+) -> BERResult:
+    """Send random blocks through ``code`` and a channel until ``min_errors`` bit errors
+    have been seen or ``max_bits`` bits have been sent (whole batches: the last batch may
+    go past ``max_bits`` by less than one batch).
+
+    Parameters
+    ----------
+    code : any :class:`~neurips18.coding.Code` (Deepcode, TurboCode, SchalkwijkKailath,
+        UncodedBPSK, or a user's own).
+    snr_db : the forward SNR in dB (unit power per symbol; the code's
+        ``default_channel`` is used: AWGN, or noiseless feedback for feedback codes), or a
+        channel object (:class:`AWGN`, :class:`FeedbackChannel`).
+    batch_size : blocks per batch.
+    generator : a ``torch.Generator`` (or an int seed) for the bits and the noise; the
+        result is a function of it, the arguments and the code.
+    interval : ``"clopper-pearson"`` or ``"wilson"``.
+    progress : a tqdm bar (``None``: only on an interactive terminal).
+    """
+    import torch
+
+    if not isinstance(code, Code):
+        raise invalid("code", code, "a neurips18.coding.Code")
+    if isinstance(snr_db, AWGN | FeedbackChannel):
+        channel = snr_db
+    else:
+        channel = code.default_channel(check("snr_db", snr_db, Interval(float, -60.0, 100.0)))
+    min_errors = check("min_errors", min_errors, Interval(int, 1, None))
+    max_bits = check("max_bits", max_bits, Interval(int, 1, None))
+    batch_size = check("batch_size", batch_size, Interval(int, 1, None))
+    interval = check("interval", interval, Options({"clopper-pearson", "wilson"}))
+    confidence = check("confidence", confidence, Interval(float, 0.0, 1.0, closed="neither"))
+    g = as_torch_generator(generator)
+    K = code.block_length
+    snr = channel.snr_db if isinstance(channel, AWGN) else channel.forward_snr_db
+    decode = code.decoder_for(channel)
+    from tqdm.auto import tqdm
+
+    n_bits = n_err = n_blocks = n_blk_err = 0
+    sum_sq = 0
+    t0 = time.perf_counter()
+    bar = tqdm(total=max_bits, disable=(None if progress is None else not progress),
+               desc=f"{code.name} @ {snr:g} dB", unit="bit", unit_scale=True, leave=False)
+    was_training = getattr(code, "training", False)
+    if was_training:
+        code.eval()  # type: ignore[attr-defined]
+    try:
+        with torch.no_grad():
+            while n_err < min_errors and n_bits < max_bits:
+                B = min(batch_size, -(-(max_bits - n_bits) // K))
+                bits = torch.randint(0, 2, (B, K), generator=g)
+                received = code.transmit(bits, channel, generator=g)
+                wrong = (decode(received) != bits).sum(1)
+                n_bits += B * K
+                n_blocks += B
+                n_err += int(wrong.sum())
+                sum_sq += int((wrong * wrong).sum())
+                n_blk_err += int((wrong > 0).sum())
+                bar.update(B * K)
+                bar.set_postfix(errors=n_err)
+    finally:
+        bar.close()
+        if was_training:
+            code.train()  # type: ignore[attr-defined]
+    p = n_err / n_bits
+    deff = 1.0
+    if 0 < n_err < n_bits and n_blocks > 1:
+        mean = n_err / n_blocks
+        var = (sum_sq - n_blocks * mean * mean) / (n_blocks - 1)
+        deff = max(1.0, var / (K * p * (1 - p)))
+    ber_iv = binomial_interval(n_err / deff, n_bits / deff, method=interval,
+                               confidence=confidence)
+    bler_iv = binomial_interval(n_blk_err, n_blocks, method=interval, confidence=confidence)
+    return BERResult(
+        code=code.name, snr_db=float(snr), ebno_db=snr_to_ebno_db(snr, code.rate),
+        rate=code.rate, n_bits=n_bits, n_errors=n_err, n_blocks=n_blocks,
+        n_block_errors=n_blk_err, ber=p, bler=n_blk_err / n_blocks, ber_interval=ber_iv,
+        bler_interval=bler_iv, interval_method=interval, confidence=confidence,
+        design_effect=deff, stopped="min_errors" if n_err >= min_errors else "max_bits",
+        seconds=time.perf_counter() - t0)

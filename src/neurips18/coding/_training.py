@@ -1,0 +1,228 @@
+"""Training Deepcode end to end on the simulated feedback channel."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from neurips18._validation import Interval, as_torch_generator, check, invalid
+from neurips18.coding._channels import FeedbackChannel
+from neurips18.coding._deepcode import Deepcode
+
+__all__ = ["DEFAULT_SCHEDULE", "TrainingPhase", "train_deepcode"]
+
+
+@dataclass(frozen=True)
+class TrainingPhase:
+    """``blocks`` training blocks in mini-batches of ``batch_size`` at learning rate ``lr``."""
+
+    blocks: int
+    batch_size: int
+    lr: float
+
+    def __post_init__(self) -> None:
+        check("blocks", self.blocks, Interval(int, 1, None))
+        check("batch_size", self.batch_size, Interval(int, 2, None))
+        check("lr", self.lr, Interval(float, 0.0, 1.0, closed="right"))
+
+    @property
+    def steps(self) -> int:
+        return -(-self.blocks // self.batch_size)
+
+
+# Adam with global gradient-norm clipping at 1 (the official code's optimiser settings:
+# lr 0.02, clipnorm 1), then two tenfold decays with larger batches. The paper's own
+# schedule is not public; this one is ours and is recorded in every checkpoint.
+DEFAULT_SCHEDULE: tuple[TrainingPhase, ...] = (
+    TrainingPhase(80_000, 200, 0.02),
+    TrainingPhase(100_000, 500, 0.002),
+    TrainingPhase(60_000, 1000, 0.0002),
+)
+
+
+def _schedule(schedule: Any) -> tuple[TrainingPhase, ...]:
+    if not isinstance(schedule, tuple | list) or not schedule:
+        raise invalid("schedule", schedule, "a non-empty sequence of TrainingPhase")
+    out = []
+    for i, p in enumerate(schedule):
+        if isinstance(p, TrainingPhase):
+            out.append(p)
+        elif isinstance(p, tuple | list) and len(p) == 3:
+            out.append(TrainingPhase(*p))
+        else:
+            raise invalid(f"schedule[{i}]", p, "a TrainingPhase or (blocks, batch_size, lr)")
+    return tuple(out)
+
+
+def train_deepcode(
+    snr_db: float,
+    *,
+    feedback_snr_db: float | None = None,
+    delay: int = 1,
+    block_length: int = 50,
+    hidden: int = 50,
+    schedule: Any = DEFAULT_SCHEDULE,
+    generator: Any,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 200,
+    calibration_blocks: int = 100_000,
+    progress: bool = True,
+    model: Deepcode | None = None,
+    device: Any = "cpu",
+) -> Deepcode:
+    """Train a Deepcode model for the feedback channel at ``snr_db`` (forward) and
+    ``feedback_snr_db`` (``None``: noiseless feedback).
+
+    Each step draws fresh bits and channel noise from ``generator`` (a ``torch.Generator``
+    or an int seed), encodes with batch normalisation statistics, decodes, and minimises
+    the binary cross-entropy over the ``block_length`` information bits with Adam, the
+    global gradient norm clipped at 1. ``schedule`` is a sequence of
+    :class:`TrainingPhase` (or ``(blocks, batch_size, lr)`` triples). At the end the
+    encoder's normalisation statistics and the decoder's batch-norm statistics are measured
+    on ``calibration_blocks`` fresh blocks (:meth:`Deepcode.calibrate`).
+
+    ``device``: where the model trains (the draws are made on the CPU); the returned
+    model is on the CPU. ``checkpoint``: a file written every ``checkpoint_every`` steps
+    (model, optimiser and generator state); a call with the same file and arguments
+    resumes from it and gives the same model as an uninterrupted run. ``model``: start
+    from these weights (its configuration must match). The returned model is in eval mode; its
+    ``training_record`` holds the schedule, the seed state, the steps, the loss per phase,
+    the CPU time, the torch version and the command line.
+    """
+    channel = FeedbackChannel(snr_db, feedback_snr_db, delay=delay)
+    sched = _schedule(schedule)
+    checkpoint_every = check("checkpoint_every", checkpoint_every, Interval(int, 1, None))
+    calibration_blocks = check("calibration_blocks", calibration_blocks,
+                               Interval(int, 2, None))
+    g = as_torch_generator(generator)
+    if model is None:
+        model = Deepcode(block_length, hidden, generator=g)
+    elif not isinstance(model, Deepcode):
+        raise invalid("model", model, "a Deepcode model or None")
+    elif model.block_length != block_length:
+        raise invalid("model", model, f"a model for block_length={block_length}")
+    device = torch.device(device)
+    model.to(device)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=sched[0].lr)
+    settings = {"snr_db": channel.forward_snr_db, "feedback_snr_db": channel.feedback_snr_db,
+                "delay": delay, "block_length": block_length, "hidden": model.hidden,
+                "schedule": [asdict(p) for p in sched]}
+    state: dict[str, Any] = {"phase": 0, "step": 0, "losses": [[] for _ in sched],
+                             "cpu_seconds": 0.0}
+    losses_len = len(sched)
+    if checkpoint is not None and os.path.isfile(checkpoint):
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if not _resumable(saved.get("settings"), saved.get("state"), settings):
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written with other "
+                             f"settings ({saved.get('settings')}); use another file")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        g.set_state(saved["generator"])
+        state = saved["state"]
+        state["losses"] = (list(state["losses"]) + [[] for _ in sched])[:losses_len]
+        if state["phase"] < len(sched) and state["step"] >= sched[state["phase"]].steps:
+            state["phase"], state["step"] = state["phase"] + 1, 0
+
+    def save() -> None:
+        if checkpoint is None:
+            return
+        tmp = f"{os.fspath(checkpoint)}.tmp"
+        torch.save({"settings": settings, "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "generator": g.get_state(),
+                    "state": state}, tmp)
+        os.replace(tmp, checkpoint)
+
+    from tqdm.auto import tqdm
+
+    K, P = block_length, block_length + 1
+    total = sum(p.steps for p in sched)
+    done = sum(p.steps for p in sched[: state["phase"]]) + state["step"]
+    bar = tqdm(total=total, initial=done, disable=not progress, desc="train Deepcode",
+               leave=False)
+    t_cpu = time.process_time()
+    for pi in range(state["phase"], len(sched)):
+        phase = sched[pi]
+        for grp in opt.param_groups:
+            grp["lr"] = phase.lr
+        acc, n_acc = 0.0, 0
+        for step in range(state["step"], phase.steps):
+            B = phase.batch_size
+            bits = torch.randint(0, 2, (B, K), generator=g).float()
+            real = channel.sample(B, P, generator=g)
+            logits = model(bits.to(device), real.feedback.to(device), real.noise.to(device))
+            loss = F.binary_cross_entropy_with_logits(logits, bits.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            acc += float(loss.detach())
+            n_acc += 1
+            bar.update(1)
+            if (step + 1) % checkpoint_every == 0 or step + 1 == phase.steps:
+                state["losses"][pi].append(acc / n_acc)
+                acc, n_acc = 0.0, 0
+                state["step"] = step + 1
+                state["cpu_seconds"] += time.process_time() - t_cpu
+                t_cpu = time.process_time()
+                bar.set_postfix(loss=f"{state['losses'][pi][-1]:.4g}")
+                save()
+        state["phase"], state["step"] = pi + 1, 0
+        save()
+    bar.close()
+    state["cpu_seconds"] += time.process_time() - t_cpu
+    t0 = time.process_time()
+    model.to("cpu").calibrate(channel, n_blocks=calibration_blocks, generator=g)
+    model.training_record = {
+        **settings,
+        "seed_state_sha": _digest(g.get_state()),
+        "steps": total,
+        "blocks": sum(p.steps * p.batch_size for p in sched),
+        "loss_per_phase": [(ls[-1] if ls else None) for ls in state["losses"]],
+        "loss_curve": state["losses"],
+        "optimizer": "Adam, global gradient-norm clipping 1.0",
+        "calibration_blocks": calibration_blocks,
+        "cpu_seconds": round(state["cpu_seconds"] + time.process_time() - t0, 1),
+        "threads": torch.get_num_threads(),
+        "torch": str(torch.__version__),
+        "command": " ".join(sys.argv),
+    }
+    return model
+
+
+def _resumable(old: Any, state: Any, new: dict[str, Any]) -> bool:
+    """Whether a checkpoint written with settings ``old`` continues a run with settings
+    ``new``: the same channel and model, and a schedule that agrees with the old one on
+    every step already taken (the phases after the current one may differ, and the current
+    phase may end at any step not yet passed). Such a run equals an uninterrupted run with
+    the new schedule."""
+    if not isinstance(old, dict) or not isinstance(state, dict):
+        return False
+    if {k: v for k, v in old.items() if k != "schedule"} != \
+            {k: v for k, v in new.items() if k != "schedule"}:
+        return False
+    a, b = old["schedule"], new["schedule"]
+    ph, st = int(state["phase"]), int(state["step"])
+    if ph > len(b) or a[:ph] != b[:ph]:
+        return False
+    if ph < len(a) and st > 0:
+        if ph >= len(b):
+            return False
+        cur_a, cur_b = a[ph], b[ph]
+        steps_b = -(-cur_b["blocks"] // cur_b["batch_size"])
+        same = cur_a["batch_size"] == cur_b["batch_size"] and cur_a["lr"] == cur_b["lr"]
+        return same and st <= steps_b and st * cur_b["batch_size"] <= cur_b["blocks"] + \
+            cur_b["batch_size"]
+    return True
+
+
+def _digest(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]

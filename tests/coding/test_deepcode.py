@@ -1,0 +1,224 @@
+"""Deepcode: Keras semantics checked against an independent NumPy implementation, the fused
+inference loop against the module, causality, power, other lengths, loading and bad input."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from neurips18._validation import ValidationError
+from neurips18.coding import (
+    Deepcode,
+    FeedbackChannel,
+    KerasGRU,
+    OfficialWeightsError,
+    simulate_ber,
+)
+
+
+def _np_keras_gru(x, kernel, rk, bias, reverse):
+    """Keras 2.0.8 GRU (implementation 0) in float64, written from its documented equations."""
+    H = rk.shape[0]
+    hs = np.zeros((x.shape[0], x.shape[1], H))
+    h = np.zeros((x.shape[0], H))
+    order = range(x.shape[1] - 1, -1, -1) if reverse else range(x.shape[1])
+
+    def hsig(v):
+        return np.clip(0.2 * v + 0.5, 0.0, 1.0)
+
+    for t in order:
+        xt = x[:, t] @ kernel + bias
+        z = hsig(xt[:, :H] + h @ rk[:, :H])
+        r = hsig(xt[:, H:2 * H] + h @ rk[:, H:2 * H])
+        hh = np.tanh(xt[:, 2 * H:] + (r * h) @ rk[:, 2 * H:])
+        h = z * h + (1 - z) * hh
+        hs[:, t] = h
+    return hs
+
+
+def test_keras_gru_matches_numpy_reference():
+    torch.manual_seed(0)
+    gru = KerasGRU(3, 7).double()
+    with torch.no_grad():
+        gru.bias.normal_()
+        gru.recurrent_kernel.mul_(3)
+    x = torch.randn(5, 11, 3, dtype=torch.float64)
+    k, rk, b = (p.detach().numpy() for p in (gru.kernel, gru.recurrent_kernel, gru.bias))
+    ref = np.concatenate([_np_keras_gru(x.numpy(), k[0], rk[0], b[0], False),
+                          _np_keras_gru(x.numpy(), k[1], rk[1], b[1], True)], -1)
+    with torch.no_grad():
+        fast = gru(x).numpy()
+    slow = gru(x).detach().numpy()  # autograd path
+    np.testing.assert_allclose(fast, ref, atol=1e-12)
+    np.testing.assert_allclose(slow, ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["torch", "keras"])
+def test_inference_loop_equals_module_path(cell):
+    m = Deepcode(12, 9, cell=cell, generator=3)
+    m.calibrate(FeedbackChannel(0.0), n_blocks=500, batch_size=200, generator=4)
+    with torch.no_grad():
+        for bn in (m.decoder_bn1, m.decoder_bn2):
+            bn.weight.uniform_(0.5, 2)
+            bn.bias.normal_()
+    g = torch.Generator().manual_seed(5)
+    bits = torch.randint(0, 2, (1500, 12), generator=g)  # > one inference chunk
+    y = m.transmit(bits, FeedbackChannel(0.0), generator=g)
+    with torch.no_grad():
+        fast = m.decode(y, output="logit")
+    with torch.enable_grad():
+        slow = m.decode(y, output="logit").detach()
+    torch.testing.assert_close(fast, slow, atol=2e-5, rtol=1e-5)
+
+
+def test_encoder_is_causal_and_power_is_one():
+    m = Deepcode(20, 10, generator=1)
+    m.calibrate(FeedbackChannel(0.0), n_blocks=4000, generator=2)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (64, 20), generator=g)
+    fb = FeedbackChannel(0.0).sample(64, 21, generator=g)
+    with torch.no_grad():
+        c1 = m.encode(bits, fb)
+        f2 = fb.feedback.clone()
+        f2[:, 9:] += 1.0
+        c2 = m.encode(bits, f2)
+    assert torch.equal(c1[:, :9], c2[:, :9]) and not torch.equal(c1[:, 9:], c2[:, 9:])
+    # average power per symbol 1 (over fresh blocks, stored statistics)
+    bits = torch.randint(0, 2, (20_000, 20), generator=g)
+    with torch.no_grad():
+        c = m.encode(bits, FeedbackChannel(0.0).sample(20_000, 21, generator=g))
+    assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.02)
+
+
+def test_official_model_power_and_ber(official):
+    m = official("noiseless_feedback_forward_snr_-1db")
+    assert (m.block_length, m.hidden, m.cell) == (50, 50, "keras")
+    assert m.rate == pytest.approx(50 / 153)
+    r = simulate_ber(m, -1.0, min_errors=10**9, max_bits=300_000, batch_size=1000,
+                     generator=11)
+    # the brief's independent port: 151 errors in 1e6 bits; exact test of equal rates
+    from scipy import stats
+
+    p = stats.binomtest(r.n_errors, r.n_errors + 151, r.n_bits / (r.n_bits + 1e6)).pvalue
+    assert p > 0.01, (r.n_errors, r.n_bits)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (5000, 50), generator=g)
+    with torch.no_grad():
+        c = m.encode(bits, FeedbackChannel(-1.0).sample(5000, 51, generator=g))
+    assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.03)
+
+
+def test_float64_and_float32_decisions_agree(official):
+    m32 = official("noiseless_feedback_forward_snr_0db")
+    m64 = official("noiseless_feedback_forward_snr_0db").double()
+    g = torch.Generator().manual_seed(9)
+    bits = torch.randint(0, 2, (2000, 50), generator=g)
+    real = FeedbackChannel(0.0).sample(2000, 51, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        y64 = m64.encode(bits, real) + real.noise
+        d64 = m64.decode(y64, output="logit")
+        d32 = m32.decode(y64.float(), output="logit")
+    assert (torch.sign(d64) == torch.sign(d32.double())).float().mean() > 0.9999
+    assert float((d64 - d32.double()).abs().max()) < 1e-2
+
+
+def test_other_block_lengths(official):
+    m = official("noiseless_feedback_forward_snr_-1db")
+    m100 = m.with_block_length(100)
+    assert m.block_length == 50 and m100.block_length == 100
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (3000, 100), generator=g)
+    with torch.no_grad():
+        c = m100.encode(bits, FeedbackChannel(-1.0).sample(3000, 101, generator=g))
+    assert c.shape == (3000, 101, 3)
+    assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.03)
+    with pytest.raises(ValidationError, match=r"blocks of 50 bits"):
+        m.encode(bits, FeedbackChannel(-1.0).sample(3000, 101, generator=g))
+
+
+@pytest.mark.parametrize("bits, match", [
+    (torch.full((2, 50), 0.5), "only 0s and 1s"),
+    (torch.full((2, 50), 2), "only 0s and 1s"),
+    (torch.full((2, 50), math.nan), "only 0s and 1s"),
+    (torch.zeros(2, 49), "shape"),
+    (torch.zeros(50), "shape"),
+    (torch.zeros(0, 50), "at least one block"),
+    ([[0, 1] * 25], "tensor"),
+])
+def test_bad_bits(bits, match):
+    m = Deepcode(50, 8, generator=0)
+    m.calibrate(FeedbackChannel(0.0), n_blocks=100, generator=0)
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(ValidationError, match=match) as e:
+        m.transmit(bits, FeedbackChannel(0.0), generator=g)
+    assert "bits" in str(e.value)
+
+
+def test_bad_received_and_feedback_and_input_untouched():
+    m = Deepcode(10, 4, generator=0)
+    m.calibrate(FeedbackChannel(0.0), n_blocks=100, generator=0)
+    y = torch.zeros(3, 11, 3)
+    y[0, 0, 0] = math.nan
+    with pytest.raises(ValidationError, match="received"):
+        m.decode(y)
+    with pytest.raises(ValidationError, match="received"):
+        m.decode(torch.zeros(3, 10, 3))
+    bits = torch.ones(3, 10, dtype=torch.int64)
+    with pytest.raises(ValidationError, match="feedback"):
+        m.encode(bits, torch.zeros(3, 10, 3))
+    with pytest.raises(ValidationError, match="feedback"):
+        m.encode(bits)
+    fb = torch.zeros(3, 11, 3)
+    m.encode(bits.bool(), fb)
+    assert torch.equal(bits, torch.ones(3, 10, dtype=torch.int64))
+    assert torch.equal(fb, torch.zeros(3, 11, 3))
+    with pytest.raises(RuntimeError, match="calibrate"):
+        Deepcode(10, 4, generator=0).eval().encode(bits, fb)
+
+
+def test_weight_files(tmp_path, official):
+    with pytest.raises(FileNotFoundError, match="no weight file"):
+        Deepcode.from_official(tmp_path / "absent.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(OfficialWeightsError, match="bad.npz"):
+        Deepcode.from_official(bad)
+    from neurips18.datasets import load_deepcode_official
+
+    arrays = load_deepcode_official("noiseless_feedback_forward_snr_0db", download=False)
+    partial = dict(arrays)
+    del partial["noload_abr/b3"]
+    with pytest.raises(OfficialWeightsError, match="noload_abr/b3"):
+        Deepcode.from_official(partial)
+    wrong = dict(arrays)
+    wrong["bidirectional_2/forward_bidirectional_2/kernel"] = np.zeros((99, 150), np.float32)
+    with pytest.raises(OfficialWeightsError, match="bidirectional_2/forward"):
+        Deepcode.from_official(wrong)
+    np.savez(tmp_path / "ok.npz", **arrays)
+    a = Deepcode.from_official(tmp_path / "ok.npz")
+    b = official("noiseless_feedback_forward_snr_0db")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb and torch.equal(va, vb)
+
+
+def test_save_load_roundtrip(tmp_path):
+    m = Deepcode(10, 6, generator=2)
+    m.calibrate(FeedbackChannel(1.0), n_blocks=300, generator=1)
+    m.training_record = {"note": "x"}
+    m.save(tmp_path / "m.pt")
+    m2 = Deepcode.load(tmp_path / "m.pt")
+    y = torch.randn(4, 11, 3, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(m.eval().decode(y, output="logit"), m2.decode(y, output="logit"))
+    assert m2.training_record == {"note": "x"}
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not a saved Deepcode"):
+        Deepcode.load(tmp_path / "junk.pt")
+    with pytest.raises(FileNotFoundError):
+        Deepcode.load(tmp_path / "none.pt")
+    buf = io.BytesIO((tmp_path / "m.pt").read_bytes())
+    assert Deepcode.load(buf).block_length == 10

@@ -1,0 +1,146 @@
+"""Training (resume equals an uninterrupted run), Schalkwijk-Kailath, the Sionna turbo code,
+and the shipped models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neurips18._validation import ValidationError
+from neurips18.coding import (
+    FeedbackChannel,
+    SchalkwijkKailath,
+    TrainingPhase,
+    UncodedBPSK,
+    simulate_ber,
+    train_deepcode,
+)
+
+_SCHED = (TrainingPhase(12 * 32, 32, 0.02), TrainingPhase(6 * 64, 64, 0.002))
+_KW = dict(block_length=10, hidden=6, calibration_blocks=500, progress=False,
+           checkpoint_every=3)
+
+
+def test_training_learns_and_records():
+    m = train_deepcode(0.0, schedule=_SCHED, generator=5, **_KW)
+    rec = m.training_record
+    assert rec["schedule"] == [{"blocks": 384, "batch_size": 32, "lr": 0.02},
+                               {"blocks": 384, "batch_size": 64, "lr": 0.002}]
+    assert rec["steps"] == 18 and rec["snr_db"] == 0.0 and rec["torch"] == torch.__version__
+    curve = rec["loss_curve"][0]
+    assert curve[-1] < curve[0]
+    assert not m.training
+
+
+def test_resume_equals_uninterrupted_and_truncated_schedule(tmp_path, monkeypatch):
+    full = train_deepcode(0.0, schedule=_SCHED, generator=1, **_KW)
+    ck = tmp_path / "ck.pt"
+    import neurips18.coding._training as tr
+
+    class Stop(Exception):
+        pass
+
+    real_save = torch.save
+    calls = []
+
+    def stopping(obj, path):
+        real_save(obj, path)
+        calls.append(path)
+        if len(calls) == 2:
+            raise Stop
+
+    monkeypatch.setattr(tr.torch, "save", stopping)
+    with pytest.raises(Stop):
+        train_deepcode(0.0, schedule=_SCHED, generator=1, checkpoint=ck, **_KW)
+    monkeypatch.setattr(tr.torch, "save", real_save)
+    resumed = train_deepcode(0.0, schedule=_SCHED, generator=1, checkpoint=ck, **_KW)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # a checkpoint of another channel is refused
+    with pytest.raises(ValueError, match="other settings"):
+        train_deepcode(1.0, schedule=_SCHED, generator=1, checkpoint=ck, **_KW)
+
+
+def test_training_bad_arguments():
+    with pytest.raises(ValidationError, match="snr_db"):
+        train_deepcode(math.nan, generator=0)
+    with pytest.raises(ValidationError, match="lr"):
+        TrainingPhase(10, 5, -1.0)
+    with pytest.raises(ValidationError, match="schedule"):
+        train_deepcode(0.0, schedule=(), generator=0)
+    with pytest.raises(ValidationError, match="generator"):
+        train_deepcode(0.0, generator=None)
+
+
+def test_sk_closed_form_error_variance():
+    # K = 4 bits in N = 3 uses: the receiver's error variance after N uses is
+    # var(theta) * sigma^2 * (sigma^2 / (1 + sigma^2))^(N - 1)
+    sk = SchalkwijkKailath(4, 3)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (200_000, 4), generator=g)
+    est = sk.transmit(bits, FeedbackChannel(0.0), generator=g)[:, 0]
+    err = est - sk.encode(bits)[:, 0]
+    M = 16
+    var_theta = (M * M - 1) / (3 * M * M)
+    expect = var_theta * 1.0 * 0.5**2
+    assert float(err.var()) == pytest.approx(expect, rel=0.02)
+
+
+def test_sk_variants():
+    g = torch.Generator().manual_seed(1)
+    ideal = simulate_ber(SchalkwijkKailath(50), 0.0, max_bits=100_000, generator=g)
+    assert ideal.n_errors == 0  # float64, noiseless feedback: as the brief found
+    f32 = simulate_ber(SchalkwijkKailath(50, variant="float32"), 0.0, max_bits=20_000,
+                       generator=g)
+    assert f32.ber > 0.1
+    noisy = simulate_ber(SchalkwijkKailath(50, variant="noisy-feedback", feedback_snr_db=20.0),
+                         0.0, max_bits=20_000, generator=g)
+    assert noisy.ber > 0.1
+    assert SchalkwijkKailath(50).rate == pytest.approx(1 / 3)
+    with pytest.raises(ValidationError, match="feedback_snr_db"):
+        SchalkwijkKailath(50, variant="noisy-feedback")
+    with pytest.raises(ValidationError, match="variant"):
+        SchalkwijkKailath(50, variant="finite")
+    with pytest.raises(ValidationError, match="block_length"):
+        SchalkwijkKailath(63)
+
+
+def test_turbo_code_through_sionna():
+    pytest.importorskip("sionna.phy")
+    from neurips18.coding import TurboCode
+
+    tc = TurboCode(50)
+    assert tc.n_channel_uses == 162 and tc.rate == pytest.approx(50 / 162)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (200, 50), generator=g)
+    x = tc.encode(bits)
+    assert x.shape == (200, 162) and set(x.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(tc.decode(x, snr_db=3.0), bits)  # noiseless: exact
+    # high SNR / large LLRs: Sionna's MAP decoder alone overflows; ours clips
+    assert torch.equal(tc.decode(x * 5, snr_db=10.0), bits)
+    assert torch.equal(tc.decode(x, snr_db=30.0), bits)
+    with pytest.raises(ValidationError, match="snr_db"):
+        tc.decode(x)
+    r = simulate_ber(tc, 0.0, min_errors=300, max_bits=200_000, batch_size=1000, generator=g)
+    u = simulate_ber(UncodedBPSK(50), 0.0, max_bits=50_000, generator=g)
+    assert r.ber_interval[1] < u.ber / 10  # far below uncoded at 0 dB
+    with pytest.raises(ValidationError, match="bits"):
+        tc.encode(torch.full((2, 50), 0.5))
+
+
+def test_shipped_models():
+    from neurips18.coding.pretrained import available, load_pretrained
+
+    if not available():
+        pytest.skip("no trained model shipped in neurips18/coding/weights/")
+    for snr in available():
+        m = load_pretrained(snr)
+        rec = m.training_record
+        assert rec["snr_db"] == snr and "coding/pretrained" in rec["command"]
+        assert rec["cpu_seconds"] <= 2 * 3600
+        r = simulate_ber(m, snr, max_bits=100_000, generator=3)
+        assert r.ber_interval[1] < 0.01
+    with pytest.raises(ValidationError, match="snr_db"):
+        load_pretrained(0.25)
