@@ -1,0 +1,101 @@
+"""The data as a sequence of chunks; every pass over it is a map-reduce.
+
+In memory, a NumPy array is read in blocks of rows; a Dask array is mapped block by block on
+whatever Dask scheduler is active (a ``distributed.Client`` when one exists) and the partial
+aggregates are summed in a tree. Each block is first clipped to the ball of radius ``radius``
+(rows longer than that are scaled onto its sphere) and put on the fixed-point grid
+``radius * 2**-30`` (truncated toward zero, so no row leaves the ball): sums are exact int64
+and do not depend on the blocking, so a Dask fit and an in-memory fit with the same seed
+release the same numbers. Noise is added by the caller, once, to the reduced aggregate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+FRACTION_BITS = 30
+CHUNK_ROWS = 32768
+
+
+def is_dask(X: Any) -> bool:
+    return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
+
+
+def prepare(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """(points as float64 on the grid, the same as int64 grid steps, rows clipped)."""
+    x = np.asarray(block, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    over = norms > radius
+    scale = 2.0**FRACTION_BITS / radius
+    if over.any():
+        x = x * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
+    q = np.trunc(x * scale).astype(np.int64)
+    return q * (radius / 2.0**FRACTION_BITS), q, int(over.sum())
+
+
+def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    """Sum two partial aggregates. Keyed tables (``keys`` sorted unique) are merged by key;
+    scalars, entries whose name starts with ``__`` and every entry of an unkeyed aggregate
+    are added element-wise."""
+    if a is None:
+        return b
+    if "keys" in a:
+        keys = np.concatenate([a["keys"], b["keys"]])
+        uniq, inv = np.unique(keys, return_inverse=True)
+        out: dict[str, Any] = {"keys": uniq}
+        for name in a:
+            if name == "keys":
+                continue
+            if np.ndim(a[name]) == 0 or name.startswith("__"):  # dense entries ride along
+                out[name] = a[name] + b[name]
+                continue
+            v = np.concatenate([a[name], b[name]])
+            acc = np.zeros((uniq.size,) + v.shape[1:], dtype=v.dtype)
+            np.add.at(acc, inv, v)
+            out[name] = acc
+        return out
+    return {k: a[k] + b[k] for k in a}
+
+
+def _apply(block: Any, radius: float, fn: Callable[..., dict], args: tuple) -> dict:
+    acc: dict[str, Any] | None = None
+    for s in range(0, max(block.shape[0], 1), CHUNK_ROWS):
+        xf, q, clipped = prepare(block[s:s + CHUNK_ROWS], radius)
+        out = fn(xf, q, *args)
+        out["clipped"] = np.int64(clipped)
+        out["rows"] = np.int64(xf.shape[0])
+        acc = merge(acc, out)
+    assert acc is not None
+    return acc
+
+
+def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any) -> dict[str, Any]:
+    """``fn(points_float, points_int, *args) -> aggregate`` over every block, summed. The
+    result also holds ``clipped`` (rows scaled onto the sphere) and ``rows``."""
+    if is_dask(X):
+        import dask
+
+        blocks = X.rechunk({1: -1}).to_delayed().ravel().tolist()
+        parts = [dask.delayed(_apply)(b, radius, fn, args) for b in blocks]
+        while len(parts) > 1:
+            parts = [dask.delayed(merge)(parts[i], parts[i + 1]) if i + 1 < len(parts)
+                     else parts[i] for i in range(0, len(parts), 2)]
+        return dask.compute(parts[0])[0]  # type: ignore[no-any-return]
+    return _apply(X, radius, fn, args)
+
+
+def exact_group_sums(q: np.ndarray, labels: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and int64 sums of the rows of ``q`` by ``labels`` in [0, m) (rows labelled -1
+    are left out). Sums go through float64 bincount, exact because every partial sum is an
+    integer below 2**53 (a block has at most 2**15 rows, each coordinate at most 2**30 in size)."""
+    keep = labels >= 0
+    lab = labels[keep]
+    counts = np.bincount(lab, minlength=m).astype(np.int64)
+    qq = q[keep]
+    sums = np.empty((m, q.shape[1]), dtype=np.int64)
+    for j in range(q.shape[1]):
+        sums[:, j] = np.bincount(lab, weights=qq[:, j], minlength=m).astype(np.int64)
+    return counts, sums
