@@ -100,3 +100,34 @@ def test_audit_end_to_end_release():
             for s in range(trials)]))
     events = [lambda o, t=t: o > t for t in (-0.05, 0.0, 0.05)]
     assert _violation(outs[0], outs[1], eps, 0.0, events) <= 0
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_audit_thresholded_histogram_with_a_floor(broken):
+    """A cell holding ``floor`` points in one data set and one fewer (so below the floor)
+    in its neighbour is released with probability at most delta / 2. The broken variant
+    drops the cells below the floor but keeps the threshold of floor = 1."""
+    from neurips18.privacy import thresholded_histogram
+
+    floor, rho, delta, cells = 30, 0.01, 0.2, 20_000  # sigma ~ 10 counts
+    led = Ledger(1e6, 0.5, delta_threshold=0.45)
+    counts = np.full(cells, floor, np.int64)  # independent copies of the cell at the floor
+    keys = np.arange(cells)
+    if broken:
+        kept = thresholded_histogram(keys, counts, floor=1, rho=rho, delta=delta,
+                                     rng=np.random.default_rng(5), ledger=led, step="audit")[0]
+    else:
+        kept = thresholded_histogram(keys, counts, floor=floor, rho=rho, delta=delta,
+                                     rng=np.random.default_rng(5), ledger=led, step="audit")[0]
+        below = thresholded_histogram(keys, counts - 1, floor=floor, rho=rho, delta=delta,
+                                      rng=np.random.default_rng(6), ledger=led, step="audit")
+        assert below[0].size == 0  # the neighbour's cell takes no part
+    # the neighbour never releases the cell: P'(released) = 0
+    p_lo = _cp(kept.size, cells)[0]
+    if broken:
+        assert p_lo - delta / 2 > 0, "the audit missed a threshold that ignores the floor"
+    else:
+        assert p_lo - delta / 2 <= 0
+        assert led.entries[0].floor == floor
+        e = led.entries[0]
+        assert delta * (1 + 1e-12) >= 2 * math.exp(-(e.threshold - e.floor) ** 2 / (2 * e.noise**2))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from neurips18.datasets.synthetic import make_ball_blobs
-from neurips18.privacy import PrivateKMeans, local_kmeans, randomized_response
+from neurips18.privacy import PrivateKMeans, _core, _data, local_kmeans, randomized_response
 
 
 def test_dask_fit_equals_in_memory_fit_on_a_local_cluster():
@@ -52,24 +52,77 @@ def _lazy_blobs(n: int, d: int):  # type: ignore[no-untyped-def]
     return da.concatenate(blocks)
 
 
-@pytest.mark.xfail(strict=True, reason="known limitation: the cell histogram of the finest "
-                   "radius has about one cell per point on spread data, so the driver's "
-                   "memory grows with n (not with n * d); the data itself is never held")
 def test_memory_stays_bounded_when_n_grows_tenfold():
     pytest.importorskip("dask.array")
     import dask
 
-    peaks = []
+    peaks, fits = [], []
     for n in (40_000, 400_000):
         X = _lazy_blobs(n, 8)
         with dask.config.set(scheduler="synchronous"):
             tracemalloc.start()
-            PrivateKMeans(5, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+            fits.append(PrivateKMeans(5, epsilon=1.0, delta=1e-6, radius=1.0,
+                                      random_state=0).fit(X))
             peaks.append(tracemalloc.get_traced_memory()[1])
             tracemalloc.stop()
     data_bytes = 400_000 * 8 * 8
     assert peaks[1] < 2.0 * peaks[0], peaks  # not ten times
     assert peaks[1] < data_bytes / 2, peaks  # far from holding the data
+    # why: past HEAVY_CAPACITY rows a histogram holds only the cells above the floor
+    # n // (HEAVY_CAPACITY + 1) + 1, found by a bounded summary (one cell per point at the
+    # finest radius otherwise)
+    for n, m in zip((40_000, 400_000), fits, strict=True):
+        hist = [e for e in m.ledger_.entries if "histogram" in e.step]
+        assert hist and all(e.floor == _core.cell_floor(n) for e in hist)
+        assert all(e.size <= _core.HEAVY_CAPACITY for e in hist)
+    assert _core.cell_floor(40_000) == 1 and _core.cell_floor(400_000) > 1
+
+
+def test_heavy_hitter_summary_keeps_every_cell_above_its_bound():
+    rng = np.random.default_rng(3)
+    keys = np.concatenate([rng.integers(0, 40, 3000), rng.integers(0, 10**6, 6000)])
+    rng.shuffle(keys)
+    cap = 25
+    parts = []
+    for block in np.array_split(keys, 13):  # blocks reduced in a random tree order
+        u, c = np.unique(block, return_counts=True)
+        parts.append(_data.prune({"keys": u, "cell_counts": c.astype(np.int64),
+                                  "__pruned": np.int64(0)}, cap))
+    while len(parts) > 1:
+        i = int(rng.integers(0, len(parts) - 1))
+        parts[i:i + 2] = [_data.prune(_data.merge(parts[i], parts[i + 1]), cap)]
+    summary = parts[0]
+    assert summary["keys"].size <= cap and summary["__pruned"]
+    u, c = np.unique(keys, return_counts=True)
+    bound = keys.size / (cap + 1)
+    assert set(u[c > bound]) <= set(summary["keys"].tolist())
+    exact = dict(zip(u.tolist(), c.tolist(), strict=True))
+    for k, v in zip(summary["keys"].tolist(), summary["cell_counts"].tolist(), strict=True):
+        assert exact[k] - bound <= v <= exact[k]  # lower bounds, off by at most the bound
+
+
+def test_release_does_not_depend_on_the_summary_size(monkeypatch):
+    """With the floor fixed (the one a summary of 40 cells guarantees), a summary pruned
+    hard (so its cells are recounted) and an exact table give the same release, in memory
+    and from Dask blocks."""
+    X = make_ball_blobs(20_000, 4, 5, generator=5)[0]
+    monkeypatch.setattr(_core, "cell_floor", lambda n, capacity=None: n // 41 + 1)
+    kw = dict(epsilon=2.0, delta=1e-6, radius=1.0, random_state=4)
+    monkeypatch.setattr(_core, "HEAVY_CAPACITY", 2**40)
+    exact = PrivateKMeans(5, **kw).fit(X)
+    monkeypatch.setattr(_core, "HEAVY_CAPACITY", 40)
+    small = PrivateKMeans(5, **kw).fit(X)
+    assert small.n_passes_ > exact.n_passes_  # recount passes ran
+    assert small.n_candidates_ > 0
+    assert np.array_equal(small.cluster_centers_, exact.cluster_centers_)
+    assert [e.to_dict() for e in small.ledger_.entries] == \
+        [e.to_dict() for e in exact.ledger_.entries]
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        dsk = PrivateKMeans(5, **kw).fit(da.from_array(X, chunks=(3000, 4)))
+    assert np.array_equal(dsk.cluster_centers_, exact.cluster_centers_)
 
 
 def test_local_model_rounds_are_constant():

@@ -87,11 +87,22 @@ def test_ledger_adds_up_to_the_request(blobs, method, delta, faithful):
         assert t["delta_threshold"] == pytest.approx(delta / 2, rel=1e-12)
         # sums of points in the unit ball: sensitivity 2 (one row replaced) plus one grid
         # step per coordinate that can change (2 cells x d) for the rounding to the grid
+        # (offset sums of the refinement: 2 x the clipping radius, released before them)
         sums = [e for e in m.ledger_.entries if "sums" in e.step and e.size]
         d = blobs.shape[1]
-        expect = [2.0 + (math.sqrt(2 * d) * e.granularity if e.granularity > 2.0**-30 else 0)
-                  for e in sums]
+        unit = [2.0**-30 if "offset" not in e.step else
+                float(e.step.rsplit("clipped to ", 1)[1].rstrip(")")) * 2.0**-30 for e in sums]
+        expect = [2.0 * u * 2**30 + (math.sqrt(2 * d) * e.granularity if e.granularity > u
+                                     else 0) for e, u in zip(sums, unit, strict=True)]
         assert sums and [e.sensitivity for e in sums] == pytest.approx(expect, rel=1e-12)
+        assert any("offset" in e.step for e in sums) == (not faithful)
+        # the spread released before each clipped step: sum of squared distances, each
+        # capped at (2 radius)^2 = 4
+        spread = [e for e in m.ledger_.entries if "spread" in e.step]
+        assert len(spread) == (0 if faithful else 2)
+        for e in spread:
+            assert e.sensitivity == pytest.approx(4.0 + (e.granularity if e.granularity >
+                                                         4.0 * 2.0**-30 else 0), rel=1e-12)
         counts = [e for e in m.ledger_.entries if "count" in e.step or "histogram" in e.step]
         assert all(e.sensitivity == pytest.approx(math.sqrt(2)) for e in counts if e.size)
 

@@ -21,7 +21,12 @@ from neurips18.privacy._accountant import (
 )
 from neurips18.privacy._estimator import PrivateKMeans, resolve_method
 from neurips18.privacy._local import LocalKMeansResult, local_kmeans, randomized_response
-from neurips18.privacy._mechanisms import gaussian_release, laplace_release, threshold_for
+from neurips18.privacy._mechanisms import (
+    gaussian_release,
+    laplace_release,
+    threshold_for,
+    thresholded_histogram,
+)
 from neurips18.privacy._samplers import bernoulli_exp, discrete_gaussian, discrete_laplace
 
 __all__ = [
@@ -41,5 +46,6 @@ __all__ = [
     "resolve_method",
     "rho_for_epsilon",
     "threshold_for",
+    "thresholded_histogram",
     "zcdp_epsilon",
 ]

@@ -8,9 +8,12 @@ Two levels, both explicit objects (there is no global default):
   and nothing is released. Two accounting modes:
 
   - ``"zcdp"`` (delta > 0): Gaussian mechanisms are charged in zero-concentrated DP (rho)
-    and thresholded histograms also charge an approximate part delta_i. The total is
-    converted once: (rho, delta_conv)-zCDP implies (rho + 2 sqrt(rho ln(1/delta_conv)),
-    delta_conv)-DP (Bun and Steinke, TCC 2016, Proposition 1.3), and approximate parts add
+    and thresholded histograms also charge an approximate part delta_i (each is
+    delta_i-approximately zCDP: a mixture, with weight 1 - delta_i, of a zCDP release; Bun
+    and Steinke, TCC 2016, Section 8, where such parts compose by adding rho and delta).
+    The total is converted once: rho-zCDP is Renyi DP of every order alpha at level alpha
+    rho, which implies (epsilon, delta_conv)-DP by Canonne, Kamath and Steinke's conversion
+    (NeurIPS 2020, Proposition 12; :func:`zcdp_epsilon`), and the approximate parts add
     (delta = delta_conv + sum delta_i). The plan's rho is the largest one whose conversion
     gives the requested epsilon.
   - ``"pure"`` (delta = 0): Laplace mechanisms only, charged in epsilon; basic composition
@@ -24,6 +27,7 @@ Two levels, both explicit objects (there is no global default):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -46,24 +50,77 @@ class BudgetExceededError(RuntimeError):
     """A computation would spend more privacy budget than is left; nothing was released."""
 
 
+def _rdp_to_dp(rho: float, log_inv_delta: float, alpha: float) -> float:
+    """epsilon of (epsilon, delta)-DP implied by Renyi DP of order ``alpha`` > 1 at level
+    ``alpha * rho`` (Canonne, Kamath, Steinke 2020, Proposition 12; also Asoodeh et al.
+    2020): ``alpha rho + ln(1 - 1/alpha) - (ln alpha - ln(1/delta)) / (alpha - 1)``."""
+    return (alpha * rho + math.log1p(-1.0 / alpha)
+            + (log_inv_delta - math.log(alpha)) / (alpha - 1.0))
+
+
+_ALPHA_MIN = 1.01  # the conversion is numerically delicate as alpha -> 1 (and useless there)
+
+
 def zcdp_epsilon(rho: float, delta: float) -> float:
-    """epsilon of (epsilon, delta)-DP implied by rho-zCDP (Bun-Steinke 2016, Prop. 1.3)."""
+    """epsilon of (epsilon, delta)-DP implied by rho-zCDP.
+
+    rho-zCDP is Renyi DP of every order alpha > 1 at level alpha rho, and each order gives
+    a valid epsilon (Canonne-Kamath-Steinke 2020, Prop. 12); the one returned is the
+    smallest found by a golden-section search over ln(alpha - 1), and never more than Bun
+    and Steinke's closed form rho + 2 sqrt(rho ln(1/delta)) (TCC 2016, Prop. 1.3), which
+    is the same family without the last two terms. Any order searched gives a sound bound,
+    so the search need not find the exact optimum."""
     if rho < 0 or not 0 < delta < 1:
         raise ValueError(f"need rho >= 0 and 0 < delta < 1, got rho={rho}, delta={delta}")
-    return rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
+    L = math.log(1.0 / delta)
+    closed = rho + 2.0 * math.sqrt(rho * L)
+    if rho == 0:
+        return 0.0
+    # Bun-Steinke's optimum alpha - 1 = sqrt(L / rho) brackets the search
+    u0 = 0.5 * math.log(L / rho)
+    lo, hi = max(math.log(_ALPHA_MIN - 1.0), u0 - 6.0), u0 + 6.0
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+
+    def f(u: float) -> float:
+        return _rdp_to_dp(rho, L, 1.0 + math.exp(u))
+
+    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+    fa, fb = f(a), f(b)
+    for _ in range(80):
+        if fa < fb:
+            hi, b, fb = b, a, fa
+            a = hi - g * (hi - lo)
+            fa = f(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + g * (hi - lo)
+            fb = f(b)
+    return min(closed, fa, fb, f(lo), f(hi))
 
 
+@functools.lru_cache(maxsize=256)
 def rho_for_epsilon(epsilon: float, delta: float) -> float:
-    """The largest rho with ``zcdp_epsilon(rho, delta) <= epsilon`` (closed form: sqrt(rho)
-    = sqrt(L + epsilon) - sqrt(L), L = ln(1/delta))."""
+    """The largest rho (to float precision) with ``zcdp_epsilon(rho, delta) <= epsilon``,
+    by bisection from Bun-Steinke's closed-form inverse (sqrt(rho) = sqrt(L + epsilon) -
+    sqrt(L), L = ln(1/delta)), which always satisfies it."""
     if epsilon <= 0 or not 0 < delta < 1:
         raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon}, {delta}")
     L = math.log(1.0 / delta)
-    r = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
-    # guard against rounding up: step down until the conversion is within the budget
-    while zcdp_epsilon(r, delta) > epsilon:
-        r = math.nextafter(r, 0.0)
-    return r
+    lo = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
+    while lo > 0 and zcdp_epsilon(lo, delta) > epsilon:  # guard against rounding
+        lo = math.nextafter(lo, 0.0)
+    hi = 2.0 * lo + epsilon
+    while zcdp_epsilon(hi, delta) <= epsilon:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if zcdp_epsilon(mid, delta) <= epsilon:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 @dataclass(frozen=True)
@@ -76,7 +133,9 @@ class LedgerEntry:
     the scale b and ``epsilon = sensitivity / b``. ``charged_*`` is what the plan reserved
     for the step (at least the effective value). ``delta`` is the approximate part of a
     thresholded histogram (the probability bound of releasing a cell that exists in only
-    one of two neighbouring data sets)."""
+    one of two neighbouring data sets); such a histogram also records its ``threshold`` and
+    ``floor`` (cells with fewer points take no part), with
+    ``delta >= 2 exp(-(threshold - floor)^2 / (2 noise^2))``."""
 
     step: str
     mechanism: Literal["gaussian", "laplace"]
@@ -90,6 +149,7 @@ class LedgerEntry:
     charged_rho: float = 0.0
     charged_epsilon: float = 0.0
     threshold: float | None = None
+    floor: int | None = None
     granularity: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,7 +198,7 @@ class Ledger:
         """The plan's total rho (zcdp mode), 0 in pure mode."""
         if self.mode == "pure":
             return 0.0
-        return rho_for_epsilon(self.epsilon, self.delta_conversion)
+        return rho_for_epsilon(float(self.epsilon), float(self.delta_conversion))
 
     # -- charging -------------------------------------------------------------------
     def charge_rho(self, rho: float, what: str) -> None:

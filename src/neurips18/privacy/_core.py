@@ -10,15 +10,18 @@ Kaplan and Stemmer (NeurIPS 2018), centralised model, as implemented here:
 1. *Private centres over a geometric grid of radii* (from fine to coarse). For radius r the
    points still uncovered are hashed by a locality-sensitive hash tuned to r (a random
    projection to ``p`` dimensions, scaled to keep lengths, and a randomly shifted grid of
-   side r); a thresholded Gaussian histogram of the non-empty cells (a stability-based
-   histogram: approximate zCDP) releases the heavy cells; each heavy cell gets a noisy sum
-   of its points, so its noisy mean is a candidate centre; its points count as covered and
-   leave the finer-to-coarser sweep. The hash family and shifts are public randomness.
+   side r); a thresholded Gaussian histogram of the cells (a stability-based histogram:
+   approximate zCDP) releases the heavy cells, whose points count as covered and leave the
+   finer-to-coarser sweep. Then the sums of the points of every heavy cell of every radius
+   (each point in one cell at most) are released at once, so each heavy cell's noisy mean
+   is a candidate centre. The hash family and shifts are public randomness.
 2. *Private coreset*: noisy counts of the points nearest to each candidate.
 3. A non-private constant-factor k-means (weighted k-means++ and Lloyd, several restarts) on
    the weighted candidates: post-processing.
-4. (practical mode only) a few private Lloyd steps on the data from those centres: noisy
-   per-cluster counts and sums, the standard DPLloyd step.
+4. (practical mode only) two private Lloyd steps on the data from those centres, each
+   with its points' offsets from their centre clipped to a radius released privately from
+   the clusters' spread (:func:`clipped_lloyd_step`): the noise of a step scales with the
+   size of the clusters, not of the domain.
 
 ``faithful=True`` sweeps the paper's whole grid of radii, Lambda 2^-i for i = 0..ceil(log2 n),
 splits the budget evenly over it and stops after step 3. The default keeps the pipeline with
@@ -37,10 +40,9 @@ import numpy as np
 from neurips18.privacy import _data
 from neurips18.privacy._accountant import Ledger
 from neurips18.privacy._mechanisms import (
-    gaussian_noise_params,
     gaussian_release,
     laplace_release,
-    threshold_for,
+    thresholded_histogram,
 )
 
 UNIT_BITS = _data.FRACTION_BITS
@@ -153,103 +155,175 @@ def _member(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.where(table[pos] == keys, pos, -1)
 
 
-def _sweep_pass(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
-                i: int, want_counts: bool) -> dict[str, Any]:
-    """Pass ``i`` of the sweep over the points not covered at radii < i - 1: the exact sums
-    of the heavy cells of radius i - 1 (their points then count as covered) and the cell
-    counts of radius i over the points still free."""
-    upto = min(i + 1, len(hasher.widths)) if want_counts else i
+def _free_keys(xf: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+               upto: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the first ``upto`` radii and the mask of points covered by no heavy cell of
+    the radii in ``heavy`` (those released so far)."""
     keys = hasher.keys(xf, upto)
     free = np.ones(xf.shape[0], dtype=bool)
-    for r in range(i - 1):
-        free &= _member(keys[:, r], heavy[r]) < 0
-    out: dict[str, Any] = {}
-    if i >= 1:  # sums of the heavy cells of radius i-1, over points free before it
-        lab = np.where(free, _member(keys[:, i - 1], heavy[i - 1]), -1)
-        cnt, sums = _data.exact_group_sums(q, lab, heavy[i - 1].size)
-        out["sum_counts"], out["sums"] = cnt, sums
-        free &= lab < 0
-    if want_counts:
-        uniq, counts = np.unique(keys[free, i], return_counts=True)
-        out["cells"] = (uniq, counts.astype(np.int64))
-    return out
+    for r, table in enumerate(heavy):
+        free &= _member(keys[:, r], table) < 0
+    return keys, free
 
 
-def _sweep_fn(xf, q, hasher, heavy, i, want_counts):  # type: ignore[no-untyped-def]
-    r = _sweep_pass(xf, q, hasher, heavy, i, want_counts)
-    # flatten the keyed table into the dict form _data.merge understands
-    out: dict[str, Any] = {}
-    if "cells" in r:
-        out["keys"], out["cell_counts"] = r["cells"]
-    if "sums" in r:
-        out["__sum_counts"], out["__sums"] = r["sum_counts"], r["sums"]
-    return out
+def _histogram_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+                  capacity: int) -> dict[str, Any]:
+    """Pass of radius i = len(heavy): a summary of at most ``capacity`` cells of radius i
+    over the points covered by no heavy cell of a finer radius (the cell counts themselves
+    while the table is small, :func:`_data.prune` beyond)."""
+    i = len(heavy)
+    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    uniq, counts = np.unique(keys[free, i], return_counts=True)
+    out = {"keys": uniq, "cell_counts": counts.astype(np.int64), "__pruned": np.int64(0)}
+    return _data.prune(out, capacity)
+
+
+def _recount_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+                cand: np.ndarray) -> dict[str, Any]:
+    """Exact counts of the candidate cells ``cand`` (sorted) of radius i = len(heavy) over
+    the points covered by no heavy cell of a finer radius."""
+    i = len(heavy)
+    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    lab = _member(keys[free, i], cand)
+    return {"counts": np.bincount(lab[lab >= 0], minlength=cand.size).astype(np.int64)}
+
+
+def _cell_sums_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher,
+                  heavy: list[np.ndarray]) -> dict[str, Any]:
+    """Exact sums of the points of every heavy cell, each point in the first (finest) heavy
+    cell that holds it; cells of all radii numbered one after the other."""
+    keys = hasher.keys(xf, len(heavy))
+    lab = np.full(xf.shape[0], -1, dtype=np.int64)
+    offset = 0
+    for r, table in enumerate(heavy):
+        pos = _member(keys[:, r], table)
+        new = (lab < 0) & (pos >= 0)
+        lab[new] = pos[new] + offset
+        offset += table.size
+    return {"sums": _data.exact_group_sums(q, lab, offset)[1]}
+
+
+def _pruning_merge(capacity: int):  # type: ignore[no-untyped-def]
+    def combine(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+        return _data.prune(_data.merge(a, b), capacity)
+    return combine
 
 
 # ----------------------------------------------------------------------------- sweep
+HEAVY_CAPACITY = 2**16
+"""Most cells of one radius a fit holds in memory (the heavy-hitter summary's size)."""
+
+
+def cell_floor(n: int, capacity: int | None = None) -> int:
+    """The fewest points a cell must hold to enter a radius's histogram:
+    ``n // (capacity + 1) + 1``, the smallest count above ``n / (capacity + 1)``; 1 (every
+    non-empty cell) while ``n <= capacity``. A function of the public n only."""
+    cap = HEAVY_CAPACITY if capacity is None else capacity
+    return int(n) // (cap + 1) + 1
+
+
 def private_centres(X: Any, radius: float, widths: list[float], p: int, ledger: Ledger,
-                    rho_counts: list[float], rho_sums: list[float], delta_counts: list[float],
+                    rho_counts: list[float], rho_sums: float, delta_counts: list[float],
                     rng: np.random.Generator, info: FitInfo) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1: candidate centres (noisy means of heavy cells) and their noisy counts."""
+    """Step 1: candidate centres (noisy means of heavy cells) and their noisy counts.
+
+    *Histograms.* From the finest radius to the coarsest, the histogram of radius i is
+    released for the cells holding at least ``floor = cell_floor(n)`` points not covered
+    by a heavy cell of a finer radius: each gets its exact count plus discrete Gaussian
+    noise of sigma (L2 sensitivity sqrt 2: one row replaced moves one point from a cell to
+    another) and is released when the noisy count reaches ``tau = floor + sigma sqrt(2
+    ln(2 / delta_i))``. Privacy (the stability-based histogram): the cells kept in two
+    neighbouring data sets differ by at most two cells, each holding exactly ``floor``
+    points in one of them and fewer (so not kept) in the other; each is released with
+    probability ``P(floor + Z >= tau) <= exp(-(tau - floor)^2 / (2 sigma^2)) = delta_i / 2``
+    (the discrete Gaussian is sub-Gaussian), and outside that event of probability at most
+    ``delta_i`` the release is the Gaussian mechanism on the common cells, post-processed:
+    ``delta_i``-approximate zCDP with the rho of that mechanism. With ``floor = 1`` this is
+    the usual histogram of all non-empty cells. Which points are covered depends only on
+    the heavy cells already released (adaptive composition over the radii).
+
+    *Sums.* Once every histogram is out, each point belongs to at most one heavy cell (the
+    finest heavy cell holding it): the sums of all heavy cells of all radii are one vector
+    in which a replaced row changes at most two cells' sums, by at most 2 ``radius`` in L2,
+    so they are released together by one Gaussian mechanism with the whole ``rho_sums``
+    (no split over the radii).
+
+    *Memory.* The floor bounds it: at most ``n / floor < HEAVY_CAPACITY + 1`` cells hold
+    that many points. They are found without holding the table of all cells (about one per
+    point at the fine radii): a first pass keeps a mergeable Misra-Gries summary of
+    ``HEAVY_CAPACITY`` cells (:func:`_data.prune`), which contains every cell of more than
+    ``n / (HEAVY_CAPACITY + 1)`` points; when the summary had to be pruned, a second pass
+    recounts its cells exactly. Which cells are recounted never reaches the output: the
+    release is a function of the exact counts of the cells at or above the floor, the same
+    for any blocking of the data (in memory or Dask)."""
     n, d = X.shape
     unit = radius / 2.0**UNIT_BITS
     hasher = Hasher.draw(d, p, widths, rng)
-    R = len(widths)
+    cap = HEAVY_CAPACITY
+    floor = cell_floor(n, cap)
+    info.details["cell_floor"] = floor
+    info.details["recounted"] = []
     heavy: list[np.ndarray] = []
     heavy_counts: list[np.ndarray] = []
-    cands, weights = [], []
-    for i in range(R + 1):
-        want = i < R
-        agg = _sweep_reduce(X, radius, hasher, heavy, i, want, info)
+    for i in range(len(widths)):
+        info.passes += 1
+        agg = _data.map_reduce(X, radius, _histogram_fn, hasher, heavy, cap,
+                               combine=_pruning_merge(cap))
         if i == 0:
-            info.clipped = agg["clipped"]
-        if i >= 1 and heavy[i - 1].size:
-            sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1),
-                                    rho=rho_sums[i - 1], unit=unit, changed=2 * d, rng=rng,
-                                    ledger=ledger, step=f"cell sums, radius {i - 1}")
-            cnt = heavy_counts[i - 1]
-            cands.append(_clip_rows(sums / np.maximum(cnt, 1.0)[:, None], radius))
-            weights.append(cnt)
-        elif i >= 1:
-            ledger.charge_unused(rho_sums[i - 1], f"cell sums, radius {i - 1} (none heavy)")
-        if want:
-            keys, counts = agg["keys"], agg["cell_counts"]
-            j, s2, _ = gaussian_noise_params(math.sqrt(2.0), rho_counts[i], 2)
-            sigma = math.sqrt(s2) * 2.0**j
-            tau = threshold_for(sigma, delta_counts[i])
-            noisy = gaussian_release(counts, sensitivity=math.sqrt(2.0), rho=rho_counts[i],
-                                     unit=1.0, changed=2, rng=rng, ledger=ledger,
-                                     step=f"cell histogram, radius {i} (width {widths[i]:.4g})",
-                                     threshold=tau, delta=delta_counts[i])
-            keep = noisy >= tau
-            heavy.append(keys[keep])
-            heavy_counts.append(noisy[keep])
+            info.clipped = int(agg["clipped"])
+        keys, counts = agg["keys"], agg["cell_counts"]
+        if agg["__pruned"]:  # the summary's counts are lower bounds: count its cells again
+            info.passes += 1
+            info.details["recounted"].append(i)
+            counts = _data.map_reduce(X, radius, _recount_fn, hasher, heavy, keys)["counts"]
+        hk, hc = thresholded_histogram(
+            keys, counts, floor=floor, rho=rho_counts[i], delta=delta_counts[i], rng=rng,
+            ledger=ledger, step=f"cell histogram, radius {i} (width {widths[i]:.4g})")
+        heavy.append(hk)
+        heavy_counts.append(hc)
     info.details["heavy_cells"] = [int(h.size) for h in heavy]
-    if cands:
-        return np.concatenate(cands), np.concatenate(weights)
-    return np.zeros((0, d)), np.zeros(0)
-
-
-def _sweep_reduce(X: Any, radius: float, hasher: Hasher, heavy: list[np.ndarray], i: int,
-                  want: bool, info: FitInfo) -> dict[str, Any]:
+    m = sum(h.size for h in heavy)
+    if m == 0:
+        ledger.charge_unused(rho_sums, "cell sums (no heavy cell)")
+        return np.zeros((0, d)), np.zeros(0)
     info.passes += 1
-    agg = _data.map_reduce(X, radius, _sweep_fn, hasher, heavy, i, want)
-    out: dict[str, Any] = {"clipped": int(agg["clipped"]), "rows": int(agg["rows"])}
-    if want:
-        out["keys"], out["cell_counts"] = agg["keys"], agg["cell_counts"]
-    if "__sums" in agg:
-        out["sums"] = agg["__sums"]
-    return out
+    agg = _data.map_reduce(X, radius, _cell_sums_fn, hasher, heavy)
+    sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1), rho=rho_sums,
+                            unit=unit, changed=2 * d, rng=rng, ledger=ledger,
+                            step=f"cell sums ({m} heavy cells, all radii)")
+    cnt = np.concatenate(heavy_counts)
+    return _clip_rows(sums / np.maximum(cnt, 1.0)[:, None], radius), cnt
+
+
+DIST_ELEMENTS = 2**18
+"""Largest distance matrix (rows x centres) formed at once: the candidates of a large fit
+number in the thousands, so a block's distances to them are taken a few rows at a time."""
+
+
+def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's nearest centre and the squared distance to it, in row slices
+    that keep the distance matrix below ``DIST_ELEMENTS`` entries."""
+    m = x.shape[0]
+    lab = np.zeros(m, dtype=np.int64)
+    dist = np.zeros(m)
+    if centres.shape[0] == 0:
+        return lab, np.full(m, np.inf)
+    step = max(1, DIST_ELEMENTS // centres.shape[0])
+    for s in range(0, m, step):
+        dd = _sqdist(x[s:s + step], centres)
+        lab[s:s + step] = dd.argmin(1)
+        dist[s:s + step] = dd[np.arange(dd.shape[0]), lab[s:s + step]]
+    return lab, dist
 
 
 def _assign_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
-    lab = _sqdist(xf, centres).argmin(1) if centres.shape[0] else np.zeros(0, np.int64)
-    cnt, sums = _data.exact_group_sums(q, lab.astype(np.int64), centres.shape[0])
+    lab = nearest(xf, centres)[0]
+    cnt, sums = _data.exact_group_sums(q, lab, centres.shape[0])
     return {"counts": cnt, "sums": sums}
 
 
 def _cost_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
-    return {"cost": np.float64(_sqdist(xf, centres).min(1).sum())}
+    return {"cost": np.float64(nearest(xf, centres)[1].sum())}
 
 
 def lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger, rng, *,
@@ -283,8 +357,84 @@ def lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger, rng, 
     return _clip_rows(new, radius)
 
 
+SPREAD_BITS = 30
+
+
+def _spread_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
+               cap: float) -> dict[str, Any]:
+    """Sum over the rows of min(squared distance to the nearest centre, cap), each term on
+    the grid cap 2^-SPREAD_BITS (rounded down): an exact int64."""
+    lab = nearest(xf, centres)[0]
+    diff = xf - centres[lab]
+    sq = np.minimum(np.einsum("ij,ij->i", diff, diff), cap)
+    return {"spread": np.floor(sq * (2.0**SPREAD_BITS / cap)).astype(np.int64).sum()}
+
+
+def _offset_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
+               clip: float) -> dict[str, Any]:
+    """Per nearest centre: the count and the exact sum of the offsets x - c, each scaled
+    onto the ball of radius ``clip`` when longer and put on the grid clip 2^-30."""
+    lab = nearest(xf, centres)[0]
+    off = xf - centres[lab]
+    norms = np.sqrt(np.einsum("ij,ij->i", off, off))
+    over = norms > clip
+    if over.any():
+        off = off * np.where(over, clip / np.where(over, norms, 1.0), 1.0)[:, None]
+    qo = np.trunc(off * (2.0**UNIT_BITS / clip)).astype(np.int64)
+    cnt, sums = _data.exact_group_sums(qo, lab, centres.shape[0])
+    return {"counts": cnt, "sums": sums}
+
+
+def clipped_lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger,
+                       rng: np.random.Generator, *, rho: float, step: str, info: FitInfo,
+                       spread_share: float = 0.05, count_share: float = 0.15,
+                       scale: float = 1.0) -> np.ndarray:
+    """A private Lloyd step whose sums have a sensitivity set by the clusters' spread
+    rather than by the domain: each point's offset from its nearest (public) centre is
+    clipped to a radius ``r`` and the new centre is c + (noisy offset sum) / (noisy count).
+
+    ``r`` = ``scale`` x the root mean squared distance to the nearest centre, itself
+    released first: the sum over the rows of min(distance^2, (2 radius)^2) has sensitivity
+    (2 radius)^2 under one row replaced, and n is public. Then the counts (L2 sensitivity
+    sqrt 2) and the offset sums (2 r: one offset of norm <= r replaced by another, in the
+    same cluster or two) are Gaussian releases; the three add up to ``rho``. Clipping makes
+    the step shorter than Lloyd's when a centre is far from its points; it never makes it
+    less private."""
+    n, d = X.shape
+    cap = 4.0 * radius * radius
+    info.passes += 2
+    agg = _data.map_reduce(X, radius, _spread_fn, centres, cap)
+    info.clipped = int(agg["clipped"])
+    spread = gaussian_release(np.asarray([agg["spread"]], dtype=np.int64),
+                              sensitivity=2.0**SPREAD_BITS, rho=rho * spread_share,
+                              unit=cap / 2.0**SPREAD_BITS, changed=1, rng=rng, ledger=ledger,
+                              step=f"{step}: spread (sum of squared distances)")[0]
+    clip = float(np.clip(scale * math.sqrt(max(spread, 0.0) / n), radius * 2.0**-12,
+                         2.0 * radius))
+    agg = _data.map_reduce(X, radius, _offset_fn, centres, clip)
+    cnt = gaussian_release(agg["counts"], sensitivity=math.sqrt(2.0), rho=rho * count_share,
+                           unit=1.0, changed=2, rng=rng, ledger=ledger,
+                           step=f"{step}: cluster counts")
+    sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1),
+                            rho=rho * (1.0 - spread_share - count_share),
+                            unit=clip / 2.0**UNIT_BITS, changed=2 * d, rng=rng, ledger=ledger,
+                            step=f"{step}: offset sums (offsets clipped to {clip!r})")
+    ok = cnt >= 1.0
+    step_ = np.zeros_like(centres)
+    step_[ok] = sums[ok] / cnt[ok, None]
+    info.details.setdefault("clip", []).append(clip)
+    return _clip_rows(centres + step_, radius)
+
+
 # ----------------------------------------------------------------------------- methods
-PRACTICAL_RADII = 5
+PRACTICAL: dict[str, Any] = {
+    "exponents": (5, 4, 3, 2, 1),  # widths Lambda 2^-e, fine -> coarse
+    "counts": 0.20, "sums": 0.15, "coreset": 0.05, "refine": 0.60, "steps": 2,
+    "clip_scale": 1.0,
+}
+"""The practical mode's schedule: the radii, the shares of rho (histograms, cell sums,
+coreset counts, refinement), the number of clipped Lloyd steps and their clipping radius in
+units of the released root mean squared distance."""
 PROJECTION_DIM = 5
 
 
@@ -299,13 +449,13 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
         shares = {"counts": 0.45, "sums": 0.45, "coreset": 0.10, "refine": 0.0}
         steps = 0
     else:
-        R = PRACTICAL_RADII
-        exps = list(range(R, 0, -1))  # Lambda/32 ... Lambda/2
-        shares = {"counts": 0.20, "sums": 0.15, "coreset": 0.05, "refine": 0.60}
-        steps = 2
+        exps = list(PRACTICAL["exponents"])
+        R = len(exps)
+        shares = {key: PRACTICAL[key] for key in ("counts", "sums", "coreset", "refine")}
+        steps = int(PRACTICAL["steps"])
     widths = [radius * 2.0**-e for e in exps]
     rc = [rho * shares["counts"] / R] * R
-    rs = [rho * shares["sums"] / R] * R
+    rs = rho * shares["sums"]
     dc = [ledger.delta_threshold / R] * R
     cands, w = private_centres(X, radius, widths, PROJECTION_DIM, ledger, rc, rs, dc, rng, info)
     info.candidates = int(cands.shape[0])
@@ -320,8 +470,10 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
         ledger.charge_unused(rho * shares["coreset"], "coreset counts (no candidate)")
     centres = weighted_kmeans(cands, w, k, rng)
     for t in range(steps):
-        centres = lloyd_step(X, radius, centres, ledger, rng, rho=rho * shares["refine"] / steps,
-                             count_share=0.15, step=f"Lloyd step {t + 1}", info=info)
+        centres = clipped_lloyd_step(X, radius, centres, ledger, rng,
+                                     rho=rho * shares["refine"] / steps,
+                                     step=f"Lloyd step {t + 1}", info=info,
+                                     scale=PRACTICAL["clip_scale"])
     info.rounds = R
     return centres, info
 
@@ -359,6 +511,6 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
         x = np.asarray(X, dtype=np.float64)
         total = 0.0
         for s in range(0, x.shape[0], _data.CHUNK_ROWS):
-            total += float(_sqdist(x[s:s + _data.CHUNK_ROWS], centres).min(1).sum())
+            total += float(nearest(x[s:s + _data.CHUNK_ROWS], centres)[1].sum())
         return total
     return float(_data.map_reduce(X, radius, _cost_fn, centres)["cost"])

@@ -60,31 +60,59 @@ def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     return {k: a[k] + b[k] for k in a}
 
 
-def _apply(block: Any, radius: float, fn: Callable[..., dict], args: tuple) -> dict:
+def prune(agg: dict[str, Any], capacity: int, counts: str = "cell_counts") -> dict[str, Any]:
+    """Keep a keyed table to at most ``capacity`` keys, Misra-Gries style: when it holds
+    more, the (capacity + 1)-th largest count is subtracted from every count and the keys
+    left without a positive count are dropped (``__pruned`` is then set).
+
+    Summing two tables and pruning the sum keeps the summary mergeable (Agarwal et al.,
+    "Mergeable summaries", PODS 2012): over a stream of ``m`` rows every count is an
+    underestimate by at most ``m / (capacity + 1)``, so every key holding more than
+    ``m / (capacity + 1)`` rows is still in the table, whatever the blocking and the order
+    of the merges. The counts left are not exact: the caller recounts its candidates."""
+    if "keys" not in agg or agg["keys"].size <= capacity:
+        return agg
+    c = agg[counts]
+    v = np.partition(c, c.size - capacity - 1)[c.size - capacity - 1]
+    keep = c > v
+    out = dict(agg)
+    for name, val in agg.items():
+        if name == "keys" or (np.ndim(val) > 0 and not name.startswith("__")):
+            out[name] = val[keep]
+    out[counts] = c[keep] - v
+    out["__pruned"] = np.int64(1)
+    return out
+
+
+def _apply(block: Any, radius: float, fn: Callable[..., dict], args: tuple,
+           combine: Callable[[dict | None, dict], dict]) -> dict:
     acc: dict[str, Any] | None = None
     for s in range(0, max(block.shape[0], 1), CHUNK_ROWS):
         xf, q, clipped = prepare(block[s:s + CHUNK_ROWS], radius)
         out = fn(xf, q, *args)
         out["clipped"] = np.int64(clipped)
         out["rows"] = np.int64(xf.shape[0])
-        acc = merge(acc, out)
+        acc = combine(acc, out)
     assert acc is not None
     return acc
 
 
-def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any) -> dict[str, Any]:
-    """``fn(points_float, points_int, *args) -> aggregate`` over every block, summed. The
-    result also holds ``clipped`` (rows scaled onto the sphere) and ``rows``."""
+def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any,
+               combine: Callable[[dict | None, dict], dict] = merge) -> dict[str, Any]:
+    """``fn(points_float, points_int, *args) -> aggregate`` over every block, reduced with
+    ``combine`` (default :func:`merge`, a sum). The result also holds ``clipped`` (rows
+    scaled onto the sphere) and ``rows``. Only one block's aggregate and the running
+    reduction are held at a time in memory (per Dask task on a cluster)."""
     if is_dask(X):
         import dask
 
         blocks = X.rechunk({1: -1}).to_delayed().ravel().tolist()
-        parts = [dask.delayed(_apply)(b, radius, fn, args) for b in blocks]
+        parts = [dask.delayed(_apply)(b, radius, fn, args, combine) for b in blocks]
         while len(parts) > 1:
-            parts = [dask.delayed(merge)(parts[i], parts[i + 1]) if i + 1 < len(parts)
+            parts = [dask.delayed(combine)(parts[i], parts[i + 1]) if i + 1 < len(parts)
                      else parts[i] for i in range(0, len(parts), 2)]
         return dask.compute(parts[0])[0]  # type: ignore[no-any-return]
-    return _apply(X, radius, fn, args)
+    return _apply(X, radius, fn, args, combine)
 
 
 def exact_group_sums(q: np.ndarray, labels: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

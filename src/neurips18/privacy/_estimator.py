@@ -26,7 +26,7 @@ from neurips18.privacy._accountant import Ledger, PrivacyAccountant
 
 METHODS = ("auto", "kaplan-stemmer", "lloyd")
 
-_PARAMS = {
+_PARAMS: dict[str, list[Any]] = {
     "n_clusters": [Interval(int, 1, None)],
     "epsilon": [Interval(float, 0, None, closed="neither")],
     "delta": [Interval(float, 0, 1, closed="left")],
@@ -35,7 +35,7 @@ _PARAMS = {
     "faithful": [InstanceOf(bool, "True or False")],
     "accountant": [None, InstanceOf(PrivacyAccountant)],
     "random_state": [None, Predicate(lambda v: isinstance(v, np.random.Generator) or (
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0),
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0),
         "None, a non-negative int seed or a numpy.random.Generator")],
 }
 
@@ -78,7 +78,9 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     faithful : bool, default False
         With ``method="kaplan-stemmer"``: True follows the paper's schedule (the whole grid
         of radii down to radius/n, the budget split evenly over it, no refinement); False
-        uses five radii and ends with two private Lloyd steps. Both are private.
+        uses five radii and ends with two private Lloyd steps whose offsets from the
+        current centres are clipped to a privately estimated cluster spread. Both are
+        private.
     accountant : PrivacyAccountant or None
         A budget shared by several computations: ``fit`` spends (epsilon, delta) from it
         before touching the data and raises ``BudgetExceededError`` (fitting nothing) when
