@@ -163,3 +163,16 @@ def test_randomized_response_ratio_within_e_eps():
     ra = randomized_response(x, k, eps, np.random.default_rng(9))
     rb = randomized_response(y, k, eps, np.random.default_rng(9))
     assert np.array_equal(np.delete(ra, 17), np.delete(rb, 17))
+
+
+def test_data_prepared_once_gives_the_same_release(monkeypatch):
+    X = make_ball_blobs(40_000, 5, 4, generator=8)[0]
+    X[:5] *= 3.0  # rows outside the ball are clipped the same way
+    kw = dict(epsilon=1.0, delta=1e-6, radius=1.0, random_state=2)
+    once = PrivateKMeans(4, **kw).fit(X)
+    monkeypatch.setattr(_data, "CACHE_BYTES", 0)  # every pass prepares its blocks
+    per_pass = PrivateKMeans(4, **kw).fit(X)
+    assert np.array_equal(once.cluster_centers_, per_pass.cluster_centers_)
+    assert once.n_clipped_ == per_pass.n_clipped_ == 5
+    assert [e.to_dict() for e in once.ledger_.entries] == \
+        [e.to_dict() for e in per_pass.ledger_.entries]

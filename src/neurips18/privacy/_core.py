@@ -322,6 +322,11 @@ def _assign_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, 
     return {"counts": cnt, "sums": sums}
 
 
+def _count_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
+    return {"counts": np.bincount(nearest(xf, centres)[0],
+                                  minlength=centres.shape[0]).astype(np.int64)}
+
+
 def _cost_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
     return {"cost": np.float64(nearest(xf, centres)[1].sum())}
 
@@ -380,7 +385,7 @@ def _offset_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
     over = norms > clip
     if over.any():
         off = off * np.where(over, clip / np.where(over, norms, 1.0), 1.0)[:, None]
-    qo = np.trunc(off * (2.0**UNIT_BITS / clip)).astype(np.int64)
+    qo = np.trunc(off * (2.0**UNIT_BITS / clip))
     cnt, sums = _data.exact_group_sums(qo, lab, centres.shape[0])
     return {"counts": cnt, "sums": sums}
 
@@ -462,7 +467,7 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
     # step 2: private coreset, noisy counts of nearest candidates
     if cands.shape[0]:
         info.passes += 1
-        agg = _data.map_reduce(X, radius, _assign_fn, cands)
+        agg = _data.map_reduce(X, radius, _count_fn, cands)
         w = gaussian_release(agg["counts"], sensitivity=math.sqrt(2.0),
                              rho=rho * shares["coreset"], unit=1.0, changed=2, rng=rng,
                              ledger=ledger, step="coreset counts")

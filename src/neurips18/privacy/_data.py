@@ -36,6 +36,52 @@ def prepare(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, int]:
     return q * (radius / 2.0**FRACTION_BITS), q, int(over.sum())
 
 
+def prepare_steps(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """As :func:`prepare`, with the grid steps as integer-valued float64 (exact: they are
+    at most 2**30 in size), the form every pass uses."""
+    x = np.asarray(block, dtype=np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    over = norms > radius
+    if over.any():
+        x = x * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
+    steps = x * (2.0**FRACTION_BITS / radius)
+    np.trunc(steps, out=steps)
+    return steps * (radius / 2.0**FRACTION_BITS), steps, int(over.sum())
+
+
+class _LazySteps:
+    """The grid steps of a prepared block, computed on first use (``np.asarray``): only
+    the passes that sum coordinates need them."""
+
+    def __init__(self, xf: np.ndarray, radius: float) -> None:
+        self.xf, self.radius, self.shape = xf, radius, xf.shape
+        self._steps: np.ndarray | None = None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if self._steps is None:  # exact: xf is steps * unit with |steps| <= 2**30
+            self._steps = np.rint(self.xf * (2.0**FRACTION_BITS / self.radius))
+        return self._steps if dtype is None else self._steps.astype(dtype, copy=False)
+
+
+CACHE_BYTES = 2**29
+"""In-memory data up to this size is clipped and put on the grid once per fit (one copy of
+it is held during the fit) instead of once per pass."""
+
+
+class Prepared:
+    """An in-memory array clipped to the ball and put on the grid once, block by block, for
+    the passes of one fit. The blocks are those every pass would prepare, so the results
+    are the same bit for bit."""
+
+    def __init__(self, X: np.ndarray, radius: float) -> None:
+        self.shape = X.shape
+        self.radius = float(radius)
+        self.blocks: list[tuple[np.ndarray, int]] = []
+        for s in range(0, max(X.shape[0], 1), CHUNK_ROWS):
+            xf, _steps, clipped = prepare_steps(X[s:s + CHUNK_ROWS], radius)
+            self.blocks.append((xf, clipped))
+
+
 def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
     """Sum two partial aggregates. Keyed tables (``keys`` sorted unique) are merged by key;
     scalars, entries whose name starts with ``__`` and every entry of an unkeyed aggregate
@@ -88,7 +134,7 @@ def _apply(block: Any, radius: float, fn: Callable[..., dict], args: tuple,
            combine: Callable[[dict | None, dict], dict]) -> dict:
     acc: dict[str, Any] | None = None
     for s in range(0, max(block.shape[0], 1), CHUNK_ROWS):
-        xf, q, clipped = prepare(block[s:s + CHUNK_ROWS], radius)
+        xf, q, clipped = prepare_steps(block[s:s + CHUNK_ROWS], radius)
         out = fn(xf, q, *args)
         out["clipped"] = np.int64(clipped)
         out["rows"] = np.int64(xf.shape[0])
@@ -103,6 +149,17 @@ def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any,
     ``combine`` (default :func:`merge`, a sum). The result also holds ``clipped`` (rows
     scaled onto the sphere) and ``rows``. Only one block's aggregate and the running
     reduction are held at a time in memory (per Dask task on a cluster)."""
+    if isinstance(X, Prepared):
+        if X.radius != radius:
+            raise ValueError(f"data prepared for radius {X.radius}, asked for {radius}")
+        acc: dict[str, Any] | None = None
+        for xf, clipped in X.blocks:
+            out = fn(xf, _LazySteps(xf, radius), *args)
+            out["clipped"] = np.int64(clipped)
+            out["rows"] = np.int64(xf.shape[0])
+            acc = combine(acc, out)
+        assert acc is not None
+        return acc
     if is_dask(X):
         import dask
 
@@ -116,14 +173,17 @@ def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any,
 
 
 def exact_group_sums(q: np.ndarray, labels: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and int64 sums of the rows of ``q`` by ``labels`` in [0, m) (rows labelled -1
-    are left out). Sums go through float64 bincount, exact because every partial sum is an
-    integer below 2**53 (a block has at most 2**15 rows, each coordinate at most 2**30 in size)."""
-    keep = labels >= 0
+    """Counts and int64 sums of the rows of ``q`` (integers, as int64 or integer-valued
+    float64) by ``labels`` in [0, m) (rows labelled -1 are left out). The sums are a sparse
+    product in float64, exact because every partial sum is an integer below 2**53 (a block
+    has at most 2**15 rows, each coordinate at most 2**30 in size)."""
+    from scipy import sparse
+
+    keep = np.flatnonzero(labels >= 0)
     lab = labels[keep]
     counts = np.bincount(lab, minlength=m).astype(np.int64)
-    qq = q[keep]
-    sums = np.empty((m, q.shape[1]), dtype=np.int64)
-    for j in range(q.shape[1]):
-        sums[:, j] = np.bincount(lab, weights=qq[:, j], minlength=m).astype(np.int64)
-    return counts, sums
+    if m == 0 or keep.size == 0:
+        return counts, np.zeros((m, q.shape[1]), dtype=np.int64)
+    onehot = sparse.csr_matrix((np.ones(keep.size), (lab, keep)), shape=(m, q.shape[0]))
+    sums = onehot @ np.asarray(q, dtype=np.float64)
+    return counts, np.rint(sums).astype(np.int64)

@@ -175,11 +175,14 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if self.accountant is not None:  # before touching the data; raises on overspend
             self.accountant.spend(p["epsilon"], p["delta"], label=f"PrivateKMeans.fit "
                                   f"({method}, n={n}, d={d}, k={k})")
+        data = X  # in memory and not too large: clipped and put on the grid once
+        if not _data.is_dask(X) and X.nbytes <= _data.CACHE_BYTES:
+            data = _data.Prepared(X, p["radius"])
         if method == "kaplan-stemmer":
-            centres, info = _core.kaplan_stemmer(X, k, p["radius"], ledger, rng,
+            centres, info = _core.kaplan_stemmer(data, k, p["radius"], ledger, rng,
                                                  faithful=p["faithful"])
         else:
-            centres, info = _core.dp_lloyd(X, k, p["radius"], ledger, rng)
+            centres, info = _core.dp_lloyd(data, k, p["radius"], ledger, rng)
         tot = ledger.totals()
         self.cluster_centers_ = centres
         self.ledger_ = ledger
