@@ -11,6 +11,8 @@ for the same seed.
 * :func:`make_bayesian_linear_regression`, :func:`make_bayesian_logistic_regression` --
   Gaussian design, theta ~ N(0, I), Gaussian or Bernoulli responses (the synthetic GLMs of
   Brosse, Durmus and Moulines, NeurIPS 2018).
+* :func:`make_ball_blobs` -- Gaussian clusters inside the unit ball (the private k-means
+  protocol for Kaplan and Stemmer, NeurIPS 2018).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from neurips18._validation import (
 __all__ = [
     "PlantedRuleSet",
     "make_bayesian_linear_regression",
+    "make_ball_blobs",
     "make_bayesian_logistic_regression",
     "make_planted_rule_set",
     "make_skewed_sparse_classification",
@@ -178,4 +181,30 @@ def make_bayesian_logistic_regression(
     X = rng.standard_normal((n, d))
     theta = rng.standard_normal(d)
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-X @ theta))).astype(float)
+    return X, y
+
+
+def make_ball_blobs(
+    n_samples: int, n_features: int, n_clusters: int = 10, *, spread: float = 0.1,
+    centre_radius: float = 0.7, generator: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n_clusters`` Gaussian clusters in the unit ball: centres uniform in the ball of
+    radius ``centre_radius``, each row a centre (chosen uniformly) plus
+    ``N(0, (spread^2 / n_features) I)`` noise (so a cluster's radius is about ``spread``
+    in any dimension); the rare rows outside the unit ball are scaled onto its sphere.
+    Returns ``X`` (float64) and the cluster labels. ``generator``: a
+    ``numpy.random.Generator`` or an int seed."""
+    rng = as_numpy_generator(generator)
+    n = check("n_samples", n_samples, Interval(int, 1, None))
+    d = check("n_features", n_features, Interval(int, 1, None))
+    k = check("n_clusters", n_clusters, Interval(int, 1, None))
+    spread = check("spread", spread, Interval(float, 0.0, None))
+    centre_radius = check("centre_radius", centre_radius, Interval(float, 0.0, 1.0))
+    g = rng.standard_normal((k, d))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    centres = g * (centre_radius * rng.uniform(0.0, 1.0, size=(k, 1)) ** (1.0 / d))
+    y = rng.integers(0, k, size=n)
+    X = centres[y] + rng.standard_normal((n, d)) * (spread / np.sqrt(d))
+    norms = np.linalg.norm(X, axis=1)
+    X /= np.maximum(norms, 1.0)[:, None]
     return X, y

@@ -1,0 +1,521 @@
+"""Private k-means: the Kaplan-Stemmer pipeline, DPLloyd, and the non-private solver.
+
+Neighbouring data sets differ in one record (one row replaced by another); the number of
+rows ``n`` is public. Every data pass is a map-reduce (:mod:`neurips18.privacy._data`) and
+every release goes through :mod:`neurips18.privacy._mechanisms`, charged to a
+:class:`~neurips18.privacy.Ledger` first.
+
+Kaplan and Stemmer (NeurIPS 2018), centralised model, as implemented here:
+
+1. *Private centres over a geometric grid of radii* (from fine to coarse). For radius r the
+   points still uncovered are hashed by a locality-sensitive hash tuned to r (a random
+   projection to ``p`` dimensions, scaled to keep lengths, and a randomly shifted grid of
+   side r); a thresholded Gaussian histogram of the cells (a stability-based histogram:
+   approximate zCDP) releases the heavy cells, whose points count as covered and leave the
+   finer-to-coarser sweep. Then the sums of the points of every heavy cell of every radius
+   (each point in one cell at most) are released at once, so each heavy cell's noisy mean
+   is a candidate centre. The hash family and shifts are public randomness.
+2. *Private coreset*: noisy counts of the points nearest to each candidate.
+3. A non-private constant-factor k-means (weighted k-means++ and Lloyd, several restarts) on
+   the weighted candidates: post-processing.
+4. (practical mode only) two private Lloyd steps on the data from those centres, each
+   with its points' offsets from their centre clipped to a radius released privately from
+   the clusters' spread (:func:`clipped_lloyd_step`): the noise of a step scales with the
+   size of the clusters, not of the domain.
+
+``faithful=True`` sweeps the paper's whole grid of radii, Lambda 2^-i for i = 0..ceil(log2 n),
+splits the budget evenly over it and stops after step 3. The default keeps the pipeline with
+a short grid of five radii, larger budget shares where they pay, and step 4. Both are
+differentially private by the same accounting (the ledger records every charge).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurips18.privacy import _data
+from neurips18.privacy._accountant import Ledger
+from neurips18.privacy._mechanisms import (
+    gaussian_release,
+    laplace_release,
+    thresholded_histogram,
+)
+
+UNIT_BITS = _data.FRACTION_BITS
+
+
+@dataclass
+class FitInfo:
+    n: int = 0
+    clipped: int = 0
+    candidates: int = 0
+    rounds: int = 0
+    passes: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- non-private
+def _sqdist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    d = (x * x).sum(1)[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :]
+    return np.maximum(d, 0.0)
+
+
+def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
+                    *, n_init: int = 8, max_iter: int = 100) -> np.ndarray:
+    """Weighted k-means++ seeding and Lloyd iterations, best of ``n_init``: the non-private
+    constant-factor solver run on a private coreset (post-processing)."""
+    m, d = points.shape
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
+    if m == 0 or w.sum() <= 0:
+        return np.zeros((k, d))
+    best, best_cost = None, math.inf
+    for _ in range(n_init):
+        centres = np.empty((k, d))
+        centres[0] = points[rng.choice(m, p=w / w.sum())]
+        dist = _sqdist(points, centres[:1])[:, 0]
+        for j in range(1, k):
+            p = w * dist
+            tot = p.sum()
+            idx = rng.choice(m, p=p / tot) if tot > 0 else rng.choice(m, p=w / w.sum())
+            centres[j] = points[idx]
+            dist = np.minimum(dist, _sqdist(points, centres[j:j + 1])[:, 0])
+        for _ in range(max_iter):
+            lab = _sqdist(points, centres).argmin(1)
+            wsum = np.bincount(lab, weights=w, minlength=k)
+            new = centres.copy()
+            for j in range(d):
+                s = np.bincount(lab, weights=w * points[:, j], minlength=k)
+                new[:, j] = np.where(wsum > 0, s / np.where(wsum > 0, wsum, 1.0), centres[:, j])
+            if np.allclose(new, centres, rtol=0, atol=1e-12):
+                centres = new
+                break
+            centres = new
+        cost = float((w * _sqdist(points, centres).min(1)).sum())
+        if cost < best_cost:
+            best, best_cost = centres, cost
+    assert best is not None
+    return best
+
+
+def _clip_rows(c: np.ndarray, radius: float) -> np.ndarray:
+    norms = np.linalg.norm(c, axis=1)
+    return c * np.minimum(1.0, radius / np.maximum(norms, 1e-300))[:, None]
+
+
+# ----------------------------------------------------------------------------- hashing
+@dataclass(frozen=True)
+class Hasher:
+    """Locality-sensitive hashes for a list of radii (public randomness): for radius i, the
+    cell of x is floor((x Q_i sqrt(d/p) + s_i) / r_i), folded to one int64 key."""
+
+    proj: np.ndarray  # (d, p * R)
+    shifts: np.ndarray  # (R, p)
+    widths: np.ndarray  # (R,)
+    mult: np.ndarray  # (p,) uint64 odd multipliers
+    p: int
+
+    @classmethod
+    def draw(cls, d: int, p: int, widths: list[float], rng: np.random.Generator) -> Hasher:
+        mats = []
+        for _ in widths:
+            if d <= p:
+                q, _r = np.linalg.qr(rng.standard_normal((d, d)))
+                mats.append(q)
+            else:
+                q, _r = np.linalg.qr(rng.standard_normal((d, p)))
+                mats.append(q * math.sqrt(d / p))
+        pp = min(d, p)
+        shifts = np.stack([rng.uniform(0.0, w, size=pp) for w in widths])
+        mult = (rng.integers(1, 2**62, size=pp, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+                + np.uint64(1))
+        return cls(np.concatenate(mats, axis=1), shifts, np.asarray(widths, float), mult, pp)
+
+    def keys(self, xf: np.ndarray, upto: int | None = None) -> np.ndarray:
+        """(n, R') int64 keys for the first ``upto`` radii."""
+        R = len(self.widths) if upto is None else upto
+        y = xf @ self.proj[:, : self.p * R]
+        out = np.empty((xf.shape[0], R), dtype=np.int64)
+        for i in range(R):
+            cell = np.floor((y[:, i * self.p:(i + 1) * self.p] + self.shifts[i]) / self.widths[i])
+            out[:, i] = (cell.astype(np.int64).astype(np.uint64) * self.mult).sum(
+                axis=1, dtype=np.uint64).view(np.int64)
+        return out
+
+
+def _member(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Index of each key in the sorted ``table`` or -1."""
+    if table.size == 0:
+        return np.full(keys.shape, -1, dtype=np.int64)
+    pos = np.searchsorted(table, keys)
+    pos = np.minimum(pos, table.size - 1)
+    return np.where(table[pos] == keys, pos, -1)
+
+
+def _free_keys(xf: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+               upto: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the first ``upto`` radii and the mask of points covered by no heavy cell of
+    the radii in ``heavy`` (those released so far)."""
+    keys = hasher.keys(xf, upto)
+    free = np.ones(xf.shape[0], dtype=bool)
+    for r, table in enumerate(heavy):
+        free &= _member(keys[:, r], table) < 0
+    return keys, free
+
+
+def _histogram_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+                  capacity: int) -> dict[str, Any]:
+    """Pass of radius i = len(heavy): a summary of at most ``capacity`` cells of radius i
+    over the points covered by no heavy cell of a finer radius (the cell counts themselves
+    while the table is small, :func:`_data.prune` beyond)."""
+    i = len(heavy)
+    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    uniq, counts = np.unique(keys[free, i], return_counts=True)
+    out = {"keys": uniq, "cell_counts": counts.astype(np.int64), "__pruned": np.int64(0)}
+    return _data.prune(out, capacity)
+
+
+def _recount_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+                cand: np.ndarray) -> dict[str, Any]:
+    """Exact counts of the candidate cells ``cand`` (sorted) of radius i = len(heavy) over
+    the points covered by no heavy cell of a finer radius."""
+    i = len(heavy)
+    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    lab = _member(keys[free, i], cand)
+    return {"counts": np.bincount(lab[lab >= 0], minlength=cand.size).astype(np.int64)}
+
+
+def _cell_sums_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher,
+                  heavy: list[np.ndarray]) -> dict[str, Any]:
+    """Exact sums of the points of every heavy cell, each point in the first (finest) heavy
+    cell that holds it; cells of all radii numbered one after the other."""
+    keys = hasher.keys(xf, len(heavy))
+    lab = np.full(xf.shape[0], -1, dtype=np.int64)
+    offset = 0
+    for r, table in enumerate(heavy):
+        pos = _member(keys[:, r], table)
+        new = (lab < 0) & (pos >= 0)
+        lab[new] = pos[new] + offset
+        offset += table.size
+    return {"sums": _data.exact_group_sums(q, lab, offset)[1]}
+
+
+def _pruning_merge(capacity: int):  # type: ignore[no-untyped-def]
+    def combine(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+        return _data.prune(_data.merge(a, b), capacity)
+    return combine
+
+
+# ----------------------------------------------------------------------------- sweep
+HEAVY_CAPACITY = 2**16
+"""Most cells of one radius a fit holds in memory (the heavy-hitter summary's size)."""
+
+
+def cell_floor(n: int, capacity: int | None = None) -> int:
+    """The fewest points a cell must hold to enter a radius's histogram:
+    ``n // (capacity + 1) + 1``, the smallest count above ``n / (capacity + 1)``; 1 (every
+    non-empty cell) while ``n <= capacity``. A function of the public n only."""
+    cap = HEAVY_CAPACITY if capacity is None else capacity
+    return int(n) // (cap + 1) + 1
+
+
+def private_centres(X: Any, radius: float, widths: list[float], p: int, ledger: Ledger,
+                    rho_counts: list[float], rho_sums: float, delta_counts: list[float],
+                    rng: np.random.Generator, info: FitInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: candidate centres (noisy means of heavy cells) and their noisy counts.
+
+    *Histograms.* From the finest radius to the coarsest, the histogram of radius i is
+    released for the cells holding at least ``floor = cell_floor(n)`` points not covered
+    by a heavy cell of a finer radius: each gets its exact count plus discrete Gaussian
+    noise of sigma (L2 sensitivity sqrt 2: one row replaced moves one point from a cell to
+    another) and is released when the noisy count reaches ``tau = floor + sigma sqrt(2
+    ln(2 / delta_i))``. Privacy (the stability-based histogram): the cells kept in two
+    neighbouring data sets differ by at most two cells, each holding exactly ``floor``
+    points in one of them and fewer (so not kept) in the other; each is released with
+    probability ``P(floor + Z >= tau) <= exp(-(tau - floor)^2 / (2 sigma^2)) = delta_i / 2``
+    (the discrete Gaussian is sub-Gaussian), and outside that event of probability at most
+    ``delta_i`` the release is the Gaussian mechanism on the common cells, post-processed:
+    ``delta_i``-approximate zCDP with the rho of that mechanism. With ``floor = 1`` this is
+    the usual histogram of all non-empty cells. Which points are covered depends only on
+    the heavy cells already released (adaptive composition over the radii).
+
+    *Sums.* Once every histogram is out, each point belongs to at most one heavy cell (the
+    finest heavy cell holding it): the sums of all heavy cells of all radii are one vector
+    in which a replaced row changes at most two cells' sums, by at most 2 ``radius`` in L2,
+    so they are released together by one Gaussian mechanism with the whole ``rho_sums``
+    (no split over the radii).
+
+    *Memory.* The floor bounds it: at most ``n / floor < HEAVY_CAPACITY + 1`` cells hold
+    that many points. They are found without holding the table of all cells (about one per
+    point at the fine radii): a first pass keeps a mergeable Misra-Gries summary of
+    ``HEAVY_CAPACITY`` cells (:func:`_data.prune`), which contains every cell of more than
+    ``n / (HEAVY_CAPACITY + 1)`` points; when the summary had to be pruned, a second pass
+    recounts its cells exactly. Which cells are recounted never reaches the output: the
+    release is a function of the exact counts of the cells at or above the floor, the same
+    for any blocking of the data (in memory or Dask)."""
+    n, d = X.shape
+    unit = radius / 2.0**UNIT_BITS
+    hasher = Hasher.draw(d, p, widths, rng)
+    cap = HEAVY_CAPACITY
+    floor = cell_floor(n, cap)
+    info.details["cell_floor"] = floor
+    info.details["recounted"] = []
+    heavy: list[np.ndarray] = []
+    heavy_counts: list[np.ndarray] = []
+    for i in range(len(widths)):
+        info.passes += 1
+        agg = _data.map_reduce(X, radius, _histogram_fn, hasher, heavy, cap,
+                               combine=_pruning_merge(cap))
+        if i == 0:
+            info.clipped = int(agg["clipped"])
+        keys, counts = agg["keys"], agg["cell_counts"]
+        if agg["__pruned"]:  # the summary's counts are lower bounds: count its cells again
+            info.passes += 1
+            info.details["recounted"].append(i)
+            counts = _data.map_reduce(X, radius, _recount_fn, hasher, heavy, keys)["counts"]
+        hk, hc = thresholded_histogram(
+            keys, counts, floor=floor, rho=rho_counts[i], delta=delta_counts[i], rng=rng,
+            ledger=ledger, step=f"cell histogram, radius {i} (width {widths[i]:.4g})")
+        heavy.append(hk)
+        heavy_counts.append(hc)
+    info.details["heavy_cells"] = [int(h.size) for h in heavy]
+    m = sum(h.size for h in heavy)
+    if m == 0:
+        ledger.charge_unused(rho_sums, "cell sums (no heavy cell)")
+        return np.zeros((0, d)), np.zeros(0)
+    info.passes += 1
+    agg = _data.map_reduce(X, radius, _cell_sums_fn, hasher, heavy)
+    sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1), rho=rho_sums,
+                            unit=unit, changed=2 * d, rng=rng, ledger=ledger,
+                            step=f"cell sums ({m} heavy cells, all radii)")
+    cnt = np.concatenate(heavy_counts)
+    return _clip_rows(sums / np.maximum(cnt, 1.0)[:, None], radius), cnt
+
+
+DIST_ELEMENTS = 2**18
+"""Largest distance matrix (rows x centres) formed at once: the candidates of a large fit
+number in the thousands, so a block's distances to them are taken a few rows at a time."""
+
+
+def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each row's nearest centre and the squared distance to it, in row slices
+    that keep the distance matrix below ``DIST_ELEMENTS`` entries."""
+    m = x.shape[0]
+    lab = np.zeros(m, dtype=np.int64)
+    dist = np.zeros(m)
+    if centres.shape[0] == 0:
+        return lab, np.full(m, np.inf)
+    step = max(1, DIST_ELEMENTS // centres.shape[0])
+    for s in range(0, m, step):
+        dd = _sqdist(x[s:s + step], centres)
+        lab[s:s + step] = dd.argmin(1)
+        dist[s:s + step] = dd[np.arange(dd.shape[0]), lab[s:s + step]]
+    return lab, dist
+
+
+def _assign_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
+    lab = nearest(xf, centres)[0]
+    cnt, sums = _data.exact_group_sums(q, lab, centres.shape[0])
+    return {"counts": cnt, "sums": sums}
+
+
+def _count_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
+    return {"counts": np.bincount(nearest(xf, centres)[0],
+                                  minlength=centres.shape[0]).astype(np.int64)}
+
+
+def _cost_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
+    return {"cost": np.float64(nearest(xf, centres)[1].sum())}
+
+
+def lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger, rng, *,
+               rho: float | None = None, eps: float | None = None, count_share: float,
+               step: str, info: FitInfo) -> np.ndarray:
+    """One private Lloyd step: noisy per-cluster counts and sums, new centre = sum/count
+    (kept where the noisy count is below one point). Gaussian (rho) or Laplace (eps)."""
+    d = centres.shape[1]
+    unit = radius / 2.0**UNIT_BITS
+    info.passes += 1
+    agg = _data.map_reduce(X, radius, _assign_fn, centres)
+    info.clipped = int(agg["clipped"])
+    if rho is not None:
+        cnt = gaussian_release(agg["counts"], sensitivity=math.sqrt(2.0), rho=rho * count_share,
+                               unit=1.0, changed=2, rng=rng, ledger=ledger,
+                               step=f"{step}: cluster counts")
+        sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1),
+                                rho=rho * (1 - count_share), unit=unit, changed=2 * d, rng=rng,
+                                ledger=ledger, step=f"{step}: cluster sums")
+    else:
+        assert eps is not None
+        cnt = laplace_release(agg["counts"], sensitivity=2.0, epsilon=eps * count_share,
+                              unit=1.0, changed=2, rng=rng, ledger=ledger,
+                              step=f"{step}: cluster counts")
+        sums = laplace_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1) * math.sqrt(d),
+                               epsilon=eps * (1 - count_share), unit=unit, changed=2 * d,
+                               rng=rng, ledger=ledger, step=f"{step}: cluster sums")
+    ok = cnt >= 1.0
+    new = centres.copy()
+    new[ok] = sums[ok] / cnt[ok, None]
+    return _clip_rows(new, radius)
+
+
+SPREAD_BITS = 30
+
+
+def _spread_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
+               cap: float) -> dict[str, Any]:
+    """Sum over the rows of min(squared distance to the nearest centre, cap), each term on
+    the grid cap 2^-SPREAD_BITS (rounded down): an exact int64."""
+    lab = nearest(xf, centres)[0]
+    diff = xf - centres[lab]
+    sq = np.minimum(np.einsum("ij,ij->i", diff, diff), cap)
+    return {"spread": np.floor(sq * (2.0**SPREAD_BITS / cap)).astype(np.int64).sum()}
+
+
+def _offset_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
+               clip: float) -> dict[str, Any]:
+    """Per nearest centre: the count and the exact sum of the offsets x - c, each scaled
+    onto the ball of radius ``clip`` when longer and put on the grid clip 2^-30."""
+    lab = nearest(xf, centres)[0]
+    off = xf - centres[lab]
+    norms = np.sqrt(np.einsum("ij,ij->i", off, off))
+    over = norms > clip
+    if over.any():
+        off = off * np.where(over, clip / np.where(over, norms, 1.0), 1.0)[:, None]
+    qo = np.trunc(off * (2.0**UNIT_BITS / clip))
+    cnt, sums = _data.exact_group_sums(qo, lab, centres.shape[0])
+    return {"counts": cnt, "sums": sums}
+
+
+def clipped_lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger,
+                       rng: np.random.Generator, *, rho: float, step: str, info: FitInfo,
+                       spread_share: float = 0.05, count_share: float = 0.15,
+                       scale: float = 1.0) -> np.ndarray:
+    """A private Lloyd step whose sums have a sensitivity set by the clusters' spread
+    rather than by the domain: each point's offset from its nearest (public) centre is
+    clipped to a radius ``r`` and the new centre is c + (noisy offset sum) / (noisy count).
+
+    ``r`` = ``scale`` x the root mean squared distance to the nearest centre, itself
+    released first: the sum over the rows of min(distance^2, (2 radius)^2) has sensitivity
+    (2 radius)^2 under one row replaced, and n is public. Then the counts (L2 sensitivity
+    sqrt 2) and the offset sums (2 r: one offset of norm <= r replaced by another, in the
+    same cluster or two) are Gaussian releases; the three add up to ``rho``. Clipping makes
+    the step shorter than Lloyd's when a centre is far from its points; it never makes it
+    less private."""
+    n, d = X.shape
+    cap = 4.0 * radius * radius
+    info.passes += 2
+    agg = _data.map_reduce(X, radius, _spread_fn, centres, cap)
+    info.clipped = int(agg["clipped"])
+    spread = gaussian_release(np.asarray([agg["spread"]], dtype=np.int64),
+                              sensitivity=2.0**SPREAD_BITS, rho=rho * spread_share,
+                              unit=cap / 2.0**SPREAD_BITS, changed=1, rng=rng, ledger=ledger,
+                              step=f"{step}: spread (sum of squared distances)")[0]
+    clip = float(np.clip(scale * math.sqrt(max(spread, 0.0) / n), radius * 2.0**-12,
+                         2.0 * radius))
+    agg = _data.map_reduce(X, radius, _offset_fn, centres, clip)
+    cnt = gaussian_release(agg["counts"], sensitivity=math.sqrt(2.0), rho=rho * count_share,
+                           unit=1.0, changed=2, rng=rng, ledger=ledger,
+                           step=f"{step}: cluster counts")
+    sums = gaussian_release(agg["sums"], sensitivity=2.0**(UNIT_BITS + 1),
+                            rho=rho * (1.0 - spread_share - count_share),
+                            unit=clip / 2.0**UNIT_BITS, changed=2 * d, rng=rng, ledger=ledger,
+                            step=f"{step}: offset sums (offsets clipped to {clip!r})")
+    ok = cnt >= 1.0
+    step_ = np.zeros_like(centres)
+    step_[ok] = sums[ok] / cnt[ok, None]
+    info.details.setdefault("clip", []).append(clip)
+    return _clip_rows(centres + step_, radius)
+
+
+# ----------------------------------------------------------------------------- methods
+PRACTICAL: dict[str, Any] = {
+    "exponents": (5, 4, 3, 2, 1),  # widths Lambda 2^-e, fine -> coarse
+    "counts": 0.20, "sums": 0.15, "coreset": 0.05, "refine": 0.60, "steps": 2,
+    "clip_scale": 1.0,
+}
+"""The practical mode's schedule: the radii, the shares of rho (histograms, cell sums,
+coreset counts, refinement), the number of clipped Lloyd steps and their clipping radius in
+units of the released root mean squared distance."""
+PROJECTION_DIM = 5
+
+
+def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
+                   *, faithful: bool) -> tuple[np.ndarray, FitInfo]:
+    n, d = X.shape
+    info = FitInfo(n=n)
+    rho = ledger.rho
+    if faithful:
+        R = max(1, math.ceil(math.log2(max(n, 2)))) + 1
+        exps = list(range(R - 1, -1, -1))  # fine -> coarse: Lambda 2^-(R-1) ... Lambda
+        shares = {"counts": 0.45, "sums": 0.45, "coreset": 0.10, "refine": 0.0}
+        steps = 0
+    else:
+        exps = list(PRACTICAL["exponents"])
+        R = len(exps)
+        shares = {key: PRACTICAL[key] for key in ("counts", "sums", "coreset", "refine")}
+        steps = int(PRACTICAL["steps"])
+    widths = [radius * 2.0**-e for e in exps]
+    rc = [rho * shares["counts"] / R] * R
+    rs = rho * shares["sums"]
+    dc = [ledger.delta_threshold / R] * R
+    cands, w = private_centres(X, radius, widths, PROJECTION_DIM, ledger, rc, rs, dc, rng, info)
+    info.candidates = int(cands.shape[0])
+    # step 2: private coreset, noisy counts of nearest candidates
+    if cands.shape[0]:
+        info.passes += 1
+        agg = _data.map_reduce(X, radius, _count_fn, cands)
+        w = gaussian_release(agg["counts"], sensitivity=math.sqrt(2.0),
+                             rho=rho * shares["coreset"], unit=1.0, changed=2, rng=rng,
+                             ledger=ledger, step="coreset counts")
+    else:
+        ledger.charge_unused(rho * shares["coreset"], "coreset counts (no candidate)")
+    centres = weighted_kmeans(cands, w, k, rng)
+    for t in range(steps):
+        centres = clipped_lloyd_step(X, radius, centres, ledger, rng,
+                                     rho=rho * shares["refine"] / steps,
+                                     step=f"Lloyd step {t + 1}", info=info,
+                                     scale=PRACTICAL["clip_scale"])
+    info.rounds = R
+    return centres, info
+
+
+def dp_lloyd(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
+             *, n_iter: int = 5) -> tuple[np.ndarray, FitInfo]:
+    """DPLloyd (Su et al. 2016): k data-independent random centres in the ball, then
+    ``n_iter`` private Lloyd steps with the budget split evenly (Laplace when delta = 0,
+    Gaussian in zCDP otherwise)."""
+    n, d = X.shape
+    info = FitInfo(n=n)
+    g = rng.standard_normal((k, d))
+    g /= np.linalg.norm(g, axis=1, keepdims=True)
+    centres = g * (radius * rng.uniform(0, 1, size=(k, 1)) ** (1.0 / d))
+    for t in range(n_iter):
+        if ledger.mode == "zcdp":
+            centres = lloyd_step(X, radius, centres, ledger, rng, rho=ledger.rho / n_iter,
+                                 count_share=0.25, step=f"Lloyd step {t + 1}", info=info)
+        else:
+            centres = lloyd_step(X, radius, centres, ledger, rng, eps=ledger.epsilon / n_iter,
+                                 count_share=0.25, step=f"Lloyd step {t + 1}", info=info)
+    info.rounds = n_iter
+    return centres, info
+
+
+def clipped_rows(X: Any, radius: float) -> int:
+    def fn(xf: np.ndarray, q: np.ndarray) -> dict[str, Any]:
+        return {}
+    return int(_data.map_reduce(X, radius, fn)["clipped"])
+
+
+def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
+    """Sum of squared distances to the nearest centre (no clipping when radius is None)."""
+    if radius is None:
+        x = np.asarray(X, dtype=np.float64)
+        total = 0.0
+        for s in range(0, x.shape[0], _data.CHUNK_ROWS):
+            total += float(nearest(x[s:s + _data.CHUNK_ROWS], centres)[1].sum())
+        return total
+    return float(_data.map_reduce(X, radius, _cost_fn, centres)["cost"])

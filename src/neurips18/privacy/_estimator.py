@@ -1,0 +1,225 @@
+"""``PrivateKMeans``: a scikit-learn estimator that releases differentially private centres."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    Predicate,
+    ValidationError,
+    check,
+    check_array,
+    check_params,
+    invalid,
+)
+from neurips18.privacy import _core, _data
+from neurips18.privacy._accountant import Ledger, PrivacyAccountant
+
+METHODS = ("auto", "kaplan-stemmer", "lloyd")
+
+_PARAMS: dict[str, list[Any]] = {
+    "n_clusters": [Interval(int, 1, None)],
+    "epsilon": [Interval(float, 0, None, closed="neither")],
+    "delta": [Interval(float, 0, 1, closed="left")],
+    "radius": [Interval(float, 0, None, closed="neither")],
+    "method": [Options(set(METHODS))],
+    "faithful": [InstanceOf(bool, "True or False")],
+    "accountant": [None, InstanceOf(PrivacyAccountant)],
+    "random_state": [None, Predicate(lambda v: isinstance(v, np.random.Generator) or (
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0),
+        "None, a non-negative int seed or a numpy.random.Generator")],
+}
+
+
+def resolve_method(method: str, delta: float) -> str:
+    """The rule of ``method="auto"``: the Kaplan-Stemmer pipeline when ``delta > 0`` (its
+    heavy-cell histograms need approximate DP), DPLloyd with Laplace noise when
+    ``delta == 0`` (pure DP)."""
+    if method == "auto":
+        return "kaplan-stemmer" if delta > 0 else "lloyd"
+    return method
+
+
+class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+    """k-means whose centres are (epsilon, delta)-differentially private.
+
+    Two data sets are neighbours when one row is replaced by another (the number of rows
+    is public). The released output is ``cluster_centers_``; every mechanism that produced
+    it is charged to ``ledger_`` before its noise is drawn.
+
+    Parameters
+    ----------
+    n_clusters : int, default 8
+    epsilon : float > 0
+        Privacy budget of one ``fit`` (required: there is no default budget).
+    delta : float in [0, 1), default 0
+        ``delta > 0`` is needed by ``method="kaplan-stemmer"``; choose it well below
+        ``1 / n_samples``.
+    radius : float > 0
+        Radius of the ball centred at the origin that bounds the data domain. It must be
+        chosen without looking at the data (a bound derived from the data leaks it), so
+        there is no default: ``fit`` raises when it is missing. Rows outside the ball are
+        scaled onto its sphere and counted in ``n_clipped_``.
+    method : {"auto", "kaplan-stemmer", "lloyd"}, default "auto"
+        ``"kaplan-stemmer"``: Kaplan and Stemmer's pipeline (private centres from
+        locality-sensitive hashes over a geometric grid of radii, a private coreset, a
+        non-private k-means on it); ``"lloyd"``: DPLloyd (5 private Lloyd steps from
+        random centres); ``"auto"``: ``"kaplan-stemmer"`` when ``delta > 0``, else
+        ``"lloyd"``.
+    faithful : bool, default False
+        With ``method="kaplan-stemmer"``: True follows the paper's schedule (the whole grid
+        of radii down to radius/n, the budget split evenly over it, no refinement); False
+        uses five radii and ends with two private Lloyd steps whose offsets from the
+        current centres are clipped to a privately estimated cluster spread. Both are
+        private.
+    accountant : PrivacyAccountant or None
+        A budget shared by several computations: ``fit`` spends (epsilon, delta) from it
+        before touching the data and raises ``BudgetExceededError`` (fitting nothing) when
+        too little is left.
+    random_state : None, int or numpy.random.Generator
+        The noise's source. ``None`` (default) seeds from the operating system; an int
+        makes fits repeatable, for tests and experiments only: whoever knows the seed can
+        subtract the noise.
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray (n_clusters, n_features)
+        The private release.
+    privacy_spent_ : tuple (epsilon, delta)
+        What this fit spent, recomputed from the ledger.
+    ledger_ : Ledger
+        Every mechanism: step, sensitivity, noise, charged and effective rho/epsilon/delta.
+    method_ : str
+        The method that ran.
+    n_clipped_, labels_ : int, ndarray
+        Facts about the training data for its holder (the exact number of rows outside the
+        ball; each row's nearest released centre). They are not covered by the privacy
+        guarantee: do not publish them.
+    """
+
+    def __init__(self, n_clusters: int = 8, *, epsilon: float, delta: float = 0.0,
+                 radius: float | None = None, method: str = "auto", faithful: bool = False,
+                 accountant: PrivacyAccountant | None = None,
+                 random_state: Any = None) -> None:
+        self.n_clusters = n_clusters
+        self.epsilon = epsilon
+        self.delta = delta
+        self.radius = radius
+        self.method = method
+        self.faithful = faithful
+        self.accountant = accountant
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = True
+        return tags
+
+    # ----------------------------------------------------------------------------- data
+    def _check_X(self, X: Any, *, reset: bool) -> Any:
+        if _data.is_dask(X):
+            if X.ndim != 2:
+                raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
+            if X.dtype.kind not in "fiub":
+                raise invalid("X", X, "numeric data")
+            if any(math.isnan(s) for s in X.shape):
+                raise invalid("X", X, "a Dask array of known shape (call compute_chunk_sizes)")
+            if X.shape[0] < 1:
+                raise invalid("X", X, "at least 1 row(s)")
+            import dask.array as da
+
+            bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
+            if bad:
+                raise invalid("X", X, f"finite values; found {bad} NaN or inf")
+            if reset:
+                self.n_features_in_ = int(X.shape[1])
+            elif X.shape[1] != self.n_features_in_:
+                raise invalid("X", X, f"{self.n_features_in_} features, as in fit")
+            return X
+        if hasattr(X, "iloc") or hasattr(X, "columns"):  # a DataFrame: check NaN by name first
+            check_array("X", X, ndim=2, dtype="numeric", finite=True)
+        Xv = validate_data(self, X, reset=reset, accept_sparse=False, dtype=np.float64,
+                           ensure_all_finite=False, ensure_min_samples=1)
+        return check_array("X", Xv, ndim=2, dtype="float64", finite=True)
+
+    # ----------------------------------------------------------------------------- fit
+    def fit(self, X: Any, y: Any = None) -> PrivateKMeans:
+        """Release private centres for ``X`` (NumPy array, DataFrame or Dask array)."""
+        if self.radius is None:
+            raise invalid("radius", None, "a positive number: the radius of the ball that "
+                          "bounds the data, chosen without looking at the data")
+        p = check_params(self.get_params(), _PARAMS)
+        X = self._check_X(X, reset=True)
+        n, d = X.shape
+        k = p["n_clusters"]
+        if k > n:
+            raise invalid("n_clusters", k, f"at most n_samples = {n}")
+        method = resolve_method(p["method"], p["delta"])
+        if method == "kaplan-stemmer" and p["delta"] == 0:
+            raise invalid("delta", p["delta"], "delta > 0 with method='kaplan-stemmer' (its "
+                          "heavy-cell histograms are approximately DP); use method='lloyd' "
+                          "for pure epsilon-DP")
+        rs = p["random_state"]
+        rng = rs if isinstance(rs, np.random.Generator) else np.random.default_rng(rs)
+        delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
+        ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
+        if self.accountant is not None:  # before touching the data; raises on overspend
+            self.accountant.spend(p["epsilon"], p["delta"], label=f"PrivateKMeans.fit "
+                                  f"({method}, n={n}, d={d}, k={k})")
+        data = X  # in memory and not too large: clipped and put on the grid once
+        if not _data.is_dask(X) and X.nbytes <= _data.CACHE_BYTES:
+            data = _data.Prepared(X, p["radius"])
+        if method == "kaplan-stemmer":
+            centres, info = _core.kaplan_stemmer(data, k, p["radius"], ledger, rng,
+                                                 faithful=p["faithful"])
+        else:
+            centres, info = _core.dp_lloyd(data, k, p["radius"], ledger, rng)
+        tot = ledger.totals()
+        self.cluster_centers_ = centres
+        self.ledger_ = ledger
+        self.privacy_spent_ = (tot["epsilon"], tot["delta"])
+        self.method_ = method
+        self.n_clipped_ = int(info.clipped)
+        self.n_passes_ = int(info.passes)
+        self.n_candidates_ = int(info.candidates)
+        self.labels_ = self.predict(X) if not _data.is_dask(X) else None
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> Any:
+        return self.fit(X).predict(X)
+
+    # ----------------------------------------------------------------------------- use
+    def _distances(self, X: Any) -> Any:
+        check_is_fitted(self, "cluster_centers_")
+        X = self._check_X(X, reset=False)
+        c = self.cluster_centers_
+        if _data.is_dask(X):
+            return X.map_blocks(lambda b: np.sqrt(_core._sqdist(np.asarray(b, float), c)),
+                                dtype=np.float64, chunks=(X.chunks[0], (c.shape[0],)))
+        return np.sqrt(_core._sqdist(X, c))
+
+    def transform(self, X: Any) -> Any:
+        """Euclidean distance of each row to each released centre."""
+        return self._distances(X)
+
+    def predict(self, X: Any) -> Any:
+        """Index of the nearest released centre."""
+        return self._distances(X).argmin(axis=1)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Minus the k-means cost of ``X`` with the released centres (higher is better)."""
+        D = self._distances(X)
+        val = (D**2).min(axis=1).sum()
+        return -float(val.compute() if hasattr(val, "compute") else val)
+
+
+__all__ = ["PrivateKMeans", "ValidationError", "check", "resolve_method"]

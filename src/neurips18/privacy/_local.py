@@ -1,0 +1,121 @@
+"""Local-model private k-means (Kaplan and Stemmer, NeurIPS 2018, local model), simulated.
+
+Every user holds one point and sends one message in one round through her own randomizer,
+which is epsilon-differentially private on its own (local DP: the server sees only the
+messages). The server's randomness (the hash, the split of users into groups, the order of
+rounds) is public and independent of the data. Two rounds:
+
+1. users of group A report their locality-sensitive hash bucket by k-ary randomized
+   response; users of group B report the bucket (randomized response, epsilon/2) and a noisy
+   copy of their point (exact discrete Laplace on the fixed-point grid, epsilon/2). The
+   server estimates bucket frequencies (A) and bucket sums (B), unbiased, and takes the
+   noisy means of the 2k most frequent buckets as candidate centres;
+2. users of group C report the index of their nearest candidate by randomized response;
+   the server's unbiased counts weight the candidates and a non-private weighted k-means
+   on them gives the centres.
+
+Randomized response draws its coin with a float probability computed for epsilon(1 - 1e-9):
+the output is a bucket index, so there are no low-order bits to attack; the point's noise is
+the exact integer sampler.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from neurips18._validation import Interval, as_numpy_generator, check, check_array, invalid
+from neurips18.privacy import _core, _data
+from neurips18.privacy._samplers import discrete_laplace
+
+__all__ = ["LocalKMeansResult", "local_kmeans", "randomized_response"]
+
+
+class LocalKMeansResult(NamedTuple):
+    cluster_centers: np.ndarray
+    n_rounds: int
+    n_candidates: int
+
+
+def randomized_response(values: np.ndarray, n_values: int, epsilon: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """k-ary randomized response, one independent randomizer per entry: keep the true
+    value with probability e^eps / (e^eps + k - 1), else report one of the k - 1 others
+    uniformly. ``P(report | v) / P(report | v') <= e^eps`` for all values."""
+    eps = epsilon * (1 - 1e-9)
+    k = int(n_values)
+    keep_p = math.exp(eps) / (math.exp(eps) + k - 1) if k > 1 else 1.0
+    keep = rng.random(values.shape[0]) < keep_p
+    other = rng.integers(0, max(k - 1, 1), size=values.shape[0])
+    other = other + (other >= values)  # uniform over the values different from the truth
+    return np.where(keep, values, other).astype(np.int64)
+
+
+def _rr_debias(reports: np.ndarray, k: int, epsilon: float, weights: np.ndarray | None = None):
+    eps = epsilon * (1 - 1e-9)
+    p = math.exp(eps) / (math.exp(eps) + k - 1)
+    q = 1.0 / (math.exp(eps) + k - 1)
+    if weights is None:
+        c = np.bincount(reports, minlength=k).astype(float)
+        tot = reports.size
+        return (c - tot * q) / (p - q)
+    sums = np.stack([np.bincount(reports, weights=weights[:, j], minlength=k)
+                     for j in range(weights.shape[1])], axis=1)
+    total = weights.sum(0)
+    return (sums - q * total[None, :]) / (p - q)
+
+
+def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
+                 random_state: Any) -> LocalKMeansResult:
+    """Centres from ``epsilon``-locally-private reports of the rows of ``X`` (each row one
+    user, each user one message), in two rounds of interaction.
+
+    ``radius``: the ball bounding every user's point (rows outside are scaled onto it by
+    their own randomizer). ``random_state``: an int seed or a ``numpy.random.Generator``.
+    Returns ``LocalKMeansResult(cluster_centers, n_rounds, n_candidates)``."""
+    X = check_array("X", X, ndim=2, dtype="float64", finite=True)
+    n, d = X.shape
+    k = check("n_clusters", n_clusters, Interval(int, 1, None))
+    if k > n:
+        raise invalid("n_clusters", k, f"at most n_samples = {n}")
+    epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
+    if radius is None:
+        raise invalid("radius", None, "a positive number chosen without looking at the data")
+    radius = check("radius", radius, Interval(float, 0, None, closed="neither"))
+    rng = as_numpy_generator(random_state, "random_state")
+    # public randomness: groups, the hash and its buckets
+    group = rng.permutation(n) % 3
+    n_buckets = max(4 * k, 8)
+    hasher = _core.Hasher.draw(d, _core.PROJECTION_DIM, [radius / 4], rng)
+    salt = np.uint64(rng.integers(1, 2**62) * 2 + 1)
+    xf, q, _ = _data.prepare(X, radius)  # each user clips her own point
+    keys = hasher.keys(xf)[:, 0].view(np.uint64)
+    bucket = ((keys * salt) >> np.uint64(40)).astype(np.int64) % n_buckets
+    # round 1, group A: bucket by randomized response
+    a = group == 0
+    freq = _rr_debias(randomized_response(bucket[a], n_buckets, epsilon, rng), n_buckets,
+                      epsilon) / max(a.sum(), 1)
+    # round 1, group B: bucket (eps/2) and a noisy point (eps/2, L1 sensitivity 2 R sqrt(d))
+    b = group == 1
+    unit = radius / 2.0**_data.FRACTION_BITS
+    t = math.ceil(2.0**(_data.FRACTION_BITS + 1) * math.sqrt(d) / (epsilon / 2) * (1 + 1e-12)) + 1
+    scale_j = max(0, math.ceil(math.log2(t)) - 50)
+    g = 2**scale_j  # coarsen the grid so the sampler's integers stay in range
+    t_g = math.ceil(t / g) + d
+    noisy = ((q[b] + g // 2) // g + discrete_laplace(t_g, int(b.sum()) * d, rng).reshape(-1, d))
+    noisy = noisy.astype(np.float64) * (g * unit)
+    rb = randomized_response(bucket[b], n_buckets, epsilon / 2, rng)
+    bsums = _rr_debias(rb, n_buckets, epsilon / 2, weights=noisy)
+    bfreq = freq * b.sum()
+    top = np.argsort(-freq, kind="stable")[: 2 * k]
+    cands = bsums[top] / np.maximum(bfreq[top], 1.0)[:, None]
+    cands = _core._clip_rows(cands, radius)
+    # round 2, group C: nearest candidate by randomized response
+    c = group == 2
+    near = _core._sqdist(xf[c], cands).argmin(1)
+    w = _rr_debias(randomized_response(near, cands.shape[0], epsilon, rng), cands.shape[0],
+                   epsilon)
+    centres = _core.weighted_kmeans(cands, np.maximum(w, 0.0), k, rng)
+    return LocalKMeansResult(centres, 2, int(cands.shape[0]))

@@ -1,0 +1,138 @@
+"""The Gaussian and Laplace mechanisms on a fixed grid, with exact integer noise.
+
+A query's true value is an array of integers in units of a grid step ``unit`` (the data are
+stored on a fixed-point grid, so sums are exact and independent of the order of addition).
+The noise is drawn on a coarser power-of-two multiple ``g = unit * 2**j`` of that step, the
+smallest one that keeps the exact sampler's integers in range: the value is rounded to a
+multiple of ``g`` (``floor(v / 2**j + 1/2)``), which can move each of the ``changed``
+coordinates that differ between neighbouring data sets by at most one step more, so the
+sensitivity in steps is ``sensitivity / g + sqrt(changed)`` (L2) or ``+ changed`` (L1),
+and the noise is calibrated to that. Then an exact discrete Gaussian / Laplace integer is
+added (:mod:`neurips18.privacy._samplers`) and the result is scaled back: nothing about the
+true value survives in the low-order bits of the output (Mironov 2012).
+
+The discrete Gaussian with L2 sensitivity D and variance parameter s2 is D^2/(2 s2)-zCDP and
+the discrete Laplace of scale t with L1 sensitivity D is (D/t)-DP (Canonne, Kamath, Steinke
+2020, Theorems 14-15 and Section 2.2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from neurips18.privacy._accountant import Ledger, LedgerEntry
+from neurips18.privacy._samplers import MAX_GAUSSIAN_S2, discrete_gaussian, discrete_laplace
+
+__all__ = ["gaussian_noise_params", "gaussian_release", "laplace_release", "threshold_for",
+           "thresholded_histogram"]
+
+_MAX_LAPLACE_T = 2**56
+
+
+def _round_to(values: np.ndarray, j: int) -> np.ndarray:
+    if j == 0:
+        return values.astype(np.int64, copy=True)
+    half = np.int64(1) << np.int64(j - 1)
+    return (values.astype(np.int64) + half) >> np.int64(j)
+
+
+def gaussian_noise_params(sens: float, rho: float, changed: int) -> tuple[int, int, float]:
+    """(j, s2, effective sensitivity in steps) with s2 < 2**30 and D_j^2 / (2 s2) <= rho."""
+    j = 0
+    while True:
+        d_j = sens / 2.0**j + (math.sqrt(changed) if j > 0 else 0.0)
+        s2_f = d_j * d_j / (2.0 * rho)
+        if s2_f < MAX_GAUSSIAN_S2 / 2:
+            s2 = max(1, math.ceil(s2_f))
+            while d_j * d_j / (2.0 * s2) > rho:  # the smallest integer that is enough
+                s2 += 1
+            return j, s2, d_j
+        j += 1
+
+
+def gaussian_release(values: np.ndarray, *, sensitivity: float, rho: float, unit: float,
+                     changed: int, rng: np.random.Generator, ledger: Ledger, step: str,
+                     threshold: float | None = None, delta: float = 0.0,
+                     floor: int | None = None) -> np.ndarray:
+    """``values`` (int64, in grid ``unit``) plus exact discrete Gaussian noise for
+    ``rho``-zCDP under L2 ``sensitivity`` (in units), returned as float64 in data units.
+
+    The ledger is charged ``rho`` (and ``delta`` for a thresholded histogram, whose
+    ``threshold`` and count ``floor`` are recorded) before any noise is drawn; a charge past
+    the plan raises and nothing is released."""
+    values = np.asarray(values)
+    ledger.charge_rho(rho, step)
+    if delta:
+        ledger.charge_delta(delta, step)
+    j, s2, d_j = gaussian_noise_params(float(sensitivity), float(rho), int(changed))
+    noise = discrete_gaussian(s2, values.size, rng).reshape(values.shape)
+    g = unit * 2.0**j
+    out = (_round_to(values, j) + noise).astype(np.float64) * g
+    ledger.record(LedgerEntry(step=step, mechanism="gaussian", norm="l2",
+                              sensitivity=d_j * g, noise=math.sqrt(s2) * g, size=int(values.size),
+                              rho=d_j * d_j / (2.0 * s2), charged_rho=rho, delta=delta,
+                              threshold=threshold, floor=floor, granularity=g))
+    return out
+
+
+def laplace_release(values: np.ndarray, *, sensitivity: float, epsilon: float, unit: float,
+                    changed: int, rng: np.random.Generator, ledger: Ledger,
+                    step: str) -> np.ndarray:
+    """``values`` (int64, in grid ``unit``) plus exact discrete Laplace noise for
+    ``epsilon``-DP under L1 ``sensitivity`` (in units), as float64 in data units."""
+    values = np.asarray(values)
+    ledger.charge_epsilon(epsilon, step)
+    j = 0
+    while True:
+        d_j = float(sensitivity) / 2.0**j + (changed if j > 0 else 0)
+        t_f = d_j / epsilon
+        if t_f < _MAX_LAPLACE_T:
+            t = max(1, math.ceil(t_f))
+            while d_j / t > epsilon:  # the smallest integer scale that is enough
+                t += 1
+            break
+        j += 1
+    noise = discrete_laplace(t, values.size, rng).reshape(values.shape)
+    g = unit * 2.0**j
+    out = (_round_to(values, j) + noise).astype(np.float64) * g
+    ledger.record(LedgerEntry(step=step, mechanism="laplace", norm="l1", sensitivity=d_j * g,
+                              noise=t * g, size=int(values.size), epsilon=d_j / t,
+                              charged_epsilon=epsilon, granularity=g))
+    return out
+
+
+def threshold_for(sigma: float, delta: float, changed: int = 2, floor: int = 1) -> float:
+    """Release threshold of a Gaussian-noised histogram of the cells holding at least
+    ``floor`` points (``floor = 1``: the non-empty cells). A cell kept in one data set and
+    not in its neighbour holds exactly ``floor`` points there and is released with
+    probability P(floor + Z >= tau) <= exp(-(tau - floor)^2 / (2 sigma^2)) (the discrete
+    Gaussian is sub-Gaussian with variance parameter sigma^2, Canonne-Kamath-Steinke 2020);
+    ``changed`` such cells share ``delta``."""
+    return floor + sigma * math.sqrt(2.0 * math.log(changed / delta))
+
+
+def thresholded_histogram(keys: np.ndarray, counts: np.ndarray, *, floor: int, rho: float,
+                          delta: float, rng: np.random.Generator, ledger: Ledger,
+                          step: str) -> tuple[np.ndarray, np.ndarray]:
+    """The stability-based histogram: of the cells (``keys``, exact int ``counts``) holding
+    at least ``floor`` points, release those whose count plus discrete Gaussian noise
+    (rho-zCDP under L2 sensitivity sqrt 2: one row replaced moves one point between two
+    cells) reaches ``threshold_for(sigma, delta, floor=floor)``; returns their keys and
+    noisy counts. Cells below the floor, and absent cells, take no part (no noise is drawn
+    for them): the two cells of neighbouring data sets that can be kept in one and not in
+    the other hold exactly ``floor`` points there, released with probability at most
+    ``delta / 2`` each, so the release is ``delta``-approximately rho-zCDP."""
+    keys, counts = np.asarray(keys), np.asarray(counts)
+    if floor < 1 or int(floor) != floor:
+        raise ValueError(f"floor must be an int >= 1, got {floor}")
+    at_floor = counts >= floor
+    keys, counts = keys[at_floor], counts[at_floor]
+    j, s2, _ = gaussian_noise_params(math.sqrt(2.0), rho, 2)
+    tau = threshold_for(math.sqrt(s2) * 2.0**j, delta, floor=int(floor))
+    noisy = gaussian_release(counts, sensitivity=math.sqrt(2.0), rho=rho, unit=1.0, changed=2,
+                             rng=rng, ledger=ledger, step=step, threshold=tau, delta=delta,
+                             floor=int(floor))
+    keep = noisy >= tau
+    return keys[keep], noisy[keep]

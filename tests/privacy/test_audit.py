@@ -1,0 +1,133 @@
+"""Empirical privacy audit: on neighbouring data sets (one record changed) the probability
+of a distinguishing event must not differ by more than e^eps (+ delta), at 99.9 % confidence
+(Clopper-Pearson on both probabilities). The audit is shown to be powerful enough to catch a
+mechanism whose noise scale is off by a factor of 2."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from neurips18.privacy import Ledger, PrivateKMeans, gaussian_release, laplace_release
+
+ALPHA = 1e-3
+
+
+def _cp(k: int, n: int) -> tuple[float, float]:
+    lo = stats.beta.ppf(ALPHA / 2, k, n - k + 1) if k > 0 else 0.0
+    hi = stats.beta.ppf(1 - ALPHA / 2, k + 1, n - k) if k < n else 1.0
+    return float(lo), float(hi)
+
+
+def _violation(out_d: np.ndarray, out_d2: np.ndarray, eps: float, delta: float,
+               events: list) -> float:  # type: ignore[type-arg]
+    """max over events of the certified lower bound of P'(S) - e^eps P(S) - delta, in both
+    directions (> 0 means the audit caught a violation)."""
+    worst = -math.inf
+    for ev in events:
+        for a, b in ((out_d2, out_d), (out_d, out_d2)):
+            p1_lo = _cp(int(ev(a).sum()), a.shape[0])[0]
+            p0_hi = _cp(int(ev(b).sum()), b.shape[0])[1]
+            worst = max(worst, p1_lo - math.exp(eps) * p0_hi - delta)
+    return worst
+
+
+def _laplace_counts(value: int, eps: float, trials: int, seed: int, broken: bool) -> np.ndarray:
+    led = Ledger(eps * trials * 2)
+    rng = np.random.default_rng(seed)
+    # a query whose neighbouring values differ by 100 grid steps; the broken mechanism is
+    # calibrated to half that sensitivity (half the noise scale)
+    sens = 50.0 if broken else 100.0
+    return laplace_release(np.full(trials, value, np.int64), sensitivity=sens, epsilon=eps,
+                           unit=1.0, changed=1, rng=rng, ledger=led, step="audit")
+
+
+def _gaussian_counts(value: int, rho: float, trials: int, seed: int, broken: bool) -> np.ndarray:
+    led = Ledger(1e6, 0.5)
+    rng = np.random.default_rng(seed)
+    sens = 50.0 if broken else 100.0
+    return gaussian_release(np.full(trials, value, np.int64), sensitivity=sens, rho=rho,
+                            unit=1.0, changed=1, rng=rng, ledger=led, step="audit")
+
+
+N = 200_000
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_audit_laplace_mechanism(broken):
+    eps = 1.0
+    a = _laplace_counts(1000, eps, N, 1, broken)
+    b = _laplace_counts(1100, eps, N, 2, broken)
+    events = [lambda o, t=t: o >= t for t in range(900, 1500, 25)]
+    v = _violation(a, b, eps, 0.0, events)
+    if broken:
+        assert v > 0, "the audit missed a factor-2 error in the noise scale"
+    else:
+        assert v <= 0
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_audit_gaussian_mechanism(broken):
+    rho, delta = 0.125, 1e-3  # sigma = 2 x the sensitivity
+    from neurips18.privacy import zcdp_epsilon
+
+    eps = zcdp_epsilon(rho, delta)
+    a = _gaussian_counts(0, rho, N, 3, broken)
+    b = _gaussian_counts(100, rho, N, 4, broken)
+    events = [lambda o, t=t: o >= t for t in range(100, 800, 25)]
+    v = _violation(a, b, eps, delta, events)
+    if broken:
+        assert v > 0, "the audit missed a factor-2 error in the noise scale"
+    else:
+        assert v <= 0
+
+
+def test_audit_end_to_end_release():
+    """PrivateKMeans (DPLloyd, pure eps, k = 1) on two data sets that differ in one row:
+    the event "first coordinate of the released centre > 0" stays within e^eps."""
+    eps, trials = 1.0, 1500
+    base = np.zeros((20, 2))
+    d1, d2 = base.copy(), base.copy()
+    d1[0, 0], d2[0, 0] = 1.0, -1.0
+    outs = []
+    for D, off in ((d1, 0), (d2, 10**6)):
+        outs.append(np.array([
+            PrivateKMeans(1, epsilon=eps, radius=1.0, method="lloyd",
+                          random_state=off + s).fit(D).cluster_centers_[0, 0]
+            for s in range(trials)]))
+    events = [lambda o, t=t: o > t for t in (-0.05, 0.0, 0.05)]
+    assert _violation(outs[0], outs[1], eps, 0.0, events) <= 0
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_audit_thresholded_histogram_with_a_floor(broken):
+    """A cell holding ``floor`` points in one data set and one fewer (so below the floor)
+    in its neighbour is released with probability at most delta / 2. The broken variant
+    drops the cells below the floor but keeps the threshold of floor = 1."""
+    from neurips18.privacy import thresholded_histogram
+
+    floor, rho, delta, cells = 30, 0.01, 0.2, 20_000  # sigma ~ 10 counts
+    led = Ledger(1e6, 0.5, delta_threshold=0.45)
+    counts = np.full(cells, floor, np.int64)  # independent copies of the cell at the floor
+    keys = np.arange(cells)
+    if broken:
+        kept = thresholded_histogram(keys, counts, floor=1, rho=rho, delta=delta,
+                                     rng=np.random.default_rng(5), ledger=led, step="audit")[0]
+    else:
+        kept = thresholded_histogram(keys, counts, floor=floor, rho=rho, delta=delta,
+                                     rng=np.random.default_rng(5), ledger=led, step="audit")[0]
+        below = thresholded_histogram(keys, counts - 1, floor=floor, rho=rho, delta=delta,
+                                      rng=np.random.default_rng(6), ledger=led, step="audit")
+        assert below[0].size == 0  # the neighbour's cell takes no part
+    # the neighbour never releases the cell: P'(released) = 0
+    p_lo = _cp(kept.size, cells)[0]
+    if broken:
+        assert p_lo - delta / 2 > 0, "the audit missed a threshold that ignores the floor"
+    else:
+        assert p_lo - delta / 2 <= 0
+        assert led.entries[0].floor == floor
+        e = led.entries[0]
+        assert delta * (1 + 1e-12) >= 2 * math.exp(-(e.threshold - e.floor) ** 2 / (2 * e.noise**2))

@@ -1,0 +1,178 @@
+"""The Dask path (same release as in memory, bounded memory) and the local model."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from neurips18.datasets.synthetic import make_ball_blobs
+from neurips18.privacy import PrivateKMeans, _core, _data, local_kmeans, randomized_response
+
+
+def test_dask_fit_equals_in_memory_fit_on_a_local_cluster():
+    da = pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    X = make_ball_blobs(30000, 6, 5, generator=2)[0]
+    mem = PrivateKMeans(5, epsilon=1.0, delta=1e-6, radius=1.0, random_state=7).fit(X)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        dx = da.from_array(X, chunks=(7000, 6))  # blocks unlike the in-memory ones
+        dsk = PrivateKMeans(5, epsilon=1.0, delta=1e-6, radius=1.0, random_state=7).fit(dx)
+        assert np.array_equal(dsk.cluster_centers_, mem.cluster_centers_)
+        assert dsk.privacy_spent_ == mem.privacy_spent_
+        assert [e.to_dict() for e in dsk.ledger_.entries] == \
+            [e.to_dict() for e in mem.ledger_.entries]
+        assert np.array_equal(dsk.predict(dx).compute(), mem.predict(X))
+    lloyd = dict(epsilon=1.0, radius=1.0, method="lloyd", random_state=1)
+    assert np.array_equal(PrivateKMeans(5, **lloyd).fit(da.from_array(X, chunks=5000))
+                          .cluster_centers_, PrivateKMeans(5, **lloyd).fit(X).cluster_centers_)
+
+
+def test_dask_rejects_nan():
+    da = pytest.importorskip("dask.array")
+    X = np.zeros((100, 2))
+    X[5, 0] = np.nan
+    with pytest.raises(ValueError, match="Invalid X.*NaN"):
+        PrivateKMeans(2, epsilon=1.0, delta=1e-6, radius=1.0).fit(da.from_array(X, chunks=30))
+
+
+def _lazy_blobs(n: int, d: int):  # type: ignore[no-untyped-def]
+    """A Dask array generated block by block (never held whole in memory)."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    rows = 20000
+    blocks = [da.from_delayed(dask.delayed(lambda i: make_ball_blobs(rows, d, 5,
+                                                                     generator=i)[0])(i),
+                              shape=(rows, d), dtype=np.float64) for i in range(n // rows)]
+    return da.concatenate(blocks)
+
+
+def test_memory_stays_bounded_when_n_grows_tenfold():
+    pytest.importorskip("dask.array")
+    import dask
+
+    peaks, fits = [], []
+    for n in (40_000, 400_000):
+        X = _lazy_blobs(n, 8)
+        with dask.config.set(scheduler="synchronous"):
+            tracemalloc.start()
+            fits.append(PrivateKMeans(5, epsilon=1.0, delta=1e-6, radius=1.0,
+                                      random_state=0).fit(X))
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+    data_bytes = 400_000 * 8 * 8
+    assert peaks[1] < 2.0 * peaks[0], peaks  # not ten times
+    assert peaks[1] < data_bytes / 2, peaks  # far from holding the data
+    # why: past HEAVY_CAPACITY rows a histogram holds only the cells above the floor
+    # n // (HEAVY_CAPACITY + 1) + 1, found by a bounded summary (one cell per point at the
+    # finest radius otherwise)
+    for n, m in zip((40_000, 400_000), fits, strict=True):
+        hist = [e for e in m.ledger_.entries if "histogram" in e.step]
+        assert hist and all(e.floor == _core.cell_floor(n) for e in hist)
+        assert all(e.size <= _core.HEAVY_CAPACITY for e in hist)
+    assert _core.cell_floor(40_000) == 1 and _core.cell_floor(400_000) > 1
+
+
+def test_heavy_hitter_summary_keeps_every_cell_above_its_bound():
+    rng = np.random.default_rng(3)
+    keys = np.concatenate([rng.integers(0, 40, 3000), rng.integers(0, 10**6, 6000)])
+    rng.shuffle(keys)
+    cap = 25
+    parts = []
+    for block in np.array_split(keys, 13):  # blocks reduced in a random tree order
+        u, c = np.unique(block, return_counts=True)
+        parts.append(_data.prune({"keys": u, "cell_counts": c.astype(np.int64),
+                                  "__pruned": np.int64(0)}, cap))
+    while len(parts) > 1:
+        i = int(rng.integers(0, len(parts) - 1))
+        parts[i:i + 2] = [_data.prune(_data.merge(parts[i], parts[i + 1]), cap)]
+    summary = parts[0]
+    assert summary["keys"].size <= cap and summary["__pruned"]
+    u, c = np.unique(keys, return_counts=True)
+    bound = keys.size / (cap + 1)
+    assert set(u[c > bound]) <= set(summary["keys"].tolist())
+    exact = dict(zip(u.tolist(), c.tolist(), strict=True))
+    for k, v in zip(summary["keys"].tolist(), summary["cell_counts"].tolist(), strict=True):
+        assert exact[k] - bound <= v <= exact[k]  # lower bounds, off by at most the bound
+
+
+def test_release_does_not_depend_on_the_summary_size(monkeypatch):
+    """With the floor fixed (the one a summary of 40 cells guarantees), a summary pruned
+    hard (so its cells are recounted) and an exact table give the same release, in memory
+    and from Dask blocks."""
+    X = make_ball_blobs(20_000, 4, 5, generator=5)[0]
+    monkeypatch.setattr(_core, "cell_floor", lambda n, capacity=None: n // 41 + 1)
+    kw = dict(epsilon=2.0, delta=1e-6, radius=1.0, random_state=4)
+    monkeypatch.setattr(_core, "HEAVY_CAPACITY", 2**40)
+    exact = PrivateKMeans(5, **kw).fit(X)
+    monkeypatch.setattr(_core, "HEAVY_CAPACITY", 40)
+    small = PrivateKMeans(5, **kw).fit(X)
+    assert small.n_passes_ > exact.n_passes_  # recount passes ran
+    assert small.n_candidates_ > 0
+    assert np.array_equal(small.cluster_centers_, exact.cluster_centers_)
+    assert [e.to_dict() for e in small.ledger_.entries] == \
+        [e.to_dict() for e in exact.ledger_.entries]
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        dsk = PrivateKMeans(5, **kw).fit(da.from_array(X, chunks=(3000, 4)))
+    assert np.array_equal(dsk.cluster_centers_, exact.cluster_centers_)
+
+
+def test_local_model_rounds_are_constant():
+    rounds = set()
+    for n in (3000, 30000):
+        X = make_ball_blobs(n, 2, 4, generator=n)[0]
+        res = local_kmeans(X, 4, epsilon=5.0, radius=1.0, random_state=0)
+        rounds.add(res.n_rounds)
+        assert res.cluster_centers.shape == (4, 2)
+    assert rounds == {2}
+
+
+def test_local_model_bad_input():
+    X = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="Invalid radius"):
+        local_kmeans(X, 2, epsilon=1.0, radius=None, random_state=0)
+    with pytest.raises(ValueError, match="Invalid epsilon"):
+        local_kmeans(X, 2, epsilon=0.0, radius=1.0, random_state=0)
+    X[0, 0] = np.inf
+    with pytest.raises(ValueError, match="Invalid X"):
+        local_kmeans(X, 2, epsilon=1.0, radius=1.0, random_state=0)
+
+
+def test_randomized_response_ratio_within_e_eps():
+    eps, k, n = 1.0, 5, 400_000
+    rng = np.random.default_rng(0)
+    a = randomized_response(np.zeros(n, np.int64), k, eps, rng)
+    b = randomized_response(np.ones(n, np.int64), k, eps, rng)
+    pa = np.bincount(a, minlength=k) / n
+    pb = np.bincount(b, minlength=k) / n
+    keep = math.exp(eps) / (math.exp(eps) + k - 1)
+    assert pa[0] == pytest.approx(keep, abs=5e-3) and pb[1] == pytest.approx(keep, abs=5e-3)
+    assert np.max(pa / pb) <= math.exp(eps) * 1.05  # exact ratio is e^eps at the truth
+    # one user's change moves only that user's report
+    x = np.arange(100) % k
+    y = x.copy()
+    y[17] = (y[17] + 1) % k
+    ra = randomized_response(x, k, eps, np.random.default_rng(9))
+    rb = randomized_response(y, k, eps, np.random.default_rng(9))
+    assert np.array_equal(np.delete(ra, 17), np.delete(rb, 17))
+
+
+def test_data_prepared_once_gives_the_same_release(monkeypatch):
+    X = make_ball_blobs(40_000, 5, 4, generator=8)[0]
+    X[:5] *= 3.0  # rows outside the ball are clipped the same way
+    kw = dict(epsilon=1.0, delta=1e-6, radius=1.0, random_state=2)
+    once = PrivateKMeans(4, **kw).fit(X)
+    monkeypatch.setattr(_data, "CACHE_BYTES", 0)  # every pass prepares its blocks
+    per_pass = PrivateKMeans(4, **kw).fit(X)
+    assert np.array_equal(once.cluster_centers_, per_pass.cluster_centers_)
+    assert once.n_clipped_ == per_pass.n_clipped_ == 5
+    assert [e.to_dict() for e in once.ledger_.entries] == \
+        [e.to_dict() for e in per_pass.ledger_.entries]

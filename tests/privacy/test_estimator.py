@@ -1,0 +1,160 @@
+"""PrivateKMeans: bad input, ledger sums, the accountant, scikit-learn compatibility."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from neurips18.datasets.synthetic import make_ball_blobs
+from neurips18.privacy import BudgetExceededError, PrivacyAccountant, PrivateKMeans
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_ball_blobs(4000, 3, 4, generator=0)[0]
+
+
+@pytest.mark.parametrize("kw, name", [
+    ({"epsilon": 0.0}, "epsilon"), ({"epsilon": -1.0}, "epsilon"),
+    ({"epsilon": math.inf}, "epsilon"), ({"epsilon": math.nan}, "epsilon"),
+    ({"delta": -1e-9}, "delta"), ({"delta": 1.0}, "delta"),
+    ({"radius": 0.0}, "radius"), ({"radius": -2.0}, "radius"), ({"radius": None}, "radius"),
+    ({"n_clusters": 0}, "n_clusters"), ({"n_clusters": 5000}, "n_clusters"),
+    ({"method": "kmeans"}, "method"), ({"method": "kaplan-stemmer", "delta": 0.0}, "delta"),
+    ({"random_state": -1}, "random_state"), ({"faithful": 1}, "faithful"),
+])
+def test_bad_parameters_name_the_parameter(blobs, kw, name):
+    params = {"epsilon": 1.0, "delta": 1e-6, "radius": 1.0, "n_clusters": 4, **kw}
+    with pytest.raises(ValueError, match=f"Invalid {name}"):
+        PrivateKMeans(**params).fit(blobs)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_rejected(blobs, bad):
+    X = blobs.copy()
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match="Invalid X.*NaN or inf"):
+        PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0).fit(X)
+
+
+def test_dataframe_with_missing_values_and_sparse():
+    pd = pytest.importorskip("pandas")
+    from scipy import sparse
+
+    df = pd.DataFrame({"a": [0.1, None, 0.3], "b": [0.0, 0.2, 0.1]})
+    with pytest.raises(ValueError, match="Invalid X"):
+        PrivateKMeans(1, epsilon=1.0, radius=1.0).fit(df)
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        PrivateKMeans(1, epsilon=1.0, radius=1.0).fit(sparse.random(10, 3, format="csr"))
+
+
+def test_input_untouched_clipping_counted(blobs):
+    X = blobs.copy()
+    X[:10] *= 5.0  # ten rows outside the ball
+    before = X.copy()
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    assert np.array_equal(X, before)
+    assert m.n_clipped_ == 10
+    assert np.all(np.linalg.norm(m.cluster_centers_, axis=1) <= 1.0 + 1e-12)
+
+
+@pytest.mark.parametrize("method, delta", [("kaplan-stemmer", 1e-6), ("lloyd", 0.0),
+                                           ("lloyd", 1e-6), ("auto", 0.0)])
+@pytest.mark.parametrize("faithful", [False, True])
+def test_ledger_adds_up_to_the_request(blobs, method, delta, faithful):
+    m = PrivateKMeans(4, epsilon=0.7, delta=delta, radius=1.0, method=method,
+                      faithful=faithful, random_state=1).fit(blobs)
+    eps, dl = m.privacy_spent_
+    assert eps == pytest.approx(0.7, abs=1e-12) and dl == pytest.approx(delta, abs=1e-18)
+    t = m.ledger_.totals()
+    assert t["epsilon_effective"] <= t["epsilon"] + 1e-12
+    for e in m.ledger_.entries:  # every entry's charge recomputed from its noise
+        if e.size == 0:
+            continue
+        if e.mechanism == "gaussian":
+            assert e.rho == pytest.approx(e.sensitivity**2 / (2 * e.noise**2))
+            assert e.rho <= e.charged_rho * (1 + 1e-12)
+        else:
+            assert e.epsilon == pytest.approx(e.sensitivity / e.noise)
+            assert e.epsilon <= e.charged_epsilon * (1 + 1e-12)
+    if m.method_ == "kaplan-stemmer":
+        assert t["rho"] == pytest.approx(m.ledger_.rho, rel=1e-12)
+        assert t["delta_threshold"] == pytest.approx(delta / 2, rel=1e-12)
+        # sums of points in the unit ball: sensitivity 2 (one row replaced) plus one grid
+        # step per coordinate that can change (2 cells x d) for the rounding to the grid
+        # (offset sums of the refinement: 2 x the clipping radius, released before them)
+        sums = [e for e in m.ledger_.entries if "sums" in e.step and e.size]
+        d = blobs.shape[1]
+        unit = [2.0**-30 if "offset" not in e.step else
+                float(e.step.rsplit("clipped to ", 1)[1].rstrip(")")) * 2.0**-30 for e in sums]
+        expect = [2.0 * u * 2**30 + (math.sqrt(2 * d) * e.granularity if e.granularity > u
+                                     else 0) for e, u in zip(sums, unit, strict=True)]
+        assert sums and [e.sensitivity for e in sums] == pytest.approx(expect, rel=1e-12)
+        assert any("offset" in e.step for e in sums) == (not faithful)
+        # the spread released before each clipped step: sum of squared distances, each
+        # capped at (2 radius)^2 = 4
+        spread = [e for e in m.ledger_.entries if "spread" in e.step]
+        assert len(spread) == (0 if faithful else 2)
+        for e in spread:
+            assert e.sensitivity == pytest.approx(4.0 + (e.granularity if e.granularity >
+                                                         4.0 * 2.0**-30 else 0), rel=1e-12)
+        counts = [e for e in m.ledger_.entries if "count" in e.step or "histogram" in e.step]
+        assert all(e.sensitivity == pytest.approx(math.sqrt(2)) for e in counts if e.size)
+
+
+def test_accountant_refuses_to_overspend(blobs):
+    acc = PrivacyAccountant(epsilon=1.0, delta=1e-6)
+    m = PrivateKMeans(4, epsilon=0.6, delta=5e-7, radius=1.0, accountant=acc, random_state=0)
+    m.fit(blobs)
+    first = m.cluster_centers_.copy()
+    assert acc.spent == pytest.approx((0.6, 5e-7))
+    with pytest.raises(BudgetExceededError, match="nothing was computed"):
+        m.fit(blobs)  # a second fit of 0.6 does not fit in the 0.4 left
+    assert np.array_equal(m.cluster_centers_, first) and len(acc.ledger) == 1
+    fresh = PrivateKMeans(4, epsilon=0.5, delta=0.0, radius=1.0, accountant=acc)
+    with pytest.raises(BudgetExceededError):
+        fresh.fit(blobs)
+    assert not hasattr(fresh, "cluster_centers_")
+    PrivateKMeans(4, epsilon=0.4, delta=5e-7, radius=1.0, accountant=acc).fit(blobs)
+    assert acc.remaining[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_same_seed_same_release_and_pipeline(blobs):
+    a = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=3).fit(blobs)
+    b = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=3).fit(blobs)
+    c = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=4).fit(blobs)
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert not np.array_equal(a.cluster_centers_, c.cluster_centers_)
+    pipe = make_pipeline(FunctionTransformer(lambda x: x / 2.0),
+                         PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=0.5, random_state=3))
+    labels = pipe.fit(blobs).predict(blobs)
+    assert labels.shape == (blobs.shape[0],) and set(labels) <= set(range(4))
+    assert a.transform(blobs).shape == (blobs.shape[0], 4) and a.score(blobs) < 0
+
+
+def test_good_clusters_on_easy_data():
+    X, y = make_ball_blobs(20000, 5, 4, generator=5)
+    from sklearn.cluster import KMeans
+
+    opt = KMeans(4, n_init=3, random_state=0).fit(X).inertia_
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    assert -m.score(X) / opt < 1.2
+
+
+# expected failures of scikit-learn's checks, with the reason: none. (epsilon has no
+# default on purpose; scikit-learn's checks accept a required keyword-only parameter.)
+EXPECTED_FAILURES: dict[str, str] = {}
+
+
+@parametrize_with_checks(
+    [PrivateKMeans(3, epsilon=1e4, delta=1e-5, radius=10.0, random_state=0),
+     PrivateKMeans(3, epsilon=1e4, radius=10.0, method="lloyd", random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)

@@ -1,0 +1,135 @@
+"""Exact samplers against their probability mass functions; mechanisms' noise scales
+recomputed from their sensitivities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from neurips18.privacy import (
+    Ledger,
+    bernoulli_exp,
+    discrete_gaussian,
+    discrete_laplace,
+    gaussian_release,
+    laplace_release,
+    rho_for_epsilon,
+    threshold_for,
+    zcdp_epsilon,
+)
+
+
+def _chi2_pvalue(z: np.ndarray, pmf) -> float:  # type: ignore[no-untyped-def]
+    lo, hi = int(z.min()), int(z.max())
+    support = np.arange(lo, hi + 1)
+    p = np.array([pmf(v) for v in support])
+    counts = np.bincount(z - lo, minlength=support.size)
+    expected = p / p.sum() * z.size
+    keep = expected >= 5  # pool the tails
+    obs = np.append(counts[keep], counts[~keep].sum())
+    exp = np.append(expected[keep], expected[~keep].sum())
+    if exp[-1] == 0:
+        obs, exp = obs[:-1], exp[:-1]
+    return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
+
+
+@pytest.mark.parametrize("t", [1, 3, 10])
+def test_discrete_laplace_matches_pmf(t):
+    z = discrete_laplace(t, 100_000, np.random.default_rng(t))
+    assert _chi2_pvalue(z, lambda v: math.exp(-abs(v) / t)) > 1e-3
+
+
+@pytest.mark.parametrize("s2", [1, 7, 400])
+def test_discrete_gaussian_matches_pmf(s2):
+    z = discrete_gaussian(s2, 100_000, np.random.default_rng(s2))
+    assert _chi2_pvalue(z, lambda v: math.exp(-v * v / (2 * s2))) > 1e-3
+
+
+def test_discrete_gaussian_large_variance_moments():
+    s2 = 2**28  # the largest variances use exact Python-int arithmetic for the acceptance
+    z = discrete_gaussian(s2, 50_000, np.random.default_rng(0)).astype(float)
+    assert abs(z.mean()) < 4 * math.sqrt(s2 / z.size)
+    assert z.var() / s2 == pytest.approx(1.0, abs=0.03)
+
+
+def test_bernoulli_exp_probability():
+    rng = np.random.default_rng(1)
+    for num, den in ((0, 1), (1, 3), (5, 2), (7, 7)):
+        b = bernoulli_exp(np.full(200_000, num), np.full(200_000, den), rng)
+        p = math.exp(-num / den)
+        assert abs(b.mean() - p) < 5 * math.sqrt(p * (1 - p) / b.size) + 1e-12
+
+
+def test_discrete_gaussian_tail_bound_used_by_the_threshold():
+    # P(Z >= m) <= exp(-m^2 / (2 s2)) (sub-Gaussian): checked on the exact pmf
+    s2 = 30
+    support = np.arange(-200, 201)
+    p = np.exp(-support**2 / (2 * s2))
+    p /= p.sum()
+    for m in range(1, 40):
+        assert p[support >= m].sum() <= math.exp(-m * m / (2 * s2)) + 1e-15
+    assert threshold_for(math.sqrt(s2), 1e-6) == pytest.approx(
+        1 + math.sqrt(s2) * math.sqrt(2 * math.log(2 / 1e-6)))
+
+
+def test_gaussian_noise_scale_recomputed_from_sensitivity():
+    led = Ledger(1.0, 1e-6)
+    rho = led.rho / 4
+    vals = np.arange(10, dtype=np.int64)
+    out = gaussian_release(vals, sensitivity=math.sqrt(2), rho=rho, unit=1.0, changed=2,
+                           rng=np.random.default_rng(0), ledger=led, step="counts")
+    e = led.entries[-1]
+    assert e.granularity == 1.0 and e.sensitivity == pytest.approx(math.sqrt(2))
+    # sigma is the smallest integer variance with sensitivity^2 / (2 sigma^2) <= rho
+    s2_min = 2 / (2 * rho)  # sensitivity^2 / (2 rho)
+    assert s2_min <= e.noise**2 <= s2_min + 2  # the next integers above the exact variance
+    assert e.rho == pytest.approx(e.sensitivity**2 / (2 * e.noise**2)) and e.rho <= rho
+    assert out.shape == vals.shape and np.all(out == np.round(out))
+    # a large sensitivity (sums in grid steps) moves to a coarser power-of-two grid and
+    # pays one step per changed coordinate for the rounding
+    big = 2.0**31
+    gaussian_release(np.zeros(50, np.int64), sensitivity=big, rho=rho, unit=2.0**-30,
+                     changed=100, rng=np.random.default_rng(0), ledger=led, step="sums")
+    e = led.entries[-1]
+    g = e.granularity / 2.0**-30
+    assert g > 1 and math.log2(g) == int(math.log2(g))
+    assert e.sensitivity == pytest.approx((big / g + math.sqrt(100)) * e.granularity)
+    assert e.noise == pytest.approx(e.sensitivity / math.sqrt(2 * rho), rel=1e-4)
+
+
+def test_laplace_noise_scale_recomputed_from_sensitivity():
+    led = Ledger(2.0)
+    laplace_release(np.zeros(3, np.int64), sensitivity=2.0, epsilon=0.5, unit=1.0, changed=2,
+                    rng=np.random.default_rng(0), ledger=led, step="counts")
+    e = led.entries[-1]
+    assert e.noise >= 2.0 / 0.5 and e.noise == pytest.approx(4.0, abs=1.0)
+    assert e.epsilon == pytest.approx(e.sensitivity / e.noise) and e.epsilon <= 0.5
+
+
+def test_zcdp_conversion_inverts_and_is_conservative():
+    for eps, delta in ((0.1, 1e-6), (1.0, 1e-6), (10.0, 1e-9)):
+        rho = rho_for_epsilon(eps, delta)
+        assert zcdp_epsilon(rho, delta) <= eps
+        assert zcdp_epsilon(rho, delta) == pytest.approx(eps, rel=1e-12)
+
+
+def test_conversion_is_sound_and_as_tight_as_dp_accounting_rdp():
+    from scipy.stats import norm
+
+    for m in (1.0, 5.0, 20.0):  # a Gaussian of noise multiplier m is (1 / (2 m^2))-zCDP
+        rho, delta = 1 / (2 * m * m), 1e-6
+        ours = zcdp_epsilon(rho, delta)
+        # sound: the Gaussian mechanism's exact privacy profile (Balle and Wang 2018) at
+        # our epsilon is within delta
+        exact_delta = norm.cdf(0.5 / m - ours * m) - math.exp(ours) * norm.cdf(-0.5 / m - ours * m)
+        assert exact_delta <= delta
+        # never looser than Bun-Steinke's closed form
+        assert ours <= rho + 2 * math.sqrt(rho * math.log(1 / delta))
+        dpa = pytest.importorskip("dp_accounting")
+        acc = dpa.rdp.RdpAccountant()
+        acc.compose(dpa.GaussianDpEvent(m))
+        # the same conversion (CKS 2020, Prop. 12) over dp-accounting's grid of orders
+        assert ours <= acc.get_epsilon(delta) * (1 + 1e-9)
