@@ -1,50 +1,27 @@
-"""The fp8 reproduction runs end to end on a tiny configuration (MNIST needed)."""
+"""Focused checks of the fp8 reproduction's pieces (the registry-driven smoke test runs it)."""
 
 from __future__ import annotations
 
-import pytest
-
-from neurips18.repro.core import RunContext
+from neurips18.repro import fp8
 
 
-def test_fp8_reproduction_tiny(tmp_path):
-    from neurips18.datasets import DataError, load_mnist
+def test_chunking_removes_swamping_in_the_accumulation_study():
+    err = fp8._dot_errors("uniform", 4096, 8, (4096, 64), seed=3)
+    assert err["64"] * 10 < err["4096"]  # chunks of 64 cut the sequential error tenfold
 
-    try:
-        load_mnist("test")
-    except DataError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from neurips18.repro import fp8
-
-    cfg = {
-        "acc_sizes": [1024], "acc_vectors": 8, "sweep_size": 1024, "sweep_chunks": [1, 64],
-        "models": ["mlp"], "n_train": 256, "n_test": 500, "seeds": 1, "batch": 64,
-        "standard": {"lr": 0.1, "epochs": 1}, "small": {"lrs": [0.002, 0.001], "epochs": 1},
-        "loss_scale": 1024.0,
-    }
-    ctx = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
-                     progress=False)
-    out = fp8.run(ctx)
-    names = [c.metric for c in out.comparisons]
-    assert any("sequential" in n for n in names)
-    assert any("FP8 recipe" in n for n in names)
-    # one SR row and one nearest-gap row per lr of the sweep, plus the growth row
-    assert sum("FP8 + SR updates" in n for n in names) == 2
-    assert sum("nearest updates (points), lr" in n for n in names) == 2
-    assert any("minus gap" in n for n in names)
-    assert set(out.data["small_lr_gaps"]["mlp"]) == {"0.002", "0.001"}
-    seq = out.data["accumulation"]["vs_n"]["acc-uniform-1024"]
-    assert seq["64"] < seq["1024"]  # chunking helps
-    for r in out.data["training"].values():
-        assert 0.0 <= r["acc"] <= 100.0
-    # resumes from the checkpoints without recomputing
-    ctx2 = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
-                      progress=False)
-    fp8.run(ctx2)
-    assert ctx2.computed_steps == [] and ctx2.resumed_steps
-    fp8.plot(out.data, Figure())
+def test_judge_gives_one_row_per_claim_and_lr():
+    cfg = fp8.PROFILES["smoke"]
+    data = {"accumulation": {"vs_n": {"acc-uniform-1024": {"1024": 0.015, "64": 6e-4},
+                                      "acc-normal-1024": {"1024": 7e-3, "64": 1.7e-3}},
+                             "sweep": {"1": 0.5, "64": 0.002}},
+            "training": {}}
+    for m, regime, lr, _, v, s in fp8._runs(cfg):
+        data["training"][fp8._key(m, regime, lr, v, s)] = {"acc": 90.0 if "nearest" not in v
+                                                           else 50.0}
+    j = fp8.judge(data, cfg)
+    keys = [r.key for r in j.rows]
+    assert keys.count("sr_small") == len(cfg.small.lrs)
+    assert keys.count("nearest_gap") == len(cfg.small.lrs)
+    assert keys.count("nearest_growth") == 1
+    assert all(r.verdict != "fail" for r in j.rows if r.key in ("sr_small", "nearest_gap"))
