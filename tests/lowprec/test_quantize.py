@@ -151,7 +151,8 @@ def test_float32_format_is_identity_and_dtypes():
         assert np.array_equal(round_nearest_np(xs.numpy(), FP32).view(np.int32),
                               xs.numpy().view(np.int32))
     y = quantize(x.double(), E5M2)
-    assert y.dtype == torch.float32 and y.shape == x.shape
+    assert y.dtype == torch.float64 and y.shape == x.shape  # float64 stays float64
+    assert torch.equal(y, quantize(x, E5M2).double())
     assert quantize(torch.empty(0, 3), E5M2).shape == (0, 3)
     h = torch.randn(100).half()
     assert torch.equal(quantize(h, FP16), h.float())
@@ -287,4 +288,8 @@ def test_bad_quantize_arguments():
     with pytest.raises(ValueError, match="rounding"):
         quantize(torch.ones(3), E5M2, rounding="up")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
-        quantize(torch.ones(3), E5M2, "stochastic", generator=0)  # type: ignore[arg-type]
+        quantize(torch.ones(3), E5M2, "stochastic", generator=-1)
+    with pytest.raises(TypeError, match="generator"):
+        quantize(torch.ones(3), E5M2, "stochastic", generator="seed")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="straight_through"):
+        quantize(torch.ones(3), E5M2, straight_through=1)  # type: ignore[arg-type]
