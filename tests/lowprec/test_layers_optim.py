@@ -118,8 +118,9 @@ def test_convert_to_fp8_first_last_filter_and_shared_parameters():
     assert isinstance(m3[3], nn.Linear) and not isinstance(m3[3], Fp8Linear)
     grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 3, padding="same"))
     convert_to_fp8(grouped)
-    assert not any(isinstance(m, Fp8Conv2d) for m in grouped)
-    assert isinstance(convert_to_fp8(nn.Linear(3, 2)), Fp8Linear)
+    assert all(isinstance(m, Fp8Conv2d) for m in grouped)
+    lin = nn.Linear(3, 2)
+    assert convert_to_fp8(lin) is lin and isinstance(lin, Fp8Linear)  # in place
     with pytest.raises(TypeError, match="recipe"):
         convert_to_fp8(model, "fp8")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="module"):
