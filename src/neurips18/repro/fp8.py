@@ -7,41 +7,78 @@ Two experiments, both on this CPU:
    against the chunk length. E5M2 x E5M2 products are exact in E6M9, so the dot product in
    exact mode equals a chunked sum of the products (that is what is computed).
 2. MNIST training: FP32 vs the FP8 recipe (E5M2 GEMM inputs, chunked E6M9 accumulation,
-   first/last layer in E6M9, E6M9 master weights updated with stochastic rounding) vs the
-   same recipe with round-to-nearest weight updates, at a standard learning rate (with and
-   without loss scaling) and over a sweep of small learning rates (the SR ablation).
+   first/last layer in E6M9, E6M9 master weights updated with stochastic rounding), with and
+   without loss scaling, at a standard learning rate; and, over a sweep of small constant
+   learning rates, the same recipe with stochastic vs round-to-nearest weight updates (the
+   SR ablation).
+
+Uncertainty. The two arms of every comparison start from the same initialisation and see
+the data in the same order (the seed fixes both), so each claim is judged on the gap paired
+by seed, as a mean over seeds with its 95 % t interval; a row passes only if the whole
+interval satisfies the claim, and a row that fails on the width of its interval says how
+many seeds it would need. To make the measured quantity itself less noisy, the standard
+runs follow a cosine learning-rate schedule that ends at zero and their accuracy is the
+mean of the last evaluations (four in the last epoch); the small-lr sweep keeps a constant
+learning rate (the ablation's condition) and its final accuracy.
+
+Quick profile: the MLP on 6000 images. What a run of that size supports is checked with
+thresholds fixed in advance (FP8 within 1 point of FP32; SR within 2 points of FP32 and
+nearest rounding at least 5 points below it at lr 0.002); the claims as the issue states them
+(within 0.3 points; SR within 1 point; the nearest-rounding failure growing as lr shrinks)
+are judged by the full profile only.
 
 Departures from the paper: CIFAR-10 and ImageNet are not available here, so the paper's
 accuracy table is recorded as not recovered and not re-run; MNIST MLP/CNN stand in. The
 GEMMs use the recipe's "fast" accumulation mode (float32 inside a chunk of 64, E6M9 between
-chunks) for speed; the accumulation study uses the exact mode.
+chunks) for speed; the accumulation study uses the exact mode. Runs are single-threaded
+(the profile's ``threads``), which fixes the float32 summation order inside the chunks, so
+the same seed gives the same digits.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from neurips18.repro.core import (
-    MEASURED,
+    Estimate,
     Judgement,
     Profile,
     Reference,
     References,
     Reproduction,
     RunContext,
+    estimate,
 )
 
 CITATION = "Wang, Choi, Brand, Chen, Gopalakrishnan. NeurIPS 2018. arXiv:1812.08011"
 
 
 @dataclass(frozen=True)
-class Regime:
-    """Training runs at one or more learning rates: ``epochs`` passes each."""
+class Standard:
+    """FP32 vs the FP8 recipe at a standard learning rate, cosine-annealed to zero over
+    ``epochs``; accuracy = mean of the last ``average_last`` of ``evals_last_epoch`` evenly
+    spaced evaluations in the last epoch."""
 
+    models: tuple[str, ...]
+    lr: float
+    epochs: int
+    seeds: int
+    evals_last_epoch: int
+    average_last: int
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The SR ablation: FP32, FP8 + SR and FP8 + nearest updates at each constant small
+    learning rate, ``epochs`` each; accuracy = the final evaluation."""
+
+    models: tuple[str, ...]
     lrs: tuple[float, ...]
     epochs: int
+    seeds: int
 
 
 @dataclass(frozen=True)
@@ -50,40 +87,42 @@ class Config(Profile):
     acc_vectors: int
     sweep_size: int
     sweep_chunks: tuple[int, ...]
-    models: tuple[str, ...]
     n_train: int
     n_test: int
-    seeds: int
     batch: int
-    standard: Regime
-    small: Regime
     loss_scale: float
+    standard: Standard
+    small: Sweep
+    claims: Literal["quick", "paper"]
 
     def check(self) -> None:
-        if not set(self.models) <= {"mlp", "cnn"}:
-            raise ValueError(f"models must be among 'mlp', 'cnn', got {self.models}")
-        if len(self.standard.lrs) != 1:
-            raise ValueError(f"standard.lrs must hold one learning rate, got {self.standard.lrs}")
-        if self.seeds < 1 or self.batch < 1 or self.n_train < self.batch:
-            raise ValueError("seeds and batch must be >= 1 and n_train >= batch")
+        for part in (self.standard, self.small):
+            if not set(part.models) <= {"mlp", "cnn"}:
+                raise ValueError(f"models must be among 'mlp', 'cnn', got {part.models}")
+            if part.seeds < 1 or part.epochs < 1:
+                raise ValueError("seeds and epochs must be >= 1")
+        if not 1 <= self.standard.average_last <= self.standard.evals_last_epoch:
+            raise ValueError("standard.average_last must be in [1, evals_last_epoch]")
+        if self.batch < 1 or self.n_train < self.batch:
+            raise ValueError("batch must be >= 1 and n_train >= batch")
 
 
 PROFILES = {
     "smoke": Config(acc_sizes=(1024,), acc_vectors=8, sweep_size=1024, sweep_chunks=(1, 64),
-                    models=("mlp",), n_train=256, n_test=500, seeds=1, batch=64,
-                    standard=Regime((0.1,), 1), small=Regime((0.002, 0.001), 1),
-                    loss_scale=1024.0),
+                    n_train=256, n_test=500, batch=64, loss_scale=1024.0,
+                    standard=Standard(("mlp",), 0.1, 1, 1, 2, 2),
+                    small=Sweep(("mlp",), (0.002, 0.001), 1, 1), claims="quick"),
     "quick": Config(acc_sizes=(1024, 4096, 16384), acc_vectors=32, sweep_size=16384,
-                    sweep_chunks=(1, 8, 32, 64, 128, 256, 1024), models=("mlp",),
-                    n_train=6000, n_test=10000, seeds=1, batch=64,
-                    standard=Regime((0.1,), 2), small=Regime((0.002, 0.0005), 2),
-                    loss_scale=1024.0),
+                    sweep_chunks=(1, 8, 32, 64, 128, 256, 1024), n_train=6000, n_test=10000,
+                    batch=64, loss_scale=1024.0,
+                    standard=Standard(("mlp",), 0.1, 2, 4, 4, 3),
+                    small=Sweep(("mlp",), (0.002,), 2, 4), claims="quick"),
     "full": Config(acc_sizes=(1024, 2048, 4096, 8192, 16384, 32768, 65536), acc_vectors=32,
                    sweep_size=16384, sweep_chunks=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024,
                                                    4096),
-                   models=("mlp", "cnn"), n_train=60000, n_test=10000, seeds=3, batch=64,
-                   standard=Regime((0.1,), 2), small=Regime((0.002, 0.001, 0.0005), 1),
-                   loss_scale=1024.0),
+                   n_train=60000, n_test=10000, batch=64, loss_scale=1024.0,
+                   standard=Standard(("mlp", "cnn"), 0.1, 2, 8, 4, 3),
+                   small=Sweep(("mlp", "cnn"), (0.002, 0.001, 0.0005), 1, 4), claims="paper"),
 }
 
 # Values measured by the project's brief (shared/papers/fp8.md), same setting as ours:
@@ -102,15 +141,10 @@ _BRIEF_SWEEP = {1: 0.75, 8: 0.019, 64: 0.0023, 128: 0.0016, 1024: 0.015}  # N = 
 _PAPER_TABLE_MODELS = ("CIFAR10-CNN", "CIFAR10-ResNet", "ImageNet AlexNet", "ImageNet ResNet18",
                        "ImageNet ResNet50", "speech DNN")
 
-# Nearest-rounding ablation over small learning rates; pass criteria fixed before the sweep
-# was first run: at every learning rate (a) FP8 + SR is within _SR_TOL points of FP32 and
-# (b) FP8 with round-to-nearest updates is at least _GAP_MIN points below FP32 (our reading
-# of "visibly fails"); (c) the nearest-rounding gap at the smallest lr is at least the gap
-# at the largest (the failure grows as lr shrinks).
-_GAP_MIN = 5.0
-_SR_TOL = 1.0
 _BRIEF = "brief measurement (shared/papers/fp8.md, 'Measured here'), not the paper"
-_ISSUE_03 = ("issue target: within 0.3 points of FP32 (reference = our FP32 run, same seeds)")
+_PAIRED = "our FP32 run with the same initialisation and data order"
+_QUICK = "quick-size check, threshold fixed in advance; the full profile judges the claim"
+GAP_MIN = 5.0  # points: our reading of "round-to-nearest visibly fails", fixed in advance
 
 REFERENCES = References(
     *(Reference(f"acc_{dist}_{n}_{kind}", f"median rel. error, {dist}, N={n}, "
@@ -122,30 +156,41 @@ REFERENCES = References(
     Reference("swamping_ratio", "error ratio sequential / chunk-64 (uniform, N=16K)", 10.0,
               source="paper Fig. 3(b) caption (qualitative: chunks of >= 32 remove the FP16 "
                      "swamping error); threshold 10x is ours", mode="min"),
-    Reference("fp8_standard", "{model}: test accuracy FP8 recipe, no loss scaling (%), lr {lr}",
-              MEASURED, source=_ISSUE_03, tol=0.3, mode="min"),
-    Reference("fp8_ls_standard", "{model}: test accuracy FP8 recipe + loss scale {scale} (%), "
-              "lr {lr}", MEASURED, source=_ISSUE_03, tol=0.3, mode="min"),
-    Reference("fp32_standard", "{model}: test accuracy FP32 (%), lr {lr} (reference run)", None,
-              source="paper table not recovered; MNIST is not in the paper"),
-    Reference("sr_small", "{model}: test accuracy FP8 + SR updates (%), lr {lr}", MEASURED,
-              source="issue target: SR within 1 point of FP32 (reference = our FP32 run at the "
-                     "same lr, same seeds)", tol=_SR_TOL, mode="min"),
-    Reference("nearest_gap", "{model}: accuracy gap FP32 - FP8 nearest updates (points), "
-              "lr {lr}", _GAP_MIN,
-              source="issue target ('visibly fails at small learning rates'); threshold 5 "
-                     "points at every lr of the sweep, ours, fixed before the sweep",
+    # the standard learning rate: FP8 matches FP32
+    Reference("fp8_gap", "{model}: test accuracy FP8 recipe - FP32 (points), lr {lr} cosine, "
+              "paired by seed", 0.0,
+              source=f"issue target: FP8 matches FP32 within 0.3 points ({_PAIRED})", tol=0.3),
+    Reference("fp8_ls_gap", "{model}: test accuracy FP8 recipe + loss scale {scale} - FP32 "
+              "(points), lr {lr} cosine, paired by seed", 0.0,
+              source=f"issue target: FP8 matches FP32 within 0.3 points ({_PAIRED})", tol=0.3),
+    Reference("fp8_gap_quick", "{model}: test accuracy FP8 recipe - FP32 (points), lr {lr} "
+              "cosine, paired by seed", 0.0, source=f"{_QUICK} (within 0.3 points)", tol=1.0),
+    Reference("fp8_ls_gap_quick", "{model}: test accuracy FP8 recipe + loss scale {scale} - "
+              "FP32 (points), lr {lr} cosine, paired by seed", 0.0,
+              source=f"{_QUICK} (within 0.3 points)", tol=1.0),
+    Reference("fp32_standard", "{model}: test accuracy FP32 (%), lr {lr} cosine (reference "
+              "runs)", None, source="paper table not recovered; MNIST is not in the paper"),
+    # the small learning rates: SR works, round-to-nearest stalls
+    Reference("sr_gap", "{model}: test accuracy FP8 + SR updates - FP32 (points), lr {lr}", 0.0,
+              source=f"issue target: SR within 1 point of FP32 ({_PAIRED})", tol=1.0,
               mode="min"),
+    Reference("sr_gap_quick", "{model}: test accuracy FP8 + SR updates - FP32 (points), "
+              "lr {lr}", 0.0, source=f"{_QUICK} (SR within 1 point of FP32)", tol=2.0,
+              mode="min"),
+    Reference("nearest_gap", "{model}: test accuracy FP32 - FP8 nearest updates (points), "
+              "lr {lr}", GAP_MIN,
+              source="issue target ('visibly fails at small learning rates'): at least 5 "
+                     "points, ours, fixed in advance", mode="min"),
     Reference("nearest_growth", "{model}: nearest gap at lr {lo} minus gap at lr {hi} (points)",
               0.0, source="issue: the failure appears at small learning rates; criterion "
-                          "(fixed before the sweep): the gap does not shrink as lr shrinks",
+                          "(fixed in advance): the gap does not shrink as lr shrinks",
               mode="min"),
     Reference("paper_table", "paper table: {model} test error FP8 - FP32 (points)", None,
               source="arXiv:1812.08011 accuracy table: not recovered"),
 )
 
-VARIANTS_STANDARD = ("fp32", "fp8", "fp8-ls", "fp8-nearest")
-VARIANTS_SMALL = ("fp32", "fp8", "fp8-nearest")
+STANDARD_VARIANTS = ("fp32", "fp8", "fp8-ls")
+SMALL_VARIANTS = ("fp32", "fp8", "fp8-nearest")
 
 
 # ----------------------------------------------------------------------------- accumulation
@@ -184,7 +229,10 @@ def _accumulation(ctx: RunContext) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- training
 def _train_one(model_name: str, variant: str, lr: float, epochs: int, seed: int,
-               data: tuple[Any, ...], cfg: Config, device: str) -> dict[str, Any]:
+               data: tuple[Any, ...], cfg: Config, device: str, *, cosine: bool,
+               evals_last_epoch: int) -> dict[str, Any]:
+    """One training run. Model initialisation, stochastic-rounding stream and data order
+    all derive from ``seed``, so the variants of one seed are paired."""
     import torch
 
     from neurips18.lowprec import Fp8Recipe, StochasticRoundingSGD, convert_to_fp8
@@ -203,28 +251,52 @@ def _train_one(model_name: str, variant: str, lr: float, epochs: int, seed: int,
             model.parameters(), lr=lr,
             rounding="nearest" if variant == "fp8-nearest" else "stochastic",
             generator=torch.Generator(device=device).manual_seed(seed + 7))
+    if cosine:  # lr0 * (1 + cos(pi t / T)) / 2 after step t: ends at zero
+        total = epochs * (len(xtr) // cfg.batch)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total)))
+        opt.register_step_post_hook(lambda *_: sched.step())
     order = torch.Generator().manual_seed(seed + 11)
-    return _common.train(model, opt, xtr, ytr, epochs=epochs, batch_size=cfg.batch,
-                         generator=order, test=(xte, yte))
+    test = (xte, yte)
+    out: dict[str, Any] = {"curve": [], "curve_steps": [], "seconds": 0.0}
+    parts = [(epochs - 1, 1), (1, evals_last_epoch)] if epochs > 1 else [(1, evals_last_epoch)]
+    for n_epochs, evals in parts:  # one data order throughout: `order` continues
+        r = _common.train(model, opt, xtr, ytr, epochs=n_epochs, batch_size=cfg.batch,
+                          generator=order, test=test, evals_per_epoch=evals)
+        out["curve_steps"] += [s + (out["curve_steps"][-1] if out["curve_steps"] else 0)
+                               for s in r["curve_steps"]]
+        out["curve"] += r["curve"]
+        out["seconds"] += r["seconds"]
+    out["final"] = out["curve"][-1]
+    return out
 
 
-def _runs(cfg: Config) -> list[tuple[str, str, float, int, str, int]]:
-    """(model, regime, lr, epochs, variant, seed) of every training run, in run order."""
-    runs = []
-    for m in cfg.models:
-        (lr0,) = cfg.standard.lrs
-        for v in VARIANTS_STANDARD:
-            runs += [(m, "standard", lr0, cfg.standard.epochs, v, s) for s in range(cfg.seeds)]
-        for lr in cfg.small.lrs:
-            for v in VARIANTS_SMALL:
-                runs += [(m, "small", lr, cfg.small.epochs, v, s) for s in range(cfg.seeds)]
-    return runs
+def _standard_key(m: str, v: str, s: int) -> str:
+    return f"train-{m}-standard-{v}-seed{s}"
 
 
-def _key(m: str, regime: str, lr: float, v: str, s: int) -> str:
-    if regime == "standard":
-        return f"train-{m}-standard-{v}-seed{s}"
+def _small_key(m: str, lr: float, v: str, s: int) -> str:
     return f"train-{m}-small-lr{lr:g}-{v}-seed{s}"
+
+
+def _runs(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
+    """(checkpoint key, arguments of :func:`_train_one`) of every training run."""
+    st, sm = cfg.standard, cfg.small
+    runs = []
+    for m in st.models:
+        for s in range(st.seeds):
+            for v in STANDARD_VARIANTS:
+                runs.append((_standard_key(m, v, s), dict(
+                    model_name=m, variant=v, lr=st.lr, epochs=st.epochs, seed=s, cosine=True,
+                    evals_last_epoch=st.evals_last_epoch)))
+    for m in sm.models:
+        for lr in sm.lrs:
+            for s in range(sm.seeds):
+                for v in SMALL_VARIANTS:
+                    runs.append((_small_key(m, lr, v, s), dict(
+                        model_name=m, variant=v, lr=lr, epochs=sm.epochs, seed=s,
+                        cosine=False, evals_last_epoch=1)))
+    return runs
 
 
 def _training(ctx: RunContext) -> dict[str, Any]:
@@ -233,52 +305,73 @@ def _training(ctx: RunContext) -> dict[str, Any]:
     cfg: Config = ctx.config
     data: list[tuple[Any, ...]] = []
 
-    def job(m: str, lr: float, epochs: int, v: str, s: int) -> dict[str, Any]:
+    def job(kw: dict[str, Any]) -> dict[str, Any]:
         if not data:
             data.append(mnist_standardized(cfg.n_train, cfg.n_test, ctx.seed))
-        return _train_one(m, v, lr, epochs, ctx.seed + 100 * s, data[0], cfg, ctx.device)
+        kw = {**kw, "seed": ctx.seed + 100 * kw["seed"]}
+        return _train_one(data=data[0], cfg=cfg, device=ctx.device, **kw)
 
-    out: dict[str, Any] = {}
-    for m, regime, lr, epochs, v, s in ctx.progress(_runs(cfg), desc="MNIST training"):
-        key = _key(m, regime, lr, v, s)
-        out[key] = ctx.cached(key, partial(job, m, lr, epochs, v, s))
-    return out
+    runs = _runs(cfg)
+    return {key: ctx.cached(key, partial(job, kw))
+            for key, kw in ctx.progress(runs, desc="MNIST training")}
 
 
 def run(ctx: RunContext) -> dict[str, Any]:
     acc = _accumulation(ctx)
     train = _training(ctx) if ctx.has("mnist") else {}
-    return {"accumulation": acc, "training": train}
+    return {"accumulation": acc, "training": train,
+            "average_last": ctx.config.standard.average_last}
 
 
 # ----------------------------------------------------------------------------- judging
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
+def standard_accuracy(r: dict[str, Any], st: Standard) -> float:
+    """A standard run's accuracy: the mean of its last ``average_last`` evaluations."""
+    return math.fsum(r["curve"][-st.average_last:]) / st.average_last
 
 
-def _accs(train: dict[str, Any], cfg: Config, m: str, regime: str, v: str,
-          lr: float) -> list[float]:
-    return [train[_key(m, regime, lr, v, s)]["acc"] for s in range(cfg.seeds)]
+def standard_accs(train: dict[str, Any], cfg: Config, m: str, v: str) -> list[float]:
+    return [standard_accuracy(train[_standard_key(m, v, s)], cfg.standard)
+            for s in range(cfg.standard.seeds)]
 
 
-def small_lr_gaps(data: dict[str, Any], cfg: Config) -> dict[str, dict[str, dict[str, float]]]:
-    """Per model and small lr: mean accuracies of FP32, FP8 + SR, FP8 + nearest and the gaps."""
-    train = data["training"]
-    gaps: dict[str, dict[str, dict[str, float]]] = {}
-    if not train:
-        return gaps
-    for m in cfg.models:
-        gaps[m] = {}
-        for lr in cfg.small.lrs:
-            s32, s8, snr = (_mean(_accs(train, cfg, m, "small", v, lr)) for v in VARIANTS_SMALL)
-            gaps[m][f"{lr:g}"] = {"fp32": s32, "sr": s8, "nearest": snr,
-                                  "gap_sr": s32 - s8, "gap_nearest": s32 - snr}
-    return gaps
+def small_accs(train: dict[str, Any], cfg: Config, m: str, lr: float, v: str) -> list[float]:
+    return [train[_small_key(m, lr, v, s)]["final"] for s in range(cfg.small.seeds)]
+
+
+def seeds_needed(est: Estimate, ref: float, tol: float, mode: str) -> int | None:
+    """Seeds at which an interval of the observed mean and spread would satisfy the check
+    (None if the mean itself does not, or there is no spread to extrapolate from)."""
+    from scipy import stats
+
+    if est.n < 2 or not math.isfinite(est.high - est.low):
+        return None
+    sd = est.half_width * math.sqrt(est.n) / float(stats.t.ppf(0.975, est.n - 1))
+    margin = tol - abs(est.mean - ref) if mode == "abs" else (
+        est.mean - (ref - tol) if mode == "min" else (ref + tol) - est.mean)
+    if margin <= 0:
+        return None
+    if sd == 0:
+        return 2
+    for n in range(2, 100_000):
+        if float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n) < margin:
+            return n
+    return None
+
+
+def _row(key: str, est: Estimate, rows: list[Any], notes: list[str], **fmt: Any) -> None:
+    row = REFERENCES.row(key, est, **fmt)
+    rows.append(row)
+    if row.verdict == "fail" and row.paper is not None:
+        need = seeds_needed(est, row.paper, row.tol or 0.0, row.mode)
+        what = (f"the mean {est.mean:.3g} itself falls short" if need is None else
+                f"the interval would fit with about {need} seeds at the observed spread")
+        notes.append(f"{row.metric}: fails with {est.n} seeds; {what}.")
 
 
 def judge(data: dict[str, Any], cfg: Config) -> Judgement:
     acc, train = data["accumulation"], data["training"]
-    rows = []
+    rows: list[Any] = []
+    notes: list[str] = []
     for dist in ("uniform", "normal"):
         for n in cfg.acc_sizes:
             if (dist, n) not in _BRIEF_ACC:
@@ -295,57 +388,72 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
     if seq16 is not None and "64" in sweep:
         rows.append(REFERENCES.row("swamping_ratio", seq16 / sweep["64"]))
 
-    gaps = small_lr_gaps(data, cfg)
+    quick = cfg.claims == "quick"
+    st, sm = cfg.standard, cfg.small
     if train:
-        (lr0,) = cfg.standard.lrs
-        for m in cfg.models:
-            fp32, fp8, ls = (_mean(_accs(train, cfg, m, "standard", v, lr0))
-                             for v in ("fp32", "fp8", "fp8-ls"))
-            rows.append(REFERENCES.row("fp8_standard", fp8, ref=fp32, model=m, lr=lr0))
-            rows.append(REFERENCES.row("fp8_ls_standard", ls, ref=fp32, model=m, lr=lr0,
-                                       scale=f"{cfg.loss_scale:g}"))
-            rows.append(REFERENCES.row("fp32_standard", fp32, model=m, lr=lr0))
-            for lr in cfg.small.lrs:
-                g = gaps[m][f"{lr:g}"]
-                rows.append(REFERENCES.row("sr_small", g["sr"], ref=g["fp32"], model=m,
-                                           lr=f"{lr:g}"))
-                rows.append(REFERENCES.row("nearest_gap", g["gap_nearest"], model=m,
-                                           lr=f"{lr:g}"))
-            if len(cfg.small.lrs) > 1:
-                lo, hi = f"{min(cfg.small.lrs):g}", f"{max(cfg.small.lrs):g}"
-                rows.append(REFERENCES.row(
-                    "nearest_growth", gaps[m][lo]["gap_nearest"] - gaps[m][hi]["gap_nearest"],
-                    model=m, lo=lo, hi=hi))
+        for m in st.models:
+            fp32, fp8, ls = (standard_accs(train, cfg, m, v) for v in STANDARD_VARIANTS)
+            _row("fp8_gap_quick" if quick else "fp8_gap", estimate(fp8, paired_with=fp32),
+                 rows, notes, model=m, lr=f"{st.lr:g}")
+            _row("fp8_ls_gap_quick" if quick else "fp8_ls_gap", estimate(ls, paired_with=fp32),
+                 rows, notes, model=m, lr=f"{st.lr:g}", scale=f"{cfg.loss_scale:g}")
+            rows.append(REFERENCES.row("fp32_standard", estimate(fp32), model=m,
+                                       lr=f"{st.lr:g}"))
+        for m in sm.models:
+            near_gaps = {}
+            for lr in sm.lrs:
+                s32, ssr, snr = (small_accs(train, cfg, m, lr, v) for v in SMALL_VARIANTS)
+                _row("sr_gap_quick" if quick else "sr_gap", estimate(ssr, paired_with=s32),
+                     rows, notes, model=m, lr=f"{lr:g}")
+                near_gaps[lr] = [a - b for a, b in zip(s32, snr, strict=True)]
+                _row("nearest_gap", estimate(near_gaps[lr]), rows, notes, model=m,
+                     lr=f"{lr:g}")
+            if not quick and len(sm.lrs) > 1:
+                lo, hi = min(sm.lrs), max(sm.lrs)
+                _row("nearest_growth", estimate(near_gaps[lo], paired_with=near_gaps[hi]),
+                     rows, notes, model=m, lo=f"{lo:g}", hi=f"{hi:g}")
     for model in _PAPER_TABLE_MODELS:
         rows.append(REFERENCES.row("paper_table", None, model=model))
-    notes = [
+    notes += [
         "Accumulation rows compare with values measured by the project brief in the same "
-        "setting (another random stream), not with the paper, whose Fig. 3(b) numbers were "
-        "not recovered; tolerance: within 50% (median of the vectors).",
+        "setting (median over 32 vectors, another random stream), not with the paper, whose "
+        "Fig. 3(b) numbers were not recovered; tolerance: within 50%. Each of our values is a "
+        "median over the same number of vectors as the brief's, from one stream.",
         "The paper's FP32-vs-FP8 accuracy table (CIFAR-10, ImageNet, speech): not recovered; "
         "those rows have no reference. CIFAR-10 and ImageNet are not available on this "
         "machine; the CIFAR ResNet code path is tested on a synthetic batch (tests/lowprec).",
-        f"MNIST {cfg.n_train} train / {cfg.n_test} test images, {cfg.seeds} seed(s) per "
-        f"model, batch {cfg.batch}, plain SGD; epochs: {cfg.standard.epochs} at lr "
-        f"{cfg.standard.lrs[0]:g}, {cfg.small.epochs} at each lr of the small-lr sweep "
-        f"{[f'{v:g}' for v in cfg.small.lrs]}; GEMMs in the recipe's fast accumulation "
-        "mode (float32 within a chunk of 64, E6M9 between chunks).",
-        f"'FP8 recipe, no loss scaling' runs use loss_scale 1; 'fp8-ls' runs scale the errors "
-        f"entering the backward GEMMs by {cfg.loss_scale:g} before the E5M2 rounding (fixed "
-        "before running; not tuned). Whether the paper's recipe uses loss scaling: not "
-        "recovered. Both rows are kept; neither is labelled 'the paper's recipe'.",
-        f"Nearest-rounding ablation: pass criteria fixed before the sweep was run -- at every "
-        f"lr, FP8 + SR within {_SR_TOL:g} point of FP32 and FP8 + nearest at least "
-        f"{_GAP_MIN:g} points below FP32; the nearest gap at the smallest lr at least the gap "
-        "at the largest.",
+        f"MNIST {cfg.n_train} train / {cfg.n_test} test images, batch {cfg.batch}, plain SGD, "
+        f"{cfg.threads} thread(s). Standard runs: lr {st.lr:g} cosine-annealed to 0 over "
+        f"{st.epochs} epoch(s), accuracy = mean of the last {st.average_last} of "
+        f"{st.evals_last_epoch} evaluations in the last epoch (a schedule that ends low and "
+        f"an average over the last evaluations, to reduce the noise of the measured "
+        f"accuracy), {st.seeds} seeds. Small-lr sweep: constant lr "
+        f"{[f'{v:g}' for v in sm.lrs]}, {sm.epochs} epoch(s), final accuracy, {sm.seeds} "
+        "seeds. GEMMs in the recipe's fast accumulation mode (float32 within a chunk of 64, "
+        "E6M9 between chunks).",
+        "Every training row is a mean over seeds with its 95% t interval; the gaps are paired "
+        "by seed (both arms share initialisation, data order and evaluation set), and a row "
+        "passes only if its whole interval satisfies the check.",
+        f"'FP8 recipe' runs use loss_scale 1; '+ loss scale' runs scale the errors entering "
+        f"the backward GEMMs by {cfg.loss_scale:g} before the E5M2 rounding (fixed before "
+        "running; not tuned). Whether the paper's recipe uses loss scaling: not recovered. "
+        "Both rows are kept; neither is labelled 'the paper's recipe'.",
     ]
+    if quick:
+        notes.append("Quick profile: thresholds for what a 6000-image MLP run supports, fixed "
+                     "in advance (FP8 within 1 point of FP32; SR within 2 points; nearest at "
+                     "least 5 points below FP32 at lr 0.002). The 0.3-point and 1-point claims "
+                     "and the growth of the nearest-rounding failure as lr shrinks are judged "
+                     "in the full profile.")
     return Judgement(rows, notes)
 
 
 # ----------------------------------------------------------------------------- figure
 def plot(data: dict[str, Any], fig: Any) -> None:
-    acc = data["accumulation"]
-    axes = fig.subplots(1, 3)
+    import numpy as np
+
+    acc, train = data["accumulation"], data["training"]
+    axes = fig.subplots(1, 4)
     ax = axes[0]
     for dist, style in (("uniform", "-"), ("normal", "--")):
         keys = sorted((k for k in acc["vs_n"] if k.startswith(f"acc-{dist}-")),
@@ -356,35 +464,64 @@ def plot(data: dict[str, Any], fig: Any) -> None:
         ax.loglog(ns, [acc["vs_n"][k]["64"] for k in keys], "s" + style,
                   label=f"{dist}, chunk 64")
     ax.set(xlabel="dot-product length N", ylabel="median relative error",
-           title="FP8 inputs, FP16 (1-6-9) accumulation")
-    ax.legend(fontsize=7)
+           title="FP8 inputs, FP16 (1-6-9) sums")
+    ax.legend(fontsize=6)
     ax = axes[1]
     sw = acc["sweep"]
     cls = sorted(int(k) for k in sw)
     ax.loglog(cls, [sw[str(c)] for c in cls], "o-")
     ax.set(xlabel="chunk length CL", ylabel="median relative error",
-           title="dot products of length 16K, uniform")
+           title="length-16K dot products, uniform")
+
+    def seeds_of(prefix: str) -> list[str]:
+        return sorted(k for k in train if k.startswith(prefix))
+
+    # standard lr: paired gaps per seed, mean and 95 % interval
     ax = axes[2]
-    train = data["training"]
-    models = sorted({k.split("-")[1] for k in train})
-    for m, marker in zip(models, "os^", strict=False):
+    x = 0
+    ticks = []
+    for m in sorted({k.split("-")[1] for k in train if "-standard-" in k}):
+        base = seeds_of(f"train-{m}-standard-fp32-")
+        n_avg = data["average_last"]
+        for v, color in (("fp8", "C0"), ("fp8-ls", "C1")):
+            gaps = [np.mean(train[k.replace("-fp32-", f"-{v}-")]["curve"][-n_avg:])
+                    - np.mean(train[k]["curve"][-n_avg:]) for k in base]
+            ax.plot([x] * len(gaps), gaps, "o", color=color, alpha=0.5, ms=4)
+            if len(gaps) > 1:
+                e = estimate(gaps)
+                ax.errorbar([x + 0.25], [e.mean], yerr=[[e.mean - e.low], [e.high - e.mean]],
+                            fmt="s", color=color, capsize=3)
+            ticks.append((x, f"{m}\n{'FP8' if v == 'fp8' else 'FP8+LS'}"))
+            x += 1
+    for y in (-0.3, 0.3):
+        ax.axhline(y, color="grey", lw=0.8, ls=":")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=7)
+    ax.set(ylabel="FP8 - FP32 test accuracy (points)",
+           title="standard lr: every seed, mean, 95% CI")
+
+    # small lrs: gaps per seed vs lr
+    ax = axes[3]
+    for m, marker in zip(sorted({k.split("-")[1] for k in train if "-small-" in k}), "os",
+                         strict=False):
         lrs = sorted({float(k.split("-lr")[1].split("-")[0]) for k in train
                       if k.startswith(f"train-{m}-small-")})
-        for variant, style, label in (("fp8-nearest", "-", "nearest updates"),
-                                      ("fp8", "--", "stochastic rounding")):
-            gaps = []
+        for v, color, label in (("fp8-nearest", "C3", "FP32 - FP8 nearest"),
+                                ("fp8", "C2", "FP32 - FP8 SR")):
+            means = []
             for lr in lrs:
-                seeds = sorted(k for k in train if k.startswith(f"train-{m}-small-lr{lr:g}-fp32-"))
-                g = [train[k]["acc"] - train[k.replace("-fp32-", f"-{variant}-")]["acc"]
-                     for k in seeds]
-                gaps.append(sum(g) / len(g))
-            ax.semilogx(lrs, gaps, marker + style, label=f"{m}: FP8, {label}")
-    ax.axhline(_GAP_MIN, color="grey", lw=0.8, ls=":")
-    ax.axhline(_SR_TOL, color="grey", lw=0.8, ls="-.")
-    ax.set(xlabel="learning rate", ylabel="FP32 accuracy - FP8 accuracy (points)",
-           title="MNIST: weight-update rounding vs lr")
+                base = seeds_of(f"train-{m}-small-lr{lr:g}-fp32-")
+                g = [train[k]["final"] - train[k.replace("-fp32-", f"-{v}-")]["final"]
+                     for k in base]
+                ax.semilogx([lr] * len(g), g, marker, color=color, alpha=0.4, ms=4)
+                means.append(float(np.mean(g)))
+            ax.semilogx(lrs, means, marker + "-", color=color, label=f"{m}: {label}")
+    ax.axhline(GAP_MIN, color="grey", lw=0.8, ls=":")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set(xlabel="learning rate (constant)", ylabel="accuracy gap (points)",
+           title="weight-update rounding: every seed")
     ax.legend(fontsize=6)
-    fig.set_size_inches(15, 4.5)
+    fig.set_size_inches(19, 4.5)
     fig.tight_layout()
 
 
@@ -407,5 +544,6 @@ REPRODUCTION = Reproduction(
     plot=plot,
     needs={"mnist": _needs_mnist},
     uses_device=True,
-    description="FP16 chunk-based accumulation study and MNIST FP32 vs FP8 (+SR) training.",
+    description="FP16 chunk-based accumulation study and MNIST FP32 vs FP8 (+SR) training, "
+                "claims judged on paired intervals over seeds.",
 )
