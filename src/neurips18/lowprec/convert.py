@@ -98,7 +98,7 @@ def _base_of(m: nn.Module) -> type | None:
 def _why_not(m: nn.Module, base: type) -> str | None:
     """None if ``m`` (an instance of ``base``) can be converted, else the reason."""
     fp8_cls = _FP8[base]
-    if not isinstance(m, fp8_cls) and type(m).forward is not base.forward:
+    if not isinstance(m, fp8_cls) and type(m).forward is not base.forward:  # type: ignore[attr-defined]
         return f"a subclass of {base.__name__} with its own forward"
     if isinstance(m, nn.modules.lazy.LazyModuleMixin):
         return "a lazy module: convert after its first forward"
@@ -160,7 +160,7 @@ def _mixed(fp8_cls: type, user_cls: type) -> type:
 def _swap(m: nn.Module, base: type, cfg: object) -> None:
     fp8_cls = _FP8[base]
     if not isinstance(m, fp8_cls):
-        m.__class__ = fp8_cls if type(m) is base else _mixed(fp8_cls, type(m))
+        m.__class__ = fp8_cls if type(m) is base else _mixed(fp8_cls, type(m))  # type: ignore[arg-type]
     m.cfg = cfg  # type: ignore[assignment]
 
 
@@ -173,7 +173,7 @@ def _fix_transformer_layers(module: nn.Module) -> None:
                 and not isinstance(m, Fp8TransformerEncoderLayer)
                 and type(m).forward is nn.TransformerEncoderLayer.forward):
             m.__class__ = (Fp8TransformerEncoderLayer if type(m) is nn.TransformerEncoderLayer
-                           else _mixed(Fp8TransformerEncoderLayer, type(m)))
+                           else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
     for m in module.modules():
         if isinstance(m, nn.TransformerEncoder) and any(
                 isinstance(layer, Fp8TransformerEncoderLayer) for layer in m.layers):

@@ -335,7 +335,7 @@ def _conv_padding(conv: nn.Conv1d | nn.Conv2d) -> list[tuple[int, int]]:
             total = d * (k - 1)
             out.append((total // 2, total - total // 2))
         return out
-    return [(p, p) for p in conv.padding]  # type: ignore[union-attr]
+    return [(int(p), int(p)) for p in conv.padding]
 
 
 def _conv2d(x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d, weight: torch.Tensor,
@@ -362,8 +362,9 @@ class Fp8Conv2d(_Fp8Mixin, nn.Conv2d):
             return self.forward(x.unsqueeze(0)).squeeze(0)
         if x.dim() != 4:
             raise invalid("input", x, "a 3-D (C, H, W) or 4-D (N, C, H, W) tensor")
-        return _conv2d(x, self, self.weight, _conv_padding(self), tuple(self.stride),
-                       tuple(self.dilation), self.cfg)
+        return _conv2d(x, self, self.weight, _conv_padding(self),
+                       (self.stride[0], self.stride[1]), (self.dilation[0], self.dilation[1]),
+                       self.cfg)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self._fp8_repr()}"

@@ -314,8 +314,8 @@ def _check_format(fmt: object, name: str = "fmt") -> FloatFormat:
 
 
 def _as_float32(x: object, name: str = "x") -> torch.Tensor:
-    check_tensor(name, x, floating=True, finite=False, nonempty=False)
-    return x.detach().to(torch.float32).contiguous()  # type: ignore[union-attr]
+    t: torch.Tensor = check_tensor(name, x, floating=True, finite=False, nonempty=False)
+    return t.detach().to(torch.float32).contiguous()
 
 
 def draw_key(generator: torch.Generator | None, device: torch.device | None = None

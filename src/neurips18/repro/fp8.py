@@ -82,6 +82,21 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class TransformerRuns:
+    """Beyond the paper: a small transformer (each image a sequence of its 28 rows) trained
+    in FP32 and under the FP8 recipe (attention included), SGD with momentum, cosine lr;
+    accuracy as for the standard runs."""
+
+    seeds: int
+    epochs: int
+    lr: float
+    momentum: float
+    width: int
+    heads: int
+    layers: int
+
+
+@dataclass(frozen=True)
 class Config(Profile):
     acc_sizes: tuple[int, ...]
     acc_vectors: int
@@ -94,6 +109,7 @@ class Config(Profile):
     standard: Standard
     small: Sweep
     claims: Literal["quick", "paper"]
+    transformer: TransformerRuns | None = None
 
     def check(self) -> None:
         for part in (self.standard, self.small):
@@ -111,7 +127,8 @@ PROFILES = {
     "smoke": Config(acc_sizes=(1024,), acc_vectors=8, sweep_size=1024, sweep_chunks=(1, 64),
                     n_train=256, n_test=500, batch=64, loss_scale=1024.0,
                     standard=Standard(("mlp",), 0.1, 1, 1, 2, 2),
-                    small=Sweep(("mlp",), (0.002, 0.001), 1, 1), claims="quick"),
+                    small=Sweep(("mlp",), (0.002, 0.001), 1, 1), claims="quick",
+                    transformer=TransformerRuns(1, 1, 0.05, 0.9, 8, 2, 1)),
     "quick": Config(acc_sizes=(1024, 4096, 16384), acc_vectors=32, sweep_size=16384,
                     sweep_chunks=(1, 8, 32, 64, 128, 256, 1024), n_train=6000, n_test=10000,
                     batch=64, loss_scale=1024.0,
@@ -122,7 +139,8 @@ PROFILES = {
                                                    4096),
                    n_train=60000, n_test=10000, batch=64, loss_scale=1024.0,
                    standard=Standard(("mlp", "cnn"), 0.1, 2, 8, 4, 3),
-                   small=Sweep(("mlp", "cnn"), (0.002, 0.001, 0.0005), 1, 4), claims="paper"),
+                   small=Sweep(("mlp", "cnn"), (0.002, 0.001, 0.0005), 1, 4), claims="paper",
+                   transformer=TransformerRuns(4, 2, 0.05, 0.9, 32, 4, 1)),
 }
 
 # Values measured by the project's brief (shared/papers/fp8.md), same setting as ours:
@@ -185,6 +203,11 @@ REFERENCES = References(
               0.0, source="issue: the failure appears at small learning rates; criterion "
                           "(fixed in advance): the gap does not shrink as lr shrinks",
               mode="min"),
+    Reference("transformer_gap", "transformer (beyond the paper): test accuracy FP8 recipe - "
+              "FP32 (points), lr {lr} cosine, momentum {momentum}, paired by seed", None,
+              source="informative: the paper trains no transformer"),
+    Reference("transformer_fp32", "transformer (beyond the paper): test accuracy FP32 (%)", None,
+              source="informative: the paper trains no transformer"),
     Reference("paper_table", "paper table: {model} test error FP8 - FP32 (points)", None,
               source="arXiv:1812.08011 accuracy table: not recovered"),
 )
@@ -228,6 +251,35 @@ def _accumulation(ctx: RunContext) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- training
+def _row_transformer(tr: TransformerRuns | None) -> Any:
+    """Each 28 x 28 image as a sequence of 28 row vectors: a linear embedding of the rows
+    plus learned position embeddings, pre-norm encoder layers, mean pooling, a linear
+    head. Every parameter lives in a layer that ``convert_to_fp8`` converts (or a norm)."""
+    import torch
+    from torch import nn
+
+    assert tr is not None
+    t: TransformerRuns = tr
+
+    class RowTransformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Linear(28, t.width)
+            self.pos = nn.Embedding(28, t.width)
+            layer = nn.TransformerEncoderLayer(t.width, t.heads, 2 * t.width, dropout=0.0,
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, t.layers, enable_nested_tensor=False)
+            self.norm = nn.LayerNorm(t.width)
+            self.head = nn.Linear(t.width, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            rows = x.reshape(x.shape[0], 28, 28)
+            h = self.embed(rows) + self.pos(torch.arange(28, device=x.device))
+            return self.head(self.norm(self.encoder(h).mean(1)))
+
+    return RowTransformer()
+
+
 def _train_one(model_name: str, variant: str, lr: float, epochs: int, seed: int,
                data: tuple[Any, ...], cfg: Config, device: str, *, cosine: bool,
                evals_last_epoch: int) -> dict[str, Any]:
@@ -240,15 +292,20 @@ def _train_one(model_name: str, variant: str, lr: float, epochs: int, seed: int,
     from neurips18.repro._common.models import mnist_cnn, mnist_mlp
 
     xtr, ytr, xte, yte = data
-    model = _common.init_model(mnist_mlp if model_name == "mlp" else mnist_cnn, seed)
+    tr = cfg.transformer
+    factories: dict[str, Any] = {"mlp": mnist_mlp, "cnn": mnist_cnn,
+                                 "transformer": partial(_row_transformer, tr)}
+    model = _common.init_model(factories[model_name], seed)
     model = _common.to_device(model, device)
+    momentum = tr.momentum if model_name == "transformer" and tr is not None else 0.0
     if variant == "fp32":
-        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=lr,
+                                                     momentum=momentum)
     else:
         scale = cfg.loss_scale if variant == "fp8-ls" else 1.0
         convert_to_fp8(model, Fp8Recipe(loss_scale=scale))
         opt = StochasticRoundingSGD(
-            model.parameters(), lr=lr,
+            model.parameters(), lr=lr, momentum=momentum,
             rounding="nearest" if variant == "fp8-nearest" else "stochastic",
             generator=torch.Generator(device=device).manual_seed(seed + 7))
     if cosine:  # lr0 * (1 + cos(pi t / T)) / 2 after step t: ends at zero
@@ -296,6 +353,13 @@ def _runs(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
                     runs.append((_small_key(m, lr, v, s), dict(
                         model_name=m, variant=v, lr=lr, epochs=sm.epochs, seed=s,
                         cosine=False, evals_last_epoch=1)))
+    tr = cfg.transformer
+    for s in range(tr.seeds if tr is not None else 0):
+        assert tr is not None
+        for v in ("fp32", "fp8"):
+            runs.append((_standard_key("transformer", v, s), dict(
+                model_name="transformer", variant=v, lr=tr.lr, epochs=tr.epochs, seed=s,
+                cosine=True, evals_last_epoch=st.evals_last_epoch)))
     return runs
 
 
@@ -329,9 +393,10 @@ def standard_accuracy(r: dict[str, Any], st: Standard) -> float:
     return math.fsum(r["curve"][-st.average_last:]) / st.average_last
 
 
-def standard_accs(train: dict[str, Any], cfg: Config, m: str, v: str) -> list[float]:
+def standard_accs(train: dict[str, Any], cfg: Config, m: str, v: str,
+                  seeds: int | None = None) -> list[float]:
     return [standard_accuracy(train[_standard_key(m, v, s)], cfg.standard)
-            for s in range(cfg.standard.seeds)]
+            for s in range(cfg.standard.seeds if seeds is None else seeds)]
 
 
 def small_accs(train: dict[str, Any], cfg: Config, m: str, lr: float, v: str) -> list[float]:
@@ -412,6 +477,21 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
                 lo, hi = min(sm.lrs), max(sm.lrs)
                 _row("nearest_growth", estimate(near_gaps[lo], paired_with=near_gaps[hi]),
                      rows, notes, model=m, lo=f"{lo:g}", hi=f"{hi:g}")
+    tr = cfg.transformer
+    if train and tr is not None:
+        fp32, fp8 = (standard_accs(train, cfg, "transformer", v, tr.seeds) for v in
+                     ("fp32", "fp8"))
+        rows.append(REFERENCES.row("transformer_gap", estimate(fp8, paired_with=fp32),
+                                   lr=f"{tr.lr:g}", momentum=f"{tr.momentum:g}"))
+        rows.append(REFERENCES.row("transformer_fp32", estimate(fp32)))
+        notes.append(
+            f"Transformer (beyond the paper): each image a sequence of its 28 rows, width "
+            f"{tr.width}, {tr.heads} heads, {tr.layers} pre-norm encoder layer(s), mean "
+            f"pooling; SGD lr {tr.lr:g} with momentum {tr.momentum:g}, cosine to 0 over "
+            f"{tr.epochs} epoch(s), {tr.seeds} seeds; FP8 = every linear, embedding and "
+            "attention GEMM (projections, Q K^T and P V) under the recipe, the row embedding "
+            "and the head in E6M9 (first and last layers), master weights and momentum in "
+            "E6M9 with stochastic rounding.")
     for model in _PAPER_TABLE_MODELS:
         rows.append(REFERENCES.row("paper_table", None, model=model))
     notes += [
@@ -480,10 +560,14 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     ax = axes[2]
     x = 0
     ticks = []
-    for m in sorted({k.split("-")[1] for k in train if "-standard-" in k}):
+    models = [m for m in ("mlp", "cnn", "transformer")
+              if any(k.startswith(f"train-{m}-standard-") for k in train)]
+    for m in models:
         base = seeds_of(f"train-{m}-standard-fp32-")
         n_avg = data["average_last"]
         for v, color in (("fp8", "C0"), ("fp8-ls", "C1")):
+            if not base or base[0].replace("-fp32-", f"-{v}-") not in train:
+                continue
             gaps = [np.mean(train[k.replace("-fp32-", f"-{v}-")]["curve"][-n_avg:])
                     - np.mean(train[k]["curve"][-n_avg:]) for k in base]
             ax.plot([x] * len(gaps), gaps, "o", color=color, alpha=0.5, ms=4)
