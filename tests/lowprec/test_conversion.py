@@ -21,13 +21,17 @@ from neurips18.lowprec import (
     Fp8Conv2d,
     Fp8ConversionWarning,
     Fp8Embedding,
+    Fp8GRU,
     Fp8Linear,
+    Fp8LSTM,
     Fp8MultiheadAttention,
     Fp8Recipe,
+    Fp8RNN,
     Fp8TransformerEncoderLayer,
     chunked_matmul,
     convert_to_fp8,
     fp8_report,
+    is_representable,
     quantize,
 )
 
@@ -293,6 +297,61 @@ def test_embedding_is_the_one_hot_gemm_of_the_recipe(mode):
     assert torch.equal(emb.weight.grad, want)
 
 
+# ----------------------------------------------------------------------------- recurrent
+RECURRENT_CASES = [nn.RNN(4, 5), nn.RNN(4, 5, nonlinearity="relu", num_layers=2),
+                   nn.LSTM(4, 5, 2, bidirectional=True),
+                   nn.LSTM(4, 6, proj_size=3, batch_first=True),
+                   nn.GRU(4, 5, 2, bidirectional=True, batch_first=True),
+                   nn.GRU(4, 5, bias=False)]
+
+
+@pytest.mark.parametrize("ref", RECURRENT_CASES, ids=lambda m: repr(m))
+def test_recurrent_plumbing_matches_torch_without_rounding(ref):
+    torch.manual_seed(14)
+    emu = _converted(ref, NO_ROUNDING)
+    assert isinstance(emu, {nn.RNN: Fp8RNN, nn.LSTM: Fp8LSTM, nn.GRU: Fp8GRU}[type(ref)])
+    x = torch.randn(3, 7, 4) if ref.batch_first else torch.randn(7, 3, 4)
+
+    class Flat(nn.Module):  # outputs and final states as one tensor
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            out, state = self.m(x)
+            states = state if isinstance(state, tuple) else (state,)
+            return torch.cat([out.reshape(-1)] + [s.reshape(-1) for s in states])
+
+    _same_forward_backward(Flat(ref), Flat(emu), x, atol=1e-5)
+
+
+def test_recurrent_unbatched_input_and_initial_state_match_torch():
+    torch.manual_seed(15)
+    ref = nn.LSTM(4, 5)
+    emu = _converted(ref, NO_ROUNDING)
+    x, h0 = torch.randn(6, 4), (torch.randn(1, 5), torch.randn(1, 5))
+    (a, (ha, ca)), (b, (hb, cb)) = ref(x, h0), emu(x, h0)
+    for u, v in ((a, b), (ha, hb), (ca, cb)):
+        torch.testing.assert_close(v, u, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="packed"):
+        emu(nn.utils.rnn.pack_sequence([torch.randn(3, 4), torch.randn(2, 4)]))
+
+
+def test_recurrent_weight_gradient_is_one_chunked_gemm_over_all_steps():
+    """The recurrent weight is used at every step; its gradient is rounded once to E6M9
+    (one chunked product over time x batch), not summed step by step in float32."""
+    torch.manual_seed(16)
+    for layer in (nn.LSTM(8, 8), nn.GRU(8, 8), nn.RNN(8, 8)):
+        emu = convert_to_fp8(layer, ALL_FP8)
+        emu(torch.randn(20, 4, 8))[0].square().sum().backward()
+        for name, p in emu.named_parameters():
+            assert bool(is_representable(p.grad, E6M9).all()), name
+        ref = copy.deepcopy(layer)
+        ref.__class__ = type(layer).__mro__[3]  # the torch class: float32 reference
+        x = torch.randn(20, 4, 8)
+        assert _sqnr_db(ref(x)[0], emu(x)[0]) < 60.0
+
+
 # ----------------------------------------------------------------------------- the report
 class _Custom(nn.Module):
     def __init__(self) -> None:
@@ -314,14 +373,14 @@ class _PlainSubclassLinear(nn.Linear):
 
 
 def test_every_module_left_in_float32_is_named_in_a_warning_and_the_report():
-    model = nn.Sequential(nn.Linear(3, 3), nn.Conv3d(1, 1, 1), nn.LSTM(3, 3), nn.LayerNorm(3),
+    model = nn.Sequential(nn.Linear(3, 3), nn.Conv3d(1, 1, 1), nn.LSTMCell(3, 3), nn.LayerNorm(3),
                           _Custom(), nn.Embedding(3, 3, max_norm=1.0), nn.Bilinear(3, 3, 3),
                           nn.ConvTranspose2d(1, 1, 2), _OwnForwardLinear(3, 3),
                           nn.Linear(3, 3))
     with pytest.warns(Fp8ConversionWarning) as record:
         convert_to_fp8(model, module_filter=lambda m, name: name != "9")
     text = str(record[0].message)
-    for path, typ in [("1", "Conv3d"), ("2", "LSTM"), ("4", "_Custom"), ("5", "Embedding"),
+    for path, typ in [("1", "Conv3d"), ("2", "LSTMCell"), ("4", "_Custom"), ("5", "Embedding"),
                       ("6", "Bilinear"), ("7", "ConvTranspose2d"), ("8", "_OwnForwardLinear")]:
         assert f"{path} ({typ}" in text
     assert "LayerNorm" not in text and "9 (" not in text  # float32 by design; the user's filter

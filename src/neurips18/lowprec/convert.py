@@ -20,6 +20,7 @@ from torch import nn
 from neurips18._validation import InstanceOf, Predicate, check
 from neurips18.lowprec.attention import Fp8MultiheadAttention, Fp8TransformerEncoderLayer
 from neurips18.lowprec.layers import Fp8Conv1d, Fp8Conv2d, Fp8Embedding, Fp8Linear, Fp8Recipe
+from neurips18.lowprec.recurrent import Fp8GRU, Fp8LSTM, Fp8RNN
 
 __all__ = ["Fp8ConversionWarning", "Fp8Report", "ReportEntry", "convert_to_fp8", "fp8_report"]
 
@@ -80,12 +81,13 @@ _UNSUPPORTED: dict[type, str] = {
     nn.modules.conv._ConvTransposeNd: "transposed convolutions are not emulated",
     nn.Bilinear: "bilinear layers are not emulated",
     nn.EmbeddingBag: "embedding bags are not emulated",
-    nn.modules.rnn.RNNBase: "recurrent layers are not emulated",
-    nn.modules.rnn.RNNCellBase: "recurrent cells are not emulated",
+    nn.modules.rnn.RNNBase: "a recurrent layer type that is not emulated",
+    nn.modules.rnn.RNNCellBase: "recurrent cells are not emulated (the full layers are)",
 }
 # torch base class -> its FP8 class
 _FP8 = {nn.Linear: Fp8Linear, nn.Conv1d: Fp8Conv1d, nn.Conv2d: Fp8Conv2d,
-        nn.Embedding: Fp8Embedding, nn.MultiheadAttention: Fp8MultiheadAttention}
+        nn.Embedding: Fp8Embedding, nn.MultiheadAttention: Fp8MultiheadAttention,
+        nn.RNN: Fp8RNN, nn.LSTM: Fp8LSTM, nn.GRU: Fp8GRU}
 
 
 def _base_of(m: nn.Module) -> type | None:
@@ -222,10 +224,11 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
     ----------
     module : the model (or a single layer), converted in place. Converted: ``nn.Linear``,
         ``nn.Conv1d``, ``nn.Conv2d`` (any groups, padding and padding mode),
-        ``nn.Embedding`` (without ``max_norm``/``scale_grad_by_freq``/``sparse``) and
+        ``nn.Embedding`` (without ``max_norm``/``scale_grad_by_freq``/``sparse``),
         ``nn.MultiheadAttention`` as a whole (so ``nn.TransformerEncoderLayer``/
-        ``DecoderLayer``/``nn.Transformer``), and subclasses of these that keep the torch
-        ``forward``. Each keeps its identity, parameters, hooks and training mode.
+        ``DecoderLayer``/``nn.Transformer``), ``nn.RNN``/``nn.LSTM``/``nn.GRU``, and
+        subclasses of these that keep the torch ``forward``. Each keeps its identity,
+        parameters, hooks and training mode.
     recipe : an :class:`Fp8Recipe` (default: the paper's). Converting a converted model
         again applies the new recipe to all its FP8 layers.
     module_filter : ``fn(module, fully_qualified_name) -> bool``; only layers for which it

@@ -29,6 +29,9 @@ weight updates):
 * ``nn.MultiheadAttention`` (and so ``nn.TransformerEncoderLayer``/``DecoderLayer``):
   the input and output projections and the two batched products (scores ``Q K^T`` and
   ``P V``), see :mod:`neurips18.lowprec.attention`.
+* ``nn.RNN``/``nn.LSTM``/``nn.GRU``: the input projections of all steps as one GEMM, the
+  recurrent projections step by step, their weight gradients as one GEMM over all steps,
+  see :mod:`neurips18.lowprec.recurrent`.
 
 Emulation details: convolutions are lowered to GEMMs with ``unfold``; bias addition and the
 bias gradient are done in the accumulation format.
