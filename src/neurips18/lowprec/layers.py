@@ -145,15 +145,21 @@ def _bias_grad(g2: torch.Tensor, cfg: _LayerCfg) -> torch.Tensor:
     return chunked_sum(g2, cfg.acc, chunk=cfg.chunk, dim=0, mode=cfg.mode)
 
 
+def affine(xq: torch.Tensor, wq: torch.Tensor, b: torch.Tensor | None,
+           cfg: _LayerCfg) -> torch.Tensor:
+    """Internal: ``xq @ wq^T`` accumulated under the recipe, plus ``b`` in the accumulation
+    format (the forward product of every linear map)."""
+    y = cfg.mm(xq, wq.t())
+    return y if b is None else cfg.qa(y + b.detach().float())
+
+
 class _Fp8LinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x2: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,
                 cfg: _LayerCfg) -> torch.Tensor:
         xq = cfg.q(x2)
         wq = cfg.q(w)
-        y = cfg.mm(xq, wq.t())
-        if b is not None:
-            y = cfg.qa(y + b.detach().float())
+        y = affine(xq, wq, b, cfg)
         ctx.save_for_backward(xq, wq)
         ctx.cfg = cfg
         ctx.has_bias = b is not None

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurips18._validation import invalid
-from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, fp8_linear
+from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, affine, fp8_linear
 
 
 class _Store:
@@ -69,9 +69,7 @@ class _StepGemm(torch.autograd.Function):
     def forward(ctx: Any, h: torch.Tensor, token: torch.Tensor, wq: torch.Tensor,
                 b: torch.Tensor | None, cfg: _LayerCfg, store: _Store) -> torch.Tensor:
         hq = cfg.q(h)
-        y = cfg.mm(hq, wq.t())
-        if b is not None:
-            y = cfg.qa(y + b)
+        y = affine(hq, wq, b, cfg)
         ctx.save_for_backward(hq, wq)
         ctx.cfg, ctx.store = cfg, store
         return y
@@ -94,7 +92,7 @@ class _Shared:
         self.cfg = cfg
         self.token = _SharedWeight.apply(w, b, cfg, self.store)
         self.wq = cfg.q(w)
-        self.b = None if b is None else b.detach().float()
+        self.b = b
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         y = _StepGemm.apply(h, self.token, self.wq, self.b, self.cfg, self.store)
