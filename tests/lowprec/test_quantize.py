@@ -136,7 +136,7 @@ def test_edge_cases():
 def test_float32_format_is_identity_and_dtypes():
     x = torch.randn(1000)
     assert torch.equal(quantize(x, FP32), x)
-    # float32 subnormals too (they once lost their last bit), on every kernel path
+    # float32 subnormals too, on every kernel path (the last bit is the easiest to lose)
     sub = torch.arange(1, 1 << 13, dtype=torch.int32).view(torch.float32) * torch.tensor(
         [1.0, -1.0]).repeat(1 << 12)[1:]
     for n in (100, (1 << 13) - 1):
