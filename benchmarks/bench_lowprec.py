@@ -6,7 +6,8 @@
    ``x.clone()``, the ``torch.float8_e5m2`` round trip, and qtorch's ``float_quantize``
    (if qtorch is installed; its C++ extension compiles at first import).
 2. chunked_matmul (E5M2 inputs, E6M9 accumulation, chunk 64) fast / exact vs FP32 matmul.
-3. One training step of the MNIST CNN and MLP: FP8 recipe (+ StochasticRoundingSGD) vs
+3. One training step of the MNIST CNN and MLP, a small transformer encoder (rows of an
+   image as a sequence of 28 tokens) and an LSTM: FP8 recipe (+ StochasticRoundingSGD) vs
    FP32 SGD (the per-step ratio is the per-epoch ratio; best of three blocks of steps), with
    the time split into forward (+ loss), backward and optimizer step.
 
@@ -86,22 +87,52 @@ def bench_matmul(n: int, exact: bool) -> dict[str, Any]:
     return res
 
 
+class _RowTransformer(torch.nn.Module):
+    """A 28 x 28 image as a sequence of its rows: linear embedding, one encoder layer."""
+
+    def __init__(self) -> None:
+        from torch import nn
+
+        super().__init__()
+        self.embed = nn.Linear(28, 64)
+        self.encoder = nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x.reshape(-1, 28, 28))).mean(1))
+
+
+class _RowLSTM(torch.nn.Module):
+    """A 28 x 28 image as a sequence of its rows through a one-layer LSTM."""
+
+    def __init__(self) -> None:
+        from torch import nn
+
+        super().__init__()
+        self.lstm = nn.LSTM(28, 64, batch_first=True)
+        self.head = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.lstm(x.reshape(-1, 28, 28))[0][:, -1])
+
+
 def bench_training(steps: int) -> dict[str, Any]:
     from torch import nn
 
     from neurips18.lowprec import Fp8Recipe, StochasticRoundingSGD, convert_to_fp8
+    from neurips18.repro._common import init_model
     from neurips18.repro._common.models import mnist_cnn, mnist_mlp
 
     res: dict[str, Any] = {"batch": 64, "steps": steps}
     g = torch.Generator().manual_seed(2)
     x = torch.randn(64, 1, 28, 28, generator=g)
     y = torch.randint(0, 10, (64,), generator=g)
-    for name, make in (("mlp", mnist_mlp), ("cnn", mnist_cnn)):
+    for name, make in (("mlp", mnist_mlp), ("cnn", mnist_cnn),
+                       ("transformer", _RowTransformer), ("lstm", _RowLSTM)):
         times: dict[str, float] = {}
         breakdown: dict[str, dict[str, float]] = {}
         for variant in ("fp32", "fp8"):
-            torch.manual_seed(0)
-            model = make()
+            model = init_model(make, 0)
             if variant == "fp32":
                 opt: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
             else:
@@ -152,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/bench/lowprec.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    out: dict[str, Any] = {"torch": torch.__version__, "python": sys.version.split()[0],
+    out: dict[str, Any] = {"command": " ".join(["python", *sys.argv]),
+                           "torch": torch.__version__, "python": sys.version.split()[0],
                            "machine": platform.machine(), "threads": 1}
     print(f"quantize, {args.numel} float32 elements, 1 thread (ratio to x.clone()):")
     q = out["quantize"] = bench_quantize(args.numel)
@@ -172,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m[mode]['x_fp32_matmul']:7.1f}x fp32 matmul")
     print(f"training step, batch 64, {args.steps} steps (ratio = epoch ratio):")
     t = out["training"] = bench_training(args.steps)
-    for name in ("cnn", "mlp"):
+    for name in ("cnn", "mlp", "transformer", "lstm"):
         r = t[name]
         print(f"  {name}: fp32 {r['fp32_step_s'] * 1e3:.1f} ms, fp8 {r['fp8_step_s'] * 1e3:.1f} ms"
               f"  -> {r['fp8_x_fp32']:.2f}x")

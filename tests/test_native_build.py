@@ -58,8 +58,22 @@ def test_switch_compiler_and_build_failures_give_none(monkeypatch, tmp_path):
 @needs_cc
 def test_broken_source_or_missing_symbol_gives_none(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
-    assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
-    assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
+    with pytest.warns(RuntimeWarning, match="add3"):
+        assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
+
+
+@needs_cc
+def test_a_failed_build_keeps_the_compiler_output_in_the_warning(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
+    with pytest.warns(RuntimeWarning) as record:
+        assert _native.load("unittest", "int add3(int x) { return x + undeclared_name; }\n",
+                            _SIG) is None
+    (w,) = [w for w in record if "unittest" in str(w.message)]
+    text = str(w.message)
+    assert "undeclared_name" in text  # the compiler's diagnostic, not just "failed"
+    assert "-O3" in text and "exit status" in text  # the command that was run
 
 
 @needs_cc

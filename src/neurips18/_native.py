@@ -10,7 +10,9 @@ written under a temporary name and moved into place with :func:`os.replace`, so 
 building at the same time never load a partial file. Nothing is compiled at import: callers
 call :func:`load` (behind their own ``functools.cache``) when a kernel is first needed, and
 fall back to their Python kernels when it returns None -- no compiler, a failed build, or
-the caller's environment switch set to ``0``.
+the caller's environment switch set to ``0``. A build that fails (or a library that cannot
+be loaded) is reported in a :class:`RuntimeWarning` that carries the compiler's command
+and output, so that the reason for the slower fallback is visible.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,19 +62,30 @@ def enabled(switch: str) -> bool:
     return os.environ.get(switch, "1") != "0"
 
 
+_LOG_CHARS = 4000  # compiler output kept in the warning (its end, where the errors are)
+
+
 def _build(source: str, name: str, cc: str, flags: Sequence[str], libs: Sequence[str],
-           target: Path) -> bool:
+           target: Path) -> str | None:
+    """Compile ``source`` into ``target``; None on success, else the command and its output."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src = Path(tmp) / f"{name}_native.c"
         src.write_text(source)
         out = Path(tmp) / target.name
         cmd = [cc, *flags, str(src), "-o", str(out), *(f"-l{lib}" for lib in libs)]
-        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
+                                  timeout=120, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"$ {' '.join(cmd)}\n{exc!r}"
         if proc.returncode != 0 or not out.exists():
-            return False
+            log = (proc.stderr + proc.stdout).strip()
+            if len(log) > _LOG_CHARS:
+                log = "...\n" + log[-_LOG_CHARS:]
+            return f"$ {' '.join(cmd)}\n(exit status {proc.returncode})\n{log}"
         os.replace(out, target)  # atomic: a concurrent builder never sees a partial file
-    return True
+    return None
 
 
 def load(name: str, source: str, signatures: Mapping[str, Signature], *,
@@ -88,20 +102,29 @@ def load(name: str, source: str, signatures: Mapping[str, Signature], *,
     cc = compiler()
     if cc is None:
         return None
+    failures: list[str] = []
     for flags in ((*BASE_FLAGS, *NATIVE_FLAGS), BASE_FLAGS):
         parts = [source, cc, *flags, *(f"-l{lib}" for lib in libs), platform.machine(),
                  _cpu_signature()]
         key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
         path = cache_dir() / f"{name}-native" / f"{name}_{key}.so"
         try:
-            if not path.exists() and not _build(source, name, cc, flags, libs, path):
-                continue
+            if not path.exists():
+                failure = _build(source, name, cc, flags, libs, path)
+                if failure is not None:
+                    failures.append(failure)
+                    continue
             lib = ctypes.CDLL(str(path))
             for fn, (argtypes, restype) in signatures.items():
                 f = getattr(lib, fn)
                 f.argtypes = list(argtypes)
                 f.restype = restype
-        except (OSError, AttributeError, subprocess.SubprocessError):
+        except (OSError, AttributeError, subprocess.SubprocessError) as exc:
+            failures.append(f"loading {path}: {exc!r}")
             continue
         return lib
+    if failures:
+        warnings.warn(f"neurips18: the native kernel {name!r} is unavailable (falling back to "
+                      "the slower Python kernels):\n" + "\n\n".join(failures),
+                      RuntimeWarning, stacklevel=2)
     return None

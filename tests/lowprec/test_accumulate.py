@@ -119,10 +119,12 @@ def test_chunked_matmul_bad_input():
         chunked_matmul(a, b, E6M9, chunk=0)
     with pytest.raises(TypeError, match="chunk"):
         chunked_matmul(a, b, E6M9, chunk=2.5)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="inner dimensions"):
+    with pytest.raises(ValueError, match="Invalid b: .*3 rows"):
         chunked_matmul(a, torch.ones(4, 3), E6M9)
-    with pytest.raises(ValueError, match="2-D"):
-        chunked_matmul(a[None], b, E6M9)
+    with pytest.raises(ValueError, match="Invalid a: .*at least 2 dimensions"):
+        chunked_matmul(a[0], b, E6M9)
+    with pytest.raises(ValueError, match="batch dimensions"):
+        chunked_matmul(torch.ones(2, 2, 3), torch.ones(3, 3, 4), E6M9)
     with pytest.raises(ValueError, match="mode"):
         chunked_matmul(a, b, E6M9, mode="slow")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="floating"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -118,8 +119,9 @@ def test_convert_to_fp8_first_last_filter_and_shared_parameters():
     assert isinstance(m3[3], nn.Linear) and not isinstance(m3[3], Fp8Linear)
     grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Conv2d(4, 4, 3, padding="same"))
     convert_to_fp8(grouped)
-    assert not any(isinstance(m, Fp8Conv2d) for m in grouped)
-    assert isinstance(convert_to_fp8(nn.Linear(3, 2)), Fp8Linear)
+    assert all(isinstance(m, Fp8Conv2d) for m in grouped)
+    lin = nn.Linear(3, 2)
+    assert convert_to_fp8(lin) is lin and isinstance(lin, Fp8Linear)  # in place
     with pytest.raises(TypeError, match="recipe"):
         convert_to_fp8(model, "fp8")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="module"):
@@ -234,3 +236,74 @@ def test_nearest_rounding_update_against_scalar_reference(ref):
     want32 = quantize(w_start - 0.05 * g, E6M9)
     assert torch.equal(w.detach(), want32)
     assert max(abs(a - b) for a, b in zip(w.detach().tolist(), want, strict=True)) <= 2.0**-9
+
+
+@pytest.mark.parametrize("kw, word", [(dict(lr=float("inf")), "learning rate"),
+                                      (dict(lr=0.1, momentum=float("inf")), "momentum"),
+                                      (dict(lr=0.1, weight_decay=float("nan")), "weight_decay")])
+def test_optimizer_rejects_non_finite_hyperparameters(kw, word):
+    with pytest.raises(ValueError, match=f"Invalid {word}"):
+        StochasticRoundingSGD([nn.Parameter(torch.ones(2))], **kw)
+
+
+def test_every_param_group_is_checked_and_rounded_to_its_format():
+    w = nn.Parameter(torch.ones(4))
+    opt = StochasticRoundingSGD([w], lr=0.1)
+    with pytest.raises(ValueError, match="Invalid learning rate: inf"):
+        opt.add_param_group({"params": [nn.Parameter(torch.ones(2))], "lr": float("inf")})
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        StochasticRoundingSGD([{"params": [nn.Parameter(torch.ones(2))], "lr": -1.0}], lr=0.1)
+    extra = nn.Parameter(torch.full((3,), 1.0 + 2.0**-12))  # between two E6M9 values
+    opt.add_param_group({"params": [extra]})
+    assert torch.equal(extra.detach(), torch.ones(3))  # rounded to the master format
+    head = nn.Parameter(torch.full((3,), 1.3))
+    opt.add_param_group({"params": [head], "fmt": E5M2})
+    assert torch.equal(head.detach(), torch.full((3,), 1.25))
+
+
+def test_optimizer_checkpoint_loads_safely_and_resumes_the_same_run(tmp_path):
+    """torch.load with its default (weights_only) reads the state dict, FloatFormats and the
+    rounding stream included; a resumed run continues bit for bit."""
+    torch.manual_seed(13)
+    model0 = nn.Sequential(nn.Linear(6, 6), nn.Linear(6, 2))
+    convert_to_fp8(model0, Fp8Recipe())
+    x, y = torch.randn(16, 6), torch.randint(0, 2, (16,))
+
+    def steps(model, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    def fresh():
+        m = copy.deepcopy(model0)
+        return m, StochasticRoundingSGD(m.parameters(), lr=0.05, momentum=0.9, fmt=E6M9,
+                                        generator=3)
+
+    full_m, full_o = fresh()
+    steps(full_m, full_o, 6)
+    m, o = fresh()
+    steps(m, o, 3)
+    torch.save({"model": m.state_dict(), "opt": o.state_dict()}, tmp_path / "ckpt.pt")
+    ck = torch.load(tmp_path / "ckpt.pt")  # default safe loading
+    m2, o2 = fresh()
+    m2.load_state_dict(ck["model"])
+    o2.load_state_dict(ck["opt"])
+    assert o2.param_groups[0]["fmt"] == E6M9
+    steps(m2, o2, 3)
+    for p, q in zip(full_m.parameters(), m2.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_an_int_seed_is_a_generator():
+    w0 = torch.randn(40)
+    outs = []
+    for gen in (5, torch.Generator().manual_seed(5)):
+        w = nn.Parameter(w0.clone())
+        opt = StochasticRoundingSGD([w], lr=1e-3, generator=gen)
+        w.grad = torch.randn(40, generator=torch.Generator().manual_seed(0))
+        opt.step()
+        outs.append(w.detach().clone())
+    assert torch.equal(outs[0], outs[1])
+    with pytest.raises(TypeError, match="generator"):
+        StochasticRoundingSGD([nn.Parameter(w0.clone())], lr=0.1, generator="five")

@@ -136,7 +136,7 @@ def test_edge_cases():
 def test_float32_format_is_identity_and_dtypes():
     x = torch.randn(1000)
     assert torch.equal(quantize(x, FP32), x)
-    # float32 subnormals too (they once lost their last bit), on every kernel path
+    # float32 subnormals too, on every kernel path (the last bit is the easiest to lose)
     sub = torch.arange(1, 1 << 13, dtype=torch.int32).view(torch.float32) * torch.tensor(
         [1.0, -1.0]).repeat(1 << 12)[1:]
     for n in (100, (1 << 13) - 1):
@@ -151,7 +151,8 @@ def test_float32_format_is_identity_and_dtypes():
         assert np.array_equal(round_nearest_np(xs.numpy(), FP32).view(np.int32),
                               xs.numpy().view(np.int32))
     y = quantize(x.double(), E5M2)
-    assert y.dtype == torch.float32 and y.shape == x.shape
+    assert y.dtype == torch.float64 and y.shape == x.shape  # float64 stays float64
+    assert torch.equal(y, quantize(x, E5M2).double())
     assert quantize(torch.empty(0, 3), E5M2).shape == (0, 3)
     h = torch.randn(100).half()
     assert torch.equal(quantize(h, FP16), h.float())
@@ -287,4 +288,39 @@ def test_bad_quantize_arguments():
     with pytest.raises(ValueError, match="rounding"):
         quantize(torch.ones(3), E5M2, rounding="up")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="generator"):
-        quantize(torch.ones(3), E5M2, "stochastic", generator=0)  # type: ignore[arg-type]
+        quantize(torch.ones(3), E5M2, "stochastic", generator=-1)
+    with pytest.raises(TypeError, match="generator"):
+        quantize(torch.ones(3), E5M2, "stochastic", generator="seed")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="straight_through"):
+        quantize(torch.ones(3), E5M2, straight_through=1)  # type: ignore[arg-type]
+
+
+def test_float64_input_keeps_its_dtype_and_is_rounded_once(ref):
+    """x just above a tie of two E5M2 neighbours: a float32 cast would land on the tie and
+    round to even (down); rounding float64 correctly goes up."""
+    eps = 2.0**-40
+    xs = [1.125 + eps, -(1.125 + eps), 1.375 - eps, 2.5 + eps, 3e-5 * (1 + eps), 70000.0,
+          1e300, -1e-300, 5.0]
+    x = torch.tensor(xs, dtype=torch.float64)
+    for fmt, (e, m) in ((E5M2, (5, 2)), (E6M9, (6, 9)), (FP16, (5, 10))):
+        y = quantize(x, fmt)
+        assert y.dtype == torch.float64
+        assert y.tolist() == [ref.round(v, e, m) for v in xs]
+    assert quantize(torch.tensor([1.125 + eps], dtype=torch.float64), E5M2).item() == 1.25
+    assert quantize(torch.tensor([1.125 + eps]), E5M2).item() == 1.0  # float32 is the tie
+
+
+def test_quantize_is_detached_unless_straight_through():
+    x = torch.randn(10, requires_grad=True)
+    assert not quantize(x, E5M2).requires_grad
+    y = quantize(x, E5M2, straight_through=True)
+    assert torch.equal(y, quantize(x, E5M2)) and y.requires_grad
+    (y * torch.arange(10.0)).sum().backward()
+    assert torch.equal(x.grad, torch.arange(10.0))  # the gradient passes through
+
+
+def test_an_int_seed_is_a_generator_for_stochastic_rounding():
+    x = torch.randn(1000)
+    a = quantize(x, E5M2, "stochastic", 7)
+    assert torch.equal(a, quantize(x, E5M2, "stochastic", torch.Generator().manual_seed(7)))
+    assert torch.equal(a, quantize(x, E5M2, "stochastic", 7))  # the same seed, the same draw

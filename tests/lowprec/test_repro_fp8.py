@@ -1,50 +1,68 @@
-"""The fp8 reproduction runs end to end on a tiny configuration (MNIST needed)."""
+"""Focused checks of the fp8 reproduction's pieces (the registry-driven smoke test runs it)."""
 
 from __future__ import annotations
 
-import pytest
+import math
 
-from neurips18.repro.core import RunContext
+from neurips18.repro import fp8
+from neurips18.repro.core import estimate
 
 
-def test_fp8_reproduction_tiny(tmp_path):
-    from neurips18.datasets import DataError, load_mnist
+def test_chunking_removes_swamping_in_the_accumulation_study():
+    err = fp8._dot_errors("uniform", 4096, 8, (4096, 64), seed=3)
+    assert err["64"] * 10 < err["4096"]  # chunks of 64 cut the sequential error tenfold
 
-    try:
-        load_mnist("test")
-    except DataError as exc:
-        pytest.skip(f"MNIST not available: {exc}")
-    import matplotlib
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+def _fake_data(cfg, acc):
+    vs_n = {f"acc-{d}-{n}": {str(n): 0.5, "64": 0.002} for d in ("uniform", "normal")
+            for n in cfg.acc_sizes}
+    data = {"accumulation": {"vs_n": vs_n, "sweep": {"1": 0.5, "64": 0.002}},
+            "training": {}, "average_last": cfg.standard.average_last}
+    for key, kw in fp8._runs(cfg):
+        a = acc(kw)
+        data["training"][key] = {"curve": [a] * cfg.standard.evals_last_epoch, "final": a}
+    return data
 
-    from neurips18.repro import fp8
 
-    cfg = {
-        "acc_sizes": [1024], "acc_vectors": 8, "sweep_size": 1024, "sweep_chunks": [1, 64],
-        "models": ["mlp"], "n_train": 256, "n_test": 500, "seeds": 1, "batch": 64,
-        "standard": {"lr": 0.1, "epochs": 1}, "small": {"lrs": [0.002, 0.001], "epochs": 1},
-        "loss_scale": 1024.0,
-    }
-    ctx = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
-                     progress=False)
-    out = fp8.run(ctx)
-    names = [c.metric for c in out.comparisons]
-    assert any("sequential" in n for n in names)
-    assert any("FP8 recipe" in n for n in names)
-    # one SR row and one nearest-gap row per lr of the sweep, plus the growth row
-    assert sum("FP8 + SR updates" in n for n in names) == 2
-    assert sum("nearest updates (points), lr" in n for n in names) == 2
-    assert any("minus gap" in n for n in names)
-    assert set(out.data["small_lr_gaps"]["mlp"]) == {"0.002", "0.001"}
-    seq = out.data["accumulation"]["vs_n"]["acc-uniform-1024"]
-    assert seq["64"] < seq["1024"]  # chunking helps
-    for r in out.data["training"].values():
-        assert 0.0 <= r["acc"] <= 100.0
-    # resumes from the checkpoints without recomputing
-    ctx2 = RunContext(profile="quick", config=cfg, seed=0, checkpoint_dir=tmp_path / "ck",
-                      progress=False)
-    fp8.run(ctx2)
-    assert ctx2.computed_steps == [] and ctx2.resumed_steps
-    fp8.plot(out.data, Figure())
+def test_judge_pairs_by_seed_and_gives_one_row_per_claim_and_lr():
+    cfg = fp8.PROFILES["full"]
+
+    def acc(kw):  # a seed effect shared by the arms, and a small FP8 offset
+        base = 97.0 + 0.5 * kw["seed"]
+        return base - {"fp32": 0.0, "fp8": 0.05, "fp8-ls": 0.02,
+                       "fp8-nearest": 20.0 + 5 * kw["lr"]}[kw["variant"]]
+
+    j = fp8.judge(_fake_data(cfg, acc), cfg)
+    keys = [r.key for r in j.rows]
+    assert keys.count("sr_gap") == len(cfg.small.lrs) * len(cfg.small.models)
+    assert keys.count("transformer_gap") == 1
+    assert keys.count("nearest_growth") == len(cfg.small.models)
+    assert keys.count("fp8_gap") == len(cfg.standard.models)
+    gap = next(r for r in j.rows if r.key == "fp8_gap")
+    # paired: the seed effect (0.5 points per seed) cancels, the interval is the offset's
+    assert math.isclose(gap.ours, -0.05, abs_tol=1e-9)
+    assert gap.interval[1] - gap.interval[0] < 1e-6 and gap.verdict == "pass"
+    assert all(r.verdict == "pass" for r in j.rows if r.key in ("sr_gap", "nearest_gap"))
+
+
+def test_a_row_failing_on_its_interval_says_how_many_seeds_it_needs():
+    cfg = fp8.PROFILES["full"]
+
+    def acc(kw):  # FP8 0.1 below FP32 with a seed-dependent spread of +-0.4
+        noise = 0.4 if kw["seed"] % 2 else -0.4
+        return 97.0 - (0.1 + noise if kw["variant"] == "fp8" else 0.0)
+
+    j = fp8.judge(_fake_data(cfg, acc), cfg)
+    row = next(r for r in j.rows if r.key == "fp8_gap")
+    assert row.verdict == "fail"
+    est = estimate([-(0.1 + (0.4 if s % 2 else -0.4)) for s in range(cfg.standard.seeds)])
+    need = fp8.seeds_needed(est, 0.0, 0.3, "abs")
+    assert need is not None and need > cfg.standard.seeds
+    assert any(f"about {need} seeds" in n for n in j.notes)
+    assert fp8.seeds_needed(estimate([-0.5, -0.6, -0.4]), 0.0, 0.3, "abs") is None
+
+
+def test_standard_accuracy_averages_the_last_evaluations():
+    st = fp8.PROFILES["full"].standard
+    r = {"curve": [90.0, 97.0, 97.2, 97.4, 97.6], "final": 97.6}
+    assert math.isclose(fp8.standard_accuracy(r, st), (97.2 + 97.4 + 97.6) / 3)

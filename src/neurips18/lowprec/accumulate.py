@@ -32,6 +32,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from neurips18._validation import Interval, Options, check, invalid
 from neurips18.lowprec import _native
 from neurips18.lowprec.formats import FloatFormat
 from neurips18.lowprec.quantize import (
@@ -75,12 +76,12 @@ Mode = Literal["exact", "fast"]
 _MODES = ("exact", "fast")
 
 
+CHUNK = Interval(int, 1, None)
+MODE = Options(_MODES)
+
+
 def _check_chunk(chunk: object) -> int:
-    if isinstance(chunk, bool) or not isinstance(chunk, int):
-        raise TypeError(f"chunk must be a positive int, got {chunk!r}")
-    if chunk <= 0:
-        raise ValueError(f"chunk must be a positive int, got {chunk}")
-    return chunk
+    return check("chunk", chunk, CHUNK)  # type: ignore[no-any-return]
 
 
 def _low_bit_stats(x: torch.Tensor) -> tuple[int, float, float, float] | None:
@@ -138,13 +139,11 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
     """
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    mode = check("mode", mode, MODE)
     xf = _as_float32(x)
     if xf.dim() == 0:
-        raise ValueError("x must have at least one dimension to sum over")
-    if not -xf.dim() <= dim < xf.dim():
-        raise ValueError(f"dim must be in [{-xf.dim()}, {xf.dim() - 1}], got {dim}")
+        raise invalid("x", x, "at least one dimension to sum over")
+    dim = check("dim", dim, Interval(int, -xf.dim(), xf.dim() - 1))
     xm = xf.movedim(dim, -1)
     lead = xm.shape[:-1]
     n = xm.shape[-1]
@@ -171,8 +170,10 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
 
     Parameters
     ----------
-    a, b : 2-D floating tensors of shapes (M, K) and (K, N). The caller quantizes them to
-        the data format first (e.g. ``quantize(a, E5M2)``); they are used as given.
+    a, b : floating tensors of shapes (..., M, K) and (..., K, N); leading (batch)
+        dimensions broadcast as in :func:`torch.matmul`, and each matrix of the batch is
+        multiplied as a 2-D product. The caller quantizes them to the data format first
+        (e.g. ``quantize(a, E5M2)``); they are used as given.
     acc_fmt : accumulation format (the paper: ``E6M9``).
     chunk : chunk length CL along K (the paper: 64).
     mode : ``"exact"`` rounds every product and every addition to ``acc_fmt``, inside the
@@ -181,23 +182,76 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
         to ``acc_fmt`` and adds the chunk results in order with rounding. See the module
         docstring for the error of each.
 
-    Returns a float32 (M, N) tensor representable in ``acc_fmt``.
+    Returns a float32 tensor of shape (..., M, N) representable in ``acc_fmt``.
     """
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+    mode = check("mode", mode, MODE)
     af = _as_float32(a, "a")
     bf = _as_float32(b, "b")
-    if af.dim() != 2 or bf.dim() != 2:
-        raise ValueError(f"a and b must be 2-D, got shapes {tuple(af.shape)} and "
-                         f"{tuple(bf.shape)}")
-    if af.shape[1] != bf.shape[0]:
-        raise ValueError(f"inner dimensions differ: a is {tuple(af.shape)}, b is "
-                         f"{tuple(bf.shape)}")
+    if af.dim() < 2:
+        raise invalid("a", a, "at least 2 dimensions (..., M, K)")
+    if bf.dim() < 2:
+        raise invalid("b", b, "at least 2 dimensions (..., K, N)")
+    if af.shape[-1] != bf.shape[-2]:
+        raise invalid("b", b, f"{af.shape[-1]} rows to match a of shape {tuple(af.shape)}")
     if af.device != bf.device:
-        raise ValueError(f"a and b are on different devices ({af.device}, {bf.device})")
-    return _matmul(af, bf, acc_fmt, chunk, mode)
+        raise invalid("b", b, f"a tensor on a's device {af.device}, not {bf.device}")
+    try:
+        lead = torch.broadcast_shapes(af.shape[:-2], bf.shape[:-2])
+    except RuntimeError:
+        raise invalid("b", b, f"batch dimensions that broadcast with a's "
+                      f"{tuple(af.shape[:-2])}") from None
+    if not lead:
+        return _matmul(af, bf, acc_fmt, chunk, mode)
+    return batched_matmul(af.expand(*lead, *af.shape[-2:]), bf.expand(*lead, *bf.shape[-2:]),
+                          acc_fmt, chunk, mode)
+
+
+def batched_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk: int,
+                   mode: Mode) -> torch.Tensor:
+    """Internal: :func:`chunked_matmul` of checked float32 tensors (..., M, K) @ (..., K, N)
+    with equal batch dimensions: the 2-D product of each batch element, with its chunking.
+
+    In fast mode the chunk products of the whole batch come from one batched matmul per
+    group of chunks and are accumulated by one call, as in the 2-D case."""
+    lead = a.shape[:-2]
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    a3 = a.reshape(-1, m, k)
+    b3 = b.reshape(-1, k, n)
+    g = a3.shape[0]
+    if g * m * n == 0 or k == 0:
+        return torch.zeros((*lead, m, n), dtype=torch.float32, device=a.device)
+    if mode == "exact" or g == 1:
+        out = torch.stack([_matmul(a3[i], b3[i], acc_fmt, chunk, mode) for i in range(g)])
+        return out.reshape(*lead, m, n)
+    c, q = _constants(acc_fmt, a.device)
+    cl = min(chunk, k)
+    nc = -(-k // cl)
+    with torch.no_grad():
+        if nc == 1:
+            out = torch.bmm(a3, b3)
+            if _native.usable(out):
+                return _native.round_sum1_(out, c, q).reshape(*lead, m, n)
+            return (round_nearest_(out, c, q) + 0.0).reshape(*lead, m, n)
+        out = torch.empty((g, m, n), dtype=torch.float32, device=a.device)
+        group = max(1, min(nc, _PARTIALS_BUDGET // (g * m * n)))
+        for g0 in range(0, nc, group):
+            g1 = min(nc, g0 + group)
+            buf = torch.empty((g1 - g0, g, m, n), dtype=torch.float32, device=a.device)
+            for i in range(g0, g1):
+                lo, hi = i * cl, min((i + 1) * cl, k)
+                torch.bmm(a3[:, :, lo:hi], b3[:, lo:hi, :], out=buf[i - g0])
+            if _native.usable(out, buf):
+                _native.accumulate_(out, buf, c, q, round_terms=True, init=g0 == 0)
+            else:
+                parts = round_nearest_(buf, c, q)
+                acc = torch.zeros_like(out) if g0 == 0 else out
+                for j in range(parts.shape[0]):
+                    acc = add_round(acc, parts[j], c, q)
+                out = acc
+    return out.reshape(*lead, m, n)
 
 
 def _matmul(af: torch.Tensor, bf: torch.Tensor, acc_fmt: FloatFormat, chunk: int,

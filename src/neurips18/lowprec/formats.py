@@ -25,8 +25,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from neurips18._validation import InstanceOf, Interval, Options, check
+
 Overflow = Literal["inf", "saturate"]
 _OVERFLOW = ("inf", "saturate")
+_FIELDS = {
+    # a wider exponent or mantissa does not fit float32, in which formats are emulated
+    "exp_bits": (Interval(int, 2, 8),),
+    "man_bits": (Interval(int, 0, 23),),
+    "subnormals": (InstanceOf(bool, "True or False"),),
+    "overflow": (Options(_OVERFLOW),),
+}
 
 
 @dataclass(frozen=True)
@@ -48,24 +57,8 @@ class FloatFormat:
     overflow: Overflow = "inf"
 
     def __post_init__(self) -> None:
-        for name in ("exp_bits", "man_bits"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {value!r}")
-        if not 2 <= self.exp_bits <= 8:
-            raise ValueError(
-                f"exp_bits must be in 2..8 (a wider exponent does not fit float32), "
-                f"got {self.exp_bits}"
-            )
-        if not 0 <= self.man_bits <= 23:
-            raise ValueError(
-                f"man_bits must be in 0..23 (a wider mantissa does not fit float32), "
-                f"got {self.man_bits}"
-            )
-        if not isinstance(self.subnormals, bool):
-            raise TypeError(f"subnormals must be a bool, got {self.subnormals!r}")
-        if self.overflow not in _OVERFLOW:
-            raise ValueError(f"overflow must be one of {_OVERFLOW}, got {self.overflow!r}")
+        for name, rules in _FIELDS.items():
+            object.__setattr__(self, name, check(name, getattr(self, name), *rules))
 
     # ---- derived quantities -------------------------------------------------------------
     @property
@@ -138,3 +131,6 @@ FP32 = FloatFormat(8, 23)
 PRESETS: dict[str, FloatFormat] = {
     "E5M2": E5M2, "E6M9": E6M9, "E4M3": E4M3, "FP16": FP16, "BF16": BF16, "FP32": FP32,
 }
+
+FORMAT = InstanceOf(FloatFormat, "a FloatFormat (e.g. E5M2)")
+"""The validation constraint of every ``fmt``-like parameter."""

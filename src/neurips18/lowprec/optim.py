@@ -10,15 +10,45 @@ gives the ablation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 
-from neurips18.lowprec.formats import E6M9, FloatFormat
-from neurips18.lowprec.quantize import Rounding, _check_format, quantize
+from neurips18._validation import Interval, Options, as_torch_generator, check, invalid
+from neurips18.lowprec.formats import E6M9, FORMAT, FloatFormat
+from neurips18.lowprec.quantize import Rounding, _quantize, draw_key
 
 _ROUNDINGS = ("nearest", "stochastic")
+_GROUP_RULES = {  # checked for every parameter group, defaults and per-group values alike
+    "lr": ("learning rate", Interval(float, 0.0, None)),
+    "momentum": ("momentum value", Interval(float, 0.0, None)),
+    "weight_decay": ("weight_decay value", Interval(float, 0.0, None)),
+    "fmt": ("fmt", FORMAT),
+    "rounding": ("rounding", Options(_ROUNDINGS)),
+}
+
+
+def _step(params: list[torch.Tensor], grads: list[torch.Tensor],
+          momentum_buffers: list[torch.Tensor | None], *, lr: float, momentum: float,
+          weight_decay: float, fmt: FloatFormat, rounding: Rounding,
+          generator: torch.Generator | None) -> None:
+    """The unchecked core of :func:`sr_sgd`."""
+    def rnd(x: torch.Tensor) -> torch.Tensor:
+        key = draw_key(generator, x.device) if rounding == "stochastic" else None
+        return _quantize(x, fmt, key)
+
+    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
+        d = g.detach().float()
+        wf = w.detach().float()
+        if weight_decay != 0:
+            d = rnd(d + weight_decay * wf)
+        if momentum != 0:
+            buf = momentum_buffers[i]
+            buf = rnd(d) if buf is None else rnd(momentum * buf + d)
+            momentum_buffers[i] = buf
+            d = buf
+        w.detach().copy_(rnd(wf - lr * d).to(w.dtype))
 
 
 def sr_sgd(
@@ -31,7 +61,7 @@ def sr_sgd(
     weight_decay: float,
     fmt: FloatFormat,
     rounding: Rounding,
-    generator: torch.Generator | None,
+    generator: torch.Generator | int | None,
 ) -> None:
     """Functional core: one low-precision SGD step, in place.
 
@@ -43,22 +73,17 @@ def sr_sgd(
     * ``w <- round(w - lr * v)``
 
     ``momentum_buffers`` entries that are None are created (and written back in the list).
+    ``generator``: a ``torch.Generator``, an int seed (the same noise at every call) or
+    None (torch's default generator).
     """
-    for i, (w, g) in enumerate(zip(params, grads, strict=True)):
-        d = g.detach().float()
-        wf = w.detach().float()
-        if weight_decay != 0:
-            d = quantize(d + weight_decay * wf, fmt, rounding, generator)
-        if momentum != 0:
-            buf = momentum_buffers[i]
-            if buf is None:
-                buf = quantize(d, fmt, rounding, generator)
-            else:
-                buf = quantize(momentum * buf + d, fmt, rounding, generator)
-            momentum_buffers[i] = buf
-            d = buf
-        new = quantize(wf - lr * d, fmt, rounding, generator)
-        w.detach().copy_(new.to(w.dtype))
+    hyper = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "fmt": fmt,
+             "rounding": rounding}
+    checked = {k: check(name, hyper[k], rule) for k, (name, rule) in _GROUP_RULES.items()}
+    if not len(params) == len(grads) == len(momentum_buffers):
+        raise invalid("grads", grads, f"one gradient and one buffer per parameter "
+                      f"({len(params)} parameters)")
+    gen = as_torch_generator(generator, allow_none=True)
+    _step(params, grads, momentum_buffers, generator=gen, **checked)
 
 
 class StochasticRoundingSGD(torch.optim.Optimizer):
@@ -67,17 +92,21 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
     Parameters
     ----------
     params : iterable of parameters or parameter groups.
-    lr : learning rate (>= 0).
-    momentum : momentum factor (>= 0).
-    weight_decay : L2 penalty (>= 0).
+    lr : learning rate (finite, >= 0).
+    momentum : momentum factor (finite, >= 0).
+    weight_decay : L2 penalty (finite, >= 0).
     fmt : format of the weights, the momentum buffer and every intermediate of the update.
-    generator : ``torch.Generator`` for the stochastic rounding (default generator if None).
+    generator : ``torch.Generator`` or int seed for the stochastic rounding (torch's
+        default generator if None).
     rounding : ``"stochastic"`` (the paper) or ``"nearest"`` (ablation that loses updates
         smaller than half an ulp of the weight).
 
-    The parameters are rounded to ``fmt`` (to nearest) when the optimizer is built, so the
-    model starts from representable master weights; float32 storage is kept for
-    convenience but holds only ``fmt`` values afterwards.
+    The parameters of every group -- at construction and in :meth:`add_param_group` -- are
+    rounded to their group's ``fmt`` (to nearest), so the model starts from representable
+    master weights; float32 storage is kept for convenience but holds only ``fmt`` values
+    afterwards. :meth:`state_dict` holds plain data only (formats as dicts, and the state of
+    the optimizer's own generator), so ``torch.load`` with its default safe loading reads
+    it, and a run resumed from it continues with the same random stream.
     """
 
     def __init__(
@@ -87,30 +116,28 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         fmt: FloatFormat = E6M9,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | int | None = None,
         rounding: Rounding = "stochastic",
     ) -> None:
-        if not isinstance(lr, int | float) or not lr >= 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not isinstance(momentum, int | float) or not momentum >= 0.0:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not isinstance(weight_decay, int | float) or not weight_decay >= 0.0:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        _check_format(fmt)
-        if rounding not in _ROUNDINGS:
-            raise ValueError(f"Invalid rounding: {rounding!r} (allowed: {_ROUNDINGS})")
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
         defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, fmt=fmt,
                         rounding=rounding)
+        for k, (name, rule) in _GROUP_RULES.items():
+            defaults[k] = check(name, defaults[k], rule)
+        self.generator = as_torch_generator(generator, allow_none=True)
         super().__init__(params, defaults)
-        self.generator = generator
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a parameter group (hyperparameters checked, parameters rounded to its
+        ``fmt``)."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for k, (name, rule) in _GROUP_RULES.items():
+            group[k] = check(name, group[k], rule)
         with torch.no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if not p.is_floating_point():
-                        raise TypeError(f"parameters must be floating point, got {p.dtype}")
-                    p.copy_(quantize(p, group["fmt"]).to(p.dtype))
+            for p in group["params"]:
+                if not p.is_floating_point():
+                    raise invalid("params", p, "floating-point parameters")
+                p.copy_(_quantize(p, group["fmt"], None).to(p.dtype))
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:  # type: ignore[override]
@@ -129,10 +156,38 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
                 params.append(p)
                 grads.append(p.grad)
                 bufs.append(self.state[p].get("momentum_buffer"))
-            sr_sgd(params, grads, bufs, lr=group["lr"], momentum=group["momentum"],
-                   weight_decay=group["weight_decay"], fmt=group["fmt"],
-                   rounding=group["rounding"], generator=self.generator)
+            _step(params, grads, bufs, lr=group["lr"], momentum=group["momentum"],
+                  weight_decay=group["weight_decay"], fmt=group["fmt"],
+                  rounding=group["rounding"], generator=self.generator)
             if group["momentum"] != 0:
                 for p, buf in zip(params, bufs, strict=True):
                     self.state[p]["momentum_buffer"] = buf
         return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state as plain data: formats as dicts of their fields, plus the
+        state of the optimizer's generator (if it has one) under ``"generator_state"``."""
+        sd = super().state_dict()
+        for g in sd["param_groups"]:
+            f = g["fmt"]
+            g["fmt"] = {"exp_bits": f.exp_bits, "man_bits": f.man_bits,
+                        "subnormals": f.subnormals, "overflow": f.overflow}
+        if self.generator is not None:
+            sd["generator_state"] = self.generator.get_state()
+        return sd
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Load a :meth:`state_dict` (formats given as dicts or as ``FloatFormat``); the
+        optimizer's generator resumes from the saved state."""
+        sd = dict(state_dict)
+        gen_state = sd.pop("generator_state", None)
+        groups = []
+        for g in sd["param_groups"]:
+            g = dict(g)
+            if isinstance(g.get("fmt"), Mapping):
+                g["fmt"] = FloatFormat(**g["fmt"])
+            groups.append(g)
+        sd["param_groups"] = groups
+        super().load_state_dict(sd)
+        if gen_state is not None and self.generator is not None:
+            self.generator.set_state(gen_state)

@@ -40,8 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from neurips18._validation import InstanceOf, Options, as_torch_generator, check, check_tensor
 from neurips18.lowprec import _native
-from neurips18.lowprec.formats import FloatFormat
+from neurips18.lowprec.formats import FORMAT, FloatFormat
 
 Rounding = Literal["nearest", "stochastic"]
 _ROUNDINGS = ("nearest", "stochastic")
@@ -309,17 +310,12 @@ def add_round(acc: torch.Tensor, u: torch.Tensor, c: torch.Tensor, q: torch.Tens
 
 
 def _check_format(fmt: object, name: str = "fmt") -> FloatFormat:
-    if not isinstance(fmt, FloatFormat):
-        raise TypeError(f"{name} must be a FloatFormat (e.g. E5M2), got {type(fmt).__name__}")
-    return fmt
+    return check(name, fmt, FORMAT)  # type: ignore[no-any-return]
 
 
 def _as_float32(x: object, name: str = "x") -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x.detach().to(torch.float32).contiguous()
+    t: torch.Tensor = check_tensor(name, x, floating=True, finite=False, nonempty=False)
+    return t.detach().to(torch.float32).contiguous()
 
 
 def draw_key(generator: torch.Generator | None, device: torch.device | None = None
@@ -330,43 +326,104 @@ def draw_key(generator: torch.Generator | None, device: torch.device | None = No
     return key if device is None or key.device == device else key.to(device)
 
 
+def round_float32(xf: torch.Tensor, fmt: FloatFormat, key: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """Internal: round a float32 tensor (nearest, or stochastic with the noise ``key``).
+
+    The unchecked core of :func:`quantize` for the layers and the optimizer."""
+    if xf.numel() == 0:
+        return xf.clone()
+    c, q = _constants(fmt, xf.device)
+    with torch.no_grad():
+        return _run(xf.contiguous().reshape(-1), c, q, key).reshape(xf.shape)  # type: ignore[no-any-return]
+
+
+def _float64_to_float32(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """float64 -> float32 so that rounding the result to ``fmt`` rounds ``x`` correctly.
+
+    A float32 round-to-nearest cast followed by a second rounding can land on the wrong side
+    of a tie (double rounding). Rounding to odd instead -- truncate, then set the lowest bit
+    when the cast was inexact -- keeps the information of the discarded bits, and makes the
+    second rounding correct whenever float32 has at least two more significand bits than
+    ``fmt`` (``man_bits <= 21``; Boldo & Melquiond 2008). Wider formats take the plain cast
+    (exactly right for ``FP32``, where the cast is the rounding).
+    """
+    y = x.to(torch.float32)
+    if fmt.man_bits > 21:
+        return y
+    back = y.to(torch.float64)
+    inexact = (back != x) & torch.isfinite(x)
+    too_big = inexact & (back.abs() > x.abs())  # the cast rounded away from zero
+    y = torch.where(too_big, torch.nextafter(y, torch.zeros_like(y)), y)
+    bits = y.view(torch.int32)
+    return torch.where(inexact, bits | 1, bits).view(torch.float32)
+
+
+class _StraightThrough(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, fmt: FloatFormat, key: torch.Tensor | None
+                ) -> torch.Tensor:  # type: ignore[override]
+        return _quantize(x, fmt, key)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        return grad, None, None
+
+
+def _quantize(x: torch.Tensor, fmt: FloatFormat, key: torch.Tensor | None) -> torch.Tensor:
+    xd = x.detach()
+    if xd.dtype == torch.float64:
+        return round_float32(_float64_to_float32(xd, fmt), fmt, key).to(torch.float64)
+    return round_float32(xd.to(torch.float32), fmt, key)
+
+
 def quantize(x: torch.Tensor, fmt: FloatFormat, rounding: Rounding = "nearest",
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | int | None = None, *,
+             straight_through: bool = False) -> torch.Tensor:
     """Round ``x`` to the nearest (or a stochastically chosen) value of ``fmt``.
 
     Parameters
     ----------
-    x : floating-point tensor (float16/bfloat16/float64 are first converted to float32; a
-        float64 input is therefore rounded twice).
+    x : floating-point tensor. float32 and float64 inputs keep their dtype; float16 and
+        bfloat16 inputs give float32 (most formats' values do not all fit in half
+        precision). float64 is rounded correctly (through float32 rounded to odd) for every
+        format with at most 21 mantissa bits.
     fmt : the target :class:`FloatFormat`.
     rounding : ``"nearest"`` (round half to even, IEEE default) or ``"stochastic"`` (round up
         with probability equal to the distance from the lower neighbour in ulps; unbiased).
-    generator : ``torch.Generator`` used for stochastic rounding (the default generator if
-        None); ignored for nearest rounding.
+    generator : ``torch.Generator`` or int seed for stochastic rounding (torch's default
+        generator if None); ignored for nearest rounding. An int seed gives the same
+        rounding on every call.
+    straight_through : gradients. By default the result is detached from ``x``'s autograd
+        graph (rounding has zero derivative almost everywhere); with ``True`` it carries
+        the straight-through estimator instead (the gradient passes through unchanged).
 
     Returns
     -------
-    A new float32 tensor of ``x``'s shape whose values are all representable in ``fmt``
-    (with +-inf, NaN and -0 preserved). The operation is not differentiable; use it inside
-    custom autograd functions or with a straight-through estimator.
+    A new tensor of ``x``'s shape whose values are all representable in ``fmt`` (with
+    +-inf, NaN and -0 preserved). ``x`` itself is never modified.
     """
-    fmt = _check_format(fmt)
-    if rounding not in _ROUNDINGS:
-        raise ValueError(f"rounding must be one of {_ROUNDINGS}, got {rounding!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {generator!r}")
-    xf = _as_float32(x)
-    if xf.numel() == 0:
-        return xf.clone()
-    c, q = _constants(fmt, xf.device)
-    key = draw_key(generator, xf.device) if rounding == "stochastic" else None
-    with torch.no_grad():
-        out = _run(xf.reshape(-1), c, q, key)
-    return out.reshape(x.shape)
+    check_tensor("x", x, floating=True, finite=False, nonempty=False)
+    fmt = check("fmt", fmt, FORMAT)
+    rounding = check("rounding", rounding, Options(_ROUNDINGS))
+    straight_through = check("straight_through", straight_through,
+                             InstanceOf(bool, "True or False"))
+    key = None
+    if rounding == "stochastic":
+        key = draw_key(as_torch_generator(generator, allow_none=True), x.device)
+    elif generator is not None:
+        as_torch_generator(generator)  # a wrong generator is an error even when unused
+    if straight_through and x.requires_grad:
+        return _StraightThrough.apply(x, fmt, key)  # type: ignore[no-any-return]
+    return _quantize(x, fmt, key)
 
 
 def is_representable(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """Boolean mask of the elements of ``x`` that ``fmt`` represents exactly (NaN counts)."""
-    xf = _as_float32(x)
-    y = quantize(xf, fmt)
-    return (y == xf) | (torch.isnan(xf) & torch.isnan(y))
+    check_tensor("x", x, floating=True, finite=False, nonempty=False)
+    fmt = check("fmt", fmt, FORMAT)
+    xd = x.detach()
+    if xd.dtype != torch.float64:
+        xd = xd.to(torch.float32)
+    y = _quantize(xd, fmt, None)
+    return (y == xd) | (torch.isnan(xd) & torch.isnan(y))

@@ -1,0 +1,258 @@
+"""Converting a model to the FP8 recipe, and reporting what runs in FP8 and what does not.
+
+:func:`convert_to_fp8` changes the class of every layer it converts (``nn.Linear`` becomes
+:class:`~neurips18.lowprec.Fp8Linear`, and so on) and gives it its formats; the module
+object, its parameters, buffers, hooks and training mode stay as they were. Converting
+again applies the new recipe to every converted layer. Layers it cannot emulate are
+reported -- by :func:`fp8_report`, and in an :class:`Fp8ConversionWarning` naming each one
+-- never silently left in float32.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from neurips18._validation import InstanceOf, Predicate, check
+from neurips18.lowprec.attention import Fp8MultiheadAttention, Fp8TransformerEncoderLayer
+from neurips18.lowprec.layers import Fp8Conv1d, Fp8Conv2d, Fp8Embedding, Fp8Linear, Fp8Recipe
+from neurips18.lowprec.recurrent import Fp8GRU, Fp8LSTM, Fp8RNN
+
+__all__ = ["Fp8ConversionWarning", "Fp8Report", "ReportEntry", "convert_to_fp8", "fp8_report"]
+
+
+class Fp8ConversionWarning(UserWarning):
+    """Some layers of a model were left unconverted by :func:`convert_to_fp8`."""
+
+
+@dataclass(frozen=True)
+class ReportEntry:
+    """One module of a model: its path (``""`` for the model itself), its type and, for a
+    converted layer, its formats, else why it is not converted."""
+
+    path: str
+    type: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Fp8Report:
+    """What :func:`fp8_report` finds: the converted layers, and every module that owns
+    parameters but is not converted -- ``unsupported`` (a layer with GEMMs that the
+    emulation does not cover), ``unknown`` (a module type the conversion does not know;
+    whatever it computes with its parameters is not emulated), ``excluded`` (left out by a
+    ``module_filter``) or ``float32`` (no GEMM: normalisation and the like, kept in higher
+    precision by the recipe)."""
+
+    converted: tuple[ReportEntry, ...]
+    unsupported: tuple[ReportEntry, ...]
+    unknown: tuple[ReportEntry, ...]
+    excluded: tuple[ReportEntry, ...]
+    float32: tuple[ReportEntry, ...]
+
+    @property
+    def left_in_float32(self) -> tuple[ReportEntry, ...]:
+        """The modules that may run GEMMs in float32: unsupported and unknown ones."""
+        return self.unsupported + self.unknown
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.converted)} layer(s) in FP8"]
+        for e in self.converted:
+            lines.append(f"  {e.path or '<model>'} ({e.type}): {e.detail}")
+        for title, entries in (("not converted, GEMMs in float32", self.unsupported),
+                               ("not converted, unknown module type", self.unknown),
+                               ("excluded by module_filter", self.excluded),
+                               ("no GEMM (float32, as in the recipe)", self.float32)):
+            if entries:
+                lines.append(f"{len(entries)} {title}:")
+                lines += [f"  {e.path or '<model>'} ({e.type}): {e.detail}" for e in entries]
+        return "\n".join(lines)
+
+
+# Layers without GEMMs whose parameters the recipe keeps in higher precision.
+_NO_GEMM = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.PReLU)
+# Layer types with GEMMs that the emulation does not cover.
+_UNSUPPORTED: dict[type, str] = {
+    nn.Conv3d: "3-D convolutions are not emulated",
+    nn.modules.conv._ConvTransposeNd: "transposed convolutions are not emulated",
+    nn.Bilinear: "bilinear layers are not emulated",
+    nn.EmbeddingBag: "embedding bags are not emulated",
+    nn.modules.rnn.RNNBase: "a recurrent layer type that is not emulated",
+    nn.modules.rnn.RNNCellBase: "recurrent cells are not emulated (the full layers are)",
+}
+# torch base class -> its FP8 class
+_FP8 = {nn.Linear: Fp8Linear, nn.Conv1d: Fp8Conv1d, nn.Conv2d: Fp8Conv2d,
+        nn.Embedding: Fp8Embedding, nn.MultiheadAttention: Fp8MultiheadAttention,
+        nn.RNN: Fp8RNN, nn.LSTM: Fp8LSTM, nn.GRU: Fp8GRU}
+
+
+def _base_of(m: nn.Module) -> type | None:
+    for base in _FP8:
+        if isinstance(m, base):
+            return base
+    return None
+
+
+def _why_not(m: nn.Module, base: type) -> str | None:
+    """None if ``m`` (an instance of ``base``) can be converted, else the reason."""
+    fp8_cls = _FP8[base]
+    if not isinstance(m, fp8_cls) and type(m).forward is not base.forward:  # type: ignore[attr-defined]
+        return f"a subclass of {base.__name__} with its own forward"
+    if isinstance(m, nn.modules.lazy.LazyModuleMixin):
+        return "a lazy module: convert after its first forward"
+    if base is nn.Embedding:
+        opts = [o for o, on in (("max_norm", m.max_norm is not None),
+                                ("scale_grad_by_freq", m.scale_grad_by_freq),
+                                ("sparse", m.sparse)) if on]
+        if opts:
+            return f"{', '.join(opts)} not emulated"
+    return None
+
+
+def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | None
+          ) -> tuple[list[tuple[str, nn.Module, type]], dict[str, list[ReportEntry]]]:
+    """The layers to convert (path, module, torch base) in registration order, and the
+    report's other categories."""
+    targets: list[tuple[str, nn.Module, type]] = []
+    other: dict[str, list[ReportEntry]] = {k: [] for k in ("unsupported", "unknown",
+                                                           "excluded", "float32")}
+    inside: list[str] = []  # converted attention modules: their children are theirs
+    for name, m in module.named_modules(remove_duplicate=True):
+        if any(name.startswith(p + ".") for p in inside):
+            continue
+        entry = ReportEntry(name, type(m).__name__, "")
+        base = _base_of(m)
+        if base is not None:
+            reason = _why_not(m, base)
+            if reason is not None:
+                other["unsupported"].append(ReportEntry(name, entry.type, reason))
+            elif module_filter is not None and not module_filter(m, name):
+                other["excluded"].append(ReportEntry(name, entry.type, "excluded by "
+                                                     "module_filter"))
+            else:
+                targets.append((name, m, base))
+            if base is nn.MultiheadAttention:
+                inside.append(name)
+            continue
+        reason = next((r for t, r in _UNSUPPORTED.items() if isinstance(m, t)), None)
+        if reason is not None:
+            other["unsupported"].append(ReportEntry(name, entry.type, reason))
+            continue
+        if not any(p is not None for p in m._parameters.values()):
+            continue
+        if isinstance(m, _NO_GEMM):
+            other["float32"].append(ReportEntry(name, entry.type, "no GEMM"))
+        else:
+            owned = ", ".join(k for k, p in m._parameters.items() if p is not None)
+            other["unknown"].append(ReportEntry(
+                name, entry.type, f"owns parameters ({owned}) that it uses as written"))
+    return targets, other
+
+
+@functools.cache
+def _mixed(fp8_cls: type, user_cls: type) -> type:
+    """The FP8 class for a subclass of a torch layer that keeps the torch ``forward``."""
+    return type(f"Fp8{user_cls.__name__}", (fp8_cls, user_cls), {"__module__": __name__})
+
+
+def _swap(m: nn.Module, base: type, cfg: object) -> None:
+    fp8_cls = _FP8[base]
+    if not isinstance(m, fp8_cls):
+        m.__class__ = fp8_cls if type(m) is base else _mixed(fp8_cls, type(m))  # type: ignore[arg-type]
+    m.cfg = cfg  # type: ignore[assignment]
+
+
+def _fix_transformer_layers(module: nn.Module) -> None:
+    """Encoder layers whose attention is converted compute through their submodules only,
+    and encoders holding them keep their input a dense tensor."""
+    for m in module.modules():
+        if (isinstance(m, nn.TransformerEncoderLayer)
+                and isinstance(m.self_attn, Fp8MultiheadAttention)
+                and not isinstance(m, Fp8TransformerEncoderLayer)
+                and type(m).forward is nn.TransformerEncoderLayer.forward):
+            m.__class__ = (Fp8TransformerEncoderLayer if type(m) is nn.TransformerEncoderLayer
+                           else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
+    for m in module.modules():
+        if isinstance(m, nn.TransformerEncoder) and any(
+                isinstance(layer, Fp8TransformerEncoderLayer) for layer in m.layers):
+            m.use_nested_tensor = False
+
+
+def _converted_entries(module: nn.Module) -> list[ReportEntry]:
+    out = []
+    for name, m in module.named_modules():
+        cfg = getattr(m, "cfg", None)
+        if isinstance(m, tuple(_FP8.values())) and cfg is not None:
+            out.append(ReportEntry(name, type(m).__name__,
+                                   f"data {cfg.data.name}, accumulation {cfg.acc.name}, "
+                                   f"chunk {cfg.chunk}, {cfg.mode} mode, loss scale "
+                                   f"{cfg.loss_scale:g}"))
+    return out
+
+
+_FILTER = Predicate(callable, "a callable (module, name) -> bool")
+
+
+def fp8_report(module: nn.Module, *,
+               module_filter: Callable[[nn.Module, str], bool] | None = None) -> Fp8Report:
+    """What runs in emulated FP8 in ``module`` and what does not (see :class:`Fp8Report`).
+
+    Works on any model, converted or not; ``module_filter`` (as for
+    :func:`convert_to_fp8`) sorts the layers it rejects into ``excluded``. A convertible
+    layer that is not converted counts as ``excluded``."""
+    check("module", module, InstanceOf(nn.Module, "an nn.Module"))
+    check("module_filter", module_filter, _FILTER, None)
+    targets, other = _plan(module, module_filter)
+    converted = _converted_entries(module)
+    done = {e.path for e in converted}
+    other["excluded"] += [ReportEntry(n, type(m).__name__, "not converted")
+                          for n, m, _ in targets if n not in done]
+    other["excluded"].sort(key=lambda e: e.path)
+    return Fp8Report(converted=tuple(converted),
+                     **{k: tuple(v) for k, v in other.items()})
+
+
+def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
+                   module_filter: Callable[[nn.Module, str], bool] | None = None) -> nn.Module:
+    """Convert the GEMM layers of ``module`` to the FP8 recipe, in place; returns ``module``.
+
+    Parameters
+    ----------
+    module : the model (or a single layer), converted in place. Converted: ``nn.Linear``,
+        ``nn.Conv1d``, ``nn.Conv2d`` (any groups, padding and padding mode),
+        ``nn.Embedding`` (without ``max_norm``/``scale_grad_by_freq``/``sparse``),
+        ``nn.MultiheadAttention`` as a whole (so ``nn.TransformerEncoderLayer``/
+        ``DecoderLayer``/``nn.Transformer``), ``nn.RNN``/``nn.LSTM``/``nn.GRU``, and
+        subclasses of these that keep the torch ``forward``. Each keeps its identity,
+        parameters, hooks and training mode.
+    recipe : an :class:`Fp8Recipe` (default: the paper's). Converting a converted model
+        again applies the new recipe to all its FP8 layers.
+    module_filter : ``fn(module, fully_qualified_name) -> bool``; only layers for which it
+        returns True are converted (like torchao's ``module_filter_fn``).
+
+    With ``recipe.keep_first_last`` the first and last converted layers (in registration
+    order; an attention module counts as one layer) use ``recipe.high_format`` as data
+    format. Every module with GEMMs that is not converted (a type or an option the
+    emulation does not cover, a subclass with its own ``forward``, a module type it does
+    not know that owns parameters) is named in an :class:`Fp8ConversionWarning`;
+    :func:`fp8_report` lists them all.
+    """
+    recipe = Fp8Recipe() if recipe is None else recipe
+    check("recipe", recipe, InstanceOf(Fp8Recipe, "an Fp8Recipe"))
+    check("module", module, InstanceOf(nn.Module, "an nn.Module"))
+    check("module_filter", module_filter, _FILTER, None)
+    targets, other = _plan(module, module_filter)
+    last = len(targets) - 1
+    for i, (_, m, base) in enumerate(targets):
+        _swap(m, base, recipe.for_layer(recipe.keep_first_last and i in (0, last)))
+    _fix_transformer_layers(module)
+    left = other["unsupported"] + other["unknown"]
+    if left:
+        names = "; ".join(f"{e.path or '<model>'} ({e.type}: {e.detail})" for e in left)
+        warnings.warn(f"convert_to_fp8 left {len(left)} module(s) in float32: {names}",
+                      Fp8ConversionWarning, stacklevel=2)
+    return module
