@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neurips18.compress import Simulator, topk_sparsify
+from neurips18.repro._common import training as _training
 from neurips18.repro._common.models import mlp
 from neurips18.repro._common.training import evaluate, init_model
 
@@ -174,6 +175,7 @@ def train_mlp_simulated(
     seed: int = 0,
     eval_every: int = 50,
     xi_every: int = 0,
+    device: str = "cpu",
     **compressor_kwargs: Any,
 ) -> dict[str, Any]:
     """Data-parallel SGD of an MNIST MLP with P virtual workers (one bucket = all params).
@@ -181,9 +183,10 @@ def train_mlp_simulated(
     With ``xi_every > 0`` and ``compressor="topk"``, every ``xi_every`` steps it measures
     Alistarh et al.'s quantity ``||TopK(mean_p acc_p) - mean_p TopK(acc_p)|| / ||mean_p g_p||``
     (``acc_p`` = residual + gradient of worker p, the same K as each worker uses).
+    The model lives on ``device``; the workers' gradients are exchanged on the CPU.
     Returns the training-loss curve, final test accuracy, bits (coding model) and bytes.
     """
-    model = init_model(lambda: mlp(tuple(hidden)), seed)
+    model = _training.to_device(init_model(lambda: mlp(tuple(hidden)), seed), device)
     params = [p for p in model.parameters()]
     d = sum(p.numel() for p in params)
     sim = None
@@ -201,9 +204,10 @@ def train_mlp_simulated(
         for gr in gens:
             idx = torch.randint(0, n, (batch,), generator=gr)
             model.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            loss = torch.nn.functional.cross_entropy(model(x_tr[idx].to(device)),
+                                                     y_tr[idx].to(device))
             loss.backward()
-            grads.append(torch.cat([p.grad.reshape(-1) for p in params]))  # type: ignore[union-attr]
+            grads.append(torch.cat([p.grad.reshape(-1) for p in params]).cpu())  # type: ignore[union-attr]
             losses.append(float(loss.detach()))
         if sim is None:
             upd = torch.stack(grads).mean(0)
@@ -225,6 +229,7 @@ def train_mlp_simulated(
             after = sim.bits()
             bits += after["bits_coded"] - before["bits_coded"]
             nbytes += after["bytes_sent"] - before["bytes_sent"]
+        upd = upd.to(device)
         with torch.no_grad():
             off = 0
             for p in params:
