@@ -261,9 +261,13 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
     ``cfg``: ``hidden`` (tuple), ``batch`` (per rank), ``steps``, ``lr``, ``data``
     (``"mnist"`` or ``"random"``), optional ``bucket_cap_mb`` (DDP's, default: DDP's own
     default), ``variants``: list of ``(name, kind, kwargs)`` (a ``bucket_cap_mb`` key in
-    ``kwargs`` overrides the config's for that variant). For each
-    variant: median step time, test accuracy (MNIST), bytes/bits sent by this rank, and a
-    bitwise check that both ranks hold identical parameters after every step.
+    ``kwargs`` overrides the config's for that variant), optional ``seed`` (initial weights
+    and minibatch order; default 0), ``acc_evals`` and ``eval_every`` (test accuracy at the
+    last ``acc_evals`` evaluations, ``eval_every`` steps apart; default: the end only). For
+    each variant: step times, test accuracy (MNIST: ``test_accs``, ``test_acc`` the last,
+    ``test_acc_tail`` their mean), bytes/bits sent by this rank (PyTorch's PowerSGD: from its
+    ``compression_stats()``, 32-bit values), and a bitwise check that both ranks hold
+    identical parameters after every ``check_every``-th step.
     """
     import time
 
@@ -282,16 +286,22 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
             kw = dict(kw)
             cap_mb = kw.pop("bucket_cap_mb", cfg.get("bucket_cap_mb"))
             ddp_kw = {} if cap_mb is None else {"bucket_cap_mb": cap_mb}
-            model = DDP(init_model(lambda: mlp(tuple(cfg["hidden"])), 0), **ddp_kw)
+            seed = int(cfg.get("seed", 0))
+            model = DDP(init_model(lambda: mlp(tuple(cfg["hidden"])), seed), **ddp_kw)
             state, hook = _make_hook(kind, kw)
             if hook is not None:
                 model.register_comm_hook(state, hook)
             opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
-            gen = torch.Generator().manual_seed(1000 + rank)
+            gen = torch.Generator().manual_seed(1000 + rank + 7919 * seed)
             n = data["x_train"].shape[0]
             times, desync, error = [], 0, None
             check_every = int(cfg.get("check_every", 1))
-            for step in range(cfg["steps"]):
+            steps = int(cfg["steps"])
+            every = int(cfg.get("eval_every", steps))
+            marks = sorted({t for t in range(1, steps + 1) if t % every == 0 or t == steps})
+            marks = marks[-max(1, int(cfg.get("acc_evals", 1))):]
+            accs: list[float] = []
+            for step in range(steps):
                 idx = torch.randint(0, n, (cfg["batch"],), generator=gen)
                 t0 = time.perf_counter()
                 try:
@@ -309,9 +319,13 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                     allv = [torch.empty_like(vec) for _ in range(world)]
                     dist.all_gather(allv, vec)
                     desync += int(not all(torch.equal(allv[0], v) for v in allv[1:]))
+                if "x_test" in data and step + 1 in marks:
+                    accs.append(evaluate(model.module, data["x_test"], data["y_test"]))
             res: dict[str, Any] = {"times": times, "desync_steps": desync, "error": error}
-            if "x_test" in data:
-                res["test_acc"] = evaluate(model.module, data["x_test"], data["y_test"])
+            if accs:
+                res["test_accs"] = accs
+                res["test_acc"] = accs[-1]
+                res["test_acc_tail"] = sum(accs) / len(accs)
             d = sum(p.numel() for p in model.parameters())
             res["d"] = d
             res["dense_bytes"] = 4.0 * d * len(times)
@@ -319,6 +333,10 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                 res["bytes_sent"] = float(state.bytes_sent)
                 res["bits_coded"] = float(state.bits_coded)
                 res["dense_bytes_counted"] = float(state.dense_bytes)
+            elif kind == "powersgd":
+                dense_iters = min(len(times), int(state.start_powerSGD_iter))
+                res["bytes_sent"] = 4.0 * (state.compression_stats()[2] + d * dense_iters)
+                res["bits_coded"] = 8.0 * res["bytes_sent"]
             summary[name] = res
             dist.barrier()
         if rank == 0:

@@ -105,8 +105,10 @@ def run_sgd(
     Each step every worker draws ``batch`` examples (with its own generator), computes its
     stochastic gradient, and the workers' gradients are combined by a :class:`Simulator`
     (``compressor`` "topk" or "unbiased" with ``compressor_kwargs``) or averaged densely
-    (``compressor=None``). Bits are summed over workers: ``bits`` uses the hybrid coding
-    model, ``bytes`` the payload actually packed (dense: 32 bits per coordinate).
+    (``compressor=None``). ``seed`` seeds the workers' minibatch draws and (unless
+    ``compressor_kwargs`` sets it) the sparsifier's generators. Bits are summed over
+    workers: ``bits`` uses the hybrid coding model, ``bytes`` the payload actually packed
+    (dense: 32 bits per coordinate).
 
     The curve is recorded at iteration 0, every ``eval_every`` iterations, the last one, and
     at the powers of two below ``eval_every``.
@@ -118,6 +120,7 @@ def run_sgd(
     sim = None
     if compressor is not None:
         compressor_kwargs.setdefault("warmup_steps", 0)
+        compressor_kwargs.setdefault("seed", seed)
         sim = Simulator(workers, compressor, **compressor_kwargs)
     gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
     n = problem.X.shape[0]
@@ -175,6 +178,7 @@ def train_mlp_simulated(
     seed: int = 0,
     eval_every: int = 50,
     xi_every: int = 0,
+    acc_evals: int = 1,
     device: str = "cpu",
     **compressor_kwargs: Any,
 ) -> dict[str, Any]:
@@ -184,7 +188,11 @@ def train_mlp_simulated(
     Alistarh et al.'s quantity ``||TopK(mean_p acc_p) - mean_p TopK(acc_p)|| / ||mean_p g_p||``
     (``acc_p`` = residual + gradient of worker p, the same K as each worker uses).
     The model lives on ``device``; the workers' gradients are exchanged on the CPU.
-    Returns the training-loss curve, final test accuracy, bits (coding model) and bytes.
+    ``seed`` gives the initial weights, the minibatch draws and (unless
+    ``compressor_kwargs`` sets it) the sparsifier's generators: runs with the same seed
+    share initialisation and data order. Returns the training-loss curve, the test accuracy
+    at the last ``acc_evals`` evaluations (``test_accs``; ``test_acc`` is the last,
+    ``test_acc_tail`` their mean), bits (coding model) and bytes.
     """
     model = _training.to_device(init_model(lambda: mlp(tuple(hidden)), seed), device)
     params = [p for p in model.parameters()]
@@ -192,7 +200,11 @@ def train_mlp_simulated(
     sim = None
     if compressor is not None:
         compressor_kwargs.setdefault("warmup_steps", 0)
+        compressor_kwargs.setdefault("seed", seed)
         sim = Simulator(workers, compressor, **compressor_kwargs)
+    last_evals = {t for t in range(1, steps + 1) if t % eval_every == 0 or t == steps}
+    last_evals = set(sorted(last_evals)[-max(1, acc_evals):])
+    test_accs: list[float] = []
     gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
     x_tr, y_tr = data["x_train"], data["y_train"]
     n = x_tr.shape[0]
@@ -238,7 +250,11 @@ def train_mlp_simulated(
         if t % eval_every == 0 or t == steps:
             hist["iter"].append(t)
             hist["loss"].append(sum(losses) / len(losses))
-    hist["test_acc"] = evaluate(model, data["x_test"], data["y_test"])
+        if t in last_evals:
+            test_accs.append(evaluate(model, data["x_test"], data["y_test"]))
+    hist["test_accs"] = test_accs
+    hist["test_acc"] = test_accs[-1]
+    hist["test_acc_tail"] = sum(test_accs) / len(test_accs)
     hist["bits"] = bits
     hist["bytes"] = nbytes
     hist["dense_bits"] = steps * workers * d * 32.0
