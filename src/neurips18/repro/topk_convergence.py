@@ -96,14 +96,14 @@ PROFILES = {
                     logreg_steps=600, workers=4, mlp_hidden=(128,), mlp_workers=2,
                     mlp_steps=400, mlp_lr=0.1, batch=64, xi_every=20, acc_evals=5, e2e=True,
                     e2e_seeds=1, e2e_hidden=(128,), e2e_steps=600, e2e_check_every=10,
-                    powersgd_rank=4, anchor_timeout_s=180.0),
+                    powersgd_rank=4, anchor_timeout_s=600.0),
     "full": Config(seeds=5, ks=(0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5),
                    conv_ks=(1.0, 0.1, 0.01, 0.001), judged_ks=(0.1, 0.01, 0.001),
                    logreg_n=60000, logreg_steps=6000, workers=4, mlp_hidden=(1024, 1024),
                    mlp_workers=2, mlp_steps=3000, mlp_lr=0.1, batch=64, xi_every=50,
                    acc_evals=5, e2e=True, e2e_seeds=3, e2e_hidden=(1024, 1024),
                    e2e_steps=3000, e2e_check_every=1, powersgd_rank=4,
-                   anchor_timeout_s=1800.0),
+                   anchor_timeout_s=7200.0),
 }
 _MIN_E2E_SEEDS = 3  # the DDP accuracy claims need an interval from at least this many seeds
 
