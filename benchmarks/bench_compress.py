@@ -318,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         prev = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
         prev["probabilities"] = bench_probabilities(args.size, args.repeat)
+        prev["probabilities_command"] = "python benchmarks/bench_compress.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
         _print_probabilities(prev["probabilities"], args.size)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(prev, indent=2) + "\n", encoding="utf-8")
@@ -327,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         prev = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
         prev["ddp"] = bench_ddp(args.ddp_steps, args.runs, args.run_steps, args.rounds)
+        prev["ddp"]["command"] = "python benchmarks/bench_compress.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
         _print_ddp(prev["ddp"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(prev, indent=2) + "\n", encoding="utf-8")

@@ -35,11 +35,13 @@ first iteration it sees on a model and keeps each bucket's residual in that buck
 order; when DDP's layout changes, every parameter's residual moves with it. A state restored
 from a checkpoint into a fresh DDP of the same model exchanges that DDP's first (initial)
 buckets as the checkpoint's buckets, so the resumed run is bit-identical to the uninterrupted
-one (the DDP arguments unchanged). This holds for a checkpoint taken after DDP's second
-iteration has begun, when DDP has rebuilt its buckets; a checkpoint taken after the very
-first iteration holds only the initial layout, so the first resumed iteration is compressed
-over DDP's initial buckets (every residual still belongs to its parameter). The state must be
-registered before the DDP's first backward pass (as DDP requires).
+one (the DDP arguments unchanged). This holds for a checkpoint taken after two or more
+iterations, once DDP has rebuilt its buckets; a checkpoint taken after the very first
+iteration holds only the initial layout, so the first resumed iteration is compressed over
+DDP's initial buckets (every residual still belongs to its parameter). With other DDP
+arguments (bucket sizes) the resumed run adopts the new buckets, each parameter keeping its
+residual. A state restored into a different model is refused. The state must be registered
+before the DDP's first backward pass (as DDP requires).
 
 Cost per step
 -------------
