@@ -451,22 +451,16 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     ax1.set(xlabel="K / d", ylabel="||g - TopK(g)|| / ||g||",
             title=f"Fig. 2 quantity ({len(seeds)} seeds)")
     ax1.legend(fontsize=6)
-    for frac in data["logreg"][seeds[0]]:
-        it = data["logreg"][seeds[0]][frac]["iter"]
-        gaps = np.array([data["logreg"][s][frac]["gap"] for s in seeds])
-        lab = "dense" if frac == "1.0" else f"K={frac}d"
-        line = ax2.semilogy(it, np.median(gaps, 0), label=lab)[0]
-        ax2.fill_between(it, gaps.min(0), gaps.max(0), color=line.get_color(), alpha=0.2)
+    for ax, part, field, log in ((ax2, "logreg", "gap", True), (ax3, "mlp", "loss", False)):
+        for frac in data[part][seeds[0]]:  # median over seeds, band from min to max
+            it = data[part][seeds[0]][frac]["iter"]
+            ys = np.array([data[part][s][frac][field] for s in seeds])
+            lab = "dense" if frac == "1.0" else f"K={frac}d"
+            line = (ax.semilogy if log else ax.plot)(it, np.median(ys, 0), label=lab)[0]
+            ax.fill_between(it, ys.min(0), ys.max(0), color=line.get_color(), alpha=0.2)
+        ax.legend(fontsize=6)
     ax2.set(xlabel="iteration", ylabel="f - f*", title="logreg, TopK-SGD (band: seeds)")
-    ax2.legend(fontsize=6)
-    for frac in data["mlp"][seeds[0]]:
-        it = data["mlp"][seeds[0]][frac]["iter"]
-        loss = np.array([data["mlp"][s][frac]["loss"] for s in seeds])
-        lab = "dense" if frac == "1.0" else f"K={frac}d"
-        line = ax3.plot(it, np.median(loss, 0), label=lab)[0]
-        ax3.fill_between(it, loss.min(0), loss.max(0), color=line.get_color(), alpha=0.2)
     ax3.set(xlabel="iteration", ylabel="training loss", title="MNIST MLP, TopK-SGD")
-    ax3.legend(fontsize=6)
     cats: list[tuple[str, list[float]]] = []
     for frac in list(data["mlp"][seeds[0]])[1:]:
         cats.append((f"sim K={frac}d", [data["mlp"][s][frac]["test_acc_tail"]
