@@ -80,7 +80,7 @@ PROFILES = {
                     steps=600, eval_every=50, density=0.05,
                     densities=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5), mc_draws=2000,
                     losses=("logistic", "svm"), solver_maxiter=500),
-    "full": Config(seeds=5, mnist_n=60000, synthetic_n=10000, synthetic_d=5000, workers=4, batch=16,
+    "full": Config(seeds=3, mnist_n=60000, synthetic_n=10000, synthetic_d=5000, workers=4, batch=16,
                    steps=6000, eval_every=100, density=0.02,
                    densities=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5), mc_draws=10000,
                    losses=("logistic", "svm"), solver_maxiter=3000),
