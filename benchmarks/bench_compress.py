@@ -40,11 +40,12 @@ def _best(fn: Any, repeat: int) -> tuple[float, Any]:
 def _vectors(size: int, seed: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     sign = torch.where(torch.rand(size, generator=gen) < 0.5, -1.0, 1.0)
-    t2 = torch.distributions.StudentT(torch.tensor(2.0))
-    torch.manual_seed(seed)  # StudentT samples from the global generator
+    # Student-t with 2 degrees of freedom: Z / sqrt(V / 2) with V ~ chi2(2) = -2 log U
+    t2 = torch.randn(size, generator=gen) / torch.sqrt(
+        -torch.log1p(-torch.rand(size, generator=gen)))
     return {
         "gaussian": torch.randn(size, generator=gen),
-        "heavy-tailed (t, 2 dof)": t2.sample((size,)),
+        "heavy-tailed (t, 2 dof)": t2,
         "log-normal (sigma 2)": sign * torch.exp(2.0 * torch.randn(size, generator=gen)),
     }
 
@@ -317,6 +318,8 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         prev = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
         prev["probabilities"] = bench_probabilities(args.size, args.repeat)
+        prev["probabilities_command"] = "python benchmarks/bench_compress.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
         _print_probabilities(prev["probabilities"], args.size)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(prev, indent=2) + "\n", encoding="utf-8")
@@ -326,6 +329,8 @@ def main(argv: list[str] | None = None) -> None:
         out = Path(args.out)
         prev = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
         prev["ddp"] = bench_ddp(args.ddp_steps, args.runs, args.run_steps, args.rounds)
+        prev["ddp"]["command"] = "python benchmarks/bench_compress.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
         _print_ddp(prev["ddp"])
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(prev, indent=2) + "\n", encoding="utf-8")

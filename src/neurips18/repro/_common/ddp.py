@@ -6,7 +6,11 @@ when a hook deadlocks; rank 0 may leave ``result.pt`` in ``out_dir``, which is r
 It lives in the package so that spawned processes can import the rank functions by name:
 
 * :func:`hook_check` -- a small MLP trained a few steps under each hook, recording every
-  bucket's input and output (``tests/compress``);
+  bucket's input and output, non-finite gradients included (``tests/compress``);
+* :func:`resume_check` -- every stateful hook trained without interruption and, side by
+  side, checkpointed (``torch.save`` of model, optimizer and hook state), loaded with
+  ``torch.load``'s safe default into a fresh DDP and resumed: the parameters after every
+  step of both runs (``tests/compress``);
 * :func:`train_variants` -- an MNIST MLP trained under several hooks in one process group:
   step times, accuracy, bytes sent and a bitwise check that the ranks stay in lock-step
   (the ``topk_convergence`` reproduction and ``benchmarks/bench_compress.py``).
@@ -84,7 +88,7 @@ def spawn(fn: Any, *args: Any, world: int = 2, timeout_s: float | None = None) -
         path = os.path.join(tmp, RESULT)
         if not os.path.exists(path):
             return None
-        return torch.load(path, weights_only=False)
+        return torch.load(path)
 
 
 def _model() -> nn.Module:
@@ -108,15 +112,18 @@ def _recording(hook: Any, records: list[dict[str, Any]]) -> Any:
 
 
 def _train(kind: str, rank: int, steps: int, nan_step: int | None, **kw: Any) -> dict[str, Any]:
-    model = DDP(_model(), bucket_cap_mb=0.01)  # several buckets
+    model = DDP(_model(), bucket_cap_mb=kw.pop("bucket_cap_mb", 0.01))  # several buckets
+    state: Any = None
+    hook: Any = None
     if kind == "topk":
-        state: Any = TopKState(density=0.05, error_feedback=True, **kw)
-        hook: Any = topk_hook
-    else:
-        state = UnbiasedSparsifyState(density=0.1, seed=3, **kw)
+        state = TopKState(**{"density": 0.05, "error_feedback": True, **kw})
+        hook = topk_hook
+    elif kind == "unbiased":
+        state = UnbiasedSparsifyState(**{"density": 0.1, "seed": 3, **kw})
         hook = unbiased_sparsify_hook
     records: list[dict[str, Any]] = []
-    model.register_comm_hook(state, _recording(hook, records))
+    if kind != "none":
+        model.register_comm_hook(state, _recording(hook, records))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     gen = torch.Generator().manual_seed(100 + rank)
     error = None
@@ -135,7 +142,7 @@ def _train(kind: str, rank: int, steps: int, nan_step: int | None, **kw: Any) ->
         opt.step()
     params = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     return {"records": records, "params": params, "error": error,
-            "bytes_sent": state.bytes_sent, "dense_bytes": state.dense_bytes}
+            "stats": None if kind == "none" else state.stats()}
 
 
 def hook_check(rank: int, world: int, port: int, out_dir: str, dest: str) -> None:
@@ -147,11 +154,84 @@ def hook_check(rank: int, world: int, port: int, out_dir: str, dest: str) -> Non
             "unbiased": _train("unbiased", rank, 6, None, warmup_steps=1),
             "skip": _train("topk", rank, 5, 2, warmup_steps=1, nonfinite="skip"),
             "raise": _train("topk", rank, 5, 2, warmup_steps=1, nonfinite="raise"),
+            "raise unbiased": _train("unbiased", rank, 5, 2, warmup_steps=1),
+            "warmup skip": _train("topk", rank, 4, 0, warmup_steps=2, nonfinite="skip"),
+            "warmup raise": _train("topk", rank, 4, 0, warmup_steps=2),
+            "dense topk": _train("topk", rank, 4, None, density=1.0, bucket_cap_mb=100),
+            "dense unbiased": _train("unbiased", rank, 4, None, density=1.0,
+                                     bucket_cap_mb=100),
+            "dense none": _train("none", rank, 4, None, bucket_cap_mb=100),
         }
         # a collective after the failure proves the ranks are still in lock-step
         t = torch.tensor([float(rank)])
         dist.all_reduce(t)
         res["after"] = float(t)
+        torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+STATEFUL_HOOKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "topk": ("topk", {"density": 0.05}),
+    "topk approximate": ("topk", {"density": 0.05, "exact": False}),
+    "unbiased": ("unbiased", {"density": 0.1, "seed": 3}),
+    "unbiased uniform": ("unbiased", {"density": 0.1, "seed": 3, "sampling": "uniform"}),
+    "unbiased with error feedback": ("unbiased", {"density": 0.1, "seed": 3,
+                                                  "error_feedback": True}),
+}
+
+
+def _resumable(name: str, cap: float) -> tuple[Any, Any, Any, Any]:
+    kind, kw = STATEFUL_HOOKS[name]
+    model = DDP(_model(), bucket_cap_mb=cap)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    state, hook = _make_hook(kind, kw)
+    return model, opt, state, hook
+
+
+def _resume_step(model: Any, opt: Any, gen: torch.Generator) -> torch.Tensor:
+    x = torch.randn(16, 20, generator=gen)
+    y = torch.randint(0, 4, (16,), generator=gen)
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.step()
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+
+
+def resume_check(rank: int, world: int, port: int, out_dir: str, dest: str,
+                 steps: int = 8, stops: tuple[int, ...] = (2, 5)) -> None:
+    """For every stateful hook, DDP bucket cap (several buckets / one) and stop step: the
+    parameters after each of ``steps`` steps of an uninterrupted run, and of a run
+    checkpointed after ``stop`` steps and resumed in a fresh DDP from ``torch.load(path)``
+    (safe default loading); saved as ``dest/rank<r>.pt``."""
+    _init(rank, world, port, 1, 60.0)
+    try:
+        res: dict[str, Any] = {}
+        for name in STATEFUL_HOOKS:
+            for cap in (0.01, 100.0):
+                model, opt, state, hook = _resumable(name, cap)
+                model.register_comm_hook(state, hook)
+                gen = torch.Generator().manual_seed(100 + rank)
+                full = [_resume_step(model, opt, gen) for _ in range(steps)]
+                for stop in stops:
+                    model, opt, state, hook = _resumable(name, cap)
+                    model.register_comm_hook(state, hook)
+                    gen = torch.Generator().manual_seed(100 + rank)
+                    part = [_resume_step(model, opt, gen) for _ in range(stop)]
+                    path = os.path.join(dest, f"ckpt{rank}.pt")
+                    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "hook": state, "data": gen.get_state()}, path)
+                    del model, opt, state
+                    ckpt = torch.load(path)
+                    model, opt, _, hook = _resumable(name, cap)
+                    model.load_state_dict(ckpt["model"])
+                    opt.load_state_dict(ckpt["optimizer"])
+                    model.register_comm_hook(ckpt["hook"], hook)
+                    gen = torch.Generator()
+                    gen.set_state(ckpt["data"])
+                    part += [_resume_step(model, opt, gen) for _ in range(steps - stop)]
+                    res[f"{name}, bucket_cap_mb={cap:g}, stop={stop}"] = {
+                        "full": full, "resumed": part, "stop": stop}
         torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -181,9 +261,13 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
     ``cfg``: ``hidden`` (tuple), ``batch`` (per rank), ``steps``, ``lr``, ``data``
     (``"mnist"`` or ``"random"``), optional ``bucket_cap_mb`` (DDP's, default: DDP's own
     default), ``variants``: list of ``(name, kind, kwargs)`` (a ``bucket_cap_mb`` key in
-    ``kwargs`` overrides the config's for that variant). For each
-    variant: median step time, test accuracy (MNIST), bytes/bits sent by this rank, and a
-    bitwise check that both ranks hold identical parameters after every step.
+    ``kwargs`` overrides the config's for that variant), optional ``seed`` (initial weights
+    and minibatch order; default 0), ``acc_evals`` and ``eval_every`` (test accuracy at the
+    last ``acc_evals`` evaluations, ``eval_every`` steps apart; default: the end only). For
+    each variant: step times, test accuracy (MNIST: ``test_accs``, ``test_acc`` the last,
+    ``test_acc_tail`` their mean), bytes/bits sent by this rank (PyTorch's PowerSGD: from its
+    ``compression_stats()``, 32-bit values), and a bitwise check that both ranks hold
+    identical parameters after every ``check_every``-th step.
     """
     import time
 
@@ -202,16 +286,22 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
             kw = dict(kw)
             cap_mb = kw.pop("bucket_cap_mb", cfg.get("bucket_cap_mb"))
             ddp_kw = {} if cap_mb is None else {"bucket_cap_mb": cap_mb}
-            model = DDP(init_model(lambda: mlp(tuple(cfg["hidden"])), 0), **ddp_kw)
+            seed = int(cfg.get("seed", 0))
+            model = DDP(init_model(lambda: mlp(tuple(cfg["hidden"])), seed), **ddp_kw)
             state, hook = _make_hook(kind, kw)
             if hook is not None:
                 model.register_comm_hook(state, hook)
             opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"])
-            gen = torch.Generator().manual_seed(1000 + rank)
+            gen = torch.Generator().manual_seed(1000 + rank + 7919 * seed)
             n = data["x_train"].shape[0]
             times, desync, error = [], 0, None
             check_every = int(cfg.get("check_every", 1))
-            for step in range(cfg["steps"]):
+            steps = int(cfg["steps"])
+            every = int(cfg.get("eval_every", steps))
+            marks = sorted({t for t in range(1, steps + 1) if t % every == 0 or t == steps})
+            marks = marks[-max(1, int(cfg.get("acc_evals", 1))):]
+            accs: list[float] = []
+            for step in range(steps):
                 idx = torch.randint(0, n, (cfg["batch"],), generator=gen)
                 t0 = time.perf_counter()
                 try:
@@ -229,9 +319,13 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                     allv = [torch.empty_like(vec) for _ in range(world)]
                     dist.all_gather(allv, vec)
                     desync += int(not all(torch.equal(allv[0], v) for v in allv[1:]))
+                if "x_test" in data and step + 1 in marks:
+                    accs.append(evaluate(model.module, data["x_test"], data["y_test"]))
             res: dict[str, Any] = {"times": times, "desync_steps": desync, "error": error}
-            if "x_test" in data:
-                res["test_acc"] = evaluate(model.module, data["x_test"], data["y_test"])
+            if accs:
+                res["test_accs"] = accs
+                res["test_acc"] = accs[-1]
+                res["test_acc_tail"] = sum(accs) / len(accs)
             d = sum(p.numel() for p in model.parameters())
             res["d"] = d
             res["dense_bytes"] = 4.0 * d * len(times)
@@ -239,6 +333,10 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                 res["bytes_sent"] = float(state.bytes_sent)
                 res["bits_coded"] = float(state.bits_coded)
                 res["dense_bytes_counted"] = float(state.dense_bytes)
+            elif kind == "powersgd":
+                dense_iters = min(len(times), int(state.start_powerSGD_iter))
+                res["bytes_sent"] = 4.0 * (state.compression_stats()[2] + d * dense_iters)
+                res["bits_coded"] = 8.0 * res["bytes_sent"]
             summary[name] = res
             dist.barrier()
         if rank == 0:

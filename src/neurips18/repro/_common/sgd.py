@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from neurips18.compress import Simulator, topk_sparsify
+from neurips18.repro._common import training as _training
 from neurips18.repro._common.models import mlp
 from neurips18.repro._common.training import evaluate, init_model
 
@@ -104,8 +105,10 @@ def run_sgd(
     Each step every worker draws ``batch`` examples (with its own generator), computes its
     stochastic gradient, and the workers' gradients are combined by a :class:`Simulator`
     (``compressor`` "topk" or "unbiased" with ``compressor_kwargs``) or averaged densely
-    (``compressor=None``). Bits are summed over workers: ``bits`` uses the hybrid coding
-    model, ``bytes`` the payload actually packed (dense: 32 bits per coordinate).
+    (``compressor=None``). ``seed`` seeds the workers' minibatch draws and (unless
+    ``compressor_kwargs`` sets it) the sparsifier's generators. Bits are summed over
+    workers: ``bits`` uses the hybrid coding model, ``bytes`` the payload actually packed
+    (dense: 32 bits per coordinate).
 
     The curve is recorded at iteration 0, every ``eval_every`` iterations, the last one, and
     at the powers of two below ``eval_every``.
@@ -117,6 +120,7 @@ def run_sgd(
     sim = None
     if compressor is not None:
         compressor_kwargs.setdefault("warmup_steps", 0)
+        compressor_kwargs.setdefault("seed", seed)
         sim = Simulator(workers, compressor, **compressor_kwargs)
     gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
     n = problem.X.shape[0]
@@ -174,6 +178,8 @@ def train_mlp_simulated(
     seed: int = 0,
     eval_every: int = 50,
     xi_every: int = 0,
+    acc_evals: int = 1,
+    device: str = "cpu",
     **compressor_kwargs: Any,
 ) -> dict[str, Any]:
     """Data-parallel SGD of an MNIST MLP with P virtual workers (one bucket = all params).
@@ -181,15 +187,24 @@ def train_mlp_simulated(
     With ``xi_every > 0`` and ``compressor="topk"``, every ``xi_every`` steps it measures
     Alistarh et al.'s quantity ``||TopK(mean_p acc_p) - mean_p TopK(acc_p)|| / ||mean_p g_p||``
     (``acc_p`` = residual + gradient of worker p, the same K as each worker uses).
-    Returns the training-loss curve, final test accuracy, bits (coding model) and bytes.
+    The model lives on ``device``; the workers' gradients are exchanged on the CPU.
+    ``seed`` gives the initial weights, the minibatch draws and (unless
+    ``compressor_kwargs`` sets it) the sparsifier's generators: runs with the same seed
+    share initialisation and data order. Returns the training-loss curve, the test accuracy
+    at the last ``acc_evals`` evaluations (``test_accs``; ``test_acc`` is the last,
+    ``test_acc_tail`` their mean), bits (coding model) and bytes.
     """
-    model = init_model(lambda: mlp(tuple(hidden)), seed)
+    model = _training.to_device(init_model(lambda: mlp(tuple(hidden)), seed), device)
     params = [p for p in model.parameters()]
     d = sum(p.numel() for p in params)
     sim = None
     if compressor is not None:
         compressor_kwargs.setdefault("warmup_steps", 0)
+        compressor_kwargs.setdefault("seed", seed)
         sim = Simulator(workers, compressor, **compressor_kwargs)
+    last_evals = {t for t in range(1, steps + 1) if t % eval_every == 0 or t == steps}
+    last_evals = set(sorted(last_evals)[-max(1, acc_evals):])
+    test_accs: list[float] = []
     gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
     x_tr, y_tr = data["x_train"], data["y_train"]
     n = x_tr.shape[0]
@@ -201,9 +216,10 @@ def train_mlp_simulated(
         for gr in gens:
             idx = torch.randint(0, n, (batch,), generator=gr)
             model.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            loss = torch.nn.functional.cross_entropy(model(x_tr[idx].to(device)),
+                                                     y_tr[idx].to(device))
             loss.backward()
-            grads.append(torch.cat([p.grad.reshape(-1) for p in params]))  # type: ignore[union-attr]
+            grads.append(torch.cat([p.grad.reshape(-1) for p in params]).cpu())  # type: ignore[union-attr]
             losses.append(float(loss.detach()))
         if sim is None:
             upd = torch.stack(grads).mean(0)
@@ -225,6 +241,7 @@ def train_mlp_simulated(
             after = sim.bits()
             bits += after["bits_coded"] - before["bits_coded"]
             nbytes += after["bytes_sent"] - before["bytes_sent"]
+        upd = upd.to(device)
         with torch.no_grad():
             off = 0
             for p in params:
@@ -233,7 +250,11 @@ def train_mlp_simulated(
         if t % eval_every == 0 or t == steps:
             hist["iter"].append(t)
             hist["loss"].append(sum(losses) / len(losses))
-    hist["test_acc"] = evaluate(model, data["x_test"], data["y_test"])
+        if t in last_evals:
+            test_accs.append(evaluate(model, data["x_test"], data["y_test"]))
+    hist["test_accs"] = test_accs
+    hist["test_acc"] = test_accs[-1]
+    hist["test_acc_tail"] = sum(test_accs) / len(test_accs)
     hist["bits"] = bits
     hist["bytes"] = nbytes
     hist["dense_bits"] = steps * workers * d * 32.0

@@ -15,7 +15,7 @@ models (:meth:`SparseGradient.bits`):
     costs only a sign bit, plus one shared float for ``1/lambda``. The positions are coded
     as an index list or as a d-bit bitmap, whichever is shorter. Sparsifiers that do not
     produce a shared magnitude (top-k) fall back to full values. This is our reading of the
-    paper's coding model; the exact constants of the paper could not be confirmed.
+    paper's coding model (the paper's exact constants: not recovered).
 """
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
+from neurips18._validation import Interval, Options, check, check_tensor, invalid
+
 __all__ = ["SparseGradient"]
+
+_CODINGS = Options({"hybrid", "plain"})
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,13 +54,11 @@ class SparseGradient:
     scale: float | None = None
 
     def __post_init__(self) -> None:
-        if self.indices.dim() != 1 or self.values.dim() != 1:
-            raise ValueError("indices and values must be 1-D")
+        check_tensor("indices", self.indices, ndim=1, floating=False, nonempty=False)
+        check_tensor("values", self.values, ndim=1, finite=False, nonempty=False)
         if self.indices.numel() != self.values.numel():
-            raise ValueError(
-                f"indices ({self.indices.numel()}) and values ({self.values.numel()}) "
-                "must have the same length"
-            )
+            raise invalid("values", self.values,
+                          f"as many entries as indices ({self.indices.numel()})")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
 
     @property
@@ -76,8 +78,8 @@ class SparseGradient:
 
     def bits(self, coding: str = "hybrid", value_bits: int = 32) -> int:
         """Coding length of this message in bits (see the module docstring)."""
-        if coding not in ("hybrid", "plain"):
-            raise ValueError(f"coding must be 'hybrid' or 'plain', got {coding!r}")
+        check("coding", coding, _CODINGS)
+        check("value_bits", value_bits, Interval(int, 1, None))
         d, n = self.numel, self.nnz
         idx_bits = max(1, math.ceil(math.log2(d))) if d > 1 else 1
         if coding == "plain":

@@ -15,10 +15,12 @@ greedy fixed-point iteration, which starts from ``p_i = min(rho d |g_i| / ||g||_
 repeatedly rescales the unsaturated probabilities by
 ``c = (rho d - #saturated) / sum_{unsaturated} p_i`` until ``c <= 1`` or ``max_iter`` passes.
 We use ``|g_i|`` in the l1 norm (a public implementation forgets the absolute value). The
-paper's text was not reachable with our search tools; the loop above (and its stopping rule
-``c <= 1``) matches the brief and an independent public implementation
-(scottjiao/Gradient-Compression-Methods, ``utils.py``).
-Both methods keep a single ``lambda`` internally and use O(d) memory.
+loop above and its stopping rule ``c <= 1`` follow an independent public implementation
+(scottjiao/Gradient-Compression-Methods, ``utils.py``); the paper's own listing: not
+recovered. Both methods keep a single ``lambda`` internally and use O(d) memory.
+
+:func:`sparsify_unbiased` and the DDP hook draw the message with one routine
+(:func:`_sample`), so both give the same message for the same vector and generator state.
 """
 
 from __future__ import annotations
@@ -27,9 +29,17 @@ import math
 
 import torch
 
-from ._checks import check_density, check_vector
-from .sparse import SparseGradient
-from .topk import _SMALL, _candidates
+from neurips18._validation import (
+    Interval,
+    Options,
+    as_torch_generator,
+    check,
+    check_tensor,
+    invalid,
+)
+
+from ._sparse import SparseGradient
+from ._topk import _SMALL, _candidates
 
 __all__ = [
     "optimal_probabilities",
@@ -38,7 +48,10 @@ __all__ = [
     "sparsification_variance",
 ]
 
-_METHODS = ("exact", "greedy")
+_METHODS = Options({"exact", "greedy"})
+_SAMPLINGS = Options({"optimal", "uniform"})
+DENSITY = Interval(float, 0.0, 1.0, closed="right")
+MAX_ITER = Interval(int, 0, None)
 _CANCEL = 1e-3  # if unsaturated mass < this fraction of ||g||_1, recompute ||g||_1 in float64
 
 
@@ -133,11 +146,14 @@ def _probs_from_scale(a: torch.Tensor, lam: float) -> torch.Tensor:
     return a.mul_(lam).clamp_(max=1.0)
 
 
-def _check_method(method: str, max_iter: int) -> None:
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative int, got {max_iter!r}")
+def _check_common(g: torch.Tensor, density: float, method: str,
+                  max_iter: int) -> tuple[torch.Tensor, float]:
+    """Checks shared by the public functions; finiteness is checked later, by the l1 sum."""
+    check_tensor("g", g, finite=False)
+    density = check("density", density, DENSITY)
+    check("method", method, _METHODS)
+    check("max_iter", max_iter, MAX_ITER)
+    return g.reshape(-1), density
 
 
 def optimal_scale(
@@ -148,11 +164,8 @@ def optimal_scale(
     ``inf`` when every nonzero coordinate saturates (all-zero gradient, or fewer nonzeros
     than ``density * d``).
     """
-    flat = check_vector(g, allow_nonfinite=True)  # finiteness: checked by _scale_from_abs
-    density = check_density(density)
-    _check_method(method, max_iter)
-    a = flat.abs()
-    return _scale_from_abs(a, density, method, max_iter, check=True)
+    flat, density = _check_common(g, density, method, max_iter)
+    return _scale_from_abs(flat.abs(), density, method, max_iter, check=True)
 
 
 def _scale_from_abs(
@@ -167,7 +180,9 @@ def _scale_from_abs(
         total = float(a.sum())  # redone in float64 when a cancellation could bite
     if not math.isfinite(total):
         if check:
-            check_vector(a)  # raises on NaN/inf, naming the count
+            bad = int((~torch.isfinite(a)).sum())
+            if bad:
+                raise invalid("g", a, f"finite values; found {bad} NaN or inf")
         total = float(a.sum(dtype=torch.float64))  # finite entries, float32 sum overflowed
     if total == 0.0:
         return math.inf
@@ -200,9 +215,7 @@ def optimal_probabilities(
     p with the shape and dtype of ``g``. If ``g`` has fewer than ``density * d`` nonzero
     entries, every nonzero gets ``p = 1`` and zeros get ``p = 0`` (``sum p = nnz``).
     """
-    flat = check_vector(g, allow_nonfinite=True)  # finiteness: checked by _scale_from_abs
-    density = check_density(density)
-    _check_method(method, max_iter)
+    flat, density = _check_common(g, density, method, max_iter)
     a = flat.abs()
     lam = _scale_from_abs(a, density, method, max_iter, check=True)
     return _probs_from_scale(a, lam).reshape(g.shape)
@@ -211,7 +224,7 @@ def optimal_probabilities(
 def sparsify_unbiased(
     g: torch.Tensor,
     density: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | int | None = None,
     *,
     sampling: str = "optimal",
     method: str = "exact",
@@ -221,45 +234,60 @@ def sparsify_unbiased(
 
     Parameters
     ----------
-    g : gradient (finite; non-finite input raises ValueError).
+    g : gradient (finite; non-finite input raises
+        :class:`~neurips18._validation.ValidationError`, a ``ValueError``).
     density : expected fraction of coordinates sent, in (0, 1].
-    generator : torch.Generator for the Bernoulli draws (pass one for repeatable results).
+    generator : ``torch.Generator`` or int seed for the Bernoulli draws (pass one for
+        repeatable results; ``None`` draws from torch's default generator).
     sampling : ``"optimal"`` (Wangni's ``p_i = min(lambda |g_i|, 1)``) or ``"uniform"``
         (every coordinate kept with probability ``density``: the random-k baseline).
     method, max_iter : how ``lambda`` is found (see :func:`optimal_probabilities`).
 
     Returns
     -------
-    A :class:`SparseGradient`. For optimal sampling its non-saturated values are exactly
-    ``sign(g_i) / lambda`` (the value the receiver reconstructs under hybrid coding).
+    A :class:`SparseGradient` of the shape of ``g``. For optimal sampling its non-saturated
+    values are exactly ``sign(g_i) / lambda`` (the value the receiver reconstructs under
+    hybrid coding).
     """
-    flat = check_vector(g)
-    density = check_density(density)
+    check_tensor("g", g)
+    flat, density = _check_common(g, density, method, max_iter)
+    check("sampling", sampling, _SAMPLINGS)
+    gen = as_torch_generator(generator, allow_none=True)
+    return _sample(flat, tuple(g.shape), density, gen, sampling, method, max_iter)
+
+
+def _sample(
+    flat: torch.Tensor,
+    shape: tuple[int, ...],
+    density: float,
+    generator: torch.Generator | None,
+    sampling: str,
+    method: str,
+    max_iter: int,
+) -> SparseGradient:
+    """The unbiased message for the finite 1-D ``flat`` (the kernel behind
+    :func:`sparsify_unbiased` and the DDP hook; no checks)."""
     d = flat.numel()
     if sampling == "uniform":
         u = torch.rand(d, generator=generator, dtype=flat.dtype, device=flat.device)
         idx = torch.nonzero(u < density).squeeze(1)
         vals = flat[idx] / density
         sat = torch.full((idx.numel(),), density >= 1.0, dtype=torch.bool, device=flat.device)
-        return SparseGradient(idx, vals, tuple(g.shape), saturated=sat, scale=None)
-    if sampling != "optimal":
-        raise ValueError(f"sampling must be 'optimal' or 'uniform', got {sampling!r}")
-    _check_method(method, max_iter)
+        return SparseGradient(idx, vals, shape, saturated=sat, scale=None)
     a = flat.abs()
     lam = _scale_from_abs(a, density, method, max_iter)
     if math.isinf(lam):
         idx = torch.nonzero(a > 0).squeeze(1)
         sat = torch.ones(idx.numel(), dtype=torch.bool, device=flat.device)
-        return SparseGradient(idx, flat[idx], tuple(g.shape), saturated=sat, scale=None)
+        return SparseGradient(idx, flat[idx], shape, saturated=sat, scale=None)
     p = _probs_from_scale(a, lam)
     u = torch.rand(d, generator=generator, dtype=p.dtype, device=p.device)
     idx = torch.nonzero(u < p).squeeze(1)
-    pk = p[idx]
-    sat = pk >= 1.0
+    sat = p[idx] >= 1.0
     gk = flat[idx]
     scale = 1.0 / lam
     vals = torch.where(sat, gk, torch.sign(gk) * scale)
-    return SparseGradient(idx, vals, tuple(g.shape), saturated=sat, scale=scale)
+    return SparseGradient(idx, vals, shape, saturated=sat, scale=scale)
 
 
 def sparsification_variance(g: torch.Tensor, p: torch.Tensor) -> float:
@@ -268,10 +296,14 @@ def sparsification_variance(g: torch.Tensor, p: torch.Tensor) -> float:
     Coordinates with ``g_i != 0`` and ``p_i = 0`` make the estimator biased; they are
     reported as ``inf``.
     """
+    check_tensor("g", g)
+    check_tensor("p", p)
     gf = g.reshape(-1).double()
     pf = p.reshape(-1).double()
     if gf.shape != pf.shape:
-        raise ValueError(f"g and p must have the same numel, got {gf.numel()} and {pf.numel()}")
+        raise invalid("p", p, f"{gf.numel()} entries, as g")
+    if bool((pf < 0).any()) or bool((pf > 1).any()):
+        raise invalid("p", p, "probabilities in [0, 1]")
     if bool(((pf == 0) & (gf != 0)).any()):
         return math.inf
     m = pf > 0

@@ -46,10 +46,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._checks import check_k, check_vector
-from .sparse import SparseGradient
+from neurips18._validation import Interval, check, check_tensor, invalid
 
-__all__ = ["topk", "topk_sparsify", "ErrorFeedback"]
+from ._sparse import SparseGradient
+
+__all__ = ["ErrorFeedback", "topk", "topk_sparsify"]
 
 _SMALL = 1 << 16  # below this many coordinates, torch.topk is fast enough
 _HITS = 400  # sampled entries expected above the k-th largest magnitude
@@ -128,7 +129,8 @@ def topk(
 
     Parameters
     ----------
-    g : tensor of any shape (floating; NaN/inf raise ValueError).
+    g : non-empty floating tensor of any shape (NaN/inf raise
+        :class:`~neurips18._validation.ValidationError`, a ``ValueError``).
     k : number of entries, ``1 <= k <= g.numel()``.
     exact : True returns exactly the top-k (sampled threshold pre-filter + exact trim);
         False may return between ``0.99 k`` and ``k`` of the largest entries when that saves
@@ -139,9 +141,10 @@ def topk(
     -------
     (values, indices): the signed values ``g.flatten()[indices]`` and int64 flat indices.
     """
-    flat = check_vector(g)
-    k = check_k(k, flat.numel())
-    idx = _select(flat.abs(), k, exact, sorted)
+    check_tensor("g", g)
+    flat = g.reshape(-1)
+    k = check("k", k, Interval(int, 1, flat.numel()))
+    idx = _select(flat.abs(), k, bool(exact), bool(sorted))
     return flat[idx], idx
 
 
@@ -164,6 +167,11 @@ def _select(a: torch.Tensor, k: int, exact: bool = True, sorted: bool = False) -
         return cand
     pos = torch.topk(a[cand], k, sorted=sorted).indices
     return cand[pos]
+
+
+def k_for_density(density: float, numel: int) -> int:
+    """Number of coordinates a top-k compressor keeps at ``density`` (at least 1)."""
+    return max(1, min(numel, int(math.ceil(density * numel))))
 
 
 def topk_sparsify(g: torch.Tensor, k: int, exact: bool = True) -> SparseGradient:
@@ -195,13 +203,12 @@ class ErrorFeedback:
 
     def accumulate(self, key: Hashable, g: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
         """``memory[key] + scale * g`` as a new flat tensor (memory starts at zero)."""
+        check_tensor("g", g, finite=False)
         flat = g.reshape(-1)
         mem = self.memory.get(key)
         if mem is not None and mem.shape != flat.shape:
-            raise ValueError(
-                f"error-feedback memory for key {key!r} has {mem.numel()} entries but the "
-                f"gradient has {flat.numel()}; call reset({key!r}) if the layout changed"
-            )
+            raise invalid("g", g, f"{mem.numel()} entries, as the error-feedback memory of "
+                          f"key {key!r} (call reset({key!r}) if the layout changed)")
         acc = flat * scale if scale != 1.0 else flat.clone()
         if mem is not None:
             acc.add_(mem)

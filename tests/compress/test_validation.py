@@ -1,0 +1,151 @@
+"""Bad input to every public entry point of neurips18.compress: one error type, naming the
+parameter and what is allowed; the input is never modified."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurips18._validation import ValidationError
+from neurips18.compress import (
+    ErrorFeedback,
+    HookConfig,
+    Simulator,
+    SparseGradient,
+    TopKState,
+    UnbiasedSparsifyState,
+    optimal_probabilities,
+    optimal_scale,
+    sparsification_variance,
+    sparsify_unbiased,
+    topk,
+    topk_sparsify,
+)
+
+G = torch.randn(10, generator=torch.Generator().manual_seed(0))
+
+
+def _nan(pos: int = 3, value: float = float("nan")) -> torch.Tensor:
+    h = G.clone()
+    h[pos] = value
+    return h
+
+
+CASES = [
+    ("k", lambda: topk(G, 11)),
+    ("k", lambda: topk(G, 0)),
+    ("k", lambda: topk(G, 2.5)),
+    ("k", lambda: topk(G, True)),
+    ("k", lambda: topk_sparsify(G, 11)),
+    ("g", lambda: topk(torch.empty(0), 1)),
+    ("g", lambda: topk(torch.arange(5), 1)),
+    ("g", lambda: topk(np.ones(5), 1)),
+    ("g", lambda: optimal_probabilities(torch.arange(5), 0.5)),
+    ("g", lambda: optimal_probabilities(np.ones(5), 0.5)),
+    ("g", lambda: optimal_probabilities(torch.empty(0), 0.5)),
+    ("g", lambda: optimal_scale(torch.empty(0), 0.5)),
+    ("g", lambda: sparsify_unbiased(torch.empty(0), 0.5)),
+    ("method", lambda: optimal_probabilities(G, 0.5, method="bisect")),
+    ("max_iter", lambda: optimal_probabilities(G, 0.5, method="greedy", max_iter=-1)),
+    ("max_iter", lambda: optimal_scale(G, 0.5, max_iter=1.5)),
+    ("sampling", lambda: sparsify_unbiased(G, 0.5, sampling="random")),
+    ("generator", lambda: sparsify_unbiased(G, 0.5, generator=-1)),
+    ("generator", lambda: sparsify_unbiased(G, 0.5, generator="seed")),
+    ("p", lambda: sparsification_variance(G, torch.full((9,), 0.5))),
+    ("p", lambda: sparsification_variance(G, torch.full((10,), 1.5))),
+    ("coding", lambda: topk_sparsify(G, 2).bits("huffman")),
+    ("values", lambda: SparseGradient(torch.arange(3), torch.ones(2), (5,))),
+    ("nonfinite", lambda: TopKState(nonfinite="ignore")),
+    ("warmup_steps", lambda: TopKState(warmup_steps=-1)),
+    ("error_feedback", lambda: TopKState(error_feedback=1)),
+    ("exact", lambda: TopKState(exact="yes")),
+    ("seed", lambda: UnbiasedSparsifyState(seed=-3)),
+    ("max_iter", lambda: UnbiasedSparsifyState(max_iter=-1)),
+    ("method", lambda: UnbiasedSparsifyState(method="bisect")),
+    ("sampling", lambda: UnbiasedSparsifyState(sampling="random")),
+    ("compressor", lambda: HookConfig("powersgd")),
+    ("world_size", lambda: Simulator(0)),
+    ("world_size", lambda: Simulator(2.0)),
+    ("compressor", lambda: Simulator(2, "powersgd")),
+    ("process_group", lambda: Simulator(2, process_group=object())),
+    ("grads", lambda: Simulator(2, density=0.1).step([G])),
+    ("grads[1]", lambda: Simulator(2, density=0.1).step([G, torch.randn(11)])),
+    ("grads[0]", lambda: Simulator(2, density=0.1).step([torch.empty(0), torch.empty(0)])),
+    ("grads[1]", lambda: Simulator(2, density=0.1).step([G, np.ones(10)])),
+    ("g", lambda: ErrorFeedback().accumulate("w", np.ones(3))),
+]
+
+
+@pytest.mark.parametrize("name,call", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_bad_input_names_the_parameter(name, call) -> None:
+    pattern = "^Invalid " + name.replace("[", r"\[").replace("]", r"\]") + ": "
+    with pytest.raises(ValidationError, match=pattern):
+        call()
+
+
+@pytest.mark.parametrize("density", [0.0, -0.1, 1.5, float("nan"), float("inf"), "0.1", None])
+def test_bad_density(density) -> None:
+    for call in (lambda: optimal_probabilities(G, density),
+                 lambda: optimal_scale(G, density),
+                 lambda: sparsify_unbiased(G, density),
+                 lambda: TopKState(density=density),
+                 lambda: UnbiasedSparsifyState(density=density),
+                 lambda: Simulator(2, "unbiased", density=density)):
+        with pytest.raises(ValidationError, match=r"^Invalid density: .*\(expected a finite "
+                                                  r"number in \(0, 1\]\)"):
+            call()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_nonfinite_gradients_are_refused_by_the_kernels(bad: float) -> None:
+    h = _nan(3, bad)
+    for call in (lambda: topk(h, 2), lambda: topk_sparsify(h, 2),
+                 lambda: sparsify_unbiased(h, 0.5), lambda: optimal_probabilities(h, 0.5),
+                 lambda: optimal_scale(h, 0.5),
+                 lambda: sparsify_unbiased(h, 0.5, sampling="uniform")):
+        with pytest.raises(ValidationError, match=r"^Invalid g: .*found 1 NaN or inf"):
+            call()
+
+
+def test_errors_are_value_and_type_errors() -> None:
+    with pytest.raises(ValueError):
+        topk(G, 11)
+    with pytest.raises(TypeError):
+        topk(G, 2.5)
+
+
+def test_inputs_are_not_modified() -> None:
+    g = G.clone()
+    topk(g, 3)
+    topk_sparsify(g, 3)
+    optimal_probabilities(g, 0.3)
+    optimal_scale(g, 0.3, method="greedy")
+    sparsify_unbiased(g, 0.3, generator=0)
+    sparsification_variance(g, torch.full_like(g, 0.5))
+    sim = Simulator(2, "topk", density=0.2, warmup_steps=0)
+    h = -g
+    sim.step([g, h])
+    sim.step([g, h])
+    ef = ErrorFeedback()
+    ef.step("w", g, lambda acc: topk_sparsify(acc, 2))
+    assert torch.equal(g, G) and torch.equal(h, -G)
+
+
+def test_int_seed_is_a_generator() -> None:
+    a = sparsify_unbiased(G, 0.3, generator=7)
+    b = sparsify_unbiased(G, 0.3, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a.indices, b.indices) and torch.equal(a.values, b.values)
+
+
+def test_config_is_frozen_and_shared() -> None:
+    st = TopKState(density=0.02)
+    assert isinstance(st.config, HookConfig) and st.density == 0.02
+    with pytest.raises(AttributeError):
+        st.config.density = 0.5  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        st.density = 0.5  # type: ignore[misc]
+    u = UnbiasedSparsifyState(density=0.05, max_iter=3)
+    assert type(u.config) is type(st.config) and u.config.max_iter == 3
+    sim = Simulator(2, "unbiased", density=0.05)
+    assert all(s.config == sim.states[0].config for s in sim.states)
