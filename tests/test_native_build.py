@@ -56,10 +56,16 @@ def test_switch_compiler_and_build_failures_give_none(monkeypatch, tmp_path):
 
 
 @needs_cc
-def test_broken_source_or_missing_symbol_gives_none(monkeypatch, tmp_path):
+def test_broken_source_or_missing_symbol_gives_none_and_says_why(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
-    assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
-    assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
+    with pytest.warns(_native.NativeBuildWarning) as rec:
+        assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
+    text = str(rec[0].message)
+    # the compiler's own diagnostic (file, line, "error") is in the warning, for each flag set
+    assert "unittest_native.c:1" in text and "error" in text and "exit status" in text
+    assert text.count("$ ") == 2
+    with pytest.warns(_native.NativeBuildWarning, match="add3"):
+        assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
 
 
 @needs_cc

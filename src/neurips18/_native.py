@@ -1,6 +1,8 @@
 """Build, cache and load the optional C kernels (standard library only: no NumPy, no torch).
 
-A kernel is plain C source held in a string by the subpackage that uses it. :func:`load`
+A kernel is C source, a ``.c`` file that the subpackage using it ships as package data and
+reads (``importlib.resources``); its variants (float and double, say) are written once and
+instantiated with the preprocessor inside the file. :func:`load`
 compiles it with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into
 ``<cache>/<name>-native/<name>_<key>.so``, where ``<cache>`` is
 :func:`neurips18._cache.cache_dir` and ``<key>`` a hash of the source, the compiler, the
@@ -10,7 +12,8 @@ written under a temporary name and moved into place with :func:`os.replace`, so 
 building at the same time never load a partial file. Nothing is compiled at import: callers
 call :func:`load` (behind their own ``functools.cache``) when a kernel is first needed, and
 fall back to their Python kernels when it returns None -- no compiler, a failed build, or
-the caller's environment switch set to ``0``.
+the caller's environment switch set to ``0``. A build or load that fails with every set of
+flags emits a :class:`NativeBuildWarning` that carries the compiler's command and output.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from neurips18._cache import cache_dir
 
-__all__ = ["BASE_FLAGS", "NATIVE_FLAGS", "Signature", "compiler", "enabled", "load"]
+__all__ = ["BASE_FLAGS", "NATIVE_FLAGS", "NativeBuildWarning", "Signature", "compiler",
+           "enabled", "load"]
 
 # No -ffast-math anywhere: the kernels must round like the Python kernels they replace.
 BASE_FLAGS = ("-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
@@ -36,6 +41,12 @@ NATIVE_FLAGS = ("-march=native",)
 
 # (argument ctypes, return ctype or None)
 Signature = tuple[Sequence[Any], Any]
+_LOG_CHARS = 4000  # of each compiler output kept in the warning
+
+
+class NativeBuildWarning(RuntimeWarning):
+    """A C kernel could not be built or loaded; the Python kernels are used instead. The
+    message holds the compiler command and its output."""
 
 
 def _cpu_signature() -> str:
@@ -60,7 +71,9 @@ def enabled(switch: str) -> bool:
 
 
 def _build(source: str, name: str, cc: str, flags: Sequence[str], libs: Sequence[str],
-           target: Path) -> bool:
+           target: Path) -> str | None:
+    """Compile ``source`` into ``target``; None on success, else what went wrong (the command
+    and the compiler's output)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src = Path(tmp) / f"{name}_native.c"
@@ -69,9 +82,13 @@ def _build(source: str, name: str, cc: str, flags: Sequence[str], libs: Sequence
         cmd = [cc, *flags, str(src), "-o", str(out), *(f"-l{lib}" for lib in libs)]
         proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
         if proc.returncode != 0 or not out.exists():
-            return False
+            text = (proc.stderr or b"").decode(errors="replace") + (
+                proc.stdout or b"").decode(errors="replace")
+            if len(text) > _LOG_CHARS:
+                text = "...\n" + text[-_LOG_CHARS:]
+            return f"$ {' '.join(cmd)}\n(exit status {proc.returncode})\n{text.strip()}"
         os.replace(out, target)  # atomic: a concurrent builder never sees a partial file
-    return True
+    return None
 
 
 def load(name: str, source: str, signatures: Mapping[str, Signature], *,
@@ -81,27 +98,36 @@ def load(name: str, source: str, signatures: Mapping[str, Signature], *,
     ``signatures`` maps each exported function to its argument types and return type;
     ``switch`` names an environment variable that disables the kernel when ``0``; ``libs``
     are extra libraries to link (``"m"`` for ``-lm``). Not cached: wrap it in
-    ``functools.cache``.
+    ``functools.cache``. When no set of flags gives a loadable kernel, a
+    :class:`NativeBuildWarning` gives the commands and the compiler's output.
     """
     if switch is not None and not enabled(switch):
         return None
     cc = compiler()
     if cc is None:
         return None
+    failures: list[str] = []
     for flags in ((*BASE_FLAGS, *NATIVE_FLAGS), BASE_FLAGS):
         parts = [source, cc, *flags, *(f"-l{lib}" for lib in libs), platform.machine(),
                  _cpu_signature()]
         key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:20]
         path = cache_dir() / f"{name}-native" / f"{name}_{key}.so"
         try:
-            if not path.exists() and not _build(source, name, cc, flags, libs, path):
-                continue
+            if not path.exists():
+                failed = _build(source, name, cc, flags, libs, path)
+                if failed is not None:
+                    failures.append(failed)
+                    continue
             lib = ctypes.CDLL(str(path))
             for fn, (argtypes, restype) in signatures.items():
                 f = getattr(lib, fn)
                 f.argtypes = list(argtypes)
                 f.restype = restype
-        except (OSError, AttributeError, subprocess.SubprocessError):
+        except (OSError, AttributeError, subprocess.SubprocessError) as exc:
+            failures.append(f"{path}: {type(exc).__name__}: {exc}")
             continue
         return lib
+    warnings.warn(
+        f"the {name} C kernel could not be built or loaded; using the Python kernels "
+        "instead. " + "\n\n".join(failures), NativeBuildWarning, stacklevel=2)
     return None
