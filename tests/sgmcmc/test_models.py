@@ -134,11 +134,11 @@ def test_torch_model_matches_numpy_model_and_samples(make_logistic):
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [
-        ({"X": np.full((3, 2), np.nan)}, ValueError, "X contains NaN"),
-        ({"y": np.array([0.0, np.inf, 1.0])}, ValueError, "y contains NaN"),
-        ({"y": np.zeros(4)}, ValueError, "same number of rows"),
-        ({"X": np.zeros(3)}, ValueError, "2-d"),
-        ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, ValueError, "at least one row"),
+        ({"X": np.full((3, 2), np.nan)}, ValueError, "Invalid X.*finite"),
+        ({"y": np.array([0.0, np.inf, 1.0])}, ValueError, "Invalid y.*finite"),
+        ({"y": np.zeros(4)}, ValueError, "Invalid y.*as many rows as X"),
+        ({"X": np.zeros(3)}, ValueError, "Invalid X.*2-D"),
+        ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, ValueError, "Invalid X.*at least 1 row"),
         ({"prior_precision": 0.0}, ValueError, "prior_precision"),
         ({"prior_precision": np.nan}, ValueError, "prior_precision"),
         ({"prior_precision": "1"}, TypeError, "prior_precision"),
@@ -156,7 +156,7 @@ def test_bad_model_input(kwargs, err, match):
 def test_bad_linear_and_logistic_specific_input():
     with pytest.raises(ValueError, match="noise_variance"):
         BayesianLinearRegression(np.ones((3, 2)), np.ones(3), 1.0, noise_variance=-1.0)
-    with pytest.raises(ValueError, match="only 0 and 1"):
+    with pytest.raises(ValueError, match="labels 0 and 1 only"):
         BayesianLogisticRegression(np.ones((3, 2)), np.array([0.0, 2.0, 1.0]), 1.0)
 
 

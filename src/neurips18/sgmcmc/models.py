@@ -29,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from neurips18._validation import Interval, check, check_array, check_tensor, invalid
+
 __all__ = [
     "BayesianLinearRegression",
     "BayesianLogisticRegression",
@@ -81,52 +83,29 @@ def _check_dtype(dtype: Any) -> np.dtype[Any]:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        raise invalid("dtype", dtype, "float32 or float64") from None
     if dt not in _DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        raise invalid("dtype", dtype, "float32 or float64")
     return dt
 
 
 def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+    return float(check(name, value, Interval(float, 0.0, None, closed="neither")))
 
 
 def _check_design(X: ArrayLike, y: ArrayLike, dtype: np.dtype[Any]) -> tuple[Array, Array]:
-    Xa = np.asarray(X)
-    ya = np.asarray(y)
-    if Xa.dtype.kind not in "biuf" or ya.dtype.kind not in "biuf":
-        raise TypeError(f"X and y must be numeric arrays, got dtypes {Xa.dtype} and {ya.dtype}")
-    if Xa.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (n_data, dim), got shape {Xa.shape}")
-    if ya.ndim != 1:
-        raise ValueError(f"y must be a 1-d array (n_data,), got shape {ya.shape}")
-    if Xa.shape[0] == 0 or Xa.shape[1] == 0:
-        raise ValueError(f"X must have at least one row and one column, got shape {Xa.shape}")
+    Xa = check_array("X", X, ndim=2, dtype="numeric", min_rows=1, min_cols=1)
+    ya = check_array("y", y, ndim=1, dtype="numeric", min_rows=1)
     if ya.shape[0] != Xa.shape[0]:
-        raise ValueError(
-            f"X and y must have the same number of rows, got {Xa.shape[0]} and {ya.shape[0]}"
-        )
-    if not np.isfinite(Xa).all():
-        raise ValueError("X contains NaN or infinite values")
-    if not np.isfinite(ya).all():
-        raise ValueError("y contains NaN or infinite values")
+        raise invalid("y", y, f"as many rows as X ({Xa.shape[0]})")
     return np.ascontiguousarray(Xa, dtype=dtype), np.ascontiguousarray(ya, dtype=dtype)
 
 
 def check_theta(model: Model, theta: ArrayLike, name: str = "theta") -> Array:
     """``theta`` as a fresh array of the model's dtype, shape ``(dim,)``, finite."""
-    t = np.asarray(theta)
-    if t.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array, got dtype {t.dtype}")
+    t = check_array(name, theta, ndim=1, dtype="numeric", min_rows=0)
     if t.shape != (model.dim,):
-        raise ValueError(f"{name} must have shape ({model.dim},), got {t.shape}")
-    if not np.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise invalid(name, theta, f"shape ({model.dim},)")
     return np.array(t, dtype=model.dtype, copy=True)
 
 
@@ -203,15 +182,10 @@ class _ProtocolAdapter(Model):
     def __init__(self, obj: Any, dtype: Any = np.float64) -> None:
         for name in ("log_prior", "grad_log_prior", "log_likelihood", "grad_log_likelihood_sum"):
             if not callable(getattr(obj, name, None)):
-                raise TypeError(
-                    f"model must provide a callable {name}(...); {type(obj).__name__} does not "
-                    "(see neurips18.sgmcmc.ModelProtocol)"
-                )
-        n, d = getattr(obj, "n_data", None), getattr(obj, "dim", None)
-        if not isinstance(n, int | np.integer) or int(n) < 1:
-            raise ValueError(f"model.n_data must be a positive integer, got {n!r}")
-        if not isinstance(d, int | np.integer) or int(d) < 1:
-            raise ValueError(f"model.dim must be a positive integer, got {d!r}")
+                raise invalid("model", obj, f"an object with a callable {name}(...) (see "
+                              "neurips18.sgmcmc.ModelProtocol)")
+        n = check("model.n_data", getattr(obj, "n_data", None), Interval(int, 1, None))
+        d = check("model.dim", getattr(obj, "dim", None), Interval(int, 1, None))
         self._obj = obj
         self.n_data, self.dim = int(n), int(d)
         self.dtype = _check_dtype(getattr(obj, "dtype", dtype))
@@ -415,7 +389,7 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
         super().__init__(X, y, prior_precision, dtype)
         if not np.isin(self.y, (0.0, 1.0)).all():
             bad = np.unique(self.y[~np.isin(self.y, (0.0, 1.0))])[:5]
-            raise ValueError(f"y must contain only 0 and 1 for logistic regression, got {bad}")
+            raise invalid("y", y, f"labels 0 and 1 only for logistic regression, found {bad}")
         self._target = self.y
 
     def _link(self, z: Array) -> Array:
@@ -466,21 +440,22 @@ class TorchModel(Model):
     ) -> None:
         import torch
 
-        if not callable(log_likelihood) or not callable(log_prior):
-            raise TypeError("log_likelihood and log_prior must be callables")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        for name, fn in (("log_likelihood", log_likelihood), ("log_prior", log_prior)):
+            if not callable(fn):
+                raise invalid(name, fn, "a callable")
+        dim = check("dim", dim, Interval(int, 1, None))
         self.dtype = _check_dtype(dtype)
         self._tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
         parts = data if isinstance(data, tuple) else (data,)
-        if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
-            raise TypeError("data must be a torch.Tensor or a tuple of tensors")
-        n = parts[0].shape[0] if parts[0].ndim else 0
-        if n < 1 or any(p.ndim == 0 or p.shape[0] != n for p in parts):
-            raise ValueError("data tensors must share a non-empty first dimension")
+        if not parts:
+            raise invalid("data", data, "a torch.Tensor or a non-empty tuple of tensors")
         for p in parts:
-            if p.is_floating_point() and not torch.isfinite(p).all():
-                raise ValueError("data contains NaN or infinite values")
+            check_tensor("data", p, floating=False, finite=True, nonempty=True)
+            if p.ndim == 0:
+                raise invalid("data", p, "tensors with a first (example) dimension")
+        n = parts[0].shape[0]
+        if any(p.shape[0] != n for p in parts):
+            raise invalid("data", data, "tensors that share their first dimension")
         self._data, self._tuple = parts, isinstance(data, tuple)
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim

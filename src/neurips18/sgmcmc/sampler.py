@@ -1,33 +1,48 @@
 """The high-level sampler: run LMC, SGLD, SGLDFP or SGD and return draws with diagnostics.
 
-See :mod:`neurips18.sgmcmc.kernels` for the updates (Brosse, Durmus, Moulines, NeurIPS 2018,
-arXiv:1811.10072). The loop draws noise and minibatch indices in blocks from the caller's
-``numpy.random.Generator`` (so a seed gives the same chain), keeps every array in the model's
-dtype, and stops with :class:`DivergenceError` as soon as the chain leaves any sensible range
-instead of returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a
-block run in one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C
-compiler is available, fed with the same random numbers as the NumPy loop;
-``NEURIPS18_SGMCMC_NATIVE=0`` keeps the NumPy loop.
+A chain is the public pieces of :mod:`neurips18.sgmcmc.kernels` composed: a gradient
+estimator (:func:`~neurips18.sgmcmc.minibatch_gradient`, or
+:func:`~neurips18.sgmcmc.control_variates` for SGLDFP) and
+:func:`~neurips18.sgmcmc.langevin_step` (Brosse, Durmus, Moulines, NeurIPS 2018,
+arXiv:1811.10072). The loop draws, for each block of 256 steps, first the block's noise
+(``standard_normal((b, dim))`` in the model's dtype) and then its minibatches
+(:func:`~neurips18.sgmcmc.minibatch_indices` with ``n_batches=b``) from the caller's
+generator, so a seed gives the same chain; it keeps every array in the model's dtype and
+stops with :class:`DivergenceError` as soon as the chain leaves any sensible range instead of
+returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a block run in
+one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C compiler is
+available, fed with the same random numbers; ``kernel="numpy"`` (or
+``NEURIPS18_SGMCMC_NATIVE=0``) chains the public step in NumPy instead.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_numpy_generator,
+    check,
+    invalid,
+)
 from neurips18.sgmcmc import _native
 from neurips18.sgmcmc.kernels import (
-    FixedPoint,
+    ControlVariateGradient,
+    GradientEstimator,
+    MinibatchGradient,
     _check_batch_size,
-    _check_generator,
     _check_step_size,
-    fixed_point,
+    _langevin,
+    _minibatch_block,
+    control_variates,
 )
 from neurips18.sgmcmc.models import (
     Array,
@@ -37,11 +52,13 @@ from neurips18.sgmcmc.models import (
     _GaussianPriorGLM,
     as_model,
     check_theta,
+    find_mode,
 )
 
 __all__ = ["METHODS", "DivergenceError", "SampleResult", "sample"]
 
 METHODS = ("lmc", "sgld", "sgldfp", "sgd")
+KERNELS = ("auto", "native", "numpy")
 _BLOCK = 256
 
 
@@ -73,29 +90,15 @@ class SampleResult:
         return np.asarray(self.draws.var(axis=0, dtype=np.float64))
 
 
-Inner = Callable[..., tuple[Array, int]]
-
-
-def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint | None) -> Inner:
-    """Steps for any model, through its public gradient methods."""
-    dt = m.dtype.type
-    g_ = dt(gamma)
-    scale = dt(m.n_data / p) if p else dt(1)
-    glp, gls = m.grad_log_prior, m.grad_log_likelihood_sum
-    glp_star: Any = fp.grad_log_prior_star if fp is not None else None
-    diff: Any = fp.diff if fp is not None else None
+def _composed_inner(est: GradientEstimator, gamma: float) -> Any:
+    """Steps of the public pieces: ``_langevin(theta, est(theta, S_j), gamma, noise_j)``, the
+    core of :func:`~neurips18.sgmcmc.langevin_step` (the noise is scaled per block)."""
+    g_ = est.model.dtype.type(gamma)
 
     def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
         for j in range(b):
-            if method == "lmc":
-                grad = -(glp(theta) + gls(theta))
-            elif method == "sgldfp":
-                grad = -((glp(theta) - glp_star) + scale * diff(theta, idx_block[j]))
-            else:
-                grad = -(glp(theta) + scale * gls(theta, idx_block[j]))
-            theta = theta - g_ * grad
-            if noise is not None:
-                theta += noise[j]
+            grad = est(theta, None if idx_block is None else idx_block[j])
+            theta = _langevin(theta, grad, g_, None if noise is None else noise[j])
             step += 1
             if step % thin == 0:
                 draws[kept] = theta
@@ -105,82 +108,14 @@ def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint |
     return inner
 
 
-def _glm_constants(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> tuple[Any, Any, Array, Array]:
-    """(a, s, t, c) of the GLM step, in the model dtype (see :func:`_glm_inner`)."""
-    dt = m.dtype.type
-    lam = m.prior_precision
-    a = dt(1.0 - gamma * lam)
-    s = dt(gamma * m.n_data / p) if p else dt(gamma)
-    if method == "sgldfp":
-        assert fp is not None
-        t = m._link_at(fp.theta_star)
-        c = (gamma * lam * fp.theta_star.astype(np.float64)).astype(m.dtype)
-    else:
-        t = m._target
-        c = np.zeros(m.dim, dtype=m.dtype)
-    return a, s, t, c
+def _glm_native_inner(m: Model, est: GradientEstimator, gamma: float, p: int) -> Any:
+    """The same steps for a built-in GLM in one C call per block, or None without the kernel.
 
-
-def _glm_inner(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> Inner:
-    """Fused steps for the GLMs: grad U_i = x_i (h(x_i^T theta) - t_i).
-
-    The prior term is folded into a contraction ``a * theta`` (plus a constant for SGLDFP);
-    a block's minibatch rows are gathered at once; SGLDFP uses the cached h(x_i^T theta*), so
-    an SGLDFP step costs exactly what an SGLD step costs: one gather and two small products.
-    """
-    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
-    h = m._link_ufunc()
-    X = m.X
-    Xts = s * (X.T @ t)  # LMC: sum_i s x_i t_i, fixed
-
-    def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
-        # theta' = a theta + [c + noise + s X_S^T t_S] - s X_S^T h(X_S theta); the bracket is
-        # computed for the whole block at once, leaving two small products per step.
-        add = np.broadcast_to(c, (b, m.dim)) if noise is None else noise + c
-        theta = np.array(theta, copy=True)
-        if method == "lmc":
-            add = add + Xts
-            for j in range(b):
-                g = h(X @ theta) @ X
-                g *= s
-                theta *= a
-                theta += add[j]
-                theta -= g
-                step += 1
-                if step % thin == 0:
-                    draws[kept] = theta
-                    kept += 1
-            return theta, kept
-        XB = np.take(X, idx_block, axis=0)  # np.take: several times faster than X[idx]
-        tB = np.take(t, idx_block)
-        add = add + s * np.matmul(XB.transpose(0, 2, 1), tB[:, :, None])[:, :, 0]
-        for j in range(b):
-            Xb = XB[j]
-            g = h(Xb @ theta) @ Xb
-            g *= s
-            theta *= a
-            theta += add[j]
-            theta -= g
-            step += 1
-            if thin == 1 or step % thin == 0:
-                draws[kept] = theta
-                kept += 1
-        return theta, kept
-
-    return inner
-
-
-def _glm_native_inner(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> Inner | None:
-    """The steps of :func:`_glm_inner` in one C call per block, or None without the kernel.
-
-    Same a, s, c and t (all in the model dtype), same noise and indices from the caller; only
-    the order of the floating-point sums differs (see :mod:`neurips18.sgmcmc._native`).
+    grad U_i = x_i (h(x_i^T theta) - t_i), so with a = 1 - gamma lambda and s = gamma N / p,
+    ``langevin_step(theta, est(theta, S), gamma, z)`` is ``a theta + c + noise + s sum_{i in S}
+    x_i (t_i - h(x_i^T theta))``, with t_i = h(x_i^T theta*) and c = gamma lambda theta* for
+    the control-variate estimator (t the targets and c = 0 otherwise). Same noise and indices
+    as the NumPy path; only the order of the floating-point operations differs.
     """
     if isinstance(m, BayesianLogisticRegression):
         link, k = _native.LINK_LOGISTIC, 1.0
@@ -191,11 +126,19 @@ def _glm_native_inner(
     fn = _native.entry_point(m.dtype.char)
     if fn is None:
         return None
-    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
+    dt = m.dtype.type
+    lam = m.prior_precision
+    a, s = dt(1.0 - gamma * lam), dt(gamma * m.n_data / p)
+    if isinstance(est, ControlVariateGradient):
+        t = m._link_at(est.theta_star)
+        c = (gamma * lam * est.theta_star.astype(np.float64)).astype(m.dtype)
+    else:
+        t = m._target
+        c = np.zeros(m.dim, dtype=m.dtype)
     X = np.ascontiguousarray(m.X, dtype=m.dtype)
     t = np.ascontiguousarray(t, dtype=m.dtype)
-    work = np.empty(2 * m.dim, dtype=m.dtype)
-    n, d = X.shape
+    work = np.empty(m.dim, dtype=m.dtype)
+    d = X.shape[1]
     af, sf = float(a), float(s)  # exact: C converts them back to the model dtype
     keep = (X, c, t, work)  # C reads these through raw addresses: inner must keep them alive
     px, pc, pt, pw = (arr.ctypes.data for arr in keep)
@@ -204,45 +147,15 @@ def _glm_native_inner(
         theta = np.array(theta, dtype=m.dtype, copy=True)
         if noise is not None:
             noise = np.ascontiguousarray(noise, dtype=m.dtype)
-        if idx_block is not None:
-            idx_block = np.ascontiguousarray(idx_block, dtype=np.int64)
+        idx_block = np.ascontiguousarray(idx_block, dtype=np.int64)
         if not (draws.flags.c_contiguous and draws.dtype == m.dtype):  # pragma: no cover
             raise TypeError("internal error: draws must be a C-contiguous model-dtype array")
-        kept = fn(px, n, d, None if idx_block is None else idx_block.ctypes.data, b, p,
+        kept = fn(px, d, idx_block.ctypes.data, b, p,
                   None if noise is None else noise.ctypes.data, theta.ctypes.data, af, sf,
                   pc, pt, link, k, step, thin, draws.ctypes.data, kept, pw)
         return theta, int(kept)
 
     return inner
-
-
-def _minibatch_block(
-    gen: np.random.Generator, n: int, b: int, p: int, replacement: bool
-) -> NDArray[np.int64]:
-    """``b`` minibatches of ``p`` indices in ``[0, n)``, i.i.d. or each a uniform subset.
-
-    Without replacement, when duplicates are rare (p (p - 1) / (2 n) <= 0.7) a row of i.i.d.
-    indices is accepted if its entries are distinct (so it is a uniform subset, in random
-    order) and otherwise replaced by ``Generator.choice(replace=False)``; this is exact and
-    several times faster than calling ``choice`` for every step.
-    """
-    if replacement:
-        return gen.integers(0, n, size=(b, p))
-    if p * (p - 1) <= 1.4 * n:
-        idx = gen.integers(0, n, size=(b, p))
-        srt = np.sort(idx, axis=1)
-        for r in np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)):
-            idx[r] = gen.choice(n, size=p, replace=False, shuffle=True)
-        return idx
-    return np.stack([gen.choice(n, size=p, replace=False, shuffle=False) for _ in range(b)])
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if int(value) < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
 
 
 def sample(
@@ -255,15 +168,18 @@ def sample(
     replacement: bool = True,
     theta0: ArrayLike | None = None,
     thin: int = 1,
-    generator: np.random.Generator | None = None,
+    generator: Any = None,
     theta_star: ArrayLike | None = None,
+    mode_rtol: float | None = None,
     divergence_threshold: float | None = None,
+    kernel: str = "auto",
 ) -> SampleResult:
     """Run one chain of ``method`` in {"lmc", "sgld", "sgldfp", "sgd"}.
 
     Parameters
     ----------
-    model : a :class:`~neurips18.sgmcmc.Model` or any object with the
+    model : a :class:`~neurips18.sgmcmc.Model` (the built-in GLMs, a
+        :class:`~neurips18.sgmcmc.TorchModel`) or any object with the
         :class:`~neurips18.sgmcmc.ModelProtocol` methods.
     method : "lmc" (full gradient; ``batch_size`` is ignored and may be None), "sgld",
         "sgldfp" (control variates at the mode) or "sgd" (no noise).
@@ -274,59 +190,74 @@ def sample(
     theta0 : starting point; by default the mode (the paper's protocol), found with
         :func:`~neurips18.sgmcmc.find_mode`.
     thin : keep every ``thin``-th state.
-    generator : the ``numpy.random.Generator`` to draw from (default: a fresh unseeded one).
+    generator : a ``numpy.random.Generator`` or an int seed (default: a fresh generator
+        seeded by the operating system, so the chain is not repeatable).
     theta_star : the mode, if already known (skips the search; SGLDFP centres on it).
+    mode_rtol : the relative gradient tolerance of the mode search (see
+        :func:`~neurips18.sgmcmc.find_mode`; default: its own).
     divergence_threshold : stop with :class:`DivergenceError` when
         ``||theta - theta0|| > divergence_threshold``; default ``1e6 * (1 + ||theta0||)``.
         Non-finite states always stop the chain.
+    kernel : "auto" (the C kernel for the built-in GLMs' minibatch methods when it can be
+        built, else NumPy), "native" (require the C kernel) or "numpy" (chain the public
+        step in NumPy; same random numbers, same chain up to the order of sums).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = check("method", method, Options(METHODS))
     m = as_model(model)
     gamma = _check_step_size(step_size)
-    n_steps = _check_int("n_steps", n_steps, 1)
-    thin = _check_int("thin", thin, 1)
-    if thin > n_steps:
-        raise ValueError(f"thin must be <= n_steps={n_steps}, got {thin}")
-    if not isinstance(replacement, bool | np.bool_):
-        raise TypeError(f"replacement must be a bool, got {replacement!r}")
-    p = 0 if method == "lmc" else _check_batch_size(batch_size, m.n_data, bool(replacement))
-    gen = np.random.default_rng() if generator is None else _check_generator(generator)
+    n_steps = int(check("n_steps", n_steps, Interval(int, 1, None)))
+    thin = int(check("thin", thin, Interval(int, 1, n_steps)))
+    replacement = bool(check("replacement", replacement, InstanceOf((bool, np.bool_),
+                                                                      "a bool")))
+    p = 0 if method == "lmc" else _check_batch_size(batch_size, m.n_data)
+    gen = as_numpy_generator(generator, allow_none=True)
+    kernel = check("kernel", kernel, Options(KERNELS))
+    if mode_rtol is not None:
+        mode_rtol = float(check("mode_rtol", mode_rtol,
+                                Interval(float, 0.0, None, closed="neither")))
+    limit = None
+    if divergence_threshold is not None:
+        limit = float(check("divergence_threshold", divergence_threshold,
+                            Interval(float, 0.0, None, closed="neither")))
 
     t_mode = time.perf_counter()
-    fp: FixedPoint | None = None
-    if method == "sgldfp" or theta0 is None:
-        fp = fixed_point(m, theta_star)
+    est: GradientEstimator
+    ts: Array | None = None
+    if method == "sgldfp":
+        est = control_variates(m, theta_star, rtol=mode_rtol)
+        ts = est.theta_star
+    else:
+        est = MinibatchGradient(m)
+        if theta_star is not None:
+            ts = check_theta(m, theta_star, "theta_star")
+        elif theta0 is None:
+            ts = np.asarray(find_mode(m) if mode_rtol is None else find_mode(m, rtol=mode_rtol),
+                            dtype=m.dtype)
     mode_time = time.perf_counter() - t_mode
     if theta0 is None:
-        assert fp is not None
-        theta = fp.theta_star.copy()
+        assert ts is not None
+        theta = ts.copy()
     else:
         theta = check_theta(m, theta0, "theta0")
     start = theta.copy()
-    if divergence_threshold is None:
+    if limit is None:
         limit = 1e6 * (1.0 + float(np.linalg.norm(start.astype(np.float64))))
-    else:
-        limit = float(divergence_threshold)
-        if not limit > 0:
-            raise ValueError(f"divergence_threshold must be > 0, got {divergence_threshold!r}")
 
     dt = m.dtype.type
     N = m.n_data
     n_keep = n_steps // thin
     draws = np.empty((n_keep, m.dim), dtype=m.dtype)
-    kernel = "numpy"
-    # LMC (p == 0) keeps the NumPy loop: its full-data products are BLAS matrix-vector
-    # products, faster than the kernel's row loop for all but tiny data sets, and the Python
-    # overhead per step is small next to them.
-    native = (_glm_native_inner(m, method, gamma, p, fp)
-              if isinstance(m, _GaussianPriorGLM) and p else None)
-    if native is not None:
-        inner, kernel = native, "native"
-    elif isinstance(m, _GaussianPriorGLM):
-        inner = _glm_inner(m, method, gamma, p, fp)
-    else:
-        inner = _generic_inner(m, method, gamma, p, fp)
+    # LMC (p == 0) always chains the public step: its full-data products are BLAS
+    # matrix-vector products, faster than a row loop, and the Python overhead per step is
+    # small next to them.
+    native = None
+    if kernel != "numpy" and isinstance(m, _GaussianPriorGLM) and p:
+        native = _glm_native_inner(m, est, gamma, p)
+    if kernel == "native" and native is None:
+        raise invalid("kernel", kernel, "'auto' or 'numpy': the C kernel serves the built-in "
+                      "GLMs' minibatch methods and needs a C compiler (and "
+                      f"{_native.SWITCH} not set to 0)")
+    inner = native if native is not None else _composed_inner(est, gamma)
 
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -340,7 +271,7 @@ def sample(
             if method != "sgd":
                 noise = gen.standard_normal((b, m.dim), dtype=m.dtype)
                 noise *= sq
-            idx_block = _minibatch_block(gen, N, b, p, bool(replacement)) if p else None
+            idx_block = _minibatch_block(gen, N, b, p, replacement) if p else None
             first_keep = kept
             theta, kept = inner(theta, b, noise, idx_block, step, thin, draws, kept)
             step += b
@@ -362,17 +293,18 @@ def sample(
         "method": method,
         "step_size": gamma,
         "batch_size": p or None,
-        "replacement": bool(replacement),
+        "replacement": replacement,
         "n_steps": n_steps,
         "thin": thin,
         "dtype": str(m.dtype),
-        "kernel": kernel,
+        "kernel": "native" if native is not None else "numpy",
         "wall_time_s": wall,
         "steps_per_s": n_steps / wall if wall > 0 else float("inf"),
         "cpu_time_s": cpu,
         "mode_time_s": mode_time,
-        "theta_star": None if fp is None else fp.theta_star.astype(np.float64).tolist(),
-        "grad_norm_at_mode": None if fp is None else fp.grad_norm,
+        "theta_star": None if ts is None else ts.astype(np.float64).tolist(),
+        "grad_norm_at_mode": None if ts is None else float(np.linalg.norm(
+            np.asarray(m.grad_potential(ts), dtype=np.float64))),
         "final_state": theta.copy(),
     }
     return SampleResult(draws=draws, method=method, diagnostics=diag)
