@@ -132,11 +132,13 @@ def test_sample_without_replacement_full_batch_is_lmc(make_linear):
 
 
 def test_divergence_is_detected(make_linear):
+    # below 2 / L, so not refused up front, but with p = 1 the minibatch Hessians
+    # (N x_i x_i^T) make SGLD and SGD mean-square unstable
     m = make_linear(n=200, d=2)
-    with pytest.raises(DivergenceError, match="step_size"):
-        sample(m, "sgld", 0.5, 10, 10_000, generator=np.random.default_rng(0))
-    with pytest.raises(DivergenceError):
-        sample(m, "lmc", 0.02, None, 10_000, generator=np.random.default_rng(0))
+    gamma = 0.8 * 2 / m.lipschitz_constant()
+    for method in ("sgld", "sgd"):
+        with pytest.raises(DivergenceError, match="step_size"):
+            sample(m, method, gamma, 1, 10_000, generator=0)
 
 
 @pytest.mark.parametrize(
@@ -305,3 +307,26 @@ def test_minibatch_blocks_without_replacement_are_uniform_subsets(n, p):
                          minlength=len(subsets))
     if len(subsets) > 1:
         assert chisquare(counts).pvalue > 1e-3
+
+
+def test_failed_kernel_build_warns_with_the_compiler_output_and_falls_back(
+        monkeypatch, tmp_path, make_linear):
+    from neurips18._native import NativeBuildWarning
+    from neurips18.sgmcmc import _native
+
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\necho 'glm.c:1:2: error: this compiler is broken' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(_native.SWITCH, raising=False)
+    m = make_linear(n=100, d=2)
+    _native.lib.cache_clear()
+    try:
+        with pytest.warns(NativeBuildWarning, match="this compiler is broken"):
+            res = sample(m, "sgld", 1e-3, 10, 300, generator=0)
+        assert res.diagnostics["kernel"] == "numpy"
+        ref = sample(m, "sgld", 1e-3, 10, 300, generator=0, kernel="numpy")
+        np.testing.assert_array_equal(res.draws, ref.draws)
+    finally:
+        _native.lib.cache_clear()

@@ -126,8 +126,8 @@ def test_divergence_raises_with_kernel(make_linear, native_switch, monkeypatch, 
     monkeypatch.setattr(sampler_mod, "_glm_native_inner", spy)
     model = make_linear(n=N, d=2)
     with pytest.raises(DivergenceError, match="diverged"):
-        native_switch(True, lambda: sample(model, method, 10.0 / N, 10, 2000,
-                                           generator=np.random.default_rng(0)))
+        native_switch(True, lambda: sample(model, method, 1.6 / model.lipschitz_constant(), 1,
+                                           2000, generator=np.random.default_rng(0)))
     assert calls == [1]
 
 

@@ -61,7 +61,13 @@ from neurips18.sgmcmc.models import (
     as_model,
     find_mode,
 )
-from neurips18.sgmcmc.sampler import METHODS, DivergenceError, SampleResult, sample
+from neurips18.sgmcmc.sampler import (
+    METHODS,
+    DivergenceError,
+    SampleResult,
+    StepSizeWarning,
+    sample,
+)
 from neurips18.sgmcmc.theory import (
     covariance_operator,
     importance_moments,
@@ -82,6 +88,7 @@ __all__ = [
     "ModeNotFoundError",
     "ModelProtocol",
     "SampleResult",
+    "StepSizeWarning",
     "TorchModel",
     "as_model",
     "batch_means_se",

@@ -154,6 +154,17 @@ class Model:
         """Hessian of U if the model knows it (enables Newton in :func:`find_mode`)."""
         return None
 
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
+        """H(theta) v for the Hessian H of U, if the model can compute it without forming H
+        (:class:`TorchModel`: autograd); :func:`find_mode` then polishes with Newton-CG."""
+        return None
+
+    def lipschitz_constant(self) -> float | None:
+        """A bound L >= the largest eigenvalue of the Hessian of U over all theta (grad U is
+        L-Lipschitz), if the model knows one cheaply; None otherwise. Langevin steps are
+        stable only below 2 / L (:func:`~neurips18.sgmcmc.sample` warns above it)."""
+        return None
+
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         """``f(theta, idx) = sum_{i in idx} [grad log p_i(theta) - grad log p_i(theta_star)]``.
 
@@ -207,6 +218,18 @@ class _ProtocolAdapter(Model):
     def hessian_potential(self, theta: Array) -> Array | None:
         h = getattr(self._obj, "hessian_potential", None)
         return None if h is None else h(theta)
+
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
+        h = getattr(self._obj, "hessian_vector_product", None)
+        return None if h is None else np.asarray(h(theta, v), dtype=np.float64)
+
+    def lipschitz_constant(self) -> float | None:
+        f = getattr(self._obj, "lipschitz_constant", None)
+        if f is None:
+            return None
+        value = f() if callable(f) else f
+        return None if value is None else float(check(
+            "model.lipschitz_constant", value, Interval(float, 0.0, None, closed="neither")))
 
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         cv = getattr(self._obj, "control_variate", None)
@@ -295,6 +318,20 @@ class _GaussianPriorGLM(Model):
         w = self._curv(X @ np.asarray(theta, np.float64), self.y.astype(np.float64, copy=False))
         return (X.T * w) @ X + self.prior_precision * np.eye(self.dim)
 
+    _curv_max: float  # sup over z of the curvature _curv(z, y) of the per-example potential
+
+    def lipschitz_constant(self) -> float:
+        """L = lambda + c_max lambda_max(X^T X), c_max the largest curvature of the
+        per-example potential in x^T theta (1 / sigma^2 for linear regression, where L is the
+        Hessian's largest eigenvalue everywhere; 1/4 for logistic regression). Computed once,
+        in float64 (N d^2 operations)."""
+        cache = self.__dict__.setdefault("_lipschitz_cache", [])
+        if not cache:
+            X = self.X.astype(np.float64, copy=False)
+            top = float(np.linalg.eigvalsh(X.T @ X)[-1])
+            cache.append(self.prior_precision + self._curv_max * top)
+        return float(cache[0])
+
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         # grad log p_i(theta) = x_i * dell(x_i^T theta, y_i): cache dell at theta* (N scalars)
         # so that one gather and two products per minibatch give the SGLDFP difference.
@@ -345,6 +382,7 @@ class BayesianLinearRegression(_GaussianPriorGLM):
     ) -> None:
         super().__init__(X, y, prior_precision, dtype)
         self.noise_variance = _check_positive("noise_variance", noise_variance)
+        self._curv_max = 1.0 / self.noise_variance
         self._inv_s2 = self.dtype.type(1.0 / self.noise_variance)
         self._target = (self.y.astype(np.float64) / self.noise_variance).astype(self.dtype)
 
@@ -391,6 +429,7 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
             bad = np.unique(self.y[~np.isin(self.y, (0.0, 1.0))])[:5]
             raise invalid("y", y, f"labels 0 and 1 only for logistic regression, found {bad}")
         self._target = self.y
+        self._curv_max = 0.25  # sigma'(z) = sigma(z) (1 - sigma(z)) <= 1/4
 
     def _link(self, z: Array) -> Array:
         return _sigmoid(z)
@@ -427,6 +466,13 @@ class TorchModel(Model):
     data : a tensor or tuple of tensors with ``n_data`` rows.
     dim : number of parameters.
     dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
+    lipschitz_constant : a bound on the largest Hessian eigenvalue of U = -log posterior over
+        all theta, if known (see :meth:`Model.lipschitz_constant`); the sampler then warns
+        about steps above 2 / L.
+
+    Hessian-vector products come from autograd (double backward through ``log_likelihood``
+    and ``log_prior`` on the whole data set), so :func:`find_mode` polishes the mode with
+    Newton-CG steps.
     """
 
     def __init__(
@@ -437,6 +483,7 @@ class TorchModel(Model):
         dim: int,
         *,
         dtype: Any = np.float64,
+        lipschitz_constant: float | None = None,
     ) -> None:
         import torch
 
@@ -456,6 +503,9 @@ class TorchModel(Model):
         n = parts[0].shape[0]
         if any(p.shape[0] != n for p in parts):
             raise invalid("data", data, "tensors that share their first dimension")
+        self._lipschitz = (None if lipschitz_constant is None else float(check(
+            "lipschitz_constant", lipschitz_constant,
+            Interval(float, 0.0, None, closed="neither"))))
         self._data, self._tuple = parts, isinstance(data, tuple)
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim
@@ -505,28 +555,80 @@ class TorchModel(Model):
         (g,) = torch.autograd.grad(self._ll(t, self._batch(idx)).sum(), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array:
+        """H(theta) v, H the Hessian of U = -(log prior + sum_i log-likelihood_i), by autograd
+        on the whole data set (in the model's dtype; returned as float64)."""
+        import torch
+
+        t = self._theta(theta, True)
+        u = -(self._lp(t) + self._ll(t, self._batch(None)).sum())
+        (g,) = torch.autograd.grad(u, t, create_graph=True)
+        vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
+        (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
+        return hv.detach().numpy().astype(np.float64)
+
+    def lipschitz_constant(self) -> float | None:
+        return self._lipschitz
+
 
 # --------------------------------------------------------------------------- the mode
+
+
+def _conjugate_gradient(apply: Callable[[Array], Array], b: Array, tol: float,
+                        maxiter: int) -> Array:
+    """Approximately solve ``A x = b`` for a symmetric A given as ``apply``; stops at
+    ``||A x - b|| <= tol``, after ``maxiter`` products, or at non-positive curvature (where
+    it returns what it has, or ``b`` itself if nothing: a gradient step)."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    d = r.copy()
+    rr = float(r @ r)
+    for _ in range(maxiter):
+        Ad = apply(d)
+        dAd = float(d @ Ad)
+        if not (np.isfinite(dAd) and dAd > 0):
+            break
+        a = rr / dAd
+        x += a * d
+        r -= a * Ad
+        rr_new = float(r @ r)
+        if math.sqrt(rr_new) <= tol:
+            break
+        d = r + (rr_new / rr) * d
+        rr = rr_new
+    return x if np.any(x) else b.copy()
+
+
+def _default_rtol(m: Model) -> float:
+    # the GLMs search in float64 whatever their dtype; a float32 model's gradient sums carry
+    # relative rounding errors far above 1e-8
+    if isinstance(m, _GaussianPriorGLM) or m.dtype == np.float64:
+        return 1e-8
+    return 1e-5
 
 
 def find_mode(
     model: Any,
     theta0: ArrayLike | None = None,
     *,
-    rtol: float = 1e-8,
+    rtol: float | None = None,
     max_iter: int = 200,
 ) -> Array:
     """The posterior mode theta* (the maximum a posteriori), as a float64 array.
 
     Newton's method with backtracking when the model provides :meth:`Model.hessian_potential`
-    (the GLMs here), otherwise L-BFGS (SciPy) followed by gradient polishing. Succeeds when
-    ``||grad U(theta*)|| <= rtol * max(1, ||grad log prior(theta0)||,
-    ||sum_i grad log p_i(theta0)||)``, else raises :class:`ModeNotFoundError` with the value
-    reached. SGLDFP needs grad U(theta*) = 0 (Brosse et al. 2018, Section 2), so this is part
-    of the method rather than the user's job.
+    (the GLMs here); otherwise L-BFGS (SciPy) and then Newton-CG polishing, with the model's
+    :meth:`Model.hessian_vector_product` (autograd for :class:`TorchModel`) or, for a model
+    without one, central differences of its gradient. Succeeds when ``||grad U(theta*)|| <=
+    rtol * max(1, ||grad log prior(theta0)||, ||sum_i grad log p_i(theta0)||)``, else raises
+    :class:`ModeNotFoundError` with the value reached. ``rtol`` defaults to 1e-8 (1e-5 for a
+    float32 model other than the built-in GLMs, which search in float64). SGLDFP needs
+    grad U(theta*) = 0 (Brosse et al. 2018, Section 2), so this is part of the method rather
+    than the user's job.
     """
     m = as_model(model)
-    rtol = _check_positive("rtol", rtol)
+    rtol = _default_rtol(m) if rtol is None else _check_positive("rtol", rtol)
+    max_iter = int(check("max_iter", max_iter, Interval(int, 1, None)))
     t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
     if isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
@@ -565,7 +667,7 @@ def find_mode(
 
         res = minimize(U, t, jac=G, method="L-BFGS-B",
                        options={"maxiter": 20 * max_iter, "gtol": target, "ftol": 0.0})
-        t = res.x
+        t = _newton_cg_polish(m, G, np.asarray(res.x, np.float64), target, max_iter)
     else:
         u = U(t)
         for _ in range(max_iter):
@@ -586,6 +688,45 @@ def find_mode(
     if not np.isfinite(gn) or gn > target:
         raise ModeNotFoundError(
             f"mode search stopped with ||grad U|| = {gn:.3g} > {target:.3g} "
-            f"(rtol={rtol:g} x scale {scale:.3g}); pass theta_star= yourself or raise rtol"
+            f"(rtol={rtol:g} x scale {scale:.3g}); pass theta_star= yourself, or a larger "
+            "rtol (mode_rtol= in sample())"
         )
+    return t
+
+
+def _newton_cg_polish(m: Model, G: Callable[[Array], Array], t: Array, target: float,
+                      max_iter: int) -> Array:
+    """Newton-CG steps from ``t`` until ``||G|| <= target``; a step is kept only if it lowers
+    the gradient norm (halved until it does), so rounding noise in a float32 potential cannot
+    lead it astray. Hessian-vector products from the model, or central differences of G."""
+    eps = float(np.finfo(m.dtype).eps)
+
+    def hvp(th: Array, v: Array) -> Array:
+        out = m.hessian_vector_product(th.astype(m.dtype), v.astype(m.dtype))
+        if out is not None:
+            return np.asarray(out, dtype=np.float64)
+        nv = float(np.linalg.norm(v))
+        if nv == 0:
+            return np.zeros_like(v)
+        h = math.sqrt(eps) * (1.0 + float(np.linalg.norm(th))) / nv
+        return (G(th + h * v) - G(th - h * v)) / (2 * h)
+
+    g = G(t)
+    gn = float(np.linalg.norm(g))
+    for _ in range(min(max_iter, 50)):
+        if not gn > target:  # done (or NaN: nothing to polish)
+            break
+        step = _conjugate_gradient(lambda v, th=t: hvp(th, v), g,
+                                   min(0.5, math.sqrt(gn)) * gn, 2 * m.dim)
+        a = 1.0
+        while a > 1e-10:
+            cand = t - a * step
+            gc = G(cand)
+            gcn = float(np.linalg.norm(gc))
+            if gcn < gn:
+                t, g, gn = cand, gc, gcn
+                break
+            a *= 0.5
+        else:  # no step lowers the gradient norm: at the model's rounding floor
+            break
     return t

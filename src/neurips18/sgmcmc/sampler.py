@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,7 +56,7 @@ from neurips18.sgmcmc.models import (
     find_mode,
 )
 
-__all__ = ["METHODS", "DivergenceError", "SampleResult", "sample"]
+__all__ = ["METHODS", "DivergenceError", "SampleResult", "StepSizeWarning", "sample"]
 
 METHODS = ("lmc", "sgld", "sgldfp", "sgd")
 KERNELS = ("auto", "native", "numpy")
@@ -64,6 +65,53 @@ _BLOCK = 256
 
 class DivergenceError(RuntimeError):
     """The chain became non-finite or left the allowed range: the step size is too large."""
+
+
+class StepSizeWarning(UserWarning):
+    """The step size is above the stability bound 2 / L of the model's gradient."""
+
+
+def _stability_bounds(m: Model, ts: Array | None) -> tuple[float | None, float | None]:
+    """(L, L*): the model's Lipschitz constant of grad U (None if unknown) and the largest
+    Hessian eigenvalue of U at the mode (for linear regression the same number, the Hessian
+    being constant; for other models only with the mode and a dense Hessian; else None)."""
+    L = m.lipschitz_constant()
+    if isinstance(m, BayesianLinearRegression):
+        return L, L
+    local = None
+    if ts is not None:
+        H = m.hessian_potential(ts)
+        if H is not None:
+            local = float(np.linalg.eigvalsh(np.asarray(H, dtype=np.float64))[-1])
+    return L, local
+
+
+def _check_stability(m: Model, method: str, gamma: float, step_size: Any,
+                     ts: Array | None) -> dict[str, float | None]:
+    """Refuse a step at which the chain cannot be stable near the mode; warn above 2 / L.
+
+    Linearised at the mode, every method's mean moves by (I - gamma H*), H* the Hessian of U
+    there: with gamma >= 2 / lambda_max(H*) it is expelled from the mode (and on linear
+    regression it diverges), so such a step is refused. Above 2 / L, L >= lambda_max(H) for
+    all theta, the gradient step can be unstable away from the mode: a warning. For the
+    minibatch methods the minibatch Hessians fluctuate, so 2 / L is necessary, not sufficient.
+    """
+    L, local = _stability_bounds(m, ts)
+    if local is not None and gamma >= 2.0 / local:
+        where = ("(the Hessian of U is constant: this is 2 / L)"
+                 if isinstance(m, BayesianLinearRegression) else "at the mode theta*")
+        raise invalid("step_size", step_size,
+                      f"a step below the stability bound 2 / lambda_max(H) = {2.0 / local:.6g} "
+                      f"{where}, with lambda_max(H) = {local:.6g} the largest Hessian "
+                      f"eigenvalue of U; at this step the {method} chain cannot stay near "
+                      "the mode: it diverges or samples a law far wider than the posterior")
+    if L is not None and gamma >= 2.0 / L:
+        warnings.warn(StepSizeWarning(
+            f"step_size={gamma:g} is above the stability bound 2 / L = {2.0 / L:.6g} (L = "
+            f"{L:.6g}, the Lipschitz constant of grad U): the {method} chain may be unstable "
+            "away from the mode and sample a law wider than the posterior; for the minibatch "
+            "methods the bound is necessary, not sufficient"), stacklevel=3)
+    return {"lipschitz": L, "hessian_max_at_mode": local}
 
 
 @dataclass(frozen=True)
@@ -183,7 +231,11 @@ def sample(
         :class:`~neurips18.sgmcmc.ModelProtocol` methods.
     method : "lmc" (full gradient; ``batch_size`` is ignored and may be None), "sgld",
         "sgldfp" (control variates at the mode) or "sgd" (no noise).
-    step_size : gamma > 0 (the paper uses gamma = 1 / (2 N)).
+    step_size : gamma > 0 (the paper uses gamma = 1 / (2 N)). Refused (``ValidationError``)
+        when gamma >= 2 / lambda_max of the Hessian of U at the mode, where that is known
+        (the built-in GLMs, models with ``hessian_potential``; for linear regression
+        everywhere); a :class:`StepSizeWarning` when gamma >= 2 / L, L the model's
+        :meth:`~neurips18.sgmcmc.Model.lipschitz_constant` (known for the GLMs).
     batch_size : minibatch size p in [1, N].
     n_steps : number of steps; ``n_steps // thin`` draws are kept.
     replacement : draw minibatch indices with (default) or without replacement.
@@ -234,6 +286,7 @@ def sample(
             ts = np.asarray(find_mode(m) if mode_rtol is None else find_mode(m, rtol=mode_rtol),
                             dtype=m.dtype)
     mode_time = time.perf_counter() - t_mode
+    bounds = _check_stability(m, method, gamma, step_size, ts)
     if theta0 is None:
         assert ts is not None
         theta = ts.copy()
@@ -306,5 +359,6 @@ def sample(
         "grad_norm_at_mode": None if ts is None else float(np.linalg.norm(
             np.asarray(m.grad_potential(ts), dtype=np.float64))),
         "final_state": theta.copy(),
+        "stability_bound": None if bounds["lipschitz"] is None else 2.0 / bounds["lipschitz"],
     }
     return SampleResult(draws=draws, method=method, diagnostics=diag)
