@@ -330,3 +330,21 @@ def test_failed_kernel_build_warns_with_the_compiler_output_and_falls_back(
         np.testing.assert_array_equal(res.draws, ref.draws)
     finally:
         _native.lib.cache_clear()
+
+
+@pytest.mark.parametrize("kernel", ["auto", "numpy"])
+def test_a_chain_resumed_from_a_checkpoint_is_the_uninterrupted_chain(make_logistic, kernel):
+    # checkpoint = (final state, pickled generator); resuming continues the same chain when
+    # the first part is a whole number of the sampler's blocks (documented in sample())
+    import pickle
+
+    m = make_logistic(n=400, d=3)
+    ts = control_variates(m).theta_star
+    gen = np.random.default_rng(21)
+    first = sample(m, "sgldfp", 1e-3, 10, 512, theta_star=ts, generator=gen, kernel=kernel)
+    saved = pickle.dumps((first.diagnostics["final_state"], gen))
+    state, gen2 = pickle.loads(saved)
+    rest = sample(m, "sgldfp", 1e-3, 10, 300, theta0=state, theta_star=ts, generator=gen2,
+                  kernel=kernel)
+    whole = sample(m, "sgldfp", 1e-3, 10, 812, theta_star=ts, generator=21, kernel=kernel)
+    np.testing.assert_array_equal(np.concatenate([first.draws, rest.draws]), whole.draws)

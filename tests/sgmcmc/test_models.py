@@ -164,3 +164,23 @@ def test_mode_search_failure_is_reported(make_logistic):
     m = make_logistic(n=100, d=2)
     with pytest.raises(ModeNotFoundError, match="grad U"):
         find_mode(m, max_iter=1, rtol=1e-15)
+
+
+def test_dataframe_input_nan_and_no_aliasing():
+    import pandas as pd
+
+    from neurips18.sgmcmc import BayesianLogisticRegression
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.standard_normal((50, 3)), columns=["a", "b", "c"])
+    y = pd.Series((rng.random(50) < 0.5).astype(int))
+    m = BayesianLogisticRegression(df, y, 1.0)
+    L = m.lipschitz_constant()
+    X = df.to_numpy(copy=True)
+    m2 = BayesianLogisticRegression(X, y.to_numpy(), 1.0)
+    X[:] = 0.0  # the caller's array changes after the model was built: the model does not
+    assert m2.lipschitz_constant() == pytest.approx(L) and np.abs(m2.X).sum() > 0
+    bad = df.copy()
+    bad.iloc[3, 1] = np.nan  # a missing value is refused with the parameter named
+    with pytest.raises(ValueError, match="Invalid X.*1 NaN or inf"):
+        BayesianLogisticRegression(bad, y, 1.0)

@@ -98,7 +98,10 @@ def _check_design(X: ArrayLike, y: ArrayLike, dtype: np.dtype[Any]) -> tuple[Arr
     ya = check_array("y", y, ndim=1, dtype="numeric", min_rows=1)
     if ya.shape[0] != Xa.shape[0]:
         raise invalid("y", y, f"as many rows as X ({Xa.shape[0]})")
-    return np.ascontiguousarray(Xa, dtype=dtype), np.ascontiguousarray(ya, dtype=dtype)
+    # copies: the model caches quantities of its data (Lipschitz constant, closed-form
+    # pieces), so it must not see later changes to the caller's arrays
+    return (np.array(Xa, dtype=dtype, order="C", copy=True),
+            np.array(ya, dtype=dtype, order="C", copy=True))
 
 
 def check_theta(model: Model, theta: ArrayLike, name: str = "theta") -> Array:

@@ -243,7 +243,10 @@ def sample(
         :func:`~neurips18.sgmcmc.find_mode`.
     thin : keep every ``thin``-th state.
     generator : a ``numpy.random.Generator`` or an int seed (default: a fresh generator
-        seeded by the operating system, so the chain is not repeatable).
+        seeded by the operating system, so the chain is not repeatable). A chain continued
+        with ``theta0=diagnostics["final_state"]`` and the same generator object (it pickles,
+        for a checkpoint) is the uninterrupted chain when the first part had a multiple of
+        256 steps (the draws come in blocks of 256 steps).
     theta_star : the mode, if already known (skips the search; SGLDFP centres on it).
     mode_rtol : the relative gradient tolerance of the mode search (see
         :func:`~neurips18.sgmcmc.find_mode`; default: its own).
