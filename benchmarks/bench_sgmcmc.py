@@ -10,7 +10,8 @@ time, with its interquartile range: a busy phase of a shared machine slows both 
 pair, so the ratios stay stable where absolute rates do not. BlackJAX's compile time is reported
 separately from its run time. ``ours`` is neurips18 as shipped (its C kernel when a compiler
 is there; the JSON's ``kernel`` says which ran), ``ours-numpy`` the same sampler with
-``NEURIPS18_SGMCMC_NATIVE=0`` (``--no-numpy`` drops it), so the table shows what the kernel buys.
+``kernel="numpy"``, the public step chained in NumPy (``--no-numpy`` drops it), so the table
+shows what the kernel buys.
 
 Besides steps per second, the script reports the *distributional* error at equal compute:
 each sampler runs for the same CPU-time budget and its per-coordinate variances and mean
@@ -44,26 +45,18 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from neurips18.datasets.synthetic import make_bayesian_logistic_regression  # noqa: E402
 from neurips18.sgmcmc import (  # noqa: E402
     BayesianLogisticRegression,
     find_mode,
     importance_moments,
     sample,
 )
-from neurips18.sgmcmc import _native as sg_native  # noqa: E402
-
-
-def make_data(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    theta = rng.standard_normal(d)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-X @ theta))).astype(np.float64)
-    return X, y
 
 
 class Ours:
-    """neurips18.sgmcmc as shipped (its C kernel when available), or with the kernel switched
-    off (``native=False``: the NumPy loop, same random numbers)."""
+    """neurips18.sgmcmc as shipped (its C kernel when available), or with ``native=False``
+    the public step chained in NumPy (``kernel="numpy"``: same random numbers)."""
 
     def __init__(self, X, y, p, gamma, ts, native: bool = True):
         self.model = BayesianLogisticRegression(X, y, 1.0, dtype=np.float32)
@@ -71,18 +64,8 @@ class Ours:
         self.kernel: str | None = None
 
     def run(self, method: str, n_steps: int, seed: int) -> tuple[np.ndarray, float, float]:
-        saved = os.environ.get(sg_native.SWITCH)
-        os.environ[sg_native.SWITCH] = "1" if self.native else "0"
-        sg_native.lib.cache_clear()
-        try:
-            res = sample(self.model, method, self.gamma, self.p, n_steps, theta_star=self.ts,
-                         generator=np.random.default_rng(seed))
-        finally:
-            if saved is None:
-                del os.environ[sg_native.SWITCH]
-            else:
-                os.environ[sg_native.SWITCH] = saved
-            sg_native.lib.cache_clear()
+        res = sample(self.model, method, self.gamma, self.p, n_steps, theta_star=self.ts,
+                     generator=seed, kernel="auto" if self.native else "numpy")
         self.kernel = res.diagnostics["kernel"]
         return res.draws, res.diagnostics["wall_time_s"], res.diagnostics["cpu_time_s"]
 
@@ -184,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    X, y = make_data(a.n, a.d, a.seed)
+    X, y = make_bayesian_logistic_regression(a.n, a.d, generator=a.seed)
     gamma = 0.5 / a.n
     t0 = time.perf_counter()
     ts = find_mode(BayesianLogisticRegression(X, y, 1.0))

@@ -56,7 +56,7 @@ def test_switch_compiler_and_build_failures_give_none(monkeypatch, tmp_path):
 
 
 @needs_cc
-def test_broken_source_or_missing_symbol_gives_none(monkeypatch, tmp_path):
+def test_broken_source_or_missing_symbol_gives_none_and_says_why(monkeypatch, tmp_path):
     monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
     with pytest.warns(RuntimeWarning, match="unavailable"):
         assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
@@ -74,6 +74,19 @@ def test_a_failed_build_keeps_the_compiler_output_in_the_warning(monkeypatch, tm
     text = str(w.message)
     assert "undeclared_name" in text  # the compiler's diagnostic, not just "failed"
     assert "-O3" in text and "exit status" in text  # the command that was run
+
+
+@needs_cc
+def test_the_warning_names_each_flag_set_tried(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
+    with pytest.warns(_native.NativeBuildWarning) as rec:
+        assert _native.load("unittest", "int add3(int x) { return x +; }\n", _SIG) is None
+    text = str(rec[0].message)
+    # the compiler's own diagnostic (file, line, "error") is in the warning, for each flag set
+    assert "unittest_native.c:1" in text and "error" in text and "exit status" in text
+    assert text.count("$ ") == 2
+    with pytest.warns(_native.NativeBuildWarning, match="add3"):
+        assert _native.load("unittest", "int other(void) { return 1; }\n", _SIG) is None
 
 
 @needs_cc

@@ -1,6 +1,8 @@
 """Build, cache and load the optional C kernels (standard library only: no NumPy, no torch).
 
-A kernel is plain C source held in a string by the subpackage that uses it. :func:`load`
+A kernel is C source, a ``.c`` file that the subpackage using it ships as package data and
+reads (``importlib.resources``); its variants (float and double, say) are written once and
+instantiated with the preprocessor inside the file. :func:`load`
 compiles it with the system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into
 ``<cache>/<name>-native/<name>_<key>.so``, where ``<cache>`` is
 :func:`neurips18._cache.cache_dir` and ``<key>`` a hash of the source, the compiler, the
@@ -11,8 +13,8 @@ building at the same time never load a partial file. Nothing is compiled at impo
 call :func:`load` (behind their own ``functools.cache``) when a kernel is first needed, and
 fall back to their Python kernels when it returns None -- no compiler, a failed build, or
 the caller's environment switch set to ``0``. A build that fails (or a library that cannot
-be loaded) is reported in a :class:`RuntimeWarning` that carries the compiler's command
-and output, so that the reason for the slower fallback is visible.
+be loaded) is reported in a :class:`NativeBuildWarning` (a RuntimeWarning) that carries the
+compiler's command and output, so that the reason for the slower fallback is visible.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from typing import Any
 
 from neurips18._cache import cache_dir
 
-__all__ = ["BASE_FLAGS", "NATIVE_FLAGS", "Signature", "compiler", "enabled", "load"]
+__all__ = ["BASE_FLAGS", "NATIVE_FLAGS", "NativeBuildWarning", "Signature", "compiler",
+           "enabled", "load"]
 
 # No -ffast-math anywhere: the kernels must round like the Python kernels they replace.
 BASE_FLAGS = ("-O3", "-std=c11", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
@@ -39,6 +42,12 @@ NATIVE_FLAGS = ("-march=native",)
 
 # (argument ctypes, return ctype or None)
 Signature = tuple[Sequence[Any], Any]
+_LOG_CHARS = 4000  # of each compiler output kept in the warning
+
+
+class NativeBuildWarning(RuntimeWarning):
+    """A C kernel could not be built or loaded; the Python kernels are used instead. The
+    message holds the compiler command and its output."""
 
 
 def _cpu_signature() -> str:
@@ -62,7 +71,6 @@ def enabled(switch: str) -> bool:
     return os.environ.get(switch, "1") != "0"
 
 
-_LOG_CHARS = 4000  # compiler output kept in the warning (its end, where the errors are)
 
 
 def _build(source: str, name: str, cc: str, flags: Sequence[str], libs: Sequence[str],
@@ -95,7 +103,8 @@ def load(name: str, source: str, signatures: Mapping[str, Signature], *,
     ``signatures`` maps each exported function to its argument types and return type;
     ``switch`` names an environment variable that disables the kernel when ``0``; ``libs``
     are extra libraries to link (``"m"`` for ``-lm``). Not cached: wrap it in
-    ``functools.cache``.
+    ``functools.cache``. When no set of flags gives a loadable kernel, a
+    :class:`NativeBuildWarning` gives the commands and the compiler's output.
     """
     if switch is not None and not enabled(switch):
         return None
@@ -126,5 +135,5 @@ def load(name: str, source: str, signatures: Mapping[str, Signature], *,
     if failures:
         warnings.warn(f"neurips18: the native kernel {name!r} is unavailable (falling back to "
                       "the slower Python kernels):\n" + "\n\n".join(failures),
-                      RuntimeWarning, stacklevel=2)
+                      NativeBuildWarning, stacklevel=2)
     return None

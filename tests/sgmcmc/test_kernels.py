@@ -1,10 +1,15 @@
 import numpy as np
 import pytest
 
+from neurips18._validation import ValidationError
 from neurips18.sgmcmc import (
+    ControlVariateGradient,
     DivergenceError,
-    fixed_point,
+    MinibatchGradient,
+    control_variates,
+    langevin_step,
     lmc_step,
+    minibatch_gradient,
     minibatch_indices,
     sample,
     sgd_step,
@@ -36,7 +41,7 @@ def test_sgld_step_noise_has_variance_2_gamma(make_logistic):
 
 def test_sgldfp_has_no_drift_at_the_mode_and_is_unbiased(make_logistic):
     m = make_logistic(n=60, d=3)
-    fp = fixed_point(m)
+    fp = control_variates(m)
     gamma = 1e-3
     # at theta*, every minibatch gives a zero gradient estimate: the step is pure noise
     a = sgldfp_step(m, fp.theta_star, gamma, np.array([0, 1, 1]), np.random.default_rng(3), fp)
@@ -82,6 +87,8 @@ def test_minibatch_indices():
         minibatch_indices(rng, 5, 6)
     with pytest.raises(ValueError, match="batch_size"):
         minibatch_indices(rng, 5, 0)
+    block = minibatch_indices(np.random.default_rng(1), 50, 7, False, n_batches=300)
+    assert block.shape == (300, 7) and all(len(set(r)) == 7 for r in block.tolist())
 
 
 @pytest.mark.parametrize("method", ["lmc", "sgld", "sgldfp", "sgd"])
@@ -96,7 +103,7 @@ def test_float32_stays_float32(method, make_logistic):
     assert sgld_step(m, theta, 1e-3, idx, rng).dtype == np.float32
     assert sgd_step(m, theta, 1e-3, idx).dtype == np.float32
     assert lmc_step(m, theta, 1e-3, rng).dtype == np.float32
-    assert sgldfp_step(m, theta, 1e-3, idx, rng, fixed_point(m)).dtype == np.float32
+    assert sgldfp_step(m, theta, 1e-3, idx, rng, control_variates(m)).dtype == np.float32
 
 
 def test_sample_is_repeatable_and_thinned(make_logistic):
@@ -125,11 +132,13 @@ def test_sample_without_replacement_full_batch_is_lmc(make_linear):
 
 
 def test_divergence_is_detected(make_linear):
+    # below 2 / L, so not refused up front, but with p = 1 the minibatch Hessians
+    # (N x_i x_i^T) make SGLD and SGD mean-square unstable
     m = make_linear(n=200, d=2)
-    with pytest.raises(DivergenceError, match="step_size"):
-        sample(m, "sgld", 0.5, 10, 10_000, generator=np.random.default_rng(0))
-    with pytest.raises(DivergenceError):
-        sample(m, "lmc", 0.02, None, 10_000, generator=np.random.default_rng(0))
+    gamma = 0.8 * 2 / m.lipschitz_constant()
+    for method in ("sgld", "sgd"):
+        with pytest.raises(DivergenceError, match="step_size"):
+            sample(m, method, gamma, 1, 10_000, generator=0)
 
 
 @pytest.mark.parametrize(
@@ -148,7 +157,11 @@ def test_divergence_is_detected(make_linear):
         ({"thin": 11}, ValueError, "thin"),
         ({"theta0": np.zeros(4)}, ValueError, "theta0"),
         ({"theta0": np.array([np.nan, 0, 0])}, ValueError, "theta0"),
-        ({"generator": 3}, TypeError, "generator"),
+        ({"generator": -3}, ValueError, "generator"),
+        ({"generator": np.random.RandomState(0)}, TypeError, "generator"),
+        ({"kernel": "cuda"}, ValueError, "kernel"),
+        ({"mode_rtol": 0.0}, ValueError, "mode_rtol"),
+        ({"divergence_threshold": -1.0}, ValueError, "divergence_threshold"),
         ({"theta_star": np.zeros(2)}, ValueError, "theta_star"),
     ],
 )
@@ -171,26 +184,111 @@ def test_bad_kernel_input(make_logistic):
         sgld_step(m, th, 1e-3, np.array([], dtype=int), rng)
     with pytest.raises(ValueError, match="theta"):
         sgd_step(m, np.zeros(2), 1e-3, np.array([0]))
-    with pytest.raises(TypeError, match="FixedPoint"):
+    with pytest.raises(TypeError, match="ControlVariateGradient"):
         sgldfp_step(m, th, 1e-3, np.array([0]), rng, centre=None)
+    other = type(m)(m.X[:10], m.y[:10], 1.0)
+    with pytest.raises(ValueError, match="estimator built on this model"):
+        sgld_step(m, th, 1e-3, np.array([0]), rng, estimator=minibatch_gradient(other))
+    with pytest.raises(ValueError, match="minibatch"):
+        sgld_step(m, th, 1e-3, np.array([0.5]), rng)
+    with pytest.raises(ValueError, match="gradient"):
+        langevin_step(th, np.zeros(2), 1e-3, None)
+    with pytest.raises(ValueError, match="noise"):
+        langevin_step(th, th, 1e-3, np.array([np.nan, 0, 0]))
+    with pytest.raises(ValueError, match="step_size"):
+        langevin_step(th, th, -1.0, None)
     with pytest.raises(TypeError, match="generator"):
         lmc_step(m, th, 1e-3, np.random.RandomState(0))
 
 
-@pytest.mark.parametrize("kind", ["make_linear", "make_logistic"])
+@pytest.mark.parametrize("kind", ["make_linear", "make_logistic", "protocol"])
 @pytest.mark.parametrize("method", ["lmc", "sgld", "sgldfp", "sgd"])
 @pytest.mark.parametrize("replacement", [True, False])
-def test_fused_glm_loop_equals_generic_loop(kind, method, replacement, request):
-    # the sampler's fused GLM path must produce the same chain as the generic path that goes
-    # through the public gradient methods (wrapping the model hides its GLM structure)
-    from neurips18.sgmcmc.models import _ProtocolAdapter
+def test_sample_is_the_public_step_chained(kind, method, replacement, request,
+                                           chain_of_public_steps):
+    # sample()'s NumPy path is the public estimator and langevin_step composed, bit for bit,
+    # on the draws its docstring describes (two blocks and a part, so the order of the
+    # noise and index draws across blocks is covered); any model, with or without replacement
+    from neurips18.sgmcmc import as_model
 
-    m = request.getfixturevalue(kind)(n=300, d=3, seed=8)
-    kw = {"thin": 3, "replacement": replacement}
-    a = sample(m, method, 1e-3, 10, 600, generator=np.random.default_rng(1), **kw)
-    b = sample(_ProtocolAdapter(m), method, 1e-3, 10, 600, generator=np.random.default_rng(1),
-               **kw)
-    np.testing.assert_allclose(a.draws, b.draws, rtol=0, atol=1e-12)
+    base = request.getfixturevalue("make_logistic" if kind == "protocol" else kind)(
+        n=300, d=3, seed=8)
+    m = _Protocol(base) if kind == "protocol" else base
+    theta0 = np.array([0.1, -0.2, 0.3])
+    ts = control_variates(base).theta_star
+    n = 2 * 256 + 37  # two blocks of the sampler and a part
+    res = sample(m, method, 1e-3, 10, n, replacement=replacement, theta0=theta0,
+                 theta_star=ts, generator=8, kernel="numpy")
+    ref = chain_of_public_steps(as_model(m), method, 1e-3, 10, n, theta0, 8, replacement, ts)
+    assert res.diagnostics["kernel"] == "numpy"
+    np.testing.assert_array_equal(res.draws, ref)
+
+
+class _Protocol:
+    """A duck-typed user model (ModelProtocol) wrapping a built-in GLM's public methods."""
+
+    def __init__(self, m):
+        self.n_data, self.dim, self._m = m.n_data, m.dim, m
+
+    def log_prior(self, theta):
+        return self._m.log_prior(theta)
+
+    def grad_log_prior(self, theta):
+        return self._m.grad_log_prior(theta)
+
+    def log_likelihood(self, theta, idx=None):
+        return self._m.log_likelihood(theta, idx)
+
+    def grad_log_likelihood_sum(self, theta, idx=None):
+        return self._m.grad_log_likelihood_sum(theta, idx)
+
+
+def test_langevin_step_is_the_formula_in_theta_dtype():
+    th = np.array([1.0, -2.0], dtype=np.float32)
+    g = np.array([0.5, 0.25], dtype=np.float32)
+    z = np.array([1.0, -1.0])
+    out = langevin_step(th, g, 0.02, z)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, th - 0.02 * g + np.sqrt(0.04) * z, rtol=1e-6)
+    np.testing.assert_array_equal(langevin_step(th, g, 0.02, None), th - np.float32(0.02) * g)
+    assert th.tolist() == [1.0, -2.0]  # the input is not modified
+
+
+def test_sgldfp_is_sgld_with_the_control_variate_estimator(make_logistic):
+    m = make_logistic(n=80, d=3)
+    cv = control_variates(m)
+    assert isinstance(cv, ControlVariateGradient) and cv.grad_norm < 1e-6
+    assert isinstance(minibatch_gradient(m), MinibatchGradient)
+    th = cv.theta_star + np.array([0.2, -0.1, 0.05])
+    idx = np.array([1, 5, 5, 40])
+    a = sgldfp_step(m, th, 1e-3, idx, 4, cv)
+    b = sgld_step(m, th, 1e-3, idx, 4, estimator=cv)
+    c = sgld_step(cv, th, 1e-3, idx, 4)  # the estimator itself in place of the model
+    z = np.random.default_rng(4).standard_normal(3)
+    d = langevin_step(th, cv(th, idx), 1e-3, z)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(a, d)
+    # with the whole data set the estimator is grad U(theta) - grad U(theta*)
+    np.testing.assert_allclose(cv(th, None), m.grad_potential(th) - m.grad_potential(
+        cv.theta_star), rtol=1e-12)
+    np.testing.assert_allclose(cv(th, np.arange(80)), cv(th, None), rtol=1e-10)
+
+
+def test_int_seed_is_a_generator(make_logistic):
+    m = make_logistic(n=60, d=3)
+    th, idx = np.zeros(3), np.array([0, 1])
+    np.testing.assert_array_equal(sgld_step(m, th, 1e-3, idx, 5),
+                                  sgld_step(m, th, 1e-3, idx, np.random.default_rng(5)))
+    np.testing.assert_array_equal(lmc_step(m, th, 1e-3, 5),
+                                  lmc_step(m, th, 1e-3, np.random.default_rng(5)))
+    np.testing.assert_array_equal(minibatch_indices(5, 60, 4),
+                                  minibatch_indices(np.random.default_rng(5), 60, 4))
+    a = sample(m, "sgld", 1e-3, 5, 100, generator=11)
+    b = sample(m, "sgld", 1e-3, 5, 100, generator=np.random.default_rng(11))
+    np.testing.assert_array_equal(a.draws, b.draws)
+    with pytest.raises(ValidationError, match="generator"):
+        sgld_step(m, th, 1e-3, idx, 2.5)
 
 
 @pytest.mark.parametrize(("n", "p"), [(5, 2), (6, 3), (4, 4)])
@@ -200,13 +298,53 @@ def test_minibatch_blocks_without_replacement_are_uniform_subsets(n, p):
 
     from scipy.stats import chisquare
 
-    from neurips18.sgmcmc.sampler import _minibatch_block
-
     rng = np.random.default_rng(4)
-    rows = np.concatenate([_minibatch_block(rng, n, 256, p, False) for _ in range(80)])
+    rows = np.concatenate([minibatch_indices(rng, n, p, False, n_batches=256)
+                           for _ in range(80)])
     assert all(len(set(r)) == p for r in rows.tolist())
     subsets = {s: k for k, s in enumerate(itertools.combinations(range(n), p))}
     counts = np.bincount([subsets[tuple(sorted(r))] for r in rows.tolist()],
                          minlength=len(subsets))
     if len(subsets) > 1:
         assert chisquare(counts).pvalue > 1e-3
+
+
+def test_failed_kernel_build_warns_with_the_compiler_output_and_falls_back(
+        monkeypatch, tmp_path, make_linear):
+    from neurips18._native import NativeBuildWarning
+    from neurips18.sgmcmc import _native
+
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\necho 'glm.c:1:2: error: this compiler is broken' >&2\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(_native.SWITCH, raising=False)
+    m = make_linear(n=100, d=2)
+    _native.lib.cache_clear()
+    try:
+        with pytest.warns(NativeBuildWarning, match="this compiler is broken"):
+            res = sample(m, "sgld", 1e-3, 10, 300, generator=0)
+        assert res.diagnostics["kernel"] == "numpy"
+        ref = sample(m, "sgld", 1e-3, 10, 300, generator=0, kernel="numpy")
+        np.testing.assert_array_equal(res.draws, ref.draws)
+    finally:
+        _native.lib.cache_clear()
+
+
+@pytest.mark.parametrize("kernel", ["auto", "numpy"])
+def test_a_chain_resumed_from_a_checkpoint_is_the_uninterrupted_chain(make_logistic, kernel):
+    # checkpoint = (final state, pickled generator); resuming continues the same chain when
+    # the first part is a whole number of the sampler's blocks (documented in sample())
+    import pickle
+
+    m = make_logistic(n=400, d=3)
+    ts = control_variates(m).theta_star
+    gen = np.random.default_rng(21)
+    first = sample(m, "sgldfp", 1e-3, 10, 512, theta_star=ts, generator=gen, kernel=kernel)
+    saved = pickle.dumps((first.diagnostics["final_state"], gen))
+    state, gen2 = pickle.loads(saved)
+    rest = sample(m, "sgldfp", 1e-3, 10, 300, theta0=state, theta_star=ts, generator=gen2,
+                  kernel=kernel)
+    whole = sample(m, "sgldfp", 1e-3, 10, 812, theta_star=ts, generator=21, kernel=kernel)
+    np.testing.assert_array_equal(np.concatenate([first.draws, rest.draws]), whole.draws)

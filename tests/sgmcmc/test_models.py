@@ -134,11 +134,11 @@ def test_torch_model_matches_numpy_model_and_samples(make_logistic):
 @pytest.mark.parametrize(
     ("kwargs", "err", "match"),
     [
-        ({"X": np.full((3, 2), np.nan)}, ValueError, "X contains NaN"),
-        ({"y": np.array([0.0, np.inf, 1.0])}, ValueError, "y contains NaN"),
-        ({"y": np.zeros(4)}, ValueError, "same number of rows"),
-        ({"X": np.zeros(3)}, ValueError, "2-d"),
-        ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, ValueError, "at least one row"),
+        ({"X": np.full((3, 2), np.nan)}, ValueError, "Invalid X.*finite"),
+        ({"y": np.array([0.0, np.inf, 1.0])}, ValueError, "Invalid y.*finite"),
+        ({"y": np.zeros(4)}, ValueError, "Invalid y.*as many rows as X"),
+        ({"X": np.zeros(3)}, ValueError, "Invalid X.*2-D"),
+        ({"X": np.zeros((0, 2)), "y": np.zeros(0)}, ValueError, "Invalid X.*at least 1 row"),
         ({"prior_precision": 0.0}, ValueError, "prior_precision"),
         ({"prior_precision": np.nan}, ValueError, "prior_precision"),
         ({"prior_precision": "1"}, TypeError, "prior_precision"),
@@ -156,7 +156,7 @@ def test_bad_model_input(kwargs, err, match):
 def test_bad_linear_and_logistic_specific_input():
     with pytest.raises(ValueError, match="noise_variance"):
         BayesianLinearRegression(np.ones((3, 2)), np.ones(3), 1.0, noise_variance=-1.0)
-    with pytest.raises(ValueError, match="only 0 and 1"):
+    with pytest.raises(ValueError, match="labels 0 and 1 only"):
         BayesianLogisticRegression(np.ones((3, 2)), np.array([0.0, 2.0, 1.0]), 1.0)
 
 
@@ -164,3 +164,23 @@ def test_mode_search_failure_is_reported(make_logistic):
     m = make_logistic(n=100, d=2)
     with pytest.raises(ModeNotFoundError, match="grad U"):
         find_mode(m, max_iter=1, rtol=1e-15)
+
+
+def test_dataframe_input_nan_and_no_aliasing():
+    import pandas as pd
+
+    from neurips18.sgmcmc import BayesianLogisticRegression
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.standard_normal((50, 3)), columns=["a", "b", "c"])
+    y = pd.Series((rng.random(50) < 0.5).astype(int))
+    m = BayesianLogisticRegression(df, y, 1.0)
+    L = m.lipschitz_constant()
+    X = df.to_numpy(copy=True)
+    m2 = BayesianLogisticRegression(X, y.to_numpy(), 1.0)
+    X[:] = 0.0  # the caller's array changes after the model was built: the model does not
+    assert m2.lipschitz_constant() == pytest.approx(L) and np.abs(m2.X).sum() > 0
+    bad = df.copy()
+    bad.iloc[3, 1] = np.nan  # a missing value is refused with the parameter named
+    with pytest.raises(ValueError, match="Invalid X.*1 NaN or inf"):
+        BayesianLogisticRegression(bad, y, 1.0)

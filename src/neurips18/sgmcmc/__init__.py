@@ -6,9 +6,13 @@ Dynamics", NeurIPS 2018 (arXiv:1811.10072):
 
 * models: :class:`BayesianLinearRegression`, :class:`BayesianLogisticRegression`, any object
   following :class:`ModelProtocol`, and :class:`TorchModel` (autograd);
-* kernels: :func:`lmc_step`, :func:`sgld_step`, :func:`sgldfp_step`, :func:`sgd_step`, pure
-  functions with an explicit ``numpy.random.Generator``;
-* :func:`sample`: a whole chain with diagnostics, the mode found for SGLDFP;
+* the pieces of a chain (BlackJAX's shape): a gradient estimator, :func:`minibatch_gradient`
+  or :func:`control_variates` (around the mode: SGLDFP is SGLD with this estimator), and one
+  :func:`langevin_step`; the four methods' steps :func:`lmc_step`, :func:`sgld_step`,
+  :func:`sgldfp_step`, :func:`sgd_step` compose them, with ``generator=`` a
+  ``numpy.random.Generator`` or an int seed;
+* :func:`sample`: a whole chain of those pieces (a C kernel for the built-in GLMs), with
+  diagnostics, the mode found for SGLDFP;
 * closed forms: :func:`invariant_moments`, :func:`posterior_moments`,
   :func:`covariance_operator`, :func:`wasserstein2_gaussian`;
 * control-variate estimators of a chain's invariant moments (E_{pi_gamma}[grad U] = 0):
@@ -36,9 +40,12 @@ from neurips18.sgmcmc.estimators import (
     third_derivative_at,
 )
 from neurips18.sgmcmc.kernels import (
-    FixedPoint,
-    fixed_point,
+    ControlVariateGradient,
+    MinibatchGradient,
+    control_variates,
+    langevin_step,
     lmc_step,
+    minibatch_gradient,
     minibatch_indices,
     sgd_step,
     sgld_step,
@@ -54,7 +61,13 @@ from neurips18.sgmcmc.models import (
     as_model,
     find_mode,
 )
-from neurips18.sgmcmc.sampler import METHODS, DivergenceError, SampleResult, sample
+from neurips18.sgmcmc.sampler import (
+    METHODS,
+    DivergenceError,
+    SampleResult,
+    StepSizeWarning,
+    sample,
+)
 from neurips18.sgmcmc.theory import (
     covariance_operator,
     importance_moments,
@@ -68,24 +81,28 @@ __all__ = [
     "METHODS",
     "BayesianLinearRegression",
     "BayesianLogisticRegression",
+    "ControlVariateGradient",
     "DivergenceError",
-    "FixedPoint",
+    "MinibatchGradient",
     "Model",
     "ModeNotFoundError",
     "ModelProtocol",
     "SampleResult",
+    "StepSizeWarning",
     "TorchModel",
     "as_model",
     "batch_means_se",
     "control_variate_cov",
     "control_variate_mean",
+    "control_variates",
     "covariance_operator",
     "find_mode",
-    "fixed_point",
     "gradient_moments",
     "importance_moments",
     "invariant_moments",
+    "langevin_step",
     "lmc_step",
+    "minibatch_gradient",
     "minibatch_indices",
     "posterior_mean_expansion",
     "posterior_moments",

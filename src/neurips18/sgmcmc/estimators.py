@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from neurips18._validation import Interval, Options, check, check_array, invalid
+from neurips18.sgmcmc.kernels import _check_batch_size, _check_step_size
 from neurips18.sgmcmc.models import Array, _GaussianPriorGLM, as_model
 
 __all__ = [
@@ -52,35 +54,31 @@ _ELEMS = 2_000_000  # linear predictors per chunk in gradient_moments
 
 
 def _as_2d(name: str, a: ArrayLike, d: int | None = None) -> Array:
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must be a non-empty 2-d array (n_draws, dim), got {arr.shape}")
+    arr = check_array(name, a, ndim=2, dtype=np.float64, min_rows=1, min_cols=1)
     if d is not None and arr.shape[1] != d:
-        raise ValueError(f"{name} must have {d} columns, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr.astype(np.float64, copy=False)
+        raise invalid(name, a, f"{d} columns")
+    return arr  # type: ignore[no-any-return]
 
 
 def _as_square(name: str, a: ArrayLike, d: int) -> Array:
-    arr = np.asarray(a, dtype=np.float64)
+    arr = check_array(name, a, ndim=2, dtype=np.float64)
     if arr.shape != (d, d):
-        raise ValueError(f"{name} must have shape ({d}, {d}), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+        raise invalid(name, a, f"shape ({d}, {d})")
+    return arr  # type: ignore[no-any-return]
+
+
+def _as_vector(name: str, a: ArrayLike, d: int) -> Array:
+    arr = check_array(name, a, ndim=1, dtype=np.float64)
+    if arr.shape != (d,):
+        raise invalid(name, a, f"shape ({d},)")
+    return arr  # type: ignore[no-any-return]
 
 
 def _paired(draws: ArrayLike, grads: ArrayLike) -> tuple[Array, Array]:
     D = _as_2d("draws", draws)
     G = _as_2d("grads", grads, D.shape[1])
     if G.shape[0] != D.shape[0]:
-        raise ValueError(
-            f"draws and grads must have the same number of rows, got {D.shape[0]} and "
-            f"{G.shape[0]}"
-        )
+        raise invalid("grads", grads, f"as many rows as draws ({D.shape[0]})")
     return D, G
 
 
@@ -125,18 +123,16 @@ def control_variate_mean(
     A = _as_square("gain", gain, d)
     gbar = G.mean(axis=0)
     if grad_offset is not None:
-        off = np.asarray(grad_offset, dtype=np.float64)
-        if off.shape != (d,) or not np.isfinite(off).all():
-            raise ValueError(f"grad_offset must be a finite array of shape ({d},), got {off.shape}")
-        gbar = gbar - off
+        gbar = gbar - _as_vector("grad_offset", grad_offset, d)
     est = D.mean(axis=0) - A @ gbar
     if (third_derivative is None) != (second_moment_residual is None):
-        raise ValueError("third_derivative and second_moment_residual go together")
+        raise invalid("second_moment_residual", second_moment_residual,
+                      "to be given together with third_derivative")
     if third_derivative is not None:
         R = _as_square("second_moment_residual", second_moment_residual, d)  # type: ignore[arg-type]
         tr = np.asarray(third_derivative(R), dtype=np.float64)
         if tr.shape != (d,):
-            raise ValueError(f"third_derivative must return shape ({d},), got {tr.shape}")
+            raise invalid("third_derivative", third_derivative, f"a map returning shape ({d},)")
         est = est + 0.5 * A @ tr
     return np.asarray(est)
 
@@ -182,25 +178,14 @@ def control_variate_cov(
     """
     D, G = _paired(draws, grads)
     T, d = D.shape
-    if isinstance(step_size, bool) or not isinstance(step_size, int | float | np.number):
-        raise TypeError(f"step_size must be a positive number, got {step_size!r}")
-    gamma = float(step_size)
-    if not (np.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    gamma = _check_step_size(step_size)
     L = _as_square("operator", operator, d * d)
     V = np.zeros((d, d)) if grad_noise_cov is None else _as_square("grad_noise_cov",
                                                                    grad_noise_cov, d)
     if grad_offset is not None:
-        off = np.asarray(grad_offset, dtype=np.float64)
-        if off.shape != (d,) or not np.isfinite(off).all():
-            raise ValueError(f"grad_offset must be a finite array of shape ({d},), got {off.shape}")
-        G = G - off
-    m = D.mean(axis=0) if mean is None else np.asarray(mean, dtype=np.float64)
-    if m.shape != (d,) or not np.isfinite(m).all():
-        raise ValueError(f"mean must be a finite array of shape ({d},), got {m.shape}")
-    c = m if centre is None else np.asarray(centre, dtype=np.float64)
-    if c.shape != (d,) or not np.isfinite(c).all():
-        raise ValueError(f"centre must be a finite array of shape ({d},), got {c.shape}")
+        G = G - _as_vector("grad_offset", grad_offset, d)
+    m = D.mean(axis=0) if mean is None else _as_vector("mean", mean, d)
+    c = m if centre is None else _as_vector("centre", centre, d)
     Dc = D - c
     S = Dc.T @ Dc / T
     cross = Dc.T @ G / T
@@ -232,25 +217,23 @@ def gradient_moments(
     or grad U_i(theta) - grad U_i(theta_star) (SGLDFP); zero for LMC. GLMs use one
     (N, chunk) product per chunk of states; other models loop over states (gradients only).
     """
-    from neurips18.sgmcmc.sampler import METHODS
+    from neurips18.sgmcmc.theory import METHODS
 
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = check("method", method, Options(METHODS))
     m = as_model(model)
     Th = _as_2d("thetas", thetas, m.dim)
     T, d = Th.shape
     N = m.n_data
     if method != "lmc":
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-            raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
-        if not 1 <= int(batch_size) <= N:
-            raise ValueError(f"batch_size must be in [1, n_data={N}], got {batch_size}")
+        batch_size = _check_batch_size(batch_size, N)
     if method == "sgldfp" and theta_star is None:
-        raise ValueError("theta_star (the SGLDFP centre) is required for method='sgldfp'")
+        raise invalid("theta_star", theta_star, "the SGLDFP centre (required for "
+                      "method='sgldfp')")
     noise = np.zeros((d, d))
     if not isinstance(m, _GaussianPriorGLM):
         if method != "lmc":
-            raise TypeError("the minibatch noise is only available for the GLM models")
+            raise invalid("model", model, "a built-in GLM (the minibatch noise is only "
+                          "available for them)")
         grads = np.stack([np.asarray(m.grad_potential(t.astype(m.dtype)), np.float64)
                           for t in Th])
         return grads, noise
@@ -294,9 +277,7 @@ def third_derivative_at(model: Any, theta: ArrayLike) -> Callable[[Array], Array
     from neurips18.sgmcmc.models import BayesianLinearRegression, BayesianLogisticRegression
 
     m = as_model(model)
-    t = np.asarray(theta, dtype=np.float64)
-    if t.shape != (m.dim,) or not np.isfinite(t).all():
-        raise ValueError(f"theta must be a finite array of shape ({m.dim},), got {t.shape}")
+    t = _as_vector("theta", theta, m.dim)
     X = m.X.astype(np.float64) if isinstance(m, _GaussianPriorGLM) else None
     if isinstance(m, BayesianLinearRegression):
         k3 = np.zeros(m.n_data)
@@ -305,7 +286,7 @@ def third_derivative_at(model: Any, theta: ArrayLike) -> Callable[[Array], Array
         s = 1.0 / (1.0 + np.exp(-(X @ t)))
         k3 = s * (1.0 - s) * (1.0 - 2.0 * s)
     else:
-        raise TypeError(f"third_derivative_at needs a GLM model, got {type(m).__name__}")
+        raise invalid("model", model, "a built-in GLM")
 
     def contract(M: Array) -> Array:
         assert X is not None
@@ -322,11 +303,10 @@ def batch_means_se(values: ArrayLike, n_batches: int = 20) -> Array:
     std(batch means) / sqrt(n_batches), elementwise; valid when a batch is much longer than the
     autocorrelation time.
     """
-    v = np.asarray(values, dtype=np.float64)
-    if isinstance(n_batches, bool) or not isinstance(n_batches, int) or n_batches < 2:
-        raise ValueError(f"n_batches must be an integer >= 2, got {n_batches!r}")
-    if v.ndim < 1 or v.shape[0] < n_batches:
-        raise ValueError(f"values must have at least n_batches={n_batches} rows, got {v.shape}")
+    n_batches = int(check("n_batches", n_batches, Interval(int, 2, None)))
+    v = check_array("values", values, dtype=np.float64, finite=False, min_rows=n_batches)
+    if v.ndim < 1:
+        raise invalid("values", values, "an array of at least one dimension")
     b = v.shape[0] // n_batches
     means = v[: b * n_batches].reshape(n_batches, b, *v.shape[1:]).mean(axis=1)
     return np.asarray(means.std(axis=0, ddof=1) / np.sqrt(n_batches))

@@ -1,36 +1,57 @@
-"""One step of LMC, SGLD, SGLDFP and SGD, as pure functions with an explicit generator.
+"""Gradient estimators and one Langevin step: the pieces every sampler here is made of.
 
 With potential U = U0 + sum_i U_i (see :mod:`neurips18.sgmcmc.models`), step size gamma,
-a minibatch S of size p and Z ~ N(0, I_d), following Brosse, Durmus, Moulines, "The promises
-and pitfalls of Stochastic Gradient Langevin Dynamics" (NeurIPS 2018, arXiv:1811.10072):
+a minibatch S of size p and Z ~ N(0, I_d), Brosse, Durmus, Moulines, "The promises and
+pitfalls of Stochastic Gradient Langevin Dynamics" (NeurIPS 2018, arXiv:1811.10072) compare
+four chains that share one step,
 
-* LMC (unadjusted Langevin):  theta - gamma grad U(theta) + sqrt(2 gamma) Z
-* SGLD:   theta - gamma [grad U0(theta) + (N/p) sum_{i in S} grad U_i(theta)] + sqrt(2 gamma) Z
-* SGLDFP: theta - gamma [grad U0(theta) - grad U0(theta*)
-          + (N/p) sum_{i in S} (grad U_i(theta) - grad U_i(theta*))] + sqrt(2 gamma) Z
-  where theta* is the mode (grad U(theta*) = 0), so no full gradient is needed per step;
-* SGD:    SGLD without the noise.
+    theta' = theta - gamma g(theta, S) + sqrt(2 gamma) Z          (:func:`langevin_step`)
 
-The Welling-Teh convention ``theta += (eps/2) grad log pi + sqrt(eps) xi`` is gamma = eps/2.
-Minibatches are index arrays from :func:`minibatch_indices` (with or without replacement).
+and differ only in the gradient estimate g, an unbiased estimate of grad U(theta):
+
+* LMC:    the full gradient, g = grad U(theta)  (:class:`MinibatchGradient` on ``None``);
+* SGLD:   g = grad U0(theta) + (N/p) sum_{i in S} grad U_i(theta)  (:func:`minibatch_gradient`);
+* SGLDFP: SGLD with control variates at the mode theta* (:func:`control_variates`),
+  g = grad U0(theta) - grad U0(theta*) + (N/p) sum_{i in S} (grad U_i(theta) - grad U_i(theta*)),
+  which needs no full gradient per step because grad U(theta*) = 0;
+* SGD:    the SGLD estimate and the step without the noise.
+
+This is the shape of BlackJAX's ``sgmcmc`` module (a gradient estimator, a diffusion step):
+:func:`~neurips18.sgmcmc.sample` composes exactly these pieces, and its fused C kernel for the
+built-in GLMs is tested to give the same chain as chaining :func:`langevin_step` on the same
+draws. The Welling-Teh convention ``theta += (eps/2) grad log pi + sqrt(eps) xi`` is
+gamma = eps/2. Minibatches are index arrays from :func:`minibatch_indices` (with or without
+replacement); every random function takes ``generator=`` (a ``numpy.random.Generator`` or an
+int seed).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    as_numpy_generator,
+    check,
+    check_array,
+    invalid,
+)
 from neurips18.sgmcmc.models import Array, Model, as_model, check_theta, find_mode
 
 __all__ = [
-    "FixedPoint",
-    "fixed_point",
+    "ControlVariateGradient",
+    "MinibatchGradient",
+    "control_variates",
+    "langevin_step",
     "lmc_step",
+    "minibatch_gradient",
     "minibatch_indices",
     "sgd_step",
     "sgld_step",
@@ -38,155 +59,235 @@ __all__ = [
 ]
 
 
-def _check_generator(generator: Any) -> np.random.Generator:
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError(
-            f"generator must be a numpy.random.Generator, got {type(generator).__name__}"
-        )
-    return generator
-
-
+# --------------------------------------------------------------------------- checks
 def _check_step_size(step_size: Any) -> float:
-    if isinstance(step_size, bool) or not isinstance(
-        step_size, int | float | np.integer | np.floating
-    ):
-        raise TypeError(f"step_size must be a positive number, got {step_size!r}")
-    g = float(step_size)
-    if not (math.isfinite(g) and g > 0):
-        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
-    return g
+    """gamma as a float in (0, inf)."""
+    return float(check("step_size", step_size, Interval(float, 0.0, None, closed="neither")))
 
 
-def _check_batch_size(batch_size: Any, n_data: int, replacement: bool) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise TypeError(f"batch_size must be an integer, got {batch_size!r}")
-    p = int(batch_size)
-    if p < 1 or p > n_data:
-        raise ValueError(f"batch_size must be in [1, n_data={n_data}], got {p}")
-    return p
+def _check_batch_size(batch_size: Any, n_data: int) -> int:
+    """p as an int in [1, n_data]."""
+    return int(check("batch_size", batch_size, Interval(int, 1, n_data)))
 
 
 def _check_minibatch(model: Model, minibatch: ArrayLike) -> NDArray[np.intp]:
-    idx = np.asarray(minibatch)
-    if idx.ndim != 1 or idx.size == 0 or idx.dtype.kind not in "iu":
-        raise ValueError(
-            f"minibatch must be a non-empty 1-d integer index array, got shape {idx.shape} "
-            f"dtype {idx.dtype}"
-        )
+    idx = check_array("minibatch", minibatch, ndim=1, dtype=None)
+    if idx.dtype.kind not in "iu":
+        raise invalid("minibatch", minibatch, "an array of integer indices")
     if idx.min() < 0 or idx.max() >= model.n_data:
-        raise ValueError(f"minibatch indices must lie in [0, {model.n_data}), got "
-                         f"[{idx.min()}, {idx.max()}]")
+        raise invalid("minibatch", minibatch,
+                      f"indices in [0, {model.n_data}), got [{idx.min()}, {idx.max()}]")
     return idx.astype(np.intp, copy=False)
 
 
-def minibatch_indices(
-    generator: np.random.Generator, n_data: int, batch_size: int, replacement: bool = True
-) -> NDArray[np.intp]:
-    """``batch_size`` indices in ``[0, n_data)``, i.i.d. uniform or a uniform subset."""
-    _check_generator(generator)
-    if isinstance(n_data, bool) or not isinstance(n_data, int | np.integer) or n_data < 1:
-        raise ValueError(f"n_data must be a positive integer, got {n_data!r}")
-    p = _check_batch_size(batch_size, int(n_data), replacement)
+# --------------------------------------------------------------------------- minibatches
+def _minibatch_block(
+    gen: np.random.Generator, n: int, b: int, p: int, replacement: bool
+) -> NDArray[np.int64]:
+    """``b`` minibatches of ``p`` indices in ``[0, n)``, i.i.d. or each a uniform subset.
+
+    Without replacement, when duplicates are rare (p (p - 1) / (2 n) <= 0.7) a row of i.i.d.
+    indices is accepted if its entries are distinct (so it is a uniform subset, in random
+    order) and otherwise replaced by ``Generator.choice(replace=False)``; this is exact and
+    several times faster than calling ``choice`` for every step.
+    """
     if replacement:
-        return generator.integers(0, n_data, size=p).astype(np.intp)
-    return generator.choice(int(n_data), size=p, replace=False, shuffle=False).astype(np.intp)
+        return gen.integers(0, n, size=(b, p))
+    if p * (p - 1) <= 1.4 * n:
+        idx = gen.integers(0, n, size=(b, p))
+        srt = np.sort(idx, axis=1)
+        for r in np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)):
+            idx[r] = gen.choice(n, size=p, replace=False, shuffle=True)
+        return idx
+    return np.stack([gen.choice(n, size=p, replace=False, shuffle=False) for _ in range(b)])
 
 
-@dataclass(frozen=True)
-class FixedPoint:
-    """The SGLDFP centre: the mode, the prior gradient there, and the cached difference.
+def minibatch_indices(
+    generator: Any, n_data: int, batch_size: int, replacement: bool = True, *,
+    n_batches: int | None = None,
+) -> NDArray[np.int64]:
+    """``batch_size`` indices in ``[0, n_data)``: i.i.d. uniform (``replacement=True``) or a
+    uniform random subset. With ``n_batches`` an ``(n_batches, batch_size)`` array of
+    independent minibatches, drawn exactly as :func:`~neurips18.sgmcmc.sample` draws a block.
+    ``generator``: a ``numpy.random.Generator`` or an int seed."""
+    gen = as_numpy_generator(generator)
+    n = int(check("n_data", n_data, Interval(int, 1, None)))
+    p = _check_batch_size(batch_size, n)
+    repl = bool(check("replacement", replacement, InstanceOf((bool, np.bool_), "a bool")))
+    if n_batches is None:
+        return _minibatch_block(gen, n, 1, p, repl)[0]
+    b = int(check("n_batches", n_batches, Interval(int, 1, None)))
+    return _minibatch_block(gen, n, b, p, repl)
 
-    ``diff(theta, idx)`` returns ``sum_{i in idx} [grad log p_i(theta) - grad log p_i(theta*)]``
-    (for GLMs from one cached scalar per example, so a step costs one minibatch product).
+
+# --------------------------------------------------------------------------- estimators
+@dataclass(frozen=True, eq=False)
+class MinibatchGradient:
+    """The minibatch estimate of grad U: ``g(theta, S) = grad U0(theta) + (N/|S|) sum_{i in S}
+    grad U_i(theta)``; with ``S = None`` the full gradient grad U(theta) (LMC).
+
+    Built by :func:`minibatch_gradient`; called as ``g(theta, minibatch)`` with ``theta`` in
+    the model's dtype (unchecked: the step functions check their inputs)."""
+
+    model: Model
+
+    def __call__(self, theta: Array, minibatch: NDArray[np.intp] | None = None) -> Array:
+        m = self.model
+        if minibatch is None:
+            return -(m.grad_log_prior(theta) + m.grad_log_likelihood_sum(theta))
+        scale = m.dtype.type(m.n_data / len(minibatch))
+        return -(m.grad_log_prior(theta) + scale * m.grad_log_likelihood_sum(theta, minibatch))
+
+
+@dataclass(frozen=True, eq=False)
+class ControlVariateGradient:
+    """The SGLDFP estimate of grad U: the minibatch estimate with control variates at the mode,
+    ``g(theta, S) = grad U0(theta) - grad U0(theta*) + (N/|S|) sum_{i in S} [grad U_i(theta)
+    - grad U_i(theta*)]`` (with ``S = None``: grad U(theta) - grad U(theta*)).
+
+    ``theta_star`` is the centre (in the model's dtype), ``grad_norm`` the norm of the full
+    gradient there (0 at the exact mode). For the GLMs the difference comes from one cached
+    scalar per example, so a step costs one minibatch product. Built by
+    :func:`control_variates`.
     """
 
+    model: Model
     theta_star: Array
-    grad_log_prior_star: Array
-    diff: Callable[[Array, NDArray[np.intp]], Array]
     grad_norm: float
+    grad_log_prior_star: Array = field(repr=False)
+    diff: Callable[[Array, NDArray[np.intp]], Array] = field(repr=False)
+    grad_star: Array = field(repr=False)
+
+    def __call__(self, theta: Array, minibatch: NDArray[np.intp] | None = None) -> Array:
+        m = self.model
+        if minibatch is None:
+            return m.grad_potential(theta) - self.grad_star
+        scale = m.dtype.type(m.n_data / len(minibatch))
+        return -((m.grad_log_prior(theta) - self.grad_log_prior_star)
+                 + scale * self.diff(theta, minibatch))
 
 
-def fixed_point(model: Any, theta_star: ArrayLike | None = None) -> FixedPoint:
-    """Build the SGLDFP centre, finding the mode with :func:`find_mode` unless given."""
+GradientEstimator = MinibatchGradient | ControlVariateGradient
+
+
+def minibatch_gradient(model: Any) -> MinibatchGradient:
+    """The minibatch gradient estimator of ``model`` (SGLD, SGD; LMC with no minibatch)."""
+    return MinibatchGradient(as_model(model))
+
+
+def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
+                     rtol: float | None = None) -> ControlVariateGradient:
+    """The control-variate gradient estimator of ``model`` centred at its mode (SGLDFP).
+
+    The mode is found with :func:`~neurips18.sgmcmc.find_mode` (to ``rtol``) unless
+    ``theta_star`` is given."""
     m = as_model(model)
-    ts64 = find_mode(m) if theta_star is None else check_theta(m, theta_star, "theta_star")
+    if theta_star is None:
+        ts64 = find_mode(m) if rtol is None else find_mode(m, rtol=rtol)
+    else:
+        ts64 = check_theta(m, theta_star, "theta_star")
     ts = np.asarray(ts64, dtype=m.dtype)
-    gn = float(np.linalg.norm(np.asarray(m.grad_potential(ts), dtype=np.float64)))
-    return FixedPoint(
-        theta_star=ts,
+    g = np.asarray(m.grad_potential(ts), dtype=m.dtype)
+    return ControlVariateGradient(
+        model=m, theta_star=ts,
+        grad_norm=float(np.linalg.norm(g.astype(np.float64))),
         grad_log_prior_star=np.asarray(m.grad_log_prior(ts), dtype=m.dtype),
-        diff=m.control_variate(ts),
-        grad_norm=gn,
+        diff=m.control_variate(ts), grad_star=g,
     )
 
 
-# --------------------------------------------------------------------------- gradient estimates
-# Estimates of grad U (the potential); unchecked, shared by the kernels and the sampler loop.
-
-
-def _grad_full(m: Model, theta: Array) -> Array:
-    return -(m.grad_log_prior(theta) + m.grad_log_likelihood_sum(theta))
-
-
-def _grad_sgld(m: Model, theta: Array, idx: NDArray[np.intp], scale: Any) -> Array:
-    return -(m.grad_log_prior(theta) + scale * m.grad_log_likelihood_sum(theta, idx))
-
-
-def _grad_sgldfp(
-    m: Model, theta: Array, idx: NDArray[np.intp], scale: Any, fp: FixedPoint
-) -> Array:
-    return -((m.grad_log_prior(theta) - fp.grad_log_prior_star) + scale * fp.diff(theta, idx))
-
-
-def _scale(m: Model, idx: NDArray[np.intp]) -> Any:
-    return m.dtype.type(m.n_data / len(idx))
-
-
-def _noise(m: Model, generator: np.random.Generator, step_size: float) -> Array:
-    z = generator.standard_normal(m.dim, dtype=m.dtype)
-    return z * m.dtype.type(math.sqrt(2.0 * step_size))
-
-
-def lmc_step(model: Any, theta: ArrayLike, step_size: float,
-             generator: np.random.Generator) -> Array:
-    """One Langevin Monte Carlo (unadjusted Langevin) step with the full-data gradient."""
+def _estimator_for(model: Any, estimator: Any) -> tuple[Model, GradientEstimator]:
+    """``(model, estimator)`` with the estimator checked to belong to the model."""
+    if isinstance(model, MinibatchGradient | ControlVariateGradient) and estimator is None:
+        return model.model, model
     m = as_model(model)
+    if estimator is None:
+        return m, MinibatchGradient(m)
+    if not isinstance(estimator, MinibatchGradient | ControlVariateGradient):
+        raise invalid("estimator", estimator,
+                      "a gradient estimator from minibatch_gradient() or control_variates()")
+    em = estimator.model
+    if em is not m and getattr(em, "_obj", None) is not model:
+        raise invalid("estimator", estimator, "an estimator built on this model")
+    return em, estimator
+
+
+# --------------------------------------------------------------------------- the step
+def _langevin(theta: Array, grad: Array, gamma: Any, scaled_noise: Array | None) -> Array:
+    """theta - gamma grad (+ scaled_noise), in theta's dtype; ``gamma`` and the noise are
+    already in that dtype (the sampler scales a block of noise at once)."""
+    out = theta - gamma * grad
+    if scaled_noise is not None:
+        out += scaled_noise
+    return out
+
+
+def langevin_step(theta: ArrayLike, gradient: ArrayLike, step_size: float,
+                  noise: ArrayLike | None) -> Array:
+    """One Langevin step ``theta - step_size * gradient + sqrt(2 step_size) * noise``.
+
+    ``gradient`` is an estimate of grad U(theta) (from a gradient estimator), ``noise`` a draw
+    of N(0, I_d) (``None``: no noise, an SGD step). Computed in ``theta``'s dtype (float32 or
+    float64); returns a new array."""
+    t = check_array("theta", theta, ndim=1, dtype="numeric")
+    if t.dtype not in (np.float32, np.float64):
+        t = t.astype(np.float64)
+    g = check_array("gradient", gradient, ndim=1, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise invalid("gradient", gradient, f"shape {t.shape} like theta")
+    gamma = _check_step_size(step_size)
+    dt = t.dtype.type
+    z = None
+    if noise is not None:
+        z = check_array("noise", noise, ndim=1, dtype=t.dtype)
+        if z.shape != t.shape:
+            raise invalid("noise", noise, f"shape {t.shape} like theta")
+        z = dt(math.sqrt(2.0 * gamma)) * z
+    return _langevin(t, g, dt(gamma), z)
+
+
+def _draw(m: Model, generator: Any) -> Array:
+    return as_numpy_generator(generator).standard_normal(m.dim, dtype=m.dtype)
+
+
+def lmc_step(model: Any, theta: ArrayLike, step_size: float, generator: Any) -> Array:
+    """One Langevin Monte Carlo (unadjusted Langevin) step with the full-data gradient."""
+    m, est = _estimator_for(model, None)
     t = check_theta(m, theta)
-    g = _check_step_size(step_size)
-    gen = _check_generator(generator)
-    return t - m.dtype.type(g) * _grad_full(m, t) + _noise(m, gen, g)
+    gamma = _check_step_size(step_size)
+    dt = m.dtype.type
+    return _langevin(t, est(t, None), dt(gamma), dt(math.sqrt(2 * gamma)) * _draw(m, generator))
 
 
 def sgld_step(model: Any, theta: ArrayLike, step_size: float, minibatch: ArrayLike,
-              generator: np.random.Generator) -> Array:
-    """One SGLD step on the minibatch ``minibatch`` (indices, see :func:`minibatch_indices`)."""
-    m = as_model(model)
+              generator: Any, *, estimator: GradientEstimator | None = None) -> Array:
+    """One SGLD step on ``minibatch`` (indices, see :func:`minibatch_indices`).
+
+    ``estimator`` is the gradient estimator of ``model`` (default:
+    :func:`minibatch_gradient`); with :func:`control_variates` this is an SGLDFP step.
+    ``model`` may itself be an estimator."""
+    m, est = _estimator_for(model, estimator)
     t = check_theta(m, theta)
-    g = _check_step_size(step_size)
+    gamma = _check_step_size(step_size)
     idx = _check_minibatch(m, minibatch)
-    gen = _check_generator(generator)
-    return t - m.dtype.type(g) * _grad_sgld(m, t, idx, _scale(m, idx)) + _noise(m, gen, g)
+    dt = m.dtype.type
+    return _langevin(t, est(t, idx), dt(gamma), dt(math.sqrt(2 * gamma)) * _draw(m, generator))
 
 
 def sgldfp_step(model: Any, theta: ArrayLike, step_size: float, minibatch: ArrayLike,
-                generator: np.random.Generator, centre: FixedPoint) -> Array:
-    """One SGLD Fixed Point step: SGLD with control variates at the mode (``centre``)."""
-    m = as_model(model)
-    t = check_theta(m, theta)
-    g = _check_step_size(step_size)
-    idx = _check_minibatch(m, minibatch)
-    gen = _check_generator(generator)
-    if not isinstance(centre, FixedPoint):
-        raise TypeError(f"centre must be a FixedPoint from fixed_point(), got {type(centre)}")
-    return t - m.dtype.type(g) * _grad_sgldfp(m, t, idx, _scale(m, idx), centre) + _noise(
-        m, gen, g
-    )
+                generator: Any, centre: ControlVariateGradient) -> Array:
+    """One SGLD Fixed Point step: :func:`sgld_step` with the control-variate estimator
+    ``centre`` (from :func:`control_variates`, built once for the whole chain)."""
+    if not isinstance(centre, ControlVariateGradient):
+        raise invalid("centre", centre, "a ControlVariateGradient from control_variates()")
+    return sgld_step(model, theta, step_size, minibatch, generator, estimator=centre)
 
 
-def sgd_step(model: Any, theta: ArrayLike, step_size: float, minibatch: ArrayLike) -> Array:
-    """One stochastic gradient descent step on U (SGLD without the injected noise)."""
-    m = as_model(model)
+def sgd_step(model: Any, theta: ArrayLike, step_size: float, minibatch: ArrayLike, *,
+             estimator: GradientEstimator | None = None) -> Array:
+    """One stochastic gradient descent step on U: SGLD without the injected noise."""
+    m, est = _estimator_for(model, estimator)
     t = check_theta(m, theta)
-    g = _check_step_size(step_size)
+    gamma = _check_step_size(step_size)
     idx = _check_minibatch(m, minibatch)
-    return t - m.dtype.type(g) * _grad_sgld(m, t, idx, _scale(m, idx))
+    return _langevin(t, est(t, idx), m.dtype.type(gamma), None)

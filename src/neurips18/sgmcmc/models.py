@@ -29,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from neurips18._validation import Interval, check, check_array, check_tensor, invalid
+
 __all__ = [
     "BayesianLinearRegression",
     "BayesianLogisticRegression",
@@ -81,52 +83,32 @@ def _check_dtype(dtype: Any) -> np.dtype[Any]:
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        raise invalid("dtype", dtype, "float32 or float64") from None
     if dt not in _DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        raise invalid("dtype", dtype, "float32 or float64")
     return dt
 
 
 def _check_positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
+    return float(check(name, value, Interval(float, 0.0, None, closed="neither")))
 
 
 def _check_design(X: ArrayLike, y: ArrayLike, dtype: np.dtype[Any]) -> tuple[Array, Array]:
-    Xa = np.asarray(X)
-    ya = np.asarray(y)
-    if Xa.dtype.kind not in "biuf" or ya.dtype.kind not in "biuf":
-        raise TypeError(f"X and y must be numeric arrays, got dtypes {Xa.dtype} and {ya.dtype}")
-    if Xa.ndim != 2:
-        raise ValueError(f"X must be a 2-d array (n_data, dim), got shape {Xa.shape}")
-    if ya.ndim != 1:
-        raise ValueError(f"y must be a 1-d array (n_data,), got shape {ya.shape}")
-    if Xa.shape[0] == 0 or Xa.shape[1] == 0:
-        raise ValueError(f"X must have at least one row and one column, got shape {Xa.shape}")
+    Xa = check_array("X", X, ndim=2, dtype="numeric", min_rows=1, min_cols=1)
+    ya = check_array("y", y, ndim=1, dtype="numeric", min_rows=1)
     if ya.shape[0] != Xa.shape[0]:
-        raise ValueError(
-            f"X and y must have the same number of rows, got {Xa.shape[0]} and {ya.shape[0]}"
-        )
-    if not np.isfinite(Xa).all():
-        raise ValueError("X contains NaN or infinite values")
-    if not np.isfinite(ya).all():
-        raise ValueError("y contains NaN or infinite values")
-    return np.ascontiguousarray(Xa, dtype=dtype), np.ascontiguousarray(ya, dtype=dtype)
+        raise invalid("y", y, f"as many rows as X ({Xa.shape[0]})")
+    # copies: the model caches quantities of its data (Lipschitz constant, closed-form
+    # pieces), so it must not see later changes to the caller's arrays
+    return (np.array(Xa, dtype=dtype, order="C", copy=True),
+            np.array(ya, dtype=dtype, order="C", copy=True))
 
 
 def check_theta(model: Model, theta: ArrayLike, name: str = "theta") -> Array:
     """``theta`` as a fresh array of the model's dtype, shape ``(dim,)``, finite."""
-    t = np.asarray(theta)
-    if t.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a numeric array, got dtype {t.dtype}")
+    t = check_array(name, theta, ndim=1, dtype="numeric", min_rows=0)
     if t.shape != (model.dim,):
-        raise ValueError(f"{name} must have shape ({model.dim},), got {t.shape}")
-    if not np.isfinite(t).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+        raise invalid(name, theta, f"shape ({model.dim},)")
     return np.array(t, dtype=model.dtype, copy=True)
 
 
@@ -175,6 +157,17 @@ class Model:
         """Hessian of U if the model knows it (enables Newton in :func:`find_mode`)."""
         return None
 
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
+        """H(theta) v for the Hessian H of U, if the model can compute it without forming H
+        (:class:`TorchModel`: autograd); :func:`find_mode` then polishes with Newton-CG."""
+        return None
+
+    def lipschitz_constant(self) -> float | None:
+        """A bound L >= the largest eigenvalue of the Hessian of U over all theta (grad U is
+        L-Lipschitz), if the model knows one cheaply; None otherwise. Langevin steps are
+        stable only below 2 / L (:func:`~neurips18.sgmcmc.sample` warns above it)."""
+        return None
+
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         """``f(theta, idx) = sum_{i in idx} [grad log p_i(theta) - grad log p_i(theta_star)]``.
 
@@ -203,15 +196,10 @@ class _ProtocolAdapter(Model):
     def __init__(self, obj: Any, dtype: Any = np.float64) -> None:
         for name in ("log_prior", "grad_log_prior", "log_likelihood", "grad_log_likelihood_sum"):
             if not callable(getattr(obj, name, None)):
-                raise TypeError(
-                    f"model must provide a callable {name}(...); {type(obj).__name__} does not "
-                    "(see neurips18.sgmcmc.ModelProtocol)"
-                )
-        n, d = getattr(obj, "n_data", None), getattr(obj, "dim", None)
-        if not isinstance(n, int | np.integer) or int(n) < 1:
-            raise ValueError(f"model.n_data must be a positive integer, got {n!r}")
-        if not isinstance(d, int | np.integer) or int(d) < 1:
-            raise ValueError(f"model.dim must be a positive integer, got {d!r}")
+                raise invalid("model", obj, f"an object with a callable {name}(...) (see "
+                              "neurips18.sgmcmc.ModelProtocol)")
+        n = check("model.n_data", getattr(obj, "n_data", None), Interval(int, 1, None))
+        d = check("model.dim", getattr(obj, "dim", None), Interval(int, 1, None))
         self._obj = obj
         self.n_data, self.dim = int(n), int(d)
         self.dtype = _check_dtype(getattr(obj, "dtype", dtype))
@@ -233,6 +221,18 @@ class _ProtocolAdapter(Model):
     def hessian_potential(self, theta: Array) -> Array | None:
         h = getattr(self._obj, "hessian_potential", None)
         return None if h is None else h(theta)
+
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
+        h = getattr(self._obj, "hessian_vector_product", None)
+        return None if h is None else np.asarray(h(theta, v), dtype=np.float64)
+
+    def lipschitz_constant(self) -> float | None:
+        f = getattr(self._obj, "lipschitz_constant", None)
+        if f is None:
+            return None
+        value = f() if callable(f) else f
+        return None if value is None else float(check(
+            "model.lipschitz_constant", value, Interval(float, 0.0, None, closed="neither")))
 
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         cv = getattr(self._obj, "control_variate", None)
@@ -321,6 +321,20 @@ class _GaussianPriorGLM(Model):
         w = self._curv(X @ np.asarray(theta, np.float64), self.y.astype(np.float64, copy=False))
         return (X.T * w) @ X + self.prior_precision * np.eye(self.dim)
 
+    _curv_max: float  # sup over z of the curvature _curv(z, y) of the per-example potential
+
+    def lipschitz_constant(self) -> float:
+        """L = lambda + c_max lambda_max(X^T X), c_max the largest curvature of the
+        per-example potential in x^T theta (1 / sigma^2 for linear regression, where L is the
+        Hessian's largest eigenvalue everywhere; 1/4 for logistic regression). Computed once,
+        in float64 (N d^2 operations)."""
+        cache = self.__dict__.setdefault("_lipschitz_cache", [])
+        if not cache:
+            X = self.X.astype(np.float64, copy=False)
+            top = float(np.linalg.eigvalsh(X.T @ X)[-1])
+            cache.append(self.prior_precision + self._curv_max * top)
+        return float(cache[0])
+
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         # grad log p_i(theta) = x_i * dell(x_i^T theta, y_i): cache dell at theta* (N scalars)
         # so that one gather and two products per minibatch give the SGLDFP difference.
@@ -371,6 +385,7 @@ class BayesianLinearRegression(_GaussianPriorGLM):
     ) -> None:
         super().__init__(X, y, prior_precision, dtype)
         self.noise_variance = _check_positive("noise_variance", noise_variance)
+        self._curv_max = 1.0 / self.noise_variance
         self._inv_s2 = self.dtype.type(1.0 / self.noise_variance)
         self._target = (self.y.astype(np.float64) / self.noise_variance).astype(self.dtype)
 
@@ -415,8 +430,9 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
         super().__init__(X, y, prior_precision, dtype)
         if not np.isin(self.y, (0.0, 1.0)).all():
             bad = np.unique(self.y[~np.isin(self.y, (0.0, 1.0))])[:5]
-            raise ValueError(f"y must contain only 0 and 1 for logistic regression, got {bad}")
+            raise invalid("y", y, f"labels 0 and 1 only for logistic regression, found {bad}")
         self._target = self.y
+        self._curv_max = 0.25  # sigma'(z) = sigma(z) (1 - sigma(z)) <= 1/4
 
     def _link(self, z: Array) -> Array:
         return _sigmoid(z)
@@ -453,6 +469,13 @@ class TorchModel(Model):
     data : a tensor or tuple of tensors with ``n_data`` rows.
     dim : number of parameters.
     dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
+    lipschitz_constant : a bound on the largest Hessian eigenvalue of U = -log posterior over
+        all theta, if known (see :meth:`Model.lipschitz_constant`); the sampler then warns
+        about steps above 2 / L.
+
+    Hessian-vector products come from autograd (double backward through ``log_likelihood``
+    and ``log_prior`` on the whole data set), so :func:`find_mode` polishes the mode with
+    Newton-CG steps.
     """
 
     def __init__(
@@ -463,24 +486,29 @@ class TorchModel(Model):
         dim: int,
         *,
         dtype: Any = np.float64,
+        lipschitz_constant: float | None = None,
     ) -> None:
         import torch
 
-        if not callable(log_likelihood) or not callable(log_prior):
-            raise TypeError("log_likelihood and log_prior must be callables")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        for name, fn in (("log_likelihood", log_likelihood), ("log_prior", log_prior)):
+            if not callable(fn):
+                raise invalid(name, fn, "a callable")
+        dim = check("dim", dim, Interval(int, 1, None))
         self.dtype = _check_dtype(dtype)
         self._tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
         parts = data if isinstance(data, tuple) else (data,)
-        if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
-            raise TypeError("data must be a torch.Tensor or a tuple of tensors")
-        n = parts[0].shape[0] if parts[0].ndim else 0
-        if n < 1 or any(p.ndim == 0 or p.shape[0] != n for p in parts):
-            raise ValueError("data tensors must share a non-empty first dimension")
+        if not parts:
+            raise invalid("data", data, "a torch.Tensor or a non-empty tuple of tensors")
         for p in parts:
-            if p.is_floating_point() and not torch.isfinite(p).all():
-                raise ValueError("data contains NaN or infinite values")
+            check_tensor("data", p, floating=False, finite=True, nonempty=True)
+            if p.ndim == 0:
+                raise invalid("data", p, "tensors with a first (example) dimension")
+        n = parts[0].shape[0]
+        if any(p.shape[0] != n for p in parts):
+            raise invalid("data", data, "tensors that share their first dimension")
+        self._lipschitz = (None if lipschitz_constant is None else float(check(
+            "lipschitz_constant", lipschitz_constant,
+            Interval(float, 0.0, None, closed="neither"))))
         self._data, self._tuple = parts, isinstance(data, tuple)
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim
@@ -530,28 +558,80 @@ class TorchModel(Model):
         (g,) = torch.autograd.grad(self._ll(t, self._batch(idx)).sum(), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
+    def hessian_vector_product(self, theta: Array, v: Array) -> Array:
+        """H(theta) v, H the Hessian of U = -(log prior + sum_i log-likelihood_i), by autograd
+        on the whole data set (in the model's dtype; returned as float64)."""
+        import torch
+
+        t = self._theta(theta, True)
+        u = -(self._lp(t) + self._ll(t, self._batch(None)).sum())
+        (g,) = torch.autograd.grad(u, t, create_graph=True)
+        vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
+        (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
+        return hv.detach().numpy().astype(np.float64)
+
+    def lipschitz_constant(self) -> float | None:
+        return self._lipschitz
+
 
 # --------------------------------------------------------------------------- the mode
+
+
+def _conjugate_gradient(apply: Callable[[Array], Array], b: Array, tol: float,
+                        maxiter: int) -> Array:
+    """Approximately solve ``A x = b`` for a symmetric A given as ``apply``; stops at
+    ``||A x - b|| <= tol``, after ``maxiter`` products, or at non-positive curvature (where
+    it returns what it has, or ``b`` itself if nothing: a gradient step)."""
+    x = np.zeros_like(b)
+    r = b.copy()
+    d = r.copy()
+    rr = float(r @ r)
+    for _ in range(maxiter):
+        Ad = apply(d)
+        dAd = float(d @ Ad)
+        if not (np.isfinite(dAd) and dAd > 0):
+            break
+        a = rr / dAd
+        x += a * d
+        r -= a * Ad
+        rr_new = float(r @ r)
+        if math.sqrt(rr_new) <= tol:
+            break
+        d = r + (rr_new / rr) * d
+        rr = rr_new
+    return x if np.any(x) else b.copy()
+
+
+def _default_rtol(m: Model) -> float:
+    # the GLMs search in float64 whatever their dtype; a float32 model's gradient sums carry
+    # relative rounding errors far above 1e-8
+    if isinstance(m, _GaussianPriorGLM) or m.dtype == np.float64:
+        return 1e-8
+    return 1e-5
 
 
 def find_mode(
     model: Any,
     theta0: ArrayLike | None = None,
     *,
-    rtol: float = 1e-8,
+    rtol: float | None = None,
     max_iter: int = 200,
 ) -> Array:
     """The posterior mode theta* (the maximum a posteriori), as a float64 array.
 
     Newton's method with backtracking when the model provides :meth:`Model.hessian_potential`
-    (the GLMs here), otherwise L-BFGS (SciPy) followed by gradient polishing. Succeeds when
-    ``||grad U(theta*)|| <= rtol * max(1, ||grad log prior(theta0)||,
-    ||sum_i grad log p_i(theta0)||)``, else raises :class:`ModeNotFoundError` with the value
-    reached. SGLDFP needs grad U(theta*) = 0 (Brosse et al. 2018, Section 2), so this is part
-    of the method rather than the user's job.
+    (the GLMs here); otherwise L-BFGS (SciPy) and then Newton-CG polishing, with the model's
+    :meth:`Model.hessian_vector_product` (autograd for :class:`TorchModel`) or, for a model
+    without one, central differences of its gradient. Succeeds when ``||grad U(theta*)|| <=
+    rtol * max(1, ||grad log prior(theta0)||, ||sum_i grad log p_i(theta0)||)``, else raises
+    :class:`ModeNotFoundError` with the value reached. ``rtol`` defaults to 1e-8 (1e-5 for a
+    float32 model other than the built-in GLMs, which search in float64). SGLDFP needs
+    grad U(theta*) = 0 (Brosse et al. 2018, Section 2), so this is part of the method rather
+    than the user's job.
     """
     m = as_model(model)
-    rtol = _check_positive("rtol", rtol)
+    rtol = _default_rtol(m) if rtol is None else _check_positive("rtol", rtol)
+    max_iter = int(check("max_iter", max_iter, Interval(int, 1, None)))
     t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
     if isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
@@ -590,7 +670,7 @@ def find_mode(
 
         res = minimize(U, t, jac=G, method="L-BFGS-B",
                        options={"maxiter": 20 * max_iter, "gtol": target, "ftol": 0.0})
-        t = res.x
+        t = _newton_cg_polish(m, G, np.asarray(res.x, np.float64), target, max_iter)
     else:
         u = U(t)
         for _ in range(max_iter):
@@ -611,6 +691,45 @@ def find_mode(
     if not np.isfinite(gn) or gn > target:
         raise ModeNotFoundError(
             f"mode search stopped with ||grad U|| = {gn:.3g} > {target:.3g} "
-            f"(rtol={rtol:g} x scale {scale:.3g}); pass theta_star= yourself or raise rtol"
+            f"(rtol={rtol:g} x scale {scale:.3g}); pass theta_star= yourself, or a larger "
+            "rtol (mode_rtol= in sample())"
         )
+    return t
+
+
+def _newton_cg_polish(m: Model, G: Callable[[Array], Array], t: Array, target: float,
+                      max_iter: int) -> Array:
+    """Newton-CG steps from ``t`` until ``||G|| <= target``; a step is kept only if it lowers
+    the gradient norm (halved until it does), so rounding noise in a float32 potential cannot
+    lead it astray. Hessian-vector products from the model, or central differences of G."""
+    eps = float(np.finfo(m.dtype).eps)
+
+    def hvp(th: Array, v: Array) -> Array:
+        out = m.hessian_vector_product(th.astype(m.dtype), v.astype(m.dtype))
+        if out is not None:
+            return np.asarray(out, dtype=np.float64)
+        nv = float(np.linalg.norm(v))
+        if nv == 0:
+            return np.zeros_like(v)
+        h = math.sqrt(eps) * (1.0 + float(np.linalg.norm(th))) / nv
+        return (G(th + h * v) - G(th - h * v)) / (2 * h)
+
+    g = G(t)
+    gn = float(np.linalg.norm(g))
+    for _ in range(min(max_iter, 50)):
+        if not gn > target:  # done (or NaN: nothing to polish)
+            break
+        step = _conjugate_gradient(lambda v, th=t: hvp(th, v), g,
+                                   min(0.5, math.sqrt(gn)) * gn, 2 * m.dim)
+        a = 1.0
+        while a > 1e-10:
+            cand = t - a * step
+            gc = G(cand)
+            gcn = float(np.linalg.norm(gc))
+            if gcn < gn:
+                t, g, gn = cand, gc, gcn
+                break
+            a *= 0.5
+        else:  # no step lowers the gradient norm: at the model's rounding floor
+            break
     return t

@@ -1,33 +1,49 @@
 """The high-level sampler: run LMC, SGLD, SGLDFP or SGD and return draws with diagnostics.
 
-See :mod:`neurips18.sgmcmc.kernels` for the updates (Brosse, Durmus, Moulines, NeurIPS 2018,
-arXiv:1811.10072). The loop draws noise and minibatch indices in blocks from the caller's
-``numpy.random.Generator`` (so a seed gives the same chain), keeps every array in the model's
-dtype, and stops with :class:`DivergenceError` as soon as the chain leaves any sensible range
-instead of returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a
-block run in one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C
-compiler is available, fed with the same random numbers as the NumPy loop;
-``NEURIPS18_SGMCMC_NATIVE=0`` keeps the NumPy loop.
+A chain is the public pieces of :mod:`neurips18.sgmcmc.kernels` composed: a gradient
+estimator (:func:`~neurips18.sgmcmc.minibatch_gradient`, or
+:func:`~neurips18.sgmcmc.control_variates` for SGLDFP) and
+:func:`~neurips18.sgmcmc.langevin_step` (Brosse, Durmus, Moulines, NeurIPS 2018,
+arXiv:1811.10072). The loop draws, for each block of 256 steps, first the block's noise
+(``standard_normal((b, dim))`` in the model's dtype) and then its minibatches
+(:func:`~neurips18.sgmcmc.minibatch_indices` with ``n_batches=b``) from the caller's
+generator, so a seed gives the same chain; it keeps every array in the model's dtype and
+stops with :class:`DivergenceError` as soon as the chain leaves any sensible range instead of
+returning NaN draws. For the built-in GLMs the SGLD, SGLDFP and SGD steps of a block run in
+one call of a small C kernel (:mod:`neurips18.sgmcmc._native`) when a C compiler is
+available, fed with the same random numbers; ``kernel="numpy"`` (or
+``NEURIPS18_SGMCMC_NATIVE=0``) chains the public step in NumPy instead.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_numpy_generator,
+    check,
+    invalid,
+)
 from neurips18.sgmcmc import _native
 from neurips18.sgmcmc.kernels import (
-    FixedPoint,
+    ControlVariateGradient,
+    GradientEstimator,
+    MinibatchGradient,
     _check_batch_size,
-    _check_generator,
     _check_step_size,
-    fixed_point,
+    _langevin,
+    _minibatch_block,
+    control_variates,
 )
 from neurips18.sgmcmc.models import (
     Array,
@@ -37,16 +53,65 @@ from neurips18.sgmcmc.models import (
     _GaussianPriorGLM,
     as_model,
     check_theta,
+    find_mode,
 )
 
-__all__ = ["METHODS", "DivergenceError", "SampleResult", "sample"]
+__all__ = ["METHODS", "DivergenceError", "SampleResult", "StepSizeWarning", "sample"]
 
 METHODS = ("lmc", "sgld", "sgldfp", "sgd")
+KERNELS = ("auto", "native", "numpy")
 _BLOCK = 256
 
 
 class DivergenceError(RuntimeError):
     """The chain became non-finite or left the allowed range: the step size is too large."""
+
+
+class StepSizeWarning(UserWarning):
+    """The step size is above the stability bound 2 / L of the model's gradient."""
+
+
+def _stability_bounds(m: Model, ts: Array | None) -> tuple[float | None, float | None]:
+    """(L, L*): the model's Lipschitz constant of grad U (None if unknown) and the largest
+    Hessian eigenvalue of U at the mode (for linear regression the same number, the Hessian
+    being constant; for other models only with the mode and a dense Hessian; else None)."""
+    L = m.lipschitz_constant()
+    if isinstance(m, BayesianLinearRegression):
+        return L, L
+    local = None
+    if ts is not None:
+        H = m.hessian_potential(ts)
+        if H is not None:
+            local = float(np.linalg.eigvalsh(np.asarray(H, dtype=np.float64))[-1])
+    return L, local
+
+
+def _check_stability(m: Model, method: str, gamma: float, step_size: Any,
+                     ts: Array | None) -> dict[str, float | None]:
+    """Refuse a step at which the chain cannot be stable near the mode; warn above 2 / L.
+
+    Linearised at the mode, every method's mean moves by (I - gamma H*), H* the Hessian of U
+    there: with gamma >= 2 / lambda_max(H*) it is expelled from the mode (and on linear
+    regression it diverges), so such a step is refused. Above 2 / L, L >= lambda_max(H) for
+    all theta, the gradient step can be unstable away from the mode: a warning. For the
+    minibatch methods the minibatch Hessians fluctuate, so 2 / L is necessary, not sufficient.
+    """
+    L, local = _stability_bounds(m, ts)
+    if local is not None and gamma >= 2.0 / local:
+        where = ("(the Hessian of U is constant: this is 2 / L)"
+                 if isinstance(m, BayesianLinearRegression) else "at the mode theta*")
+        raise invalid("step_size", step_size,
+                      f"a step below the stability bound 2 / lambda_max(H) = {2.0 / local:.6g} "
+                      f"{where}, with lambda_max(H) = {local:.6g} the largest Hessian "
+                      f"eigenvalue of U; at this step the {method} chain cannot stay near "
+                      "the mode: it diverges or samples a law far wider than the posterior")
+    if L is not None and gamma >= 2.0 / L:
+        warnings.warn(StepSizeWarning(
+            f"step_size={gamma:g} is above the stability bound 2 / L = {2.0 / L:.6g} (L = "
+            f"{L:.6g}, the Lipschitz constant of grad U): the {method} chain may be unstable "
+            "away from the mode and sample a law wider than the posterior; for the minibatch "
+            "methods the bound is necessary, not sufficient"), stacklevel=3)
+    return {"lipschitz": L, "hessian_max_at_mode": local}
 
 
 @dataclass(frozen=True)
@@ -73,29 +138,15 @@ class SampleResult:
         return np.asarray(self.draws.var(axis=0, dtype=np.float64))
 
 
-Inner = Callable[..., tuple[Array, int]]
-
-
-def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint | None) -> Inner:
-    """Steps for any model, through its public gradient methods."""
-    dt = m.dtype.type
-    g_ = dt(gamma)
-    scale = dt(m.n_data / p) if p else dt(1)
-    glp, gls = m.grad_log_prior, m.grad_log_likelihood_sum
-    glp_star: Any = fp.grad_log_prior_star if fp is not None else None
-    diff: Any = fp.diff if fp is not None else None
+def _composed_inner(est: GradientEstimator, gamma: float) -> Any:
+    """Steps of the public pieces: ``_langevin(theta, est(theta, S_j), gamma, noise_j)``, the
+    core of :func:`~neurips18.sgmcmc.langevin_step` (the noise is scaled per block)."""
+    g_ = est.model.dtype.type(gamma)
 
     def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
         for j in range(b):
-            if method == "lmc":
-                grad = -(glp(theta) + gls(theta))
-            elif method == "sgldfp":
-                grad = -((glp(theta) - glp_star) + scale * diff(theta, idx_block[j]))
-            else:
-                grad = -(glp(theta) + scale * gls(theta, idx_block[j]))
-            theta = theta - g_ * grad
-            if noise is not None:
-                theta += noise[j]
+            grad = est(theta, None if idx_block is None else idx_block[j])
+            theta = _langevin(theta, grad, g_, None if noise is None else noise[j])
             step += 1
             if step % thin == 0:
                 draws[kept] = theta
@@ -105,82 +156,14 @@ def _generic_inner(m: Model, method: str, gamma: float, p: int, fp: FixedPoint |
     return inner
 
 
-def _glm_constants(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> tuple[Any, Any, Array, Array]:
-    """(a, s, t, c) of the GLM step, in the model dtype (see :func:`_glm_inner`)."""
-    dt = m.dtype.type
-    lam = m.prior_precision
-    a = dt(1.0 - gamma * lam)
-    s = dt(gamma * m.n_data / p) if p else dt(gamma)
-    if method == "sgldfp":
-        assert fp is not None
-        t = m._link_at(fp.theta_star)
-        c = (gamma * lam * fp.theta_star.astype(np.float64)).astype(m.dtype)
-    else:
-        t = m._target
-        c = np.zeros(m.dim, dtype=m.dtype)
-    return a, s, t, c
+def _glm_native_inner(m: Model, est: GradientEstimator, gamma: float, p: int) -> Any:
+    """The same steps for a built-in GLM in one C call per block, or None without the kernel.
 
-
-def _glm_inner(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> Inner:
-    """Fused steps for the GLMs: grad U_i = x_i (h(x_i^T theta) - t_i).
-
-    The prior term is folded into a contraction ``a * theta`` (plus a constant for SGLDFP);
-    a block's minibatch rows are gathered at once; SGLDFP uses the cached h(x_i^T theta*), so
-    an SGLDFP step costs exactly what an SGLD step costs: one gather and two small products.
-    """
-    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
-    h = m._link_ufunc()
-    X = m.X
-    Xts = s * (X.T @ t)  # LMC: sum_i s x_i t_i, fixed
-
-    def inner(theta, b, noise, idx_block, step, thin, draws, kept):  # type: ignore[no-untyped-def]
-        # theta' = a theta + [c + noise + s X_S^T t_S] - s X_S^T h(X_S theta); the bracket is
-        # computed for the whole block at once, leaving two small products per step.
-        add = np.broadcast_to(c, (b, m.dim)) if noise is None else noise + c
-        theta = np.array(theta, copy=True)
-        if method == "lmc":
-            add = add + Xts
-            for j in range(b):
-                g = h(X @ theta) @ X
-                g *= s
-                theta *= a
-                theta += add[j]
-                theta -= g
-                step += 1
-                if step % thin == 0:
-                    draws[kept] = theta
-                    kept += 1
-            return theta, kept
-        XB = np.take(X, idx_block, axis=0)  # np.take: several times faster than X[idx]
-        tB = np.take(t, idx_block)
-        add = add + s * np.matmul(XB.transpose(0, 2, 1), tB[:, :, None])[:, :, 0]
-        for j in range(b):
-            Xb = XB[j]
-            g = h(Xb @ theta) @ Xb
-            g *= s
-            theta *= a
-            theta += add[j]
-            theta -= g
-            step += 1
-            if thin == 1 or step % thin == 0:
-                draws[kept] = theta
-                kept += 1
-        return theta, kept
-
-    return inner
-
-
-def _glm_native_inner(
-    m: _GaussianPriorGLM, method: str, gamma: float, p: int, fp: FixedPoint | None
-) -> Inner | None:
-    """The steps of :func:`_glm_inner` in one C call per block, or None without the kernel.
-
-    Same a, s, c and t (all in the model dtype), same noise and indices from the caller; only
-    the order of the floating-point sums differs (see :mod:`neurips18.sgmcmc._native`).
+    grad U_i = x_i (h(x_i^T theta) - t_i), so with a = 1 - gamma lambda and s = gamma N / p,
+    ``langevin_step(theta, est(theta, S), gamma, z)`` is ``a theta + c + noise + s sum_{i in S}
+    x_i (t_i - h(x_i^T theta))``, with t_i = h(x_i^T theta*) and c = gamma lambda theta* for
+    the control-variate estimator (t the targets and c = 0 otherwise). Same noise and indices
+    as the NumPy path; only the order of the floating-point operations differs.
     """
     if isinstance(m, BayesianLogisticRegression):
         link, k = _native.LINK_LOGISTIC, 1.0
@@ -191,11 +174,19 @@ def _glm_native_inner(
     fn = _native.entry_point(m.dtype.char)
     if fn is None:
         return None
-    a, s, t, c = _glm_constants(m, method, gamma, p, fp)
+    dt = m.dtype.type
+    lam = m.prior_precision
+    a, s = dt(1.0 - gamma * lam), dt(gamma * m.n_data / p)
+    if isinstance(est, ControlVariateGradient):
+        t = m._link_at(est.theta_star)
+        c = (gamma * lam * est.theta_star.astype(np.float64)).astype(m.dtype)
+    else:
+        t = m._target
+        c = np.zeros(m.dim, dtype=m.dtype)
     X = np.ascontiguousarray(m.X, dtype=m.dtype)
     t = np.ascontiguousarray(t, dtype=m.dtype)
-    work = np.empty(2 * m.dim, dtype=m.dtype)
-    n, d = X.shape
+    work = np.empty(m.dim, dtype=m.dtype)
+    d = X.shape[1]
     af, sf = float(a), float(s)  # exact: C converts them back to the model dtype
     keep = (X, c, t, work)  # C reads these through raw addresses: inner must keep them alive
     px, pc, pt, pw = (arr.ctypes.data for arr in keep)
@@ -204,45 +195,15 @@ def _glm_native_inner(
         theta = np.array(theta, dtype=m.dtype, copy=True)
         if noise is not None:
             noise = np.ascontiguousarray(noise, dtype=m.dtype)
-        if idx_block is not None:
-            idx_block = np.ascontiguousarray(idx_block, dtype=np.int64)
+        idx_block = np.ascontiguousarray(idx_block, dtype=np.int64)
         if not (draws.flags.c_contiguous and draws.dtype == m.dtype):  # pragma: no cover
             raise TypeError("internal error: draws must be a C-contiguous model-dtype array")
-        kept = fn(px, n, d, None if idx_block is None else idx_block.ctypes.data, b, p,
+        kept = fn(px, d, idx_block.ctypes.data, b, p,
                   None if noise is None else noise.ctypes.data, theta.ctypes.data, af, sf,
                   pc, pt, link, k, step, thin, draws.ctypes.data, kept, pw)
         return theta, int(kept)
 
     return inner
-
-
-def _minibatch_block(
-    gen: np.random.Generator, n: int, b: int, p: int, replacement: bool
-) -> NDArray[np.int64]:
-    """``b`` minibatches of ``p`` indices in ``[0, n)``, i.i.d. or each a uniform subset.
-
-    Without replacement, when duplicates are rare (p (p - 1) / (2 n) <= 0.7) a row of i.i.d.
-    indices is accepted if its entries are distinct (so it is a uniform subset, in random
-    order) and otherwise replaced by ``Generator.choice(replace=False)``; this is exact and
-    several times faster than calling ``choice`` for every step.
-    """
-    if replacement:
-        return gen.integers(0, n, size=(b, p))
-    if p * (p - 1) <= 1.4 * n:
-        idx = gen.integers(0, n, size=(b, p))
-        srt = np.sort(idx, axis=1)
-        for r in np.flatnonzero((srt[:, 1:] == srt[:, :-1]).any(axis=1)):
-            idx[r] = gen.choice(n, size=p, replace=False, shuffle=True)
-        return idx
-    return np.stack([gen.choice(n, size=p, replace=False, shuffle=False) for _ in range(b)])
-
-
-def _check_int(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    if int(value) < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
 
 
 def sample(
@@ -255,78 +216,104 @@ def sample(
     replacement: bool = True,
     theta0: ArrayLike | None = None,
     thin: int = 1,
-    generator: np.random.Generator | None = None,
+    generator: Any = None,
     theta_star: ArrayLike | None = None,
+    mode_rtol: float | None = None,
     divergence_threshold: float | None = None,
+    kernel: str = "auto",
 ) -> SampleResult:
     """Run one chain of ``method`` in {"lmc", "sgld", "sgldfp", "sgd"}.
 
     Parameters
     ----------
-    model : a :class:`~neurips18.sgmcmc.Model` or any object with the
+    model : a :class:`~neurips18.sgmcmc.Model` (the built-in GLMs, a
+        :class:`~neurips18.sgmcmc.TorchModel`) or any object with the
         :class:`~neurips18.sgmcmc.ModelProtocol` methods.
     method : "lmc" (full gradient; ``batch_size`` is ignored and may be None), "sgld",
         "sgldfp" (control variates at the mode) or "sgd" (no noise).
-    step_size : gamma > 0 (the paper uses gamma = 1 / (2 N)).
+    step_size : gamma > 0 (the paper uses gamma = 1 / (2 N)). Refused (``ValidationError``)
+        when gamma >= 2 / lambda_max of the Hessian of U at the mode, where that is known
+        (the built-in GLMs, models with ``hessian_potential``; for linear regression
+        everywhere); a :class:`StepSizeWarning` when gamma >= 2 / L, L the model's
+        :meth:`~neurips18.sgmcmc.Model.lipschitz_constant` (known for the GLMs).
     batch_size : minibatch size p in [1, N].
     n_steps : number of steps; ``n_steps // thin`` draws are kept.
     replacement : draw minibatch indices with (default) or without replacement.
     theta0 : starting point; by default the mode (the paper's protocol), found with
         :func:`~neurips18.sgmcmc.find_mode`.
     thin : keep every ``thin``-th state.
-    generator : the ``numpy.random.Generator`` to draw from (default: a fresh unseeded one).
+    generator : a ``numpy.random.Generator`` or an int seed (default: a fresh generator
+        seeded by the operating system, so the chain is not repeatable). A chain continued
+        with ``theta0=diagnostics["final_state"]`` and the same generator object (it pickles,
+        for a checkpoint) is the uninterrupted chain when the first part had a multiple of
+        256 steps (the draws come in blocks of 256 steps).
     theta_star : the mode, if already known (skips the search; SGLDFP centres on it).
+    mode_rtol : the relative gradient tolerance of the mode search (see
+        :func:`~neurips18.sgmcmc.find_mode`; default: its own).
     divergence_threshold : stop with :class:`DivergenceError` when
         ``||theta - theta0|| > divergence_threshold``; default ``1e6 * (1 + ||theta0||)``.
         Non-finite states always stop the chain.
+    kernel : "auto" (the C kernel for the built-in GLMs' minibatch methods when it can be
+        built, else NumPy), "native" (require the C kernel) or "numpy" (chain the public
+        step in NumPy; same random numbers, same chain up to the order of sums).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = check("method", method, Options(METHODS))
     m = as_model(model)
     gamma = _check_step_size(step_size)
-    n_steps = _check_int("n_steps", n_steps, 1)
-    thin = _check_int("thin", thin, 1)
-    if thin > n_steps:
-        raise ValueError(f"thin must be <= n_steps={n_steps}, got {thin}")
-    if not isinstance(replacement, bool | np.bool_):
-        raise TypeError(f"replacement must be a bool, got {replacement!r}")
-    p = 0 if method == "lmc" else _check_batch_size(batch_size, m.n_data, bool(replacement))
-    gen = np.random.default_rng() if generator is None else _check_generator(generator)
+    n_steps = int(check("n_steps", n_steps, Interval(int, 1, None)))
+    thin = int(check("thin", thin, Interval(int, 1, n_steps)))
+    replacement = bool(check("replacement", replacement, InstanceOf((bool, np.bool_),
+                                                                      "a bool")))
+    p = 0 if method == "lmc" else _check_batch_size(batch_size, m.n_data)
+    gen = as_numpy_generator(generator, allow_none=True)
+    kernel = check("kernel", kernel, Options(KERNELS))
+    if mode_rtol is not None:
+        mode_rtol = float(check("mode_rtol", mode_rtol,
+                                Interval(float, 0.0, None, closed="neither")))
+    limit = None
+    if divergence_threshold is not None:
+        limit = float(check("divergence_threshold", divergence_threshold,
+                            Interval(float, 0.0, None, closed="neither")))
 
     t_mode = time.perf_counter()
-    fp: FixedPoint | None = None
-    if method == "sgldfp" or theta0 is None:
-        fp = fixed_point(m, theta_star)
+    est: GradientEstimator
+    ts: Array | None = None
+    if method == "sgldfp":
+        est = control_variates(m, theta_star, rtol=mode_rtol)
+        ts = est.theta_star
+    else:
+        est = MinibatchGradient(m)
+        if theta_star is not None:
+            ts = check_theta(m, theta_star, "theta_star")
+        elif theta0 is None:
+            ts = np.asarray(find_mode(m) if mode_rtol is None else find_mode(m, rtol=mode_rtol),
+                            dtype=m.dtype)
     mode_time = time.perf_counter() - t_mode
+    bounds = _check_stability(m, method, gamma, step_size, ts)
     if theta0 is None:
-        assert fp is not None
-        theta = fp.theta_star.copy()
+        assert ts is not None
+        theta = ts.copy()
     else:
         theta = check_theta(m, theta0, "theta0")
     start = theta.copy()
-    if divergence_threshold is None:
+    if limit is None:
         limit = 1e6 * (1.0 + float(np.linalg.norm(start.astype(np.float64))))
-    else:
-        limit = float(divergence_threshold)
-        if not limit > 0:
-            raise ValueError(f"divergence_threshold must be > 0, got {divergence_threshold!r}")
 
     dt = m.dtype.type
     N = m.n_data
     n_keep = n_steps // thin
     draws = np.empty((n_keep, m.dim), dtype=m.dtype)
-    kernel = "numpy"
-    # LMC (p == 0) keeps the NumPy loop: its full-data products are BLAS matrix-vector
-    # products, faster than the kernel's row loop for all but tiny data sets, and the Python
-    # overhead per step is small next to them.
-    native = (_glm_native_inner(m, method, gamma, p, fp)
-              if isinstance(m, _GaussianPriorGLM) and p else None)
-    if native is not None:
-        inner, kernel = native, "native"
-    elif isinstance(m, _GaussianPriorGLM):
-        inner = _glm_inner(m, method, gamma, p, fp)
-    else:
-        inner = _generic_inner(m, method, gamma, p, fp)
+    # LMC (p == 0) always chains the public step: its full-data products are BLAS
+    # matrix-vector products, faster than a row loop, and the Python overhead per step is
+    # small next to them.
+    native = None
+    if kernel != "numpy" and isinstance(m, _GaussianPriorGLM) and p:
+        native = _glm_native_inner(m, est, gamma, p)
+    if kernel == "native" and native is None:
+        raise invalid("kernel", kernel, "'auto' or 'numpy': the C kernel serves the built-in "
+                      "GLMs' minibatch methods and needs a C compiler (and "
+                      f"{_native.SWITCH} not set to 0)")
+    inner = native if native is not None else _composed_inner(est, gamma)
 
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -340,7 +327,7 @@ def sample(
             if method != "sgd":
                 noise = gen.standard_normal((b, m.dim), dtype=m.dtype)
                 noise *= sq
-            idx_block = _minibatch_block(gen, N, b, p, bool(replacement)) if p else None
+            idx_block = _minibatch_block(gen, N, b, p, replacement) if p else None
             first_keep = kept
             theta, kept = inner(theta, b, noise, idx_block, step, thin, draws, kept)
             step += b
@@ -362,17 +349,19 @@ def sample(
         "method": method,
         "step_size": gamma,
         "batch_size": p or None,
-        "replacement": bool(replacement),
+        "replacement": replacement,
         "n_steps": n_steps,
         "thin": thin,
         "dtype": str(m.dtype),
-        "kernel": kernel,
+        "kernel": "native" if native is not None else "numpy",
         "wall_time_s": wall,
         "steps_per_s": n_steps / wall if wall > 0 else float("inf"),
         "cpu_time_s": cpu,
         "mode_time_s": mode_time,
-        "theta_star": None if fp is None else fp.theta_star.astype(np.float64).tolist(),
-        "grad_norm_at_mode": None if fp is None else fp.grad_norm,
+        "theta_star": None if ts is None else ts.astype(np.float64).tolist(),
+        "grad_norm_at_mode": None if ts is None else float(np.linalg.norm(
+            np.asarray(m.grad_potential(ts), dtype=np.float64))),
         "final_state": theta.copy(),
+        "stability_bound": None if bounds["lipschitz"] is None else 2.0 / bounds["lipschitz"],
     }
     return SampleResult(draws=draws, method=method, diagnostics=diag)

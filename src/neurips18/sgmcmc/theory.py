@@ -29,6 +29,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_numpy_generator,
+    check,
+    check_array,
+    invalid,
+)
 from neurips18.sgmcmc.kernels import _check_batch_size, _check_step_size
 from neurips18.sgmcmc.models import (
     Array,
@@ -38,6 +47,7 @@ from neurips18.sgmcmc.models import (
 )
 
 __all__ = [
+    "METHODS",
     "covariance_operator",
     "importance_moments",
     "invariant_moments",
@@ -46,6 +56,7 @@ __all__ = [
     "wasserstein2_gaussian",
 ]
 
+METHODS = ("lmc", "sgld", "sgldfp", "sgd")
 _CHUNK = 65536
 
 
@@ -55,17 +66,14 @@ def _glm_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float
         ts = model.exact_mode()
     elif isinstance(model, BayesianLogisticRegression):
         if not linearize:
-            raise ValueError(
-                "closed forms are exact only for BayesianLinearRegression; for "
-                "BayesianLogisticRegression pass linearize=True to get the prediction of the "
-                "model linearised at the mode"
-            )
+            raise invalid("linearize", linearize, "True for a BayesianLogisticRegression "
+                          "(closed forms are exact only for BayesianLinearRegression; "
+                          "linearize=True gives the prediction of the model linearised at "
+                          "the mode)")
         ts = find_mode(model)
     else:
-        raise TypeError(
-            "closed forms need a BayesianLinearRegression (exact) or BayesianLogisticRegression "
-            f"(linearize=True), got {type(model).__name__}"
-        )
+        raise invalid("model", model, "a BayesianLinearRegression (exact) or a "
+                      "BayesianLogisticRegression (linearize=True)")
     U, G = model._linearisation(ts)
     return ts, U, G, model.prior_precision
 
@@ -130,10 +138,7 @@ def covariance_operator(
     :class:`BayesianLogisticRegression` (``linearize=True``). It is the operator that makes
     :func:`neurips18.sgmcmc.control_variate_cov` exact on Gaussian targets.
     """
-    from neurips18.sgmcmc.sampler import METHODS
-
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = check("method", method, Options(METHODS))
     gamma = _check_step_size(step_size)
     ts, U, G, lam, A4 = _cached_pieces(model, linearize)
     n, d = U.shape
@@ -141,7 +146,7 @@ def covariance_operator(
     Sigma = Sx + lam * np.eye(d)
     if method == "lmc":
         return _operator(Sigma, Sx, None, n, gamma, 1, 1.0)
-    p = _check_batch_size(batch_size, n, bool(replacement))
+    p = _check_batch_size(batch_size, n)
     f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
     return _operator(Sigma, Sx, A4, n, gamma, p, f)
 
@@ -162,10 +167,7 @@ def invariant_moments(
     with ``linearize=True``. Raises ValueError when the step size is so large that the
     chain's second moments diverge (no invariant law with finite covariance).
     """
-    from neurips18.sgmcmc.sampler import METHODS
-
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = check("method", method, Options(METHODS))
     gamma = _check_step_size(step_size)
     ts, U, G, lam, A4 = _cached_pieces(model, linearize)
     n, d = U.shape
@@ -175,13 +177,11 @@ def invariant_moments(
     if method == "lmc":
         ev = np.linalg.eigvalsh(Sigma)
         if gamma * ev.max() >= 2.0:
-            raise ValueError(
-                f"step_size={gamma:g} is too large for LMC: it must be < 2 / lambda_max(Sigma) "
-                f"= {2.0 / ev.max():.6g}"
-            )
+            raise invalid("step_size", step_size, f"a number below 2 / lambda_max(Sigma) = "
+                          f"{2.0 / ev.max():.6g} for LMC")
         C = np.linalg.solve(Sigma @ (I - 0.5 * gamma * Sigma), I)
         return ts, 0.5 * (C + C.T)
-    p = _check_batch_size(batch_size, n, bool(replacement))
+    p = _check_batch_size(batch_size, n)
     f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
     L = _operator(Sigma, Sx, A4, n, gamma, p, f)
     # Mean-square stability. T(C) = C - gamma L(C) = E[(I - gamma H_S) C (I - gamma H_S)] maps
@@ -193,10 +193,9 @@ def invariant_moments(
     except np.linalg.LinAlgError:
         stable = False
     if not stable:
-        raise ValueError(
-            f"step_size={gamma:g} is too large for {method} with batch_size={p}: the "
-            "covariance recursion does not contract, so the chain's second moments diverge"
-        )
+        raise invalid("step_size", step_size, f"a step for which the covariance recursion of "
+                      f"{method} with batch_size={p} contracts (at this step the chain's "
+                      "second moments diverge)")
     rhs = np.zeros((d, d))
     if method in ("sgld", "sgldfp"):
         rhs += 2.0 * I
@@ -213,19 +212,15 @@ def _psd_sqrt(C: Array) -> Array:
 
 
 def _check_gaussian(name: str, m: ArrayLike, C: ArrayLike) -> tuple[Array, Array]:
-    ma = np.asarray(m, dtype=np.float64)
-    Ca = np.asarray(C, dtype=np.float64)
-    if ma.ndim != 1 or ma.size == 0:
-        raise ValueError(f"m{name} must be a non-empty 1-d array, got shape {ma.shape}")
+    ma = check_array(f"m{name}", m, ndim=1, dtype=np.float64)
+    Ca = check_array(f"C{name}", C, ndim=2, dtype=np.float64)
     if Ca.shape != (ma.size, ma.size):
-        raise ValueError(f"C{name} must have shape {(ma.size, ma.size)}, got {Ca.shape}")
-    if not (np.isfinite(ma).all() and np.isfinite(Ca).all()):
-        raise ValueError(f"m{name} and C{name} must be finite")
+        raise invalid(f"C{name}", C, f"shape {(ma.size, ma.size)}")
     scale = max(1.0, float(np.abs(Ca).max()))
     if not np.allclose(Ca, Ca.T, rtol=1e-8, atol=1e-12 * scale):
-        raise ValueError(f"C{name} must be symmetric")
+        raise invalid(f"C{name}", C, "a symmetric matrix")
     if np.linalg.eigvalsh(0.5 * (Ca + Ca.T)).min() < -1e-10 * scale:
-        raise ValueError(f"C{name} must be positive semi-definite")
+        raise invalid(f"C{name}", C, "a positive semi-definite matrix")
     return ma, Ca
 
 
@@ -240,7 +235,7 @@ def wasserstein2_gaussian(
     a, A = _check_gaussian("1", m1, C1)
     b, B = _check_gaussian("2", m2, C2)
     if a.shape != b.shape:
-        raise ValueError(f"m1 and m2 must have the same shape, got {a.shape} and {b.shape}")
+        raise invalid("m2", m2, f"the shape of m1 {a.shape}")
     Ah = _psd_sqrt(A)
     cross = _psd_sqrt(Ah @ B @ Ah)
     w2 = float((a - b) @ (a - b) + np.trace(A) + np.trace(B) - 2.0 * np.trace(cross))
@@ -251,7 +246,7 @@ def wasserstein2_gaussian(
 def importance_moments(
     model: Any,
     n_samples: int,
-    generator: np.random.Generator,
+    generator: Any,
     *,
     inflation: float = 1.0,
     chunk: int | None = None,
@@ -265,14 +260,18 @@ def importance_moments(
     difference estimator E_pi f ~ E_q f + sum_k (w_k - 1/M) f(theta_k), whose error is small
     when the posterior is close to Gaussian (large N). Returns ``{"mean", "cov", "ess"}`` and,
     when ``n_samples >= 20 n_groups``, the standard errors ``"mean_se"``, ``"cov_se"``
-    estimated from ``n_groups`` independent groups of the draws.
+    estimated from ``n_groups`` independent groups of the draws. ``generator``: a
+    ``numpy.random.Generator`` or an int seed.
     """
-    if not isinstance(model, BayesianLinearRegression | BayesianLogisticRegression):
-        raise TypeError(f"importance_moments needs a GLM model, got {type(model).__name__}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 2:
-        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
-    if not isinstance(generator, np.random.Generator):
-        raise TypeError("generator must be a numpy.random.Generator")
+    model = check("model", model, InstanceOf((BayesianLinearRegression,
+                                              BayesianLogisticRegression), "a built-in GLM"))
+    n_samples = int(check("n_samples", n_samples, Interval(int, 2, None)))
+    generator = as_numpy_generator(generator)
+    inflation = float(check("inflation", inflation, Interval(float, 0.0, None,
+                                                             closed="neither")))
+    n_groups = int(check("n_groups", n_groups, Interval(int, 2, None)))
+    if chunk is not None:
+        chunk = int(check("chunk", chunk, Interval(int, 1, None)))
     ts = find_mode(model)
     H = model.hessian_potential(ts)
     Lc = np.linalg.cholesky(np.linalg.inv(H)) * float(inflation)
@@ -334,7 +333,7 @@ def posterior_mean_expansion(model: Any) -> Array:
     if isinstance(model, BayesianLinearRegression):
         return model.exact_mode()
     if not isinstance(model, BayesianLogisticRegression):
-        raise TypeError(f"posterior_mean_expansion needs a GLM model, got {type(model).__name__}")
+        raise invalid("model", model, "a built-in GLM")
     ts = find_mode(model, rtol=1e-12)
     H = model.hessian_potential(ts)
     Hi = np.linalg.inv(H)

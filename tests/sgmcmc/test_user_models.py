@@ -1,0 +1,203 @@
+"""What a user brings: a TorchModel or a duck-typed model with default arguments, and step
+sizes near the stability bound (issue: silent wrong draws above 2 / L; ModeNotFoundError on
+a user's 11-dimensional logistic regression)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from neurips18._validation import ValidationError
+from neurips18.sgmcmc import (
+    BayesianLinearRegression,
+    BayesianLogisticRegression,
+    ModeNotFoundError,
+    StepSizeWarning,
+    TorchModel,
+    find_mode,
+    sample,
+)
+
+torch = pytest.importorskip("torch")
+
+
+def _logistic_data(n=2000, d=11, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    theta = rng.standard_normal(d)
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ theta))).astype(float)
+    return X, y
+
+
+def _torch_logistic(X, y, dtype=np.float64, **kw):
+    tdt = torch.float64 if dtype == np.float64 else torch.float32
+
+    def loglik(th, batch):
+        x, t = batch
+        z = x @ th
+        return t * z - torch.nn.functional.softplus(z)
+
+    def logprior(th):
+        return -0.5 * (th * th).sum()
+
+    data = (torch.tensor(X, dtype=tdt), torch.tensor(y, dtype=tdt))
+    return TorchModel(loglik, logprior, data, X.shape[1], dtype=dtype, **kw)
+
+
+class _Duck:
+    """A duck-typed user model (no Hessian, no Hessian-vector product)."""
+
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+        self.n_data, self.dim = X.shape
+
+    def log_prior(self, th):
+        return -0.5 * float(th @ th)
+
+    def grad_log_prior(self, th):
+        return -th
+
+    def log_likelihood(self, th, idx=None):
+        X, y = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
+        z = X @ th
+        return y * z - np.logaddexp(0, z)
+
+    def grad_log_likelihood_sum(self, th, idx=None):
+        X, y = (self.X, self.y) if idx is None else (self.X[idx], self.y[idx])
+        return X.T @ (y - 1 / (1 + np.exp(-(X @ th))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_torch_model_samples_with_default_arguments(dtype):
+    X, y = _logistic_data()
+    ref = find_mode(BayesianLogisticRegression(X, y, 1.0), rtol=1e-12)
+    tm = _torch_logistic(X, y, dtype)
+    res = sample(tm, "sgldfp", 1 / (2 * len(y)), 50, 300, generator=0)
+    ts = np.array(res.diagnostics["theta_star"])
+    # float64: the mode to Newton's accuracy; float32: to its rounding floor
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(ts, ref, atol=tol)
+    assert res.draws.dtype == np.dtype(dtype)
+
+
+def test_duck_typed_model_samples_with_default_arguments():
+    X, y = _logistic_data(n=1500)
+    glm = BayesianLogisticRegression(X, y, 1.0)
+    ref = find_mode(glm, rtol=1e-12)
+    res = sample(_Duck(X, y), "sgldfp", 1 / 3000, 50, 300, generator=0)
+    # the contract: ||grad U|| <= rtol * scale (rtol = 1e-8), so |theta - theta*| is at most
+    # that over the smallest Hessian eigenvalue
+    scale = float(np.linalg.norm(X.T @ (y - 0.5)))
+    assert res.diagnostics["grad_norm_at_mode"] <= 1e-8 * scale
+    lam_min = np.linalg.eigvalsh(glm.hessian_potential(ref))[0]
+    np.testing.assert_allclose(res.diagnostics["theta_star"], ref, atol=1e-8 * scale / lam_min)
+
+
+def test_poisson_torch_model_mode_matches_newton():
+    # a likelihood that is not one of the built-in GLMs; the reference is dense Newton
+    rng = np.random.default_rng(3)
+    X = 0.3 * rng.standard_normal((800, 6))
+    y = rng.poisson(np.exp(X @ rng.standard_normal(6))).astype(float)
+
+    def loglik(th, batch):
+        x, t = batch
+        z = x @ th
+        return t * z - torch.exp(z)
+
+    tm = TorchModel(loglik, lambda th: -0.5 * (th * th).sum(),
+                    (torch.tensor(X), torch.tensor(y)), 6)
+    t = np.zeros(6)
+    for _ in range(50):
+        mu = np.exp(X @ t)
+        t = t - np.linalg.solve(X.T @ (X * mu[:, None]) + np.eye(6), t - X.T @ (y - mu))
+    np.testing.assert_allclose(find_mode(tm), t, atol=1e-9)
+
+
+def test_mode_tolerance_is_passed_through():
+    X, y = _logistic_data(n=1000, d=4)
+    tm = _torch_logistic(X, y)
+    loose = sample(tm, "sgldfp", 1e-4, 20, 10, generator=0, mode_rtol=1e-3)
+    tight = sample(tm, "sgldfp", 1e-4, 20, 10, generator=0, mode_rtol=1e-10)
+    scale = float(np.linalg.norm(X.T @ (y - 0.5)))  # ||sum grad log p_i(0)||
+    assert loose.diagnostics["grad_norm_at_mode"] <= 1e-3 * scale
+    assert tight.diagnostics["grad_norm_at_mode"] <= 1e-10 * scale
+    with pytest.raises(ModeNotFoundError, match="mode_rtol"):
+        sample(tm, "sgld", 1e-4, 20, 10, generator=0, mode_rtol=1e-300)
+
+
+def test_torch_hessian_vector_product_is_the_hessian():
+    X, y = _logistic_data(n=300, d=4)
+    tm = _torch_logistic(X, y)
+    glm = BayesianLogisticRegression(X, y, 1.0)
+    th = np.array([0.3, -0.2, 0.1, 0.5])
+    v = np.array([1.0, 2.0, -1.0, 0.5])
+    np.testing.assert_allclose(tm.hessian_vector_product(th, v),
+                               glm.hessian_potential(th) @ v, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- step size
+
+
+def test_glm_lipschitz_constant_bounds_the_hessian():
+    X, y = _logistic_data(n=500, d=5)
+    m = BayesianLogisticRegression(X, y, 2.0)
+    L = m.lipschitz_constant()
+    assert L == pytest.approx(2.0 + 0.25 * np.linalg.eigvalsh(X.T @ X)[-1], rel=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # the bound holds everywhere, and is nearly reached near theta = 0
+        th = 3 * rng.standard_normal(5)
+        assert np.linalg.eigvalsh(m.hessian_potential(th))[-1] <= L * (1 + 1e-12)
+    assert np.linalg.eigvalsh(m.hessian_potential(np.zeros(5)))[-1] == pytest.approx(L)
+    lin = BayesianLinearRegression(X, y, 1.0, noise_variance=0.5)
+    assert lin.lipschitz_constant() == pytest.approx(
+        np.linalg.eigvalsh(lin.hessian_potential(np.zeros(5)))[-1], rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["lmc", "sgld", "sgldfp", "sgd"])
+def test_unstable_step_is_refused_with_the_bound(method):
+    X, y = _logistic_data(n=1000, d=5)
+    m = BayesianLogisticRegression(X, y, 1.0)
+    local = np.linalg.eigvalsh(m.hessian_potential(find_mode(m)))[-1]
+    bound = f"{2 / local:.6g}"
+    with pytest.raises(ValidationError, match=f"stability bound 2 / lambda_max.*= {bound}"):
+        sample(m, method, 20 * 2 / m.lipschitz_constant(), 50, 100, generator=0)
+
+
+def test_step_above_two_over_l_warns_with_the_bound():
+    X, y = _logistic_data(n=1000, d=5)
+    m = BayesianLogisticRegression(X, y, 1.0)
+    L = m.lipschitz_constant()
+    with pytest.warns(StepSizeWarning, match=f"2 / L = {2 / L:.6g}") as rec:
+        res = sample(m, "sgld", 1.5 * 2 / L, 50, 300, generator=0)
+    assert len(rec) == 1 and res.diagnostics["stability_bound"] == pytest.approx(2 / L)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sample(m, "sgld", 0.5 * 2 / L, 50, 300, generator=0)
+    # with a start point and no mode search, only the global bound is known: a warning
+    with pytest.warns(StepSizeWarning):
+        sample(m, "lmc", 20 * 2 / L, None, 300, theta0=np.zeros(5), generator=0)
+
+
+def test_linear_regression_refuses_at_two_over_l_from_any_start():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((300, 3))
+    m = BayesianLinearRegression(X, X @ [1.0, 0.0, -1.0] + rng.standard_normal(300), 1.0)
+    L = m.lipschitz_constant()
+    with pytest.raises(ValidationError, match=f"= {2 / L:.6g}"):
+        sample(m, "lmc", 1.01 * 2 / L, None, 100, theta0=np.ones(3), generator=0)
+    sample(m, "lmc", 0.99 * 2 / L, None, 100, theta0=np.ones(3), generator=0)
+
+
+def test_user_models_declare_their_lipschitz_constant():
+    X, y = _logistic_data(n=400, d=3)
+    L = 1.0 + 0.25 * np.linalg.eigvalsh(X.T @ X)[-1]
+    tm = _torch_logistic(X, y, lipschitz_constant=L)
+    duck = _Duck(X, y)
+    duck.lipschitz_constant = lambda: L
+    for model in (tm, duck):
+        with pytest.warns(StepSizeWarning, match=f"{2 / L:.6g}"):
+            sample(model, "sgld", 3 / L, 20, 50, generator=0)
+    with pytest.raises(ValidationError, match="lipschitz_constant"):
+        _torch_logistic(X, y, lipschitz_constant=-1.0)
