@@ -11,6 +11,7 @@ format (see :mod:`neurips18.datasets._fetch` for the search order and the checks
 * :func:`load_tic_tac_toe` -- UCI Tic-Tac-Toe Endgame (Aha 1991); 958 rows.
 * :func:`load_covertype` -- UCI Covertype (Blackard and Dean 1999); 581,012 rows.
 * :func:`load_movielens100k` -- MovieLens 100k (Harper and Konstan 2015); 100,000 ratings.
+* :func:`load_news20` -- 20 Newsgroups, bydate split (Lang 1995); 11,314 / 7,532 posts.
 
 Every loader returns a :class:`Dataset`: features ``X`` and targets ``y`` as named fields,
 the feature and target names, the class labels where there are classes, and a ``metadata``
@@ -57,6 +58,7 @@ __all__ = [
     "load_mnist",
     "load_movielens100k",
     "load_mushroom",
+    "load_news20",
     "load_tic_tac_toe",
     "truncate_users",
 ]
@@ -375,3 +377,4 @@ def load_credit_default(
 
 from neurips18.datasets._covertype import load_covertype  # noqa: E402
 from neurips18.datasets._movielens import load_movielens100k, truncate_users  # noqa: E402
+from neurips18.datasets._news20 import load_news20  # noqa: E402
