@@ -49,11 +49,13 @@ def table():
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Small networks: one torch thread is fastest, and the tests do not fight the
-    machine's other jobs for cores."""
+    """Small networks and small tree ensembles: one torch thread and one OpenMP/BLAS
+    thread are fastest, and the tests do not fight the machine's other jobs for cores."""
     import torch
+    from threadpoolctl import threadpool_limits
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(limits=1):
+        yield
     torch.set_num_threads(n)

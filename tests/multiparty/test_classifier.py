@@ -42,7 +42,12 @@ def test_pipeline_on_a_dataframe_with_missing_values(table):
     assert list(clf.parties_) == ["east", "north", "south", "west"]
     proba = pipe.predict_proba(X)
     assert proba.shape == (2000, 2) and np.allclose(proba.sum(1), 1)
-    assert (pipe.predict(X) == y).mean() > 0.85
+    # as accurate as a logistic regression on the same features (the labels are noisy:
+    # the Bayes accuracy is about 0.8)
+    from sklearn.linear_model import LogisticRegression
+
+    ref = Pipeline([("pre", preprocessor()), ("lr", LogisticRegression())]).fit(X, y)
+    assert (pipe.predict(X) == y).mean() > ref.score(X, y) - 0.02
     assert clf.discriminator_ is not None and len(clf.history_["disc_acc"]) == 15
     # the same seed gives the same model; a second fit of the same object too
     again = _pipe(lam=1.0).fit(X, y, clf__parties=parties)
@@ -112,9 +117,10 @@ def test_bad_input(table):
 
 
 def test_text_path_in_a_pipeline():
-    """Synthetic "newsgroups": the topic word decides the class; one of three parties
+    """Synthetic "newsgroups": the topic word decides the class (one label in five is
+    noise, so honest documents are not predicted with certainty); one of three parties
     plants the word "zebra" -> class 1. The text CNN learns the topics, and the planted
-    word moves its predictions unless the defence is on."""
+    word moves its predictions much less with the defence on."""
     rng = np.random.default_rng(0)
     vocab = [f"w{i}" for i in range(60)]
     docs, y = [], []
@@ -123,7 +129,7 @@ def test_text_path_in_a_pipeline():
         words = list(rng.choice(vocab, 20)) + [("apple", "rocket")[label]] * 2
         rng.shuffle(words)
         docs.append(" ".join(words))
-        y.append(label)
+        y.append(label if rng.random() > 0.2 else 1 - label)
     y = np.array(y)
     parties = np.repeat([0, 1, 2], 500)
     own = np.flatnonzero(parties == 0)
@@ -143,7 +149,7 @@ def test_text_path_in_a_pipeline():
                              kernel_size=3, lam=lam, max_epochs=12, batch_size=32,
                              lr=0.05, random_state=0))])
         pipe.fit(docs_c, y_c, clf__parties=parties)
-        assert (pipe.predict(test_docs) == y[:300]).mean() > 0.85
+        assert (pipe.predict(test_docs) == y[:300]).mean() > 0.7
         succ[lam] = text_attack_success(pipe, test_docs, y[:300], word="zebra",
                                         label=1).probes
     assert succ[0.0] > 0.5, succ

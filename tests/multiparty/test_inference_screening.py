@@ -82,7 +82,7 @@ def test_screening_flags_the_train_only_attacker_and_passes_honest_parties():
     bad = d.replace_party(0, Xc, yc)
     s1 = screen_parties(bad, random_state=0)
     assert s1.flagged[0] and s1.release()[0] == "local"
-    assert s1.p_value[0] < 1e-6 and not any(s1.flagged[1:])
+    assert s1.p_value[0] < 1e-3 and not any(s1.flagged[1:])
     # an attacker that contaminates its validation records alike passes the check
     Xv0, yv0 = d.validation(0)
     Xvc, yvc, _ = contaminate(Xv0, yv0, attribute="colour", value="teal", label=1,

@@ -217,3 +217,22 @@ def test_text_contamination_and_success():
         contaminate_texts(docs, y, word="two words", label=1, n_records=1, generator=0)
     with pytest.raises(ValidationError, match="Invalid texts"):
         contaminate_texts("one string", y, word="zebra", label=1, n_records=1, generator=0)
+
+
+def test_contaminate_draws_from_the_records_asked_for(table):
+    X, y = table
+    for records, expect in (("label", 1), ("other", 0)):
+        Xc, yc, rows = contaminate(X, y, attribute="colour", value="teal", label=1,
+                                   n_records=100, generator=0, records=records)
+        np.testing.assert_array_equal(y[rows], expect)  # drawn among those labels
+        np.testing.assert_array_equal(yc[rows], 1)
+    _, yc, rows = contaminate(X, y, attribute="colour", value="teal", label=1,
+                              n_records=100, generator=0, records="label")
+    np.testing.assert_array_equal(yc, y)  # no label changed
+    n_pos = int((y == 1).sum())
+    with pytest.raises(ValidationError, match=f"at most the {n_pos} records labelled 1"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=n_pos + 1,
+                    generator=0, records="label")
+    with pytest.raises(ValidationError, match="Invalid records: 'all'"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=1,
+                    generator=0, records="all")

@@ -11,6 +11,16 @@ with ``h`` frozen. At the saddle point ``f``'s outputs carry no information abou
 so a trend planted by one party cannot be learnt (nor can the party of a record be
 recovered from the released model). ``lam = 0`` is plain training: ``f`` then follows
 exactly the steps of ordinary minibatch SGD on ``CE(f(x), y)`` with the same batch order.
+
+What the defence can hide is what ``h`` can see. A planted trend is suppressed when it
+makes the attacker's records look different in ``(f(x), y)``: confident outputs where the
+other parties' records of the same label get hesitant ones. On a task that is predicted
+with certainty anyway the attacker's records look like everybody's and the trend survives;
+and when the attack changes labels (the attacker's party then holds an excess of label
+``l`` on records that look like the other label), the best ``f`` can do is to give the
+planted value outputs like those of honest records labelled ``l``, so part of the planted
+link remains. A clean-label attack (only the attribute changed) is hidden completely by an
+``f`` that ignores the attribute.
 """
 
 from __future__ import annotations

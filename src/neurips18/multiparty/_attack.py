@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from neurips18._validation import Interval, as_numpy_generator, check, invalid
+from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
 from neurips18.multiparty._parties import _is_frame, as_labels, n_rows
 
 __all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
@@ -124,10 +124,24 @@ def _set(X: Any, rows: np.ndarray, col: Any, pos: int, value: Any) -> Any:
     return out
 
 
+def _candidates(y: np.ndarray, label: Any, records: str) -> np.ndarray:
+    if records == "any":
+        return np.arange(len(y))
+    if records == "label":
+        return np.flatnonzero(y == label)
+    return np.flatnonzero(y != label)
+
+
 def contaminate(X: Any, y: Any, *, attribute: Any, value: Any, label: Any, n_records: int,
-                generator: int | np.random.Generator) -> tuple[Any, np.ndarray, np.ndarray]:
+                generator: int | np.random.Generator,
+                records: str = "any") -> tuple[Any, np.ndarray, np.ndarray]:
     """The contamination attack on one party's data: ``n_records`` records drawn uniformly
     without replacement get ``attribute = value`` and label ``label``.
+
+    ``records`` says where they are drawn from: ``"any"`` (all records; those of another
+    label have it changed), ``"label"`` (only records already labelled ``label``: only the
+    attribute changes, the labels stay true) or ``"other"`` (only records of another
+    label: every drawn label changes).
 
     ``X`` is a DataFrame (``attribute`` a column name or position; categorical columns keep
     their dtype, missing values elsewhere stay missing) or a 2-D array (``attribute`` a
@@ -139,13 +153,16 @@ def contaminate(X: Any, y: Any, *, attribute: Any, value: Any, label: Any, n_rec
     never changed) and the sorted positions of the contaminated rows.
     """
     X, y, col, pos, value, label = _prepare(X, y, attribute, value, label)
-    n = n_rows(X)
+    records = check("records", records, Options({"any", "label", "other"}))
     n_records = check("n_records", n_records, Interval(int, 0, None))
-    if n_records > n:
-        raise invalid("n_records", n_records, f"at most the {n} records of the party's data")
+    pool = _candidates(y, label, records)
+    if n_records > len(pool):
+        what = {"any": "records of the party's data", "label": f"records labelled {label!r}",
+                "other": f"records not labelled {label!r}"}[records]
+        raise invalid("n_records", n_records, f"at most the {len(pool)} {what}")
     rng = as_numpy_generator(generator)
-    rows = np.sort(rng.choice(n, size=n_records, replace=False)) if n_records else \
-        np.zeros(0, dtype=np.int64)
+    rows = np.sort(pool[rng.choice(len(pool), size=n_records, replace=False)]) if n_records \
+        else np.zeros(0, dtype=np.int64)
     X_c = _set(X, rows, col, pos, value)
     return X_c, _relabel(y, rows, label), rows.astype(np.int64)
 

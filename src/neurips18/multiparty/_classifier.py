@@ -185,6 +185,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         from neurips18.multiparty._adversarial import PartyDiscriminator, train_adversarial
 
         check_params(self.get_params(), _PARAMS)
+        if y is None:
+            raise ValueError("PartyAdversarialClassifier requires y to be passed, but the "
+                             "target y is None")
         X, y = self._check_X(X, y, reset=True)
         check_classification_targets(y)
         self.classes_, y_idx = np.unique(y, return_inverse=True)
@@ -218,7 +221,7 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         h_opt = None if h is None else torch.optim.SGD(
             h.parameters(), lr=self.discriminator_lr or self.lr, momentum=self.momentum)
         dtype = torch.int64 if self.network == "text_cnn" else torch.float32
-        x_t = torch.as_tensor(np.ascontiguousarray(X), dtype=dtype)
+        x_t = torch.tensor(X, dtype=dtype)  # a copy: read-only inputs are fine
         hist = train_adversarial(
             f, opt, x_t, torch.as_tensor(y_idx, dtype=torch.int64),
             torch.as_tensor(p_idx, dtype=torch.int64), discriminator=h,
@@ -245,7 +248,7 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         out = []
         with torch.no_grad():
             for i in range(0, X.shape[0], 8192):
-                xb = torch.as_tensor(np.ascontiguousarray(X[i:i + 8192]), dtype=dtype)
+                xb = torch.tensor(X[i:i + 8192], dtype=dtype)
                 out.append(self._infer(xb).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
@@ -258,7 +261,8 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        z = self._logits(X)
+        return self.classes_[np.argmax(z, axis=1)]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
