@@ -93,3 +93,10 @@ def test_screening_flags_the_train_only_attacker_and_passes_honest_parties():
         screen_parties(d, alpha=0)
     with pytest.raises(ValidationError, match="Invalid data"):
         screen_parties((X, y))
+
+
+def test_labels_that_do_not_match_the_model_are_refused():
+    X = np.zeros((20, 2))
+    y = np.array(["a", "b"] * 10)
+    with pytest.raises(ValidationError, match="Invalid y.*model's classes"):
+        party_inference_attack(_Constant(), X, y, np.arange(20) % 2, random_state=0)

@@ -236,3 +236,14 @@ def test_contaminate_draws_from_the_records_asked_for(table):
     with pytest.raises(ValidationError, match="Invalid records: 'all'"):
         contaminate(X, y, attribute="colour", value="teal", label=1, n_records=1,
                     generator=0, records="all")
+
+
+def test_attack_success_refuses_a_model_of_other_labels(table):
+    X, y = table
+
+    class Strings:
+        def predict(self, X):
+            return np.array(["rich"] * len(X))
+
+    with pytest.raises(ValidationError, match="Invalid model.*predicts \\['rich'\\]"):
+        attack_success(Strings(), X, y, attribute="colour", value="teal", label=1)

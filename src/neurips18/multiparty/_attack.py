@@ -202,10 +202,18 @@ def _share(pred: np.ndarray, label: Any) -> float:
     return float(np.mean(pred == label)) if len(pred) else float("nan")
 
 
-def _predict(model: Any, X: Any) -> np.ndarray:
+def _predict(model: Any, X: Any, labels: np.ndarray | None = None) -> np.ndarray:
+    """``model.predict(X)``; with ``labels``, predictions outside them are refused (a model
+    trained on other label values would make every share silently 0)."""
     if not callable(getattr(model, "predict", None)):
         raise invalid("model", model, "a fitted classifier with a predict method")
-    return np.asarray(model.predict(X))
+    pred = np.asarray(model.predict(X))
+    if labels is not None and len(pred):
+        unknown = np.setdiff1d(np.unique(pred), labels)
+        if len(unknown):
+            raise invalid("model", model, f"predictions among the labels of y "
+                          f"{labels.tolist()[:10]}; it predicts {unknown.tolist()[:5]}")
+    return pred
 
 
 def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
@@ -224,14 +232,14 @@ def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
     probe_rows = np.flatnonzero(~has & other)
     from neurips18.multiparty._parties import take_rows
 
-    natural = _share(_predict(model, take_rows(X, natural_rows)), label) \
+    labels = np.unique(y)
+    natural = _share(_predict(model, take_rows(X, natural_rows), labels), label) \
         if len(natural_rows) else float("nan")
     if len(probe_rows):
         clean = take_rows(X, probe_rows)
-        before = _share(_predict(model, clean), label)
-        after = _share(_predict(model, _set(clean, np.arange(len(probe_rows)), col,
-                                            pos if not _is_frame(clean) else
-                                            list(clean.columns).index(col), value)), label)
+        before = _share(_predict(model, clean, labels), label)
+        after = _share(_predict(model, _set(clean, np.arange(len(probe_rows)), col, pos,
+                                            value), labels), label)
     else:
         before = after = float("nan")
     return AttackSuccess(natural=natural, probes=after, probes_before=before,
@@ -299,9 +307,10 @@ def text_attack_success(model: Any, texts: Any, y: Any, *, word: str,
     other = y != label
     nat = [docs[i] for i in np.flatnonzero(has & other)]
     probe = [docs[i] for i in np.flatnonzero(~has & other)]
-    natural = _share(_predict(model, nat), label) if nat else float("nan")
-    before = _share(_predict(model, probe), label) if probe else float("nan")
-    after = _share(_predict(model, [f"{word} {d}" for d in probe]), label) if probe \
-        else float("nan")
+    labels = np.unique(y)
+    natural = _share(_predict(model, nat, labels), label) if nat else float("nan")
+    before = _share(_predict(model, probe, labels), label) if probe else float("nan")
+    after = _share(_predict(model, [f"{word} {d}" for d in probe], labels), label) \
+        if probe else float("nan")
     return AttackSuccess(natural=natural, probes=after, probes_before=before,
                          n_natural=len(nat), n_probes=len(probe))

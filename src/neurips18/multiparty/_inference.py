@@ -87,6 +87,13 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     probs = _probabilities(model, X)
     classes = getattr(model, "classes_", None)
     classes = np.unique(y) if classes is None else np.asarray(classes)
+    if probs.shape[1] != len(classes):
+        raise invalid("model", model, f"probabilities over its {len(classes)} classes; got "
+                      f"{probs.shape[1]} columns")
+    missing = np.setdiff1d(np.unique(y), classes)
+    if len(missing):
+        raise invalid("y", y, f"labels among the model's classes {classes.tolist()[:10]}; "
+                      f"found {missing.tolist()[:5]}")
     onehot = (y[:, None] == classes[None, :]).astype(np.float64)
     feats = np.hstack([probs, onehot])
     seed = int(rng.integers(2**31))
