@@ -73,8 +73,8 @@ def bench_epoch(pairs: int) -> dict:
     _, bad = _split()
     pre = _preprocessor().fit(bad.X)
     x = torch.as_tensor(pre.transform(bad.X), dtype=torch.float32)
-    y = torch.as_tensor(bad.y, dtype=torch.int64)
-    p = torch.as_tensor(bad.parties, dtype=torch.int64)
+    y = torch.tensor(bad.y, dtype=torch.int64)  # copies: PartyData's arrays are read-only
+    p = torch.tensor(bad.parties, dtype=torch.int64)
 
     def epoch(adversarial: bool) -> tuple[float, float]:
         with torch.random.fork_rng(devices=[]):

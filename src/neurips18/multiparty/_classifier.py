@@ -24,10 +24,10 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 def _sizes(v: Any) -> bool:
     return (isinstance(v, tuple | list) and all(
-        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in v))
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) and int(h) >= 1 for h in v))
 
 
-_PARAMS = {
+_PARAMS: dict[str, list[Any]] = {
     "hidden_layer_sizes": [Predicate(_sizes, "a tuple of positive ints (may be empty)")],
     "lam": [Interval(float, 0, None)],
     "max_epochs": [Interval(int, 1, None)],
