@@ -52,3 +52,20 @@ def test_full_fails_a_flip_defence_that_leaves_the_attack():
     anchor = [r for r in j.rows if r.key == "vs_anchor"]
     assert anchor and all(r.verdict == "no-reference" and "pip install" in r.note
                           for r in anchor)
+
+
+def test_vectorised_provenance_filter_equals_art():
+    import numpy as np
+    import pytest
+
+    poison = pytest.importorskip("art.defences.detector.poison")
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 4, (300, 5)).astype(float)  # repeated values: rows collide
+    data[::7] = rng.standard_normal((len(data[::7]), 5))
+    labels = np.arange(300)
+    segment = data[:60]
+    a = poison.ProvenanceDefense.filter_input(data, labels, segment)
+    b = c.filter_input_vectorised(data, labels, segment)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert len(b[1]) < 240  # rows outside the segment dropped too: the rule noted above
