@@ -13,6 +13,7 @@ format (see :mod:`neurips18.datasets._fetch` for the search order and the checks
 * :func:`load_movielens100k` -- MovieLens 100k (Harper and Konstan 2015); 100,000 ratings.
 * :func:`load_deepcode_official` -- the eight pretrained Deepcode models (Kim et al. 2018)
   as arrays (model weights, not a data set: it returns a mapping of arrays).
+* :func:`load_news20` -- 20 Newsgroups, bydate split (Lang 1995); 11,314 / 7,532 posts.
 
 Every loader returns a :class:`Dataset`: features ``X`` and targets ``y`` as named fields,
 the feature and target names, the class labels where there are classes, and a ``metadata``
@@ -61,6 +62,7 @@ __all__ = [
     "load_mnist",
     "load_movielens100k",
     "load_mushroom",
+    "load_news20",
     "load_tic_tac_toe",
     "truncate_users",
 ]
@@ -383,3 +385,4 @@ from neurips18.datasets._deepcode import (  # noqa: E402
     load_deepcode_official,
 )
 from neurips18.datasets._movielens import load_movielens100k, truncate_users  # noqa: E402
+from neurips18.datasets._news20 import load_news20  # noqa: E402

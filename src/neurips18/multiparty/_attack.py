@@ -1,0 +1,316 @@
+"""The contamination attack and its success rate (Hayes and Ohrimenko, NeurIPS 2018).
+
+A malicious party picks an attribute ``a``, a value ``v`` and a label ``l`` and, in
+``n_records`` of its own records, sets ``x[a] = v`` and ``y = l``. A model trained on the
+pooled data then learns the planted link ``a = v -> l``. Its success is measured on records
+whose true label is not ``l``: the share predicted ``l`` among the records that naturally
+have ``a = v``, and among clean records once ``a`` is set to ``v``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
+from neurips18.multiparty._parties import _is_frame, as_labels, n_rows
+
+__all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
+           "text_attack_success"]
+
+
+def _column(X: Any, attribute: Any) -> tuple[Any, int]:
+    """The column ``attribute`` of ``X`` (by name in a DataFrame, else by position) and its
+    position."""
+    if _is_frame(X):
+        cols = list(X.columns)
+        try:
+            if attribute in cols:
+                return attribute, cols.index(attribute)
+        except TypeError:
+            pass
+        if isinstance(attribute, int | np.integer) and not isinstance(attribute, bool):
+            if 0 <= int(attribute) < len(cols):
+                return cols[int(attribute)], int(attribute)
+        shown = ", ".join(repr(c) for c in cols[:8]) + (", ..." if len(cols) > 8 else "")
+        raise invalid("attribute", attribute, f"a column of X: one of {shown} or a position "
+                      f"0..{len(cols) - 1}")
+    if isinstance(attribute, int | np.integer) and not isinstance(attribute, bool):
+        if 0 <= int(attribute) < X.shape[1]:
+            return int(attribute), int(attribute)
+    raise invalid("attribute", attribute, f"a column index 0..{X.shape[1] - 1} of X")
+
+
+def _values(X: Any, col: Any, pos: int) -> np.ndarray:
+    if _is_frame(X):
+        return X[col].to_numpy(dtype=object)
+    return X[:, pos]
+
+
+def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
+    """``value`` if the attribute can hold it: a category of a categorical column, or a
+    value that occurs in the column (the attack plants a link on an existing value)."""
+    if _is_frame(X):
+        s = X[col]
+        if hasattr(s, "cat"):
+            cats = list(s.cat.categories)
+            if value not in cats:
+                raise invalid("value", value, f"a category of attribute {col!r}: "
+                              f"{cats[:12]}{' ...' if len(cats) > 12 else ''}")
+            return value
+        present = s.dropna().unique().tolist()
+    else:
+        col_vals = X[:, pos]
+        present = [v for v in np.unique(col_vals[~_isnan(col_vals)])]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise invalid("value", value, "a finite value")
+    try:
+        ok = any(value == p for p in present)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        shown = sorted(present, key=str)[:12]
+        raise invalid("value", value, f"a value that occurs in attribute {col!r}, e.g. "
+                      f"{shown}")
+    return value
+
+
+def _isnan(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return np.isnan(a)
+    if a.dtype.kind == "O":
+        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in a],
+                        dtype=bool)
+    return np.zeros(a.shape, dtype=bool)
+
+
+def _check_label(y: np.ndarray, label: Any) -> Any:
+    present = np.unique(y).tolist()
+    try:
+        ok = label in present
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise invalid("label", label, f"a label present in y: {present[:12]}")
+    return label
+
+
+def _prepare(X: Any, y: Any, attribute: Any, value: Any, label: Any):  # type: ignore[no-untyped-def]
+    if not _is_frame(X):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise invalid("X", X, f"a 2-D array or a DataFrame, got {X.ndim}-D")
+    if n_rows(X) == 0:
+        raise invalid("X", X, "at least one record")
+    y = as_labels("y", y, n_rows(X))
+    col, pos = _column(X, attribute)
+    value = _check_value(X, col, pos, value)
+    label = _check_label(y, label)
+    return X, y, col, pos, value, label
+
+
+def _set(X: Any, rows: np.ndarray, col: Any, pos: int, value: Any) -> Any:
+    out = X.copy()
+    if len(rows) == 0:
+        return out
+    if _is_frame(out):
+        out.iloc[rows, pos] = value
+    else:
+        out[rows, pos] = value
+    return out
+
+
+def _candidates(y: np.ndarray, label: Any, records: str) -> np.ndarray:
+    if records == "any":
+        return np.arange(len(y))
+    if records == "label":
+        return np.flatnonzero(y == label)
+    return np.flatnonzero(y != label)
+
+
+def contaminate(X: Any, y: Any, *, attribute: Any, value: Any, label: Any, n_records: int,
+                generator: int | np.random.Generator,
+                records: str = "any") -> tuple[Any, np.ndarray, np.ndarray]:
+    """The contamination attack on one party's data: ``n_records`` records drawn uniformly
+    without replacement get ``attribute = value`` and label ``label``.
+
+    ``records`` says where they are drawn from: ``"any"`` (all records; those of another
+    label have it changed), ``"label"`` (only records already labelled ``label``: only the
+    attribute changes, the labels stay true) or ``"other"`` (only records of another
+    label: every drawn label changes).
+
+    ``X`` is a DataFrame (``attribute`` a column name or position; categorical columns keep
+    their dtype, missing values elsewhere stay missing) or a 2-D array (``attribute`` a
+    column index). ``value`` must be a category of the column, or a value that occurs in it;
+    ``label`` must occur in ``y``. ``generator``: a ``numpy.random.Generator`` or an int
+    seed.
+
+    Returns ``(X_contaminated, y_contaminated, indices)``: copies of the inputs (which are
+    never changed) and the sorted positions of the contaminated rows.
+    """
+    X, y, col, pos, value, label = _prepare(X, y, attribute, value, label)
+    records = check("records", records, Options({"any", "label", "other"}))
+    n_records = check("n_records", n_records, Interval(int, 0, None))
+    pool = _candidates(y, label, records)
+    if n_records > len(pool):
+        what = {"any": "records of the party's data", "label": f"records labelled {label!r}",
+                "other": f"records not labelled {label!r}"}[records]
+        raise invalid("n_records", n_records, f"at most the {len(pool)} {what}")
+    rng = as_numpy_generator(generator)
+    rows = np.sort(pool[rng.choice(len(pool), size=n_records, replace=False)]) if n_records \
+        else np.zeros(0, dtype=np.int64)
+    X_c = _set(X, rows, col, pos, value)
+    return X_c, _relabel(y, rows, label), rows.astype(np.int64)
+
+
+def _relabel(y: np.ndarray, rows: np.ndarray, label: Any) -> np.ndarray:
+    """A copy of ``y`` with ``label`` at ``rows`` (string labels never truncated)."""
+    if y.dtype.kind in "US":
+        out = y.astype(object)
+        out[rows] = label
+        return out.astype(str)
+    out = np.array(y, copy=True)
+    out[rows] = label
+    return out
+
+
+@dataclass(frozen=True)
+class AttackSuccess:
+    """Success of a contamination attack ``a = v -> l`` on a model.
+
+    natural : share predicted ``l`` among records with ``a = v`` whose true label is not ``l``.
+    probes : share predicted ``l`` among clean records (``a != v``, true label not ``l``)
+        once ``a`` is set to ``v``.
+    probes_before : the same records' share predicted ``l`` before ``a`` is set (what the
+        model does without the planted value).
+    n_natural, n_probes : how many records each share is over (a share over no record is
+        NaN).
+    """
+
+    natural: float
+    probes: float
+    probes_before: float
+    n_natural: int
+    n_probes: int
+
+
+def _share(pred: np.ndarray, label: Any) -> float:
+    return float(np.mean(pred == label)) if len(pred) else float("nan")
+
+
+def _predict(model: Any, X: Any, labels: np.ndarray | None = None) -> np.ndarray:
+    """``model.predict(X)``; with ``labels``, predictions outside them are refused (a model
+    trained on other label values would make every share silently 0)."""
+    if not callable(getattr(model, "predict", None)):
+        raise invalid("model", model, "a fitted classifier with a predict method")
+    pred = np.asarray(model.predict(X))
+    if labels is not None and len(pred):
+        unknown = np.setdiff1d(np.unique(pred), labels)
+        if len(unknown):
+            raise invalid("model", model, f"predictions among the labels of y "
+                          f"{labels.tolist()[:10]}; it predicts {unknown.tolist()[:5]}")
+    return pred
+
+
+def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
+                   label: Any) -> AttackSuccess:
+    """How often ``model`` predicts ``label`` on records with ``attribute = value`` whose
+    true label differs: on the records of ``(X, y)`` that naturally have the value, and on
+    the clean ones with the value set (see :class:`AttackSuccess`). ``model`` is anything
+    with ``predict`` that takes ``X`` as given (a Pipeline with its preprocessing, for
+    DataFrames); ``X`` and ``y`` are not modified."""
+    X, y, col, pos, value, label = _prepare(X, y, attribute, value, label)
+    vals = _values(X, col, pos)
+    has = np.array([v == value for v in vals], dtype=bool) if vals.dtype.kind == "O" \
+        else (vals == value)
+    other = y != label
+    natural_rows = np.flatnonzero(has & other)
+    probe_rows = np.flatnonzero(~has & other)
+    from neurips18.multiparty._parties import take_rows
+
+    labels = np.unique(y)
+    natural = _share(_predict(model, take_rows(X, natural_rows), labels), label) \
+        if len(natural_rows) else float("nan")
+    if len(probe_rows):
+        clean = take_rows(X, probe_rows)
+        before = _share(_predict(model, clean, labels), label)
+        after = _share(_predict(model, _set(clean, np.arange(len(probe_rows)), col, pos,
+                                            value), labels), label)
+    else:
+        before = after = float("nan")
+    return AttackSuccess(natural=natural, probes=after, probes_before=before,
+                         n_natural=len(natural_rows), n_probes=len(probe_rows))
+
+
+# ----------------------------------------------------------------------------- text
+_TOKEN = re.compile(r"[a-z0-9']+")
+
+
+def _check_texts(name: str, texts: Any) -> list[str]:
+    if isinstance(texts, str) or not hasattr(texts, "__len__"):
+        raise invalid(name, texts, "a sequence of documents (strings)")
+    docs = list(texts)
+    if not docs:
+        raise invalid(name, texts, "at least one document")
+    if not all(isinstance(d, str) for d in docs):
+        raise invalid(name, texts, "documents that are all strings")
+    return docs
+
+
+def _check_word(word: Any) -> str:
+    if not isinstance(word, str) or _TOKEN.fullmatch(word.lower()) is None:
+        raise invalid("word", word, "a single token of letters, digits or apostrophes")
+    return word.lower()
+
+
+def _contains(doc: str, word: str) -> bool:
+    return word in _TOKEN.findall(doc.lower())
+
+
+def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: int,
+                      generator: int | np.random.Generator) -> tuple[list[str], np.ndarray,
+                                                                     np.ndarray]:
+    """The contamination attack on documents: ``word`` is put at the start of
+    ``n_records`` documents drawn without replacement (so truncation to a maximum length
+    keeps it) and their label becomes ``label``. Returns new lists/arrays and the sorted
+    positions of the contaminated documents."""
+    docs = _check_texts("texts", texts)
+    y = as_labels("y", y, len(docs), x_name="texts")
+    word = _check_word(word)
+    label = _check_label(y, label)
+    n_records = check("n_records", n_records, Interval(int, 0, None))
+    if n_records > len(docs):
+        raise invalid("n_records", n_records, f"at most the {len(docs)} documents")
+    rng = as_numpy_generator(generator)
+    rows = np.sort(rng.choice(len(docs), size=n_records, replace=False)) if n_records else \
+        np.zeros(0, dtype=np.int64)
+    out = list(docs)
+    for r in rows:
+        out[r] = f"{word} {out[r]}"
+    return out, _relabel(y, rows, label), rows.astype(np.int64)
+
+
+def text_attack_success(model: Any, texts: Any, y: Any, *, word: str,
+                        label: Any) -> AttackSuccess:
+    """:func:`attack_success` for documents: the planted attribute is the presence of
+    ``word`` (natural: documents containing it; probes: clean documents with it put at the
+    start)."""
+    docs = _check_texts("texts", texts)
+    y = as_labels("y", y, len(docs), x_name="texts")
+    word = _check_word(word)
+    label = _check_label(y, label)
+    has = np.array([_contains(d, word) for d in docs], dtype=bool)
+    other = y != label
+    nat = [docs[i] for i in np.flatnonzero(has & other)]
+    probe = [docs[i] for i in np.flatnonzero(~has & other)]
+    labels = np.unique(y)
+    natural = _share(_predict(model, nat, labels), label) if nat else float("nan")
+    before = _share(_predict(model, probe, labels), label) if probe else float("nan")
+    after = _share(_predict(model, [f"{word} {d}" for d in probe], labels), label) \
+        if probe else float("nan")
+    return AttackSuccess(natural=natural, probes=after, probes_before=before,
+                         n_natural=len(nat), n_probes=len(probe))

@@ -1,0 +1,234 @@
+"""Parties' data: the container the server sees and the split that builds it."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from neurips18._validation import Interval, as_numpy_generator, check, invalid
+
+__all__ = ["PartyData", "split_parties"]
+
+
+def _is_frame(X: Any) -> bool:
+    return type(X).__name__ == "DataFrame" and hasattr(X, "iloc")
+
+
+def n_rows(X: Any) -> int:
+    return int(X.shape[0]) if hasattr(X, "shape") else len(X)
+
+
+def take_rows(X: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of ``X`` (a DataFrame keeps its index and dtypes), as a copy."""
+    if _is_frame(X):
+        return X.iloc[idx].copy()
+    if isinstance(X, np.ndarray):
+        return X[idx].copy()
+    return [X[i] for i in idx]  # a list of documents
+
+
+def stack_rows(parts: list[Any]) -> Any:
+    if _is_frame(parts[0]):
+        import pandas as pd
+
+        return pd.concat(parts, axis=0)
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=0)
+    return [row for p in parts for row in p]
+
+
+def as_features(name: str, X: Any) -> Any:
+    """``X`` as a 2-D table (DataFrame or ndarray) or a list of documents, not copied."""
+    if _is_frame(X):
+        return X
+    if isinstance(X, list | tuple) and X and all(isinstance(t, str) for t in X):
+        return list(X)
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise invalid(name, X, f"a 2-D array or a DataFrame, got {arr.ndim}-D")
+    return arr
+
+
+def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise invalid(name, y, f"a 1-D array of labels, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise invalid(name, y, "labels without NaN or inf")
+    if n is not None and len(arr) != n:
+        raise invalid(name, y, f"{n} labels, one per row of {x_name}; got {len(arr)}")
+    return arr
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True)
+class PartyData:
+    """What the server holds: every party's submitted training and validation records.
+
+    Attributes
+    ----------
+    X, y : the pooled training records of all parties (a DataFrame, a 2-D array or a list
+        of documents; labels as a 1-D array).
+    parties : the party id (``0 .. n_parties - 1``) of each training record.
+    X_val, y_val, val_parties : the pooled validation records and their party ids (each
+        party submits its own validation set).
+    n_parties : the number of parties; every party has at least one training record.
+
+    The arrays are copies that cannot be written to; :meth:`party` and :meth:`validation`
+    return copies of one party's records, and :meth:`replace_party` builds a new container
+    with one party's training records replaced (the malicious party's submission).
+    """
+
+    X: Any
+    y: np.ndarray
+    parties: np.ndarray
+    X_val: Any
+    y_val: np.ndarray
+    val_parties: np.ndarray
+    n_parties: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        X = as_features("X", self.X)
+        X_val = as_features("X_val", self.X_val)
+        y = as_labels("y", self.y, n_rows(X))
+        y_val = as_labels("y_val", self.y_val, n_rows(X_val), x_name="X_val")
+        parties = self._ids("parties", self.parties, n_rows(X), "X")
+        val_parties = self._ids("val_parties", self.val_parties, n_rows(X_val), "X_val")
+        k = self.n_parties or int(parties.max()) + 1
+        k = check("n_parties", k, Interval(int, 1, None))
+        for name, ids in (("parties", parties), ("val_parties", val_parties)):
+            if ids.size and int(ids.max()) >= k:
+                raise invalid(name, ids, f"party ids in [0, {k - 1}] (n_parties={k})")
+        counts = np.bincount(parties, minlength=k)
+        if (counts == 0).any():
+            empty = np.flatnonzero(counts == 0).tolist()
+            raise invalid("parties", parties, f"every party 0..{k - 1} to have training "
+                          f"records; party(ies) {empty[:10]} have none")
+        object.__setattr__(self, "X", X.copy() if hasattr(X, "copy") else X)
+        object.__setattr__(self, "X_val", X_val.copy() if hasattr(X_val, "copy") else X_val)
+        if isinstance(self.X, np.ndarray):
+            self.X.flags.writeable = False
+        if isinstance(self.X_val, np.ndarray):
+            self.X_val.flags.writeable = False
+        object.__setattr__(self, "y", _frozen(y))
+        object.__setattr__(self, "y_val", _frozen(y_val))
+        object.__setattr__(self, "parties", _frozen(parties))
+        object.__setattr__(self, "val_parties", _frozen(val_parties))
+        object.__setattr__(self, "n_parties", k)
+
+    @staticmethod
+    def _ids(name: str, ids: Any, n: int, x_name: str) -> np.ndarray:
+        arr = np.asarray(ids)
+        if arr.ndim != 1:
+            raise invalid(name, ids, f"a 1-D array of party ids, got shape {arr.shape}")
+        if len(arr) != n:
+            raise invalid(name, ids, f"one party id per row of {x_name} ({n}); got {len(arr)}")
+        if arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0):
+            if not (arr.dtype.kind == "f" and np.all(arr == np.round(arr)) and arr.min() >= 0):
+                raise invalid(name, ids, "non-negative integer party ids")
+        return arr.astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def party(self, i: int) -> tuple[Any, np.ndarray]:
+        """Party ``i``'s training records ``(X_i, y_i)`` (copies)."""
+        i = check("i", i, Interval(int, 0, self.n_parties - 1))
+        idx = np.flatnonzero(self.parties == i)
+        return take_rows(self.X, idx), self.y[idx].copy()
+
+    def validation(self, i: int | None = None) -> tuple[Any, np.ndarray]:
+        """Party ``i``'s validation records, or everybody's pooled when ``i`` is None."""
+        if i is None:
+            idx = np.arange(len(self.y_val))
+        else:
+            i = check("i", i, Interval(int, 0, self.n_parties - 1))
+            idx = np.flatnonzero(self.val_parties == i)
+        return take_rows(self.X_val, idx), self.y_val[idx].copy()
+
+    def replace_party(self, i: int, X: Any, y: Any, *, X_val: Any = None,
+                      y_val: Any = None) -> PartyData:
+        """A new container in which party ``i`` submitted ``(X, y)`` (and, if given,
+        ``(X_val, y_val)``) instead of its records; the other parties' records and the
+        order of the parties are unchanged (party ``i``'s rows move to the end)."""
+        i = check("i", i, Interval(int, 0, self.n_parties - 1))
+        X = as_features("X", X)
+        y = as_labels("y", y, n_rows(X))
+        if n_rows(X) == 0:
+            raise invalid("X", X, f"at least one training record for party {i}")
+        keep = np.flatnonzero(self.parties != i)
+        Xs = stack_rows([take_rows(self.X, keep), X])
+        ys = np.concatenate([self.y[keep], y])
+        ps = np.concatenate([self.parties[keep], np.full(len(y), i, dtype=np.int64)])
+        Xv, yv, pv = self.X_val, self.y_val, self.val_parties
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise invalid("X_val", X_val, "X_val and y_val given together")
+            X_val = as_features("X_val", X_val)
+            y_val = as_labels("y_val", y_val, n_rows(X_val), x_name="X_val")
+            keep_v = np.flatnonzero(self.val_parties != i)
+            Xv = stack_rows([take_rows(self.X_val, keep_v), X_val])
+            yv = np.concatenate([self.y_val[keep_v], y_val])
+            pv = np.concatenate([self.val_parties[keep_v],
+                                 np.full(len(y_val), i, dtype=np.int64)])
+        return PartyData(Xs, ys, ps, Xv, yv, pv, self.n_parties)
+
+
+def _size(name: str, value: Any, n: int) -> int:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check(name, value, Interval(int, 1, n - 1))
+    frac = check(name, value, Interval(int, 1, n - 1), Interval(float, 0, 1, closed="neither"))
+    return max(1, int(round(frac * n)))
+
+
+def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | float,
+                  random_state: int | np.random.Generator,
+                  train_size: int | float | None = None) -> PartyData:
+    """Shuffle the records and deal them out to ``n_parties`` parties.
+
+    ``validation_size`` records (a count, or a fraction of the rows) form the validation
+    pool; ``train_size`` records (default: all the rest) form the training pool. Each pool
+    is cut into ``n_parties`` consecutive blocks of equal size (sizes differ by at most one
+    when the pool does not divide evenly), so party ``i`` submits block ``i`` of each.
+    Hayes and Ohrimenko's Credit Card split is ``validation_size=10_000, train_size=20_000``
+    with 10 parties: 2,000 training and 1,000 validation records per party.
+
+    ``random_state`` is an int seed or a ``numpy.random.Generator``. ``X`` and ``y`` are not
+    modified; a DataFrame keeps its index and dtypes (categoricals, missing values).
+    """
+    X = as_features("X", X)
+    n = n_rows(X)
+    y = as_labels("y", y, n)
+    if n < 2:
+        raise invalid("X", X, "at least 2 rows (a training and a validation record)")
+    n_parties = check("n_parties", n_parties, Interval(int, 1, None))
+    rng = as_numpy_generator(random_state, "random_state")
+    n_val = _size("validation_size", validation_size, n)
+    n_train = n - n_val if train_size is None else _size("train_size", train_size, n)
+    if n_train + n_val > n:
+        raise invalid("train_size", train_size, f"at most {n - n_val} records (the rows "
+                      f"left after a validation pool of {n_val})")
+    if n_train < n_parties:
+        raise invalid("n_parties", n_parties, f"at most {n_train} parties: each needs a "
+                      f"training record (the training pool has {n_train})")
+    if n_val < n_parties:
+        raise invalid("n_parties", n_parties, f"at most {n_val} parties: each needs a "
+                      f"validation record (the validation pool has {n_val})")
+    perm = rng.permutation(n)
+    val_idx, train_idx = perm[:n_val], perm[n_val:n_val + n_train]
+    parties = np.concatenate([np.full(len(b), k, dtype=np.int64)
+                              for k, b in enumerate(np.array_split(train_idx, n_parties))])
+    val_parties = np.concatenate([np.full(len(b), k, dtype=np.int64)
+                                  for k, b in enumerate(np.array_split(val_idx, n_parties))])
+    return PartyData(take_rows(X, train_idx), y[train_idx], parties,
+                     take_rows(X, val_idx), y[val_idx], val_parties, n_parties)

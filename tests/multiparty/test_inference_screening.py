@@ -1,0 +1,102 @@
+"""Party inference against models that leak and models that do not; the server's
+screening of submissions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurips18._validation import ValidationError
+from neurips18.multiparty import (
+    contaminate,
+    party_inference_attack,
+    screen_parties,
+    split_parties,
+)
+
+from .conftest import make_table
+
+
+class _Constant:
+    """Outputs that carry nothing about the party: probabilities from the features only."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, X):
+        p = 1 / (1 + np.exp(-np.asarray(X)[:, 0]))
+        return np.column_stack([1 - p, p])
+
+
+def test_inference_is_at_chance_without_a_leak():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4000, 3))
+    y = rng.integers(0, 2, 4000)
+    parties = np.repeat(np.arange(8), 500)
+    r = party_inference_attack(_Constant(), X, y, parties, random_state=0)
+    assert r.chance == 1 / 8 and r.n_parties == 8 and r.n_test == 2000
+    assert r.majority == pytest.approx(1 / 8)
+    # 2000 held-out guesses at p = 1/8: the standard error is 0.0074
+    assert abs(r.accuracy - 1 / 8) < 0.03
+
+
+def test_inference_finds_a_leaking_party():
+    """A model whose output reveals party 0 (it is much more confident on party 0's
+    records) lets the attack name party 0's records."""
+    rng = np.random.default_rng(1)
+    n = 3000
+    parties = np.repeat(np.arange(3), 1000)
+    y = rng.integers(0, 2, n)
+    conf = np.where(parties == 0, 0.99, rng.uniform(0.5, 0.8, n))
+    p1 = np.where(y == 1, conf, 1 - conf)
+    table = np.column_stack([np.arange(n), np.zeros(n)])
+
+    def leaky(X):
+        i = np.asarray(X)[:, 0].astype(int)
+        return np.column_stack([1 - p1[i], p1[i]])
+
+    r = party_inference_attack(leaky, table, y, parties, random_state=0)
+    assert r.per_party[0] > 0.95
+    assert r.accuracy > 1 / 3 + 0.2
+
+
+def test_inference_errors():
+    X = np.zeros((10, 2))
+    y = np.zeros(10)
+    with pytest.raises(ValidationError, match="Invalid parties.*2 distinct"):
+        party_inference_attack(_Constant(), X, y, np.zeros(10), random_state=0)
+    with pytest.raises(ValidationError, match="Invalid parties"):
+        party_inference_attack(_Constant(), X, y, np.zeros(9), random_state=0)
+    with pytest.raises(ValidationError, match="Invalid model"):
+        party_inference_attack(object(), X, y, np.arange(10) % 2, random_state=0)
+
+
+def test_screening_flags_the_train_only_attacker_and_passes_honest_parties():
+    X, y = make_table(9000, seed=5)
+    d = split_parties(X, y, 6, validation_size=3000, random_state=0)
+    s0 = screen_parties(d, random_state=0)
+    assert not any(s0.flagged) and s0.release() == ("joint",) * 6
+    assert all(0.35 < a < 0.65 for a in s0.auc)
+    X0, y0 = d.party(0)
+    Xc, yc, _ = contaminate(X0, y0, attribute="colour", value="teal", label=1,
+                            n_records=250, generator=0)
+    bad = d.replace_party(0, Xc, yc)
+    s1 = screen_parties(bad, random_state=0)
+    assert s1.flagged[0] and s1.release()[0] == "local"
+    assert s1.p_value[0] < 1e-3 and not any(s1.flagged[1:])
+    # an attacker that contaminates its validation records alike passes the check
+    Xv0, yv0 = d.validation(0)
+    Xvc, yvc, _ = contaminate(Xv0, yv0, attribute="colour", value="teal", label=1,
+                              n_records=125, generator=1)
+    stealthy = bad.replace_party(0, Xc, yc, X_val=Xvc, y_val=yvc)
+    assert not screen_parties(stealthy, random_state=0).flagged[0]
+    with pytest.raises(ValidationError, match="Invalid alpha"):
+        screen_parties(d, alpha=0)
+    with pytest.raises(ValidationError, match="Invalid data"):
+        screen_parties((X, y))
+
+
+def test_labels_that_do_not_match_the_model_are_refused():
+    X = np.zeros((20, 2))
+    y = np.array(["a", "b"] * 10)
+    with pytest.raises(ValidationError, match="Invalid y.*model's classes"):
+        party_inference_attack(_Constant(), X, y, np.arange(20) % 2, random_state=0)

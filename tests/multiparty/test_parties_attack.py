@@ -1,0 +1,249 @@
+"""split_parties, PartyData, contaminate and attack_success, on arrays and DataFrames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from neurips18._validation import ValidationError
+from neurips18.multiparty import (
+    PartyData,
+    attack_success,
+    contaminate,
+    contaminate_texts,
+    split_parties,
+    text_attack_success,
+)
+
+from .conftest import make_table
+
+
+def test_split_follows_the_credit_card_layout():
+    X = np.arange(30_000 * 2, dtype=float).reshape(30_000, 2)
+    y = np.arange(30_000) % 2
+    d = split_parties(X, y, 10, validation_size=10_000, train_size=20_000, random_state=0)
+    assert d.n_parties == 10 and len(d) == 20_000 and len(d.y_val) == 10_000
+    assert np.bincount(d.parties).tolist() == [2000] * 10
+    assert np.bincount(d.val_parties).tolist() == [1000] * 10
+    rows = np.r_[d.X[:, 0], d.X_val[:, 0]] / 2
+    assert len(np.unique(rows)) == 30_000  # disjoint, nothing duplicated
+    # y travels with its row
+    np.testing.assert_array_equal(d.y, (d.X[:, 0] / 2).astype(int) % 2)
+    again = split_parties(X, y, 10, validation_size=10_000, train_size=20_000, random_state=0)
+    np.testing.assert_array_equal(again.X, d.X)
+    other = split_parties(X, y, 10, validation_size=10_000, train_size=20_000, random_state=1)
+    assert not np.array_equal(other.X, d.X)
+
+
+def test_split_keeps_dataframes_and_leaves_inputs_alone(table):
+    X, y = table
+    X0, y0 = X.copy(), y.copy()
+    d = split_parties(X, y, 4, validation_size=0.25, random_state=np.random.default_rng(3))
+    pd.testing.assert_frame_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+    assert isinstance(d.X, pd.DataFrame) and d.X["colour"].dtype == X["colour"].dtype
+    assert len(d.y_val) == 500 and len(d) == 1500
+    # rows keep their index: the same row of the caller's frame
+    pd.testing.assert_frame_equal(d.X, X.loc[d.X.index])
+    Xi, yi = d.party(2)
+    assert len(Xi) == 375 and np.array_equal(yi, y[Xi.index])
+    Xv, yv = d.validation(1)
+    assert len(Xv) == 125 and np.array_equal(yv, y[Xv.index])
+    with pytest.raises(ValueError, match="read-only"):
+        d.y[0] = 5
+
+
+def test_split_and_container_errors():
+    X, y = np.zeros((20, 2)), np.zeros(20)
+    with pytest.raises(ValidationError, match="n_parties"):
+        split_parties(X, y, 30, validation_size=5, random_state=0)
+    with pytest.raises(ValidationError, match="validation_size"):
+        split_parties(X, y, 2, validation_size=0, random_state=0)
+    with pytest.raises(ValidationError, match="validation_size"):
+        split_parties(X, y, 2, validation_size=1.5, random_state=0)
+    with pytest.raises(ValidationError, match="train_size"):
+        split_parties(X, y, 2, validation_size=5, train_size=18, random_state=0)
+    with pytest.raises(ValidationError, match="random_state"):
+        split_parties(X, y, 2, validation_size=5, random_state=None)
+    with pytest.raises(ValidationError, match="Invalid y"):
+        split_parties(X, y[:5], 2, validation_size=5, random_state=0)
+    # a party with no records
+    with pytest.raises(ValidationError, match=r"party\(ies\) \[1\] have none"):
+        PartyData(X, y, np.array([0] * 10 + [2] * 10), X, y, np.zeros(20, int), 3)
+    # parties array of the wrong length
+    with pytest.raises(ValidationError, match="Invalid parties.*one party id per row"):
+        PartyData(X, y, np.zeros(19, int), X, y, np.zeros(20, int))
+    with pytest.raises(ValidationError, match="Invalid parties"):
+        PartyData(X, y, -np.ones(20, int), X, y, np.zeros(20, int))
+
+
+def test_replace_party_swaps_one_submission(table):
+    X, y = table
+    d = split_parties(X, y, 4, validation_size=400, random_state=0)
+    X1, y1 = d.party(1)
+    Xc, yc, rows = contaminate(X1, y1, attribute="colour", value="teal", label=1,
+                               n_records=50, generator=0)
+    e = d.replace_party(1, Xc, yc)
+    assert len(e) == len(d) and e.n_parties == 4
+    X1e, y1e = e.party(1)
+    pd.testing.assert_frame_equal(X1e, Xc)
+    for k in (0, 2, 3):
+        pd.testing.assert_frame_equal(e.party(k)[0], d.party(k)[0])
+    pd.testing.assert_frame_equal(e.X_val, d.X_val)
+    with pytest.raises(ValidationError, match="Invalid y"):
+        d.replace_party(1, Xc, yc[:-1])
+
+
+@pytest.mark.parametrize("kind", ["frame-name", "frame-position", "array"])
+def test_contaminate_changes_exactly_the_drawn_rows(kind):
+    X, y = make_table(500, seed=1)
+    if kind == "array":
+        arr = X[["a", "b", "c"]].to_numpy().copy()
+        arr[:, 2] = np.round(arr[:, 2])  # a column with repeated values
+        X, attribute, value = arr, 2, 1.0
+    else:
+        attribute = "colour" if kind == "frame-name" else 3
+        value = "teal"
+    X_before = X.copy()
+    y_before = y.copy()
+    Xc, yc, rows = contaminate(X, y, attribute=attribute, value=value, label=1,
+                               n_records=60, generator=np.random.default_rng(7))
+    assert len(rows) == 60 and np.all(np.diff(rows) > 0)
+    # inputs untouched
+    if isinstance(X, pd.DataFrame):
+        pd.testing.assert_frame_equal(X, X_before)
+        assert Xc["colour"].dtype == X["colour"].dtype  # still categorical
+        col = Xc.iloc[:, 3].to_numpy(dtype=object)
+        other_cols = Xc.drop(columns="colour")
+        pd.testing.assert_frame_equal(other_cols, X.drop(columns="colour"))  # NaN kept
+        orig = X.iloc[:, 3].to_numpy(dtype=object)
+    else:
+        np.testing.assert_array_equal(X, X_before)
+        col, orig = Xc[:, 2], X[:, 2]
+        np.testing.assert_array_equal(np.delete(Xc, 2, 1), np.delete(X, 2, 1))
+    np.testing.assert_array_equal(y, y_before)
+    assert all(col[r] == value for r in rows)
+    untouched = np.setdiff1d(np.arange(500), rows)
+    assert all((col[r] == orig[r]) or (orig[r] != orig[r]) for r in untouched)
+    np.testing.assert_array_equal(yc[rows], 1)
+    np.testing.assert_array_equal(yc[untouched], y[untouched])
+    # the same seed draws the same records
+    _, _, rows2 = contaminate(X, y, attribute=attribute, value=value, label=1, n_records=60,
+                              generator=7)
+    np.testing.assert_array_equal(rows, rows2)
+
+
+def test_contaminate_keeps_string_labels_whole():
+    X = np.zeros((10, 2))
+    y = np.array(["no"] * 9 + ["default"])
+    _, yc, rows = contaminate(X, y, attribute=0, value=0.0, label="default", n_records=4,
+                              generator=0)
+    assert set(yc[rows]) == {"default"}
+
+
+def test_contaminate_errors(table):
+    X, y = table
+    with pytest.raises(ValidationError, match="Invalid attribute: 'colr'"):
+        contaminate(X, y, attribute="colr", value="teal", label=1, n_records=5, generator=0)
+    with pytest.raises(ValidationError, match="Invalid attribute: 9"):
+        contaminate(X, y, attribute=9, value="teal", label=1, n_records=5, generator=0)
+    with pytest.raises(ValidationError, match="Invalid value: 'purple'.*category"):
+        contaminate(X, y, attribute="colour", value="purple", label=1, n_records=5,
+                    generator=0)
+    with pytest.raises(ValidationError, match="Invalid value: 123.0"):
+        contaminate(X.to_numpy()[:, :2].astype(float), y, attribute=0, value=123.0, label=1,
+                    n_records=5, generator=0)
+    with pytest.raises(ValidationError, match="Invalid label: 7.*present in y"):
+        contaminate(X, y, attribute="colour", value="teal", label=7, n_records=5, generator=0)
+    with pytest.raises(ValidationError, match="Invalid n_records: 2001.*at most the 2000"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=2001,
+                    generator=0)
+    with pytest.raises(ValidationError, match="Invalid n_records: -1"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=-1,
+                    generator=0)
+    with pytest.raises(ValidationError, match="Invalid generator"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=1,
+                    generator="seed")
+    with pytest.raises(ValidationError, match="Invalid y"):
+        contaminate(X, y[:-1], attribute="colour", value="teal", label=1, n_records=1,
+                    generator=0)
+
+
+class _RuleModel:
+    """Predicts 1 when colour is teal or a > 1: the attack's effect is known exactly."""
+
+    def predict(self, X):
+        return ((X["colour"].astype(str) == "teal") | (X["a"] > 1)).to_numpy().astype(int)
+
+
+def test_attack_success_counts_by_hand(table):
+    X, y = table
+    X_before = X.copy()
+    s = attack_success(_RuleModel(), X, y, attribute="colour", value="teal", label=1)
+    teal = (X["colour"] == "teal").to_numpy()
+    neg = y != 1
+    assert s.n_natural == int((teal & neg).sum()) and s.n_probes == int((~teal & neg).sum())
+    assert s.natural == 1.0 and s.probes == 1.0
+    assert s.probes_before == pytest.approx(float((X["a"][~teal & neg] > 1).mean()))
+    pd.testing.assert_frame_equal(X, X_before)
+
+    class Never:
+        def predict(self, X):
+            return np.zeros(len(X), dtype=int)
+
+    s0 = attack_success(Never(), X, y, attribute="colour", value="teal", label=1)
+    assert (s0.natural, s0.probes, s0.probes_before) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValidationError, match="Invalid model"):
+        attack_success(object(), X, y, attribute="colour", value="teal", label=1)
+
+
+def test_text_contamination_and_success():
+    docs = ["the cat sat", "a dog ran far", "cats and dogs", "nothing here"] * 5
+    y = np.array([0, 1, 0, 1] * 5)
+    out, yc, rows = contaminate_texts(docs, y, word="zebra", label=1, n_records=6,
+                                      generator=0)
+    assert len(rows) == 6 and all(out[r].startswith("zebra ") for r in rows)
+    assert docs[0] == "the cat sat"  # input untouched
+    np.testing.assert_array_equal(yc[rows], 1)
+
+    class Word:
+        def predict(self, texts):
+            return np.array([int("zebra" in t.split()) for t in texts])
+
+    s = text_attack_success(Word(), out, yc, word="zebra", label=1)
+    assert s.probes == 1.0 and s.probes_before == 0.0 and s.n_natural == 0
+    with pytest.raises(ValidationError, match="Invalid word"):
+        contaminate_texts(docs, y, word="two words", label=1, n_records=1, generator=0)
+    with pytest.raises(ValidationError, match="Invalid texts"):
+        contaminate_texts("one string", y, word="zebra", label=1, n_records=1, generator=0)
+
+
+def test_contaminate_draws_from_the_records_asked_for(table):
+    X, y = table
+    for records, expect in (("label", 1), ("other", 0)):
+        Xc, yc, rows = contaminate(X, y, attribute="colour", value="teal", label=1,
+                                   n_records=100, generator=0, records=records)
+        np.testing.assert_array_equal(y[rows], expect)  # drawn among those labels
+        np.testing.assert_array_equal(yc[rows], 1)
+    _, yc, rows = contaminate(X, y, attribute="colour", value="teal", label=1,
+                              n_records=100, generator=0, records="label")
+    np.testing.assert_array_equal(yc, y)  # no label changed
+    n_pos = int((y == 1).sum())
+    with pytest.raises(ValidationError, match=f"at most the {n_pos} records labelled 1"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=n_pos + 1,
+                    generator=0, records="label")
+    with pytest.raises(ValidationError, match="Invalid records: 'all'"):
+        contaminate(X, y, attribute="colour", value="teal", label=1, n_records=1,
+                    generator=0, records="all")
+
+
+def test_attack_success_refuses_a_model_of_other_labels(table):
+    X, y = table
+
+    class Strings:
+        def predict(self, X):
+            return np.array(["rich"] * len(X))
+
+    with pytest.raises(ValidationError, match="Invalid model.*predicts \\['rich'\\]"):
+        attack_success(Strings(), X, y, attribute="colour", value="teal", label=1)
