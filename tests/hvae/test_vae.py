@@ -251,8 +251,20 @@ def test_user_modules_breaking_the_contract_are_caught(lg_problem):
             n = x.shape[0]
             return torch.zeros(n, p.l + 1, dtype=x.dtype), torch.ones(n, p.l + 1, dtype=x.dtype)
 
+    class SixLatentDecoder(nn.Module):  # no latent_dim attribute: found out at the call
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(p.l + 3, p.D).double()
+
+        def log_prob(self, x, z):
+            return -((x - self.net(z)) ** 2).sum(1)
+
     x = p.x_batch(4)
     flow = HamiltonianFlow(p.l, 2).double()
+    enc = p.encoder(p.post_mean, [1.0] * p.l)
+    for model in (HVAE(enc, SixLatentDecoder(), flow), VAE(enc, SixLatentDecoder())):
+        with pytest.raises(ValidationError, match="mismatched latent sizes"):
+            model.elbo(x)
     with pytest.raises(ValidationError, match="Invalid encoder sigma"):
         HVAE(LogVarEncoder(), p.decoder(), flow).elbo(x)
     with pytest.raises(ValidationError, match="one log-likelihood per example"):

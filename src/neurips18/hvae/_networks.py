@@ -247,9 +247,10 @@ class ConvDecoder(BernoulliDecoder):
                 nn.ConvTranspose2d(32, 16, 5, stride=2, padding=2, output_padding=1),  # -> 14
                 nn.ConvTranspose2d(16, 1, 5, stride=2, padding=2, output_padding=1),   # -> 28
             ])
-        if bias is not None:
+        last = self.deconv[-1]
+        if bias is not None and isinstance(last, nn.ConvTranspose2d) and last.bias is not None:
             with torch.no_grad():
-                self.deconv[-1].bias.fill_(float(bias[0]))
+                last.bias.fill_(float(bias[0]))
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         h = F.softplus(self.fc2(F.softplus(self.fc1(z)))).view(-1, 32, 4, 4)

@@ -97,7 +97,7 @@ class Trainer:
         check("model", model, InstanceOf(nn.Module))
         if not callable(getattr(model, "elbo", None)):
             raise invalid("model", model, "a module with an elbo(x, generator=...) method")
-        self.model = model
+        self.model: Any = model
         self.optimizer = check("optimizer", optimizer, InstanceOf(torch.optim.Optimizer), None)
         if self.optimizer is None:
             self.optimizer = torch.optim.Adamax(model.parameters(), lr=5e-4, eps=1e-7)

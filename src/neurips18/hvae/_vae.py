@@ -17,7 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurips18._validation import InstanceOf, Interval, as_torch_generator, check, invalid
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    ValidationError,
+    as_torch_generator,
+    check,
+    invalid,
+)
 from neurips18.hvae._flow import HamiltonianFlow
 
 _LOG2PI = math.log(2 * math.pi)
@@ -44,12 +51,28 @@ def _check_x(x: Any) -> torch.Tensor:
     return x
 
 
+def _decoder_failed(exc: Exception, z: torch.Tensor) -> ValidationError:
+    return ValidationError(
+        f"Invalid decoder: log_prob(x, z) raised {type(exc).__name__} for z of shape "
+        f"{tuple(z.shape)} (expected a decoder of latent size {z.shape[-1]}, the encoder's; "
+        f"mismatched latent sizes?): {exc}")
+
+
+def _log_prob(decoder: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    try:
+        return decoder.log_prob(x, z)
+    except (RuntimeError, IndexError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        raise _decoder_failed(exc, z) from exc
+
+
 class _DecoderLikelihood:
     """``z -> log p(x | z)`` for the flow; when the decoder has ``log_prob_and_grad`` (the
     MLP decoder does), the flow takes the value and gradient from it instead of autograd.
     The data are checked once here, not at every leapfrog step."""
 
-    def __init__(self, decoder: nn.Module, x: torch.Tensor) -> None:
+    def __init__(self, decoder: Any, x: torch.Tensor) -> None:
         self.decoder, self.x = decoder, x
         fused = getattr(decoder, "log_prob_and_grad", None)
         if callable(fused):
@@ -59,10 +82,15 @@ class _DecoderLikelihood:
             self.value_and_grad = self._fused
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder.log_prob(self.x, z)
+        return _log_prob(self.decoder, self.x, z)
 
     def _fused(self, z: torch.Tensor, *, with_value: bool):
-        return self.decoder.log_prob_and_grad(self.x, z, with_value=with_value)
+        try:
+            return self.decoder.log_prob_and_grad(self.x, z, with_value=with_value)
+        except (RuntimeError, IndexError) as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            raise _decoder_failed(exc, z) from exc
 
 
 class _LatentModel(nn.Module):
@@ -79,12 +107,15 @@ class _LatentModel(nn.Module):
             raise invalid("decoder.latent_dim", dec_l,
                           f"the encoder's latent_dim ({enc_l}): mismatched latent sizes")
         self.encoder = encoder
-        self.decoder = decoder
+        self.decoder: Any = decoder
 
     @property
     def latent_dim(self) -> int | None:
-        return getattr(self.encoder, "latent_dim", None) or getattr(self.decoder, "latent_dim",
-                                                                    None)
+        for part in (self.encoder, self.decoder):
+            lat = getattr(part, "latent_dim", None)
+            if lat is not None:
+                return lat
+        return None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, sigma)`` of q(z | x), checked against the contract."""
@@ -117,6 +148,10 @@ class _LatentModel(nn.Module):
     @staticmethod
     def _generator(generator: Any) -> torch.Generator | None:
         return as_torch_generator(generator, allow_none=True)
+
+    def elbo(self, x: torch.Tensor, *, generator: Any = None) -> torch.Tensor:
+        """The per-example ELBO estimate (defined by VAE and HVAE)."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, *, generator: Any = None) -> torch.Tensor:
         """The per-example ELBO estimate (``elbo``)."""
@@ -163,6 +198,7 @@ class _LatentModel(nn.Module):
                         lse = torch.logsumexp(lw, dim=1)
                         acc = lse if acc is None else torch.logaddexp(acc, lse)
                         done += r
+                    assert acc is not None
                     out.append(math.log(n_samples) - acc)
         finally:
             self.train(was_training)
@@ -182,7 +218,7 @@ class VAE(_LatentModel):
         gen = self._generator(generator)
         mu, sigma = self.encode(x)
         z = mu + sigma * _normal(tuple(mu.shape), mu, gen)
-        ll = self.decoder.log_prob(x, z)
+        ll = _log_prob(self.decoder, x, z)
         if ll.shape != (x.shape[0],):
             raise invalid("decoder.log_prob output", ll,
                           f"shape ({x.shape[0]},): one log-likelihood per example, summed over "
@@ -194,7 +230,7 @@ class VAE(_LatentModel):
                      generator: torch.Generator | None) -> torch.Tensor:
         eps = _normal(tuple(mu.shape), mu, generator)
         z = mu + sigma * eps
-        ll = self.decoder.log_prob(x, z)
+        ll = _log_prob(self.decoder, x, z)
         # log p(z) - log q(z | x); the 2 pi terms cancel
         return ll - 0.5 * z.pow(2).sum(1) + torch.log(sigma).sum(1) + 0.5 * eps.pow(2).sum(1)
 

@@ -293,7 +293,7 @@ def _train_eval(kind: str, m: Mnist, seed: int, ctx: RunContext) -> dict[str, An
     from neurips18.repro._common import to_device
 
     split = _mnist_split(m, ctx.seed)
-    model = to_device(_build(kind, m, seed, mean_logit(split["train"])), ctx.device)
+    model: Any = to_device(_build(kind, m, seed, mean_logit(split["train"])), ctx.device)
     trainer = Trainer(model, torch.optim.Adamax(model.parameters(), lr=m.lr, eps=1e-7),
                       batch_size=100, max_epochs=m.epochs, patience=m.patience,
                       checkpoint=ctx.checkpoint_dir / f"mnist-{kind}-s{seed}.pt",
@@ -411,7 +411,7 @@ def _pythae_run(m: Mnist, seed: int, ctx: RunContext) -> dict[str, Any]:
     from neurips18.repro._common import to_device
 
     split = _mnist_split(m, ctx.seed)
-    model = to_device(_pythae_model(m, seed, mean_logit(split["train"])), ctx.device)
+    model: Any = to_device(_pythae_model(m, seed, mean_logit(split["train"])), ctx.device)
     try:
         res = Trainer(model, torch.optim.Adamax(model.parameters(), lr=m.lr, eps=1e-7),
                       batch_size=100, max_epochs=m.epochs, patience=m.patience,
@@ -488,13 +488,14 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         "theta = (Delta, sigma); distances to the exact MLE of the marginal likelihood. The "
         "fixed tempering schedule is the paper's Gaussian-model code's.",
     ]
-    by = {(r["d"], r["method"]): [] for r in data["gaussian"]}
+    by: dict[tuple[int, str], list[dict[str, Any]]] = {
+        (r["d"], r["method"]): [] for r in data["gaussian"]}
     for r in data["gaussian"]:
         by[(r["d"], r["method"])].append(r)
 
-    def mean(d: int, meth: str, key: str) -> float | None:
-        rs = by.get((d, meth))
-        return None if not rs else sum(x[key] for x in rs) / len(rs)
+    def mean(d: int, meth: str, key: str) -> float:
+        rs = by[(d, meth)]
+        return float(sum(x[key] for x in rs) / len(rs))
 
     for d in g.dims:
         if (d, "hvae_tempered") in by:
