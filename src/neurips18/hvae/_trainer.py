@@ -1,0 +1,288 @@
+"""Training by maximising the ELBO: minibatches, dynamic binarisation, early stopping on a
+validation ELBO, progress bars, and a checkpoint after every epoch that a later ``fit``
+resumes from (same data and settings give the same weights as an uninterrupted run)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    as_torch_generator,
+    check,
+    invalid,
+)
+
+_FORMAT = 1
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns. ``history`` has one entry per epoch run:
+    ``epoch``, ``train_elbo`` (mean over the epoch's minibatches, as trained), ``val_elbo``
+    (``None`` without validation data) and ``seconds`` (wall time of the epoch).
+    The model holds the weights of ``best_epoch`` (the last epoch without validation)."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_elbo: float | None = None
+    stopped_early: bool = False
+    resumed_from: int = 0
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    def seconds_per_epoch(self) -> float:
+        ts = [h["seconds"] for h in self.history if h.get("seconds") is not None]
+        return sum(ts) / len(ts) if ts else math.nan
+
+
+class Trainer:
+    """Train a :class:`~neurips18.hvae.VAE` or :class:`~neurips18.hvae.HVAE` (any module
+    with ``elbo(x, generator=...)`` returning one value per example) by minimising
+    ``-mean(elbo)`` over minibatches.
+
+    Parameters
+    ----------
+    model : nn.Module with ``elbo``
+    optimizer : torch.optim.Optimizer or None
+        Default: Adamax with lr 5e-4 and eps 1e-7 (the paper's settings).
+    batch_size : int
+        Default 100.
+    max_epochs : int
+    patience : int or None
+        Stop after this many epochs without a better validation ELBO (needs validation
+        data); the best epoch's weights are restored at the end. ``None``: no early stop.
+    binarize : bool
+        Dynamic binarisation: every minibatch is drawn as Bernoulli(pixel intensity) afresh
+        (default ``True``); the validation set, if given, is binarised once, statically.
+    checkpoint : path or None
+        File written (atomically) after every epoch; ``fit`` resumes from it when it exists
+        and matches the model, data and settings, and refuses one that does not.
+    progress : bool
+        tqdm progress bars (epochs, and minibatches within an epoch).
+    generator : torch.Generator or int
+        Source of every random draw (shuffling, binarisation, the ELBO's noise).
+    val_batch_size : int
+        Examples per validation ELBO evaluation (default 1000).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        batch_size: int = 100,
+        max_epochs: int = 100,
+        patience: int | None = None,
+        binarize: bool = True,
+        checkpoint: str | os.PathLike[str] | None = None,
+        progress: bool = True,
+        generator: Any = 0,
+        val_batch_size: int = 1000,
+    ) -> None:
+        check("model", model, InstanceOf(nn.Module))
+        if not callable(getattr(model, "elbo", None)):
+            raise invalid("model", model, "a module with an elbo(x, generator=...) method")
+        self.model: Any = model
+        self.optimizer = check("optimizer", optimizer, InstanceOf(torch.optim.Optimizer), None)
+        if self.optimizer is None:
+            self.optimizer = torch.optim.Adamax(model.parameters(), lr=5e-4, eps=1e-7)
+        self.batch_size = check("batch_size", batch_size, Interval(int, 1, None))
+        self.max_epochs = check("max_epochs", max_epochs, Interval(int, 1, None))
+        self.patience = check("patience", patience, Interval(int, 1, None), None)
+        self.binarize = check("binarize", binarize, Options({True, False}))
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.progress = check("progress", progress, Options({True, False}))
+        self.generator = as_torch_generator(generator)
+        self.val_batch_size = check("val_batch_size", val_batch_size, Interval(int, 1, None))
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _check_data(name: str, x: Any, binarize: bool) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
+            raise invalid(name, x, "a floating-point torch.Tensor of shape (n, ...)")
+        if x.dim() < 2 or x.shape[0] == 0:
+            raise invalid(name, x, "a non-empty batch of shape (n, ...)")
+        if not bool(torch.isfinite(x).all()):
+            raise invalid(name, x, "finite values")
+        if binarize and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+            raise invalid(name, x, "intensities in [0, 1] for binarisation")
+        return x
+
+    def _fingerprint(self, x_train: torch.Tensor, x_val: torch.Tensor | None) -> str:
+        h = hashlib.sha256()
+        for name, p in self.model.state_dict().items():
+            h.update(f"{name}:{tuple(p.shape)};".encode())
+        for t in (x_train, x_val):
+            if t is None:
+                h.update(b"none;")
+                continue
+            t = t.detach().cpu().contiguous()
+            h.update(f"{tuple(t.shape)}:{t.dtype};".encode())
+            h.update(t.reshape(-1)[:: max(1, t.numel() // 4096)].numpy().tobytes())
+            h.update(repr(float(t.double().sum())).encode())
+        h.update(f"{self.batch_size};{self.patience};{self.binarize};"
+                 f"{type(self.optimizer).__name__}".encode())
+        return h.hexdigest()
+
+    def _device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def _save(self, state: dict[str, Any]) -> None:
+        assert self.checkpoint is not None
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_name(f".{self.checkpoint.name}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def _load(self, fingerprint: str) -> dict[str, Any] | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+            raise invalid("checkpoint", str(self.checkpoint),
+                          f"a checkpoint written by Trainer ({type(exc).__name__}: {exc})"
+                          ) from None
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise invalid("checkpoint", str(self.checkpoint), "a checkpoint written by Trainer")
+        if state.get("fingerprint") != fingerprint:
+            raise invalid("checkpoint", str(self.checkpoint),
+                          "a checkpoint of this model, data, batch size, patience, "
+                          "binarisation and optimizer type (delete it to start afresh)")
+        return state
+
+    def _binarize(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.bernoulli(x, generator=self.generator) if self.binarize else x
+
+    @torch.no_grad()
+    def _validate(self, x_val: torch.Tensor, device: torch.device, seed: int) -> float:
+        was = self.model.training
+        self.model.eval()
+        gen = torch.Generator().manual_seed(seed)  # same noise at every epoch
+        total = 0.0
+        try:
+            for i in range(0, x_val.shape[0], self.val_batch_size):
+                xb = x_val[i:i + self.val_batch_size].to(device)
+                total += float(self.model.elbo(xb, generator=gen).double().sum())
+        finally:
+            self.model.train(was)
+        return total / x_val.shape[0]
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> TrainResult:
+        """Train on ``x_train`` (intensities in [0, 1] when binarising), early-stopping on
+        ``x_val`` if given. Resumes from ``checkpoint`` when it exists."""
+        from tqdm.auto import tqdm
+
+        x_train = self._check_data("x_train", x_train, self.binarize)
+        if x_val is not None:
+            x_val = self._check_data("x_val", x_val, self.binarize)
+            if x_val.shape[1:] != x_train.shape[1:]:
+                raise invalid("x_val", x_val, f"examples shaped like x_train's "
+                              f"{tuple(x_train.shape[1:])}")
+        if x_train.shape[0] < self.batch_size:
+            raise invalid("x_train", x_train, f"at least batch_size = {self.batch_size} "
+                          "examples")
+        if self.patience is not None and x_val is None:
+            raise invalid("patience", self.patience, "None when no validation data is given")
+        device = self._device()
+        fingerprint = self._fingerprint(x_train, x_val)
+        state = self._load(fingerprint)
+        result = TrainResult()
+        if state is None:
+            start = 0
+            val_seed = int(torch.randint(0, 2 ** 62, (1,), generator=self.generator))
+            best_state = None
+            bad_epochs = 0
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.generator.set_state(state["generator"])
+            start = int(state["epoch"])
+            val_seed = int(state["val_seed"])
+            best_state = state["best_model"]
+            bad_epochs = int(state["bad_epochs"])
+            result.history = list(state["history"])
+            result.best_epoch = int(state["best_epoch"])
+            result.best_val_elbo = state["best_val_elbo"]
+            result.stopped_early = bool(state["stopped_early"])
+            result.resumed_from = start
+        x_val_bin = None
+        if x_val is not None:  # static binarisation, reproducible from the seed
+            x_val_bin = (torch.bernoulli(x_val, generator=torch.Generator().manual_seed(
+                val_seed + 1)) if self.binarize else x_val)
+        n = x_train.shape[0]
+        n_batches = n // self.batch_size
+        epochs = tqdm(range(start + 1, self.max_epochs + 1), desc="epochs", leave=False,
+                      disable=not self.progress or result.stopped_early,
+                      initial=start, total=self.max_epochs)
+        self.model.train()
+        for epoch in epochs:
+            if result.stopped_early:
+                break
+            t0 = time.perf_counter()
+            perm = torch.randperm(n, generator=self.generator)
+            total = torch.zeros((), dtype=torch.float64)
+            batches = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False,
+                           disable=not self.progress)
+            for b in batches:
+                idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                xb = self._binarize(x_train[idx]).to(device)
+                self.optimizer.zero_grad(set_to_none=True)
+                elbo = self.model.elbo(xb, generator=self.generator).mean()
+                if not bool(torch.isfinite(elbo)):
+                    raise FloatingPointError(
+                        f"non-finite ELBO ({float(elbo.detach())}) at epoch {epoch}, "
+                        f"minibatch {b + 1}: lower the learning rate or the flow's "
+                        "max_step_size, or set its grad_clip")
+                (-elbo).backward()
+                self.optimizer.step()
+                total += elbo.detach().double().cpu()
+            train_elbo = float(total) / n_batches
+            val = None if x_val_bin is None else self._validate(x_val_bin, device, val_seed)
+            if val is None:
+                result.best_epoch = epoch
+            elif result.best_val_elbo is None or val > result.best_val_elbo:
+                result.best_epoch, result.best_val_elbo = epoch, val
+                best_state = copy.deepcopy({k: v.detach().cpu()
+                                            for k, v in self.model.state_dict().items()})
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+                if self.patience is not None and bad_epochs >= self.patience:
+                    result.stopped_early = True
+            result.history.append({"epoch": epoch, "train_elbo": train_elbo, "val_elbo": val,
+                                   "seconds": time.perf_counter() - t0})
+            epochs.set_postfix(train=f"{train_elbo:.2f}",
+                               val="-" if val is None else f"{val:.2f}")
+            if self.checkpoint is not None:
+                self._save({
+                    "format": _FORMAT, "fingerprint": fingerprint, "epoch": epoch,
+                    "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "generator": self.generator.get_state(), "val_seed": val_seed,
+                    "best_model": best_state, "bad_epochs": bad_epochs,
+                    "history": result.history, "best_epoch": result.best_epoch,
+                    "best_val_elbo": result.best_val_elbo,
+                    "stopped_early": result.stopped_early,
+                })
+        epochs.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return result

@@ -1,0 +1,163 @@
+"""The trainer: resuming a checkpoint gives the weights of an uninterrupted run; early
+stopping restores the best epoch; bad input and mismatched checkpoints are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurips18._validation import ValidationError
+from neurips18.hvae import HVAE, VAE, HamiltonianFlow, MLPDecoder, MLPEncoder, Trainer
+
+
+def _data(n=240, d=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(3, d, generator=g)
+    return protos[torch.randint(0, 3, (n,), generator=g)].clamp(0.05, 0.95)
+
+
+def _model(kind="hvae", seed=0):
+    enc = MLPEncoder(3, input_dim=20, hidden=(16,), generator=seed)
+    dec = MLPDecoder(3, output_dim=20, hidden=(16,), generator=seed + 1)
+    if kind == "vae":
+        return VAE(enc, dec)
+    return HVAE(enc, dec, HamiltonianFlow(3, 2, tempering="free"))
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["vae", "hvae"])
+def test_resumed_training_equals_uninterrupted(kind, tmp_path):
+    x, xv = _data(), _data(60, seed=1)
+    full = _model(kind)
+    res_full = Trainer(full, batch_size=20, max_epochs=3, patience=5, progress=False,
+                       generator=7).fit(x, xv)
+
+    ckpt = tmp_path / "run.pt"
+    part = _model(kind)
+    Trainer(part, batch_size=20, max_epochs=1, patience=5, progress=False, generator=7,
+            checkpoint=ckpt).fit(x, xv)
+    # a new process: a freshly initialised model (other weights), a new trainer
+    resumed = _model(kind, seed=123)
+    res = Trainer(resumed, batch_size=20, max_epochs=3, patience=5, progress=False,
+                  generator=99, checkpoint=ckpt).fit(x, xv)
+    assert res.resumed_from == 1 and res.epochs_run == 3
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    strip = [{k: v for k, v in h.items() if k != "seconds"} for h in res.history]
+    assert strip == [{k: v for k, v in h.items() if k != "seconds"} for h in res_full.history]
+    # running the finished command again trains nothing and returns the same state
+    again = _model(kind, seed=5)
+    res2 = Trainer(again, batch_size=20, max_epochs=3, patience=5, progress=False,
+                   checkpoint=ckpt).fit(x, xv)
+    assert res2.resumed_from == 3 and all(torch.equal(a[k], _weights(again)[k]) for k in a)
+
+
+def test_interrupted_mid_epoch_resumes_from_the_last_epoch(tmp_path, monkeypatch):
+    x = _data()
+    ckpt = tmp_path / "c.pt"
+    ref = _model()
+    Trainer(ref, batch_size=20, max_epochs=2, progress=False, generator=3).fit(x)
+    model = _model()
+    calls = {"n": 0}
+    real = HVAE.elbo
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 12 + 5:  # epoch 2, minibatch 5
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(HVAE, "elbo", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(model, batch_size=20, max_epochs=2, progress=False, generator=3,
+                checkpoint=ckpt).fit(x)
+    monkeypatch.setattr(HVAE, "elbo", real)
+    model2 = _model(seed=9)
+    res = Trainer(model2, batch_size=20, max_epochs=2, progress=False, generator=3,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1
+    a, b = _weights(ref), _weights(model2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    x, xv = _data(), _data(60, seed=1)
+    model = _model("vae")
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)  # large steps: validation gets worse
+    res = Trainer(model, opt, batch_size=20, max_epochs=40, patience=2, progress=False,
+                  generator=0).fit(x, xv)
+    vals = [h["val_elbo"] for h in res.history]
+    assert res.best_val_elbo == max(vals)
+    assert res.best_epoch == 1 + vals.index(max(vals))
+    if res.stopped_early:
+        assert res.epochs_run == res.best_epoch + 2
+    # the model holds the best epoch's weights: its validation ELBO is the best one
+    tr = Trainer(model, batch_size=20, progress=False)
+    xv_bin = torch.bernoulli(xv, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(model.elbo(xv_bin, generator=0)).all()
+    assert tr.max_epochs == 100
+
+
+def test_trainer_refuses_bad_input_and_foreign_checkpoints(tmp_path):
+    x = _data()
+    model = _model()
+    with pytest.raises(ValidationError, match="Invalid x_train"):
+        Trainer(model, progress=False).fit(x * 2)
+    with pytest.raises(ValidationError, match="Invalid x_train"):
+        Trainer(model, progress=False).fit(torch.full((200, 20), float("nan")))
+    with pytest.raises(ValidationError, match="Invalid x_train"):
+        Trainer(model, batch_size=500, progress=False).fit(x)
+    with pytest.raises(ValidationError, match="Invalid patience"):
+        Trainer(model, patience=3, progress=False).fit(x)
+    with pytest.raises(ValidationError, match="Invalid x_val"):
+        Trainer(model, progress=False).fit(x, torch.rand(10, 7))
+    with pytest.raises(ValidationError, match="Invalid batch_size"):
+        Trainer(model, batch_size=0)
+    with pytest.raises(ValidationError, match="Invalid model"):
+        Trainer(torch.nn.Linear(2, 2))
+    ckpt = tmp_path / "c.pt"
+    Trainer(model, batch_size=20, max_epochs=1, progress=False, checkpoint=ckpt).fit(x)
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):  # other data
+        Trainer(_model(), batch_size=20, max_epochs=2, progress=False,
+                checkpoint=ckpt).fit(_data(seed=5))
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):  # other batch size
+        Trainer(_model(), batch_size=40, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):
+        Trainer(_model(), batch_size=20, progress=False, checkpoint=ckpt).fit(x)
+
+
+def test_non_finite_elbo_stops_with_a_clear_error():
+    x = _data()
+    model = _model("vae")
+    with torch.no_grad():
+        model.decoder.out.weight.fill_(float("inf"))
+    with pytest.raises(FloatingPointError, match="non-finite ELBO"):
+        Trainer(model, batch_size=20, max_epochs=1, progress=False).fit(x)
+
+
+def test_dynamic_binarisation_draws_fresh_pixels_and_training_improves():
+    x = _data(200)
+    model = _model()
+    seen = []
+    real = HVAE.elbo
+
+    def spy(self, xb, **k):
+        seen.append(xb.clone())
+        return real(self, xb, **k)
+
+    HVAE.elbo = spy
+    try:
+        Trainer(model, batch_size=200, max_epochs=2, progress=False, generator=0).fit(x)
+    finally:
+        HVAE.elbo = real
+    assert all(set(torch.unique(b).tolist()) <= {0.0, 1.0} for b in seen)
+    # column sums do not depend on the order: they differ because the pixels are redrawn
+    assert not torch.equal(seen[0].sum(0), seen[1].sum(0))
+    assert abs(float(seen[0].mean() - x.mean())) < 0.02
+    vae = _model("vae")
+    res = Trainer(vae, batch_size=20, max_epochs=5, progress=False, generator=1).fit(x)
+    assert res.history[-1]["train_elbo"] > res.history[0]["train_elbo"]

@@ -1,0 +1,275 @@
+"""VAE and HVAE estimators on a linear-Gaussian model, where the evidence and the flow's
+ELBO are known in closed form (computed here independently, with NumPy matrices), and the
+encoder/decoder contract with user modules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from neurips18._validation import ValidationError
+from neurips18.hvae import HVAE, VAE, HamiltonianFlow, MLPDecoder, MLPEncoder
+
+
+def _affine_flow(problem, flow):
+    """The flow on a quadratic potential is affine in (z_0, rho_0): its matrices, built
+    step by step in NumPy. Returns (M, m) with y_K = M y_0 + m, y = (z, rho)."""
+    l, W, s = problem.l, problem.W, problem.s
+    A = np.eye(l) + W.T @ W / s ** 2                     # grad U(z) = A z - c
+    c = W.T @ (problem.x - problem.b) / s ** 2
+    eps = flow.step_sizes.detach().double().numpy()
+    alpha = np.exp(flow.log_alphas().detach().double().numpy())
+    M, m = np.eye(2 * l), np.zeros(2 * l)
+    I, Z = np.eye(l), np.zeros((l, l))
+    for k in range(flow.n_leapfrog):
+        E = np.diag(eps[k])
+        half = (np.block([[I, Z], [-0.5 * E @ A, I]]), np.concatenate([np.zeros(l), 0.5 * E @ c]))
+        drift = (np.block([[I, E], [Z, I]]), np.zeros(2 * l))
+        temper = (np.block([[I, Z], [Z, alpha[k] * I]]), np.zeros(2 * l))
+        for Ms, ms in (half, drift, half, temper):
+            M, m = Ms @ M, Ms @ m + ms
+    return M, m
+
+
+def _exact_flow_elbo(problem, flow, mu, sigma):
+    """E[log p(x, z_K) + log N(rho_K)] + H[q(z_0)] + H[N(gamma)] with (z_K, rho_K) Gaussian."""
+    l = problem.l
+    M, m = _affine_flow(problem, flow)
+    beta0 = float(flow.beta0)
+    S0 = np.block([[np.diag(sigma), np.zeros((l, l))],
+                   [np.zeros((l, l)), np.eye(l) / math.sqrt(beta0)]])
+    T = M @ S0
+    t = M @ np.concatenate([mu, np.zeros(l)]) + m
+    cov = T @ T.T
+    tz, tr = t[:l], t[l:]
+    Czz, Crr = cov[:l, :l], cov[l:, l:]
+    W, b, s, x, D = problem.W, problem.b, problem.s, problem.x, problem.D
+    resid = x - W @ tz - b
+    e_ll = -0.5 * (resid @ resid + np.trace(W @ Czz @ W.T)) / s ** 2 - D * math.log(s) \
+        - 0.5 * D * math.log(2 * math.pi)
+    e_prior = -0.5 * (tz @ tz + np.trace(Czz)) - 0.5 * l * math.log(2 * math.pi)
+    e_mom = -0.5 * (tr @ tr + np.trace(Crr)) - 0.5 * l * math.log(2 * math.pi)
+    entropy = np.log(sigma).sum() + l * (1 + math.log(2 * math.pi))  # q(z_0) and N(gamma)
+    return e_ll + e_prior + e_mom + entropy, (M, m, S0)
+
+
+def _independent_mc_elbo(problem, flow, mu, sigma, n, seed):
+    """The same ELBO by Monte Carlo through the NumPy affine map, with the exact base
+    densities (no analytic replacement of any term)."""
+    l = problem.l
+    _, (M, m, S0) = _exact_flow_elbo(problem, flow, mu, sigma)
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, 2 * l))
+    y = (base @ S0.T + np.concatenate([mu, np.zeros(l)])) @ M.T + m
+    zK, rK = y[:, :l], y[:, l:]
+    W, b, s, x, D = problem.W, problem.b, problem.s, problem.x, problem.D
+    r = x - zK @ W.T - b
+    log_joint = (-0.5 * (r * r).sum(1) / s ** 2 - D * math.log(s) - 0.5 * D * math.log(2 * math.pi)
+                 - 0.5 * (zK * zK).sum(1) - 0.5 * (rK * rK).sum(1) - l * math.log(2 * math.pi))
+    log_q = (-0.5 * (base * base).sum(1) - np.log(sigma).sum() - l * math.log(2 * math.pi))
+    w = log_joint - log_q
+    return w.mean(), w.std() / math.sqrt(n)
+
+
+@pytest.mark.parametrize("tempering", ["none", "fixed", "free"])
+def test_hvae_elbo_matches_closed_form_and_stays_below_the_evidence(lg_problem, tempering):
+    p = lg_problem
+    mu = p.post_mean + 0.3
+    sigma = np.sqrt(np.diag(p.post_cov)) * 1.5
+    flow = HamiltonianFlow(p.l, 4, tempering=tempering, step_size_init=0.15,
+                           beta0_init=None if tempering == "none" else 0.5).double()
+    model = HVAE(p.encoder(mu, sigma), p.decoder(), flow)
+    n = 40_000
+    with torch.no_grad():
+        est = model.elbo(p.x_batch(n), generator=0).numpy()
+    exact, _ = _exact_flow_elbo(p, flow, mu, sigma)
+    mc, mc_se = _independent_mc_elbo(p, flow, mu, sigma, 200_000, seed=1)
+    log_px = p.log_evidence()
+    se = est.std() / math.sqrt(n)
+    assert abs(est.mean() - exact) < 4 * se, (est.mean(), exact, se)
+    assert abs(est.mean() - mc) < 4 * math.hypot(se, mc_se)
+    assert exact < log_px                                   # a lower bound
+    assert est.mean() + 4 * se < log_px
+    assert abs(exact - log_px) > 10 * se                   # the test can tell them apart
+
+
+def test_vae_elbo_matches_closed_form(lg_problem):
+    p = lg_problem
+    mu, sigma = p.post_mean - 0.2, np.sqrt(np.diag(p.post_cov)) * 0.7
+    model = VAE(p.encoder(mu, sigma), p.decoder()).double()
+    with torch.no_grad():
+        est = model.elbo(p.x_batch(40_000), generator=0).numpy()
+    W, b, s, x, D, l = p.W, p.b, p.s, p.x, p.D, p.l
+    r = x - W @ mu - b
+    e_ll = (-0.5 * (r @ r + np.trace(W @ np.diag(sigma ** 2) @ W.T)) / s ** 2 - D * math.log(s)
+            - 0.5 * D * math.log(2 * math.pi))
+    kl = 0.5 * (mu @ mu + (sigma ** 2).sum() - l - 2 * np.log(sigma).sum())
+    assert abs(est.mean() - (e_ll - kl)) < 4 * est.std() / math.sqrt(len(est))
+    assert e_ll - kl < p.log_evidence()
+
+
+@pytest.mark.parametrize("kind", ["vae", "hvae"])
+def test_nll_converges_to_the_exact_evidence(lg_problem, kind):
+    p = lg_problem
+    mu, sigma = p.post_mean + 0.4, np.sqrt(np.diag(p.post_cov)) * 1.3
+    enc, dec = p.encoder(mu, sigma), p.decoder()
+    if kind == "vae":
+        model = VAE(enc, dec)
+    else:
+        model = HVAE(enc, dec, HamiltonianFlow(p.l, 3, tempering="fixed", step_size_init=0.1,
+                                               beta0_init=0.7).double())
+    exact = -p.log_evidence()
+    x = p.x_batch(64)  # 64 independent estimates per sample size
+    errors = []
+    for s in (1, 10, 100, 2000):
+        est = model.nll(x, n_samples=s, batch_size=50_000, generator=s).numpy()
+        errors.append(abs(est.mean() - exact))
+    # importance sampling: the bias falls with the number of samples
+    assert errors[0] > errors[1] > errors[3]
+    assert errors[3] < 0.01
+    assert errors[0] > 0.05
+
+
+def test_nll_batching_and_generator(lg_problem):
+    p = lg_problem
+    model = VAE(p.encoder(p.post_mean, np.sqrt(np.diag(p.post_cov))), p.decoder())
+    x = p.x_batch(5)
+    a = model.nll(x, n_samples=100, batch_size=30, generator=3)
+    b = model.nll(x, n_samples=100, batch_size=30, generator=3)
+    assert torch.equal(a, b) and a.shape == (5,)
+    # samples split in chunks (running log-sum-exp): the same estimator, other draws
+    x = p.x_batch(400)
+    a = model.nll(x, n_samples=100, batch_size=30_000, generator=3)
+    c = model.nll(x, n_samples=100, batch_size=7, generator=4)
+    se = math.sqrt(float(a.var() + c.var()) / 400)
+    assert abs(float(a.mean() - c.mean())) < 4 * se
+
+
+def test_a_user_encoder_and_decoder_work_with_mlp_flows():
+    """Any module with the documented contract: here plain nn.Modules, no base class."""
+
+    class Enc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(10, 4)
+
+        def forward(self, x):
+            h = self.net(x)
+            return h[:, :2], nn.functional.softplus(h[:, 2:]) + 1e-3
+
+    class Dec(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 10))
+
+        def log_prob(self, x, z):
+            return -nn.functional.binary_cross_entropy_with_logits(
+                self.net(z), x, reduction="none").sum(-1)
+
+    torch.manual_seed(0)
+    model = HVAE(Enc(), Dec(), HamiltonianFlow(2, 3, tempering="free"))
+    x = torch.bernoulli(torch.full((32, 10), 0.3), generator=torch.Generator().manual_seed(1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        loss = -model.elbo(x, generator=2).mean()
+        loss.backward()
+        opt.step()
+        first = float(loss) if first is None else first
+    assert float(loss) < first - 1.0
+    assert torch.isfinite(model.nll(x, n_samples=20, generator=0)).all()
+
+
+def test_global_rng_is_untouched_with_generators():
+    state = torch.random.get_rng_state()
+    enc = MLPEncoder(3, input_dim=8, hidden=(5,), generator=0)
+    dec = MLPDecoder(3, output_dim=8, hidden=(5,), generator=1)
+    model = HVAE(enc, dec, HamiltonianFlow(3, 2))
+    x = torch.bernoulli(torch.full((4, 8), 0.5), generator=torch.Generator().manual_seed(0))
+    e1 = model.elbo(x, generator=4)
+    model.nll(x, n_samples=5, generator=5)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(e1, model.elbo(x, generator=4))
+    enc2 = MLPEncoder(3, input_dim=8, hidden=(5,), generator=0)
+    assert all(torch.equal(a, b) for a, b in zip(enc.parameters(), enc2.parameters(),
+                                                  strict=True))
+
+
+def _mlp(l=4, d=12):
+    return (MLPEncoder(l, input_dim=d, hidden=(6,), generator=0),
+            MLPDecoder(l, output_dim=d, hidden=(6,), generator=1))
+
+
+def test_bad_inputs_get_clear_errors():
+    enc, dec = _mlp()
+    model = HVAE(enc, dec, HamiltonianFlow(4, 2))
+    vae = VAE(enc, dec)
+    x = torch.bernoulli(torch.full((3, 12), 0.5), generator=torch.Generator().manual_seed(0))
+    for m in (model, vae):
+        with pytest.raises(ValidationError, match=r"Invalid x: .*\[0, 1\]"):
+            m.elbo(x * 3)
+        with pytest.raises(ValidationError, match="Invalid x: .*NaN"):
+            m.elbo(torch.full((3, 12), float("nan")))
+        with pytest.raises(ValidationError, match="Invalid x"):
+            m.elbo(torch.zeros(0, 12))
+        with pytest.raises(ValidationError, match="Invalid x"):
+            m.elbo(x.numpy())
+        with pytest.raises(ValidationError, match="Invalid n_samples"):
+            m.nll(x, n_samples=0)
+        with pytest.raises(ValidationError, match="Invalid generator"):
+            m.elbo(x, generator=-1)
+    before = x.clone()
+    model.elbo(x, generator=0)
+    assert torch.equal(x, before)  # nothing the user passes is modified
+    with pytest.raises(ValidationError, match="mismatched latent sizes"):
+        HVAE(enc, dec, HamiltonianFlow(5, 2))
+    with pytest.raises(ValidationError, match="mismatched latent sizes"):
+        VAE(MLPEncoder(3, input_dim=12), dec)
+    with pytest.raises(ValidationError, match="log_prob"):
+        VAE(enc, nn.Linear(4, 12))
+
+
+def test_user_modules_breaking_the_contract_are_caught(lg_problem):
+    p = lg_problem
+
+    class LogVarEncoder(nn.Module):  # returns a log-variance where sigma is expected
+        def forward(self, x):
+            n = x.shape[0]
+            return torch.zeros(n, p.l, dtype=x.dtype), torch.full((n, p.l), -1.0, dtype=x.dtype)
+
+    class PerPixelDecoder(nn.Module):  # forgets to sum over the data dimensions
+        def log_prob(self, x, z):
+            return -(x - z.sum(1, keepdim=True)) ** 2
+
+    class WrongLatentEncoder(nn.Module):
+        def forward(self, x):
+            n = x.shape[0]
+            return torch.zeros(n, p.l + 1, dtype=x.dtype), torch.ones(n, p.l + 1, dtype=x.dtype)
+
+    class SixLatentDecoder(nn.Module):  # no latent_dim attribute: found out at the call
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Linear(p.l + 3, p.D).double()
+
+        def log_prob(self, x, z):
+            return -((x - self.net(z)) ** 2).sum(1)
+
+    x = p.x_batch(4)
+    flow = HamiltonianFlow(p.l, 2).double()
+    enc = p.encoder(p.post_mean, [1.0] * p.l)
+    for model in (HVAE(enc, SixLatentDecoder(), flow), VAE(enc, SixLatentDecoder())):
+        with pytest.raises(ValidationError, match="mismatched latent sizes"):
+            model.elbo(x)
+    with pytest.raises(ValidationError, match="Invalid encoder sigma"):
+        HVAE(LogVarEncoder(), p.decoder(), flow).elbo(x)
+    with pytest.raises(ValidationError, match="one log-likelihood per example"):
+        HVAE(p.encoder(p.post_mean, [1.0] * p.l), PerPixelDecoder(), flow).elbo(x)
+    with pytest.raises(ValidationError, match="one log-likelihood per example"):
+        VAE(p.encoder(p.post_mean, [1.0] * p.l), PerPixelDecoder()).elbo(x)
+    with pytest.raises(ValidationError, match="mismatched latent sizes"):
+        HVAE(WrongLatentEncoder(), p.decoder(), flow).elbo(x)
