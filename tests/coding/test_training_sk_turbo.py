@@ -26,8 +26,9 @@ _KW = dict(block_length=10, hidden=6, calibration_blocks=500, progress=False,
 def test_training_learns_and_records():
     m = train_deepcode(0.0, schedule=_SCHED, generator=5, **_KW)
     rec = m.training_record
-    assert rec["schedule"] == [{"blocks": 384, "batch_size": 32, "lr": 0.02},
-                               {"blocks": 384, "batch_size": 64, "lr": 0.002}]
+    assert rec["schedule"] == [{"blocks": 384, "batch_size": 32, "lr": 0.02, "snr_offset_db": 0.0},
+                               {"blocks": 384, "batch_size": 64, "lr": 0.002,
+                                "snr_offset_db": 0.0}]
     assert rec["steps"] == 18 and rec["snr_db"] == 0.0 and rec["torch"] == torch.__version__
     curve = rec["loss_curve"][0]
     assert curve[-1] < curve[0]
@@ -63,7 +64,22 @@ def test_resume_equals_uninterrupted_and_truncated_schedule(tmp_path, monkeypatc
         train_deepcode(1.0, schedule=_SCHED, generator=1, checkpoint=ck, **_KW)
 
 
+def test_snr_offset_phase_trains_on_the_shifted_channel():
+    # a phase at offset -1 dB is training at 1 dB below the target: the same parameters as a
+    # run for the lower SNR (only the final calibration, at the target SNR, differs)
+    kw = {**_KW, "calibration_blocks": 50}
+    shifted = train_deepcode(0.5, schedule=[(96, 32, 0.02, -1.0)], generator=3, **kw)
+    lower = train_deepcode(-0.5, schedule=[(96, 32, 0.02)], generator=3, **kw)
+    target = train_deepcode(0.5, schedule=[(96, 32, 0.02)], generator=3, **kw)
+    p_s, p_l, p_t = (dict(m.named_parameters()) for m in (shifted, lower, target))
+    assert all(torch.equal(p_s[k], p_l[k]) for k in p_s)
+    assert not all(torch.equal(p_s[k], p_t[k]) for k in p_s)
+    assert shifted.training_record["schedule"][0]["snr_offset_db"] == -1.0
+
+
 def test_training_bad_arguments():
+    with pytest.raises(ValidationError, match="snr_offset_db"):
+        TrainingPhase(10, 5, 0.01, math.nan)
     with pytest.raises(ValidationError, match="snr_db"):
         train_deepcode(math.nan, generator=0)
     with pytest.raises(ValidationError, match="lr"):

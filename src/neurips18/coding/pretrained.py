@@ -47,7 +47,7 @@ def load_pretrained(snr_db: float):  # type: ignore[no-untyped-def]
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from neurips18.coding._training import train_deepcode
+    from neurips18.coding._training import SCHEDULES, train_deepcode
 
     ap = argparse.ArgumentParser(prog="python -m neurips18.coding.pretrained",
                                  description="Train a Deepcode model (noiseless feedback).")
@@ -56,11 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="long",
+                    help="a named schedule of neurips18.coding._training (default: long, "
+                         "the one of the shipped models)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = train_deepcode(args.snr_db, generator=args.seed, checkpoint=args.checkpoint,
-                           progress=not args.no_progress)
+                           schedule=SCHEDULES[args.schedule], progress=not args.no_progress)
     tmp = args.out + ".tmp"
     model.save(tmp)
     os.replace(tmp, args.out)
