@@ -71,8 +71,6 @@ def enabled(switch: str) -> bool:
     return os.environ.get(switch, "1") != "0"
 
 
-
-
 def _build(source: str, name: str, cc: str, flags: Sequence[str], libs: Sequence[str],
            target: Path) -> str | None:
     """Compile ``source`` into ``target``; None on success, else the command and its output."""
