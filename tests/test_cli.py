@@ -137,3 +137,42 @@ def test_version_and_list_from_another_directory(tmp_path):
     committed = [p.name for p in (REPO / "results").iterdir() if (p / "meta.json").exists()]
     assert committed and all(f"full: " in line for line in r.stdout.splitlines()
                              if line.split()[:1] and line.split()[0] in committed)
+
+
+def _data_without_timings(path: Path) -> dict:
+    res = json.loads(path.read_text())
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if not k.endswith("seconds")}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    return strip(res["data"])
+
+
+def test_papers_in_parallel_processes_give_the_sequential_results(tmp_path):
+    papers = ["mrs", "dp_kmeans"]
+    seq = _run("reproduce", *papers, "--profile", "smoke", "--out", str(tmp_path / "seq"),
+               "--jobs", "1", cwd=tmp_path)
+    par = _run("reproduce", *papers, "--profile", "smoke", "--out", str(tmp_path / "par"),
+               "--jobs", "2", cwd=tmp_path)
+    assert seq.returncode == par.returncode, (seq.stdout[-2000:], par.stdout[-2000:])
+    assert "2 at a time" in par.stdout
+    # each paper's table is printed whole and in the order asked for, then one summary
+    assert par.stdout.index("== mrs (smoke) ==") < par.stdout.index("== dp_kmeans (smoke) ==")
+    assert par.stdout.count("== summary ==") == 1
+    rows = {line.split()[0]: line.split()[1:4] for line in par.stdout.splitlines()
+            if line.split()[:1] in (["mrs"], ["dp_kmeans"])}
+    for name in papers:
+        res = json.loads((tmp_path / "par" / name / "result.json").read_text())
+        s = res["summary"]
+        assert rows[name] == [str(s["pass"]), str(s["fail"]), str(s["no-reference"])]
+        assert _data_without_timings(tmp_path / "par" / name / "result.json") == \
+            _data_without_timings(tmp_path / "seq" / name / "result.json")
+
+
+def test_jobs_must_be_positive():
+    r = _run("reproduce", "all", "--jobs", "0")
+    assert r.returncode == 2 and "--jobs must be a positive integer" in r.stderr

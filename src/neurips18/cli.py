@@ -12,7 +12,7 @@ import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -38,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="local runs directory, as written by `reproduce` (default: runs)")
 
     rp = sub.add_parser("reproduce", help="run a paper's reproduction and print the comparison")
-    rp.add_argument("paper", help="a paper name from `neurips18 list`, or `all`")
+    rp.add_argument("paper", nargs="+",
+                    help="one or more paper names from `neurips18 list`, or `all`")
     rp.add_argument("--profile", default="quick",
                     help="smoke (seconds), quick (the main job) or full (the committed results)")
     rp.add_argument("--out", default=None,
@@ -50,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--threads", type=int, default=None,
                     help="override the profile's thread count (recorded in meta.json)")
     rp.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    rp.add_argument("--jobs", type=int, default=None,
+                    help="with `all`: papers run at once, each in its own process (default: "
+                         "the CPUs this process may use); every paper keeps its profile's "
+                         "thread count, so the results do not depend on --jobs")
 
     rj = sub.add_parser("rejudge", help="rebuild verdicts and table.md from a result.json "
                                         "without rerunning")
@@ -122,7 +127,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         return _err(f"--threads must be in [1, 256], got {args.threads}")
     if args.out is None:
         args.out = str(Path("runs") / args.profile)
-    names = registry.module_names() if args.paper == "all" else [args.paper]
+    names = (registry.module_names() if "all" in args.paper
+             else list(dict.fromkeys(args.paper)))
     try:
         for name in names:
             registry.get(name).config(args.profile)
@@ -134,6 +140,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         harness.check_writable(Path(args.out))
     except harness.OutputDirError as exc:
         return _err(str(exc))
+
+    jobs = args.jobs if args.jobs is not None else _usable_cpus()
+    if jobs < 1:
+        return _err(f"--jobs must be a positive integer, got {jobs}")
+    if len(names) > 1 and jobs > 1:
+        return _reproduce_in_processes(names, args, min(jobs, len(names)))
 
     summary: list[tuple[str, ...]] = []
     any_fail = False
@@ -165,15 +177,121 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         summary.append((name, str(counts["pass"]), str(counts["fail"]),
                         str(counts["no-reference"]), f"{res.wall_time_s:.1f}",
                         ("FAIL" if counts["fail"] else "ok") + resumed))
-    print("\n== summary ==")
+    _print_summary(summary, Path(args.out))
+    if data_error:
+        return EXIT_USAGE
+    return EXIT_FAIL if any_fail else EXIT_OK
+
+
+_SUMMARY_HEADER = "\n== summary =="
+
+
+def _print_summary(summary: list[tuple[str, ...]], out: Path) -> None:
+    print(_SUMMARY_HEADER)
     header = ("paper", "pass", "fail", "no-ref", "wall s", "status")
     w = [max(len(r[i]) for r in [header, *summary]) for i in range(len(header))]
     for r in [header, *summary]:
         print("  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r)).rstrip())
-    print(f"results: {Path(args.out).resolve()}")
-    if data_error:
+    print(f"results: {out.resolve()}")
+
+
+def _usable_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: int) -> int:
+    """Run each paper in a child ``neurips18 reproduce <paper>`` (at most ``jobs`` at once) and
+    print each one's output, in the registry's order, as soon as it and those before it are
+    done. The children are the sequential command itself, so every paper computes exactly
+    what it computes alone."""
+    import subprocess
+    import tempfile
+    import time
+
+    base = [sys.executable, "-m", "neurips18.cli", "reproduce", "--profile", args.profile,
+            "--out", args.out, "--seed", str(args.seed), "--device", args.device,
+            "--jobs", "1"]
+    if args.threads is not None:
+        base += ["--threads", str(args.threads)]
+    if args.no_progress or not sys.stderr.isatty():
+        base.append("--no-progress")
+    print(f"running {len(names)} papers, {jobs} at a time (each in its own process)",
+          flush=True)
+    logs = tempfile.TemporaryDirectory(prefix="neurips18-reproduce-")
+    running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
+    codes: dict[str, int] = {}
+    waiting = list(names)
+    printed = 0
+    summary: list[tuple[str, ...]] = []
+    try:
+        while printed < len(names):
+            while waiting and len(running) < jobs:
+                name = waiting.pop(0)
+                log = open(Path(logs.name) / f"{name}.log", "w+b")  # noqa: SIM115
+                proc = subprocess.Popen([*base[:4], name, *base[4:]], stdout=log,
+                                        stderr=subprocess.STDOUT)
+                running[name] = (proc, log)
+            for name, (proc, _log) in list(running.items()):
+                if proc.poll() is not None:
+                    codes[name] = proc.returncode
+            while printed < len(names) and names[printed] in codes:
+                name = names[printed]
+                proc, log = running.pop(name)
+                log.seek(0)
+                text = log.read().decode(errors="replace")
+                log.close()
+                cut = text.find(_SUMMARY_HEADER)
+                sys.stdout.write(text if cut < 0 else text[:cut] + "\n")
+                sys.stdout.flush()
+                summary.append(_summary_row(name, Path(args.out), codes[name], cut >= 0))
+                printed += 1
+            if printed < len(names):
+                time.sleep(0.2)
+    except KeyboardInterrupt:
+        for proc, _ in running.values():
+            proc.terminate()
+        print("\ninterrupted: rerun the same command to resume from the checkpoints",
+              file=sys.stderr)
+        return 130
+    finally:
+        for proc, log in running.values():
+            proc.wait()
+            log.close()
+        logs.cleanup()
+    _print_summary(summary, Path(args.out))
+    statuses = [r[-1] for r in summary]
+    if any(s in ("data error", "usage error") for s in statuses):
         return EXIT_USAGE
-    return EXIT_FAIL if any_fail else EXIT_OK
+    if any(s.startswith("FAIL") or s.startswith("exit") for s in statuses):
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, ...]:
+    """The summary line of a paper run in a child process, from its exit code and files
+    (``finished``: the child printed its summary, so its result files are this run's)."""
+    import json
+
+    if code == 130:
+        return (name, "-", "-", "-", "-", "interrupted")
+    if code == EXIT_USAGE:
+        return (name, "-", "-", "-", "-", "data error")
+    if code not in (EXIT_OK, EXIT_FAIL) or not finished:
+        return (name, "-", "-", "-", "-", f"exit {code}")
+    try:
+        res = json.loads((out / name / "result.json").read_text(encoding="utf-8"))
+        meta = json.loads((out / name / "meta.json").read_text(encoding="utf-8"))
+        s = res["summary"]
+    except (OSError, ValueError, KeyError):
+        return (name, "-", "-", "-", "-", f"exit {code}")
+    resumed = meta.get("resumed_steps") or []
+    status = ("FAIL" if s["fail"] else "ok") + (f", resumed {len(resumed)} steps"
+                                                 if resumed else "")
+    return (name, str(s["pass"]), str(s["fail"]), str(s["no-reference"]),
+            f"{float(meta.get('wall_time_s', 0.0)):.1f}", status)
 
 
 def _cmd_rejudge(args: argparse.Namespace) -> int:

@@ -158,3 +158,17 @@ EXPECTED_FAILURES: dict[str, str] = {}
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_kmeans_cost_is_the_inertia_and_clips_to_the_domain():
+    from sklearn.cluster import KMeans
+
+    from neurips18.privacy import kmeans_cost
+
+    X = np.random.default_rng(3).standard_normal((500, 3))
+    km = KMeans(4, n_init=2, random_state=0).fit(X)
+    assert kmeans_cost(X, km.cluster_centers_) == pytest.approx(km.inertia_, rel=1e-9)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    clipped = X * np.minimum(1.0, 0.5 / norms)
+    assert kmeans_cost(X, km.cluster_centers_, radius=0.5) == pytest.approx(
+        kmeans_cost(clipped, km.cluster_centers_), rel=1e-9)

@@ -19,6 +19,7 @@ from neurips18.privacy._accountant import (
     rho_for_epsilon,
     zcdp_epsilon,
 )
+from neurips18.privacy._core import cost as kmeans_cost
 from neurips18.privacy._estimator import PrivateKMeans, resolve_method
 from neurips18.privacy._local import LocalKMeansResult, local_kmeans, randomized_response
 from neurips18.privacy._mechanisms import (
@@ -40,6 +41,7 @@ __all__ = [
     "discrete_gaussian",
     "discrete_laplace",
     "gaussian_release",
+    "kmeans_cost",
     "laplace_release",
     "local_kmeans",
     "randomized_response",

@@ -511,7 +511,9 @@ def clipped_rows(X: Any, radius: float) -> int:
 
 
 def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
-    """Sum of squared distances to the nearest centre (no clipping when radius is None)."""
+    """The k-means cost of ``centres`` on ``X``: the sum of squared distances to the nearest
+    centre. With ``radius`` the points are first clipped to that ball (the domain a private
+    fit used), and ``X`` may be a Dask array; with None it is the plain cost."""
     if radius is None:
         x = np.asarray(X, dtype=np.float64)
         total = 0.0

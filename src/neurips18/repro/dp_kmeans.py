@@ -223,7 +223,7 @@ def _ours(X: Any, k: int, eps: float, delta: float, seeds: int, faithful: bool =
 def _cell_data(name: str, cfg: Config, anchor_ok: bool) -> dict[str, Any]:
     import numpy as np
 
-    from neurips18.privacy._core import cost
+    from neurips18.privacy import kmeans_cost as cost
 
     X = _dataset(name, cfg)
     base = _baseline(X, cfg.k)
@@ -271,7 +271,7 @@ def _local(cfg: Config, seed: int) -> dict[str, Any]:
 
     from neurips18.datasets.synthetic import make_ball_blobs
     from neurips18.privacy import local_kmeans
-    from neurips18.privacy._core import cost
+    from neurips18.privacy import kmeans_cost as cost
 
     out = []
     for n in cfg.local_n:
