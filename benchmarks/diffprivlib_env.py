@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(500, 2))
     out = run_diffprivlib(X, n_clusters=3, epsilon=1.0, seeds=[0])
     print(f"diffprivlib {out['version']} with scikit-learn {out['sklearn']} at {py}: "
-          f"{len(out['runs'])} fit(s), centres of shape {np.asarray(out['runs'][0]['centres']).shape}")
+          f"{len(out['runs'])} fit(s), centres of shape "
+          f"{np.asarray(out['runs'][0]['centres']).shape}")
     return 0
 
 

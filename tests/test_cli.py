@@ -135,7 +135,7 @@ def test_version_and_list_from_another_directory(tmp_path):
     r = _run("list", "--runs", str(tmp_path / "none"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     committed = [p.name for p in (REPO / "results").iterdir() if (p / "meta.json").exists()]
-    assert committed and all(f"full: " in line for line in r.stdout.splitlines()
+    assert committed and all("full: " in line for line in r.stdout.splitlines()
                              if line.split()[:1] and line.split()[0] in committed)
 
 

@@ -1,4 +1,5 @@
-"""The simulated data-parallel SGD of repro._common: the optimum is right and divergence is reported, not raised."""
+"""The simulated data-parallel SGD of repro._common: the optimum is right and divergence is
+reported, not raised."""
 
 from __future__ import annotations
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import pytest
-
-from dataclasses import dataclass
 
 from neurips18.repro import (
     MEASURED,

@@ -11,8 +11,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from neurips18.rules import MRSPrior, MultiValueRuleSetClassifier
 from neurips18.datasets.synthetic import make_planted_rule_set
+from neurips18.rules import MultiValueRuleSetClassifier
 
 LINES = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 
@@ -59,7 +59,8 @@ def test_mushroom_accuracy_and_readable_rules(mushroom):
 
 
 def test_planted_rule_set_recovered_through_the_estimator():
-    data = make_planted_rule_set(n_samples=3000, n_attributes=15, generator=np.random.default_rng(4))
+    data = make_planted_rule_set(n_samples=3000, n_attributes=15,
+                                 generator=np.random.default_rng(4))
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=2000).fit(data.X, data.y)
 
     def canon(rules):
@@ -96,7 +97,8 @@ def test_tree_binning_puts_the_cut_where_the_label_changes():
 
 
 def test_arrays_strings_labels_and_positive_class():
-    data = make_planted_rule_set(n_samples=1500, n_attributes=6, generator=np.random.default_rng(2))
+    data = make_planted_rule_set(n_samples=1500, n_attributes=6,
+                                 generator=np.random.default_rng(2))
     X = data.X.astype(str).to_numpy()
     y = np.where(data.y == 1, "yes", "no")
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=1000).fit(X, y)
@@ -144,7 +146,8 @@ def test_caps_and_trace():
 
 
 def test_same_seed_same_model():
-    data = make_planted_rule_set(n_samples=1000, n_attributes=8, generator=np.random.default_rng(6))
+    data = make_planted_rule_set(n_samples=1000, n_attributes=8,
+                                 generator=np.random.default_rng(6))
     a = MultiValueRuleSetClassifier(random_state=3, n_iterations=400).fit(data.X, data.y)
     b = clone(a).fit(data.X, data.y)
     assert a.rules_ == b.rules_

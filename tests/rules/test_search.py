@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import gammaln
 
+from neurips18.datasets.synthetic import make_planted_rule_set
 from neurips18.rules import MRSPrior
 from neurips18.rules._search import (
     Annealer,
@@ -23,7 +24,6 @@ from neurips18.rules._search import (
     rules_mask,
     to_bits,
 )
-from neurips18.datasets.synthetic import make_planted_rule_set
 
 
 @given(st.lists(st.booleans(), min_size=1, max_size=300))
@@ -140,7 +140,8 @@ def test_mining_finds_every_frequent_precise_itemset():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_annealer_recovers_a_planted_rule_set(seed):
-    data = make_planted_rule_set(n_samples=3000, n_attributes=12, generator=np.random.default_rng(seed))
+    data = make_planted_rule_set(n_samples=3000, n_attributes=12,
+                                 generator=np.random.default_rng(seed))
     codes = np.column_stack([data.X[c].cat.codes.to_numpy() for c in data.X.columns])
     space = RuleSpace(codes.astype(np.int32), data.y, [5] * 12, MRSPrior())
     result = Annealer(space, SearchConfig(n_iterations=2000), np.random.default_rng(seed)).run()
@@ -156,7 +157,8 @@ def test_annealer_recovers_a_planted_rule_set(seed):
 
 
 def test_bounds_shrink_monotonically_and_hold_for_the_result():
-    data = make_planted_rule_set(n_samples=2000, n_attributes=10, generator=np.random.default_rng(5))
+    data = make_planted_rule_set(n_samples=2000, n_attributes=10,
+                                 generator=np.random.default_rng(5))
     codes = np.column_stack([data.X[c].cat.codes.to_numpy() for c in data.X.columns])
     space = RuleSpace(codes.astype(np.int32), data.y, [5] * 10, MRSPrior())
     result = Annealer(space, SearchConfig(n_iterations=1500), np.random.default_rng(0)).run()

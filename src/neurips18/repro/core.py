@@ -492,6 +492,15 @@ def _coerce(value: Any, tp: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- modules
+def needs_mnist() -> None:
+    """The ``needs`` probe of the reproductions that train on MNIST: both splits present in
+    the data directory (nothing is downloaded)."""
+    from neurips18.datasets import load_mnist
+
+    load_mnist("train", download=False)
+    load_mnist("test", download=False)
+
+
 @dataclass(frozen=True)
 class Reproduction:
     """A registered paper reproduction (see the module docstring).

@@ -270,8 +270,8 @@ def _local(cfg: Config, seed: int) -> dict[str, Any]:
     from sklearn.cluster import KMeans
 
     from neurips18.datasets.synthetic import make_ball_blobs
-    from neurips18.privacy import local_kmeans
     from neurips18.privacy import kmeans_cost as cost
+    from neurips18.privacy import local_kmeans
 
     out = []
     for n in cfg.local_n:

@@ -51,6 +51,7 @@ from neurips18.repro.core import (
     Reproduction,
     RunContext,
     estimate,
+    needs_mnist,
 )
 
 CITATION = "Wang, Choi, Brand, Chen, Gopalakrishnan. NeurIPS 2018. arXiv:1812.08011"
@@ -609,12 +610,6 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     fig.tight_layout()
 
 
-def _needs_mnist() -> None:
-    from neurips18.datasets import load_mnist
-
-    load_mnist("train", download=False)
-    load_mnist("test", download=False)
-
 
 REPRODUCTION = Reproduction(
     name="fp8",
@@ -626,7 +621,7 @@ REPRODUCTION = Reproduction(
     run=run,
     judge=judge,
     plot=plot,
-    needs={"mnist": _needs_mnist},
+    needs={"mnist": needs_mnist},
     uses_device=True,
     description="FP16 chunk-based accumulation study and MNIST FP32 vs FP8 (+SR) training, "
                 "claims judged on paired intervals over seeds.",

@@ -61,6 +61,7 @@ from neurips18.repro.core import (
     Reproduction,
     RunContext,
     estimate,
+    needs_mnist,
 )
 
 CITATION = (
@@ -631,12 +632,6 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     fig.tight_layout()
 
 
-def _needs_mnist() -> None:
-    from neurips18.datasets import load_mnist
-
-    load_mnist("train", download=False)
-    load_mnist("test", download=False)
-
 
 REPRODUCTION = Reproduction(
     name="hvae",
@@ -648,7 +643,7 @@ REPRODUCTION = Reproduction(
     run=run,
     judge=judge,
     plot=plot,
-    needs={"mnist": _needs_mnist},
+    needs={"mnist": needs_mnist},
     uses_device=True,
     description="Gaussian model: tempered HVAE recovers the MLE, untempered fails; MNIST: "
                 "HVAE vs VAE test NLL, pythae's HVAE side by side.",

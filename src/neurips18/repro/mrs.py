@@ -205,6 +205,26 @@ def _fit_mrs(Xtr, ytr, Xte, yte, params: dict[str, Any]) -> dict[str, Any]:  # t
     }
 
 
+
+def _positive_leaf_paths(t: Any, attr: list[str]) -> tuple[int, int, int]:
+    """A fitted tree read as a rule set: its positive leaves (rules), the splits on their
+    paths (conditions) and the distinct attributes those splits use (features)."""
+    rules = conds = 0
+    feats: set[str] = set()
+    stack: list[tuple[int, list[str]]] = [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if t.children_left[node] == -1:
+            if t.value[node][0].argmax() == 1:
+                rules += 1
+                conds += len(path)
+                feats.update(path)
+            continue
+        a = attr[t.feature[node]]
+        stack.append((t.children_right[node], [*path, a]))
+        stack.append((t.children_left[node], [*path, a]))
+    return rules, conds, len(feats)
+
 def _cart_path(Xtr, ytr, Xte, yte, seed: int, max_depth: int) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """CART of every depth 1..max_depth: test accuracy and size as a rule set (each
     root-to-leaf path ending in a positive leaf is a rule)."""
@@ -220,24 +240,9 @@ def _cart_path(Xtr, ytr, Xte, yte, seed: int, max_depth: int) -> list[dict[str, 
     out = []
     for depth in range(1, max_depth + 1):
         tree = DecisionTreeClassifier(max_depth=depth, random_state=seed).fit(Otr, ytr)
-        t = tree.tree_
-        rules, conds, feats = 0, 0, set()
-
-        def walk(node: int, path: list[str]) -> None:
-            nonlocal rules, conds
-            if t.children_left[node] == -1:
-                if t.value[node][0].argmax() == 1:
-                    rules += 1
-                    conds += len(path)
-                    feats.update(path)
-                return
-            a = attr[t.feature[node]]
-            walk(t.children_left[node], [*path, a])
-            walk(t.children_right[node], [*path, a])
-
-        walk(0, [])
+        rules, conds, n_feats = _positive_leaf_paths(tree.tree_, attr)
         out.append({"depth": depth, "accuracy": float((tree.predict(Ote) == yte).mean()),
-                    "rules": rules, "conditions": conds, "features": len(feats)})
+                    "rules": rules, "conditions": conds, "features": n_feats})
     return out
 
 

@@ -38,6 +38,7 @@ from neurips18.repro.core import (
     Reproduction,
     RunContext,
     estimate,
+    needs_mnist,
 )
 
 CITATION = (
@@ -376,11 +377,6 @@ def _steps_of(run: dict[str, Any]) -> int:
     return int(first["dense"]["iter"][-1])
 
 
-def _needs_mnist() -> None:
-    from neurips18.datasets import load_mnist
-
-    load_mnist("train", download=False)
-
 
 REPRODUCTION = Reproduction(
     name="sparsification",
@@ -392,7 +388,7 @@ REPRODUCTION = Reproduction(
     run=run,
     judge=judge,
     plot=plot,
-    needs={"mnist": _needs_mnist},
+    needs={"mnist": needs_mnist},
     description="Optimal unbiased sparsifier vs uniform sampling: convex convergence vs "
                 "iterations and bits, variance vs density.",
 )

@@ -36,6 +36,7 @@ from neurips18.repro.core import (
     Reproduction,
     RunContext,
     estimate,
+    needs_mnist,
 )
 
 CITATION = (
@@ -497,12 +498,6 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     fig.tight_layout()
 
 
-def _needs_mnist() -> None:
-    from neurips18.datasets import load_mnist
-
-    load_mnist("train", download=False)
-    load_mnist("test", download=False)
-
 
 REPRODUCTION = Reproduction(
     name="topk_convergence",
@@ -514,7 +509,7 @@ REPRODUCTION = Reproduction(
     run=run,
     judge=judge,
     plot=plot,
-    needs={"mnist": _needs_mnist},
+    needs={"mnist": needs_mnist},
     uses_device=True,
     description="Top-K error vs K, measured xi, TopK-SGD convergence vs K, and 2-rank DDP "
                 "training with sparse hooks.",
