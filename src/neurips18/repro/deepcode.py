@@ -585,7 +585,8 @@ def _short_command(cmd: Any) -> str:
     parts = str(cmd).split()
     if parts and parts[0].endswith("pretrained.py"):
         parts[0] = "python -m neurips18.coding.pretrained"
-    return " ".join(p for p in parts if not p.startswith("/tmp"))
+    # the machine's scratch paths say nothing to a reader: keep the file names
+    return " ".join(p.rsplit("/", 1)[-1] if p.startswith("/") else p for p in parts)
 
 
 def _q(x: float) -> float:
