@@ -84,3 +84,15 @@ def test_device_reaches_the_models(name, tmp_path, monkeypatch):
     monkeypatch.setattr(_common, "to_device", recording)
     harness.run(name, profile="smoke", out=tmp_path, progress=False, device="cpu")
     assert seen and set(seen) == {"cpu"}
+
+
+def test_a_quick_profile_repeats_to_the_digit(tmp_path):
+    """The main job's own profile, twice from scratch (the cheapest quick profile; every
+    module's smoke profile is repeated above): identical rows and data."""
+    runs = [harness.run("gaussian_embedding", profile="quick", out=tmp_path / d,
+                        progress=False) for d in ("a", "b")]
+    a, b = (json.loads((tmp_path / d / "gaussian_embedding" / "result.json").read_text())
+            for d in ("a", "b"))
+    assert not runs[1].resumed_steps
+    assert a["comparisons"] == b["comparisons"]
+    assert _without_timings(a["data"]) == _without_timings(b["data"])
