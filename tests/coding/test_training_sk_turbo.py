@@ -188,3 +188,18 @@ def test_sk_rejects_a_channel_it_would_not_honour():
     b = simulate_ber(noisy, 0.0, max_bits=5000, generator=3)
     assert (a.n_errors, a.n_bits) == (b.n_errors, b.n_bits)
 
+
+def test_training_leaves_the_given_model_untouched():
+    from neurips18.coding import Deepcode
+
+    m = Deepcode(10, 6, generator=0)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    out = train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m, **_KW)
+    assert out is not m and m.training  # the caller's model: same weights, same mode
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in out.state_dict().items())
+    # starting from a model equals starting from its seed
+    ref = train_deepcode(0.0, schedule=_SCHED[:1], generator=2,
+                         model=Deepcode(10, 6, generator=0), **_KW)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, out.state_dict()[k])
