@@ -542,7 +542,7 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         tr = o.get("training") or {}
         notes.append(f"Our {snr_key} dB model: {tr.get('blocks')} training blocks, "
                      f"{tr.get('cpu_seconds')} CPU s on one thread; made by `"
-                     f"{_short_command(tr.get('command'))}`.")
+                     f"{_short_command(tr.get('command'))}`{_schedule_note(tr)}.")
     # training from scratch
     ts = data["train_small"]
     u0 = curve["uncoded"].get("0")
@@ -577,6 +577,22 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
                      "middle positions' statistics and weight 1 "
                      "(Deepcode.with_block_length).")
     return Judgement(rows, notes)
+
+
+def _schedule_note(training: dict[str, Any]) -> str:
+    """Which named schedule of ``neurips18.coding._training`` made a model, and how to
+    repeat it when the recorded command does not name it."""
+    from dataclasses import asdict
+
+    from neurips18.coding._training import SCHEDULES
+
+    sched = [{"snr_offset_db": 0.0, **p} for p in training.get("schedule") or []]
+    for name, phases in SCHEDULES.items():
+        if sched == [asdict(p) for p in phases]:
+            if "--schedule" in str(training.get("command") or ""):
+                return f" (schedule '{name}')"
+            return f" (schedule '{name}': add `--schedule {name}` to repeat it)"
+    return ""
 
 
 def _short_command(cmd: Any) -> str:
