@@ -205,6 +205,27 @@ def test_weight_files(tmp_path, official):
         assert ka == kb and torch.equal(va, vb)
 
 
+def test_malformed_official_arrays_name_the_key(official):
+    from neurips18.datasets import load_deepcode_official
+
+    arrays = dict(load_deepcode_official("noiseless_feedback_forward_snr_0db", download=False))
+    for key, bad in (("simple_rnn_1/kernel", np.zeros(4, np.float32)),
+                     ("bidirectional_1/forward_bidirectional_1/recurrent_kernel",
+                      np.zeros(150, np.float32)),
+                     ("noload_abr/g2", np.array(["x"])),
+                     ("simple_rnn_1/bias", np.zeros(50, object))):
+        with pytest.raises(OfficialWeightsError, match=key):
+            Deepcode.from_official({**arrays, key: bad})
+
+
+def test_other_length_needs_middle_positions():
+    m = Deepcode(8, 4, generator=0)  # 9 positions: all of them head or tail
+    m.calibrate(FeedbackChannel(0.0), n_blocks=200, generator=0)
+    assert m.with_block_length(8).block_length == 8
+    with pytest.raises(ValidationError, match="block_length"):
+        m.with_block_length(20)
+
+
 def test_save_load_roundtrip(tmp_path):
     m = Deepcode(10, 6, generator=2)
     m.calibrate(FeedbackChannel(1.0), n_blocks=300, generator=1)

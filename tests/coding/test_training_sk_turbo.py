@@ -160,3 +160,46 @@ def test_shipped_models():
         assert r.ber_interval[1] < 0.01
     with pytest.raises(ValidationError, match="snr_db"):
         load_pretrained(0.25)
+
+
+def test_sk_rejects_a_channel_it_would_not_honour():
+    # a quantised, delayed or differently noisy feedback link must not run silently as the
+    # variant's own feedback (the result would carry the variant's name)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.zeros(4, 50, dtype=torch.int64)
+    ideal = SchalkwijkKailath(50)
+    noisy = SchalkwijkKailath(50, variant="noisy-feedback", feedback_snr_db=20.0)
+    for code, ch in ((ideal, FeedbackChannel(0.0, quantization=4)),
+                     (ideal, FeedbackChannel(0.0, delay=3)),
+                     (ideal, FeedbackChannel(0.0, feedback_snr_db=10.0)),
+                     (noisy, FeedbackChannel(0.0, feedback_snr_db=3.0)),
+                     (noisy, FeedbackChannel(0.0))):
+        with pytest.raises(ValidationError, match="channel"):
+            code.transmit(bits, ch, generator=g)
+        with pytest.raises(ValidationError, match="channel"):
+            simulate_ber(code, ch, max_bits=1000, generator=0)
+    # the channels that describe the variant's feedback, and plain AWGN, are accepted
+    from neurips18.coding import AWGN
+
+    for code, ch in ((ideal, FeedbackChannel(0.0)), (ideal, AWGN(0.0)),
+                     (noisy, FeedbackChannel(0.0, 20.0)), (noisy, AWGN(0.0))):
+        assert code.transmit(bits, ch, generator=g).shape == (4, 1)
+    a = simulate_ber(noisy, AWGN(0.0), max_bits=5000, generator=3)
+    b = simulate_ber(noisy, 0.0, max_bits=5000, generator=3)
+    assert (a.n_errors, a.n_bits) == (b.n_errors, b.n_bits)
+
+
+def test_training_leaves_the_given_model_untouched():
+    from neurips18.coding import Deepcode
+
+    m = Deepcode(10, 6, generator=0)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    out = train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m, **_KW)
+    assert out is not m and m.training  # the caller's model: same weights, same mode
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in out.state_dict().items())
+    # starting from a model equals starting from its seed
+    ref = train_deepcode(0.0, schedule=_SCHED[:1], generator=2,
+                         model=Deepcode(10, 6, generator=0), **_KW)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, out.state_dict()[k])

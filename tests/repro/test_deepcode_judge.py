@@ -53,3 +53,18 @@ def test_vs_brief_accounts_for_the_reference_sampling():
     p_clustered, _ = deepcode._vs_brief(_r(125, 1_000_000, 2.0), 1.51e-4, 1_000_000)
     assert p_clustered > p_given
     assert math.isfinite(p_clustered)
+
+
+def test_schedule_note_names_the_schedule_of_a_shipped_model():
+    from dataclasses import asdict
+
+    from neurips18.coding._training import DEFAULT_SCHEDULE, LONG_SCHEDULE
+    from neurips18.repro.deepcode import _schedule_note
+
+    old_style = [{k: v for k, v in asdict(p).items() if k != "snr_offset_db"}
+                 for p in DEFAULT_SCHEDULE]
+    note = _schedule_note({"schedule": old_style, "command": "pretrained.py --snr-db 0"})
+    assert "--schedule default" in note
+    assert _schedule_note({"schedule": [asdict(p) for p in LONG_SCHEDULE],
+                           "command": "pretrained.py --schedule long"}) == " (schedule 'long')"
+    assert _schedule_note({"schedule": [{"blocks": 1, "batch_size": 2, "lr": 0.1}]}) == ""

@@ -476,6 +476,11 @@ class Deepcode(Code, nn.Module):
         if block_length == self._block_length:
             return new
         P_old, P_new = self.positions, block_length + 1
+        if P_old <= _HEAD + _TAIL:
+            raise invalid("block_length", block_length,
+                          f"{self._block_length} (this model's own length): a model of "
+                          f"{self._block_length} bits has no middle positions whose "
+                          "statistics could fill a longer or shorter block")
 
         def stretch(t: torch.Tensor) -> torch.Tensor:
             mid = t[_HEAD:P_old - _TAIL].mean(0, keepdim=True)
@@ -540,8 +545,15 @@ class Deepcode(Code, nn.Module):
                                        "expected (K + 1, 2) with K >= 8")
         K = mean.shape[0] - 1
         rk = _get(arrays, "simple_rnn_1/kernel", where)
+        if rk.ndim != 2 or rk.shape[1] < 1:
+            raise OfficialWeightsError(f"{where}: simple_rnn_1/kernel has shape {rk.shape}, "
+                                       "expected (4, hidden)")
         H = rk.shape[1]
         dk = _get(arrays, "bidirectional_1/forward_bidirectional_1/recurrent_kernel", where)
+        if dk.ndim != 2 or dk.shape[0] < 1:
+            raise OfficialWeightsError(f"{where}: bidirectional_1/forward_bidirectional_1/"
+                                       f"recurrent_kernel has shape {dk.shape}, expected "
+                                       "(hidden, 3 hidden)")
         Hd = dk.shape[0]
         model = cls(K, H, Hd, cell="keras")
         spec = _official_shapes(K, H, Hd)
@@ -644,4 +656,7 @@ def _get(arrays: Mapping[str, Any], key: str, where: str) -> Any:
 
     if key not in arrays:
         raise OfficialWeightsError(f"{where}: missing array {key!r}")
-    return np.asarray(arrays[key])
+    a = np.asarray(arrays[key])
+    if a.dtype.kind not in "fiu":
+        raise OfficialWeightsError(f"{where}: {key} has dtype {a.dtype}, expected real numbers")
+    return a

@@ -109,14 +109,7 @@ class SchalkwijkKailath(Code):
     def transmit(self, bits: Any, channel: AWGN | FeedbackChannel, *,
                  generator: torch.Generator) -> torch.Tensor:
         bits = check_bits(bits, self._k)
-        if isinstance(channel, FeedbackChannel):
-            snr, fb = channel.forward_snr_db, channel.feedback_snr_db
-        elif isinstance(channel, AWGN):
-            snr, fb = channel.snr_db, None
-        else:
-            raise invalid("channel", channel, "an AWGN or FeedbackChannel")
-        if self.variant == "noisy-feedback":
-            fb = self.feedback_snr_db
+        snr, fb = self._channel_settings(channel)
         dt = self._dtype
         B = bits.shape[0]
         sigma = 10.0 ** (-snr / 20.0)
@@ -150,6 +143,32 @@ class SchalkwijkKailath(Code):
                 est_tx = est_tx - gain * (y + w[:, i])
             alpha = alpha * s2 * shrink
         return est_rx.unsqueeze(1)
+
+    def _channel_settings(self, channel: Any) -> tuple[float, float | None]:
+        """(forward SNR, feedback SNR or None) of ``channel`` for this variant.
+
+        A plain :class:`AWGN` channel means the variant's own feedback. A
+        :class:`FeedbackChannel` must describe the feedback the variant assumes (none for
+        ``"ideal"`` and ``"float32"``, ``feedback_snr_db`` for ``"noisy-feedback"``), with
+        analog values one use late: the scheme has no quantised or further delayed form,
+        so such a channel is an error rather than silently run as another one.
+        """
+        if isinstance(channel, AWGN):
+            return channel.snr_db, self.feedback_snr_db
+        if not isinstance(channel, FeedbackChannel):
+            raise invalid("channel", channel, "an AWGN or FeedbackChannel")
+        if channel.quantization is not None or channel.delay != 1:
+            raise invalid("channel", channel,
+                          "analog feedback with delay 1 (SchalkwijkKailath has no quantised "
+                          "or delayed-feedback form)")
+        if channel.feedback_snr_db != self.feedback_snr_db:
+            want = ("noiseless feedback (feedback_snr_db=None)" if self.feedback_snr_db is None
+                    else f"feedback_snr_db={self.feedback_snr_db:g}")
+            raise invalid("channel", channel,
+                          f"{want}, as variant {self.variant!r} assumes; for another feedback "
+                          "link build SchalkwijkKailath(variant='noisy-feedback', "
+                          "feedback_snr_db=...)")
+        return channel.forward_snr_db, channel.feedback_snr_db
 
     def decode(self, received: Any) -> torch.Tensor:
         """Bits ``(B, K)`` of the PAM point nearest to the final estimate ``(B, 1)``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import time
@@ -115,7 +116,8 @@ def train_deepcode(
     model is on the CPU. ``checkpoint``: a file written every ``checkpoint_every`` steps
     (model, optimiser and generator state); a call with the same file and arguments
     resumes from it and gives the same model as an uninterrupted run. ``model``: start
-    from these weights (its configuration must match). The returned model is in eval mode; its
+    from a copy of these weights (its configuration must match; the model passed in is
+    not modified). The returned model is in eval mode; its
     ``training_record`` holds the schedule, the seed state, the steps, the loss per phase,
     the CPU time, the torch version and the command line.
     """
@@ -131,6 +133,8 @@ def train_deepcode(
         raise invalid("model", model, "a Deepcode model or None")
     elif model.block_length != block_length:
         raise invalid("model", model, f"a model for block_length={block_length}")
+    else:
+        model = copy.deepcopy(model)  # the caller's model is left as it was
     device = torch.device(device)
     model.to(device)
     model.train()

@@ -4,9 +4,12 @@
 ``snr_db``. Each file records in ``model.training_record`` the schedule, the CPU time and the
 command that made it; the command is, for ``snr_db = s``::
 
-    python -m neurips18.coding.pretrained --snr-db s --seed S --out <file> [--checkpoint <file>]
+    python -m neurips18.coding.pretrained --snr-db s --seed S --schedule NAME \\
+        --out <file> [--checkpoint <file>]
 
 run on one thread (``OMP_NUM_THREADS=1``); an interrupted run resumes from its checkpoint.
+``--schedule`` defaults to ``long``; the files shipped now were made with ``default``
+(their ``training_record["schedule"]``; see ``weights/README.md``).
 """
 
 from __future__ import annotations

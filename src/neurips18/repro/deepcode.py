@@ -542,7 +542,7 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         tr = o.get("training") or {}
         notes.append(f"Our {snr_key} dB model: {tr.get('blocks')} training blocks, "
                      f"{tr.get('cpu_seconds')} CPU s on one thread; made by `"
-                     f"{_short_command(tr.get('command'))}`.")
+                     f"{_short_command(tr.get('command'))}`{_schedule_note(tr)}.")
     # training from scratch
     ts = data["train_small"]
     u0 = curve["uncoded"].get("0")
@@ -579,6 +579,22 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
     return Judgement(rows, notes)
 
 
+def _schedule_note(training: dict[str, Any]) -> str:
+    """Which named schedule of ``neurips18.coding._training`` made a model, and how to
+    repeat it when the recorded command does not name it."""
+    from dataclasses import asdict
+
+    from neurips18.coding._training import SCHEDULES
+
+    sched = [{"snr_offset_db": 0.0, **p} for p in training.get("schedule") or []]
+    for name, phases in SCHEDULES.items():
+        if sched == [asdict(p) for p in phases]:
+            if "--schedule" in str(training.get("command") or ""):
+                return f" (schedule '{name}')"
+            return f" (schedule '{name}': add `--schedule {name}` to repeat it)"
+    return ""
+
+
 def _short_command(cmd: Any) -> str:
     if not cmd:
         return "?"
@@ -599,32 +615,34 @@ def plot(data: dict[str, Any], fig: Any) -> None:
     ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
 
     def draw(ax: Any, pts: dict[str, dict], label: str, style: str, x_of: Any = float) -> None:
+        # points with errors: the estimate with its 95 % interval, joined by the line; a
+        # point with no error: a downward marker at its upper 95 % bound, in the curve's
+        # colour and not joined (a bound is not an estimate the line may pass through)
         if not pts:
             return
-        xs, ys, lo, hi = [], [], [], []
-        for k, r in sorted(pts.items(), key=lambda kv: x_of(kv[0])):
-            b = r["ber"]
-            up = r["ber_interval"][1]
-            xs.append(x_of(k))
-            ys.append(b if b > 0 else up)
-            lo.append((b - r["ber_interval"][0]) if b > 0 else 0.0)
-            hi.append(up - b if b > 0 else 0.0)
-        ax.errorbar(xs, ys, yerr=[lo, hi], fmt=style, capsize=3, label=label, ms=4)
-        zero = [(x, y) for x, y, (_, r) in zip(xs, ys, sorted(
-            pts.items(), key=lambda kv: x_of(kv[0])), strict=True) if r["n_errors"] == 0]
+        items = sorted(pts.items(), key=lambda kv: x_of(kv[0]))
+        seen = [(x_of(k), r) for k, r in items if r["n_errors"] > 0]
+        zero = [(x_of(k), r["ber_interval"][1]) for k, r in items if r["n_errors"] == 0]
+        color = None
+        if seen:
+            line = ax.errorbar([x for x, _ in seen], [r["ber"] for _, r in seen],
+                               yerr=[[r["ber"] - r["ber_interval"][0] for _, r in seen],
+                                     [r["ber_interval"][1] - r["ber"] for _, r in seen]],
+                               fmt=style, capsize=3, label=label, ms=4)
+            color = line[0].get_color()
         if zero:
-            ax.plot(*zip(*zero, strict=True), "v", color="gray", ms=6)
+            ax.plot(*zip(*zero, strict=True), "v", color=color or style[0], ms=6,
+                    mfc="none", label=None if seen else f"{label}: no error (95% bound)")
 
     draw(ax1, curve["deepcode"], "Deepcode (official)", "b-o")
     draw(ax1, {k: v for k, v in data["ours"]["models"].items()}, "Deepcode (ours)", "c--s")
     draw(ax1, curve["turbo"], "turbo (Sionna, 6 MAP)", "r-^")
     for v, st in (("ideal", "k:"), ("float32", "m-."), ("noisy-feedback", "y-.")):
-        pts = {k: r for k, r in curve["sk"].get(v, {}).items() if r["n_errors"] > 0}
-        draw(ax1, pts, f"SK ({v})", st)
+        draw(ax1, curve["sk"].get(v, {}), f"SK ({v})", st)
     draw(ax1, curve["uncoded"], "uncoded BPSK", "g-")
     ax1.set_yscale("log")
     ax1.set(xlabel="SNR (dB, unit power per symbol)", ylabel="BER",
-            title="BER, K = 50 (95% intervals; v = no error)")
+            title="BER, K = 50 (95% intervals; v = no error, its bound)")
     ax1.legend(fontsize=6)
     noisy = data["noisy"]
     draw(ax2, noisy, "Deepcode (official), forward 0 dB", "b-o")
