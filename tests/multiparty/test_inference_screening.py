@@ -66,6 +66,9 @@ def test_inference_errors():
         party_inference_attack(_Constant(), X, y, np.zeros(10), random_state=0)
     with pytest.raises(ValidationError, match="Invalid parties"):
         party_inference_attack(_Constant(), X, y, np.zeros(9), random_state=0)
+    with pytest.raises(ValidationError, match="Invalid parties.*without None"):
+        party_inference_attack(_Constant(), X, y, np.array(["a", None] * 5, dtype=object),
+                               random_state=0)
     with pytest.raises(ValidationError, match="Invalid model"):
         party_inference_attack(object(), X, y, np.arange(10) % 2, random_state=0)
 

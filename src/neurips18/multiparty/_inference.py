@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 
 from neurips18._validation import Interval, as_numpy_generator, check, invalid
-from neurips18.multiparty._parties import PartyData, _is_frame, as_labels, n_rows, take_rows
+from neurips18.multiparty._parties import (
+    PartyData,
+    _is_frame,
+    as_labels,
+    n_rows,
+    party_index,
+    take_rows,
+)
 
 __all__ = ["PartyInference", "Screening", "party_inference_attack", "screen_parties"]
 
@@ -77,7 +84,7 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     parties = as_labels("parties", parties, n)
     test_size = check("test_size", test_size, Interval(float, 0, 1, closed="neither"))
     rng = as_numpy_generator(random_state, "random_state")
-    labels, p_idx = np.unique(parties, return_inverse=True)
+    labels, p_idx = party_index("parties", parties)
     if len(labels) < 2:
         raise invalid("parties", parties, "at least 2 distinct parties")
     counts = np.bincount(p_idx)
