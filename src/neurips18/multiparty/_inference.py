@@ -14,6 +14,7 @@ from neurips18.multiparty._parties import (
     as_labels,
     n_rows,
     party_index,
+    stack_rows,
     take_rows,
 )
 
@@ -200,10 +201,12 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
             raise invalid("data", data, f"at least 4 training and 4 validation records for "
                           f"party {i} to screen it (it has {len(tr_rows)} and "
                           f"{len(va_rows)})")
-        A, is_cat = _codes(take_rows(data.X, tr_rows), data.y[tr_rows])
-        B, _ = _codes(take_rows(data.X_val, va_rows), data.y_val[va_rows])
-        Z = np.vstack([A, B])
-        t = np.r_[np.zeros(len(A)), np.ones(len(B))].astype(np.int64)
+        # one encoding for both sets: codes of text columns and labels computed per set
+        # would differ whenever a value occurs in one set only
+        Z, is_cat = _codes(stack_rows([take_rows(data.X, tr_rows),
+                                       take_rows(data.X_val, va_rows)]),
+                           np.concatenate([data.y[tr_rows], data.y_val[va_rows]]))
+        t = np.r_[np.zeros(len(tr_rows)), np.ones(len(va_rows))].astype(np.int64)
         seed = int(rng.integers(2**31))
         fit_rows, test_rows = train_test_split(np.arange(len(t)), test_size=0.5, stratify=t,
                                                random_state=seed)
