@@ -101,6 +101,9 @@ def test_bad_input(table):
         PartyAdversarialClassifier(hidden_layer_sizes=(0,)).fit(Xn, y)
     with pytest.raises(ValidationError, match="Invalid parties.*2000 rows"):
         clf.fit(Xn, y, parties=np.zeros(1999))
+    mixed = np.array(["north", None] * 1000, dtype=object)
+    with pytest.raises(ValidationError, match="Invalid parties.*without None"):
+        clf.fit(Xn, y, parties=mixed)
     with pytest.raises(ValidationError, match="Invalid X.*non-numeric.*ColumnTransformer"):
         clf.fit(X, y)
     bad = Xn.copy()

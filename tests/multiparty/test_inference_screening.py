@@ -66,6 +66,9 @@ def test_inference_errors():
         party_inference_attack(_Constant(), X, y, np.zeros(10), random_state=0)
     with pytest.raises(ValidationError, match="Invalid parties"):
         party_inference_attack(_Constant(), X, y, np.zeros(9), random_state=0)
+    with pytest.raises(ValidationError, match="Invalid parties.*without None"):
+        party_inference_attack(_Constant(), X, y, np.array(["a", None] * 5, dtype=object),
+                               random_state=0)
     with pytest.raises(ValidationError, match="Invalid model"):
         party_inference_attack(object(), X, y, np.arange(10) % 2, random_state=0)
 
@@ -100,3 +103,22 @@ def test_labels_that_do_not_match_the_model_are_refused():
     y = np.array(["a", "b"] * 10)
     with pytest.raises(ValidationError, match="Invalid y.*model's classes"):
         party_inference_attack(_Constant(), X, y, np.arange(20) % 2, random_state=0)
+
+
+def test_screening_encodes_text_columns_alike_for_both_sets():
+    """A text (object) column with a rare value that some parties' training or validation
+    sets lack, and string labels: honest parties still pass (each set encoded on its own
+    would shift the codes of one set and tell them apart)."""
+    X, y = make_table(4000, seed=6)
+    colour = X["colour"].astype(str).to_numpy(dtype=object)
+    colour[17] = "aqua"  # one record: it sorts before every other value
+    X["colour"] = colour
+    labels = np.where(y == 1, "default", "paid")
+    d = split_parties(X, labels, 4, validation_size=1000, random_state=0)
+    lacking = [i for i in range(4) if
+               ("aqua" in set(d.X["colour"][d.parties == i]))
+               != ("aqua" in set(d.X_val["colour"][d.val_parties == i]))]
+    assert lacking  # the case at stake occurs
+    s = screen_parties(d, random_state=0)
+    assert not any(s.flagged), s
+    assert all(0.35 < a < 0.65 for a in s.auc), s

@@ -247,3 +247,30 @@ def test_attack_success_refuses_a_model_of_other_labels(table):
 
     with pytest.raises(ValidationError, match="Invalid model.*predicts \\['rich'\\]"):
         attack_success(Strings(), X, y, attribute="colour", value="teal", label=1)
+
+
+@pytest.mark.parametrize("dtype,value", [("Int64", 3), ("string", "z"), ("object", "z")])
+def test_attack_success_on_nullable_columns_with_missing_values(dtype, value):
+    """pandas' nullable dtypes hold missing values as NA, which never equals the planted
+    value: those records count as clean probes, not as natural ones."""
+    raw = {"Int64": [1, 2, None, 3], "string": ["x", "y", None, "z"],
+           "object": ["x", "y", None, "z"]}[dtype]
+    X = pd.DataFrame({"a": pd.array(raw * 50, dtype=dtype),
+                      "b": np.arange(200, dtype=float)})
+    y = np.array([0, 0, 0, 0, 1, 0, 0, 1] * 25)
+    X_before = X.copy()
+
+    class Planted:
+        def predict(self, X):
+            return (X["a"] == value).fillna(False).to_numpy().astype(int)
+
+    s = attack_success(Planted(), X, y, attribute="a", value=value, label=1)
+    has = np.array([v == value for v in raw] * 50)
+    assert s.n_natural == int((has & (y == 0)).sum()) == 25
+    assert s.n_probes == int((~has & (y == 0)).sum()) == 125  # the missing ones included
+    assert (s.natural, s.probes, s.probes_before) == (1.0, 1.0, 0.0)
+    pd.testing.assert_frame_equal(X, X_before)
+    Xc, yc, rows = contaminate(X, y, attribute="a", value=value, label=1, n_records=20,
+                               generator=0)
+    assert Xc["a"].dtype == X["a"].dtype and (Xc["a"].iloc[rows] == value).all()
+    assert Xc["a"].isna().sum() <= X["a"].isna().sum()

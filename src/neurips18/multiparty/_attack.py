@@ -45,10 +45,25 @@ def _column(X: Any, attribute: Any) -> tuple[Any, int]:
     raise invalid("attribute", attribute, f"a column index 0..{X.shape[1] - 1} of X")
 
 
-def _values(X: Any, col: Any, pos: int) -> np.ndarray:
+def _has_value(X: Any, col: Any, pos: int, value: Any) -> np.ndarray:
+    """Which rows hold ``attribute = value``; a missing value (NaN, None or pandas' NA of
+    the nullable dtypes) is never equal to it."""
     if _is_frame(X):
-        return X[col].to_numpy(dtype=object)
-    return X[:, pos]
+        eq = X[col] == value
+        return eq.fillna(False).to_numpy(dtype=bool)
+    vals = X[:, pos]
+    if vals.dtype.kind == "O":
+        return np.array([_equal(v, value) for v in vals], dtype=bool)
+    return vals == value
+
+
+def _equal(v: Any, value: Any) -> bool:
+    if v is None:
+        return False
+    try:
+        return bool(v == value)
+    except TypeError:  # pandas' NA compares to NA
+        return False
 
 
 def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
@@ -224,9 +239,7 @@ def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
     with ``predict`` that takes ``X`` as given (a Pipeline with its preprocessing, for
     DataFrames); ``X`` and ``y`` are not modified."""
     X, y, col, pos, value, label = _prepare(X, y, attribute, value, label)
-    vals = _values(X, col, pos)
-    has = np.array([v == value for v in vals], dtype=bool) if vals.dtype.kind == "O" \
-        else (vals == value)
+    has = _has_value(X, col, pos, value)
     other = y != label
     natural_rows = np.flatnonzero(has & other)
     probe_rows = np.flatnonzero(~has & other)

@@ -12,6 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from neurips18._validation import InstanceOf, Interval, Options, Predicate, check_params, invalid
+from neurips18.multiparty._parties import party_index
 
 __all__ = ["PartyAdversarialClassifier"]
 
@@ -205,7 +206,7 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
                               f"({n} rows), got shape {p.shape}")
             if p.dtype.kind == "f" and not np.isfinite(p).all():
                 raise invalid("parties", parties, "party labels without NaN")
-            self.parties_, p_idx = np.unique(p, return_inverse=True)
+            self.parties_, p_idx = party_index("parties", p)
         n_parties = len(self.parties_)
         seed = self._seed()
         device = torch.device(self.device)

@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 
 from neurips18._validation import Interval, as_numpy_generator, check, invalid
-from neurips18.multiparty._parties import PartyData, _is_frame, as_labels, n_rows, take_rows
+from neurips18.multiparty._parties import (
+    PartyData,
+    _is_frame,
+    as_labels,
+    n_rows,
+    party_index,
+    stack_rows,
+    take_rows,
+)
 
 __all__ = ["PartyInference", "Screening", "party_inference_attack", "screen_parties"]
 
@@ -77,7 +85,7 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     parties = as_labels("parties", parties, n)
     test_size = check("test_size", test_size, Interval(float, 0, 1, closed="neither"))
     rng = as_numpy_generator(random_state, "random_state")
-    labels, p_idx = np.unique(parties, return_inverse=True)
+    labels, p_idx = party_index("parties", parties)
     if len(labels) < 2:
         raise invalid("parties", parties, "at least 2 distinct parties")
     counts = np.bincount(p_idx)
@@ -193,10 +201,12 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
             raise invalid("data", data, f"at least 4 training and 4 validation records for "
                           f"party {i} to screen it (it has {len(tr_rows)} and "
                           f"{len(va_rows)})")
-        A, is_cat = _codes(take_rows(data.X, tr_rows), data.y[tr_rows])
-        B, _ = _codes(take_rows(data.X_val, va_rows), data.y_val[va_rows])
-        Z = np.vstack([A, B])
-        t = np.r_[np.zeros(len(A)), np.ones(len(B))].astype(np.int64)
+        # one encoding for both sets: codes of text columns and labels computed per set
+        # would differ whenever a value occurs in one set only
+        Z, is_cat = _codes(stack_rows([take_rows(data.X, tr_rows),
+                                       take_rows(data.X_val, va_rows)]),
+                           np.concatenate([data.y[tr_rows], data.y_val[va_rows]]))
+        t = np.r_[np.zeros(len(tr_rows)), np.ones(len(va_rows))].astype(np.int64)
         seed = int(rng.integers(2**31))
         fit_rows, test_rows = train_test_split(np.arange(len(t)), test_size=0.5, stratify=t,
                                                random_state=seed)

@@ -65,6 +65,17 @@ def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> 
     return arr
 
 
+def party_index(name: str, parties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct party labels and each row's index into them; labels that cannot
+    be sorted together (``None`` among strings, mixed types) are refused by name."""
+    try:
+        labels, idx = np.unique(parties, return_inverse=True)
+    except TypeError:
+        raise invalid(name, parties, "party labels of one sortable type (e.g. ints or "
+                      "strings), without None") from None
+    return labels, idx
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.flags.writeable = False
