@@ -313,3 +313,28 @@ def test_every_registered_reproduction_is_well_formed():
         assert r.name == name and r.title and r.citation
         assert {"smoke", "quick", "full"} <= set(r.profiles), name
         assert isinstance(r.references, References) and len(r.references) > 0, name
+
+
+def test_dirty_means_changed_code_not_changed_outputs(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "src" / "m.py").write_text("x = 1\n")
+    (tmp_path / "results" / "table.md").write_text("old\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    assert harness._git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "table.md").write_text("a concurrent run's output\n")
+    assert harness._git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "src" / "m.py").write_text("x = 2\n")
+    got = harness._git_commit(tmp_path)
+    assert got["dirty"] is True and len(got["commit"]) == 40

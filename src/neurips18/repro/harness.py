@@ -82,15 +82,23 @@ def check_writable(out: Path) -> None:
         raise OutputDirError(f"cannot write results to {str(out)!r}: {reason}") from None
 
 
-def _git_commit() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[3]
+# What decides a run's numbers: a change here makes the checkout "dirty". Outputs
+# (results/, docs/) written by this or a concurrent run do not.
+_CODE_PATHS = ("src", "pyproject.toml")
+
+
+def _git_commit(root: Path | None = None) -> dict[str, Any]:
+    """The checkout's commit and whether its code differs from it (tracked files under
+    ``_CODE_PATHS``). Called when a run starts, so it describes the code that ran."""
+    root = Path(__file__).resolve().parents[3] if root is None else root
     try:
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+             *_CODE_PATHS],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         return {"commit": sha, "dirty": bool(dirty)}
@@ -267,6 +275,7 @@ def run(
         except (OSError, ValueError, KeyError, TypeError):
             previous = 0.0
     started = datetime.now(UTC)
+    commit = _git_commit()  # the code this run starts from
     t0 = time.perf_counter()
     try:
         with threads(n_threads):
@@ -294,7 +303,7 @@ def run(
         "data": data,
     }
     meta = {
-        **_git_commit(),
+        **commit,
         "paper": name,
         "profile": profile,
         "config": cfg.to_dict(),
