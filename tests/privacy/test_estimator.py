@@ -124,6 +124,27 @@ def test_accountant_refuses_to_overspend(blobs):
     assert acc.remaining[0] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_clones_and_copies_spend_from_the_same_accountant(blobs):
+    """clone (used by cross_val_score, GridSearchCV) and deepcopy must not fork the budget:
+    a fit of a copy is charged to the user's accountant, and an overspend by a copy
+    raises."""
+    import copy
+
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    acc = PrivacyAccountant(epsilon=1.0, delta=1e-6)
+    m = PrivateKMeans(4, epsilon=0.3, delta=2e-7, radius=1.0, accountant=acc, random_state=0)
+    assert clone(m).accountant is acc and copy.deepcopy(m).accountant is acc
+    clone(m).fit(blobs)
+    assert acc.spent == pytest.approx((0.3, 2e-7)) and len(acc.ledger) == 1
+    copy.deepcopy(m).fit(blobs)
+    assert len(acc.ledger) == 2
+    with pytest.raises(BudgetExceededError):  # 3 folds of 0.3 do not fit in the 0.4 left
+        cross_val_score(m, blobs, cv=3, error_score="raise")
+    assert acc.spent[0] <= 1.0 + 1e-12
+
+
 def test_same_seed_same_release_and_pipeline(blobs):
     a = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=3).fit(blobs)
     b = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=3).fit(blobs)
