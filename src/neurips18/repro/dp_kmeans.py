@@ -346,9 +346,13 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
                 (name == "digits" and cfg.google_digits) or s["n"] == 100_000) else None
             cands = [(v, w) for v, w in ((dpl, "diffprivlib, same run"),
                                          (g, "Google, brief")) if v is not None]
+            left = GOOGLE.get(name, {}).get(eps) if (
+                name == "digits" and not cfg.google_digits) else None
             if cands:
                 best, src = min(cands)
-                rows.append(REFERENCES.row("vs_best_anchor", med, ref=best, best=src,
+                label = src if left is None else (
+                    f"{src}; Google's brief figure {left:g} is judged in the full profile")
+                rows.append(REFERENCES.row("vs_best_anchor", med, ref=best, best=label,
                                            source=src, **fmt))
                 if med > best and "candidates" in c:
                     notes.append(
