@@ -53,6 +53,20 @@ def test_dataframe_with_missing_values_and_sparse():
         PrivateKMeans(1, epsilon=1.0, radius=1.0).fit(sparse.random(10, 3, format="csr"))
 
 
+def test_dataframe_fit_keeps_names_without_warnings(blobs):
+    """A fit on a clean DataFrame records its column names and warns of nothing; labels_
+    are the predictions on the same frame."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(blobs, columns=["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(df)
+        assert np.array_equal(m.labels_, m.predict(df))
+    assert list(m.feature_names_in_) == ["a", "b", "c"]
+
+
 def test_input_untouched_clipping_counted(blobs):
     X = blobs.copy()
     X[:10] *= 5.0  # ten rows outside the ball
