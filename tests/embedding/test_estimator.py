@@ -228,6 +228,24 @@ def test_dataframe_with_missing_values_is_refused_and_clean_one_keeps_names():
         est.score(X[:, :3], A)
 
 
+def test_columns_renamed_or_reordered_after_a_named_fit_are_refused():
+    """M_ is indexed by the columns seen in fit: a frame whose columns are renamed or
+    reordered would be scored against the wrong coordinates, so it is refused; unnamed
+    data after a named fit gets scikit-learn's warning."""
+    A = chain_graph(400)
+    X, _ = field(A, p=4, r=1)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    est = GaussianEmbedding(1).fit(df, A)
+    with pytest.raises(ValidationError, match=r"Invalid X: .*missing \['a'\], unexpected "
+                                              r"\['z'\]"):
+        est.score(df.rename(columns={"a": "z"}), A)
+    with pytest.raises(ValidationError, match="another order"):
+        est.predict(df[["b", "a", "c", "d"]], A)
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        unnamed = est.score(X, A)
+    assert unnamed == pytest.approx(est.score(df, A), rel=1e-12)
+
+
 def test_warning_when_the_fitted_m_breaks_validity():
     """A periodic component of period 6 along a chain satisfies x_j = x_(j-1) + x_(j+1):
     the fit puts an eigenvalue near 1 in M, so ||A|| ||M|| is near 2 (no such Gaussian

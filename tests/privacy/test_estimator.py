@@ -53,6 +53,20 @@ def test_dataframe_with_missing_values_and_sparse():
         PrivateKMeans(1, epsilon=1.0, radius=1.0).fit(sparse.random(10, 3, format="csr"))
 
 
+def test_dataframe_fit_keeps_names_without_warnings(blobs):
+    """A fit on a clean DataFrame records its column names and warns of nothing; labels_
+    are the predictions on the same frame."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(blobs, columns=["a", "b", "c"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(df)
+        assert np.array_equal(m.labels_, m.predict(df))
+    assert list(m.feature_names_in_) == ["a", "b", "c"]
+
+
 def test_input_untouched_clipping_counted(blobs):
     X = blobs.copy()
     X[:10] *= 5.0  # ten rows outside the ball
@@ -122,6 +136,27 @@ def test_accountant_refuses_to_overspend(blobs):
     assert not hasattr(fresh, "cluster_centers_")
     PrivateKMeans(4, epsilon=0.4, delta=5e-7, radius=1.0, accountant=acc).fit(blobs)
     assert acc.remaining[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_clones_and_copies_spend_from_the_same_accountant(blobs):
+    """clone (used by cross_val_score, GridSearchCV) and deepcopy must not fork the budget:
+    a fit of a copy is charged to the user's accountant, and an overspend by a copy
+    raises."""
+    import copy
+
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    acc = PrivacyAccountant(epsilon=1.0, delta=1e-6)
+    m = PrivateKMeans(4, epsilon=0.3, delta=2e-7, radius=1.0, accountant=acc, random_state=0)
+    assert clone(m).accountant is acc and copy.deepcopy(m).accountant is acc
+    clone(m).fit(blobs)
+    assert acc.spent == pytest.approx((0.3, 2e-7)) and len(acc.ledger) == 1
+    copy.deepcopy(m).fit(blobs)
+    assert len(acc.ledger) == 2
+    with pytest.raises(BudgetExceededError):  # 3 folds of 0.3 do not fit in the 0.4 left
+        cross_val_score(m, blobs, cv=3, error_score="raise")
+    assert acc.spent[0] <= 1.0 + 1e-12
 
 
 def test_same_seed_same_release_and_pipeline(blobs):

@@ -215,10 +215,32 @@ class GaussianEmbedding(BaseEstimator):
                 self.feature_names_in_ = np.asarray(cols, dtype=object)
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
-        elif Xc.shape[1] != self.n_features_in_:
-            raise invalid("X", X, f"{self.n_features_in_} columns, as seen in fit")
+        else:
+            if Xc.shape[1] != self.n_features_in_:
+                raise invalid("X", X, f"{self.n_features_in_} columns, as seen in fit")
+            self._check_names(X)
         a = check_graph(graph, Xc.shape[0])
         return Xc, a
+
+    def _check_names(self, X: Any) -> None:
+        """Columns named in fit must come back with the same names in the same order
+        (``M_`` is indexed by them); unnamed data after a named fit gets a warning."""
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None:
+            return
+        cols = getattr(X, "columns", None)
+        if cols is None or not all(isinstance(c, str) for c in cols):
+            warnings.warn(f"X does not have valid feature names, but {type(self).__name__} "
+                          "was fitted with feature names", UserWarning, stacklevel=4)
+            return
+        names = [str(c) for c in cols]
+        if names != list(fitted):
+            missing = [c for c in fitted if c not in names]
+            extra = [c for c in names if c not in set(fitted)]
+            what = (f"missing {missing}, unexpected {extra}" if missing or extra
+                    else "same names in another order")
+            raise invalid("X", X, "the column names seen in fit, in the same order (M_ is "
+                                  f"indexed by them); {what}")
 
     def _convex_path(self, X, Z, s, rng):
         p = X.shape[1]

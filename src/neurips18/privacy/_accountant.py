@@ -281,7 +281,18 @@ class PrivacyAccountant:
 
     :meth:`spend` raises :class:`BudgetExceededError` (and records nothing) when the
     request does not fit in what is left. :attr:`ledger` lists every spend.
+
+    An accountant is one budget, so copying it must not create a second one: an estimator
+    that holds it and is cloned (``sklearn.base.clone``, ``cross_val_score``,
+    ``GridSearchCV``) or deep-copied shares the same accountant, and every fit of every
+    copy is charged to it.
     """
+
+    def __sklearn_clone__(self) -> PrivacyAccountant:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PrivacyAccountant:
+        return self
 
     def __init__(self, epsilon: float, delta: float = 0.0) -> None:
         self.epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither",

@@ -191,7 +191,10 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_clipped_ = int(info.clipped)
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
-        self.labels_ = self.predict(X) if not _data.is_dask(X) else None
+        # X is already validated (a DataFrame is an array by now): going through predict
+        # would check it again and warn that it lost its feature names
+        self.labels_ = (np.sqrt(_core._sqdist(X, centres)).argmin(axis=1)
+                        if not _data.is_dask(X) else None)
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:

@@ -478,7 +478,11 @@ def plot(data: dict[str, Any], fig: Any) -> None:
         prs = sorted({r_["p"] * r_["r"] for r_ in runs})
         ax.loglog(prs, [math.sqrt(v / runs[0]["m"]) for v in prs], "k:", label="sqrt(rp/m)")
     ax.set(xlabel="p r", ylabel="||M - M*||_F", title="error vs p r")
-    ax.legend(fontsize=7)
+    if ax.get_lines():
+        ax.legend(fontsize=7)
+    else:  # no p r grid in this profile
+        ax.text(0.5, 0.5, "no p r grid in this profile", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)
     fig.set_size_inches(4 * (len(graphs) + 1), 3.6)
     fig.tight_layout()
 
