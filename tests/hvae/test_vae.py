@@ -280,7 +280,8 @@ def test_nll_and_encoder_errors_name_the_users_input():
     x = torch.full((3, 12), 0.5)
     for m in (HVAE(enc, dec, HamiltonianFlow(4, 2)), VAE(enc, dec)):
         # the error shows the batch as passed, not its repetitions over the samples
-        with pytest.raises(ValidationError, match=r"Invalid x: Tensor of shape \(3, 12\).*\[0, 1\]"):
+        shown = r"Invalid x: Tensor of shape \(3, 12\).*\[0, 1\]"
+        with pytest.raises(ValidationError, match=shown):
             m.nll(x * 3, n_samples=10)
         with pytest.raises(ValidationError, match="Invalid x: .*12 values per example"):
             m.elbo(torch.full((3, 10), 0.5))
