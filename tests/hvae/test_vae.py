@@ -273,3 +273,17 @@ def test_user_modules_breaking_the_contract_are_caught(lg_problem):
         VAE(p.encoder(p.post_mean, [1.0] * p.l), PerPixelDecoder()).elbo(x)
     with pytest.raises(ValidationError, match="mismatched latent sizes"):
         HVAE(WrongLatentEncoder(), p.decoder(), flow).elbo(x)
+
+
+def test_nll_and_encoder_errors_name_the_users_input():
+    enc, dec = _mlp()
+    x = torch.full((3, 12), 0.5)
+    for m in (HVAE(enc, dec, HamiltonianFlow(4, 2)), VAE(enc, dec)):
+        # the error shows the batch as passed, not its repetitions over the samples
+        shown = r"Invalid x: Tensor of shape \(3, 12\).*\[0, 1\]"
+        with pytest.raises(ValidationError, match=shown):
+            m.nll(x * 3, n_samples=10)
+        with pytest.raises(ValidationError, match="Invalid x: .*12 values per example"):
+            m.elbo(torch.full((3, 10), 0.5))
+        with pytest.raises(ValidationError, match="Invalid x: .*12 values per example"):
+            m.nll(torch.full((3, 10), 0.5), n_samples=4)

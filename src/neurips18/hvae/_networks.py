@@ -125,6 +125,9 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = _flat(x)
+        if h.shape[1] != self.input_dim:
+            raise invalid("x", x, f"{self.input_dim} values per example (the encoder's "
+                          "input_dim)")
         for layer in self.layers:
             h = F.softplus(layer(h))
         return self.mu(h), F.softplus(self.sigma(h)) + _SIGMA_FLOOR

@@ -175,6 +175,9 @@ class _LatentModel(nn.Module):
         x = _check_x(x)
         n_samples = check("n_samples", n_samples, Interval(int, 1, None))
         batch_size = check("batch_size", batch_size, Interval(int, 1, None))
+        check_input = getattr(self.decoder, "check_input", None)
+        if callable(check_input):  # once, on the examples as given (not their repetitions)
+            check_input(x)
         gen = self._generator(generator)
         was_training = self.training
         self.eval()
