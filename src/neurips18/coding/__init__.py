@@ -16,7 +16,13 @@ from neurips18.coding._code import Code, UncodedBPSK
 from neurips18.coding._deepcode import Deepcode, KerasGRU, OfficialWeightsError
 from neurips18.coding._simulate import BERResult, binomial_interval, simulate_ber
 from neurips18.coding._sk import SchalkwijkKailath
-from neurips18.coding._training import DEFAULT_SCHEDULE, TrainingPhase, train_deepcode
+from neurips18.coding._training import (
+    DEFAULT_SCHEDULE,
+    LONG_SCHEDULE,
+    SCHEDULES,
+    TrainingPhase,
+    train_deepcode,
+)
 from neurips18.coding._turbo import TurboCode
 
 __all__ = [
@@ -28,7 +34,9 @@ __all__ = [
     "FeedbackChannel",
     "FeedbackRealization",
     "KerasGRU",
+    "LONG_SCHEDULE",
     "OfficialWeightsError",
+    "SCHEDULES",
     "SchalkwijkKailath",
     "TrainingPhase",
     "TurboCode",

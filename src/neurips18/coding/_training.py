@@ -107,7 +107,8 @@ def train_deepcode(
     the binary cross-entropy over the ``block_length`` information bits with Adam, the
     global gradient norm clipped at 1. ``schedule`` is a sequence of
     :class:`TrainingPhase` (or ``(blocks, batch_size, lr[, snr_offset_db])`` tuples;
-    :data:`DEFAULT_SCHEDULE` is short, :data:`LONG_SCHEDULE` made the shipped models); a
+    :data:`DEFAULT_SCHEDULE` (240,000 blocks) made the shipped models, :data:`LONG_SCHEDULE`
+    (3.9 million blocks) trains longer; :data:`SCHEDULES` names both); a
     phase with an SNR offset trains at ``snr_db + snr_offset_db``. At the end the
     encoder's normalisation statistics and the decoder's batch-norm statistics are measured
     on ``calibration_blocks`` fresh blocks (:meth:`Deepcode.calibrate`).

@@ -580,11 +580,11 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
 
 
 def _schedule_note(training: dict[str, Any]) -> str:
-    """Which named schedule of ``neurips18.coding._training`` made a model, and how to
+    """Which named schedule of ``neurips18.coding.SCHEDULES`` made a model, and how to
     repeat it when the recorded command does not name it."""
     from dataclasses import asdict
 
-    from neurips18.coding._training import SCHEDULES
+    from neurips18.coding import SCHEDULES
 
     sched = [{"snr_offset_db": 0.0, **p} for p in training.get("schedule") or []]
     for name, phases in SCHEDULES.items():
