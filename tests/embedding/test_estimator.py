@@ -109,6 +109,10 @@ def test_convex_recovers_and_picks_alpha_on_a_path(chain_data):
     est = GaussianEmbedding(r, method="convex", random_state=0).fit(X, A)
     assert est.alpha_ in est.alphas_ and est.cv_scores_.shape == est.alphas_.shape
     assert est.alpha_ == est.alphas_[np.argmax(est.cv_scores_)]
+    # the chosen penalty's solution honours the requested rank (the held-out score alone
+    # would pick a smaller penalty with spurious small eigenvalues)
+    assert np.linalg.matrix_rank(est.M_, hermitian=True) <= r
+    assert est.alphas_[0] == pytest.approx(_core.alpha_max(_core.stats(X, A @ X)))
     assert np.linalg.norm(est.M_ - M) / np.sqrt(r * p / m) < 1.5
     np.testing.assert_allclose(est.M_, est.M_.T)
     ls = _core.least_squares(_core.stats(X, A @ X))

@@ -20,8 +20,9 @@ parameters) and its error values were not recovered, so the settings are ours: `
 U diag(s) U^T`` with ``U`` a uniformly random orthonormal p x r frame and all ``s`` equal to
 ``signal / d_max`` (``d_max`` the largest degree, ``>= ||A||_2``), so that ``||A|| ||M*||
 <= signal = 0.8``. The convex estimator is run twice: with our default penalty (chosen on a
-path by held-out pseudo-likelihood) and with the theory's penalty ``alpha = 2 ||grad
-L(M*)||_2`` (the usual condition of nuclear-norm M-estimators; an oracle quantity).
+path by held-out pseudo-likelihood, among the penalties whose solution has rank <= r) and
+with the theory's penalty ``alpha = 2 ||grad L(M*)||_2`` (the usual condition of
+nuclear-norm M-estimators; an oracle quantity; its rank is what that penalty gives).
 
 Thresholds: the issue's, for both profiles: mean ratio at every m <= 1.0 (non-convex) /
 1.5 (convex, its default held-out penalty; the theory's penalty is shown, not judged);
