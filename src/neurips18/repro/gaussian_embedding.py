@@ -449,6 +449,8 @@ def _no_anchor_row(key: str, fmt: dict[str, Any], extra: dict[str, Any]) -> Any:
 
 
 def plot(data: dict[str, Any], fig: Any) -> None:
+    from matplotlib.ticker import NullFormatter
+
     graphs = list(data["m_grid"])
     axes = [fig.add_subplot(1, len(graphs) + 1, i + 1) for i in range(len(graphs) + 1)]
     styles = {"nonconvex": ("b-o", "non-convex"), "convex_cv": ("g-s", "convex (held-out)"),
@@ -474,11 +476,17 @@ def plot(data: dict[str, Any], fig: Any) -> None:
         ys = [sum(r_["nonconvex"]["err"] for r_ in runs if r_["p"] * r_["r"] == v) /
               sum(1 for r_ in runs if r_["p"] * r_["r"] == v) for v in prs]
         ax.loglog(prs, ys, "-o", label=f"{g} non-convex", ms=4)
+        if all("convex_cv" in r_ for r_ in runs):
+            yc = [sum(r_["convex_cv"]["err"] for r_ in runs if r_["p"] * r_["r"] == v) /
+                  sum(1 for r_ in runs if r_["p"] * r_["r"] == v) for v in prs]
+            ax.loglog(prs, yc, "--s", color=ax.get_lines()[-1].get_color(), ms=3,
+                      label=f"{g} convex (held-out)")
     if graphs and data["pr_grid"][graphs[0]]:
         runs = data["pr_grid"][graphs[0]]
         prs = sorted({r_["p"] * r_["r"] for r_ in runs})
         ax.loglog(prs, [math.sqrt(v / runs[0]["m"]) for v in prs], "k:", label="sqrt(rp/m)")
     ax.set(xlabel="p r", ylabel="||M - M*||_F", title="error vs p r")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # the minor labels of a short decade overlap
     if ax.get_lines():
         ax.legend(fontsize=7)
     else:  # no p r grid in this profile
