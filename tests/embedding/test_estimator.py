@@ -119,6 +119,22 @@ def test_convex_recovers_and_picks_alpha_on_a_path(chain_data):
     assert np.linalg.norm(est.M_ - M) < np.linalg.norm(ls - M)
 
 
+def test_convex_warns_when_no_penalty_gives_a_nonzero_fit_of_the_rank():
+    """Five equal planted eigenvalues and rank 1: the first penalty below alpha_max already
+    gives rank > 1, so the held-out path is left with M_ = 0; that is said, not silent."""
+    rng = np.random.default_rng(0)
+    A = chain_graph(4000)
+    U, _ = np.linalg.qr(rng.standard_normal((10, 5)))
+    X = sample_gaussian_embedding(A, 0.35 * U @ U.T, generator=rng)
+    with pytest.warns(UserWarning, match="only penalty left is alpha_max"):
+        est = GaussianEmbedding(1, method="convex", random_state=0).fit(X, A)
+    assert not est.M_.any() and est.alphas_.size == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        est5 = GaussianEmbedding(5, method="convex", random_state=0).fit(X, A)
+    assert np.linalg.matrix_rank(est5.M_, hermitian=True) == 5
+
+
 def test_convex_and_nonconvex_agree_when_the_penalty_is_small_and_the_rank_right():
     """With the convex solution of rank r and PSD, it is feasible for the rank-r problem,
     so 0 <= L(M_cvx) - L(M_ncvx) <= alpha (||M_ncvx||_* - ||M_cvx||_*); the gap between

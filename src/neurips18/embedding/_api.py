@@ -267,6 +267,14 @@ class GaussianEmbedding(BaseEstimator):
             fits.append(fit)
             M = fit.M
         alphas = grid[: len(fits)]  # alphas[0] = alpha_max, whose fit is 0: never empty
+        if len(fits) == 1 and len(grid) > 1:
+            warnings.warn(
+                f"GaussianEmbedding(method='convex'): already at the path's second penalty "
+                f"({grid[1]:.4g}) the solution has more than rank={rank} nonzero "
+                "eigenvalues, so the only penalty left is alpha_max, whose solution is M_ = 0. The nuclear norm cannot give "
+                "a solution of rank 1..rank here (the leading eigenvalues are too close); "
+                "use method='nonconvex', a larger rank, or pass alpha.", UserWarning,
+                stacklevel=3)
         m = X.shape[0]
         folds = rng.permutation(m) % self.cv
         scores = np.zeros((self.cv, alphas.size))
