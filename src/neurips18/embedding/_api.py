@@ -271,8 +271,9 @@ class GaussianEmbedding(BaseEstimator):
             warnings.warn(
                 f"GaussianEmbedding(method='convex'): already at the path's second penalty "
                 f"({grid[1]:.4g}) the solution has more than rank={rank} nonzero "
-                "eigenvalues, so the only penalty left is alpha_max, whose solution is M_ = 0. The nuclear norm cannot give "
-                "a solution of rank 1..rank here (the leading eigenvalues are too close); "
+                "eigenvalues, so the only penalty left is alpha_max, whose solution is "
+                "M_ = 0. The nuclear norm cannot give a solution of rank 1..rank here "
+                "(the leading eigenvalues are too close); "
                 "use method='nonconvex', a larger rank, or pass alpha.", UserWarning,
                 stacklevel=3)
         m = X.shape[0]
