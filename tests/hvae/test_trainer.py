@@ -108,6 +108,11 @@ def test_trainer_refuses_bad_input_and_foreign_checkpoints(tmp_path):
         Trainer(model, progress=False).fit(x * 2)
     with pytest.raises(ValidationError, match="Invalid x_train"):
         Trainer(model, progress=False).fit(torch.full((200, 20), float("nan")))
+    for bad in (float("nan"), float("inf"), -float("inf")):  # one bad value among many
+        xb = x.clone()
+        xb[7, 3] = bad
+        with pytest.raises(ValidationError, match="Invalid x_train: .*finite values"):
+            Trainer(model, binarize=False, progress=False).fit(xb)
     with pytest.raises(ValidationError, match="Invalid x_train"):
         Trainer(model, batch_size=500, progress=False).fit(x)
     with pytest.raises(ValidationError, match="Invalid patience"):

@@ -215,6 +215,11 @@ def test_bad_inputs_get_clear_errors():
             m.elbo(x * 3)
         with pytest.raises(ValidationError, match="Invalid x: .*NaN"):
             m.elbo(torch.full((3, 12), float("nan")))
+        for bad in (float("nan"), float("inf"), -float("inf")):  # one bad value among many
+            xb = x.clone()
+            xb[1, 5] = bad
+            with pytest.raises(ValidationError, match="Invalid x: .*found 1 NaN or inf"):
+                m.elbo(xb)
         with pytest.raises(ValidationError, match="Invalid x"):
             m.elbo(torch.zeros(0, 12))
         with pytest.raises(ValidationError, match="Invalid x"):

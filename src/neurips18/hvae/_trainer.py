@@ -117,9 +117,10 @@ class Trainer:
             raise invalid(name, x, "a floating-point torch.Tensor of shape (n, ...)")
         if x.dim() < 2 or x.shape[0] == 0:
             raise invalid(name, x, "a non-empty batch of shape (n, ...)")
-        if not bool(torch.isfinite(x).all()):
+        lo, hi = (float(v) for v in torch.aminmax(x))  # one pass over the data
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN propagates to both
             raise invalid(name, x, "finite values")
-        if binarize and not (float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+        if binarize and not (lo >= 0.0 and hi <= 1.0):
             raise invalid(name, x, "intensities in [0, 1] for binarisation")
         return x
 
