@@ -11,6 +11,7 @@ from scipy import stats
 
 from neurips18.privacy import (
     Ledger,
+    _samplers,
     bernoulli_exp,
     discrete_gaussian,
     discrete_laplace,
@@ -36,16 +37,49 @@ def _chi2_pvalue(z: np.ndarray, pmf) -> float:  # type: ignore[no-untyped-def]
     return float(stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue)
 
 
-@pytest.mark.parametrize("t", [1, 3, 10])
-def test_discrete_laplace_matches_pmf(t):
+@pytest.fixture(params=["batched", "sequential"])
+def batching(request, monkeypatch):
+    """The samplers as shipped, and with one trial per block, a common range never shared
+    (each Bernoulli(1/k) column drawn with its own range) and rejection batches far too
+    small (many rounds of redraws): every continuation path runs, and the laws must be
+    the same."""
+    if request.param == "sequential":
+        monkeypatch.setattr(_samplers, "BLOCK", 1)
+        monkeypatch.setattr(_samplers, "GEOMETRIC_BLOCK", 1)
+        monkeypatch.setattr(_samplers, "_LCM_MAX", 0)
+        monkeypatch.setattr(_samplers, "OVERSAMPLE", 0.3)
+        monkeypatch.setattr(_samplers, "_EXTRA", 1)
+    return request.param
+
+
+@pytest.mark.parametrize("t", [1, 3, 10, 34])
+def test_discrete_laplace_matches_pmf(t, batching):
     z = discrete_laplace(t, 100_000, np.random.default_rng(t))
+    assert z.shape == (100_000,)
     assert _chi2_pvalue(z, lambda v: math.exp(-abs(v) / t)) > 1e-3
 
 
-@pytest.mark.parametrize("s2", [1, 7, 400])
-def test_discrete_gaussian_matches_pmf(s2):
+@pytest.mark.parametrize("s2", [1, 7, 400, 1090])
+def test_discrete_gaussian_matches_pmf(s2, batching):
     z = discrete_gaussian(s2, 100_000, np.random.default_rng(s2))
+    assert z.shape == (100_000,)
     assert _chi2_pvalue(z, lambda v: math.exp(-v * v / (2 * s2))) > 1e-3
+
+
+def test_geometric_matches_pmf(batching):
+    v = _samplers._geometric(100_000, np.random.default_rng(11))
+    assert v.min() >= 0
+    assert _chi2_pvalue(v, lambda k: math.exp(-k) if k >= 0 else 0.0) > 1e-3
+
+
+def test_samplers_small_and_empty_requests():
+    rng = np.random.default_rng(2)
+    assert discrete_gaussian(5, 0, rng).shape == (0,)
+    assert discrete_laplace(5, 0, rng).shape == (0,)
+    assert bernoulli_exp(np.zeros(0, np.int64), 3, rng).shape == (0,)
+    assert discrete_gaussian(2**29, 1, rng).shape == (1,)
+    # exp(-2**62) is 0 to any precision: never 1 (the whole part stops at the first failure)
+    assert not bernoulli_exp(np.full(1000, 2**62), 1, rng).any()
 
 
 def test_discrete_gaussian_large_variance_moments():
@@ -55,12 +89,18 @@ def test_discrete_gaussian_large_variance_moments():
     assert z.var() / s2 == pytest.approx(1.0, abs=0.03)
 
 
-def test_bernoulli_exp_probability():
+def test_bernoulli_exp_probability(batching):
     rng = np.random.default_rng(1)
-    for num, den in ((0, 1), (1, 3), (5, 2), (7, 7)):
+    for num, den in ((0, 1), (1, 3), (5, 2), (7, 7), (2**60 + 1, 2**61 - 1)):
         b = bernoulli_exp(np.full(200_000, num), np.full(200_000, den), rng)
         p = math.exp(-num / den)
         assert abs(b.mean() - p) < 5 * math.sqrt(p * (1 - p) / b.size) + 1e-12
+    # a range per element (the slower draws): each half of the array keeps its own law
+    num = np.repeat(np.array([1, 5], np.int64), 100_000)
+    den = np.repeat(np.array([3, 2], np.int64), 100_000)
+    b = bernoulli_exp(num, den, rng)
+    for half, p in ((b[:100_000], math.exp(-1 / 3)), (b[100_000:], math.exp(-2.5))):
+        assert abs(half.mean() - p) < 5 * math.sqrt(p * (1 - p) / half.size)
 
 
 def test_discrete_gaussian_tail_bound_used_by_the_threshold():

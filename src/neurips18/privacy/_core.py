@@ -59,9 +59,17 @@ class FitInfo:
 
 
 # ----------------------------------------------------------------------------- non-private
-def _sqdist(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    d = (x * x).sum(1)[:, None] - 2.0 * x @ c.T + (c * c).sum(1)[None, :]
-    return np.maximum(d, 0.0)
+def _sqdist(x: np.ndarray, c: np.ndarray, xsq: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances of the rows of ``x`` to those of ``c``; ``xsq`` the rows' squared
+    norms ``(x * x).sum(1)`` when already known. The factor 2 is applied to the product
+    (exactly, a power of two) rather than to a copy of ``x``."""
+    if xsq is None:
+        xsq = (x * x).sum(1)
+    d = x @ c.T
+    d *= -2.0
+    d += xsq[:, None]
+    d += (c * c).sum(1)[None, :]
+    return np.maximum(d, 0.0, out=d)
 
 
 def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
@@ -155,11 +163,21 @@ def _member(keys: np.ndarray, table: np.ndarray) -> np.ndarray:
     return np.where(table[pos] == keys, pos, -1)
 
 
-def _free_keys(xf: np.ndarray, hasher: Hasher, heavy: list[np.ndarray],
+def _block_keys(xf: np.ndarray, q: Any, hasher: Hasher, upto: int) -> np.ndarray:
+    """``hasher.keys(xf, upto)``; for a prepared block, the keys of all the radii are
+    computed on the first pass and reused (the key of radius i does not depend on how many
+    radii are hashed together)."""
+    memo = _data.block_memo(q)
+    if memo is None:
+        return hasher.keys(xf, upto)
+    return memo.get("keys", lambda: hasher.keys(xf), owner=hasher)[:, :upto]
+
+
+def _free_keys(xf: np.ndarray, q: Any, hasher: Hasher, heavy: list[np.ndarray],
                upto: int) -> tuple[np.ndarray, np.ndarray]:
     """Keys of the first ``upto`` radii and the mask of points covered by no heavy cell of
     the radii in ``heavy`` (those released so far)."""
-    keys = hasher.keys(xf, upto)
+    keys = _block_keys(xf, q, hasher, upto)
     free = np.ones(xf.shape[0], dtype=bool)
     for r, table in enumerate(heavy):
         free &= _member(keys[:, r], table) < 0
@@ -172,7 +190,7 @@ def _histogram_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.
     over the points covered by no heavy cell of a finer radius (the cell counts themselves
     while the table is small, :func:`_data.prune` beyond)."""
     i = len(heavy)
-    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    keys, free = _free_keys(xf, q, hasher, heavy, i + 1)
     uniq, counts = np.unique(keys[free, i], return_counts=True)
     out = {"keys": uniq, "cell_counts": counts.astype(np.int64), "__pruned": np.int64(0)}
     return _data.prune(out, capacity)
@@ -183,7 +201,7 @@ def _recount_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher, heavy: list[np.nd
     """Exact counts of the candidate cells ``cand`` (sorted) of radius i = len(heavy) over
     the points covered by no heavy cell of a finer radius."""
     i = len(heavy)
-    keys, free = _free_keys(xf, hasher, heavy, i + 1)
+    keys, free = _free_keys(xf, q, hasher, heavy, i + 1)
     lab = _member(keys[free, i], cand)
     return {"counts": np.bincount(lab[lab >= 0], minlength=cand.size).astype(np.int64)}
 
@@ -192,7 +210,7 @@ def _cell_sums_fn(xf: np.ndarray, q: np.ndarray, hasher: Hasher,
                   heavy: list[np.ndarray]) -> dict[str, Any]:
     """Exact sums of the points of every heavy cell, each point in the first (finest) heavy
     cell that holds it; cells of all radii numbered one after the other."""
-    keys = hasher.keys(xf, len(heavy))
+    keys = _block_keys(xf, q, hasher, len(heavy))
     lab = np.full(xf.shape[0], -1, dtype=np.int64)
     offset = 0
     for r, table in enumerate(heavy):
@@ -300,9 +318,19 @@ DIST_ELEMENTS = 2**18
 number in the thousands, so a block's distances to them are taken a few rows at a time."""
 
 
-def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_sqnorms(xf: np.ndarray, q: Any) -> np.ndarray:
+    """``(xf * xf).sum(1)``, computed once per prepared block and fit."""
+    memo = _data.block_memo(q)
+    if memo is None:
+        return (xf * xf).sum(1)
+    return memo.get("sqnorms", lambda: (xf * xf).sum(1))
+
+
+def nearest(x: np.ndarray, centres: np.ndarray,
+            xsq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Index of each row's nearest centre and the squared distance to it, in row slices
-    that keep the distance matrix below ``DIST_ELEMENTS`` entries."""
+    that keep the distance matrix below ``DIST_ELEMENTS`` entries (``xsq``: the rows'
+    squared norms, when known)."""
     m = x.shape[0]
     lab = np.zeros(m, dtype=np.int64)
     dist = np.zeros(m)
@@ -310,25 +338,25 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
         return lab, np.full(m, np.inf)
     step = max(1, DIST_ELEMENTS // centres.shape[0])
     for s in range(0, m, step):
-        dd = _sqdist(x[s:s + step], centres)
+        dd = _sqdist(x[s:s + step], centres, None if xsq is None else xsq[s:s + step])
         lab[s:s + step] = dd.argmin(1)
         dist[s:s + step] = dd[np.arange(dd.shape[0]), lab[s:s + step]]
     return lab, dist
 
 
 def _assign_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
-    lab = nearest(xf, centres)[0]
+    lab = nearest(xf, centres, row_sqnorms(xf, q))[0]
     cnt, sums = _data.exact_group_sums(q, lab, centres.shape[0])
     return {"counts": cnt, "sums": sums}
 
 
 def _count_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
-    return {"counts": np.bincount(nearest(xf, centres)[0],
+    return {"counts": np.bincount(nearest(xf, centres, row_sqnorms(xf, q))[0],
                                   minlength=centres.shape[0]).astype(np.int64)}
 
 
 def _cost_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray) -> dict[str, Any]:
-    return {"cost": np.float64(nearest(xf, centres)[1].sum())}
+    return {"cost": np.float64(nearest(xf, centres, row_sqnorms(xf, q))[1].sum())}
 
 
 def lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger, rng, *,
@@ -369,7 +397,7 @@ def _spread_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
                cap: float) -> dict[str, Any]:
     """Sum over the rows of min(squared distance to the nearest centre, cap), each term on
     the grid cap 2^-SPREAD_BITS (rounded down): an exact int64."""
-    lab = nearest(xf, centres)[0]
+    lab = nearest(xf, centres, row_sqnorms(xf, q))[0]
     diff = xf - centres[lab]
     sq = np.minimum(np.einsum("ij,ij->i", diff, diff), cap)
     return {"spread": np.floor(sq * (2.0**SPREAD_BITS / cap)).astype(np.int64).sum()}
@@ -379,7 +407,7 @@ def _offset_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
                clip: float) -> dict[str, Any]:
     """Per nearest centre: the count and the exact sum of the offsets x - c, each scaled
     onto the ball of radius ``clip`` when longer and put on the grid clip 2^-30."""
-    lab = nearest(xf, centres)[0]
+    lab = nearest(xf, centres, row_sqnorms(xf, q))[0]
     off = xf - centres[lab]
     norms = np.sqrt(np.einsum("ij,ij->i", off, off))
     over = norms > clip

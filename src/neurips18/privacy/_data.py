@@ -51,16 +51,51 @@ def prepare_steps(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, in
 
 class _LazySteps:
     """The grid steps of a prepared block, computed on first use (``np.asarray``): only
-    the passes that sum coordinates need them."""
+    the passes that sum coordinates need them. ``memo`` is the block's store of values
+    that later passes of the same fit reuse (:func:`block_memo`)."""
 
-    def __init__(self, xf: np.ndarray, radius: float) -> None:
+    def __init__(self, xf: np.ndarray, radius: float, memo: Memo | None = None) -> None:
         self.xf, self.radius, self.shape = xf, radius, xf.shape
+        self.memo = memo
         self._steps: np.ndarray | None = None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if self._steps is None:  # exact: xf is steps * unit with |steps| <= 2**30
             self._steps = np.rint(self.xf * (2.0**FRACTION_BITS / self.radius))
         return self._steps if dtype is None else self._steps.astype(dtype, copy=False)
+
+
+class Memo:
+    """Values computed from one prepared block alone (its rows' squared norms, their hash
+    keys) and kept for the later passes of the same fit. Every value is what the pass would
+    compute from the block anyway, so reusing it changes no result; the memos of all the
+    blocks of a :class:`Prepared` share a byte budget (the size of the data), and a value
+    past the budget is simply not kept."""
+
+    def __init__(self, budget: list[int]) -> None:
+        self._values: dict[Any, Any] = {}
+        self._budget = budget  # shared by the blocks: [bytes left]
+
+    def get(self, key: Any, compute: Callable[[], Any], owner: Any = None) -> Any:
+        """The value stored under ``key`` for ``owner`` (compared by identity, e.g. the
+        hash family of a fit), computing and storing it on first use."""
+        hit = self._values.get(key)
+        if hit is not None and hit[0] is owner:
+            return hit[1]
+        value = compute()
+        size = int(getattr(value, "nbytes", 0))
+        if hit is not None:
+            self._budget[0] += int(getattr(hit[1], "nbytes", 0))
+            del self._values[key]
+        if size <= self._budget[0]:
+            self._budget[0] -= size
+            self._values[key] = (owner, value)
+        return value
+
+
+def block_memo(q: Any) -> Memo | None:
+    """The memo of the block a pass receives as ``q``, or None (a block read afresh)."""
+    return getattr(q, "memo", None)
 
 
 CACHE_BYTES = 2**29
@@ -80,6 +115,8 @@ class Prepared:
         for s in range(0, max(X.shape[0], 1), CHUNK_ROWS):
             xf, _steps, clipped = prepare_steps(X[s:s + CHUNK_ROWS], radius)
             self.blocks.append((xf, clipped))
+        budget = [int(X.nbytes)]
+        self.memos = [Memo(budget) for _ in self.blocks]
 
 
 def merge(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
@@ -153,8 +190,8 @@ def map_reduce(X: Any, radius: float, fn: Callable[..., dict], *args: Any,
         if X.radius != radius:
             raise ValueError(f"data prepared for radius {X.radius}, asked for {radius}")
         acc: dict[str, Any] | None = None
-        for xf, clipped in X.blocks:
-            out = fn(xf, _LazySteps(xf, radius), *args)
+        for (xf, clipped), memo in zip(X.blocks, X.memos, strict=True):
+            out = fn(xf, _LazySteps(xf, radius, memo), *args)
             out["clipped"] = np.int64(clipped)
             out["rows"] = np.int64(xf.shape[0])
             acc = combine(acc, out)

@@ -49,6 +49,16 @@ def resolve_method(method: str, delta: float) -> str:
     return method
 
 
+def _nearest_labels(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centre, a block of rows at a time (the temporaries of a
+    block, not of the whole array; every row's distances are the same as in one piece)."""
+    out = np.empty(X.shape[0], dtype=np.intp)
+    for s in range(0, X.shape[0], _data.CHUNK_ROWS):
+        out[s:s + _data.CHUNK_ROWS] = np.sqrt(
+            _core._sqdist(X[s:s + _data.CHUNK_ROWS], centres)).argmin(axis=1)
+    return out
+
+
 class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     """k-means whose centres are (epsilon, delta)-differentially private.
 
@@ -193,8 +203,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_candidates_ = int(info.candidates)
         # X is already validated (a DataFrame is an array by now): going through predict
         # would check it again and warn that it lost its feature names
-        self.labels_ = (np.sqrt(_core._sqdist(X, centres)).argmin(axis=1)
-                        if not _data.is_dask(X) else None)
+        self.labels_ = _nearest_labels(X, centres) if not _data.is_dask(X) else None
         return self
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
