@@ -34,3 +34,24 @@ def test_full_digits_row_compares_with_google():
     row = _best_row("full")
     assert "judged in the full profile" not in row.metric
     assert "Google, brief" in row.metric and row.verdict == "fail"  # 1.7 > 1.5
+
+
+def _floor_row(profile, costs):
+    data = _data()
+    data["sets"]["digits"]["cells"]["1"]["cost"] = costs
+    j = judge(data, PROFILES[profile])
+    return next(r for r in j.rows if "one centre at the mean" in r.metric), j.notes
+
+
+def test_quick_leaves_the_digits_floor_to_the_full_profile_and_notes_releases_above_it():
+    """On digits one release sits at the one-centre floor within the noise, so a single
+    seed cannot support "not above the floor": quick shows it unjudged; the full profile
+    judges the median and a note counts the releases above the floor."""
+    row, notes = _floor_row("quick", [4.4])
+    assert row.verdict == "no-reference" and "judged in the full profile" in row.metric
+    assert any("1 of 1 releases cost more than one centre" in n for n in notes)
+    row, notes = _floor_row("full", [1.8, 2.1, 1.9])  # floor 2.0
+    assert row.verdict == "pass" and "judged in the full profile" not in row.metric
+    assert any("1 of 3 releases cost more than one centre" in n for n in notes)
+    row, _ = _floor_row("full", [2.1, 2.2, 1.8])
+    assert row.verdict == "fail"

@@ -13,6 +13,13 @@ same run from its own environment (``python benchmarks/diffprivlib_env.py`` buil
 say "anchor not run" without it); Google's differential-privacy LSH clustering is not on
 PyPI and is not run here: its ratios are the brief's, measured on this kind of machine
 (median of 3 seeds, delta = 1e-6), cited as such.
+
+Digits in the quick profile (one seed): its comparisons with Google's figures and with the
+one-centre floor are shown unjudged and left to the full profile. On 1797 rows at small
+epsilon the release is about one centre near the mean, whose cost sits at the floor within
+the noise, so one seed decides nothing (the full profile at 53fc398: at eps 0.1, 1 of 10
+releases cost 4.37x KMeans's against the floor's 1.85x, the median 1.85x). A note counts the
+releases above the floor in every cell.
 """
 
 from __future__ import annotations
@@ -66,6 +73,10 @@ class Config(Profile):
     growth_d: tuple[int, ...]
     local_n: tuple[int, ...]
     google_digits: bool = False  # compare digits with the brief's Google figures (full only)
+    # judge digits against the one-centre floor (full only: on 1797 rows at small eps the
+    # release is one centre near the mean, whose cost sits at the floor within the noise,
+    # so one seed's verdict is a coin toss; the full profile judges the median of its seeds)
+    digits_floor: bool = False
 
     def check(self) -> None:
         if self.seeds < 1 or self.n < 100:
@@ -83,7 +94,8 @@ PROFILES = {
     "full": Config(n=100_000, dims=(2, 10, 50), k=10, epsilons=(0.1, 0.3, 1.0, 3.0, 10.0),
                    seeds=10, delta=1e-6, digits=True, anchor=True, faithful_seeds=1,
                    growth_n=(10_000, 30_000, 100_000, 300_000), growth_k=(5, 10, 20),
-                   growth_d=(2, 10, 50), local_n=(10_000, 100_000), google_digits=True),
+                   growth_d=(2, 10, 50), local_n=(10_000, 100_000), google_digits=True,
+                   digits_floor=True),
 }
 
 REFERENCES = References(
@@ -94,7 +106,7 @@ REFERENCES = References(
               "ratios, same run{why})", MEASURED,
               source="diffprivlib KMeans measured in the same run", mode="max", tol=0.0),
     Reference("floor", "{data}, eps {eps:g}: cost / KMeans cost, ours vs one centre at the "
-              "mean", MEASURED, source="one-centre cost on the same data", mode="max"),
+              "mean{why}", MEASURED, source="one-centre cost on the same data", mode="max"),
     Reference("target_0.1", "d=50, eps 0.1: cost / KMeans cost (median of {seeds})", 5.0,
               source="issue target", mode="max"),
     Reference("target_1", "d=50, eps 1: cost / KMeans cost (median of {seeds})", 1.15,
@@ -338,7 +350,6 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
             dpl = None
             if "diffprivlib_cost" in c:
                 dpl = _median_iqr([v / base["kmeans"] for v in c["diffprivlib_cost"]])[0]
-            # the brief's Google figures hold for its protocol only (n = 100,000; digits)
             # the brief's Google figures hold for its protocol only (n = 100,000; digits).
             # On digits (1797 rows) ours does not reach them at eps 1 and 10 (see the full
             # profile): the quick profile leaves that claim to the full one.
@@ -365,7 +376,17 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
                                        ref=None if dpl is None else 1.0,
                                        why="" if dpl is not None else "; anchor not run",
                                        **fmt))
-            rows.append(REFERENCES.row("floor", med, ref=base["floor"], **fmt))
+            judged = name != "digits" or cfg.digits_floor
+            rows.append(REFERENCES.row(
+                "floor", med, ref=base["floor"], judged=judged,
+                why="" if judged else " (judged in the full profile, on the median of its "
+                                      "seeds)", **fmt))
+            above = [r for r in ratios if r > base["floor"]]
+            if above:
+                notes.append(f"{name}, eps {eps:g}: {len(above)} of {len(ratios)} releases "
+                             f"cost more than one centre at the mean (worst "
+                             f"{max(above):.3f} against {base['floor']:.3f}); the floor "
+                             "row compares their median.")
             if name == "d=50" and f"target_{key}" in REFERENCES:
                 rows.append(REFERENCES.row(f"target_{key}", med, seeds=len(ratios)))
             if "faithful_cost" in c:
