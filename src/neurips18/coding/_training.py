@@ -50,8 +50,9 @@ DEFAULT_SCHEDULE: tuple[TrainingPhase, ...] = (
     TrainingPhase(60_000, 1000, 0.0002),
 )
 
-# The schedule of the shipped models (neurips18.coding.pretrained): 3.9 million blocks,
-# 13,500 steps, about 1.5 CPU-hours on one thread. The official code's proportions of
+# The long schedule, meant for the shipped models (neurips18.coding.pretrained; the files
+# shipped now were made with DEFAULT_SCHEDULE): 3.9 million blocks, 13,500 steps, about
+# 1.5 CPU-hours on one thread. The official code's proportions of
 # learning rates (lr, lr / 10, lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
 # from 100 to 1000 as the rate falls (more steps early, less gradient noise late), and the
 # first phase 1 dB below the target SNR: the authors started a model from one trained at a

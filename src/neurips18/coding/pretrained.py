@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="long",
-                    help="a named schedule of neurips18.coding._training (default: long, "
-                         "the one of the shipped models)")
+                    help="a named schedule of neurips18.coding._training (default: long; "
+                         "the files shipped now were made with 'default')")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
