@@ -388,6 +388,13 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
             b, se = _slope([r_["m"] for r_ in sub], [r_[key]["err"] for r_ in sub])
             rows.append(REFERENCES.row("slope_m", b, graph=g, method=label,
                                        note=f"standard error {se:.3f}"))
+            sizes = sorted({r_["m"] for r_ in sub})
+            upper = [r_ for r_ in sub if r_["m"] >= sizes[len(sizes) // 2]]
+            if len(sizes) - len(sizes) // 2 >= 3:
+                bu, seu = _slope([r_["m"] for r_ in upper], [r_[key]["err"] for r_ in upper])
+                notes.append(f"{g}: {label} slope in m over the upper half of the grid "
+                             f"(m >= {sizes[len(sizes) // 2]}; informative, not judged): "
+                             f"{bu:.3f} (standard error {seu:.3f}).")
         b, se = _slope([r_["m"] for r_ in runs], [r_["convex_theory"]["err"] for r_ in runs])
         notes.append(f"{g}: slope in m of the convex estimator at the theory's penalty "
                      f"(informative): {b:.3f} (standard error {se:.3f}).")
