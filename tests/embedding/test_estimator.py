@@ -208,6 +208,7 @@ def test_inputs_are_not_modified(chain_data):
     ({"max_iter": 0}, "Invalid max_iter"),
     ({"tol": -1e-3}, "Invalid tol"),
     ({"cv": 1}, "Invalid cv"),
+    ({"n_alphas": 1}, "Invalid n_alphas"),
     ({"cv": 51, "method": "convex"}, r"Invalid cv: 51 \(expected an int in \[2, 50\]"),
     ({"random_state": "seed"}, "Invalid random_state"),
 ])

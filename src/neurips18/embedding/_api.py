@@ -197,7 +197,7 @@ class GaussianEmbedding(BaseEstimator):
                          Predicate(lambda v: isinstance(v, np.random.RandomState),
                                    "a numpy RandomState")],
         "cv": [Interval(int, 2, None)],
-        "n_alphas": [Interval(int, 1, None)],
+        "n_alphas": [Interval(int, 2, None)],  # 1 would leave alpha_max alone (M_ = 0)
     }
 
     def __init__(self, rank: int, *, method: str = "nonconvex",
@@ -289,18 +289,17 @@ class GaussianEmbedding(BaseEstimator):
                     alphas.append(mid)
                     M = fit.M
         alphas = np.asarray(alphas)
-        if len(grid) > 1 and above == float(grid[1]):
+        if above is not None and alphas[-1] > alphas[0] / _SHRUNK_FACTOR:
             top_eig = float(np.abs(np.linalg.eigvalsh(fits[-1].M)).max())
             warnings.warn(
-                f"GaussianEmbedding(method='convex'): already at the path's second penalty "
-                f"({grid[1]:.4g}) the solution has more than rank={rank} nonzero "
-                f"eigenvalues, so every penalty left lies within a factor "
-                f"{grid[0] / grid[1]:.3g} of alpha_max = {grid[0]:.4g} and shrinks M_ "
-                f"nearly to 0 (largest |eigenvalue| of the smallest one's fit: "
-                f"{top_eig:.3g}). The nuclear norm cannot give a solution of rank "
-                f"1..{rank} without that shrinkage here (the leading eigenvalues are too "
-                "close); use method='nonconvex', a larger rank, or pass alpha.",
-                UserWarning, stacklevel=3)
+                f"GaussianEmbedding(method='convex'): the smallest penalty whose solution "
+                f"has rank <= {rank} is {alphas[-1]:.4g}, within a factor "
+                f"{alphas[0] / alphas[-1]:.3g} of alpha_max = {alphas[0]:.4g}, so every "
+                f"penalty left shrinks M_ nearly to 0 (largest |eigenvalue| of the "
+                f"smallest one's fit: {top_eig:.3g}). The nuclear norm cannot give a "
+                f"solution of rank 1..{rank} without that shrinkage here (the leading "
+                "eigenvalues are too close); use method='nonconvex', a larger rank, or "
+                "pass alpha.", UserWarning, stacklevel=3)
         m = X.shape[0]
         folds = rng.permutation(m) % self.cv
         scores = np.zeros((self.cv, alphas.size))
@@ -391,6 +390,7 @@ class GaussianEmbedding(BaseEstimator):
 
 
 _REFINE_STEPS = 5  # bisections of the rank boundary on the convex path
+_SHRUNK_FACTOR = 1.5  # admissible penalties all within this factor of alpha_max: warn
 
 
 def _convergence_warning() -> type[Warning]:
