@@ -178,6 +178,10 @@ REFERENCES = References(
     Reference("g_mle_metric", "Gaussian d={d}: ||Delta_hat - Delta||^2 + ||sigma_hat - "
               "sigma||^2 of the exact MLE", None,
               source="informative: the floor of the paper's metric for this draw of z"),
+    Reference("g_mle_sigma", "Gaussian d={d}: ||sigma_MLE - sigma||^2 of the exact MLE", None,
+              source="informative: the exact MLE's own error on this data set; the HVAE "
+                     "fit approaches the MLE, so the 2e-3 target is out of its reach where "
+                     "this exceeds it"),
     Reference("m_gap", "MNIST ({protocol}): NLL(VAE) - NLL(HVAE K={k} {tempering}) in nats, "
               "paired over {n} seeds", 0.3, source="issue target", mode="min"),
     Reference("m_nll", "MNIST ({protocol}): test NLL of {model} (nats)", None,
@@ -527,6 +531,7 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         if first is not None:
             rows.append(REFERENCES.row("g_mle_metric", first["mle_delta_true"]
                                        + first["mle_sigma_true"], d=d))
+            rows.append(REFERENCES.row("g_mle_sigma", first["mle_sigma_true"], d=d))
     if not g.full_claims:
         notes.append("Quick/smoke Gaussian runs are short: the Delta-MLE target and the "
                      "ranking are judged by the full profile only.")
