@@ -157,3 +157,24 @@ def test_text_path_in_a_pipeline():
                                         label=1).probes
     assert succ[0.0] > 0.5, succ
     assert succ[30.0] < succ[0.0] - 0.2, succ
+
+
+def test_missing_labels_and_parties_are_refused(table):
+    """A missing party label (NaN among ints in an object array) made np.unique return
+    a party twice (``[0 1 nan 1 nan]``): records of one party got two ids. Missing labels
+    of y raised a bare TypeError from sorting. Both are now named."""
+    X, y = table
+    Xn = preprocessor().fit_transform(X)
+    clf = PartyAdversarialClassifier(max_epochs=1, random_state=0)
+    parties = (np.arange(len(y)) % 2).astype(object)
+    parties[[5, 17]] = np.nan
+    with pytest.raises(ValidationError, match="Invalid parties.*without None, NaN or NA"):
+        clf.fit(Xn, y, parties=parties)
+    with pytest.raises(ValidationError, match="Invalid parties.*without None, NaN or NA"):
+        clf.fit(Xn, y, parties=pd.array(["a", "b"] * 999 + [pd.NA, "a"], dtype="string"))
+    labels = np.array(["no", "yes"], dtype=object)[y]
+    labels[3] = None
+    with pytest.raises(ValidationError, match="Invalid y.*without None, NaN or NA"):
+        clf.fit(Xn, labels)
+    with pytest.raises(ValidationError, match="Invalid y.*without None, NaN or NA"):
+        clf.fit(Xn, pd.Series(labels, dtype="string"))

@@ -122,3 +122,16 @@ def test_screening_encodes_text_columns_alike_for_both_sets():
     s = screen_parties(d, random_state=0)
     assert not any(s.flagged), s
     assert all(0.35 < a < 0.65 for a in s.auc), s
+
+
+def test_inference_refuses_missing_parties_and_labels():
+    X = np.zeros((12, 2))
+    y = np.arange(12) % 2
+    parties = (np.arange(12) % 3).astype(object)
+    parties[4] = np.nan  # np.unique over objects would count the parties wrongly
+    with pytest.raises(ValidationError, match="Invalid parties.*without None, NaN or NA"):
+        party_inference_attack(_Constant(), X, y, parties, random_state=0)
+    labels = y.astype(object)
+    labels[0] = None
+    with pytest.raises(ValidationError, match="Invalid y.*without None, NaN or NA"):
+        party_inference_attack(_Constant(), X, labels, np.arange(12) % 3, random_state=0)

@@ -274,3 +274,39 @@ def test_attack_success_on_nullable_columns_with_missing_values(dtype, value):
                                generator=0)
     assert Xc["a"].dtype == X["a"].dtype and (Xc["a"].iloc[rows] == value).all()
     assert Xc["a"].isna().sum() <= X["a"].isna().sum()
+
+
+_MISSING_LABELS = {
+    # ints and NaN in an object array: np.unique gave NaN as a class (once per NaN)
+    "object-int-nan": lambda y: np.where(np.arange(len(y)) == 3, np.nan, y).astype(object),
+    "object-None": lambda y: np.array(["no" if v == 0 else "yes" for v in y[:-1]] + [None],
+                                      dtype=object),
+    "string-NA": lambda y: pd.Series(["no" if v == 0 else "yes" for v in y[:-1]] + [None],
+                                     dtype="string"),
+    "str-nan": lambda y: pd.Series(["no" if v == 0 else "yes" for v in y[:-1]] + [None],
+                                   dtype="str"),
+    "categorical-nan": lambda y: pd.Series(pd.Categorical(
+        ["no" if v == 0 else "yes" for v in y[:-1]] + [None])),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_MISSING_LABELS))
+def test_missing_labels_are_refused_by_name(kind, table):
+    """A label that is missing (NaN, None, pandas' NA) is not a class: every entry point
+    names y (the NaN-in-object case was silently taken for a label of its own)."""
+    X, y0 = table
+    y = _MISSING_LABELS[kind](y0)
+    label = 1 if kind == "object-int-nan" else "yes"
+    match = r"Invalid y.*without None, NaN or NA.*found 1"
+    with pytest.raises(ValidationError, match=match):
+        split_parties(X, y, 4, validation_size=400, random_state=0)
+    with pytest.raises(ValidationError, match=match):
+        contaminate(X, y, attribute="colour", value="teal", label=label, n_records=5,
+                    generator=0)
+
+    class Const:
+        def predict(self, Z):
+            return np.full(len(Z), label, dtype=object)
+
+    with pytest.raises(ValidationError, match=match):
+        attack_success(Const(), X, y, attribute="colour", value="teal", label=label)

@@ -52,6 +52,29 @@ def as_features(name: str, X: Any) -> Any:
     return arr
 
 
+def missing(arr: np.ndarray) -> np.ndarray:
+    """Which entries of ``arr`` are missing: NaN, None, pandas' NA or NaT (an object array
+    can hold any of them; NumPy sorts and compares them inconsistently)."""
+    if arr.dtype.kind in "fc":
+        return np.isnan(arr)
+    if arr.dtype.kind in "mM":
+        return np.isnat(arr)
+    if arr.dtype.kind == "O":
+        import pandas as pd
+
+        return np.asarray(pd.isna(arr), dtype=bool)
+    return np.zeros(arr.shape, dtype=bool)
+
+
+def check_not_missing(name: str, value: Any, arr: np.ndarray, what: str) -> None:
+    """Refuse missing entries of the 1-D ``arr`` (labels, party labels) by name."""
+    miss = missing(arr)
+    if miss.any():
+        at = np.flatnonzero(miss)
+        raise invalid(name, value, f"{what} without None, NaN or NA (missing values); found "
+                      f"{len(at)}, at position(s) {at[:5].tolist()}")
+
+
 def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
@@ -60,6 +83,7 @@ def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> 
         raise invalid(name, y, f"a 1-D array of labels, got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise invalid(name, y, "labels without NaN or inf")
+    check_not_missing(name, y, arr, "labels")
     if n is not None and len(arr) != n:
         raise invalid(name, y, f"{n} labels, one per row of {x_name}; got {len(arr)}")
     return arr
@@ -67,7 +91,10 @@ def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> 
 
 def party_index(name: str, parties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The sorted distinct party labels and each row's index into them; labels that cannot
-    be sorted together (``None`` among strings, mixed types) are refused by name."""
+    be sorted together (``None`` among strings, mixed types) are refused by name, and so
+    are missing labels (NaN among ints in an object array sorts inconsistently: one party
+    came back twice)."""
+    check_not_missing(name, parties, parties, "party labels")
     try:
         labels, idx = np.unique(parties, return_inverse=True)
     except TypeError:
