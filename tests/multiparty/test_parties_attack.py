@@ -310,3 +310,51 @@ def test_missing_labels_are_refused_by_name(kind, table):
 
     with pytest.raises(ValidationError, match=match):
         attack_success(Const(), X, y, attribute="colour", value="teal", label=label)
+
+
+def test_contaminate_an_object_array_from_a_nullable_frame():
+    """``frame.to_numpy()`` of nullable columns is an object array holding pandas' NA; the
+    attack and its success ran into a bare TypeError (NA's truth value) there. Now NA is a
+    missing value, as in the DataFrame."""
+    frame = pd.DataFrame({
+        "n": pd.array([1, 2, None, 3] * 10, dtype="Int64"),
+        "s": pd.array(["a", None, "b", "a"] * 10, dtype="string"),
+        "m": np.array([1, "x", 2.5, None] * 10, dtype=object),  # mixed types
+    })
+    X = frame.to_numpy()
+    assert X.dtype == object
+    X_before = X.copy()
+    y = np.arange(40) // 4 % 2
+    for col, value in ((0, 2), (1, "b"), (2, "x")):
+        Xc, yc, rows = contaminate(X, y, attribute=col, value=value, label=1, n_records=6,
+                                   generator=0)
+        assert all(Xc[r, col] == value for r in rows) and (yc[rows] == 1).all()
+        assert all(a is b or a == b for a, b in zip(X.ravel(), X_before.ravel(), strict=True))
+        s = attack_success(_Echo(col, value), X, y, attribute=col, value=value, label=1)
+        assert s.natural == 1.0 and s.probes == 1.0 and s.probes_before == 0.0
+    with pytest.raises(ValidationError, match="Invalid value: 'c'.*occurs"):
+        contaminate(X, y, attribute=1, value="c", label=1, n_records=6, generator=0)
+
+
+class _Echo:
+    """Predicts 1 exactly where column ``col`` holds ``value``."""
+
+    def __init__(self, col, value):
+        self.col, self.value = col, value
+
+    def predict(self, X):
+        return np.array([1 if (v is not pd.NA and v is not None and v == self.value) else 0
+                         for v in X[:, self.col]])
+
+
+def test_contaminate_refuses_a_value_the_column_cannot_hold():
+    """True == 1, so True 'occurs' in an int column, but pandas refuses to store it there:
+    that bare TypeError is now an error naming value and the column's dtype."""
+    X = pd.DataFrame({"i": np.arange(20) % 3, "b": np.arange(20) % 2 == 0})
+    y = np.arange(20) % 2
+    with pytest.raises(ValidationError, match="Invalid value: True.*attribute 'i'.*int64"):
+        contaminate(X, y, attribute="i", value=True, label=1, n_records=3, generator=0)
+    with pytest.raises(ValidationError, match="Invalid value: 1.*attribute 'b'.*bool"):
+        contaminate(X, y, attribute="b", value=1, label=1, n_records=3, generator=0)
+    with pytest.raises(ValidationError, match="Invalid value: True.*attribute 'i'"):
+        attack_success(_Echo(0, 1), X, y, attribute="i", value=True, label=1)

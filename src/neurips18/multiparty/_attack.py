@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
-from neurips18.multiparty._parties import _is_frame, as_labels, n_rows
+from neurips18.multiparty._parties import _is_frame, as_labels, missing, n_rows
 
 __all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
            "text_attack_success"]
@@ -62,7 +63,7 @@ def _equal(v: Any, value: Any) -> bool:
         return False
     try:
         return bool(v == value)
-    except TypeError:  # pandas' NA compares to NA
+    except (TypeError, ValueError):  # pandas' NA compares to NA; arrays to arrays
         return False
 
 
@@ -79,28 +80,39 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
             return value
         present = s.dropna().unique().tolist()
     else:
+        import pandas as pd
+
         col_vals = X[:, pos]
-        present = [v for v in np.unique(col_vals[~_isnan(col_vals)])]
+        # pd.unique: an object column may mix types (np.unique sorts, and fails there);
+        # missing() also knows pandas' NA, which frame.to_numpy() of nullable columns holds
+        present = list(pd.unique(col_vals[~missing(col_vals)]))
     if isinstance(value, float) and not math.isfinite(value):
         raise invalid("value", value, "a finite value")
-    try:
-        ok = any(value == p for p in present)
-    except (TypeError, ValueError):
-        ok = False
+    ok = any(_equal(p, value) for p in present)
     if not ok:
         shown = sorted(present, key=str)[:12]
         raise invalid("value", value, f"a value that occurs in attribute {col!r}, e.g. "
                       f"{shown}")
+    if _is_frame(X):
+        _check_storable(X[col], col, value)
     return value
 
 
-def _isnan(a: np.ndarray) -> np.ndarray:
-    if a.dtype.kind == "f":
-        return np.isnan(a)
-    if a.dtype.kind == "O":
-        return np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in a],
-                        dtype=bool)
-    return np.zeros(a.shape, dtype=bool)
+def _check_storable(s: Any, col: Any, value: Any) -> None:
+    """Refuse a value that equals one in the column (True == 1) but that the column's
+    dtype cannot hold: pandas raises a bare TypeError, or (older pandas) silently turns the
+    column into objects."""
+    probe = s.iloc[:1].copy()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe.iloc[0] = value
+        ok = probe.dtype == s.dtype
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise invalid("value", value, f"a value that attribute {col!r} (dtype {s.dtype}) can "
+                      f"hold, e.g. {s.dropna().iloc[:1].tolist()}")
 
 
 def _check_label(y: np.ndarray, label: Any) -> Any:
