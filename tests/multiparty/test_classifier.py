@@ -178,3 +178,21 @@ def test_missing_labels_and_parties_are_refused(table):
         clf.fit(Xn, labels)
     with pytest.raises(ValidationError, match="Invalid y.*without None, NaN or NA"):
         clf.fit(Xn, pd.Series(labels, dtype="string"))
+
+
+def test_fit_refuses_parties_in_another_row_order(table):
+    """With a ColumnTransformer set to pandas output the classifier sees X's index; a
+    parties Series (routed as clf__parties) from before a shuffle was paired by position."""
+    X, y = table
+    Xs = X.sample(frac=1, random_state=1)
+    parties = pd.Series(np.repeat(["north", "south"], 1000), index=X.index)
+    pre = preprocessor()
+    pre.set_params(cat__sparse_output=False)
+    pipe = Pipeline([("pre", pre.set_output(transform="pandas")),
+                     ("clf", PartyAdversarialClassifier(max_epochs=1, random_state=0))])
+    with pytest.raises(ValidationError, match="Invalid parties.*another order"):
+        pipe.fit(Xs, y[Xs.index], clf__parties=parties)
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        pipe.fit(Xs, pd.Series(y, index=X.index), clf__parties=parties.loc[Xs.index])
+    pipe.fit(Xs, y[Xs.index], clf__parties=parties.loc[Xs.index])
+    assert list(pipe[-1].parties_) == ["north", "south"]

@@ -8,6 +8,8 @@ import pytest
 
 from neurips18._validation import ValidationError
 from neurips18.multiparty import (
+    PartyData,
+    attack_success,
     contaminate,
     party_inference_attack,
     screen_parties,
@@ -135,3 +137,46 @@ def test_inference_refuses_missing_parties_and_labels():
     labels[0] = None
     with pytest.raises(ValidationError, match="Invalid y.*without None, NaN or NA"):
         party_inference_attack(_Constant(), X, labels, np.arange(12) % 3, random_state=0)
+
+
+def test_labels_and_parties_in_another_row_order_than_X_are_refused():
+    """A user shuffles the frame of features but takes y and the parties from the
+    original frame: the Series hold X's index labels in another order. They were paired by
+    position, silently: the split got the wrong labels and a perfectly leaking model
+    looked like chance (0.51 with two parties). Now y and parties are refused by name; a
+    Series in X's order, or an array, is paired as before."""
+    X, y = make_table(400)
+    df = X.assign(y=y, party=np.repeat(["a", "b"], 200))
+    Xs = df.sample(frac=1, random_state=0)
+    ys, ps = df["y"], df["party"]
+
+    class Leaky:
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, Z):
+            a = (Z["party"] == "a").to_numpy(dtype=float)
+            return np.column_stack([a, 1 - a])
+
+    with pytest.raises(ValidationError, match="Invalid parties.*another order.*reindex"):
+        party_inference_attack(Leaky(), Xs, ys.loc[Xs.index], ps, random_state=0)
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        party_inference_attack(Leaky(), Xs, ys, ps.loc[Xs.index], random_state=0)
+    r = party_inference_attack(Leaky(), Xs, ys.loc[Xs.index], ps.loc[Xs.index],
+                               random_state=0)
+    assert r.accuracy == 1.0
+    r = party_inference_attack(Leaky(), Xs, ys.loc[Xs.index].to_numpy(), ps.to_numpy(),
+                               random_state=0)
+    assert r.accuracy < 0.7  # positional pairing asked for explicitly: no check
+    Xf = Xs.drop(columns=["y", "party"])
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        split_parties(Xf, ys, 2, validation_size=100, random_state=0)
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        contaminate(Xf, ys, attribute="colour", value="teal", label=1, n_records=3,
+                    generator=0)
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        attack_success(Leaky(), Xf, ys, attribute="colour", value="teal", label=1)
+    with pytest.raises(ValidationError, match="Invalid y.*another order"):
+        PartyData(Xf, ys, np.zeros(400, dtype=int), Xf, ys.loc[Xf.index],
+                  np.zeros(400, dtype=int))
+    d = split_parties(Xf, ys.loc[Xf.index], 2, validation_size=100, random_state=0)
+    np.testing.assert_array_equal(d.y, df.loc[d.X.index, "y"].to_numpy())

@@ -133,7 +133,7 @@ def _prepare(X: Any, y: Any, attribute: Any, value: Any, label: Any):  # type: i
             raise invalid("X", X, f"a 2-D array or a DataFrame, got {X.ndim}-D")
     if n_rows(X) == 0:
         raise invalid("X", X, "at least one record")
-    y = as_labels("y", y, n_rows(X))
+    y = as_labels("y", y, n_rows(X), X=X)
     col, pos = _column(X, attribute)
     value = _check_value(X, col, pos, value)
     label = _check_label(y, label)

@@ -12,7 +12,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from neurips18._validation import InstanceOf, Interval, Options, Predicate, check_params, invalid
-from neurips18.multiparty._parties import check_not_missing, party_index
+from neurips18.multiparty._parties import check_aligned, check_not_missing, party_index
 
 __all__ = ["PartyAdversarialClassifier"]
 
@@ -189,6 +189,8 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("PartyAdversarialClassifier requires y to be passed, but the "
                              "target y is None")
+        check_aligned("y", y, X)
+        check_aligned("parties", parties, X)
         y_arr = np.asarray(y)
         if y_arr.dtype.kind == "O" and y_arr.ndim == 1:  # None/NA: a bare TypeError later
             check_not_missing("y", y, y_arr, "labels")

@@ -81,8 +81,8 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     from sklearn.model_selection import train_test_split
 
     n = n_rows(X)
-    y = as_labels("y", y, n)
-    parties = as_labels("parties", parties, n)
+    y = as_labels("y", y, n, X=X)
+    parties = as_labels("parties", parties, n, X=X)
     test_size = check("test_size", test_size, Interval(float, 0, 1, closed="neither"))
     rng = as_numpy_generator(random_state, "random_state")
     labels, p_idx = party_index("parties", parties)

@@ -75,7 +75,28 @@ def check_not_missing(name: str, value: Any, arr: np.ndarray, what: str) -> None
                       f"{len(at)}, at position(s) {at[:5].tolist()}")
 
 
-def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X") -> np.ndarray:
+def check_aligned(name: str, value: Any, X: Any, x_name: str = "X") -> None:
+    """Refuse a pandas Series (or frame) whose index holds exactly the index labels of the
+    DataFrame ``X`` but in another order: rows are paired by position, so such a ``value``
+    (labels or parties taken from the frame before it was shuffled or sorted) would be
+    paired with the wrong records, silently. A Series in ``X``'s order, one with other
+    index labels, or an array is paired by position as before."""
+    index = getattr(value, "index", None)
+    if index is None or not _is_frame(X) or not hasattr(index, "equals"):
+        return
+    xi = X.index
+    if len(index) != len(xi) or index.equals(xi) or not (index.is_unique and xi.is_unique):
+        return
+    if bool(index.isin(xi).all()):
+        raise invalid(name, value, f"a Series in the row order of {x_name}: its index holds "
+                      f"{x_name}'s index labels in another order (pair them by label with "
+                      f".reindex({x_name}.index), or pass .to_numpy() to pair by position)")
+
+
+def as_labels(name: str, y: Any, n: int | None = None, *, x_name: str = "X",
+              X: Any = None) -> np.ndarray:
+    if X is not None:
+        check_aligned(name, y, X, x_name)
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
@@ -138,8 +159,10 @@ class PartyData:
     def __post_init__(self) -> None:
         X = as_features("X", self.X)
         X_val = as_features("X_val", self.X_val)
-        y = as_labels("y", self.y, n_rows(X))
-        y_val = as_labels("y_val", self.y_val, n_rows(X_val), x_name="X_val")
+        y = as_labels("y", self.y, n_rows(X), X=X)
+        y_val = as_labels("y_val", self.y_val, n_rows(X_val), x_name="X_val", X=X_val)
+        check_aligned("parties", self.parties, X)
+        check_aligned("val_parties", self.val_parties, X_val, "X_val")
         parties = self._ids("parties", self.parties, n_rows(X), "X")
         val_parties = self._ids("val_parties", self.val_parties, n_rows(X_val), "X_val")
         k = self.n_parties or int(parties.max()) + 1
@@ -201,7 +224,7 @@ class PartyData:
         order of the parties are unchanged (party ``i``'s rows move to the end)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
         X = as_features("X", X)
-        y = as_labels("y", y, n_rows(X))
+        y = as_labels("y", y, n_rows(X), X=X)
         if n_rows(X) == 0:
             raise invalid("X", X, f"at least one training record for party {i}")
         keep = np.flatnonzero(self.parties != i)
@@ -213,7 +236,7 @@ class PartyData:
             if X_val is None or y_val is None:
                 raise invalid("X_val", X_val, "X_val and y_val given together")
             X_val = as_features("X_val", X_val)
-            y_val = as_labels("y_val", y_val, n_rows(X_val), x_name="X_val")
+            y_val = as_labels("y_val", y_val, n_rows(X_val), x_name="X_val", X=X_val)
             keep_v = np.flatnonzero(self.val_parties != i)
             Xv = stack_rows([take_rows(self.X_val, keep_v), X_val])
             yv = np.concatenate([self.y_val[keep_v], y_val])
@@ -246,7 +269,7 @@ def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | floa
     """
     X = as_features("X", X)
     n = n_rows(X)
-    y = as_labels("y", y, n)
+    y = as_labels("y", y, n, X=X)
     if n < 2:
         raise invalid("X", X, "at least 2 rows (a training and a validation record)")
     n_parties = check("n_parties", n_parties, Interval(int, 1, None))
