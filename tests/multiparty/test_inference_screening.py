@@ -180,3 +180,20 @@ def test_labels_and_parties_in_another_row_order_than_X_are_refused():
                   np.zeros(400, dtype=int))
     d = split_parties(Xf, ys.loc[Xf.index], 2, validation_size=100, random_state=0)
     np.testing.assert_array_equal(d.y, df.loc[d.X.index, "y"].to_numpy())
+
+
+def test_screening_an_object_array():
+    """PartyData holds an object array (``frame.to_numpy()`` of mixed columns) as readily
+    as a frame; screening it raised a bare ValueError (a text value cast to float). Text
+    columns are now categories and number columns numbers, as for a frame."""
+    X, y = make_table(4000, seed=6)
+    Xo = X.astype(object).to_numpy()
+    assert Xo.dtype == object
+    d = split_parties(Xo, y, 4, validation_size=1000, random_state=0)
+    s0 = screen_parties(d, random_state=0)
+    assert not any(s0.flagged), s0
+    X0, y0 = d.party(0)
+    Xc, yc, _ = contaminate(X0, y0, attribute=3, value="teal", label=1, n_records=200,
+                            generator=0)
+    s1 = screen_parties(d.replace_party(0, Xc, yc), random_state=0)
+    assert s1.flagged[0] and not any(s1.flagged[1:]), s1

@@ -146,6 +146,15 @@ def _codes(X: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stay NaN)."""
     import pandas as pd
 
+    if not _is_frame(X) and np.asarray(X).dtype.kind in "OUS":
+        # an array of text or mixed columns: a column whose values are all numbers (or
+        # missing) is numeric, any other is categorical, as for a frame
+        X = pd.DataFrame(np.asarray(X, dtype=object))
+        for c in X.columns:
+            try:
+                X[c] = pd.to_numeric(X[c])
+            except (TypeError, ValueError):
+                X[c] = X[c].astype(object)
     if _is_frame(X):
         cols, cat = [], []
         for c in X.columns:
