@@ -83,3 +83,41 @@ def test_bad_arguments(kw, name):
         simulate_ber(UncodedBPSK(5), snr, **args)
     with pytest.raises(ValidationError, match="code"):
         simulate_ber("turbo", 0.0, generator=0)
+
+
+class _Repetition3(Code):
+    """A user's own rate-1/3 repetition code, its decoder's output chosen by ``out``."""
+
+    def __init__(self, k=10, out="bits"):
+        self.k, self.out = k, out
+
+    block_length = property(lambda self: self.k)
+    n_channel_uses = property(lambda self: 3 * self.k)
+
+    def encode(self, bits):
+        return (2.0 * bits.double() - 1.0).repeat_interleave(3, 1)
+
+    def decode(self, received):
+        s = received.view(received.shape[0], self.k, 3).sum(-1)
+        return {"bits": lambda: (s > 0).long(), "bool": lambda: s > 0,
+                "float": lambda: (s > 0).double(), "prob": lambda: torch.sigmoid(2 * s),
+                "pm1": lambda: torch.where(s > 0, 1, -1), "flat": lambda: (s > 0).flatten(),
+                "column": lambda: (s > 0).long().unsqueeze(-1)}[self.out]()
+
+
+@pytest.mark.parametrize("out", ["bits", "bool", "float"])
+def test_a_users_code_with_hard_decisions_of_any_dtype(out):
+    r = simulate_ber(_Repetition3(out=out), 0.0, min_errors=10**9, max_bits=20_000,
+                     batch_size=500, generator=1)
+    q = 0.5 * math.erfc(math.sqrt(3) / math.sqrt(2))  # Q(sqrt 3): soft combining of three
+    assert r.ber_interval[0] <= q <= r.ber_interval[1]
+    assert r.rate == pytest.approx(1 / 3)
+
+
+@pytest.mark.parametrize("out", ["prob", "pm1", "flat", "column"])
+def test_a_decoder_without_hard_decisions_is_refused(out):
+    # probabilities counted every bit not exactly 0 or 1 as wrong (BER 0.9998), +/-1
+    # every 0; a (B, K, 1) output broadcast against the (B, K) bits when B == K
+    code = _Repetition3(k=10, out=out)
+    with pytest.raises(ValidationError, match=r"decode\(received\)"):
+        simulate_ber(code, 0.0, min_errors=10**9, max_bits=100, batch_size=10, generator=1)

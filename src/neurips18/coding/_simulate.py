@@ -42,6 +42,29 @@ def binomial_interval(errors: float, trials: float, *, method: str = "clopper-pe
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _decisions(out: Any, batch: int, K: int, code: Code) -> Any:
+    """The decoder's output ``out`` as hard decisions ``(batch, K)`` in {0, 1}.
+
+    Anything else would be compared with the bits without a word: probabilities or
+    logits count every bit that is not exactly 0 or 1 as an error, +/-1 decisions count
+    every 0, and another shape broadcasts against the bits."""
+    import torch
+
+    name = f"{code.name}.decode(received)"
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, K):
+        raise invalid(name, out, f"hard decisions of shape ({batch}, {K}) (one per "
+                                 f"information bit of each of the {batch} blocks), got "
+                                 f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+    if out.dtype != torch.bool:
+        ok = (out == 0) | (out == 1)
+        if not bool(ok.all()):
+            bad = out[~ok].flatten()[:3].tolist()
+            raise invalid(name, out, f"hard decisions, 0s and 1s (bool, integer or float); "
+                                     f"found {bad}: threshold probabilities at 0.5 or "
+                                     "logits at 0, and map +/-1 decisions to 1/0")
+    return out
+
+
 @dataclass(frozen=True)
 class BERResult:
     """What :func:`simulate_ber` measured.
@@ -149,7 +172,7 @@ def simulate_ber(
                 B = min(batch_size, -(-(max_bits - n_bits) // K))
                 bits = torch.randint(0, 2, (B, K), generator=g)
                 received = code.transmit(bits, channel, generator=g)
-                wrong = (decode(received) != bits).sum(1)
+                wrong = (_decisions(decode(received), B, K, code) != bits).sum(1)
                 n_bits += B * K
                 n_blocks += B
                 n_err += int(wrong.sum())
