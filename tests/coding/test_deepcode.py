@@ -243,3 +243,34 @@ def test_save_load_roundtrip(tmp_path):
         Deepcode.load(tmp_path / "none.pt")
     buf = io.BytesIO((tmp_path / "m.pt").read_bytes())
     assert Deepcode.load(buf).block_length == 10
+
+
+def test_fine_tuning_invalidates_the_stored_statistics():
+    # a user's own training loop after calibrate(): the encoder changes, its stored
+    # normalisation statistics do not; the model used to go on in eval mode with the old
+    # ones and sent more than unit power (1.44 for the official 0 dB model after 30 Adam
+    # steps at lr 3e-3), so its BER was measured at another SNR without a word
+    import torch.nn.functional as F
+
+    ch = FeedbackChannel(0.0)
+    m = Deepcode(10, 6, generator=2).calibrate(ch, n_blocks=2000, generator=1)
+    g = torch.Generator().manual_seed(0)
+    m.train()
+    opt = torch.optim.Adam(m.parameters(), lr=0.05)
+    for _ in range(20):
+        bits = torch.randint(0, 2, (64, 10), generator=g).float()
+        real = ch.sample(64, 11, generator=g)
+        loss = F.binary_cross_entropy_with_logits(m(bits, real.feedback, real.noise), bits)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    bits = torch.randint(0, 2, (5000, 10), generator=g)
+    with pytest.raises(RuntimeError, match="calibrate"):
+        m.transmit(bits, ch, generator=g)
+    with pytest.raises(RuntimeError, match="calibrate"):
+        simulate_ber(m, 0.0, max_bits=1000, generator=0)
+    m.calibrate(ch, n_blocks=5000, generator=3)
+    with torch.no_grad():
+        c = m.encode(bits, ch.sample(5000, 11, generator=g))
+    assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.03)

@@ -260,14 +260,18 @@ class Deepcode(Code, nn.Module):
 
     def _normalise(self, parity: torch.Tensor) -> torch.Tensor:
         if self.training:
+            # a training pass is for changing the encoder: the stored statistics no longer
+            # describe it (a fine-tuned model normalised by its old statistics sends more
+            # or less than unit power), so they must be measured again before use
+            self.calibrated.fill_(False)
             mean = parity.mean(0)
             var = parity.var(0, unbiased=False)
             return (parity - mean) / torch.sqrt(var + 1e-10)
         if not bool(self.calibrated):
             raise RuntimeError(
-                "this Deepcode model has no stored normalisation statistics: call "
-                "model.calibrate(...) after training (train_deepcode does), or load "
-                "trained weights")
+                "this Deepcode model has no stored normalisation statistics, or it has "
+                "run in training mode since they were measured: call model.calibrate(...) "
+                "after training (train_deepcode does), or load trained weights")
         return (parity - self.norm_mean) / torch.sqrt(self.norm_var)
 
     def _codeword(self, bits_p: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
