@@ -203,3 +203,31 @@ def test_training_leaves_the_given_model_untouched():
                          model=Deepcode(10, 6, generator=0), **_KW)
     for k, v in ref.state_dict().items():
         assert torch.equal(v, out.state_dict()[k])
+
+
+def test_sk_float64_variants_stop_at_52_bits():
+    # beyond K = 52 float64 cannot hold the 2**K-point constellation to its resolution:
+    # "ideal" SK at K = 53 made BER 0.013 at 10 dB (K = 60: 0.072), errors of the
+    # arithmetic, not of the scheme
+    assert simulate_ber(SchalkwijkKailath(52), 10.0, max_bits=20_000,
+                        generator=0).n_errors == 0
+    for kw in ({}, {"variant": "noisy-feedback", "feedback_snr_db": 20.0}):
+        with pytest.raises(ValidationError, match="block_length"):
+            SchalkwijkKailath(53, **kw)
+    assert SchalkwijkKailath(62, variant="float32").block_length == 62
+
+
+@pytest.mark.parametrize("variant, snr", [("ideal", 30.0), ("float32", 10.0),
+                                          ("noisy-feedback", 30.0)])
+def test_sk_at_high_snr_does_not_overflow(variant, snr):
+    # the receiver's error variance fell below what the arithmetic holds, the scaled error
+    # overflowed to inf / NaN and simulate_ber stopped with "expected finite values"
+    fb = 20.0 if variant == "noisy-feedback" else None
+    sk = SchalkwijkKailath(50, variant=variant, feedback_snr_db=fb)
+    r = simulate_ber(sk, snr, min_errors=10**9, max_bits=5_000, batch_size=100, generator=0)
+    if variant == "ideal":
+        assert r.n_errors == 0
+    g = torch.Generator().manual_seed(0)
+    est = sk.transmit(torch.randint(0, 2, (10, 50), generator=g), sk.default_channel(snr),
+                      generator=g)
+    assert bool(torch.isfinite(est).all())

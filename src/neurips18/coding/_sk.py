@@ -6,7 +6,9 @@ IEEE Trans. Inf. Theory 12(2), 1966. ``K`` bits pick one of ``M = 2**K`` PAM poi
 receiver's current estimation error (which the transmitter knows through the feedback) at
 unit power, and the receiver updates its linear MMSE estimate; its error variance shrinks by
 ``1 + SNR`` per use, so the error probability falls doubly exponentially with the number of
-channel uses. After ``N`` uses the receiver picks the nearest PAM point.
+channel uses. After ``N`` uses the receiver picks the nearest PAM point. Once the error
+variance is below what the arithmetic can scale back to unit power (standard deviation
+under ``2 / finfo(dtype).max``, or ``1.5e-154`` in float64), the remaining uses send 0.
 
 Three variants, named by ``variant``:
 
@@ -20,6 +22,7 @@ Three variants, named by ``variant``:
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
@@ -36,7 +39,9 @@ class SchalkwijkKailath(Code):
 
     Parameters
     ----------
-    block_length : bits per block ``K`` (1 to 62: the message index is an int64).
+    block_length : bits per block ``K``: 1 to 52 for the float64 variants (``"ideal"``,
+        ``"noisy-feedback"``: a ``2**K``-point constellation in float64), 1 to 62 for
+        ``"float32"`` (the message index is an int64).
     n_channel_uses : channel uses ``N`` per block (default ``3 K``: rate 1/3).
     variant : ``"ideal"``, ``"float32"`` or ``"noisy-feedback"`` (module docstring).
     feedback_snr_db : the feedback link's SNR, required by ``"noisy-feedback"`` only.
@@ -48,11 +53,15 @@ class SchalkwijkKailath(Code):
 
     def __init__(self, block_length: int = 50, n_channel_uses: int | None = None, *,
                  variant: str = "ideal", feedback_snr_db: float | None = None) -> None:
-        self._k = check("block_length", block_length, Interval(int, 1, 62))
-        n = 3 * self._k if n_channel_uses is None else n_channel_uses
-        self._n = check("n_channel_uses", n, Interval(int, 1, 100_000))
         self.variant = check("variant", variant, Options({"ideal", "float32",
                                                           "noisy-feedback"}))
+        # float64 holds the 2**K-point constellation and the receiver's estimate to the
+        # constellation's resolution only up to K = 52: beyond, neighbouring messages
+        # share a value and "ideal" would make errors that are not the scheme's
+        self._k = check("block_length", block_length,
+                        Interval(int, 1, 62 if self.variant == "float32" else 52))
+        n = 3 * self._k if n_channel_uses is None else n_channel_uses
+        self._n = check("n_channel_uses", n, Interval(int, 1, 100_000))
         if self.variant == "noisy-feedback":
             if feedback_snr_db is None:
                 raise invalid("feedback_snr_db", None,
@@ -131,8 +140,17 @@ class SchalkwijkKailath(Code):
         est_tx = est_rx if w is None else a * (y + w[:, 0])
         alpha = var_theta * s2  # the receiver's error variance
         shrink = 1.0 / (1.0 + s2)
+        # the smallest error standard deviation the arithmetic can scale to unit power:
+        # the error (at most 2) divided by it must stay finite in the working dtype, and
+        # alpha, kept in float64, must stay a normal number
+        sa_min = max(2.0 / torch.finfo(dt).max, math.sqrt(sys.float_info.min))
         for i in range(1, self._n):
             sa = math.sqrt(alpha)
+            if sa < sa_min:
+                # at high SNR (or with many uses) the error variance falls below what the
+                # arithmetic holds (float32 from about 6 dB at K = 50, float64 above about
+                # 21 dB): the remaining uses send 0 instead of overflowing to inf / NaN
+                break
             x = (est_tx - theta) / sa
             y = x + z[:, i]
             gain = sa * shrink
