@@ -274,3 +274,20 @@ def test_fine_tuning_invalidates_the_stored_statistics():
     with torch.no_grad():
         c = m.encode(bits, ch.sample(5000, 11, generator=g))
     assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.03)
+
+
+def test_a_corrupt_deflate_stream_names_the_file(tmp_path):
+    # a damaged compressed member raised zlib.error from deep inside NumPy
+    import struct
+    import zipfile
+
+    f = tmp_path / "damaged.npz"
+    np.savez_compressed(f, **{"simple_rnn_1/kernel": np.arange(4000.0).reshape(4, 1000)})
+    raw = bytearray(f.read_bytes())
+    info = zipfile.ZipFile(f).infolist()[0]
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26:
+                                                   info.header_offset + 30])
+    raw[info.header_offset + 30 + name_len + extra_len] = 0xFF  # block type 3: invalid
+    f.write_bytes(bytes(raw))
+    with pytest.raises(OfficialWeightsError, match="damaged.npz"):
+        Deepcode.from_official(f)

@@ -30,6 +30,7 @@ import io
 import math
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -650,7 +651,7 @@ def _read_official(path: Any) -> tuple[Mapping[str, Any], str]:
     try:
         with np.load(src, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}, where
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise OfficialWeightsError(f"{where} is not a readable .npz weight file "
                                    f"({type(exc).__name__}: {exc})") from None
 
