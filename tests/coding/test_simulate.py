@@ -121,3 +121,33 @@ def test_a_decoder_without_hard_decisions_is_refused(out):
     code = _Repetition3(k=10, out=out)
     with pytest.raises(ValidationError, match=r"decode\(received\)"):
         simulate_ber(code, 0.0, min_errors=10**9, max_bits=100, batch_size=10, generator=1)
+
+
+class _Rate2(Code):
+    """Sends each bit twice (rate 1/2 declared) unless ``mode`` makes it lie."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    block_length = property(lambda self: 8)
+    n_channel_uses = property(lambda self: 16)
+
+    def encode(self, bits):
+        if self.mode == "int":
+            return 2 * bits - 1
+        return (2.0 * bits - 1.0).repeat(1, 3 if self.mode == "three" else 2)
+
+    def decode(self, received):
+        return (received[:, :8] + received[:, 8:16] > 0).long()
+
+
+def test_a_codeword_must_match_the_declared_rate():
+    ok = simulate_ber(_Rate2("two"), 0.0, max_bits=8000, min_errors=10**9, generator=0)
+    assert ok.rate == 0.5 and ok.ebno_db == pytest.approx(0.0)
+    # three copies sent, rate 1/2 claimed: measured and reported at Eb/N0 0 dB instead of
+    # 1.76 dB, silently
+    with pytest.raises(ValidationError, match=r"16 channel symbols per block"):
+        simulate_ber(_Rate2("three"), 0.0, max_bits=8000, generator=0)
+    # integer symbols: a bare "normal_kernel_cpu not implemented for 'Long'" from torch
+    with pytest.raises(ValidationError, match="floating-point channel symbols"):
+        simulate_ber(_Rate2("int"), 0.0, max_bits=8000, generator=0)

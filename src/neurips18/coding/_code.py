@@ -103,7 +103,29 @@ class Code(abc.ABC):
             channel = channel.forward_channel()  # a code without feedback ignores it
         if not isinstance(channel, AWGN):
             raise invalid("channel", channel, "an AWGN or FeedbackChannel")
-        return channel(self.encode(bits), generator=generator)
+        return channel(self._checked_symbols(self.encode(bits), bits), generator=generator)
+
+    def _checked_symbols(self, x: Any, bits: Any) -> torch.Tensor:
+        """``encode``'s output, checked to be real floating-point symbols, ``n_channel_uses``
+        of them per block: the rate, and with it Eb/N0, is ``block_length /
+        n_channel_uses``, so a codeword of another length would be measured at a wrong
+        Eb/N0 without a word."""
+        import torch
+
+        name = f"{self.name}.encode(bits)"
+        B = len(bits)
+        if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] != B:
+            raise invalid(name, x, f"a tensor of channel symbols with one row per block "
+                                   f"({B} blocks)")
+        if not x.is_floating_point():
+            raise invalid(name, x, "floating-point channel symbols (got dtype "
+                                   f"{x.dtype}; e.g. 2.0 * bits - 1.0 for BPSK)")
+        n = x[0].numel()
+        if n != self.n_channel_uses:
+            raise invalid(name, x, f"{self.n_channel_uses} channel symbols per block (this "
+                                   f"code's n_channel_uses, which sets its rate "
+                                   f"{self.rate:.4g}), got {n}")
+        return x
 
 
 class UncodedBPSK(Code):
