@@ -231,3 +231,29 @@ def test_sk_at_high_snr_does_not_overflow(variant, snr):
     est = sk.transmit(torch.randint(0, 2, (10, 50), generator=g), sk.default_channel(snr),
                       generator=g)
     assert bool(torch.isfinite(est).all())
+
+
+def test_a_checkpoint_of_another_seed_or_a_damaged_one_is_refused(tmp_path):
+    sched = (TrainingPhase(6 * 32, 32, 0.02),)
+    kw = {**_KW, "calibration_blocks": 100}
+    ck = tmp_path / "ck.pt"
+    first = train_deepcode(0.0, schedule=sched, generator=1, checkpoint=ck, **kw)
+    # the same file with another seed returned a copy of the seed-1 model, silently
+    with pytest.raises(ValueError, match="generator_start_sha"):
+        train_deepcode(0.0, schedule=sched, generator=2, checkpoint=ck, **kw)
+    again = train_deepcode(0.0, schedule=sched, generator=torch.Generator().manual_seed(1),
+                           checkpoint=ck, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 again.state_dict().values(), strict=True))
+    # a checkpoint written before the start state was recorded still resumes
+    saved = torch.load(ck, weights_only=True)
+    del saved["settings"]["generator_start_sha"]
+    torch.save(saved, ck)
+    old = train_deepcode(0.0, schedule=sched, generator=1, checkpoint=ck, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 old.state_dict().values(), strict=True))
+    # a truncated file: a bare "OSError: [Errno 22] Invalid argument" before
+    raw = ck.read_bytes()
+    ck.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="ck.pt.*not a readable"):
+        train_deepcode(0.0, schedule=sched, generator=1, checkpoint=ck, **kw)

@@ -117,9 +117,10 @@ def train_deepcode(
     ``device``: where the model trains (the draws are made on the CPU); the returned
     model is on the CPU. ``checkpoint``: a file written every ``checkpoint_every`` steps
     (model, optimiser and generator state); a call with the same file and arguments
-    resumes from it and gives the same model as an uninterrupted run. ``model``: start
-    from a copy of these weights (its configuration must match; the model passed in is
-    not modified). The returned model is in eval mode; its
+    (the same seed, or a generator in the same state) resumes from it and gives the same
+    model as an uninterrupted run; a file of another channel, model or seed is refused.
+    ``model``: start from a copy of these weights (its configuration must match; the
+    model passed in is not modified). The returned model is in eval mode; its
     ``training_record`` holds the schedule, the seed state, the steps, the loss per phase,
     the CPU time, the torch version and the command line.
     """
@@ -129,6 +130,7 @@ def train_deepcode(
     calibration_blocks = check("calibration_blocks", calibration_blocks,
                                Interval(int, 2, None))
     g = as_torch_generator(generator)
+    start_state = _digest(g.get_state())  # which draws this call makes, before any
     if model is None:
         model = Deepcode(block_length, hidden, generator=g)
     elif not isinstance(model, Deepcode):
@@ -143,15 +145,27 @@ def train_deepcode(
     opt = torch.optim.Adam(model.parameters(), lr=sched[0].lr)
     settings = {"snr_db": channel.forward_snr_db, "feedback_snr_db": channel.feedback_snr_db,
                 "delay": delay, "block_length": block_length, "hidden": model.hidden,
-                "schedule": [asdict(p) for p in sched]}
+                "schedule": [asdict(p) for p in sched], "generator_start_sha": start_state}
     state: dict[str, Any] = {"phase": 0, "step": 0, "losses": [[] for _ in sched],
                              "cpu_seconds": 0.0}
     losses_len = len(sched)
     if checkpoint is not None and os.path.isfile(checkpoint):
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if not _resumable(saved.get("settings"), saved.get("state"), settings):
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a truncated or foreign file
+            raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} is not a readable "
+                             f"train_deepcode checkpoint ({type(exc).__name__}: {exc}); "
+                             "remove it or use another file") from None
+        if not isinstance(saved, dict) or not _resumable(saved.get("settings"),
+                                                         saved.get("state"), settings):
+            old = saved.get("settings") if isinstance(saved, dict) else None
+            differ = sorted(k for k in settings if not isinstance(old, dict)
+                            or old.get(k, settings[k]) != settings[k])
+            hint = (" (generator_start_sha: another seed, or a generator in another state "
+                    "than at the first call)" if "generator_start_sha" in differ else "")
             raise ValueError(f"checkpoint {os.fspath(checkpoint)!r} was written with other "
-                             f"settings ({saved.get('settings')}); use another file")
+                             f"settings ({old}; differing: {differ}{hint}); use another "
+                             "file")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         g.set_state(saved["generator"])
@@ -236,8 +250,11 @@ def _resumable(old: Any, state: Any, new: dict[str, Any]) -> bool:
     the new schedule."""
     if not isinstance(old, dict) or not isinstance(state, dict):
         return False
-    if {k: v for k, v in old.items() if k != "schedule"} != \
-            {k: v for k, v in new.items() if k != "schedule"}:
+    # the generator's state at the start (another seed is another run); checkpoints
+    # written before it was recorded are compared on the rest
+    skip = {"schedule"} | ({"generator_start_sha"} - old.keys())
+    if {k: v for k, v in old.items() if k not in skip} != \
+            {k: v for k, v in new.items() if k not in skip}:
         return False
     a = [{"snr_offset_db": 0.0, **p} for p in old["schedule"]]
     b = [{"snr_offset_db": 0.0, **p} for p in new["schedule"]]
