@@ -52,9 +52,9 @@ def _decisions(out: Any, batch: int, K: int, code: Code) -> Any:
 
     name = f"{code.name}.decode(received)"
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, K):
+        got = tuple(out.shape) if hasattr(out, "shape") else type(out).__name__
         raise invalid(name, out, f"hard decisions of shape ({batch}, {K}) (one per "
-                                 f"information bit of each of the {batch} blocks), got "
-                                 f"{tuple(out.shape) if hasattr(out, 'shape') else type(out).__name__}")
+                                 f"information bit of each of the {batch} blocks), got {got}")
     if out.dtype != torch.bool:
         ok = (out == 0) | (out == 1)
         if not bool(ok.all()):
@@ -123,8 +123,9 @@ def simulate_ber(
     progress: bool | None = None,
 ) -> BERResult:
     """Send random blocks through ``code`` and a channel until ``min_errors`` bit errors
-    have been seen or ``max_bits`` bits have been sent (whole batches: the last batch may
-    go past ``max_bits`` by less than one batch).
+    have been seen or ``max_bits`` bits have been sent (whole blocks: the last batch is cut
+    to the blocks still needed, so ``n_bits`` exceeds ``max_bits`` by less than one block;
+    every bit sent is counted, none is padding).
 
     Parameters
     ----------
