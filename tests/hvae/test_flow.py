@@ -124,6 +124,54 @@ class _Counting(nn.Module):
         return self.inner.log_prob(x, z)
 
 
+class _SharperMLPDecoder(MLPDecoder):  # a user subclass changing the logits
+    def logits(self, z):
+        return 2.0 * super().logits(z)
+
+
+class _AnnealedMLPDecoder(MLPDecoder):  # a user subclass changing log_prob
+    def log_prob(self, x, z):
+        return 0.5 * super().log_prob(x, z)
+
+
+@pytest.mark.parametrize("which", ["logits", "log_prob", "instance"])
+def test_a_subclass_overriding_the_likelihood_is_not_given_the_fused_gradient(which):
+    """The fused value and gradient are the base MLP's likelihood: a subclass (or instance)
+    that overrides ``logits`` or ``log_prob`` must get its own, through autograd."""
+    enc = MLPEncoder(3, input_dim=12, hidden=(6,), generator=0).double()
+    if which == "logits":
+        dec = _SharperMLPDecoder(3, output_dim=12, hidden=(6,), generator=1).double()
+    elif which == "log_prob":
+        dec = _AnnealedMLPDecoder(3, output_dim=12, hidden=(6,), generator=1).double()
+    else:
+        dec = MLPDecoder(3, output_dim=12, hidden=(6,), generator=1).double()
+        base = dec.log_prob
+        dec.log_prob = lambda x, z: 0.5 * base(x, z)
+    x = torch.bernoulli(torch.full((5, 12), 0.4, dtype=torch.float64),
+                        generator=torch.Generator().manual_seed(0))
+    flow = HamiltonianFlow(3, 2, tempering="free").double()
+    counted = _Counting(dec)
+    got = HVAE(enc, dec, flow).elbo(x, generator=3)
+    want = HVAE(enc, counted, flow).elbo(x, generator=3)  # log_prob only: autograd
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_library_mlp_decoder_still_takes_the_fused_path(monkeypatch):
+    calls = {"fused": 0}
+    real = MLPDecoder.log_prob_and_grad
+
+    def counting(self, *a, **k):
+        calls["fused"] += 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(MLPDecoder, "log_prob_and_grad", counting)
+    enc = MLPEncoder(3, input_dim=12, hidden=(6,), generator=0)
+    dec = MLPDecoder(3, output_dim=12, hidden=(6,), generator=1)
+    x = torch.full((2, 12), 0.5)
+    HVAE(enc, dec, HamiltonianFlow(3, 2)).elbo(x, generator=0)
+    assert calls["fused"] == 3  # K + 1
+
+
 @pytest.mark.parametrize("K", [1, 4])
 def test_gradient_caching_evaluates_k_plus_one_times_and_agrees(K):
     torch.manual_seed(0)

@@ -68,15 +68,43 @@ def _log_prob(decoder: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         raise _decoder_failed(exc, z) from exc
 
 
+def _defined_in(cls: type, name: str) -> type | None:
+    for c in cls.__mro__:
+        if name in vars(c):
+            return c
+    return None
+
+
+def _fused_matches_log_prob(decoder: Any) -> bool:
+    """Whether ``decoder.log_prob_and_grad`` computes the decoder's own ``log_prob``: not
+    when a subclass (or the instance) overrides ``log_prob`` or ``logits`` below the class
+    that defines the fused method, which would otherwise be used with the base class's
+    likelihood, silently."""
+    if not callable(getattr(decoder, "log_prob_and_grad", None)):
+        return False
+    inst = getattr(decoder, "__dict__", {})
+    if any(name in inst for name in ("log_prob", "logits", "log_prob_and_grad")):
+        return False
+    cls = type(decoder)
+    owner = _defined_in(cls, "log_prob_and_grad")
+    if owner is None:
+        return False
+    for name in ("log_prob", "logits"):
+        c = _defined_in(cls, name)
+        if c is not None and c is not owner and issubclass(c, owner):
+            return False
+    return True
+
+
 class _DecoderLikelihood:
     """``z -> log p(x | z)`` for the flow; when the decoder has ``log_prob_and_grad`` (the
-    MLP decoder does), the flow takes the value and gradient from it instead of autograd.
-    The data are checked once here, not at every leapfrog step."""
+    MLP decoder does) and no subclass overrides its ``log_prob`` or ``logits``, the flow
+    takes the value and gradient from it instead of autograd. The data are checked once
+    here, not at every leapfrog step."""
 
     def __init__(self, decoder: Any, x: torch.Tensor) -> None:
         self.decoder, self.x = decoder, x
-        fused = getattr(decoder, "log_prob_and_grad", None)
-        if callable(fused):
+        if _fused_matches_log_prob(decoder):
             check_input = getattr(decoder, "check_input", None)
             if callable(check_input):
                 check_input(x)
