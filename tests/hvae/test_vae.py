@@ -292,3 +292,46 @@ def test_nll_and_encoder_errors_name_the_users_input():
             m.elbo(torch.full((3, 10), 0.5))
         with pytest.raises(ValidationError, match="Invalid x: .*12 values per example"):
             m.nll(torch.full((3, 10), 0.5), n_samples=4)
+
+
+def test_nll_refuses_a_decoder_without_one_value_per_example(lg_problem):
+    """VAE.nll checks the decoder's output as elbo does: a log_prob summed over the batch
+    too (a scalar) broadcast against the prior terms and gave a wrong NLL, silently."""
+    p = lg_problem
+    inner = p.decoder()
+
+    class BatchSummed(nn.Module):
+        def log_prob(self, x, z):
+            return inner.log_prob(x, z).sum()
+
+    class PerDimension(nn.Module):
+        def log_prob(self, x, z):
+            return -(x - z @ inner.W.T) ** 2
+
+    class KeepDim(nn.Module):
+        def log_prob(self, x, z):
+            return inner.log_prob(x, z)[:, None]
+
+    enc = p.encoder(p.post_mean, [1.0] * p.l)
+    for dec in (BatchSummed(), PerDimension(), KeepDim()):
+        for model in (VAE(enc, dec), HVAE(enc, dec, HamiltonianFlow(p.l, 2).double())):
+            with pytest.raises(ValidationError, match="one log-likelihood per example"):
+                model.nll(p.x_batch(4), n_samples=10, batch_size=7)
+            with pytest.raises(ValidationError, match="one log-likelihood per example"):
+                model.elbo(p.x_batch(4))
+
+
+def test_vae_checks_the_encoders_output_against_its_declared_latent_dim():
+    class Enc(nn.Module):  # declares 3, returns 4
+        latent_dim = 3
+
+        def forward(self, x):
+            n = x.shape[0]
+            return torch.zeros(n, 4), torch.ones(n, 4)
+
+    class AnyLatentDecoder(nn.Module):  # no latent_dim; accepts any width
+        def log_prob(self, x, z):
+            return -((x - z.sum(1, keepdim=True)) ** 2).sum(1)
+
+    with pytest.raises(ValidationError, match="mismatched latent sizes"):
+        VAE(Enc(), AnyLatentDecoder()).elbo(torch.zeros(2, 5))

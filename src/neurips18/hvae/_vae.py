@@ -96,6 +96,17 @@ def _fused_matches_log_prob(decoder: Any) -> bool:
     return True
 
 
+def _checked_log_prob(decoder: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``decoder.log_prob(x, z)``, refused unless it has one value per example (a value
+    summed over the batch as well would otherwise broadcast against the prior terms)."""
+    ll = _log_prob(decoder, x, z)
+    if not isinstance(ll, torch.Tensor) or ll.shape != (x.shape[0],):
+        raise invalid("decoder.log_prob output", ll,
+                      f"shape ({x.shape[0]},): one log-likelihood per example, summed over "
+                      "the data dimensions")
+    return ll
+
+
 class _DecoderLikelihood:
     """``z -> log p(x | z)`` for the flow; when the decoder has ``log_prob_and_grad`` (the
     MLP decoder does) and no subclass overrides its ``log_prob`` or ``logits``, the flow
@@ -160,7 +171,7 @@ class _LatentModel(nn.Module):
             raise invalid("encoder output", mu, f"mu and sigma of equal shape (n, l) with "
                           f"n = {n}; got {tuple(mu.shape)} and {tuple(sigma.shape)}")
         if l is not None and mu.shape[1] != l:
-            raise invalid("encoder output", mu, f"latent size {l} (the decoder's/flow's); got "
+            raise invalid("encoder output", mu, f"latent size {l} (the declared latent_dim); got "
                           f"{mu.shape[1]}: mismatched latent sizes")
         if not bool((sigma > 0).all()) or not bool(torch.isfinite(mu).all()) or not bool(
                 torch.isfinite(sigma).all()):
@@ -169,7 +180,7 @@ class _LatentModel(nn.Module):
         return mu, sigma
 
     def _expected_latent(self) -> int | None:
-        return getattr(self.decoder, "latent_dim", None)
+        return self.latent_dim  # the encoder's or the decoder's (equal when both declare it)
 
     def _log_likelihood(self, x: torch.Tensor) -> _DecoderLikelihood:
         return _DecoderLikelihood(self.decoder, x)
@@ -250,11 +261,7 @@ class VAE(_LatentModel):
         gen = self._generator(generator)
         mu, sigma = self.encode(x)
         z = mu + sigma * _normal(tuple(mu.shape), mu, gen)
-        ll = _log_prob(self.decoder, x, z)
-        if ll.shape != (x.shape[0],):
-            raise invalid("decoder.log_prob output", ll,
-                          f"shape ({x.shape[0]},): one log-likelihood per example, summed over "
-                          "the data dimensions")
+        ll = _checked_log_prob(self.decoder, x, z)
         kl = 0.5 * (mu.pow(2) + sigma.pow(2) - 1.0).sum(1) - torch.log(sigma).sum(1)
         return ll - kl
 
@@ -262,7 +269,7 @@ class VAE(_LatentModel):
                      generator: torch.Generator | None) -> torch.Tensor:
         eps = _normal(tuple(mu.shape), mu, generator)
         z = mu + sigma * eps
-        ll = _log_prob(self.decoder, x, z)
+        ll = _checked_log_prob(self.decoder, x, z)
         # log p(z) - log q(z | x); the 2 pi terms cancel
         return ll - 0.5 * z.pow(2).sum(1) + torch.log(sigma).sum(1) + 0.5 * eps.pow(2).sum(1)
 
