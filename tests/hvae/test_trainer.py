@@ -166,3 +166,20 @@ def test_dynamic_binarisation_draws_fresh_pixels_and_training_improves():
     vae = _model("vae")
     res = Trainer(vae, batch_size=20, max_epochs=5, progress=False, generator=1).fit(x)
     assert res.history[-1]["train_elbo"] > res.history[0]["train_elbo"]
+
+
+def test_validation_gives_every_submodule_its_own_mode_back(monkeypatch):
+    x, xv = _data(), _data(60, seed=1)
+    model = _model("vae")
+    seen = []
+    real = Trainer._validate
+
+    def spy(self, *a, **k):
+        model.encoder.layers[0].eval()  # a user freezing one layer during training
+        out = real(self, *a, **k)
+        seen.append((model.training, model.encoder.layers[0].training))
+        return out
+
+    monkeypatch.setattr(Trainer, "_validate", spy)
+    Trainer(model, batch_size=20, max_epochs=1, progress=False).fit(x, xv)
+    assert seen == [(True, False)]

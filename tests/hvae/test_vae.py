@@ -335,3 +335,33 @@ def test_vae_checks_the_encoders_output_against_its_declared_latent_dim():
 
     with pytest.raises(ValidationError, match="mismatched latent sizes"):
         VAE(Enc(), AnyLatentDecoder()).elbo(torch.zeros(2, 5))
+
+
+def test_nll_gives_every_submodule_its_own_mode_back():
+    """A user model in training mode with a frozen (eval-mode) batch-norm encoder: nll
+    runs everything in eval mode and then restores each submodule's own mode."""
+
+    class Enc(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn, self.drop, self.net = nn.BatchNorm1d(12), nn.Dropout(0.5), nn.Linear(12, 8)
+
+        def forward(self, x):
+            h = self.net(self.drop(self.bn(x)))
+            return h[:, :4], nn.functional.softplus(h[:, 4:]) + 1e-3
+
+    x = torch.full((3, 12), 0.5)
+    dec = MLPDecoder(4, output_dim=12, hidden=(6,), generator=1)
+    for model in (VAE(Enc(), dec), HVAE(Enc(), dec, HamiltonianFlow(4, 2))):
+        model.train()
+        model.encoder.bn.eval()
+        seen: list[list[bool]] = []
+        model.encoder.register_forward_pre_hook(
+            lambda m, args, seen=seen: seen.append([s.training for s in m.modules()]))
+        model.nll(x, n_samples=3)
+        assert seen and not any(any(t) for t in seen)  # all in eval mode during nll
+        assert model.training and model.encoder.training and model.encoder.drop.training
+        assert not model.encoder.bn.training  # still frozen
+        model.eval()
+        model.nll(x, n_samples=3)
+        assert not any(m.training for m in model.modules())

@@ -24,6 +24,7 @@ from neurips18._validation import (
     check,
     invalid,
 )
+from neurips18.hvae._vae import eval_mode
 
 _FORMAT = 1
 
@@ -174,16 +175,12 @@ class Trainer:
 
     @torch.no_grad()
     def _validate(self, x_val: torch.Tensor, device: torch.device, seed: int) -> float:
-        was = self.model.training
-        self.model.eval()
         gen = torch.Generator().manual_seed(seed)  # same noise at every epoch
         total = 0.0
-        try:
+        with eval_mode(self.model):
             for i in range(0, x_val.shape[0], self.val_batch_size):
                 xb = x_val[i:i + self.val_batch_size].to(device)
                 total += float(self.model.elbo(xb, generator=gen).double().sum())
-        finally:
-            self.model.train(was)
         return total / x_val.shape[0]
 
     # ------------------------------------------------------------------ fit

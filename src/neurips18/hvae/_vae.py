@@ -11,7 +11,9 @@ The contract for user models:
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -36,6 +38,19 @@ def _normal(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generat
         return torch.randn(shape, dtype=like.dtype, device=like.device)
     out = torch.randn(shape, dtype=like.dtype, generator=generator, device=generator.device)
     return out.to(like.device)
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run with every submodule in evaluation mode, then give each its own mode back
+    (``module.train(was)`` would also switch on submodules the user had put in eval)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for m, was in modes:
+            m.training = was
 
 
 def _check_x(x: Any) -> torch.Tensor:
@@ -210,7 +225,8 @@ class _LatentModel(nn.Module):
 
         ``batch_size`` bounds the number of latent samples evaluated at once (examples x
         samples). ``generator``: a ``torch.Generator`` or int seed (``None``: torch's global
-        generator). Runs without building a graph; the model's training mode is restored.
+        generator). Runs without building a graph, every submodule in eval mode; each
+        submodule's training mode is restored.
         """
         x = _check_x(x)
         n_samples = check("n_samples", n_samples, Interval(int, 1, None))
@@ -219,10 +235,8 @@ class _LatentModel(nn.Module):
         if callable(check_input):  # once, on the examples as given (not their repetitions)
             check_input(x)
         gen = self._generator(generator)
-        was_training = self.training
-        self.eval()
         out = []
-        try:
+        with eval_mode(self):
             with torch.no_grad():
                 per_chunk = max(1, batch_size // n_samples)
                 for i in range(0, x.shape[0], per_chunk):
@@ -243,8 +257,6 @@ class _LatentModel(nn.Module):
                         done += r
                     assert acc is not None
                     out.append(math.log(n_samples) - acc)
-        finally:
-            self.train(was_training)
         return torch.cat(out)
 
 
