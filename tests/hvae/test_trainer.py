@@ -183,3 +183,41 @@ def test_validation_gives_every_submodule_its_own_mode_back(monkeypatch):
     monkeypatch.setattr(Trainer, "_validate", spy)
     Trainer(model, batch_size=20, max_epochs=1, progress=False).fit(x, xv)
     assert seen == [(True, False)]
+
+
+class _DropoutEncoder(MLPEncoder):  # a user encoder with dropout (torch's global generator)
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.drop = torch.nn.Dropout(0.2)
+
+    def forward(self, x):
+        return super().forward(self.drop(x))
+
+
+def _dropout_model(seed=0):
+    return HVAE(_DropoutEncoder(3, input_dim=20, hidden=(16,), generator=seed),
+                MLPDecoder(3, output_dim=20, hidden=(16,), generator=seed + 1),
+                HamiltonianFlow(3, 2))
+
+
+def test_a_model_with_dropout_resumes_and_repeats_digit_for_digit(tmp_path):
+    """Dropout draws from torch's global generator, which the trainer's generator did not
+    control: a resumed run (or a second process, whose global seed differs) silently gave
+    other weights than an uninterrupted run."""
+    x, xv = _data(), _data(60, seed=1)
+    torch.manual_seed(1)
+    full = _dropout_model()
+    state = torch.random.get_rng_state()
+    Trainer(full, batch_size=20, max_epochs=3, progress=False, generator=7).fit(x, xv)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's state untouched
+    ckpt = tmp_path / "c.pt"
+    torch.manual_seed(2)
+    Trainer(_dropout_model(), batch_size=20, max_epochs=1, progress=False, generator=7,
+            checkpoint=ckpt).fit(x, xv)
+    torch.manual_seed(3)  # another process: another global seed
+    resumed = _dropout_model(seed=5)
+    res = Trainer(resumed, batch_size=20, max_epochs=3, progress=False, generator=7,
+                  checkpoint=ckpt).fit(x, xv)
+    assert res.resumed_from == 1
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -4,11 +4,13 @@ resumes from (same data and settings give the same weights as an uninterrupted r
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,7 +78,10 @@ class Trainer:
     progress : bool
         tqdm progress bars (epochs, and minibatches within an epoch).
     generator : torch.Generator or int
-        Source of every random draw (shuffling, binarisation, the ELBO's noise).
+        Source of every random draw (shuffling, binarisation, the ELBO's noise). Each epoch
+        runs with torch's global generator forked and seeded from its state, so that what
+        the model draws from the global generator (dropout) is reproducible and resumes;
+        the global generator is left unchanged.
     val_batch_size : int
         Examples per validation ELBO evaluation (default 1000).
     """
@@ -170,6 +175,18 @@ class Trainer:
                           "binarisation and optimizer type (delete it to start afresh)")
         return state
 
+    @contextlib.contextmanager
+    def _global_rng(self, device: torch.device) -> Iterator[None]:
+        """Run an epoch with torch's global generator forked and seeded from the state of
+        ``generator`` (read, not drawn from): what the user's networks draw from it (dropout)
+        is then replayed by a resumed run, and the caller's global state is left as it was."""
+        digest = hashlib.sha256(self.generator.get_state().numpy().tobytes()).digest()
+        devices = [] if device.type == "cpu" else [device.index or 0]
+        with torch.random.fork_rng(devices=devices,
+                                   device_type="cuda" if device.type == "cpu" else device.type):
+            torch.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+            yield
+
     def _binarize(self, x: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(x, generator=self.generator) if self.binarize else x
 
@@ -236,25 +253,27 @@ class Trainer:
             if result.stopped_early:
                 break
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=self.generator)
-            total = torch.zeros((), dtype=torch.float64)
-            batches = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False,
-                           disable=not self.progress)
-            for b in batches:
-                idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
-                xb = self._binarize(x_train[idx]).to(device)
-                self.optimizer.zero_grad(set_to_none=True)
-                elbo = self.model.elbo(xb, generator=self.generator).mean()
-                if not bool(torch.isfinite(elbo)):
-                    raise FloatingPointError(
-                        f"non-finite ELBO ({float(elbo.detach())}) at epoch {epoch}, "
-                        f"minibatch {b + 1}: lower the learning rate or the flow's "
-                        "max_step_size, or set its grad_clip")
-                (-elbo).backward()
-                self.optimizer.step()
-                total += elbo.detach().double().cpu()
-            train_elbo = float(total) / n_batches
-            val = None if x_val_bin is None else self._validate(x_val_bin, device, val_seed)
+            with self._global_rng(device):
+                perm = torch.randperm(n, generator=self.generator)
+                total = torch.zeros((), dtype=torch.float64)
+                batches = tqdm(range(n_batches), desc=f"epoch {epoch}", leave=False,
+                               disable=not self.progress)
+                for b in batches:
+                    idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+                    xb = self._binarize(x_train[idx]).to(device)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    elbo = self.model.elbo(xb, generator=self.generator).mean()
+                    if not bool(torch.isfinite(elbo)):
+                        raise FloatingPointError(
+                            f"non-finite ELBO ({float(elbo.detach())}) at epoch {epoch}, "
+                            f"minibatch {b + 1}: lower the learning rate or the flow's "
+                            "max_step_size, or set its grad_clip")
+                    (-elbo).backward()
+                    self.optimizer.step()
+                    total += elbo.detach().double().cpu()
+                train_elbo = float(total) / n_batches
+                val = (None if x_val_bin is None
+                       else self._validate(x_val_bin, device, val_seed))
             if val is None:
                 result.best_epoch = epoch
             elif result.best_val_elbo is None or val > result.best_val_elbo:
