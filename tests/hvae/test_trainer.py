@@ -221,3 +221,12 @@ def test_a_model_with_dropout_resumes_and_repeats_digit_for_digit(tmp_path):
     assert res.resumed_from == 1
     a, b = _weights(full), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_optimizer_of_another_models_parameters_is_refused():
+    """It trained nothing: the model kept its initial weights, silently."""
+    model, other = _model(), _model()
+    with pytest.raises(ValidationError, match="Invalid optimizer: .*not the model's"):
+        Trainer(model, torch.optim.Adam(other.parameters()), progress=False)
+    # a subset of the model's parameters (some frozen) is fine
+    Trainer(model, torch.optim.Adam(model.decoder.parameters()), progress=False)

@@ -107,6 +107,14 @@ class Trainer:
         self.optimizer = check("optimizer", optimizer, InstanceOf(torch.optim.Optimizer), None)
         if self.optimizer is None:
             self.optimizer = torch.optim.Adamax(model.parameters(), lr=5e-4, eps=1e-7)
+        else:
+            own = {id(p) for p in model.parameters()}
+            foreign = sum(id(p) not in own for g in self.optimizer.param_groups
+                          for p in g["params"])
+            if foreign:  # it would step other tensors and leave the model as it is
+                raise invalid("optimizer", self.optimizer,
+                              f"an optimizer of the model's parameters; {foreign} of its "
+                              "parameters are not the model's")
         self.batch_size = check("batch_size", batch_size, Interval(int, 1, None))
         self.max_epochs = check("max_epochs", max_epochs, Interval(int, 1, None))
         self.patience = check("patience", patience, Interval(int, 1, None), None)
