@@ -296,3 +296,23 @@ def test_flow_rejects_bad_shapes_and_likelihoods():
         flow(z, z, lambda z: (z * z))  # per-dimension values, not summed
     with pytest.raises(ValidationError, match="depends on z"):
         flow(z, z, lambda z: torch.zeros(4))
+
+
+def test_a_flow_in_another_precision_than_the_model_runs_in_the_models():
+    """A float64 flow with a float32 model promoted z to float64 after the first step, and
+    the float32 decoder then failed with an error blaming the latent size."""
+    enc = MLPEncoder(3, input_dim=12, hidden=(6,), generator=0)
+    dec = MLPDecoder(3, output_dim=12, hidden=(6,), generator=1)
+    x = torch.bernoulli(torch.full((5, 12), 0.4), generator=torch.Generator().manual_seed(0))
+    for tempering in TEMPERINGS:
+        f32 = HamiltonianFlow(3, 3, tempering=tempering, per_step_step_sizes=True)
+        f64 = HamiltonianFlow(3, 3, tempering=tempering, per_step_step_sizes=True).double()
+        e64 = HVAE(enc, dec, f64).elbo(x, generator=0)
+        e32 = HVAE(enc, dec, f32).elbo(x, generator=0)
+        assert e64.dtype == torch.float32
+        torch.testing.assert_close(e64, e32)
+        e64.sum().backward()
+        assert f64.step_logit.grad is not None and f64.step_logit.grad.dtype == torch.float64
+        z, rho = f64(*_draws(4, 3), lambda z: -(z ** 2).sum(1))[:2]
+        back = f64.inverse(z.float(), rho.float(), lambda z: -(z ** 2).sum(1))
+        assert back[0].dtype == torch.float32

@@ -228,13 +228,14 @@ class HamiltonianFlow(nn.Module):
             raise invalid("z0", z0, f"shape (n, {self.latent_dim}) equal to gamma's "
                           f"{tuple(gamma.shape)}")
         differentiable = torch.is_grad_enabled()
-        log_alpha = self.log_alphas()
-        alphas = torch.exp(log_alpha).unbind(0)
+        dtype = z0.dtype  # the schedule in the model's precision (a float64 flow on a
+        log_alpha = self.log_alphas()  # float32 model would otherwise promote z to float64)
+        alphas = torch.exp(log_alpha).to(dtype).unbind(0)
         eps = self.step_sizes
-        steps, half = eps.unbind(0), (0.5 * eps).unbind(0)
+        steps, half = eps.to(dtype).unbind(0), (0.5 * eps).to(dtype).unbind(0)
         K = self.n_leapfrog
         z = z0
-        rho = gamma * torch.exp(-log_alpha.sum())  # gamma / sqrt(beta_0)
+        rho = gamma * torch.exp(-log_alpha.sum()).to(dtype)  # gamma / sqrt(beta_0)
         grad, ll = self._grad_u(z, log_likelihood, differentiable, False, first=True)
         for k in range(K):
             if k > 0 and not self.cache_gradients:
@@ -255,12 +256,12 @@ class HamiltonianFlow(nn.Module):
         eps = self.step_sizes
         grad, _ = self._grad_u(z, log_likelihood, differentiable, False, first=True)
         for k in reversed(range(self.n_leapfrog)):
-            e = eps[k]
-            rho = rho * torch.exp(-log_alpha[k]) + 0.5 * e * grad
+            e = eps[k].to(z.dtype)
+            rho = rho * torch.exp(-log_alpha[k]).to(z.dtype) + 0.5 * e * grad
             z = z - e * rho
             grad, _ = self._grad_u(z, log_likelihood, differentiable, False, first=False)
             rho = rho + 0.5 * e * grad
-        return z, rho * torch.exp(log_alpha.sum())
+        return z, rho * torch.exp(log_alpha.sum()).to(z.dtype)
 
     def extra_repr(self) -> str:
         return (f"latent_dim={self.latent_dim}, n_leapfrog={self.n_leapfrog}, "

@@ -70,8 +70,9 @@ def _check_x(x: Any) -> torch.Tensor:
 def _decoder_failed(exc: Exception, z: torch.Tensor) -> ValidationError:
     return ValidationError(
         f"Invalid decoder: log_prob(x, z) raised {type(exc).__name__} for z of shape "
-        f"{tuple(z.shape)} (expected a decoder of latent size {z.shape[-1]}, the encoder's; "
-        f"mismatched latent sizes?): {exc}")
+        f"{tuple(z.shape)} and dtype {z.dtype} (expected a decoder of latent size "
+        f"{z.shape[-1]}, the encoder's, in the encoder's dtype; mismatched latent sizes?): "
+        f"{exc}")
 
 
 def _log_prob(decoder: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
