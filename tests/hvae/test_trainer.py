@@ -230,3 +230,29 @@ def test_an_optimizer_of_another_models_parameters_is_refused():
         Trainer(model, torch.optim.Adam(other.parameters()), progress=False)
     # a subset of the model's parameters (some frozen) is fine
     Trainer(model, torch.optim.Adam(model.decoder.parameters()), progress=False)
+
+
+def test_a_checkpoint_of_a_flow_with_other_settings_but_equal_shapes_is_refused(tmp_path):
+    """A fixed-tempering flow with K = 5 and one with K = 10 have parameters of equal
+    shapes: the K = 10 run resumed the K = 5 run's checkpoint, silently."""
+    x = _data()
+
+    def model(K):
+        return HVAE(MLPEncoder(3, input_dim=20, hidden=(16,), generator=0),
+                    MLPDecoder(3, output_dim=20, hidden=(16,), generator=1),
+                    HamiltonianFlow(3, K))
+
+    ckpt = tmp_path / "c.pt"
+    Trainer(model(2), batch_size=20, max_epochs=1, progress=False, checkpoint=ckpt).fit(x)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*n_leapfrog"):
+        Trainer(model(3), batch_size=20, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    res = Trainer(model(2), batch_size=20, max_epochs=2, progress=False,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1
+    # a checkpoint written before the description was stored still resumes
+    state = torch.load(ckpt, weights_only=True)
+    del state["model_repr"]
+    torch.save(state, ckpt)
+    res = Trainer(model(2), batch_size=20, max_epochs=3, progress=False,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 2

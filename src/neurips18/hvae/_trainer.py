@@ -177,10 +177,15 @@ class Trainer:
                           ) from None
         if not isinstance(state, dict) or state.get("format") != _FORMAT:
             raise invalid("checkpoint", str(self.checkpoint), "a checkpoint written by Trainer")
-        if state.get("fingerprint") != fingerprint:
+        # the fingerprint sees parameter shapes only; the modules' description also holds
+        # what leaves them unchanged (a flow's n_leapfrog, a dropout rate). Checkpoints
+        # written before it was stored are compared by the fingerprint alone.
+        described = state.get("model_repr", repr(self.model))
+        if state.get("fingerprint") != fingerprint or described != repr(self.model):
             raise invalid("checkpoint", str(self.checkpoint),
-                          "a checkpoint of this model, data, batch size, patience, "
-                          "binarisation and optimizer type (delete it to start afresh)")
+                          "a checkpoint of this model (its modules and settings, e.g. the "
+                          "flow's n_leapfrog), data, batch size, patience, binarisation and "
+                          "optimizer type (delete it to start afresh)")
         return state
 
     @contextlib.contextmanager
@@ -300,6 +305,7 @@ class Trainer:
             if self.checkpoint is not None:
                 self._save({
                     "format": _FORMAT, "fingerprint": fingerprint, "epoch": epoch,
+                    "model_repr": repr(self.model),
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "val_seed": val_seed,
                     "best_model": best_state, "bad_epochs": bad_epochs,
