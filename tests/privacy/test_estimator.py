@@ -207,3 +207,25 @@ def test_kmeans_cost_is_the_inertia_and_clips_to_the_domain():
     clipped = X * np.minimum(1.0, 0.5 / norms)
     assert kmeans_cost(X, km.cluster_centers_, radius=0.5) == pytest.approx(
         kmeans_cost(clipped, km.cluster_centers_), rel=1e-9)
+
+
+def test_a_refused_refit_leaves_the_fitted_estimator_unchanged(blobs):
+    """A refit that raises (budget overspent, n_clusters > n) must not leave the previous
+    release paired with the refused data's feature count or column names."""
+    pd = pytest.importorskip("pandas")
+    acc = PrivacyAccountant(epsilon=1.5, delta=1e-5)
+    df = pd.DataFrame(blobs, columns=["a", "b", "c"])
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, accountant=acc, random_state=0)
+    m.fit(df)
+    before = m.predict(df)
+    wide = pd.DataFrame(np.hstack([blobs, blobs[:, :1]]), columns=["w", "x", "y", "z"])
+    with pytest.raises(BudgetExceededError):
+        m.fit(wide)
+    with pytest.raises(ValueError, match="Invalid n_clusters"):
+        m.set_params(n_clusters=10).fit(wide.iloc[:5])
+    assert m.n_features_in_ == 3 and list(m.feature_names_in_) == ["a", "b", "c"]
+    assert np.array_equal(m.predict(df), before)
+    fresh = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, accountant=acc)
+    with pytest.raises(BudgetExceededError):
+        fresh.fit(df)
+    assert not hasattr(fresh, "n_features_in_") and not hasattr(fresh, "feature_names_in_")

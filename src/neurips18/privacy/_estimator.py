@@ -40,6 +40,10 @@ _PARAMS: dict[str, list[Any]] = {
 }
 
 
+_INPUT_ATTRS = ("n_features_in_", "feature_names_in_")
+"""What the validation of X sets at fit (the rest of the fitted state is set at the end)."""
+
+
 def resolve_method(method: str, delta: float) -> str:
     """The rule of ``method="auto"``: the Kaplan-Stemmer pipeline when ``delta > 0`` (its
     heavy-cell histograms need approximate DP), DPLloyd with Laplace noise when
@@ -163,7 +167,20 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ----------------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> PrivateKMeans:
-        """Release private centres for ``X`` (NumPy array, DataFrame or Dask array)."""
+        """Release private centres for ``X`` (NumPy array, DataFrame or Dask array).
+
+        A fit that raises (bad input, a budget overspent) leaves the estimator as it was:
+        a previous release keeps its feature count and column names."""
+        kept = {a: self.__dict__[a] for a in _INPUT_ATTRS if a in self.__dict__}
+        try:
+            return self._fit(X)
+        except BaseException:
+            for a in _INPUT_ATTRS:  # validation of X has reset them: put them back
+                self.__dict__.pop(a, None)
+            self.__dict__.update(kept)
+            raise
+
+    def _fit(self, X: Any) -> PrivateKMeans:
         if self.radius is None:
             raise invalid("radius", None, "a positive number: the radius of the ball that "
                           "bounds the data, chosen without looking at the data")
