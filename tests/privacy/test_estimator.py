@@ -229,3 +229,50 @@ def test_a_refused_refit_leaves_the_fitted_estimator_unchanged(blobs):
     with pytest.raises(BudgetExceededError):
         fresh.fit(df)
     assert not hasattr(fresh, "n_features_in_") and not hasattr(fresh, "feature_names_in_")
+
+
+def _least_epsilon(message: str) -> float:
+    import re
+
+    return float(re.search(r"needs epsilon > ([0-9.e+-]+)\)", message).group(1))
+
+
+@pytest.mark.parametrize("kw", [dict(delta=1e-6), dict(delta=1e-6, faithful=True),
+                                dict(delta=1e-6, method="lloyd"), dict(delta=0.0)])
+def test_an_epsilon_too_small_for_the_samplers_is_refused_before_spending(kw):
+    """Below some epsilon (smaller at larger d) a release's noise is past the exact
+    samplers' range (the grid's rounding alone needs it). That is known from (n, d) and the
+    request: the fit refuses it first, naming epsilon and the least that works, and the
+    accountant is not charged. (It used to spend the budget, draw noise and end in an
+    OverflowError.) Just above that least epsilon every release fits."""
+    rng = np.random.default_rng(0)
+    d = 2000 if kw.get("delta") else 20
+    X = rng.standard_normal((200, d)) * 0.01
+    acc = PrivacyAccountant(epsilon=10.0, delta=1e-4)
+    tiny = 1e-4 if kw.get("delta") else 1e-17
+    with pytest.raises(ValueError, match="Invalid epsilon") as err:
+        PrivateKMeans(2, epsilon=tiny, radius=1.0, accountant=acc, **kw).fit(X)
+    least = _least_epsilon(str(err.value))
+    with pytest.raises(ValueError, match="Invalid epsilon"):
+        PrivateKMeans(2, epsilon=least * 0.97, radius=1.0, accountant=acc, **kw).fit(X)
+    assert acc.ledger == []
+    m = PrivateKMeans(2, epsilon=least * 1.03, radius=1.0, random_state=0, **kw).fit(X)
+    assert np.isfinite(m.cluster_centers_).all()
+
+
+@pytest.mark.parametrize("method, delta", [("kaplan-stemmer", 1e-6), ("lloyd", 0.0),
+                                           ("lloyd", 1e-6)])
+@pytest.mark.parametrize("faithful", [False, True])
+def test_the_noise_plan_lists_every_release_of_a_fit(blobs, method, delta, faithful):
+    """The plan checked before a fit (``_core.noise_plan``) is the schedule the fit runs:
+    every ledger entry's share of the budget is one of the plan's."""
+    from neurips18.privacy import _core
+
+    m = PrivateKMeans(4, epsilon=1.0, delta=delta, radius=1.0, method=method,
+                      faithful=faithful, random_state=0).fit(blobs)
+    pure = m.ledger_.mode == "pure"
+    total = m.ledger_.epsilon if pure else m.ledger_.rho
+    shares = [s for _, s, _, _ in _core.noise_plan(m.method_, faithful, *blobs.shape, pure)]
+    for e in m.ledger_.entries:
+        got = (e.charged_epsilon if pure else e.charged_rho) / total
+        assert min(abs(got - s) for s in shares) < 1e-12, e.step

@@ -173,3 +173,36 @@ def test_conversion_is_sound_and_as_tight_as_dp_accounting_rdp():
         acc.compose(dpa.GaussianDpEvent(m))
         # the same conversion (CKS 2020, Prop. 12) over dp-accounting's grid of orders
         assert ours <= acc.get_epsilon(delta) * (1 + 1e-9)
+
+
+def test_noise_past_the_samplers_range_is_a_clear_error_and_charges_nothing():
+    """With rho <= changed / 2**30 no grid brings the discrete Gaussian's s2 below 2**29
+    (the rounding's sqrt(changed) remains); this used to loop until 2.0**j overflowed.
+    Likewise the discrete Laplace past scale 2**56. Nothing is charged then."""
+    from neurips18.privacy import Ledger
+    from neurips18.privacy._mechanisms import (
+        gaussian_feasible,
+        gaussian_noise_params,
+        laplace_feasible,
+    )
+
+    for changed in (1, 2, 100):
+        edge = changed / 2.0**30
+        assert not gaussian_feasible(2.0**31, edge, changed)
+        assert gaussian_feasible(2.0**31, edge * 1.001, changed)
+        j, s2, d_j = gaussian_noise_params(2.0**31, edge * 1.001, changed)
+        assert s2 < 2**30 and d_j**2 / (2 * s2) <= edge * 1.001
+        with pytest.raises(ValueError, match="too small"):
+            gaussian_noise_params(2.0**31, edge, changed)
+    assert not laplace_feasible(2.0**31, 2 / 2.0**56, 2)
+    assert laplace_feasible(2.0**31, 2.001 / 2.0**56, 2)
+    led = Ledger(1.0, 1e-6)
+    with pytest.raises(ValueError, match="too small"):
+        gaussian_release(np.zeros(3, np.int64), sensitivity=math.sqrt(2), rho=1e-10, unit=1.0,
+                         changed=2, rng=np.random.default_rng(0), ledger=led, step="counts")
+    assert led.totals()["rho"] == 0 and led._rho_used == 0 and led.entries == []
+    pure = Ledger(1e-3)
+    with pytest.raises(ValueError, match="too small"):
+        laplace_release(np.zeros(3, np.int64), sensitivity=2.0, epsilon=1e-17, unit=1.0,
+                        changed=2, rng=np.random.default_rng(0), ledger=pure, step="counts")
+    assert pure._eps_used == 0 and pure.entries == []

@@ -391,6 +391,11 @@ def lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger, rng, 
 
 
 SPREAD_BITS = 30
+REFINE_SPREAD_SHARE, REFINE_COUNT_SHARE = 0.05, 0.15
+"""Shares of a clipped Lloyd step's rho for the spread and the counts (the rest: sums)."""
+LLOYD_ITERATIONS, LLOYD_COUNT_SHARE = 5, 0.25
+"""DPLloyd's number of steps and the share of a step's budget for its counts."""
+
 
 
 def _spread_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
@@ -420,7 +425,8 @@ def _offset_fn(xf: np.ndarray, q: np.ndarray, centres: np.ndarray,
 
 def clipped_lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledger,
                        rng: np.random.Generator, *, rho: float, step: str, info: FitInfo,
-                       spread_share: float = 0.05, count_share: float = 0.15,
+                       spread_share: float = REFINE_SPREAD_SHARE,
+                       count_share: float = REFINE_COUNT_SHARE,
                        scale: float = 1.0) -> np.ndarray:
     """A private Lloyd step whose sums have a sensitivity set by the clusters' spread
     rather than by the domain: each point's offset from its nearest (public) centre is
@@ -471,21 +477,52 @@ units of the released root mean squared distance."""
 PROJECTION_DIM = 5
 
 
+def _schedule(n: int, faithful: bool) -> tuple[list[int], dict[str, float], int]:
+    """The Kaplan-Stemmer schedule, a function of the public n only: the radii's exponents
+    (fine -> coarse), the shares of rho and the number of clipped Lloyd steps."""
+    if faithful:
+        R = max(1, math.ceil(math.log2(max(n, 2)))) + 1
+        exps = list(range(R - 1, -1, -1))  # fine -> coarse: Lambda 2^-(R-1) ... Lambda
+        return exps, {"counts": 0.45, "sums": 0.45, "coreset": 0.10, "refine": 0.0}, 0
+    shares = {key: PRACTICAL[key] for key in ("counts", "sums", "coreset", "refine")}
+    return list(PRACTICAL["exponents"]), shares, int(PRACTICAL["steps"])
+
+
+def noise_plan(method: str, faithful: bool, n: int, d: int,
+               pure: bool) -> list[tuple[str, float, float, int]]:
+    """Every release a fit may make, as (step, share of the plan's rho -- of its epsilon
+    when ``pure`` --, sensitivity in grid steps, coordinates changed by one row replaced),
+    from the public (n, d) and the schedule alone: the noise scales can be checked before
+    anything is spent or computed."""
+    cell = 2.0**(UNIT_BITS + 1)
+    if method == "lloyd":
+        per = 1.0 / LLOYD_ITERATIONS
+        if pure:
+            return [("Lloyd step: cluster counts", per * LLOYD_COUNT_SHARE, 2.0, 2),
+                    ("Lloyd step: cluster sums", per * (1 - LLOYD_COUNT_SHARE),
+                     cell * math.sqrt(d), 2 * d)]
+        return [("Lloyd step: cluster counts", per * LLOYD_COUNT_SHARE, math.sqrt(2.0), 2),
+                ("Lloyd step: cluster sums", per * (1 - LLOYD_COUNT_SHARE), cell, 2 * d)]
+    exps, shares, steps = _schedule(n, faithful)
+    plan = [("cell histograms", shares["counts"] / len(exps), math.sqrt(2.0), 2),
+            ("cell sums", shares["sums"], cell, 2 * d),
+            ("coreset counts", shares["coreset"], math.sqrt(2.0), 2)]
+    if steps:
+        per = shares["refine"] / steps
+        plan += [("Lloyd step: spread", per * REFINE_SPREAD_SHARE, 2.0**SPREAD_BITS, 1),
+                 ("Lloyd step: cluster counts", per * REFINE_COUNT_SHARE, math.sqrt(2.0), 2),
+                 ("Lloyd step: offset sums",
+                  per * (1.0 - REFINE_SPREAD_SHARE - REFINE_COUNT_SHARE), cell, 2 * d)]
+    return plan
+
+
 def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
                    *, faithful: bool) -> tuple[np.ndarray, FitInfo]:
     n, d = X.shape
     info = FitInfo(n=n)
     rho = ledger.rho
-    if faithful:
-        R = max(1, math.ceil(math.log2(max(n, 2)))) + 1
-        exps = list(range(R - 1, -1, -1))  # fine -> coarse: Lambda 2^-(R-1) ... Lambda
-        shares = {"counts": 0.45, "sums": 0.45, "coreset": 0.10, "refine": 0.0}
-        steps = 0
-    else:
-        exps = list(PRACTICAL["exponents"])
-        R = len(exps)
-        shares = {key: PRACTICAL[key] for key in ("counts", "sums", "coreset", "refine")}
-        steps = int(PRACTICAL["steps"])
+    exps, shares, steps = _schedule(n, faithful)
+    R = len(exps)
     widths = [radius * 2.0**-e for e in exps]
     rc = [rho * shares["counts"] / R] * R
     rs = rho * shares["sums"]
@@ -512,7 +549,7 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
 
 
 def dp_lloyd(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
-             *, n_iter: int = 5) -> tuple[np.ndarray, FitInfo]:
+             *, n_iter: int = LLOYD_ITERATIONS) -> tuple[np.ndarray, FitInfo]:
     """DPLloyd (Su et al. 2016): k data-independent random centres in the ball, then
     ``n_iter`` private Lloyd steps with the budget split evenly (Laplace when delta = 0,
     Gaussian in zCDP otherwise)."""
@@ -524,10 +561,12 @@ def dp_lloyd(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Gener
     for t in range(n_iter):
         if ledger.mode == "zcdp":
             centres = lloyd_step(X, radius, centres, ledger, rng, rho=ledger.rho / n_iter,
-                                 count_share=0.25, step=f"Lloyd step {t + 1}", info=info)
+                                 count_share=LLOYD_COUNT_SHARE, step=f"Lloyd step {t + 1}",
+                                 info=info)
         else:
             centres = lloyd_step(X, radius, centres, ledger, rng, eps=ledger.epsilon / n_iter,
-                                 count_share=0.25, step=f"Lloyd step {t + 1}", info=info)
+                                 count_share=LLOYD_COUNT_SHARE, step=f"Lloyd step {t + 1}",
+                                 info=info)
     info.rounds = n_iter
     return centres, info
 

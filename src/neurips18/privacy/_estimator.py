@@ -21,8 +21,9 @@ from neurips18._validation import (
     check_params,
     invalid,
 )
-from neurips18.privacy import _core, _data
-from neurips18.privacy._accountant import Ledger, PrivacyAccountant
+from neurips18.privacy import _core, _data, _mechanisms, _samplers
+from neurips18.privacy._accountant import Ledger, PrivacyAccountant, zcdp_epsilon
+from neurips18.privacy._mechanisms import gaussian_feasible, laplace_feasible
 
 METHODS = ("auto", "kaplan-stemmer", "lloyd")
 
@@ -61,6 +62,27 @@ def _nearest_labels(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
         out[s:s + _data.CHUNK_ROWS] = np.sqrt(
             _core._sqdist(X[s:s + _data.CHUNK_ROWS], centres)).argmin(axis=1)
     return out
+
+
+def _check_noise_in_range(method: str, p: dict[str, Any], ledger: Ledger, n: int,
+                          d: int) -> None:
+    """Raise (naming epsilon and the smallest one that works) when some release of the fit
+    would need noise past the exact samplers' range: a function of the public (n, d) and
+    the request only, checked before the accountant is charged."""
+    pure = ledger.mode == "pure"
+    total = ledger.epsilon if pure else ledger.rho
+    short: list[tuple[float, str]] = []  # (least epsilon, step) of the releases out of range
+    for step, share, sens, changed in _core.noise_plan(method, p["faithful"], n, d, pure):
+        if pure and not laplace_feasible(sens, total * share, changed):
+            short.append((changed / (_mechanisms._MAX_LAPLACE_T * share), step))
+        elif not pure and not gaussian_feasible(sens, total * share, changed):
+            short.append((zcdp_epsilon(changed / (_samplers.MAX_GAUSSIAN_S2 * share),
+                                       ledger.delta_conversion), step))
+    if short:
+        least, step = max(short)
+        raise invalid("epsilon", p["epsilon"], f"a budget whose every noise scale is in the "
+                      f"exact sampler's range: at n={n}, d={d}, delta={p['delta']:g} the "
+                      f"release '{step}' of method={method!r} needs epsilon > {least:.3g}")
 
 
 class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
@@ -199,6 +221,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         rng = rs if isinstance(rs, np.random.Generator) else np.random.default_rng(rs)
         delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
+        _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
         if self.accountant is not None:  # before touching the data; raises on overspend
             self.accountant.spend(p["epsilon"], p["delta"], label=f"PrivateKMeans.fit "
                                   f"({method}, n={n}, d={d}, k={k})")

@@ -25,8 +25,8 @@ import numpy as np
 from neurips18.privacy._accountant import Ledger, LedgerEntry
 from neurips18.privacy._samplers import MAX_GAUSSIAN_S2, discrete_gaussian, discrete_laplace
 
-__all__ = ["gaussian_noise_params", "gaussian_release", "laplace_release", "threshold_for",
-           "thresholded_histogram"]
+__all__ = ["gaussian_feasible", "gaussian_noise_params", "gaussian_release",
+           "laplace_feasible", "laplace_release", "threshold_for", "thresholded_histogram"]
 
 _MAX_LAPLACE_T = 2**56
 
@@ -38,8 +38,28 @@ def _round_to(values: np.ndarray, j: int) -> np.ndarray:
     return (values.astype(np.int64) + half) >> np.int64(j)
 
 
+def gaussian_feasible(sens: float, rho: float, changed: int) -> bool:
+    """Whether some grid ``2**j`` gives the discrete Gaussian for ``rho`` a variance
+    parameter in the exact sampler's range: the sensitivity in steps of that grid,
+    ``sens / 2**j + sqrt(changed)`` (j > 0), decreases to ``sqrt(changed)``, the rounding's
+    part, so beyond ``changed / (2 rho) >= 2**29`` no grid is coarse enough."""
+    lim = MAX_GAUSSIAN_S2 / 2
+    return rho > 0 and (sens * sens / (2.0 * rho) < lim or changed / (2.0 * rho) < lim)
+
+
+def laplace_feasible(sens: float, epsilon: float, changed: int) -> bool:
+    """As :func:`gaussian_feasible` for the discrete Laplace (scale below 2**56)."""
+    return epsilon > 0 and (sens / epsilon < _MAX_LAPLACE_T
+                            or changed / epsilon < _MAX_LAPLACE_T)
+
+
 def gaussian_noise_params(sens: float, rho: float, changed: int) -> tuple[int, int, float]:
-    """(j, s2, effective sensitivity in steps) with s2 < 2**30 and D_j^2 / (2 s2) <= rho."""
+    """(j, s2, effective sensitivity in steps) with s2 < 2**30 and D_j^2 / (2 s2) <= rho;
+    ValueError when there is none (:func:`gaussian_feasible`)."""
+    if not gaussian_feasible(sens, rho, changed):
+        raise ValueError(f"rho {rho:.3g} too small for sensitivity {sens:.3g} over {changed} "
+                         "coordinate(s): its discrete Gaussian noise is past the exact "
+                         "sampler's range (s2 < 2**30) on every grid")
     j = 0
     while True:
         d_j = sens / 2.0**j + (math.sqrt(changed) if j > 0 else 0.0)
@@ -63,10 +83,10 @@ def gaussian_release(values: np.ndarray, *, sensitivity: float, rho: float, unit
     ``threshold`` and count ``floor`` are recorded) before any noise is drawn; a charge past
     the plan raises and nothing is released."""
     values = np.asarray(values)
+    j, s2, d_j = gaussian_noise_params(float(sensitivity), float(rho), int(changed))
     ledger.charge_rho(rho, step)
     if delta:
         ledger.charge_delta(delta, step)
-    j, s2, d_j = gaussian_noise_params(float(sensitivity), float(rho), int(changed))
     noise = discrete_gaussian(s2, values.size, rng).reshape(values.shape)
     g = unit * 2.0**j
     out = (_round_to(values, j) + noise).astype(np.float64) * g
@@ -83,6 +103,10 @@ def laplace_release(values: np.ndarray, *, sensitivity: float, epsilon: float, u
     """``values`` (int64, in grid ``unit``) plus exact discrete Laplace noise for
     ``epsilon``-DP under L1 ``sensitivity`` (in units), as float64 in data units."""
     values = np.asarray(values)
+    if not laplace_feasible(float(sensitivity), float(epsilon), int(changed)):
+        raise ValueError(f"epsilon {epsilon:.3g} too small for sensitivity {sensitivity:.3g} "
+                         f"over {changed} coordinate(s): its discrete Laplace scale is past "
+                         "2**56 on every grid")
     ledger.charge_epsilon(epsilon, step)
     j = 0
     while True:
