@@ -176,3 +176,21 @@ def test_data_prepared_once_gives_the_same_release(monkeypatch):
     assert once.n_clipped_ == per_pass.n_clipped_ == 5
     assert [e.to_dict() for e in once.ledger_.entries] == \
         [e.to_dict() for e in per_pass.ledger_.entries]
+
+
+def test_dask_predict_transform_score_with_column_chunks():
+    """fit joins a Dask array's column chunks; predict, transform and score must too (they
+    raised 'Dimension 1 has 2 blocks' on data that fit accepted)."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    X = make_ball_blobs(3000, 3, 3, generator=4)[0]
+    m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    with dask.config.set(scheduler="synchronous"):
+        for chunks in [((1000, 37, 1963), (1, 2)), (700, 1)]:
+            dx = da.from_array(X, chunks=chunks)
+            assert np.array_equal(m.predict(dx).compute(), m.predict(X))
+            assert np.allclose(m.transform(dx).compute(), m.transform(X), rtol=0, atol=1e-12)
+            assert m.score(dx) == pytest.approx(m.score(X), rel=1e-12)
+            fit = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(dx)
+            assert np.array_equal(fit.cluster_centers_, m.cluster_centers_)

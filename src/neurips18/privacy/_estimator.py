@@ -254,7 +254,8 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "cluster_centers_")
         X = self._check_X(X, reset=False)
         c = self.cluster_centers_
-        if _data.is_dask(X):
+        if _data.is_dask(X):  # a block holds whole rows, as in fit
+            X = X.rechunk({1: -1})
             return X.map_blocks(lambda b: np.sqrt(_core._sqdist(np.asarray(b, float), c)),
                                 dtype=np.float64, chunks=(X.chunks[0], (c.shape[0],)))
         return np.sqrt(_core._sqdist(X, c))
