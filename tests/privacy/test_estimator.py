@@ -276,3 +276,18 @@ def test_the_noise_plan_lists_every_release_of_a_fit(blobs, method, delta, faith
     for e in m.ledger_.entries:
         got = (e.charged_epsilon if pure else e.charged_rho) / total
         assert min(abs(got - s) for s in shares) < 1e-12, e.step
+
+
+def test_radius_outside_the_range_the_arithmetic_holds_is_refused():
+    """The grid, the spread's cap 4 radius^2 and the distances are floats: past about
+    1e+-150 they overflow (radius 1e300 released all-zero centres with overflow warnings;
+    radius 1e-150 cast inf to int64 in the spread, whose sum then had no sensitivity
+    bound). A radius outside [1e-100, 1e100] is refused."""
+    from neurips18.privacy import local_kmeans
+
+    X = make_ball_blobs(500, 3, 3, generator=0)[0]
+    for r in (1e-150, 1e-300, 1e150, 1e300):
+        with pytest.raises(ValueError, match="Invalid radius"):
+            PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=r).fit(X * r)
+        with pytest.raises(ValueError, match="Invalid radius"):
+            local_kmeans(X * r, 3, epsilon=1.0, radius=r, random_state=0)

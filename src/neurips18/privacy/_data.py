@@ -16,8 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from neurips18._validation import Interval
+
 FRACTION_BITS = 30
 CHUNK_ROWS = 32768
+
+RADIUS_RANGE = Interval(float, 1e-100, 1e100)
+"""The radii a fit accepts: the grid radius 2**-30, the spread's cap 4 radius^2 and the
+squared distances are floats, exact in scale well inside this range (and overflowing
+past about 1e+-150)."""
 
 
 def is_dask(X: Any) -> bool:

@@ -31,7 +31,7 @@ _PARAMS: dict[str, list[Any]] = {
     "n_clusters": [Interval(int, 1, None)],
     "epsilon": [Interval(float, 0, None, closed="neither")],
     "delta": [Interval(float, 0, 1, closed="left")],
-    "radius": [Interval(float, 0, None, closed="neither")],
+    "radius": [_data.RADIUS_RANGE],
     "method": [Options(set(METHODS))],
     "faithful": [InstanceOf(bool, "True or False")],
     "accountant": [None, InstanceOf(PrivacyAccountant)],

@@ -83,7 +83,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
     if radius is None:
         raise invalid("radius", None, "a positive number chosen without looking at the data")
-    radius = check("radius", radius, Interval(float, 0, None, closed="neither"))
+    radius = check("radius", radius, _data.RADIUS_RANGE)
     rng = as_numpy_generator(random_state, "random_state")
     # public randomness: groups, the hash and its buckets
     group = rng.permutation(n) % 3
