@@ -291,3 +291,24 @@ def test_radius_outside_the_range_the_arithmetic_holds_is_refused():
             PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=r).fit(X * r)
         with pytest.raises(ValueError, match="Invalid radius"):
             local_kmeans(X * r, 3, epsilon=1.0, radius=r, random_state=0)
+
+
+@pytest.mark.parametrize("r", [1e-100, 1e-12, 1e-6, 1e3, 1e100])
+def test_the_release_does_not_depend_on_the_unit(r):
+    """Data and radius scaled by r give the same release scaled by r. The non-private
+    k-means on the coreset stopped when no centre moved by 1e-12 in absolute terms, so
+    at radius 1e-12 it stopped after one Lloyd iteration and released other centres."""
+    import warnings
+
+    from neurips18.privacy import local_kmeans
+
+    X = make_ball_blobs(2000, 3, 3, generator=0)[0]
+    for kw in (dict(delta=1e-6), dict(delta=1e-6, faithful=True), dict(delta=0.0)):
+        ref = PrivateKMeans(3, epsilon=1.0, radius=1.0, random_state=0, **kw).fit(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            m = PrivateKMeans(3, epsilon=1.0, radius=r, random_state=0, **kw).fit(X * r)
+        assert np.allclose(m.cluster_centers_ / r, ref.cluster_centers_, rtol=0, atol=1e-9)
+    loc = local_kmeans(X, 3, epsilon=1.0, radius=1.0, random_state=0).cluster_centers
+    loc_r = local_kmeans(X * r, 3, epsilon=1.0, radius=r, random_state=0).cluster_centers
+    assert np.allclose(loc_r / r, loc, rtol=0, atol=1e-9)

@@ -73,9 +73,11 @@ def _sqdist(x: np.ndarray, c: np.ndarray, xsq: np.ndarray | None = None) -> np.n
 
 
 def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.random.Generator,
-                    *, n_init: int = 8, max_iter: int = 100) -> np.ndarray:
+                    *, n_init: int = 8, max_iter: int = 100, tol: float = 1e-12) -> np.ndarray:
     """Weighted k-means++ seeding and Lloyd iterations, best of ``n_init``: the non-private
-    constant-factor solver run on a private coreset (post-processing)."""
+    constant-factor solver run on a private coreset (post-processing). Lloyd stops when no
+    centre coordinate moves by more than ``tol``, in the data's units (callers pass
+    1e-12 x the domain's radius, so the result does not depend on the unit)."""
     m, d = points.shape
     w = np.maximum(np.asarray(weights, dtype=np.float64), 0.0)
     if m == 0 or w.sum() <= 0:
@@ -98,7 +100,7 @@ def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.ran
             for j in range(d):
                 s = np.bincount(lab, weights=w * points[:, j], minlength=k)
                 new[:, j] = np.where(wsum > 0, s / np.where(wsum > 0, wsum, 1.0), centres[:, j])
-            if np.allclose(new, centres, rtol=0, atol=1e-12):
+            if np.allclose(new, centres, rtol=0, atol=tol):
                 centres = new
                 break
             centres = new
@@ -538,7 +540,7 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
                              ledger=ledger, step="coreset counts")
     else:
         ledger.charge_unused(rho * shares["coreset"], "coreset counts (no candidate)")
-    centres = weighted_kmeans(cands, w, k, rng)
+    centres = weighted_kmeans(cands, w, k, rng, tol=1e-12 * radius)
     for t in range(steps):
         centres = clipped_lloyd_step(X, radius, centres, ledger, rng,
                                      rho=rho * shares["refine"] / steps,

@@ -117,5 +117,5 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     near = _core._sqdist(xf[c], cands).argmin(1)
     w = _rr_debias(randomized_response(near, cands.shape[0], epsilon, rng), cands.shape[0],
                    epsilon)
-    centres = _core.weighted_kmeans(cands, np.maximum(w, 0.0), k, rng)
+    centres = _core.weighted_kmeans(cands, np.maximum(w, 0.0), k, rng, tol=1e-12 * radius)
     return LocalKMeansResult(centres, 2, int(cands.shape[0]))
