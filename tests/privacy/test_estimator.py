@@ -312,3 +312,43 @@ def test_the_release_does_not_depend_on_the_unit(r):
     loc = local_kmeans(X, 3, epsilon=1.0, radius=1.0, random_state=0).cluster_centers
     loc_r = local_kmeans(X * r, 3, epsilon=1.0, radius=r, random_state=0).cluster_centers
     assert np.allclose(loc_r / r, loc, rtol=0, atol=1e-9)
+
+
+def test_the_same_seed_twice_on_one_accountant_warns(blobs):
+    """Basic composition (the accountant's sum) assumes independent noise. Two fits with
+    one int seed draw the same noise: on neighbouring data (one row replaced) DPLloyd's
+    first noisy sums and counts are then equal up to the data's difference, and the two
+    releases together reveal far more than 2 epsilon. cross_val_score with a seeded
+    estimator does exactly that. The second such spend warns; fresh noise does not."""
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.model_selection import cross_val_score
+
+    from neurips18.privacy import PrivacyLeakWarning
+
+    acc = PrivacyAccountant(epsilon=10.0, delta=1e-5)
+    m = PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.fit(blobs)
+        PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc,
+                      random_state=4).fit(blobs)
+        for _ in range(2):
+            PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc).fit(blobs)
+        gen = np.random.default_rng(0)
+        g = PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc,
+                          random_state=gen)
+        g.fit(blobs)
+        g.fit(blobs)  # the generator has moved on: other noise
+    other = blobs.copy()
+    other[0] = -other[0]
+    with pytest.warns(PrivacyLeakWarning, match="same fixed seed"):
+        clone(m).fit(other)
+    with pytest.warns(PrivacyLeakWarning):  # a clone copies the generator's state
+        clone(g).fit(blobs)
+        clone(g).fit(other)
+    with pytest.warns(PrivacyLeakWarning):
+        cross_val_score(PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc,
+                                      random_state=5), blobs, cv=2, error_score="raise")
+    assert len(acc.ledger) == 11  # every fit charged, warned or not

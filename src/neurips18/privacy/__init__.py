@@ -16,6 +16,7 @@ from neurips18.privacy._accountant import (
     Ledger,
     LedgerEntry,
     PrivacyAccountant,
+    PrivacyLeakWarning,
     rho_for_epsilon,
     zcdp_epsilon,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "LedgerEntry",
     "LocalKMeansResult",
     "PrivacyAccountant",
+    "PrivacyLeakWarning",
     "PrivateKMeans",
     "bernoulli_exp",
     "discrete_gaussian",

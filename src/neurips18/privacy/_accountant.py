@@ -37,6 +37,7 @@ from neurips18._validation import Interval, check, invalid
 __all__ = [
     "BudgetExceededError",
     "Ledger",
+    "PrivacyLeakWarning",
     "LedgerEntry",
     "PrivacyAccountant",
     "rho_for_epsilon",
@@ -48,6 +49,11 @@ _TOL = 1e-12  # relative slack for float sums of shares that add up to the plan
 
 class BudgetExceededError(RuntimeError):
     """A computation would spend more privacy budget than is left; nothing was released."""
+
+
+class PrivacyLeakWarning(UserWarning):
+    """The privacy of a release may be weaker than its accounting says (for instance two
+    releases charged to one accountant drew the same noise)."""
 
 
 def _rdp_to_dp(rho: float, log_inv_delta: float, alpha: float) -> float:
@@ -299,6 +305,7 @@ class PrivacyAccountant:
                                                           allow_inf=False))
         self.delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
         self.ledger: list[dict[str, Any]] = []
+        self._noise_keys: set[Any] = set()
 
     @property
     def spent(self) -> tuple[float, float]:
@@ -319,10 +326,30 @@ class PrivacyAccountant:
                 f"(epsilon={self.epsilon - e:g}, delta={self.delta - d:g} of "
                 f"epsilon={self.epsilon:g}, delta={self.delta:g}); nothing was computed")
 
-    def spend(self, epsilon: float, delta: float = 0.0, label: str = "") -> None:
+    def spend(self, epsilon: float, delta: float = 0.0, label: str = "", *,
+              noise_key: Any = None) -> None:
+        """Charge (epsilon, delta), or raise :class:`BudgetExceededError` and charge nothing.
+
+        ``noise_key`` identifies the computation's noise source when it is fixed (a seed):
+        basic composition assumes independent noise, so a second spend with the same key
+        warns (:class:`PrivacyLeakWarning`): on data that differ, the same noise cancels in
+        the difference of the two releases and their costs do not add up as counted."""
         epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
         delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
         self.check(epsilon, delta)
+        keys = self.__dict__.setdefault("_noise_keys", set())  # (an accountant unpickled
+        if noise_key is not None and noise_key in keys:       # from an older version)
+            import warnings
+
+            warnings.warn(
+                f"{label or 'this computation'}: its noise is that of an earlier computation "
+                "charged to this accountant (the same fixed seed or generator state). Basic "
+                "composition assumes independent noise: on data that differ, the noise "
+                "cancels in the difference of the two releases, so their privacy is weaker "
+                "than the epsilons added here. Use random_state=None for releases.",
+                PrivacyLeakWarning, stacklevel=4)  # the caller of PrivateKMeans.fit
+        if noise_key is not None:
+            keys.add(noise_key)
         self.ledger.append({"label": label, "epsilon": epsilon, "delta": delta})
 
     def __repr__(self) -> str:

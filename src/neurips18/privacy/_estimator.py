@@ -124,7 +124,10 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     random_state : None, int or numpy.random.Generator
         The noise's source. ``None`` (default) seeds from the operating system; an int
         makes fits repeatable, for tests and experiments only: whoever knows the seed can
-        subtract the noise.
+        subtract the noise, and two fits with one seed draw the same noise, so on data
+        that differ the noise cancels in the difference of their releases (a fit charged
+        to an ``accountant`` that already charged the same seed, or a clone's copy of the
+        same generator state, warns with ``PrivacyLeakWarning``).
 
     Attributes
     ----------
@@ -218,13 +221,16 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                           "heavy-cell histograms are approximately DP); use method='lloyd' "
                           "for pure epsilon-DP")
         rs = p["random_state"]
+        noise_key = (None if rs is None else ("seed", int(rs)) if not isinstance(
+            rs, np.random.Generator) else ("generator", repr(rs.bit_generator.state)))
         rng = rs if isinstance(rs, np.random.Generator) else np.random.default_rng(rs)
         delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
         _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
         if self.accountant is not None:  # before touching the data; raises on overspend
             self.accountant.spend(p["epsilon"], p["delta"], label=f"PrivateKMeans.fit "
-                                  f"({method}, n={n}, d={d}, k={k})")
+                                  f"({method}, n={n}, d={d}, k={k}, random_state={rs!r})",
+                                  noise_key=noise_key)
         data = X  # in memory and not too large: clipped and put on the grid once
         if not _data.is_dask(X) and X.nbytes <= _data.CACHE_BYTES:
             data = _data.Prepared(X, p["radius"])
