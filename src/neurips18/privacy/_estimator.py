@@ -139,10 +139,14 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Every mechanism: step, sensitivity, noise, charged and effective rho/epsilon/delta.
     method_ : str
         The method that ran.
-    n_clipped_, labels_ : int, ndarray
+    n_candidates_ : int
+        Number of candidate centres (heavy cells) the private histograms released, a
+        function of the release (Kaplan-Stemmer; 0 for DPLloyd).
+    n_clipped_, labels_, n_passes_ : int, ndarray, int
         Facts about the training data for its holder (the exact number of rows outside the
-        ball; each row's nearest released centre). They are not covered by the privacy
-        guarantee: do not publish them.
+        ball; each row's nearest released centre; the number of passes over the data, which
+        counts the recounts made when a radius had more distinct cells than the summary
+        holds). They are not covered by the privacy guarantee: do not publish them.
     """
 
     def __init__(self, n_clusters: int = 8, *, epsilon: float, delta: float = 0.0,
