@@ -194,3 +194,19 @@ def test_dask_predict_transform_score_with_column_chunks():
             assert m.score(dx) == pytest.approx(m.score(X), rel=1e-12)
             fit = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(dx)
             assert np.array_equal(fit.cluster_centers_, m.cluster_centers_)
+
+
+@pytest.mark.parametrize("d", [1, 3, 50])
+@pytest.mark.parametrize("eps", [1.0, 1e-3, 1e-6, 1e-9])
+def test_local_point_noise_covers_the_rounding_of_a_coarser_grid(d, eps):
+    """A user's noisy point: discrete Laplace of scale t_g on the grid coarsened by g. Its
+    L1 sensitivity there is 2**31 sqrt(d) / g + d (when g > 1, each coordinate's rounding
+    moves it by up to one coarse step), so t_g >= that / eps. The scale used to add only d
+    steps, short of d / eps below eps = 1 when the grid was coarsened (eps < ~4e-6 sqrt(d))."""
+    from neurips18.privacy._local import point_noise_scale
+
+    g, t_g = point_noise_scale(d, eps)
+    sens = 2.0**31 * math.sqrt(d) / g + (d if g > 1 else 0)
+    assert sens / t_g <= eps and t_g < 2**56
+    if g == 1:  # the grid kept: the same scale as before (releases unchanged)
+        assert t_g == math.ceil(2.0**31 * math.sqrt(d) / eps * (1 + 1e-12)) + 1 + d

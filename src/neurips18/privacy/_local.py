@@ -30,7 +30,7 @@ from neurips18._validation import Interval, as_numpy_generator, check, check_arr
 from neurips18.privacy import _core, _data
 from neurips18.privacy._samplers import discrete_laplace
 
-__all__ = ["LocalKMeansResult", "local_kmeans", "randomized_response"]
+__all__ = ["LocalKMeansResult", "local_kmeans", "point_noise_scale", "randomized_response"]
 
 
 class LocalKMeansResult(NamedTuple):
@@ -67,6 +67,19 @@ def _rr_debias(reports: np.ndarray, k: int, epsilon: float, weights: np.ndarray 
     return (sums - q * total[None, :]) / (p - q)
 
 
+def point_noise_scale(d: int, epsilon: float) -> tuple[int, int]:
+    """(grid factor g, discrete Laplace scale t_g) of a user's noisy point, for
+    ``epsilon``-DP: the point's L1 sensitivity is 2**31 sqrt(d) grid steps (two points of the
+    ball), and when the grid is coarsened by g (to keep t_g in the sampler's range) the
+    rounding of each of the d coordinates adds up to one coarse step, d in all."""
+    t = math.ceil(2.0**(_data.FRACTION_BITS + 1) * math.sqrt(d) / epsilon * (1 + 1e-12)) + 1
+    scale_j = max(0, math.ceil(math.log2(t)) - 50)
+    g = 2**scale_j  # coarsen the grid so the sampler's integers stay in range
+    if g == 1:
+        return 1, t + d
+    return g, math.ceil(t / g + d / epsilon * (1 + 1e-12)) + 1
+
+
 def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
                  random_state: Any) -> LocalKMeansResult:
     """Centres from ``epsilon``-locally-private reports of the rows of ``X`` (each row one
@@ -100,10 +113,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     # round 1, group B: bucket (eps/2) and a noisy point (eps/2, L1 sensitivity 2 R sqrt(d))
     b = group == 1
     unit = radius / 2.0**_data.FRACTION_BITS
-    t = math.ceil(2.0**(_data.FRACTION_BITS + 1) * math.sqrt(d) / (epsilon / 2) * (1 + 1e-12)) + 1
-    scale_j = max(0, math.ceil(math.log2(t)) - 50)
-    g = 2**scale_j  # coarsen the grid so the sampler's integers stay in range
-    t_g = math.ceil(t / g) + d
+    g, t_g = point_noise_scale(d, epsilon / 2)
     noisy = ((q[b] + g // 2) // g + discrete_laplace(t_g, int(b.sum()) * d, rng).reshape(-1, d))
     noisy = noisy.astype(np.float64) * (g * unit)
     rb = randomized_response(bucket[b], n_buckets, epsilon / 2, rng)
