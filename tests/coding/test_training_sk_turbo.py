@@ -257,3 +257,25 @@ def test_a_checkpoint_of_another_seed_or_a_damaged_one_is_refused(tmp_path):
     ck.write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ValueError, match="ck.pt.*not a readable"):
         train_deepcode(0.0, schedule=sched, generator=1, checkpoint=ck, **kw)
+
+
+@pytest.mark.parametrize("variant, fb", [("ideal", None), ("float32", None),
+                                         ("noisy-feedback", 20.0), ("noisy-feedback", 3.0)])
+@pytest.mark.parametrize("snr", [-1.0, 0.0, 2.0, 30.0])
+def test_sk_sends_at_most_unit_power_per_use(variant, fb, snr):
+    # the error was formed as estimate - theta, which cancels to rounding long before the
+    # last use; scaled to unit variance that rounding went out at an average power of 414
+    # per use ("ideal", -1 dB, K = 50, N = 150) and 9e19 ("float32"); with noisy feedback
+    # the transmitter's error was scaled by the receiver's standard deviation (power 1.5 at
+    # a 3 dB feedback link, 342 at 30 dB forward)
+    sk = SchalkwijkKailath(50, variant=variant, feedback_snr_db=fb)
+    g = torch.Generator().manual_seed(0)
+    B = 4000
+    bits = torch.randint(0, 2, (B, 50), generator=g)
+    _, power = sk._run(bits, sk.default_channel(snr), g)
+    assert len(power) == sk.n_channel_uses
+    bound = 1 + 5 * (2 / B) ** 0.5  # x^2 averaged over B blocks: sd sqrt(2 / B)
+    assert max(power) <= bound, max(power)
+    assert sum(power) / len(power) <= bound
+    if variant != "float32":  # every use active below 30 dB; float32 stops at its resolution
+        assert snr == 30.0 or min(power) > 1 - 5 * (2 / B) ** 0.5

@@ -6,9 +6,10 @@ IEEE Trans. Inf. Theory 12(2), 1966. ``K`` bits pick one of ``M = 2**K`` PAM poi
 receiver's current estimation error (which the transmitter knows through the feedback) at
 unit power, and the receiver updates its linear MMSE estimate; its error variance shrinks by
 ``1 + SNR`` per use, so the error probability falls doubly exponentially with the number of
-channel uses. After ``N`` uses the receiver picks the nearest PAM point. Once the error
-variance is below what the arithmetic can scale back to unit power (standard deviation
-under ``2 / finfo(dtype).max``, or ``1.5e-154`` in float64), the remaining uses send 0.
+channel uses. After ``N`` uses the receiver picks the nearest PAM point. Every use sends
+at most unit power on average (see ``SchalkwijkKailath._run`` for how the arithmetic keeps
+it so); once the error variance is below what the arithmetic holds, the remaining uses
+send 0.
 
 Three variants, named by ``variant``:
 
@@ -118,6 +119,24 @@ class SchalkwijkKailath(Code):
     def transmit(self, bits: Any, channel: AWGN | FeedbackChannel, *,
                  generator: torch.Generator) -> torch.Tensor:
         bits = check_bits(bits, self._k)
+        return self._run(bits, channel, generator)[0].unsqueeze(1)
+
+    def _run(self, bits: torch.Tensor, channel: AWGN | FeedbackChannel,
+             generator: torch.Generator) -> tuple[torch.Tensor, list[float]]:
+        """Both ends of the scheme: the receiver's final estimate ``(B,)`` and the mean
+        transmitted power of each channel use (``N`` values; 0 for the uses left silent).
+
+        The float64 variants (``"ideal"``, ``"noisy-feedback"``) carry the estimates as
+        ``theta`` plus their errors and update the errors, which the feedback gives the
+        transmitter, directly: forming ``estimate - theta`` would cancel to the estimate's
+        rounding (2.2e-16 near 1) long before the last use (the error's standard deviation
+        falls by ``sqrt(1 + SNR)`` per use, to 1e-19 after 150 uses at -1 dB), and scaling
+        that rounding to unit variance would send far more than unit power (an average of
+        414 per use at -1 dB, K = 50, N = 150) while telling the receiver nothing. Kept as
+        errors, every use sends unit power and the estimate is rounded once, at the end.
+        ``"float32"`` keeps the finite-precision estimates at both ends it is there to show;
+        once the error's standard deviation is below float32's resolution of the estimate
+        (``eps`` = 1.2e-7, estimates lying in [-1, 1]) the remaining uses send 0."""
         snr, fb = self._channel_settings(channel)
         dt = self._dtype
         B = bits.shape[0]
@@ -133,34 +152,61 @@ class SchalkwijkKailath(Code):
         if fb_sigma > 0:
             w = torch.randn((B, self._n), generator=generator, dtype=torch.float64)
             w = w.mul_(fb_sigma).to(dt)
-        # use 1: theta at unit power
         a = math.sqrt(var_theta)
-        y = theta / a + z[:, 0]
-        est_rx = a * y
-        est_tx = est_rx if w is None else a * (y + w[:, 0])
-        alpha = var_theta * s2  # the receiver's error variance
+        power = [float((theta * theta).mean()) / var_theta]
+        alpha = var_theta * s2  # the receiver's error variance (float32 path)
         shrink = 1.0 / (1.0 + s2)
         # the smallest error standard deviation the arithmetic can scale to unit power:
-        # the error (at most 2) divided by it must stay finite in the working dtype, and
-        # alpha, kept in float64, must stay a normal number
+        # the error divided by it must stay finite in the working dtype, alpha (float64)
+        # a normal number, and for float32 the error must still be resolved
         sa_min = max(2.0 / torch.finfo(dt).max, math.sqrt(sys.float_info.min))
-        for i in range(1, self._n):
-            sa = math.sqrt(alpha)
-            if sa < sa_min:
-                # at high SNR (or with many uses) the error variance falls below what the
-                # arithmetic holds (float32 from about 6 dB at K = 50, float64 above about
-                # 21 dB): the remaining uses send 0 instead of overflowing to inf / NaN
-                break
-            x = (est_tx - theta) / sa
-            y = x + z[:, i]
-            gain = sa * shrink
-            est_rx = est_rx - gain * y
-            if w is None:
-                est_tx = est_rx
-            else:
-                est_tx = est_tx - gain * (y + w[:, i])
-            alpha = alpha * s2 * shrink
-        return est_rx.unsqueeze(1)
+        if self.variant == "float32":
+            sa_min = max(sa_min, float(torch.finfo(dt).eps))
+        if self.variant == "float32":
+            # use 1: theta at unit power; both ends keep float32 estimates
+            y = theta / a + z[:, 0]
+            est_rx = a * y
+            for i in range(1, self._n):
+                sa = math.sqrt(alpha)
+                if sa < sa_min:
+                    break
+                x = (est_rx - theta) / sa
+                power.append(float((x.double() ** 2).mean()))
+                y = x + z[:, i]
+                est_rx = est_rx - (sa * shrink) * y
+                alpha = alpha * s2 * shrink
+        else:
+            # use 1 leaves the receiver with theta + a z_1 (a = the constellation's
+            # standard deviation); the transmitter with theta + a (z_1 + w_1)
+            err_rx = a * z[:, 0]
+            err_tx = err_rx if w is None else a * (z[:, 0] + w[:, 0])
+            # covariance of (receiver's error, transmitter's error), tracked exactly: the
+            # transmitter sends its own error at unit variance and the receiver's gain is
+            # the linear MMSE one for that; with noiseless feedback the three are equal and
+            # this is the textbook recursion (alpha shrinking by 1 / (1 + SNR) per use)
+            fw2 = fb_sigma * fb_sigma
+            v_rx = c = var_theta * s2
+            v_tx = var_theta * (s2 + fw2)
+            for i in range(1, self._n):
+                if not min(v_rx, v_tx) >= sa_min * sa_min:
+                    break
+                st = math.sqrt(v_tx)
+                x = err_tx / st
+                power.append(float((x * x).mean()))
+                y = x + z[:, i]
+                gain = (c / st) * shrink
+                err_rx = err_rx - gain * y
+                err_tx = err_rx if w is None else err_tx - gain * (y + w[:, i])
+                if w is None:  # v_rx = v_tx = c: the textbook 1 / (1 + SNR) per use
+                    v_rx = v_tx = c = c * s2 * shrink
+                else:
+                    q = c * c / v_tx * shrink
+                    v_rx, v_tx, c = (v_rx - q,
+                                     v_tx - 2 * c * shrink + q * (1 + s2 + fw2) * shrink,
+                                     c * s2 * shrink)
+            est_rx = theta + err_rx
+        power += [0.0] * (self._n - len(power))
+        return est_rx, power
 
     def _channel_settings(self, channel: Any) -> tuple[float, float | None]:
         """(forward SNR, feedback SNR or None) of ``channel`` for this variant.
