@@ -50,9 +50,8 @@ DEFAULT_SCHEDULE: tuple[TrainingPhase, ...] = (
     TrainingPhase(60_000, 1000, 0.0002),
 )
 
-# The long schedule, meant for the shipped models (neurips18.coding.pretrained; the files
-# shipped now were made with DEFAULT_SCHEDULE): 3.9 million blocks, 13,500 steps, about
-# 1.5 CPU-hours on one thread. The official code's proportions of
+# The long schedule, which made the shipped models (neurips18.coding.pretrained): 3.9
+# million blocks, 13,500 steps, about 1.3 CPU-hours on one thread. The official code's proportions of
 # learning rates (lr, lr / 10, lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
 # from 100 to 1000 as the rate falls (more steps early, less gradient noise late), and the
 # first phase 1 dB below the target SNR: the authors started a model from one trained at a
@@ -108,8 +107,8 @@ def train_deepcode(
     the binary cross-entropy over the ``block_length`` information bits with Adam, the
     global gradient norm clipped at 1. ``schedule`` is a sequence of
     :class:`TrainingPhase` (or ``(blocks, batch_size, lr[, snr_offset_db])`` tuples;
-    :data:`DEFAULT_SCHEDULE` (240,000 blocks) made the shipped models, :data:`LONG_SCHEDULE`
-    (3.9 million blocks) trains longer; :data:`SCHEDULES` names both); a
+    :data:`DEFAULT_SCHEDULE` (240,000 blocks) is the default, :data:`LONG_SCHEDULE`
+    (3.9 million blocks) made the shipped models; :data:`SCHEDULES` names both); a
     phase with an SNR offset trains at ``snr_db + snr_offset_db``. At the end the
     encoder's normalisation statistics and the decoder's batch-norm statistics are measured
     on ``calibration_blocks`` fresh blocks (:meth:`Deepcode.calibrate`).

@@ -8,8 +8,8 @@ command that made it; the command is, for ``snr_db = s``::
         --out <file> [--checkpoint <file>]
 
 run on one thread (``OMP_NUM_THREADS=1``); an interrupted run resumes from its checkpoint.
-``--schedule`` defaults to ``long``; the files shipped now were made with ``default``
-(their ``training_record["schedule"]``; see ``weights/README.md``).
+``--schedule`` defaults to ``long``, which made the files shipped now (their
+``training_record["schedule"]``; see ``weights/README.md``).
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="long",
-                    help="a named schedule of neurips18.coding._training (default: long; "
-                         "the files shipped now were made with 'default')")
+                    help="a named schedule of neurips18.coding._training (default: long, "
+                         "which made the shipped files)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
