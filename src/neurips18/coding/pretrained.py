@@ -5,7 +5,7 @@
 command that made it; the command is, for ``snr_db = s``::
 
     python -m neurips18.coding.pretrained --snr-db s --seed S --schedule NAME \\
-        --out <file> [--checkpoint <file>]
+        --out <file> [--checkpoint <file>] [--init-snr-db s0]
 
 run on one thread (``OMP_NUM_THREADS=1``); an interrupted run resumes from its checkpoint.
 ``--schedule`` defaults to ``long``, which made the files shipped now (their
@@ -62,11 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="long",
                     help="a named schedule of neurips18.coding._training (default: long, "
                          "which made the shipped files)")
+    ap.add_argument("--init-snr-db", type=float, default=None,
+                    help="start from the shipped model for this forward SNR (fine-tuning; "
+                         "with --schedule finetune)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    init = None if args.init_snr_db is None else load_pretrained(args.init_snr_db)
     model = train_deepcode(args.snr_db, generator=args.seed, checkpoint=args.checkpoint,
-                           schedule=SCHEDULES[args.schedule], progress=not args.no_progress)
+                           schedule=SCHEDULES[args.schedule], progress=not args.no_progress,
+                           model=init)
     tmp = args.out + ".tmp"
     model.save(tmp)
     os.replace(tmp, args.out)
