@@ -352,3 +352,30 @@ def test_the_same_seed_twice_on_one_accountant_warns(blobs):
         cross_val_score(PrivateKMeans(4, epsilon=0.5, delta=1e-7, radius=1.0, accountant=acc,
                                       random_state=5), blobs, cv=2, error_score="raise")
     assert len(acc.ledger) == 11  # every fit charged, warned or not
+
+
+def test_merge_candidates_keeps_few_and_merges_many():
+    from neurips18.privacy._core import merge_candidates
+
+    rng = np.random.default_rng(0)
+    c = rng.uniform(-1, 1, size=(50, 3))
+    w = rng.uniform(1, 5, size=50)
+    assert merge_candidates(c, w, 50, np.random.default_rng(1), 1.0) is c
+    m = merge_candidates(c, w, 8, np.random.default_rng(1), 1.0)
+    assert m.shape == (8, 3)
+    # each merged centre is a weighted mean of candidates: inside their bounding box
+    assert np.all(m >= c.min(0) - 1e-12) and np.all(m <= c.max(0) + 1e-12)
+    np.testing.assert_array_equal(m, merge_candidates(c, w, 8, np.random.default_rng(1), 1.0))
+
+
+def test_practical_mode_caps_the_coreset_centres_faithful_does_not():
+    X = make_ball_blobs(60_000, 2, 2, generator=3)[0]
+    prac = PrivateKMeans(2, epsilon=10.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    assert prac.n_candidates_ > 64  # enough heavy cells at this n and epsilon to merge
+    assert prac.n_coreset_centres_ == 64
+    assert prac.privacy_spent_[0] == pytest.approx(10.0, abs=1e-9)
+    faith = PrivateKMeans(2, epsilon=10.0, delta=1e-6, radius=1.0, faithful=True,
+                          random_state=0).fit(X)
+    assert faith.n_coreset_centres_ == faith.n_candidates_
+    lloyd = PrivateKMeans(2, epsilon=1.0, radius=1.0, method="lloyd", random_state=0).fit(X)
+    assert lloyd.n_coreset_centres_ == 0

@@ -15,7 +15,9 @@ Kaplan and Stemmer (NeurIPS 2018), centralised model, as implemented here:
    finer-to-coarser sweep. Then the sums of the points of every heavy cell of every radius
    (each point in one cell at most) are released at once, so each heavy cell's noisy mean
    is a candidate centre. The hash family and shifts are public randomness.
-2. *Private coreset*: noisy counts of the points nearest to each candidate.
+2. *Private coreset*: noisy counts of the points nearest to each candidate (practical mode:
+   at most 32 k candidates, more merged by a weighted k-means over them first, so that the
+   pass stays linear in n).
 3. A non-private constant-factor k-means (weighted k-means++ and Lloyd, several restarts) on
    the weighted candidates: post-processing.
 4. (practical mode only) two private Lloyd steps on the data from those centres, each
@@ -471,11 +473,12 @@ def clipped_lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledge
 PRACTICAL: dict[str, Any] = {
     "exponents": (5, 4, 3, 2, 1),  # widths Lambda 2^-e, fine -> coarse
     "counts": 0.20, "sums": 0.15, "coreset": 0.05, "refine": 0.60, "steps": 2,
-    "clip_scale": 1.0,
+    "clip_scale": 1.0, "candidates_per_cluster": 32,
 }
 """The practical mode's schedule: the radii, the shares of rho (histograms, cell sums,
-coreset counts, refinement), the number of clipped Lloyd steps and their clipping radius in
-units of the released root mean squared distance."""
+coreset counts, refinement), the number of clipped Lloyd steps, their clipping radius in
+units of the released root mean squared distance, and the most candidate centres per
+cluster the coreset step counts (:func:`merge_candidates`)."""
 PROJECTION_DIM = 5
 
 
@@ -518,6 +521,20 @@ def noise_plan(method: str, faithful: bool, n: int, d: int,
     return plan
 
 
+def merge_candidates(cands: np.ndarray, counts: np.ndarray, m: int,
+                     rng: np.random.Generator, radius: float) -> np.ndarray:
+    """At most ``m`` candidate centres: when there are more, the weighted means of the
+    groups of a weighted k-means (``m`` groups, weights the released cell counts) over the
+    candidates. Post-processing of released values only. The number of heavy cells grows
+    with n (a fixed noise level lets more cells clear the threshold), and the coreset pass
+    costs n x candidates distances: merging keeps that pass, and the fit, linear in n. The
+    coreset counts are then taken for the merged centres, from the data."""
+    if cands.shape[0] <= m:
+        return cands
+    return weighted_kmeans(cands, np.maximum(counts, 0.0) + 1e-12, m, rng, n_init=1,
+                           max_iter=20, tol=1e-9 * radius)
+
+
 def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
                    *, faithful: bool) -> tuple[np.ndarray, FitInfo]:
     n, d = X.shape
@@ -531,6 +548,10 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
     dc = [ledger.delta_threshold / R] * R
     cands, w = private_centres(X, radius, widths, PROJECTION_DIM, ledger, rc, rs, dc, rng, info)
     info.candidates = int(cands.shape[0])
+    if not faithful:
+        cands = merge_candidates(cands, w, int(PRACTICAL["candidates_per_cluster"]) * k, rng,
+                                 radius)
+    info.details["coreset_centres"] = int(cands.shape[0])
     # step 2: private coreset, noisy counts of nearest candidates
     if cands.shape[0]:
         info.passes += 1

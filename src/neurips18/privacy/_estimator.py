@@ -141,7 +141,13 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         The method that ran.
     n_candidates_ : int
         Number of candidate centres (heavy cells) the private histograms released, a
-        function of the release (Kaplan-Stemmer; 0 for DPLloyd).
+        function of the release (Kaplan-Stemmer; 0 for DPLloyd). In the practical mode,
+        when there are more than ``32 * n_clusters``, they are merged to that many (a
+        weighted k-means over them, post-processing) before the coreset counts; the
+        number counted is ``n_coreset_centres_``.
+    n_coreset_centres_ : int
+        Number of candidate centres the coreset counts were taken for (at most
+        ``n_candidates_``; 0 for DPLloyd).
     n_clipped_, labels_, n_passes_ : int, ndarray, int
         Facts about the training data for its holder (the exact number of rows outside the
         ball; each row's nearest released centre; the number of passes over the data, which
@@ -251,6 +257,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_clipped_ = int(info.clipped)
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
+        self.n_coreset_centres_ = int(info.details.get("coreset_centres", 0))
         # X is already validated (a DataFrame is an array by now): going through predict
         # would check it again and warn that it lost its feature names
         self.labels_ = _nearest_labels(X, centres) if not _data.is_dask(X) else None
