@@ -385,7 +385,9 @@ def _ours(ctx: RunContext) -> dict[str, Any]:
             r = _sim(model, FeedbackChannel(snr), f"ours{snr}", ctx.seed, budget, cfg)
             rec = model.training_record
             r["training"] = {k: rec.get(k) for k in ("blocks", "cpu_seconds", "schedule",
-                                                     "command", "loss_per_phase")}
+                                                     "command", "loss_per_phase",
+                                                     "initial_model",
+                                                     "cpu_seconds_with_initial")}
             return r
 
         out["models"][f"{snr:g}"] = ctx.cached(f"ours_{snr:g}", one)
@@ -540,8 +542,12 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         else:
             rows.append(REFERENCES.row("ours_info", o["ber"], **fmt))
         tr = o.get("training") or {}
+        init = tr.get("initial_model") or {}
+        chain = (f" (started from the model for {init.get('snr_db')} dB: "
+                 f"{tr.get('cpu_seconds_with_initial')} CPU s with its training)"
+                 if init else "")
         notes.append(f"Our {snr_key} dB model: {tr.get('blocks')} training blocks, "
-                     f"{tr.get('cpu_seconds')} CPU s on one thread; made by `"
+                     f"{tr.get('cpu_seconds')} CPU s on one thread{chain}; made by `"
                      f"{_short_command(tr.get('command'))}`{_schedule_note(tr)}.")
     # training from scratch
     ts = data["train_small"]
