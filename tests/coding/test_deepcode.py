@@ -291,3 +291,28 @@ def test_a_corrupt_deflate_stream_names_the_file(tmp_path):
     f.write_bytes(bytes(raw))
     with pytest.raises(OfficialWeightsError, match="damaged.npz"):
         Deepcode.from_official(f)
+
+
+def test_a_model_used_off_its_calibration_snr_warns_and_calibrate_fixes_it(official):
+    """The encoder's normalisation statistics are those of the SNR the model was made for:
+    the authors' 0 dB model sends about 1.21 per symbol at -1 dB (measured), which would
+    report the BER of about -0.2 dB as -1 dB's. simulate_ber says so; calibrate at -1 dB
+    restores unit power."""
+    import copy
+    import warnings
+
+    from neurips18.coding import PowerWarning
+
+    m = official("noiseless_feedback_forward_snr_0db")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PowerWarning)
+        r0 = simulate_ber(m, 0.0, max_bits=50_000, generator=0)
+    assert abs(r0.power - 1.0) < 0.02
+    with pytest.warns(PowerWarning, match="calibrate"):
+        r1 = simulate_ber(m, -1.0, max_bits=50_000, generator=0)
+    assert 1.15 < r1.power < 1.27 and r1.effective_snr_db > -0.4
+    m1 = copy.deepcopy(m).calibrate(FeedbackChannel(-1.0), n_blocks=20_000, generator=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PowerWarning)
+        r2 = simulate_ber(m1, -1.0, max_bits=50_000, generator=0)
+    assert abs(r2.power - 1.0) < 0.02

@@ -60,8 +60,11 @@ class _Burst(Code):
 
 
 def test_clustered_errors_widen_the_interval():
-    r = simulate_ber(_Burst(), 0.0, min_errors=10**9, max_bits=50_000, batch_size=1000,
-                     generator=1)
+    from neurips18.coding import PowerWarning
+
+    with pytest.warns(PowerWarning, match="did not send unit-power symbols"):  # no noise
+        r = simulate_ber(_Burst(), 0.0, min_errors=10**9, max_bits=50_000, batch_size=1000,
+                         generator=1)
     assert r.n_block_errors > 10
     assert r.design_effect > 5  # about the number of wrong bits per wrong block
     naive = binomial_interval(r.n_errors, r.n_bits)
@@ -151,3 +154,42 @@ def test_a_codeword_must_match_the_declared_rate():
     # integer symbols: a bare "normal_kernel_cpu not implemented for 'Long'" from torch
     with pytest.raises(ValidationError, match="floating-point channel symbols"):
         simulate_ber(_Rate2("int"), 0.0, max_bits=8000, generator=0)
+
+
+class _Loud(Code):
+    """A user's BPSK that sends ``amplitude``^2 times the unit power the SNR assumes."""
+
+    block_length = 20
+    n_channel_uses = 20
+
+    def __init__(self, amplitude: float) -> None:
+        self.amplitude = amplitude
+
+    def encode(self, bits):
+        return self.amplitude * (bits.double() * 2 - 1)
+
+    def decode(self, received):
+        return (received > 0).long()
+
+
+def test_the_power_sent_is_measured_and_a_code_off_unit_power_warns():
+    import warnings
+
+    from neurips18.coding import PowerWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PowerWarning)  # unit power: no warning
+        r = simulate_ber(UncodedBPSK(20), 0.0, max_bits=200_000, generator=1)
+    assert abs(r.power - 1.0) <= 4 * r.power_se + 1e-3 and 0 < r.power_se < 0.01
+    assert "average power" not in str(r)
+    with pytest.warns(PowerWarning, match=r"average power of .* about 3\.0\d dB"):
+        r2 = simulate_ber(_Loud(math.sqrt(2.0)), 0.0, max_bits=200_000, generator=1)
+    assert abs(r2.power - 2.0) <= 4 * r2.power_se
+    assert r2.effective_snr_db == pytest.approx(10 * math.log10(2.0), abs=0.05)
+    assert "average power" in str(r2) and "effective SNR 3.0" in str(r2)
+    # sent at twice the power, the BER is BPSK's at +3 dB, which is what the run measured
+    q3 = 0.5 * math.erfc(10 ** (10 * math.log10(2.0) / 20) / math.sqrt(2))
+    assert r2.ber_interval[0] <= q3 <= r2.ber_interval[1]
+    with pytest.warns(PowerWarning):
+        r3 = simulate_ber(_Loud(0.9), -1.0, max_bits=100_000, generator=2)  # 0.81: too little
+    assert r3.power == pytest.approx(0.81, abs=4 * r3.power_se)

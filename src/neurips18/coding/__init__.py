@@ -14,10 +14,11 @@ from neurips18.coding._channels import (
 )
 from neurips18.coding._code import Code, UncodedBPSK
 from neurips18.coding._deepcode import Deepcode, KerasGRU, OfficialWeightsError
-from neurips18.coding._simulate import BERResult, binomial_interval, simulate_ber
+from neurips18.coding._simulate import BERResult, PowerWarning, binomial_interval, simulate_ber
 from neurips18.coding._sk import SchalkwijkKailath
 from neurips18.coding._training import (
     DEFAULT_SCHEDULE,
+    FINETUNE_SCHEDULE,
     LONG_SCHEDULE,
     SCHEDULES,
     TrainingPhase,
@@ -31,11 +32,13 @@ __all__ = [
     "Code",
     "DEFAULT_SCHEDULE",
     "Deepcode",
+    "FINETUNE_SCHEDULE",
     "FeedbackChannel",
     "FeedbackRealization",
     "KerasGRU",
     "LONG_SCHEDULE",
     "OfficialWeightsError",
+    "PowerWarning",
     "SCHEDULES",
     "SchalkwijkKailath",
     "TrainingPhase",

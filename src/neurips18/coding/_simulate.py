@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from neurips18._validation import Interval, Options, as_torch_generator, check, invalid
-from neurips18.coding._channels import AWGN, FeedbackChannel, snr_to_ebno_db
+from neurips18.coding._channels import AWGN, FeedbackChannel, noise_std, snr_to_ebno_db
 from neurips18.coding._code import Code
 
-__all__ = ["BERResult", "binomial_interval", "simulate_ber"]
+__all__ = ["BERResult", "PowerWarning", "binomial_interval", "simulate_ber"]
+
+POWER_TOLERANCE = 0.02
+"""How far the measured average power per symbol may sit from 1 (beyond four standard
+errors of its estimate) before :func:`simulate_ber` warns: 2 %, about 0.09 dB."""
+
+
+class PowerWarning(UserWarning):
+    """A code sent more or less than unit average power per symbol in :func:`simulate_ber`:
+    its BER then belongs to another SNR than the one asked for."""
 
 
 def binomial_interval(errors: float, trials: float, *, method: str = "clopper-pearson",
@@ -78,6 +88,15 @@ class BERResult:
     the design effect is 1. ``bler_interval`` is exact over blocks.
     ``stopped``: ``"min_errors"`` (the target number of bit errors was reached) or
     ``"max_bits"``.
+
+    ``power`` is the average power per transmitted symbol, measured from what the receiver
+    got: mean(received^2) - sigma^2 (the forward noise is independent of the symbol it is
+    added to, also with feedback), with its standard error ``power_se`` over blocks. The
+    SNR convention needs it to be 1. A Deepcode model whose encoder normalisation was
+    measured at another SNR sends more or less (the authors' 0 dB model sends 1.21 at
+    -1 dB and 0.86 at 1 dB): such a run warns (:class:`PowerWarning`) and ``effective_snr_db``
+    = ``snr_db`` + 10 log10(power) says where its BER really belongs. ``None`` when the
+    received values were not one real value per channel use.
     """
 
     code: str
@@ -97,6 +116,16 @@ class BERResult:
     design_effect: float
     stopped: str
     seconds: float
+    power: float | None = None
+    power_se: float | None = None
+
+    @property
+    def effective_snr_db(self) -> float | None:
+        """``snr_db`` + 10 log10(``power``): the SNR at which the symbols actually sent
+        would have unit power."""
+        if self.power is None or self.power <= 0:
+            return None
+        return self.snr_db + 10.0 * math.log10(self.power)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -106,8 +135,16 @@ class BERResult:
 
     def __str__(self) -> str:
         lo, hi = self.ber_interval
-        return (f"{self.code} at {self.snr_db:g} dB: BER {self.ber:.3g} [{lo:.3g}, {hi:.3g}] "
-                f"({self.n_errors} errors in {self.n_bits} bits), BLER {self.bler:.3g}")
+        out = (f"{self.code} at {self.snr_db:g} dB: BER {self.ber:.3g} [{lo:.3g}, {hi:.3g}] "
+               f"({self.n_errors} errors in {self.n_bits} bits), BLER {self.bler:.3g}")
+        if self.power is not None and _off_unit_power(self.power, self.power_se or 0.0):
+            out += (f"; average power {self.power:.3f} per symbol, not 1 (effective SNR "
+                    f"{self.effective_snr_db:.2f} dB)")
+        return out
+
+
+def _off_unit_power(power: float, se: float) -> bool:
+    return abs(power - 1.0) - 4.0 * se > POWER_TOLERANCE
 
 
 def simulate_ber(
@@ -161,6 +198,8 @@ def simulate_ber(
 
     n_bits = n_err = n_blocks = n_blk_err = 0
     sum_sq = 0
+    var_noise = noise_std(snr) ** 2
+    pw_blocks, pw_sum, pw_sq = 0, 0.0, 0.0  # per-block mean received power
     t0 = time.perf_counter()
     bar = tqdm(total=max_bits, disable=(None if progress is None else not progress),
                desc=f"{code.name} @ {snr:g} dB", unit="bit", unit_scale=True, leave=False)
@@ -173,6 +212,15 @@ def simulate_ber(
                 B = min(batch_size, -(-(max_bits - n_bits) // K))
                 bits = torch.randint(0, 2, (B, K), generator=g)
                 received = code.transmit(bits, channel, generator=g)
+                if (pw_blocks >= 0 and isinstance(received, torch.Tensor)
+                        and received.is_floating_point() and received.shape[:1] == (B,)
+                        and received[0].numel() == code.n_channel_uses):
+                    bp = received.reshape(B, -1).double().pow(2).mean(1)
+                    pw_blocks += B
+                    pw_sum += float(bp.sum())
+                    pw_sq += float(bp.pow(2).sum())
+                else:
+                    pw_blocks = -1  # not one real value per channel use: no power measured
                 wrong = (_decisions(decode(received), B, K, code) != bits).sum(1)
                 n_bits += B * K
                 n_blocks += B
@@ -194,10 +242,31 @@ def simulate_ber(
     ber_iv = binomial_interval(n_err / deff, n_bits / deff, method=interval,
                                confidence=confidence)
     bler_iv = binomial_interval(n_blk_err, n_blocks, method=interval, confidence=confidence)
+    power = power_se = None
+    if pw_blocks > 0:
+        mean_bp = pw_sum / pw_blocks
+        power = mean_bp - var_noise
+        var_bp = max(pw_sq / pw_blocks - mean_bp * mean_bp, 0.0)
+        power_se = math.sqrt(var_bp / max(pw_blocks - 1, 1))
+        if power < 0.01 and _off_unit_power(power, power_se):
+            warnings.warn(
+                f"what {code.name}.transmit returned at {snr:g} dB holds about no power "
+                f"beyond the channel's noise variance {var_noise:.3g} (measured "
+                f"{power + var_noise:.3g} in all): it did not send unit-power symbols "
+                "through this channel's noise, so the BER is not that of this SNR",
+                PowerWarning, stacklevel=2)
+        elif _off_unit_power(power, power_se):
+            warnings.warn(
+                f"{code.name} sent an average power of {power:.3f} per symbol (+/- "
+                f"{power_se:.3f}) at {snr:g} dB, not 1: its BER belongs to about "
+                f"{snr + 10 * math.log10(max(power, 1e-12)):.2f} dB. A Deepcode model "
+                "normalises its encoder with statistics measured at one SNR; to use it at "
+                "another, measure them there first: model.calibrate(channel, generator=...)",
+                PowerWarning, stacklevel=2)
     return BERResult(
         code=code.name, snr_db=float(snr), ebno_db=snr_to_ebno_db(snr, code.rate),
         rate=code.rate, n_bits=n_bits, n_errors=n_err, n_blocks=n_blocks,
         n_block_errors=n_blk_err, ber=p, bler=n_blk_err / n_blocks, ber_interval=ber_iv,
         bler_interval=bler_iv, interval_method=interval, confidence=confidence,
         design_effect=deff, stopped="min_errors" if n_err >= min_errors else "max_bits",
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0, power=power, power_se=power_se)
