@@ -16,7 +16,8 @@ from neurips18._validation import Interval, as_torch_generator, check, invalid
 from neurips18.coding._channels import FeedbackChannel
 from neurips18.coding._deepcode import Deepcode
 
-__all__ = ["DEFAULT_SCHEDULE", "FINETUNE_SCHEDULE", "LONG_SCHEDULE", "SCHEDULES", "TrainingPhase", "train_deepcode"]
+__all__ = ["DEFAULT_SCHEDULE", "FINETUNE_SCHEDULE", "LONG_SCHEDULE", "SCHEDULES", "TrainingPhase",
+           "train_deepcode"]
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,9 @@ DEFAULT_SCHEDULE: tuple[TrainingPhase, ...] = (
     TrainingPhase(60_000, 1000, 0.0002),
 )
 
-# The long schedule, which made the shipped models (neurips18.coding.pretrained): 3.9
-# million blocks, 13,500 steps, about 1.3 CPU-hours on one thread. The official code's proportions of
-# learning rates (lr, lr / 10, lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
+# The long schedule, which made the shipped -1 dB model (neurips18.coding.pretrained; the
+# 0 dB one is that model fine-tuned, below): 3.9 million blocks, 13,500 steps, about 1.3
+# CPU-hours on one thread. The official code's proportions of learning rates (lr, lr / 10, lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
 # from 100 to 1000 as the rate falls (more steps early, less gradient noise late), and the
 # first phase 1 dB below the target SNR: the authors started a model from one trained at a
 # lower SNR (their evaluation script's loading chain); here the same idea within one run.

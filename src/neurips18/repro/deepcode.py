@@ -201,13 +201,11 @@ def _seed(base: int, key: str) -> int:
 
 
 def _sim(code: Any, channel: Any, key: str, seed: int, max_bits: int, cfg: Config) -> dict:
-    import torch
-
-    from neurips18.coding import simulate_ber
-
     import warnings
 
-    from neurips18.coding import PowerWarning
+    import torch
+
+    from neurips18.coding import PowerWarning, simulate_ber
 
     g = torch.Generator().manual_seed(_seed(seed, key))
     # a model used between the SNRs it was made for sends a little more or less than unit
