@@ -53,7 +53,8 @@ DEFAULT_SCHEDULE: tuple[TrainingPhase, ...] = (
 
 # The long schedule, which made the shipped -1 dB model (neurips18.coding.pretrained; the
 # 0 dB one is that model fine-tuned, below): 3.9 million blocks, 13,500 steps, about 1.3
-# CPU-hours on one thread. The official code's proportions of learning rates (lr, lr / 10, lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
+# CPU-hours on one thread. The official code's proportions of learning rates (lr, lr / 10,
+# lr / 100, lr / 1000 in about 3 : 2 : 2 : 1), batches growing
 # from 100 to 1000 as the rate falls (more steps early, less gradient noise late), and the
 # first phase 1 dB below the target SNR: the authors started a model from one trained at a
 # lower SNR (their evaluation script's loading chain); here the same idea within one run.
