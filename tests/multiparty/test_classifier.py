@@ -196,3 +196,26 @@ def test_fit_refuses_parties_in_another_row_order(table):
         pipe.fit(Xs, pd.Series(y, index=X.index), clf__parties=parties.loc[Xs.index])
     pipe.fit(Xs, y[Xs.index], clf__parties=parties.loc[Xs.index])
     assert list(pipe[-1].parties_) == ["north", "south"]
+
+
+def test_sparse_one_hot_output_trains_the_same_model_as_dense(table):
+    """A ColumnTransformer with a OneHotEncoder passes a sparse matrix on by default: the
+    classifier takes it and learns exactly what it learns from the same values dense."""
+    import scipy.sparse as sp
+
+    X, y = table
+    parties = np.repeat([0, 1, 2, 3], 500)
+    Z = preprocessor().fit_transform(X)
+    Z = Z.toarray() if sp.issparse(Z) else Z
+    S = sp.csr_matrix(Z)
+    kw = dict(lam=1.0, max_epochs=3, random_state=0)
+    dense = PartyAdversarialClassifier(**kw).fit(Z, y, parties=parties)
+    sparse = PartyAdversarialClassifier(**kw).fit(S, y, parties=parties)
+    np.testing.assert_array_equal(sparse.predict_proba(S), dense.predict_proba(Z))
+    np.testing.assert_array_equal(sparse.predict_proba(Z), dense.predict_proba(Z))
+    S_bad = S.copy()
+    S_bad.data[0] = np.nan
+    with pytest.raises(ValidationError, match="NaN"):
+        PartyAdversarialClassifier(**kw).fit(S_bad, y, parties=parties)
+    with pytest.raises((ValidationError, TypeError, ValueError)):
+        PartyAdversarialClassifier(network="text_cnn", max_epochs=1).fit(S, y)

@@ -7,6 +7,7 @@ import numbers
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
@@ -27,6 +28,9 @@ def _sizes(v: Any) -> bool:
     return (isinstance(v, tuple | list) and all(
         isinstance(h, numbers.Integral) and not isinstance(h, bool) and int(h) >= 1 for h in v))
 
+
+_DENSE_LIMIT = 4 * 2**30
+"""Largest dense float32 copy (bytes) made of a sparse X for training."""
 
 _PARAMS: dict[str, list[Any]] = {
     "hidden_layer_sizes": [Predicate(_sizes, "a tuple of positive ints (may be empty)")],
@@ -77,8 +81,10 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
     discriminator_steps : int
         Steps of ``h`` per step of ``f``.
     network : {"mlp", "text_cnn"}
-        ``"mlp"``: ``X`` is a numeric matrix (use a ColumnTransformer in a Pipeline for
-        categorical columns and missing values). ``"text_cnn"``: ``X`` holds token ids
+        ``"mlp"``: ``X`` is a numeric matrix, dense or scipy sparse (a ColumnTransformer
+        with a OneHotEncoder gives a sparse one; it is made dense once for training, up to
+        4 GiB), use a ColumnTransformer in a Pipeline for categorical columns and missing
+        values. ``"text_cnn"``: ``X`` holds token ids
         (e.g. from :class:`~neurips18.multiparty.TokenEncoder`) and ``f`` is a
         :class:`~neurips18.multiparty.TextCNN` with ``embedding_dim`` dimensions and
         filters of width ``kernel_size``.
@@ -138,6 +144,7 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
+        tags.input_tags.sparse = self.network != "text_cnn"
         return tags
 
     # ------------------------------------------------------------------------------------
@@ -149,12 +156,16 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
                               f"{bad[:6]}: encode them first, e.g. a ColumnTransformer with "
                               "a OneHotEncoder in a Pipeline")
         kw: dict[str, Any] = {"dtype": [np.float64, np.float32], "ensure_all_finite": False}
+        if self.network != "text_cnn":
+            # a ColumnTransformer with a OneHotEncoder hands on a sparse matrix by default
+            kw["accept_sparse"] = "csr"
         if y is None:
             X = _validate_data(self, X, reset=reset, **kw)
         else:
             X, y = _validate_data(self, X, y, reset=reset, **kw)
-        if X.size and not np.isfinite(X).all():
-            bad_n = int((~np.isfinite(X)).sum())
+        values = X.data if sp.issparse(X) else X
+        if values.size and not np.isfinite(values).all():
+            bad_n = int((~np.isfinite(values)).sum())
             raise invalid("X", X, f"finite values; found {bad_n} NaN or inf (impute missing "
                           "values first, e.g. a SimpleImputer in a Pipeline)")
         if self.network == "text_cnn" and X.size and (
@@ -227,6 +238,13 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         h_opt = None if h is None else torch.optim.SGD(
             h.parameters(), lr=self.discriminator_lr or self.lr, momentum=self.momentum)
         dtype = torch.int64 if self.network == "text_cnn" else torch.float32
+        if sp.issparse(X):  # the network trains on dense rows: one float32 copy
+            need = X.shape[0] * X.shape[1] * 4
+            if need > _DENSE_LIMIT:
+                raise invalid("X", X, f"a sparse matrix whose dense float32 copy fits "
+                              f"{_DENSE_LIMIT / 2**30:g} GiB (this one needs "
+                              f"{need / 2**30:.1f} GiB): reduce its columns first")
+            X = X.toarray()
         x_t = torch.tensor(X, dtype=dtype)  # a copy: read-only inputs are fine
         hist = train_adversarial(
             f, opt, x_t, torch.as_tensor(y_idx, dtype=torch.int64),
@@ -254,7 +272,8 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         out = []
         with torch.no_grad():
             for i in range(0, X.shape[0], 8192):
-                xb = torch.tensor(X[i:i + 8192], dtype=dtype)
+                rows = X[i:i + 8192]
+                xb = torch.tensor(rows.toarray() if sp.issparse(rows) else rows, dtype=dtype)
                 out.append(self._infer(xb).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
