@@ -297,6 +297,35 @@ def test_embedding_is_the_one_hot_gemm_of_the_recipe(mode):
     assert torch.equal(emb.weight.grad, want)
 
 
+@pytest.mark.parametrize("idx", [torch.tensor([[1, -1]]), torch.tensor([[1, 7]]),
+                                 torch.tensor([True, False, True, False, True, False, True]),
+                                 torch.tensor([1.0, 2.0])], ids=["negative", "too large",
+                                                                 "bool", "float"])
+def test_embedding_refuses_indices_that_torch_refuses(idx):
+    """nn.Embedding raises for an index outside [0, num_embeddings) and for non-integer
+    indices; the converted layer used to wrap -1 to the last row (and read a bool tensor
+    as a mask) without a word."""
+    emb = convert_to_fp8(nn.Embedding(7, 3))
+    with pytest.raises((IndexError, RuntimeError)):
+        nn.Embedding(7, 3)(idx)
+    with pytest.raises((IndexError, TypeError)):
+        emb(idx)
+
+
+@pytest.mark.parametrize("layer, shape", [(nn.Linear(3, 2), (1, 3)),
+                                          (nn.Conv2d(1, 2, 1), (1, 1, 2, 2)),
+                                          (nn.Conv1d(1, 2, 1), (1, 1, 3))],
+                         ids=["linear", "conv2d", "conv1d"])
+def test_integer_input_is_refused_not_truncated(layer, shape):
+    """torch's layers refuse integer inputs; the converted ones computed in float32 and cast
+    the result back to the input's integer dtype (outputs in (-1, 1) became 0)."""
+    x = torch.ones(shape, dtype=torch.int64)
+    with pytest.raises(RuntimeError):
+        layer(x)
+    with pytest.raises(TypeError, match="floating-point"):
+        convert_to_fp8(copy.deepcopy(layer))(x)
+
+
 # ----------------------------------------------------------------------------- recurrent
 RECURRENT_CASES = [nn.RNN(4, 5), nn.RNN(4, 5, nonlinearity="relu", num_layers=2),
                    nn.LSTM(4, 5, 2, bidirectional=True),
@@ -350,6 +379,25 @@ def test_recurrent_weight_gradient_is_one_chunked_gemm_over_all_steps():
         ref.__class__ = type(layer).__mro__[3]  # the torch class: float32 reference
         x = torch.randn(20, 4, 8)
         assert _sqnr_db(ref(x)[0], emu(x)[0]) < 60.0
+
+
+@pytest.mark.parametrize("cls", [nn.RNN, nn.LSTM, nn.GRU])
+def test_recurrent_weight_gradient_ignores_an_earlier_input_only_backward(cls):
+    """A backward pass that asks only for the input gradient (``autograd.grad`` with
+    ``retain_graph``, as for an input-gradient penalty) runs every step's backward but not
+    the shared weight's; the following ``backward()`` must still give the recurrent weight
+    the gradient of that one pass (it used to add the earlier pass's rows: up to 4.1 off)."""
+    torch.manual_seed(17)
+    ref = cls(4, 5)
+    emu = _converted(ref, NO_ROUNDING)
+    x = torch.randn(6, 2, 4)
+    for m in (ref, emu):
+        xx = x.clone().requires_grad_()
+        loss = m(xx)[0].square().sum()
+        torch.autograd.grad(loss, xx, retain_graph=True)
+        loss.backward()
+    for (name, p), q in zip(ref.named_parameters(), emu.parameters(), strict=True):
+        torch.testing.assert_close(q.grad, p.grad, atol=1e-4, rtol=1e-4, msg=name)
 
 
 # ----------------------------------------------------------------------------- the report

@@ -180,9 +180,17 @@ class _Fp8LinearFn(torch.autograd.Function):
         return gx, gw, gb, None
 
 
+def _check_floating(x: torch.Tensor) -> None:
+    """Refuse what torch's layers refuse: the emulation computes in float32 and returns the
+    input's dtype, so an integer input would come back truncated."""
+    if not x.is_floating_point():
+        raise invalid("input", x, "a floating-point tensor")
+
+
 def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                cfg: _LayerCfg) -> torch.Tensor:
     """Internal: ``F.linear`` with the recipe's three GEMMs, for inputs of any rank."""
+    _check_floating(x)
     lead = x.shape[:-1]
     y = _Fp8LinearFn.apply(x.reshape(-1, x.shape[-1]), weight, bias, cfg)
     return y.reshape(*lead, weight.shape[0]).to(x.dtype)  # type: ignore[union-attr]
@@ -351,6 +359,7 @@ def _conv2d(x: torch.Tensor, conv: nn.Conv1d | nn.Conv2d, weight: torch.Tensor,
             pads: list[tuple[int, int]], stride: tuple[int, int], dilation: tuple[int, int],
             cfg: _LayerCfg) -> torch.Tensor:
     """The emulated 2-D convolution of ``x`` with ``pads`` ((top, bottom), (left, right))."""
+    _check_floating(x)
     symmetric = all(a == b for a, b in pads)
     if conv.padding_mode == "zeros" and symmetric:
         padding = (pads[0][0], pads[1][0])
@@ -475,6 +484,14 @@ class Fp8Embedding(_Fp8Mixin, nn.Embedding):
     reported and left unconverted by :func:`convert_to_fp8`)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # as F.embedding: int32/int64 indices in [0, num_embeddings) (plain indexing would
+        # wrap negative ones and read a bool tensor as a mask)
+        if x.dtype not in (torch.int32, torch.int64):
+            raise invalid("input", x, "int32 or int64 indices")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.num_embeddings):
+            raise IndexError(f"Fp8Embedding: index out of range: indices must be in "
+                             f"[0, {self.num_embeddings}), got [{int(x.min())}, "
+                             f"{int(x.max())}]")
         y = _Fp8EmbeddingFn.apply(x, self.weight, self.padding_idx, self.cfg)
         return y.to(self.weight.dtype)  # type: ignore[union-attr]
 

@@ -30,11 +30,28 @@ from neurips18._validation import invalid
 from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, affine, fp8_linear
 
 
+def _backward_pass() -> int:
+    """An id of the running backward pass (``-1`` outside one)."""
+    return int(torch._C._current_graph_task_id())
+
+
 class _Store:
-    """The per-step (errors, inputs) of one shared weight, collected during backward."""
+    """The per-step (errors, inputs) of one shared weight, collected during backward and
+    tagged with the backward pass that produced them.
+
+    A pass that does not need the weight's gradient (``torch.autograd.grad`` for the
+    input only, with ``retain_graph``) still runs every step's backward but never the
+    weight's, so its rows must not reach a later pass's weight gradient."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.items: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    def take(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The rows of the running pass in the order the steps' backwards added them;
+        every row is dropped from the store."""
+        now = _backward_pass()
+        items, self.items = self.items, []
+        return [(gq, xq) for task, gq, xq in items if task == now]
 
 
 class _SharedWeight(torch.autograd.Function):
@@ -51,8 +68,7 @@ class _SharedWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, _: torch.Tensor) -> Any:
         cfg: _LayerCfg = ctx.cfg
-        items = ctx.store.items[::-1]  # backward visits the last step first
-        ctx.store.items = []
+        items = ctx.store.take()[::-1]  # backward visits the last step first
         if not items:
             return None, None, None, None
         g = torch.cat([gq for gq, _ in items])  # (steps * batch, out), time-major
@@ -79,7 +95,7 @@ class _StepGemm(torch.autograd.Function):
         hq, wq = ctx.saved_tensors
         cfg: _LayerCfg = ctx.cfg
         gq = cfg.scaled_errors(gy)
-        ctx.store.items.append((gq, hq))
+        ctx.store.items.append((_backward_pass(), gq, hq))
         gh = cfg.unscale(cfg.mm(gq, wq)) if ctx.needs_input_grad[0] else None
         return gh, gq.new_zeros(()), None, None, None, None
 
