@@ -266,12 +266,21 @@ def _sample(
     max_iter: int,
 ) -> SparseGradient:
     """The unbiased message for the finite 1-D ``flat`` (the kernel behind
-    :func:`sparsify_unbiased` and the DDP hook; no checks)."""
+    :func:`sparsify_unbiased` and the DDP hook; no checks).
+
+    Half-precision gradients (float16, bfloat16) are sparsified in float32: uniforms drawn
+    in their dtype lie on a grid of 2**-11 or 2**-8, which keeps a coordinate of small
+    ``p`` far more often than ``p``. Their shared magnitude is rounded to the gradient's
+    dtype first and the probabilities are computed from that rounded value, so the values
+    sent (``sign * scale`` in the gradient's dtype) stay unbiased."""
     d = flat.numel()
+    out_dtype = flat.dtype
+    if out_dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
     if sampling == "uniform":
         u = torch.rand(d, generator=generator, dtype=flat.dtype, device=flat.device)
         idx = torch.nonzero(u < density).squeeze(1)
-        vals = flat[idx] / density
+        vals = (flat[idx] / density).to(out_dtype)
         sat = torch.full((idx.numel(),), density >= 1.0, dtype=torch.bool, device=flat.device)
         return SparseGradient(idx, vals, shape, saturated=sat, scale=None)
     a = flat.abs()
@@ -279,14 +288,18 @@ def _sample(
     if math.isinf(lam):
         idx = torch.nonzero(a > 0).squeeze(1)
         sat = torch.ones(idx.numel(), dtype=torch.bool, device=flat.device)
-        return SparseGradient(idx, flat[idx], shape, saturated=sat, scale=None)
+        return SparseGradient(idx, flat[idx].to(out_dtype), shape, saturated=sat, scale=None)
+    if out_dtype != flat.dtype:
+        rounded = float(torch.tensor(1.0 / lam, dtype=out_dtype))
+        if 0.0 < rounded < math.inf:
+            lam = 1.0 / rounded
     p = _probs_from_scale(a, lam)
     u = torch.rand(d, generator=generator, dtype=p.dtype, device=p.device)
     idx = torch.nonzero(u < p).squeeze(1)
     sat = p[idx] >= 1.0
     gk = flat[idx]
     scale = 1.0 / lam
-    vals = torch.where(sat, gk, torch.sign(gk) * scale)
+    vals = torch.where(sat, gk, torch.sign(gk) * scale).to(out_dtype)
     return SparseGradient(idx, vals, shape, saturated=sat, scale=scale)
 
 
