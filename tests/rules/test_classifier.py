@@ -260,3 +260,67 @@ def test_fit_speed_is_recorded():
     t = time.perf_counter()
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=100).fit(d.X, d.y)
     assert 0 < clf.fit_time_["search_s"] <= time.perf_counter() - t
+
+
+def test_object_array_predictions_do_not_depend_on_the_rest_of_the_batch():
+    # a categorical column whose values include numeric-looking strings: a batch holding
+    # only those must be coded as at fit time, not turned into numbers
+    rng = np.random.default_rng(0)
+    n = 600
+    X = np.column_stack([rng.choice(["red", "green", "blue"], n), rng.normal(size=n),
+                         rng.choice(["1", "2", "x"], n)]).astype(object)
+    X[:, 1] = X[:, 1].astype(float)
+    y = np.where((X[:, 0] == "red") | (X[:, 2] == "1"), "yes", "no")
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500).fit(X, y)
+    assert (clf.predict(X) == y).all()
+    sub = X[:, 2] != "x"
+    np.testing.assert_array_equal(clf.predict(X[sub]), clf.predict(X)[sub])
+    for i in range(5):  # one row at a time
+        assert clf.predict(X[i : i + 1])[0] == y[i]
+    # a numeric column still reads numbers given as strings
+    Xs = X.copy()
+    Xs[:, 1] = Xs[:, 1].astype(str)
+    np.testing.assert_array_equal(clf.predict(Xs), clf.predict(X))
+
+
+def _check_printed_rules(clf, X):
+    """Evaluate the printed numeric intervals with the printed numbers, independently."""
+    out = np.zeros(len(X), bool)
+    for rule in clf.rules_:
+        m = np.ones(len(X), bool)
+        for cond in rule.split(" AND "):
+            name, values = re.fullmatch(r"(.+) in \{(.*)\}", cond).groups()
+            x = X[name].to_numpy(dtype=float)
+            hit = np.zeros(len(X), bool)
+            for v in values.split(", "):
+                if v.startswith(">= "):
+                    hit |= x >= float(v[3:])
+                elif v.startswith("< "):
+                    hit |= x < float(v[2:])
+                else:
+                    lo, hi = re.fullmatch(r"\[(.+), (.+)\)", v).groups()
+                    hit |= (x >= float(lo)) & (x < float(hi))
+            m &= hit
+        out |= m
+    return out
+
+
+@pytest.mark.parametrize("binning", ["tree", "quantile"])
+def test_printed_cut_points_are_the_ones_predict_applies(binning):
+    # seven-digit values: six significant digits (1.00005e+06) are not the cut
+    rng = np.random.default_rng(2)
+    n = 1000
+    X = pd.DataFrame({"big": rng.integers(1_000_000, 1_000_100, n).astype(float),
+                      "small": rng.normal(size=n) * 1e-3})
+    y = ((X.big >= 1_000_053) & (X.small > 0)).astype(int).to_numpy()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=500, binning=binning,
+                                      n_bins=8).fit(X, y)
+    assert clf.n_rules_ >= 1
+    # new rows on a fine grid, between and at the training values
+    grid = pd.DataFrame({"big": np.repeat(np.arange(999_990, 1_000_110, 0.5), 3),
+                         "small": np.tile([-1e-3, 1e-9, 2e-3], 240)})
+    for data in (X, grid):
+        np.testing.assert_array_equal(_check_printed_rules(clf, data),
+                                      clf.predict(data) == 1)
+    for enc in clf.encodings_:  # cut points are short numbers inside the training gaps
+        assert all(len(f"{e:.7g}") <= 12 for e in enc.edges)

@@ -29,7 +29,7 @@ from neurips18._validation import (
     check_params,
     invalid,
 )
-from neurips18.rules._encoding import AttributeEncoding, fit_encoding, transform
+from neurips18.rules._encoding import AttributeEncoding, _fmt, fit_encoding, transform
 from neurips18.rules._model import ACCURACY_PRIOR, NAMED_PRIORS, MRSPrior
 from neurips18.rules._search import (
     Annealer,
@@ -241,11 +241,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                     f"X does not have valid feature names, but {type(self).__name__} was "
                     "fitted with feature names", UserWarning, stacklevel=4)
             df = pd.DataFrame(arr)
-            if arr.dtype.kind == "O":  # let numeric-looking object columns be numbers
-                for c in df.columns:
-                    conv = pd.to_numeric(df[c], errors="coerce")
-                    if conv.notna().sum() == df[c].notna().sum():
-                        df[c] = conv
+            if arr.dtype.kind == "O":
+                df = self._object_columns_as_numbers(df, fitting=fitting)
             if fitting and hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
         if df.shape[1] == 0:
@@ -262,6 +259,43 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                         f"Input X contains infinity in column {name!r}; "
                         "NaN is allowed (it becomes the category 'missing'), inf is not"
                     )
+        return df
+
+    def _object_columns_as_numbers(self, df: pd.DataFrame, *, fitting: bool) -> pd.DataFrame:
+        """Numbers in an object array: decided once, at fit time, per column.
+
+        In fit a column all of whose values look numeric becomes a numeric column. At
+        predict time the same columns (and the columns binned as numbers) are converted,
+        whatever the batch holds: a batch in which a categorical column happens to hold
+        only numeric-looking strings keeps them as strings, so they still match their
+        training categories. A value of such a column that is not a number stays as it is
+        (an unseen category, or an error for a binned column).
+        """
+        if fitting:
+            as_number = []
+            for c in df.columns:
+                conv = pd.to_numeric(df[c], errors="coerce")
+                if conv.notna().sum() == df[c].notna().sum():
+                    df[c] = conv
+                    as_number.append(c)
+            self._object_as_number = as_number
+            return df
+        chosen = set(getattr(self, "_object_as_number", ()))
+        chosen |= {j for j, e in enumerate(self.encodings_) if e.kind == "numeric"}
+        for c in sorted(chosen):
+            if c >= df.shape[1]:
+                continue  # the feature count is checked by the caller
+            col = df[c]
+            conv = pd.to_numeric(col, errors="coerce")
+            bad = conv.isna() & col.notna()
+            if not bad.any():
+                df[c] = conv
+            elif self.encodings_[c].kind == "numeric":
+                raise ValueError(
+                    f"column {self._name(c)!r} was numeric in fit; it holds the value "
+                    f"{col[bad].iloc[0]!r}, which is not a number")
+            else:
+                df[c] = col.where(bad, conv.astype(object))
         return df
 
     def _name(self, c: int) -> str:
@@ -552,11 +586,11 @@ def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:
                 a = -math.inf if lo == 0 else edges[lo - 1]
                 b = math.inf if hi == n_bins - 1 else edges[hi]
                 if math.isinf(a):
-                    out.append(f"< {b:.6g}")
+                    out.append(f"< {_fmt(b)}")
                 elif math.isinf(b):
-                    out.append(f">= {a:.6g}")
+                    out.append(f">= {_fmt(a)}")
                 else:
-                    out.append(f"[{a:.6g}, {b:.6g})")
+                    out.append(f"[{_fmt(a)}, {_fmt(b)})")
         run = [v]
     out.extend(enc.labels[v] for v in vals if v >= n_bins)
     return out

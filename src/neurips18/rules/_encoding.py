@@ -22,7 +22,33 @@ MISSING = "missing"
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.6g}"
+    """``x`` in six significant digits when they are exactly ``x``, else in full: a printed
+    rule must be the rule that predict applies."""
+    s = f"{x:.6g}"
+    return s if float(s) == x else repr(float(x))
+
+
+def _short_cuts(edges: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Each cut moved to the shortest decimal that splits the training values as it does.
+
+    A cut ``e`` separates the training values below it (the largest is ``a``) from those at
+    or above it (the smallest is ``b``); any ``c`` in ``(a, b]`` codes the training data the
+    same, so the cut becomes the first ``c`` there that is written with few digits, and the
+    printed rule is short and exact.
+    """
+    uniq = np.unique(finite)
+    out = []
+    for e in edges:
+        k = int(np.searchsorted(uniq, e, side="left"))  # uniq[k - 1] < e <= uniq[k]
+        a, b = float(uniq[k - 1]), float(uniq[k])
+        c = b
+        for digits in range(1, 18):
+            cand = float(f"{b:.{digits}g}")
+            if a < cand <= b:
+                c = cand
+                break
+        out.append(c)
+    return np.unique(np.asarray(out, dtype=float))
 
 
 @dataclass
@@ -95,6 +121,8 @@ def fit_encoding(
                 edges = edges[edges > finite.min()]
             else:
                 edges = np.empty(0)
+            if edges.size:
+                edges = _short_cuts(edges, finite)
             bounds = [-np.inf, *edges.tolist(), np.inf]
             labels = []
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
