@@ -327,3 +327,17 @@ def test_rank_deficient_start_still_finds_the_rank():
     est = GaussianEmbedding(3, random_state=0, max_iter=20000).fit(X, A)
     assert np.isfinite(est.M_).all()
     assert np.linalg.norm(est.M_ - M) < 3 * np.sqrt(3 * 6 / 5000)
+
+
+def test_alpha_with_the_nonconvex_method_is_not_silently_ignored():
+    A = chain_graph(200)
+    X, _ = field(A, p=6, r=1)
+    with pytest.warns(UserWarning, match=r"alpha=0\.3 is ignored by method='nonconvex'"):
+        est = GaussianEmbedding(1, alpha=0.3, random_state=0).fit(X, A)
+    assert est.alpha_ is None
+    plain = GaussianEmbedding(1, random_state=0).fit(X, A)
+    np.testing.assert_array_equal(est.M_, plain.M_)
+    with warnings.catch_warnings():  # the default and the convex method stay quiet
+        warnings.simplefilter("error")
+        GaussianEmbedding(1, random_state=0).fit(X, A)
+        GaussianEmbedding(1, method="convex", alpha=0.01, random_state=0).fit(X, A)

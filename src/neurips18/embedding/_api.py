@@ -142,7 +142,8 @@ class GaussianEmbedding(BaseEstimator):
         chosen among those whose solution has rank <= ``rank``; with a given ``alpha``
         the rank is whatever that penalty gives (``rank`` then sizes ``embedding_`` only).
     alpha : float or None
-        Nuclear-norm penalty (``"convex"`` only; the theory's scale is ``sqrt(p/m)``).
+        Nuclear-norm penalty (``"convex"`` only, with a warning if given to
+        ``"nonconvex"``; the theory's scale is ``sqrt(p/m)``).
         ``None`` picks it on a path of up to ``n_alphas`` values from ``||Szx||_2`` (where
         the solution is 0) down to 1e-3 of it, by held-out pseudo-likelihood over ``cv``
         random folds of the nodes (each fold's terms predicted from the other nodes' fit).
@@ -335,6 +336,11 @@ class GaussianEmbedding(BaseEstimator):
         if not np.isfinite(s.szz).all() or not np.isfinite(s.szx).all():
             raise invalid("X", X, "values small enough that A X and X^T A X are finite")
         if params["method"] == "nonconvex":
+            if params["alpha"] is not None:
+                warnings.warn(f"GaussianEmbedding: alpha={params['alpha']!r} is ignored by "
+                              "method='nonconvex' (the nuclear-norm penalty belongs to "
+                              "method='convex'; the rank is set by rank)", UserWarning,
+                              stacklevel=2)
             V0 = _core.spectral_init(s, rank, rng)
             res = _core.nonconvex(s, V0, max_iter=params["max_iter"], tol=params["tol"])
             self.M_, self.embedding_ = res.M, res.V
