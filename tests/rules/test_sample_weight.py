@@ -95,3 +95,22 @@ def test_array_after_a_dataframe_fit_warns_about_feature_names():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.predict(d.X)
+
+
+@pytest.mark.parametrize("binning", ["quantile", "tree"])
+def test_weighted_cut_points_are_those_of_the_replicated_data(binning):
+    # frequency weights reach the binning too: the numeric cuts of a weighted fit are the
+    # cuts of the data with each row repeated w times
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"a": rng.exponential(size=n), "b": rng.choice(list("pqr"), n)})
+    y = ((X.a > 1.0) & (X.b != "r")).astype(int).to_numpy()
+    w = np.where(X.a > 0.8, 5, 1)
+    rep = np.repeat(np.arange(n), w)
+    kw = dict(random_state=0, n_iterations=300, binning=binning)
+    weighted = MultiValueRuleSetClassifier(**kw).fit(X, y, sample_weight=w)
+    replicated = MultiValueRuleSetClassifier(**kw).fit(X.iloc[rep], y[rep])
+    np.testing.assert_array_equal(weighted.encodings_[0].edges, replicated.encodings_[0].edges)
+    assert weighted.encodings_[0].labels == replicated.encodings_[0].labels
+    codes = transform(X, weighted.encodings_)
+    np.testing.assert_array_equal(codes, transform(X, replicated.encodings_))

@@ -337,7 +337,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         """Learn the MAP multi-value rule set of (X, y).
 
         ``sample_weight``: non-negative frequency weights (a row of weight 2 counts as two
-        rows in the likelihood; rows of weight 0 are left out). With weights the search
+        rows in the likelihood and in the numeric cut points, quantile or tree; rows of
+        weight 0 are left out). With weights the search
         runs without the paper's pruning bounds, which are derived for counts.
         """
         prior = self._check_params()

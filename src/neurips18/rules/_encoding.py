@@ -73,11 +73,33 @@ def _tree_edges(values: np.ndarray, y: np.ndarray, n_bins: int,
                 sample_weight: np.ndarray | None) -> np.ndarray:
     from sklearn.tree import DecisionTreeClassifier
 
-    leaf = max(1, int(0.01 * len(values)))
-    tree = DecisionTreeClassifier(max_leaf_nodes=n_bins, min_samples_leaf=leaf, random_state=0)
+    if sample_weight is None:
+        leaf = max(1, int(0.01 * len(values)))
+        tree = DecisionTreeClassifier(max_leaf_nodes=n_bins, min_samples_leaf=leaf,
+                                      random_state=0)
+    else:  # frequency weights: the leaf size of the replicated data, counted in weight
+        total = float(sample_weight.sum())
+        tree = DecisionTreeClassifier(max_leaf_nodes=n_bins, random_state=0,
+                                      min_weight_fraction_leaf=max(1, int(0.01 * total)) / total)
     tree.fit(values[:, None], y, sample_weight=sample_weight)
     t = tree.tree_
     return np.unique(t.threshold[t.children_left != -1])
+
+
+def _quantiles(values: np.ndarray, q: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+    """``np.quantile(values, q)`` (linear interpolation), with frequency weights: for integer
+    weights exactly the quantiles of the data with each value repeated ``w`` times."""
+    if sample_weight is None:
+        return np.quantile(values, q)
+    order = np.argsort(values, kind="stable")
+    xs, cw = values[order], np.cumsum(sample_weight[order])
+    h = (cw[-1] - 1.0) * q  # position in the replicated sorted data
+    lo, hi = np.floor(h), np.ceil(h)
+
+    def at(k: np.ndarray) -> np.ndarray:  # the k-th value of the replicated sorted data
+        return xs[np.minimum(np.searchsorted(cw, k, side="right"), len(xs) - 1)]
+
+    return at(lo) + (h - lo) * (at(hi) - at(lo))
 
 
 def fit_encoding(
@@ -115,7 +137,8 @@ def fit_encoding(
                 edges = np.unique(uniq[idx[idx < len(uniq)]])
                 edges = edges[edges > finite.min()]
             elif finite.size:
-                qs = np.quantile(finite, np.linspace(0, 1, n_bins + 1)[1:-1])
+                w = None if sample_weight is None else sample_weight[~missing]
+                qs = _quantiles(finite, np.linspace(0, 1, n_bins + 1)[1:-1], w)
                 edges = np.unique(qs)
                 # a cut equal to the minimum makes an empty first bin
                 edges = edges[edges > finite.min()]
