@@ -324,3 +324,17 @@ def test_printed_cut_points_are_the_ones_predict_applies(binning):
                                       clf.predict(data) == 1)
     for enc in clf.encodings_:  # cut points are short numbers inside the training gaps
         assert all(len(f"{e:.7g}") <= 12 for e in enc.edges)
+
+
+def test_a_category_named_missing_is_not_printed_as_the_missing_values():
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"c": rng.choice(["missing", "ok", None], n)})
+    y = X.c.isna().astype(int).to_numpy()  # the label is "c is NaN", not "c is 'missing'"
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert (clf.predict(X) == y).all()
+    labels = clf.encodings_[0].labels
+    assert len(set(labels)) == len(labels)  # one label per code
+    (rule,) = clf.rules_
+    # the printed rule must not name the category 'missing', which it does not cover
+    assert rule != "c in {missing}" and _eval_rule_strings([rule], X).sum() == 0

@@ -100,7 +100,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         condition on its attribute (rules not testing that attribute still apply);
         ``"error"`` raises ValueError.
 
-    Missing values (NaN/None) are a category of their own (``missing``) in every column;
+    Missing values (NaN/None) are a category of their own (``missing``, or ``<missing>``
+    in a column with a real category called ``missing``) in every column;
     infinite numeric values are rejected.
 
     Attributes

@@ -1,7 +1,8 @@
 """Turn a table into attribute/value codes: categories kept, numbers binned.
 
 Every attribute becomes a small integer code per row. Categorical columns keep their
-categories (missing values form their own category ``"missing"``); numeric columns are cut
+categories (missing values form their own category ``"missing"``, printed
+``"<missing>"`` in a column that has a real category of that name); numeric columns are cut
 into at most ``n_bins`` intervals (missing values again form a category), at training
 quantiles (``binning="quantile"``) or at the thresholds of a small decision tree fitted to
 that column alone against the labels (``binning="tree"``: supervised cut points, where the
@@ -157,7 +158,9 @@ def fit_encoding(
                     labels.append(f"[{_fmt(lo)}, {_fmt(hi)})")
             enc = AttributeEncoding(str(name), "numeric", labels, edges=edges)
         if missing.any():
-            enc.labels.append(MISSING)
+            # a real category called "missing" keeps its name; the missing values then
+            # print as "<missing>", so that a printed rule names what it covers
+            enc.labels.append(MISSING if MISSING not in enc.labels else f"<{MISSING}>")
             enc.has_missing_code = True
         encs.append(enc)
     return encs
