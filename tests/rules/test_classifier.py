@@ -338,3 +338,14 @@ def test_a_category_named_missing_is_not_printed_as_the_missing_values():
     (rule,) = clf.rules_
     # the printed rule must not name the category 'missing', which it does not cover
     assert rule != "c in {missing}" and _eval_rule_strings([rule], X).sum() == 0
+
+
+def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(list("pq"), 300), "z": rng.integers(0, 3, 300)})
+    y = ((X.a == "p") & (X.z == 1)).astype(int)
+    auto = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    for cf in (None, []):
+        clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300,
+                                          categorical_features=cf).fit(X, y)
+        assert clf.rules_ == auto.rules_ == ["a in {p} AND z in {[1, 2)}"]

@@ -80,6 +80,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
     categorical_features : "auto", list of column names/indices or None
         ``"auto"``: DataFrame columns of non-numeric dtype (category, object, string,
         bool) and non-numeric array columns are categorical; numeric columns are binned.
+        A list makes the named numeric columns categorical too; ``None`` names none.
     positive_class : label or None
         The class the rules describe; ``None`` takes ``classes_[1]`` (the larger label).
     min_support : float or int
@@ -305,9 +306,9 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
 
     def _categorical_set(self, df: pd.DataFrame) -> set[int]:
         cf = self.categorical_features
-        if cf == "auto" or cf is None:
-            if cf is None:
-                return set()
+        if cf is None:  # no column named: the non-numeric ones still cannot be binned
+            cf = []
+        if cf == "auto":
             return {
                 c
                 for c in df.columns
