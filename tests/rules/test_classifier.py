@@ -349,3 +349,18 @@ def test_categorical_features_none_or_empty_still_keeps_string_columns_categoric
         clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300,
                                           categorical_features=cf).fit(X, y)
         assert clf.rules_ == auto.rules_ == ["a in {p} AND z in {[1, 2)}"]
+
+
+def test_a_refit_forgets_how_the_previous_object_array_was_read():
+    rng = np.random.default_rng(1)
+    n = 400
+    codes = rng.choice(["1", "2", "3"], n)
+    y = (codes == "1").astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300)
+    clf.fit(codes[:, None].astype(object), y)  # numeric-looking: read as numbers
+    X = np.column_stack([codes, rng.choice(["a", "b"], n)]).astype(object)
+    X[:, 0] = np.where(codes == "3", "x", codes)  # now a categorical column
+    y2 = (X[:, 0] == "1").astype(int)
+    clf.fit(pd.DataFrame({"c": X[:, 0], "d": X[:, 1]}), y2)  # a DataFrame refit
+    with pytest.warns(UserWarning, match="feature names"):
+        np.testing.assert_array_equal(clf.predict(X[X[:, 0] != "x"]), y2[X[:, 0] != "x"])

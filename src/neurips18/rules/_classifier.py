@@ -200,6 +200,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------
     def _as_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
+        if fitting:  # set again by an object-array fit
+            self._object_as_number: list[int] = []
         if isinstance(X, pd.DataFrame):
             df = X
             names = [str(c) for c in df.columns]
