@@ -226,6 +226,11 @@ def _official(name: str) -> Any:
     return Deepcode.from_official(load_deepcode_official(name))
 
 
+CALIBRATION_BLOCKS = 20_000
+"""Blocks over which a model used between its training SNRs has its normalisation
+statistics measured again (``Deepcode.calibrate``)."""
+
+
 def _model_for(snr: float) -> float:
     return max(s for s in _OFFICIAL_NOISELESS if s <= snr + 1e-9)
 
@@ -315,9 +320,19 @@ def _curve(ctx: RunContext) -> dict[str, Any]:
             ms = _model_for(snr)
 
             def one(snr: float = snr, ms: float = ms, budget: int = budget) -> dict:
-                model = _to_device(_official(_OFFICIAL_NOISELESS[ms]), ctx)
+                import torch
+
+                model = _official(_OFFICIAL_NOISELESS[ms])
+                if ms != snr:
+                    # its normalisation statistics belong to its training SNR: measured
+                    # again here, so that it sends unit power at this one
+                    model.calibrate(FeedbackChannel(snr), n_blocks=CALIBRATION_BLOCKS,
+                                    generator=torch.Generator().manual_seed(
+                                        _seed(ctx.seed, f"calibrate{snr}")))
+                model = _to_device(model, ctx)
                 r = _sim(model, FeedbackChannel(snr), f"deepcode{snr}", ctx.seed, budget, cfg)
                 r["model_snr_db"] = ms
+                r["calibrated_at_db"] = snr if ms != snr else None
                 return r
 
             out["deepcode"][key] = ctx.cached(f"deepcode_{key}", one)
@@ -468,20 +483,20 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
         "resolution); 'noisy-feedback' = float64 with an AWGN feedback link at "
         f"{cfg.sk_feedback_snr_db:g} dB. Each uses 150 channel uses for 50 bits.",
         "Deepcode at an SNR between the official models' training SNRs uses the model trained "
-        "at the nearest SNR below (chosen in advance).",
+        "at the nearest SNR below (chosen in advance), with its encoder normalisation and "
+        "decoder batch-norm statistics measured again at that SNR (Deepcode.calibrate, "
+        f"{CALIBRATION_BLOCKS:,} blocks) so that it sends unit power there.",
     ]
-    off = [(k, r) for k, r in sorted(curve.get("deepcode", {}).items(), key=lambda kv:
-                                     float(kv[0]))
-           if r.get("power") is not None and abs(r["power"] - 1.0) > 0.02]
-    if off:
+    powers = {k: r["power"] for k, r in curve.get("deepcode", {}).items()
+              if r.get("power") is not None}
+    if powers:
+        off = sorted((float(k), p) for k, p in powers.items() if abs(p - 1.0) > 0.02)
         notes.append(
-            "Average power per symbol measured in the run (simulate_ber's 'power'; the "
-            "encoder normalises with statistics taken at its training SNR, so a model sends "
-            "less than 1 above that SNR): " + "; ".join(
-                f"{float(k):g} dB (the {r.get('model_snr_db', float('nan')):g} dB model): "
-                f"{r['power']:.3f}, effective SNR "
-                f"{float(k) + 10 * math.log10(max(r['power'], 1e-12)):.2f} dB" for k, r in off)
-            + ". Those points understate Deepcode at their SNR.")
+            "Deepcode's average power per symbol, measured at every curve point (simulate_ber's"
+            f" 'power'): {min(powers.values()):.3f} to {max(powers.values()):.3f}" + (
+                "; off 1 at " + ", ".join(
+                    f"{k:g} dB ({p:.3f}: effective SNR {k + 10 * math.log10(max(p, 1e-12)):.2f}"
+                    " dB)" for k, p in off) if off else "") + ".")
     if not curve.get("turbo_installed", True):
         notes.append(f"Sionna turbo rows: {_ANCHOR_MISSING}.")
     # official vs the brief
