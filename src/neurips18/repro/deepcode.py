@@ -90,6 +90,7 @@ class Config(Profile):
     claims_0p5db: bool
     claims_ours: bool
     claims_lengths: bool
+    turbo_min_errors: int = 0  # bit errors to reach for the turbo code (0: min_errors)
 
     def check(self) -> None:
         for s in self.curve_snrs:
@@ -107,7 +108,11 @@ class Config(Profile):
 # Full profile: the official and our models get 2e7 bits at 0 dB and 3e6 at -1 dB (about
 # 60 and 400 errors at the official BERs), so that "ours within 2x of official", judged on
 # the upper 95 % bound of the ratio, can be established for a model as good as the official
-# one (with ~15 errors each the bound exceeds 2 even for equal rates).
+# one (with ~15 errors each the bound exceeds 2 even for equal rates). The 0.5 dB claim
+# (turbo >= 1000x Deepcode on the lower 95 % bound) needs Deepcode's upper bound near 1e-6:
+# 2e7 bits there too (with 3e6 it could pass only with no error at all), and the turbo code
+# measured to 5,000 bit errors (its interval enters the ratio's bound; at 500 errors, about
+# 40 effective ones after the design effect, it alone spans +-25 %).
 PROFILES = {
     "smoke": Config(
         curve_snrs=(-1.0, 0.0), deepcode_max_bits={"-1.0": 20_000, "0.0": 20_000},
@@ -128,11 +133,12 @@ PROFILES = {
     "full": Config(
         curve_snrs=(-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0),
         deepcode_max_bits={"-1.0": 3_000_000, "-0.5": 500_000, "0.0": 20_000_000,
-                           "0.5": 3_000_000, "1.0": 1_000_000, "1.5": 500_000,
+                           "0.5": 20_000_000, "1.0": 1_000_000, "1.5": 500_000,
                            "2.0": 500_000},
         noisy_max_bits={"-3.0": 200_000, "3.0": 200_000, "10.0": 500_000,
                         "20.0": 2_000_000},
-        turbo_max_bits=1_000_000, baseline_max_bits=200_000, sk_feedback_snr_db=20.0,
+        turbo_max_bits=4_000_000, turbo_min_errors=5_000, baseline_max_bits=200_000,
+        sk_feedback_snr_db=20.0,
         ours_max_bits={"-1.0": 3_000_000, "0.0": 20_000_000}, lengths=(100, 1000),
         length_snr_db=-1.0, length_max_bits=1_000_000, min_errors=500, batch_size=1000,
         train_steps=100, train_hidden=50, train_gain_min=10.0,
@@ -200,7 +206,8 @@ def _seed(base: int, key: str) -> int:
     return (base * 1_000_003 + zlib.crc32(key.encode())) % (2**62)
 
 
-def _sim(code: Any, channel: Any, key: str, seed: int, max_bits: int, cfg: Config) -> dict:
+def _sim(code: Any, channel: Any, key: str, seed: int, max_bits: int, cfg: Config,
+         min_errors: int = 0) -> dict:
     import warnings
 
     import torch
@@ -208,11 +215,12 @@ def _sim(code: Any, channel: Any, key: str, seed: int, max_bits: int, cfg: Confi
     from neurips18.coding import PowerWarning, simulate_ber
 
     g = torch.Generator().manual_seed(_seed(seed, key))
-    # a model used between the SNRs it was made for sends a little more or less than unit
-    # power: recorded (``power``) and stated in the notes rather than printed
+    # a code off unit power (simulate_ber measures it) is recorded (``power``) and stated
+    # in the notes rather than printed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PowerWarning)
-        r = simulate_ber(code, channel, min_errors=cfg.min_errors, max_bits=max_bits,
+        r = simulate_ber(code, channel, min_errors=min_errors or cfg.min_errors,
+                         max_bits=max_bits,
                          batch_size=cfg.batch_size, generator=g, progress=False)
     d = r.to_dict()
     d["wall_seconds"] = d.pop("seconds")
@@ -342,7 +350,8 @@ def _curve(ctx: RunContext) -> dict[str, Any]:
         if turbo is not None:
             out["turbo"][key] = ctx.cached(
                 f"turbo_{key}", lambda snr=snr: _sim(turbo, snr, f"turbo{snr}", ctx.seed,
-                                                     cfg.turbo_max_bits, cfg))
+                                                     cfg.turbo_max_bits, cfg,
+                                                     cfg.turbo_min_errors))
         for v in _SK_VARIANTS:
             sk = SchalkwijkKailath(50, variant=v, feedback_snr_db=cfg.sk_feedback_snr_db
                                    if v == "noisy-feedback" else None)
