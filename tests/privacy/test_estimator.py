@@ -379,3 +379,40 @@ def test_practical_mode_caps_the_coreset_centres_faithful_does_not():
     assert faith.n_coreset_centres_ == faith.n_candidates_
     lloyd = PrivateKMeans(2, epsilon=1.0, radius=1.0, method="lloyd", random_state=0).fit(X)
     assert lloyd.n_coreset_centres_ == 0
+
+
+def test_a_pickled_accountant_is_not_a_second_budget(blobs):
+    """cross_val_score and GridSearchCV with n_jobs > 1 (joblib's default process backend)
+    pickle the estimator, and its accountant with it, into the workers: each fit spent
+    from a copy of the budget and the user's accountant recorded nothing (3 folds of
+    epsilon = 1 left it at spent = (0, 0); a grid search of 5 fits recorded only its
+    refit), nor could it refuse an overspend. A copy made by pickling refuses to spend
+    until it is claimed as the budget itself (a budget saved to disk and loaded again)."""
+    import copy
+    import pickle
+
+    from sklearn.model_selection import cross_val_score
+
+    acc = PrivacyAccountant(epsilon=10.0, delta=1e-5)
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, accountant=acc)
+    with pytest.raises(ValueError, match="Invalid accountant: .*copy made by pickling"):
+        cross_val_score(m, blobs, cv=2, n_jobs=2, error_score="raise")
+    assert acc.spent == (0.0, 0.0)
+    cross_val_score(m, blobs, cv=2)  # in this process: the same accountant, charged
+    assert acc.spent == pytest.approx((2.0, 2e-6)) and len(acc.ledger) == 2
+
+    fitted = pickle.loads(pickle.dumps(m.fit(blobs)))  # a fitted model saved and loaded
+    assert np.array_equal(fitted.predict(blobs), m.predict(blobs))
+    centres = fitted.cluster_centers_.copy()
+    with pytest.raises(ValueError, match="Invalid accountant"):
+        fitted.fit(blobs)
+    assert np.array_equal(fitted.cluster_centers_, centres)
+    assert fitted.accountant.spent == acc.spent  # what was spent is still readable
+    for twin in (pickle.loads(pickle.dumps(acc)), copy.copy(acc)):
+        with pytest.raises(ValueError, match="Invalid accountant"):
+            twin.spend(0.1)
+    saved = pickle.loads(pickle.dumps(acc))
+    assert saved.claim() is saved
+    saved.spend(0.5, 0.0, "after loading")
+    assert saved.spent[0] == pytest.approx(acc.spent[0] + 0.5)
+    assert pickle.loads(pickle.dumps(saved)).claim().remaining == saved.remaining

@@ -291,13 +291,32 @@ class PrivacyAccountant:
     An accountant is one budget, so copying it must not create a second one: an estimator
     that holds it and is cloned (``sklearn.base.clone``, ``cross_val_score``,
     ``GridSearchCV``) or deep-copied shares the same accountant, and every fit of every
-    copy is charged to it.
+    copy is charged to it. A copy made by pickling (a worker process of
+    ``n_jobs > 1``, ``copy.copy``, a file) is another budget: it refuses to spend until
+    :meth:`claim` is called on it.
     """
 
     def __sklearn_clone__(self) -> PrivacyAccountant:
         return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PrivacyAccountant:
+        return self
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A copy made by pickling (joblib's worker processes for n_jobs > 1, copy.copy, a
+        # file) is a second budget: what it spends is not charged to the original. It
+        # refuses to spend until claim() says it is the budget itself.
+        self.__dict__.update(state)
+        self._copy = True
+
+    def claim(self) -> PrivacyAccountant:
+        """Declare this accountant, made by unpickling, to be the budget itself (say, a
+        budget saved to disk and loaded in a new session, the original gone) and return
+        it. Until then it refuses to spend: a copy that spends leaves the original's record
+        short of what was released (``n_jobs > 1`` in ``cross_val_score`` or
+        ``GridSearchCV`` pickles the estimator, and its accountant, into other
+        processes)."""
+        self.__dict__.pop("_copy", None)
         return self
 
     def __init__(self, epsilon: float, delta: float = 0.0) -> None:
@@ -334,6 +353,12 @@ class PrivacyAccountant:
         basic composition assumes independent noise, so a second spend with the same key
         warns (:class:`PrivacyLeakWarning`): on data that differ, the same noise cancels in
         the difference of the two releases and their costs do not add up as counted."""
+        if self.__dict__.get("_copy"):
+            raise invalid("accountant", self, "the budget itself, not a copy made by pickling "
+                          "(n_jobs > 1 with a process backend pickles it into each worker, "
+                          "whose spending the original never records): use n_jobs=1 or "
+                          "joblib's threading backend, or call claim() on an accountant "
+                          "loaded from a file that is now the only copy of the budget")
         epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
         delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
         self.check(epsilon, delta)
