@@ -256,3 +256,31 @@ def test_a_checkpoint_of_a_flow_with_other_settings_but_equal_shapes_is_refused(
     res = Trainer(model(2), batch_size=20, max_epochs=3, progress=False,
                   checkpoint=ckpt).fit(x)
     assert res.resumed_from == 2
+
+
+def test_a_checkpoint_of_other_optimizer_settings_is_refused(tmp_path):
+    """The fingerprint saw the optimizer's type only: a run resumed with Adam(lr=0.1) from
+    a checkpoint of Adam(lr=1e-3) loaded the checkpoint's optimizer state, and with it its
+    learning rate, and went on at lr = 1e-3, silently."""
+    x = _data()
+    ckpt = tmp_path / "c.pt"
+
+    def run(lr, epochs, **kw):
+        model = _model()
+        opt = torch.optim.Adam(model.parameters(), lr=lr, **kw)
+        res = Trainer(model, opt, batch_size=20, max_epochs=epochs, progress=False,
+                      checkpoint=ckpt).fit(x)
+        return res, opt
+
+    run(1e-3, 1)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*optimizer"):
+        run(0.1, 2)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*optimizer"):
+        run(1e-3, 2, weight_decay=0.1)
+    res, opt = run(1e-3, 2)  # the same settings resume
+    assert res.resumed_from == 1 and opt.param_groups[0]["lr"] == 1e-3
+    # a checkpoint written before the settings were stored still resumes
+    state = torch.load(ckpt, weights_only=True)
+    del state["optimizer_settings"]
+    torch.save(state, ckpt)
+    assert run(1e-3, 3)[0].resumed_from == 2

@@ -74,7 +74,8 @@ class Trainer:
         (default ``True``); the validation set, if given, is binarised once, statically.
     checkpoint : path or None
         File written (atomically) after every epoch; ``fit`` resumes from it when it exists
-        and matches the model, data and settings, and refuses one that does not.
+        and matches the model, data and settings (the optimizer's among them), and refuses
+        one that does not.
     progress : bool
         tqdm progress bars (epochs, and minibatches within an epoch).
     generator : torch.Generator or int
@@ -154,6 +155,13 @@ class Trainer:
                  f"{type(self.optimizer).__name__}".encode())
         return h.hexdigest()
 
+    def _optimizer_settings(self) -> str:
+        """The optimizer's hyperparameters (every parameter group's, without its tensors),
+        as the user set them: loading a checkpoint's optimizer state replaces them."""
+        groups = [{k: v for k, v in g.items() if k != "params"}
+                  for g in self.optimizer.param_groups]
+        return repr([sorted((k, repr(v)) for k, v in g.items()) for g in groups])
+
     def _device(self) -> torch.device:
         for p in self.model.parameters():
             return p.device
@@ -166,7 +174,7 @@ class Trainer:
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint)
 
-    def _load(self, fingerprint: str) -> dict[str, Any] | None:
+    def _load(self, fingerprint: str, settings: str) -> dict[str, Any] | None:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
         try:
@@ -180,12 +188,17 @@ class Trainer:
         # the fingerprint sees parameter shapes only; the modules' description also holds
         # what leaves them unchanged (a flow's n_leapfrog, a dropout rate). Checkpoints
         # written before it was stored are compared by the fingerprint alone.
+        # The same holds for the optimizer's hyperparameters (learning rate, weight decay),
+        # which its loaded state would replace.
         described = state.get("model_repr", repr(self.model))
-        if state.get("fingerprint") != fingerprint or described != repr(self.model):
+        optimizer = state.get("optimizer_settings", settings)
+        if (state.get("fingerprint") != fingerprint or described != repr(self.model)
+                or optimizer != settings):
             raise invalid("checkpoint", str(self.checkpoint),
                           "a checkpoint of this model (its modules and settings, e.g. the "
                           "flow's n_leapfrog), data, batch size, patience, binarisation and "
-                          "optimizer type (delete it to start afresh)")
+                          "optimizer (its type and settings, e.g. the learning rate) "
+                          "(delete it to start afresh)")
         return state
 
     @contextlib.contextmanager
@@ -232,7 +245,8 @@ class Trainer:
             raise invalid("patience", self.patience, "None when no validation data is given")
         device = self._device()
         fingerprint = self._fingerprint(x_train, x_val)
-        state = self._load(fingerprint)
+        settings = self._optimizer_settings()
+        state = self._load(fingerprint, settings)
         result = TrainResult()
         if state is None:
             start = 0
@@ -305,7 +319,7 @@ class Trainer:
             if self.checkpoint is not None:
                 self._save({
                     "format": _FORMAT, "fingerprint": fingerprint, "epoch": epoch,
-                    "model_repr": repr(self.model),
+                    "model_repr": repr(self.model), "optimizer_settings": settings,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "val_seed": val_seed,
                     "best_model": best_state, "bad_epochs": bad_epochs,
