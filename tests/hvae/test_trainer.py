@@ -284,3 +284,19 @@ def test_a_checkpoint_of_other_optimizer_settings_is_refused(tmp_path):
     del state["optimizer_settings"]
     torch.save(state, ckpt)
     assert run(1e-3, 3)[0].resumed_from == 2
+
+
+def test_a_checkpoint_of_more_epochs_than_max_epochs_is_refused(tmp_path):
+    """max_epochs=1 with a checkpoint of 2 epochs returned the model of epoch 2 and a
+    history of 2 epochs, silently: max_epochs was ignored."""
+    x = _data()
+    ckpt = tmp_path / "c.pt"
+    Trainer(_model(), batch_size=20, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    model = _model(seed=3)
+    before = _weights(model)
+    with pytest.raises(ValidationError, match="Invalid max_epochs: 1 .*2 epochs"):
+        Trainer(model, batch_size=20, max_epochs=1, progress=False, checkpoint=ckpt).fit(x)
+    assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
+    res = Trainer(_model(), batch_size=20, max_epochs=2, progress=False,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 2 and res.epochs_run == 2

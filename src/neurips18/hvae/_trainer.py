@@ -75,7 +75,7 @@ class Trainer:
     checkpoint : path or None
         File written (atomically) after every epoch; ``fit`` resumes from it when it exists
         and matches the model, data and settings (the optimizer's among them), and refuses
-        one that does not.
+        one that does not, or that holds more than ``max_epochs`` epochs.
     progress : bool
         tqdm progress bars (epochs, and minibatches within an epoch).
     generator : torch.Generator or int
@@ -254,6 +254,10 @@ class Trainer:
             best_state = None
             bad_epochs = 0
         else:
+            if int(state["epoch"]) > self.max_epochs:  # it would return more than was asked
+                raise invalid("max_epochs", self.max_epochs,
+                              f"at least the {int(state['epoch'])} epochs of the checkpoint "
+                              f"{str(self.checkpoint)!r} (or another checkpoint file)")
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["generator"])
