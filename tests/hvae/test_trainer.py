@@ -300,3 +300,26 @@ def test_a_checkpoint_of_more_epochs_than_max_epochs_is_refused(tmp_path):
     res = Trainer(_model(), batch_size=20, max_epochs=2, progress=False,
                   checkpoint=ckpt).fit(x)
     assert res.resumed_from == 2 and res.epochs_run == 2
+
+
+def test_a_checkpoint_of_another_validation_batch_size_is_refused(tmp_path):
+    """The validation ELBO's noise is drawn per validation batch, so its value depends on
+    val_batch_size (-13.68 with 1000, -13.87 with 7 for the same weights here). A run
+    resumed with another val_batch_size compared its epochs with a best value measured
+    the other way, which decided early stopping and the weights restored, silently."""
+    x, xv = _data(), _data(60, seed=1)
+    ckpt = tmp_path / "c.pt"
+
+    def run(vbs, epochs):
+        return Trainer(_model(), batch_size=20, max_epochs=epochs, patience=1,
+                       progress=False, val_batch_size=vbs, checkpoint=ckpt).fit(x, xv)
+
+    first = run(1000, 1)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*val_batch_size"):
+        run(7, 2)
+    res = run(1000, 2)
+    assert res.resumed_from == 1 and res.history[0] == first.history[0]
+    state = torch.load(ckpt, weights_only=True)  # written before the size was stored
+    del state["val_batch_size"]
+    torch.save(state, ckpt)
+    assert run(1000, 3).resumed_from == 2

@@ -84,7 +84,8 @@ class Trainer:
         the model draws from the global generator (dropout) is reproducible and resumes;
         the global generator is left unchanged.
     val_batch_size : int
-        Examples per validation ELBO evaluation (default 1000).
+        Examples per validation ELBO evaluation (default 1000). Its noise is drawn per
+        batch, so the validation ELBO (and early stopping) depends on this size too.
     """
 
     def __init__(
@@ -189,16 +190,18 @@ class Trainer:
         # what leaves them unchanged (a flow's n_leapfrog, a dropout rate). Checkpoints
         # written before it was stored are compared by the fingerprint alone.
         # The same holds for the optimizer's hyperparameters (learning rate, weight decay),
-        # which its loaded state would replace.
+        # which its loaded state would replace, and for the validation batch size (the
+        # validation ELBO's noise is drawn per batch, and early stopping compares it).
         described = state.get("model_repr", repr(self.model))
         optimizer = state.get("optimizer_settings", settings)
+        val_batch_size = state.get("val_batch_size", self.val_batch_size)
         if (state.get("fingerprint") != fingerprint or described != repr(self.model)
-                or optimizer != settings):
+                or optimizer != settings or val_batch_size != self.val_batch_size):
             raise invalid("checkpoint", str(self.checkpoint),
                           "a checkpoint of this model (its modules and settings, e.g. the "
-                          "flow's n_leapfrog), data, batch size, patience, binarisation and "
-                          "optimizer (its type and settings, e.g. the learning rate) "
-                          "(delete it to start afresh)")
+                          "flow's n_leapfrog), data, batch size, val_batch_size, patience, "
+                          "binarisation and optimizer (its type and settings, e.g. the "
+                          "learning rate) (delete it to start afresh)")
         return state
 
     @contextlib.contextmanager
@@ -324,6 +327,7 @@ class Trainer:
                 self._save({
                     "format": _FORMAT, "fingerprint": fingerprint, "epoch": epoch,
                     "model_repr": repr(self.model), "optimizer_settings": settings,
+                    "val_batch_size": self.val_batch_size,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "val_seed": val_seed,
                     "best_model": best_state, "bad_epochs": bad_epochs,
