@@ -225,7 +225,9 @@ class _LatentModel(nn.Module):
         the flow's joint law of ``(z_K, rho_K)``, whose density is that of ``(z_0, gamma)``).
 
         ``batch_size`` bounds the number of latent samples evaluated at once (examples x
-        samples). ``generator``: a ``torch.Generator`` or int seed (``None``: torch's global
+        samples); the draws are taken chunk by chunk, so another ``batch_size`` gives other
+        draws with the same generator (an estimate as good, not the same digits).
+        ``generator``: a ``torch.Generator`` or int seed (``None``: torch's global
         generator). Runs without building a graph, every submodule in eval mode; each
         submodule's training mode is restored.
         """
