@@ -295,6 +295,33 @@ def test_optimizer_checkpoint_loads_safely_and_resumes_the_same_run(tmp_path):
         assert torch.equal(p, q)
 
 
+def test_a_saved_rounding_stream_is_not_dropped_on_resume():
+    """A state saved with the optimizer's own generator, loaded into one built without:
+    the resumed run would draw from torch's default generator, another stream. Refused;
+    an optimizer given any generator takes the saved stream and repeats the run."""
+    torch.manual_seed(0)
+    w0 = torch.randn(30)
+    g = torch.randn(30)
+
+    def run(opt_gen, state=None, n=3):
+        w = nn.Parameter(w0.clone())
+        opt = StochasticRoundingSGD([w], lr=0.01, fmt=E6M9, generator=opt_gen)
+        if state is not None:
+            opt.load_state_dict(state)
+        for _ in range(n):
+            w.grad = g.clone()
+            opt.step()
+        return w.detach().clone(), opt
+
+    _, saved = run(7, n=2)
+    state = saved.state_dict()
+    with pytest.raises(ValueError, match="state_dict"):
+        run(None, state)
+    a, _ = run(torch.Generator().manual_seed(123), state, n=1)
+    b, _ = run(torch.Generator().manual_seed(456), state, n=1)
+    assert torch.equal(a, b)  # the saved stream, whatever the new generator's seed
+
+
 def test_an_int_seed_is_a_generator():
     w0 = torch.randn(40)
     outs = []

@@ -178,9 +178,17 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Load a :meth:`state_dict` (formats given as dicts or as ``FloatFormat``); the
-        optimizer's generator resumes from the saved state."""
+        optimizer's generator resumes from the saved state. A state saved with a generator
+        needs an optimizer built with one (an error otherwise: its stream would be lost)."""
         sd = dict(state_dict)
         gen_state = sd.pop("generator_state", None)
+        if gen_state is not None and self.generator is None:
+            # the saved run drew its rounding from its own generator: resuming from torch's
+            # default one instead would continue with another stream, silently
+            raise invalid("state_dict", "a state with 'generator_state'",
+                          "an optimizer built with a generator to resume that stream "
+                          "(generator=torch.Generator(); its seed is replaced by the saved "
+                          "state), or the state without its 'generator_state'")
         groups = []
         for g in sd["param_groups"]:
             g = dict(g)
