@@ -156,6 +156,18 @@ def test_zcdp_conversion_inverts_and_is_conservative():
         assert zcdp_epsilon(rho, delta) == pytest.approx(eps, rel=1e-12)
 
 
+def test_zcdp_conversion_of_huge_budgets():
+    """An epsilon of 1e300 (no privacy to speak of, but a valid input) failed with a bare
+    'math domain error': the search bracket for the Renyi order closed below alpha = 1.
+    Now every order searched stays >= 1.01 and the conversion stays conservative."""
+    for rho in (1e6, 1e100, 1e300):
+        e = zcdp_epsilon(rho, 1e-6)
+        assert math.isfinite(e) and rho <= e <= rho + 2.0 * math.sqrt(rho * math.log(1e6))
+    for eps in (1e6, 1e100, 1e300):
+        rho = rho_for_epsilon(eps, 1e-6)
+        assert 0 < rho and zcdp_epsilon(rho, 1e-6) <= eps
+
+
 def test_conversion_is_sound_and_as_tight_as_dp_accounting_rdp():
     from scipy.stats import norm
 

@@ -84,7 +84,10 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
         return 0.0
     # Bun-Steinke's optimum alpha - 1 = sqrt(L / rho) brackets the search
     u0 = 0.5 * math.log(L / rho)
-    lo, hi = max(math.log(_ALPHA_MIN - 1.0), u0 - 6.0), u0 + 6.0
+    # (for a huge rho the optimum lies below _ALPHA_MIN: the bracket closes on it, and no
+    # order reaches 1, where the conversion is undefined)
+    lo = max(math.log(_ALPHA_MIN - 1.0), u0 - 6.0)
+    hi = max(u0 + 6.0, lo)
     g = (math.sqrt(5.0) - 1.0) / 2.0
 
     def f(u: float) -> float:
