@@ -246,7 +246,9 @@ def sample(
         seeded by the operating system, so the chain is not repeatable). A chain continued
         with ``theta0=diagnostics["final_state"]`` and the same generator object (it pickles,
         for a checkpoint) is the uninterrupted chain when the first part had a multiple of
-        256 steps (the draws come in blocks of 256 steps).
+        256 steps (the draws come in blocks of 256 steps); its kept draws are those of the
+        uninterrupted chain when that count is also a multiple of ``thin`` (each call keeps
+        the states at multiples of ``thin`` counted from its own start).
     theta_star : the mode, if already known (skips the search; SGLDFP centres on it).
     mode_rtol : the relative gradient tolerance of the mode search (see
         :func:`~neurips18.sgmcmc.find_mode`; default: its own).
