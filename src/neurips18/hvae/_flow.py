@@ -69,7 +69,7 @@ class HamiltonianFlow(nn.Module):
     beta0_init : float in (0, 1) or None
         Initial inverse temperature. ``None``: 2/3 for ``"fixed"`` (initial temperature 1.5)
         and ``0.9^(2K)`` for ``"free"`` (every alpha_k = 0.9), the paper's MNIST settings.
-        Ignored for ``"none"``.
+        Must be None for ``"none"`` (an error otherwise: it would have no effect).
     learn_step_sizes, learn_tempering : bool
         Whether the step sizes / tempering parameters are trained (default: both).
     grad_clip : float > 0 or None
@@ -142,6 +142,9 @@ class HamiltonianFlow(nn.Module):
                                        requires_grad=learn_step_sizes)
 
         if self.tempering == "none":
+            if beta0_init is not None:  # checked and refused rather than dropped silently
+                raise invalid("beta0_init", beta0_init,
+                              "None with tempering='none' (no tempering: beta_0 = 1)")
             self.beta0_init = 1.0
         else:
             default = 2.0 / 3.0 if self.tempering == "fixed" else 0.81 ** K

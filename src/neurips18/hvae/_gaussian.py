@@ -185,7 +185,9 @@ def fit_gaussian_model(
     planar: _Planar | None = None
     if method == "hvae":
         flow = HamiltonianFlow(d, n_leapfrog, tempering=tempering, step_size_init=0.005,
-                               max_step_size=0.5, beta0_init=1 / 25, grad_clip=None).double()
+                               max_step_size=0.5,
+                               beta0_init=None if tempering == "none" else 1 / 25,
+                               grad_clip=None).double()
         params += list(flow.parameters())
     elif method == "planar":
         planar = _Planar(d, n_flow, gen)

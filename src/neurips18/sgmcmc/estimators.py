@@ -26,8 +26,9 @@ to resolve the O(1/N) biases the paper studies. For the covariance the correctio
 covariance recursion (:func:`neurips18.sgmcmc.covariance_operator`); for Gaussian targets the
 corrected estimator has zero variance under LMC and SGLDFP, and a small one under SGLD and
 SGD, whose minibatch noise depends on theta (measured on linear regression: an error about
-2e-4 relative, some ten times below the plain estimate's). Neither estimator needs the gradient at every step: the
-full gradient on thinned draws suffices (each draw is itself distributed as pi_gamma).
+2e-4 relative, some ten times below the plain estimate's). Neither estimator needs the
+gradient at every step: the full gradient on thinned draws suffices (each draw is itself
+distributed as pi_gamma).
 
 The same identities hold for exact posterior samples (E_pi[grad U] = 0 by integration by parts).
 """
