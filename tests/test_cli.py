@@ -163,6 +163,9 @@ def test_papers_in_parallel_processes_give_the_sequential_results(tmp_path):
     # each paper's table is printed whole and in the order asked for, then one summary
     assert par.stdout.index("== mrs (smoke) ==") < par.stdout.index("== dp_kmeans (smoke) ==")
     assert par.stdout.count("== summary ==") == 1
+    # a smoke run says that its verdicts are not a test of the claims
+    for run in (seq, par):
+        assert run.stdout.rstrip().endswith(cli.SMOKE_NOTE)
     rows = {line.split()[0]: line.split()[1:4] for line in par.stdout.splitlines()
             if line.split()[:1] in (["mrs"], ["dp_kmeans"])}
     for name in papers:

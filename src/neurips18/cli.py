@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("paper", nargs="+",
                     help="one or more paper names from `neurips18 list`, or `all`")
     rp.add_argument("--profile", default="quick",
-                    help="smoke (seconds), quick (the main job) or full (the committed results)")
+                    help="smoke (seconds: a plumbing check, too small to test the papers' "
+                         "claims), quick (the main job) or full (the committed results)")
     rp.add_argument("--out", default=None,
                     help="output directory (default: runs/<profile>; the committed full-profile "
                          "results live in results/, written with --out results)")
@@ -177,7 +178,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         summary.append((name, str(counts["pass"]), str(counts["fail"]),
                         str(counts["no-reference"]), f"{res.wall_time_s:.1f}",
                         ("FAIL" if counts["fail"] else "ok") + resumed))
-    _print_summary(summary, Path(args.out))
+    _print_summary(summary, Path(args.out), args.profile)
     if data_error:
         return EXIT_USAGE
     return EXIT_FAIL if any_fail else EXIT_OK
@@ -186,13 +187,20 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 _SUMMARY_HEADER = "\n== summary =="
 
 
-def _print_summary(summary: list[tuple[str, ...]], out: Path) -> None:
+SMOKE_NOTE = ("smoke profile: a plumbing check that runs in seconds, far too small to test "
+              "the papers' claims, so its pass/fail verdicts say nothing about them; the "
+              "claims are judged by --profile quick (the main job) and full")
+
+
+def _print_summary(summary: list[tuple[str, ...]], out: Path, profile: str) -> None:
     print(_SUMMARY_HEADER)
     header = ("paper", "pass", "fail", "no-ref", "wall s", "status")
     w = [max(len(r[i]) for r in [header, *summary]) for i in range(len(header))]
     for r in [header, *summary]:
         print("  ".join(f"{c:<{w[i]}}" for i, c in enumerate(r)).rstrip())
     print(f"results: {out.resolve()}")
+    if profile == "smoke":
+        print(SMOKE_NOTE)
 
 
 def _usable_cpus() -> int:
@@ -261,7 +269,7 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
             proc.wait()
             log.close()
         logs.cleanup()
-    _print_summary(summary, Path(args.out))
+    _print_summary(summary, Path(args.out), args.profile)
     statuses = [r[-1] for r in summary]
     if any(s in ("data error", "usage error") for s in statuses):
         return EXIT_USAGE
