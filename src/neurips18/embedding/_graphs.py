@@ -110,15 +110,27 @@ def norm_bounds(a: sp.csr_matrix, n_iter: int = 60) -> tuple[float, float]:
     matrix, whose norm is its Perron root: ``hi`` is the Collatz-Wielandt bound
     ``max_i (A v)_i / v_i`` and ``lo`` the Rayleigh quotient, at a positive ``v`` after
     ``n_iter`` shifted power iterations from the all-ones vector. Lanczos is avoided: on
-    chains and lattices the top of the spectrum is so clustered that it converges slowly."""
+    chains and lattices the top of the spectrum is so clustered that it converges slowly.
+
+    The shift is the largest weight, so the iterates (and the bounds, relative to the
+    norm) do not depend on the unit of the weights: ``c A`` gets ``c`` times the bounds
+    of ``A``. Nodes without an edge take no part in the upper bound (their ratio is 0, and
+    their entry of ``v`` decays towards 0 relative to the rest)."""
     m = a.shape[0]
     v = np.ones(m)
-    shift = 1.0  # A + I keeps v positive and separates the Perron root from -rho
-    lo, hi = 0.0, float(np.asarray(a.sum(axis=1)).max())
+    # A + w I (w the largest weight) keeps v positive and separates the Perron root
+    # from -rho (an eigenvalue of every bipartite graph: chains, lattices)
+    shift = float(np.abs(a.data).max()) if a.nnz else 1.0
+    row_sums = np.asarray(a.sum(axis=1)).ravel()
+    linked = row_sums > 0
+    lo, hi = 0.0, float(row_sums.max())
     for _ in range(n_iter):
         av = np.asarray(a @ v)
         lo = max(lo, float(v @ av) / float(v @ v))
-        hi = min(hi, float((av / v).max()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float((av[linked] / v[linked]).max())
+        if ratio < hi:  # False for a NaN (0/0 after an underflow): hi is kept
+            hi = ratio
         if hi - lo <= 1e-12 * hi:
             break
         v = av + shift * v
