@@ -341,3 +341,18 @@ def test_alpha_with_the_nonconvex_method_is_not_silently_ignored():
         warnings.simplefilter("error")
         GaussianEmbedding(1, random_state=0).fit(X, A)
         GaussianEmbedding(1, method="convex", alpha=0.01, random_state=0).fit(X, A)
+
+
+def test_no_positive_direction_in_the_least_squares_estimate_gives_a_finite_fit():
+    """Data from a negative definite M: the least-squares estimate has no positive
+    eigenvalue, the spectral start is tiny, and the step 1 / (4 ||Szz|| ||V0||^2) was
+    about 1e10 (the iterates overflowed and fit ended in a bare LinAlgError). The best
+    PSD M is 0 here (tr(M Szx) <= 0 for every PSD M when Szx is negative definite)."""
+    A = chain_graph(2000)
+    X = sample_gaussian_embedding(A, -0.4 * np.eye(4), generator=1)
+    s = _core.stats(X, A @ X)
+    assert np.linalg.eigvalsh(s.szx).max() < 0
+    est = GaussianEmbedding(2, random_state=0).fit(X, A)
+    assert np.isfinite(est.M_).all()
+    assert np.abs(est.M_).max() < 1e-12
+    assert est.score(X, A) == pytest.approx(-0.5 * s.sxx - 2 * np.log(2 * np.pi), rel=1e-12)

@@ -108,11 +108,21 @@ class Fit:
 def nonconvex(s: Stats, V0: np.ndarray, *, max_iter: int, tol: float,
               step: float | None = None) -> Fit:
     """Gradient descent on ``V`` for ``loss(V V^T)`` from ``V0`` with the fixed step
-    ``1 / (4 ||Szz|| ||V0 V0^T||)``; stops when ``||V_t+1 - V_t|| <= tol ||V_t||``."""
+    ``1 / (4 ||Szz|| sigma)``, ``sigma = max(||V0 V0^T||, ||Szx|| / ||Szz||)``; stops
+    when ``||V_t+1 - V_t|| <= tol ||V_t||``.
+
+    The spectral start has ``||V0 V0^T|| >= ||Szx|| / ||Szz||`` whenever the largest
+    eigenvalue of the least-squares estimate is also the largest in modulus (the usual
+    case), and then the step is the paper's ``1 / (4 ||Szz|| ||M0||)``. When that estimate
+    has only small positive eigenvalues, ``V0`` is tiny and that step would be huge, while
+    near ``V = 0`` the gradient is ``-2 Szx V`` and needs a step below ``1 / ||Szx||``; the
+    floor keeps it at ``1 / (4 ||Szx||)`` at most."""
     V = V0.copy()
     if step is None:
-        sigma = float(np.linalg.norm(V, 2)) ** 2
-        step = 1.0 / (4.0 * float(np.linalg.norm(s.szz, 2)) * max(sigma, 1e-12))
+        norm_zz = float(np.linalg.norm(s.szz, 2))
+        sigma = max(float(np.linalg.norm(V, 2)) ** 2,
+                    float(np.linalg.norm(s.szx, 2)) / max(norm_zz, 1e-300))
+        step = 1.0 / (4.0 * norm_zz * max(sigma, 1e-12))
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
