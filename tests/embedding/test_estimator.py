@@ -356,3 +356,41 @@ def test_no_positive_direction_in_the_least_squares_estimate_gives_a_finite_fit(
     assert np.isfinite(est.M_).all()
     assert np.abs(est.M_).max() < 1e-12
     assert est.score(X, A) == pytest.approx(-0.5 * s.sxx - 2 * np.log(2 * np.pi), rel=1e-12)
+
+
+def test_refit_without_the_path_drops_the_old_path():
+    """alphas_ and cv_scores_ describe the penalty path of the last fit; a refit with a
+    given alpha, or with the nonconvex method, used to keep the previous fit's path."""
+    A = chain_graph(300)
+    X, _ = field(A, p=5, r=2)
+    est = GaussianEmbedding(2, method="convex", random_state=0).fit(X, A)
+    assert est.alphas_.size > 1 and est.cv_scores_.size == est.alphas_.size
+    est.set_params(alpha=0.01).fit(X, A)
+    assert est.alpha_ == 0.01
+    assert not hasattr(est, "alphas_") and not hasattr(est, "cv_scores_")
+    est.set_params(alpha=None).fit(X, A)
+    assert hasattr(est, "alphas_")
+    est.set_params(method="nonconvex").fit(X, A)
+    assert not hasattr(est, "alphas_") and not hasattr(est, "cv_scores_")
+
+
+def test_a_refused_refit_leaves_the_fitted_model_whole():
+    """A refit refused by a check (here rank >= p, or a graph of the wrong size) used to
+    overwrite n_features_in_ and feature_names_in_ first, so the old M_ was then paired
+    with the refused data's columns."""
+    A = chain_graph(200)
+    X, _ = field(A, p=5, r=2)
+    named = pd.DataFrame(X, columns=list("abcde"))
+    est = GaussianEmbedding(2, random_state=0).fit(named, A)
+    M = est.M_.copy()
+    with pytest.raises(ValidationError, match="Invalid rank"):
+        est.fit(X[:, :2], A)
+    other = pd.DataFrame(X, columns=list("vwxyz"))
+    with pytest.raises(ValidationError, match="Invalid graph"):
+        est.fit(other, chain_graph(150))
+    assert est.n_features_in_ == 5
+    assert list(est.feature_names_in_) == list("abcde")
+    np.testing.assert_array_equal(est.M_, M)
+    est.predict(named, A)
+    with pytest.raises(ValidationError, match="column names seen in fit"):
+        est.predict(other, A)

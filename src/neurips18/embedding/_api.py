@@ -173,7 +173,8 @@ class GaussianEmbedding(BaseEstimator):
         rank-``rank`` factor of ``M_`` (convex).
     n_iter_, converged_ : iterations of the final solve and whether ``tol`` was reached.
     alpha_ : the penalty used (convex); ``alphas_``, ``cv_scores_``: the path's penalties
-        (those whose solution has rank <= ``rank``) and their held-out scores.
+        (those whose solution has rank <= ``rank``) and their held-out scores; present
+        only after a fit that ran the path (``method="convex"``, ``alpha=None``).
     graph_norm_ : ``||A||_2`` of the training graph from above (a Collatz-Wielandt bound,
         exact on regular graphs and tight to about 1e-4 on chains and lattices).
     validity_ : ``graph_norm_ * ||M_||_2``, the validity product (from above).
@@ -219,19 +220,22 @@ class GaussianEmbedding(BaseEstimator):
             raise invalid("graph", graph, "an (m, m) adjacency matrix (dense or "
                                           "scipy.sparse): fit(X, graph)")
         Xc = _check_x(X)
-        if fitting:
-            self.n_features_in_ = Xc.shape[1]
-            cols = getattr(X, "columns", None)
-            if cols is not None and all(isinstance(c, str) for c in cols):
-                self.feature_names_in_ = np.asarray(cols, dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        else:
+        if not fitting:
             if Xc.shape[1] != self.n_features_in_:
                 raise invalid("X", X, f"{self.n_features_in_} columns, as seen in fit")
             self._check_names(X)
         a = check_graph(graph, Xc.shape[0])
         return Xc, a
+
+    def _set_input_attributes(self, X: Any, p: int) -> None:
+        """``n_features_in_`` and ``feature_names_in_`` of a fit, set only once its input
+        has passed every check (a refused refit leaves the fitted model whole)."""
+        self.n_features_in_ = p
+        cols = getattr(X, "columns", None)
+        if cols is not None and all(isinstance(c, str) for c in cols):
+            self.feature_names_in_ = np.asarray(cols, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
 
     def _check_names(self, X: Any) -> None:
         """Columns named in fit must come back with the same names in the same order
@@ -335,6 +339,10 @@ class GaussianEmbedding(BaseEstimator):
         s = _core.stats(Xc, Z)
         if not np.isfinite(s.szz).all() or not np.isfinite(s.szx).all():
             raise invalid("X", X, "values small enough that A X and X^T A X are finite")
+        self._set_input_attributes(X, p)
+        for name in ("alphas_", "cv_scores_"):  # set again only by the penalty path
+            if hasattr(self, name):
+                delattr(self, name)
         if params["method"] == "nonconvex":
             if params["alpha"] is not None:
                 warnings.warn(f"GaussianEmbedding: alpha={params['alpha']!r} is ignored by "
