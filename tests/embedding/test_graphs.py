@@ -129,3 +129,24 @@ def test_norm_bounds_with_heavy_weights_and_an_isolated_node():
         lo, hi = norm_bounds(check_graph(A))
     assert lo <= exact * (1 + 1e-12) and exact <= hi * (1 + 1e-12)
     assert hi <= exact * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("fmt", ["coo", "csr"])
+def test_duplicate_entries_mean_the_same_in_every_format(fmt):
+    """Edge 0-1 given three times (uint8 weights 200, 100, 1, summing past 255), and a
+    boolean edge given twice: COO used to sum the uint8 duplicates in uint8 (45) while CSR
+    summed them in float64 (301), and a boolean edge given twice weighed 2 in CSR but 1
+    in COO."""
+    rows, cols = np.array([0, 0, 0, 1, 1, 1]), np.array([1, 1, 1, 0, 0, 0])
+    w = np.array([200, 100, 1, 200, 100, 1], dtype=np.uint8)
+    flags = np.array([True, True, False, True, True, False])
+    for data, expected in [(w, 301.0), (flags, 1.0)]:
+        if fmt == "coo":
+            B = sp.coo_matrix((data, (rows, cols)), shape=(2, 2))
+        else:  # a non-canonical CSR: the duplicates stay as given
+            B = sp.csr_matrix((data, cols, np.array([0, 3, 6])), shape=(2, 2))
+        before = (B.copy().data.copy(), B.nnz)
+        a = check_graph(B)
+        assert a[0, 1] == expected and a[1, 0] == expected
+        np.testing.assert_array_equal(B.data, before[0])  # the user's matrix untouched
+        assert B.nnz == before[1]

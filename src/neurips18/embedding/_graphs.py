@@ -59,13 +59,25 @@ def lattice_graph(rows: int, cols: int) -> sp.csr_matrix:
 def check_graph(graph: Any, n_nodes: int | None = None, name: str = "graph") -> sp.csr_matrix:
     """``graph`` as a float64 CSR copy after checking that it is a valid adjacency matrix:
     square, ``n_nodes`` rows when given, finite, symmetric (up to rounding), non-negative
-    weights, zero diagonal (a node is not its own neighbour) and at least one edge."""
+    weights, zero diagonal (a node is not its own neighbour) and at least one edge.
+    Duplicate entries of a sparse matrix are summed in float64 (for a boolean matrix they
+    mark one edge of weight 1), whatever its format."""
     if sp.issparse(graph):
         if graph.ndim != 2:
             raise invalid(name, graph, "a 2-D adjacency matrix")
         if graph.dtype.kind not in "fiub":
             raise invalid(name, graph, "numeric weights")
-        a = sp.csr_matrix(graph, dtype=np.float64, copy=True)
+        # duplicate entries mean the same in every format: a boolean matrix's combine
+        # as True + True = True (an edge is there or not), numbers are summed in float64
+        # (COO duplicates used to be summed in the input dtype, so uint8 weights 200 and
+        # 101 made 45 in COO and 301 in CSR, and a duplicated True made 1 in COO and 2 in
+        # CSR)
+        if graph.dtype.kind == "b":
+            a = graph.tocsr(copy=True)
+            a.sum_duplicates()
+            a = sp.csr_matrix(a, dtype=np.float64)
+        else:
+            a = sp.csr_matrix(graph.astype(np.float64))
         a.sum_duplicates()
         values = a.data
     else:
