@@ -394,3 +394,21 @@ def test_a_refused_refit_leaves_the_fitted_model_whole():
     est.predict(named, A)
     with pytest.raises(ValidationError, match="column names seen in fit"):
         est.predict(other, A)
+
+
+@pytest.mark.parametrize("scale", [1e-100, 1e100])
+def test_the_convex_path_does_not_depend_on_the_unit_of_x(scale):
+    """Scaling X by c scales the loss by c^2: the path's penalties scale by c^2 and the
+    fit stays. The bisection's midpoint sqrt(lo * hi) under- or overflowed (c = 1e-100:
+    0, c = 1e100: inf), so the bisections were lost or an infinite penalty was taken
+    into the path (M_ off by 1.3e-4 at c = 1e100, with a spurious shrinkage warning)."""
+    A = chain_graph(1000)
+    X, _ = field(A, p=4, r=2)
+    ref = GaussianEmbedding(2, method="convex", random_state=0).fit(X, A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = GaussianEmbedding(2, method="convex", random_state=0).fit(scale * X, A)
+    assert np.isfinite(est.alphas_).all()
+    np.testing.assert_allclose(est.alphas_ / scale**2, ref.alphas_, rtol=1e-10)
+    assert est.alpha_ / scale**2 == pytest.approx(ref.alpha_, rel=1e-10)
+    np.testing.assert_allclose(est.M_, ref.M_, rtol=0, atol=1e-10)

@@ -284,7 +284,9 @@ class GaussianEmbedding(BaseEstimator):
         if above is not None:
             lo, hi = alphas[-1], above
             for _ in range(_REFINE_STEPS):
-                mid = math.sqrt(lo * hi)
+                prod = lo * hi  # under- or overflows for a field in tiny or huge units
+                mid = (math.sqrt(prod) if _TINY_NORMAL <= prod < math.inf
+                       else math.sqrt(lo) * math.sqrt(hi))
                 fit = _core.convex(s, mid, M, max_iter=self.max_iter, tol=self.tol)
                 if np.linalg.matrix_rank(fit.M, hermitian=True) > rank:
                     hi = mid
@@ -403,6 +405,7 @@ class GaussianEmbedding(BaseEstimator):
         return tags
 
 
+_TINY_NORMAL = np.finfo(np.float64).tiny
 _REFINE_STEPS = 5  # bisections of the rank boundary on the convex path
 _SHRUNK_FACTOR = 1.5  # admissible penalties all within this factor of alpha_max: warn
 
