@@ -396,6 +396,25 @@ def test_a_refused_refit_leaves_the_fitted_model_whole():
         est.predict(other, A)
 
 
+@pytest.mark.parametrize("method", ["nonconvex", "convex"])
+def test_a_field_too_small_or_zero_on_every_edge_is_refused(method):
+    """M does not depend on the scale of X, but a field scaled by 1e-160 underflows in
+    X^T A X: the convex fit returned M_ = 0 without a word (the nonconvex one a bare
+    LinAlgError), and an all-zero field a ZeroDivisionError."""
+    A = chain_graph(1000)
+    X, _ = field(A, p=4, r=2)
+    est = GaussianEmbedding(2, method=method, random_state=0)
+    with pytest.raises(ValidationError, match=r"Invalid X: .*does not underflow"):
+        est.fit(1e-160 * X, A)
+    with pytest.raises(ValidationError, match=r"Invalid X: .*neighbour sums A X are all 0"):
+        est.fit(np.zeros((1000, 4)), A)
+    B = sp.block_diag([chain_graph(999), sp.csr_matrix((1, 1))]).tocsr()
+    lone = np.zeros((1000, 4))
+    lone[-1] = 1.0  # nonzero only on the node without neighbours
+    with pytest.raises(ValidationError, match=r"Invalid X: .*neighbour sums A X are all 0"):
+        est.fit(lone, B)
+
+
 @pytest.mark.parametrize("scale", [1e-100, 1e100])
 def test_the_convex_path_does_not_depend_on_the_unit_of_x(scale):
     """Scaling X by c scales the loss by c^2: the path's penalties scale by c^2 and the

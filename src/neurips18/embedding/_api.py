@@ -341,6 +341,16 @@ class GaussianEmbedding(BaseEstimator):
         s = _core.stats(Xc, Z)
         if not np.isfinite(s.szz).all() or not np.isfinite(s.szx).all():
             raise invalid("X", X, "values small enough that A X and X^T A X are finite")
+        x_max, z_max = float(np.abs(Xc).max()), float(np.abs(Z).max())
+        if z_max == 0.0:
+            raise invalid("X", X, "a field that is nonzero on some node with a neighbour "
+                                  "(the neighbour sums A X are all 0: nothing to fit)")
+        if min(x_max, z_max) < _UNDERFLOW:
+            raise invalid("X", X, f"values large enough that X^T A X does not underflow; "
+                                  f"largest |X| is {x_max:.3g}, largest |A X| {z_max:.3g} "
+                                  f"(both at least {_UNDERFLOW:g}); multiply X by a constant "
+                                  "(M_ does not change; a given alpha scales with its "
+                                  "square) or the graph's weights (M_ scales inversely)")
         self._set_input_attributes(X, p)
         for name in ("alphas_", "cv_scores_"):  # set again only by the penalty path
             if hasattr(self, name):
@@ -405,6 +415,10 @@ class GaussianEmbedding(BaseEstimator):
         return tags
 
 
+# below this, products in X^T A X fall under about 1e-290 and lose digits to underflow,
+# and ||Szz|| >= max|A X|^2 / m may reach the solvers' 1e-300 floors (the fit of a field
+# scaled by 1e-160 was M_ = 0 with the convex method, a LinAlgError with the nonconvex)
+_UNDERFLOW = 1e-145
 _TINY_NORMAL = np.finfo(np.float64).tiny
 _REFINE_STEPS = 5  # bisections of the rank boundary on the convex path
 _SHRUNK_FACTOR = 1.5  # admissible penalties all within this factor of alpha_max: warn
