@@ -348,3 +348,30 @@ def test_a_chain_resumed_from_a_checkpoint_is_the_uninterrupted_chain(make_logis
                   kernel=kernel)
     whole = sample(m, "sgldfp", 1e-3, 10, 812, theta_star=ts, generator=21, kernel=kernel)
     np.testing.assert_array_equal(np.concatenate([first.draws, rest.draws]), whole.draws)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgldfp_refuses_a_given_centre_that_is_not_the_mode(make_linear, dtype):
+    # the control-variate estimate has mean grad U(theta) - grad U(theta_star): centred at a
+    # point that is not the mode, the chain is drawn to that point (on this linear model its
+    # mean was 0 and 1.5 away from the posterior mean for the centres below), so such a
+    # centre is refused; the mode itself, found here or by find_mode, is accepted
+    from neurips18.sgmcmc import find_mode, posterior_moments
+
+    m = make_linear(n=2000, d=3, dtype=dtype)
+    mu, _ = posterior_moments(m)
+    for wrong in (np.zeros(3), mu + 0.5):
+        with pytest.raises(ValidationError, match="Invalid theta_star.*mode of the posterior"):
+            control_variates(m, wrong)
+        with pytest.raises(ValidationError, match="Invalid theta_star"):
+            sample(m, "sgldfp", 1 / 4000, 20, 10, theta_star=wrong, generator=0)
+    control_variates(m, find_mode(m))
+    control_variates(m, control_variates(m).theta_star)
+    res = sample(m, "sgldfp", 1 / 4000, 20, 10, theta_star=mu.tolist(), generator=0)
+    assert res.diagnostics["theta_star"] == pytest.approx(mu.tolist(), rel=1e-6)
+    # a deliberately approximate centre stays possible with a looser tolerance
+    near = mu + 1e-4
+    with pytest.raises(ValidationError, match="Invalid theta_star"):
+        control_variates(m, near)
+    assert control_variates(m, near, rtol=1e-2).grad_norm > 0
+    sample(m, "sgldfp", 1 / 4000, 20, 10, theta_star=near, mode_rtol=1e-2, generator=0)

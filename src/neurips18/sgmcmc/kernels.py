@@ -43,7 +43,14 @@ from neurips18._validation import (
     check_array,
     invalid,
 )
-from neurips18.sgmcmc.models import Array, Model, as_model, check_theta, find_mode
+from neurips18.sgmcmc.models import (
+    Array,
+    Model,
+    _default_rtol,
+    as_model,
+    check_theta,
+    find_mode,
+)
 
 __all__ = [
     "ControlVariateGradient",
@@ -180,17 +187,37 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
     """The control-variate gradient estimator of ``model`` centred at its mode (SGLDFP).
 
     The mode is found with :func:`~neurips18.sgmcmc.find_mode` (to ``rtol``) unless
-    ``theta_star`` is given."""
+    ``theta_star`` is given. A given ``theta_star`` must be a mode to the same test:
+    ``||grad U(theta_star)|| <= rtol * max(1, ||grad log prior(0)||, ||sum_i grad log
+    p_i(0)||)``, with ``rtol`` (default find_mode's, and at least 1e-5 for a float32 model,
+    whose gradient sums round at about that level) checked on the gradient in the model's
+    dtype. The estimator's mean is grad U(theta) - grad U(theta_star), so a chain centred
+    at a point that is not the mode is drawn to that point instead of the posterior."""
     m = as_model(model)
+    if rtol is not None:
+        rtol = float(check("rtol", rtol, Interval(float, 0.0, None, closed="neither")))
     if theta_star is None:
         ts64 = find_mode(m) if rtol is None else find_mode(m, rtol=rtol)
     else:
         ts64 = check_theta(m, theta_star, "theta_star")
     ts = np.asarray(ts64, dtype=m.dtype)
     g = np.asarray(m.grad_potential(ts), dtype=m.dtype)
+    grad_norm = float(np.linalg.norm(g.astype(np.float64)))
+    if theta_star is not None:
+        tol = _default_rtol(m) if rtol is None else rtol
+        if m.dtype != np.float64:
+            tol = max(tol, 1e-5)
+        limit = tol * m._mode_scale(np.zeros(m.dim, dtype=m.dtype))
+        if not grad_norm <= limit:
+            raise invalid("theta_star", theta_star,
+                          f"a mode of the posterior, ||grad U(theta_star)|| <= {limit:.3g} "
+                          f"(rtol={tol:g}), got {grad_norm:.3g}: SGLDFP centred at a point "
+                          "that is not the mode samples around that point, not the "
+                          "posterior; omit theta_star to have the mode found, or pass a "
+                          "larger rtol (mode_rtol= in sample()) to accept this centre")
     return ControlVariateGradient(
         model=m, theta_star=ts,
-        grad_norm=float(np.linalg.norm(g.astype(np.float64))),
+        grad_norm=grad_norm,
         grad_log_prior_star=np.asarray(m.grad_log_prior(ts), dtype=m.dtype),
         diff=m.control_variate(ts), grad_star=g,
     )

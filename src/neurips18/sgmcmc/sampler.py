@@ -249,9 +249,12 @@ def sample(
         256 steps (the draws come in blocks of 256 steps); its kept draws are those of the
         uninterrupted chain when that count is also a multiple of ``thin`` (each call keeps
         the states at multiples of ``thin`` counted from its own start).
-    theta_star : the mode, if already known (skips the search; SGLDFP centres on it).
+    theta_star : the mode, if already known (skips the search; SGLDFP centres on it, and
+        refuses a point whose gradient fails the mode search's tolerance, see
+        :func:`~neurips18.sgmcmc.control_variates`).
     mode_rtol : the relative gradient tolerance of the mode search (see
-        :func:`~neurips18.sgmcmc.find_mode`; default: its own).
+        :func:`~neurips18.sgmcmc.find_mode`; default: its own), and of SGLDFP's test of a
+        given ``theta_star``.
     divergence_threshold : stop with :class:`DivergenceError` when
         ``||theta - theta0|| > divergence_threshold``; default ``1e6 * (1 + ||theta0||)``.
         Non-finite states always stop the chain.
