@@ -184,3 +184,30 @@ def test_dataframe_input_nan_and_no_aliasing():
     bad.iloc[3, 1] = np.nan  # a missing value is refused with the parameter named
     with pytest.raises(ValueError, match="Invalid X.*1 NaN or inf"):
         BayesianLogisticRegression(bad, y, 1.0)
+
+
+def test_glm_data_and_hyperparameters_are_read_only(make_linear, make_logistic):
+    # a model caches pieces of its data and hyperparameters (the prior term the NumPy step
+    # uses, the C kernel's constants, the Lipschitz constant, the closed forms); setting
+    # prior_precision = 50 on a built model left the NumPy chain on lambda = 1 and the C
+    # chain on lambda = 50 (means 1.03 and 0.94 on the same draws), so such changes raise
+    from neurips18.sgmcmc import posterior_moments, sample
+
+    lin = make_linear(n=300, d=2)
+    before = posterior_moments(lin)[1].copy()
+    L = lin.lipschitz_constant()
+    for m in (lin, make_logistic(n=300, d=2)):
+        with pytest.raises(AttributeError):
+            m.prior_precision = 50.0
+        with pytest.raises(ValueError, match="read-only"):
+            m.X[0, 0] = 10.0
+        with pytest.raises(ValueError, match="read-only"):
+            m.y[:] = 1.0
+        assert m.prior_precision == 1.0
+    with pytest.raises(AttributeError):
+        lin.noise_variance = 4.0
+    np.testing.assert_array_equal(posterior_moments(lin)[1], before)
+    assert lin.lipschitz_constant() == L
+    a = sample(lin, "sgld", 1e-3, 10, 300, generator=1, kernel="numpy")
+    b = sample(lin, "sgld", 1e-3, 10, 300, generator=1)
+    np.testing.assert_allclose(a.draws, b.draws, rtol=1e-9, atol=1e-12)

@@ -258,10 +258,30 @@ class _GaussianPriorGLM(Model):
 
     def __init__(self, X: ArrayLike, y: ArrayLike, prior_precision: float, dtype: Any) -> None:
         self.dtype = _check_dtype(dtype)
-        self.prior_precision = _check_positive("prior_precision", prior_precision)
-        self.X, self.y = _check_design(X, y, self.dtype)
-        self.n_data, self.dim = self.X.shape
-        self._lam = self.dtype.type(self.prior_precision)
+        self._prior_precision = _check_positive("prior_precision", prior_precision)
+        self._X, self._y = _check_design(X, y, self.dtype)
+        # the model derives cached pieces from its data and hyperparameters (the prior term
+        # in its dtype, the Lipschitz constant, the closed forms, the C kernel's constants):
+        # they are read-only, so a changed value means a new model, never a stale mixture
+        self._X.flags.writeable = False
+        self._y.flags.writeable = False
+        self.n_data, self.dim = self._X.shape
+        self._lam = self.dtype.type(self._prior_precision)
+
+    @property
+    def X(self) -> Array:
+        """The design matrix (the model's own read-only copy, in its dtype)."""
+        return self._X
+
+    @property
+    def y(self) -> Array:
+        """The responses (the model's own read-only copy, in its dtype)."""
+        return self._y
+
+    @property
+    def prior_precision(self) -> float:
+        """lambda of the N(0, I / lambda) prior (read-only: build a new model to change it)."""
+        return self._prior_precision
 
     # per-example pieces, vectorised over z
     def _ell(self, z: Array, y: Array) -> Array:
@@ -384,10 +404,15 @@ class BayesianLinearRegression(_GaussianPriorGLM):
         dtype: Any = np.float64,
     ) -> None:
         super().__init__(X, y, prior_precision, dtype)
-        self.noise_variance = _check_positive("noise_variance", noise_variance)
+        self._noise_variance = _check_positive("noise_variance", noise_variance)
         self._curv_max = 1.0 / self.noise_variance
         self._inv_s2 = self.dtype.type(1.0 / self.noise_variance)
         self._target = (self.y.astype(np.float64) / self.noise_variance).astype(self.dtype)
+
+    @property
+    def noise_variance(self) -> float:
+        """sigma^2 of the Gaussian likelihood (read-only: build a new model to change it)."""
+        return self._noise_variance
 
     def _link(self, z: Array) -> Array:
         return z * (self._inv_s2 if z.dtype == self.dtype else 1.0 / self.noise_variance)
