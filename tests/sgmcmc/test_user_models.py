@@ -201,3 +201,33 @@ def test_user_models_declare_their_lipschitz_constant():
             sample(model, "sgld", 3 / L, 20, 50, generator=0)
     with pytest.raises(ValidationError, match="lipschitz_constant"):
         _torch_logistic(X, y, lipschitz_constant=-1.0)
+
+
+def test_torch_model_keeps_its_own_copy_of_the_data():
+    # like the GLMs, a TorchModel must not follow later in-place changes to the caller's
+    # tensors: an SGLDFP estimator built on it caches the gradient at its centre, and the
+    # chain would then be centred on the old data's mode while stepping on the new data
+    from neurips18.sgmcmc import control_variates, sgldfp_step
+
+    X, y = _logistic_data(n=300, d=3)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+
+    def loglik(th, batch):
+        x, t = batch
+        z = x @ th
+        return t * z - torch.nn.functional.softplus(z)
+
+    m = TorchModel(loglik, lambda th: -0.5 * (th * th).sum(), (Xt, yt), 3)
+    glm = BayesianLogisticRegression(X, y, 1.0)
+    cv = control_variates(m)
+    theta = np.array([0.3, -0.2, 0.1])
+    g0 = m.grad_potential(theta)
+    Xt.mul_(0.0)
+    yt.fill_(1.0)
+    np.testing.assert_allclose(m.grad_potential(theta), g0, rtol=1e-12)
+    np.testing.assert_allclose(m.grad_potential(theta), glm.grad_potential(theta), rtol=1e-10)
+    assert np.linalg.norm(m.grad_potential(cv.theta_star)) < 1e-6
+    idx = np.arange(0, 300, 7)
+    a = sgldfp_step(m, theta, 1e-3, idx, 3, cv)
+    b = sgldfp_step(glm, theta, 1e-3, idx, 3, control_variates(glm))
+    np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)

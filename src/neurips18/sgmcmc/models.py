@@ -491,7 +491,8 @@ class TorchModel(Model):
         ``theta`` is a 1-d tensor of length ``dim`` and ``batch`` is ``data`` indexed along
         its first axis (a tensor, or a tuple of tensors indexed together).
     log_prior : ``g(theta) -> scalar Tensor``.
-    data : a tensor or tuple of tensors with ``n_data`` rows.
+    data : a tensor or tuple of tensors with ``n_data`` rows (copied: the model does not see
+        later changes to them).
     dim : number of parameters.
     dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
     lipschitz_constant : a bound on the largest Hessian eigenvalue of U = -log posterior over
@@ -534,7 +535,11 @@ class TorchModel(Model):
         self._lipschitz = (None if lipschitz_constant is None else float(check(
             "lipschitz_constant", lipschitz_constant,
             Interval(float, 0.0, None, closed="neither"))))
-        self._data, self._tuple = parts, isinstance(data, tuple)
+        # a copy, as the GLMs take: an estimator built on the model caches values of its
+        # data (the gradient at the SGLDFP centre), so later changes to the caller's
+        # tensors must not reach the model
+        self._data = tuple(p.detach().clone() for p in parts)
+        self._tuple = isinstance(data, tuple)
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim
 
