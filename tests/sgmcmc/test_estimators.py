@@ -212,6 +212,19 @@ def test_bad_input(make_linear):
         covariance_operator(m, "hmc", 0.01)
 
 
+def test_gradient_moments_checks_the_sgldfp_centre(make_linear):
+    # a NaN in theta_star came back as an all-NaN noise covariance without a word; a centre
+    # of the wrong shape failed inside NumPy's broadcasting instead of naming the parameter
+    m = make_linear(n=50, d=2)
+    D = np.zeros((10, 2))
+    for bad, rule in (([np.nan, 0.0], "NaN"), (np.zeros((2, 1)), "1-D"),
+                      (np.zeros(3), r"shape \(2,\)")):
+        with pytest.raises(ValueError, match=f"Invalid theta_star.*{rule}"):
+            gradient_moments(m, D, "sgldfp", 5, theta_star=bad)
+    _, V = gradient_moments(m, D, "sgldfp", 5, theta_star=[0.0, 0.0])
+    assert np.isfinite(V).all()
+
+
 def test_second_order_cv_mean(make_logistic, make_linear):
     from neurips18.sgmcmc import third_derivative_at
 

@@ -229,9 +229,11 @@ def gradient_moments(
     N = m.n_data
     if method != "lmc":
         batch_size = _check_batch_size(batch_size, N)
-    if method == "sgldfp" and theta_star is None:
-        raise invalid("theta_star", theta_star, "the SGLDFP centre (required for "
-                      "method='sgldfp')")
+    if method == "sgldfp":
+        if theta_star is None:
+            raise invalid("theta_star", theta_star, "the SGLDFP centre (required for "
+                          "method='sgldfp')")
+        theta_star = _as_vector("theta_star", theta_star, m.dim)
     noise = np.zeros((d, d))
     if not isinstance(m, _GaussianPriorGLM):
         if method != "lmc":
