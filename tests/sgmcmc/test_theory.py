@@ -199,3 +199,33 @@ def test_importance_moments_match_quadrature(make_logistic):
         importance_moments(object(), 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="n_samples"):
         importance_moments(m, 1, np.random.default_rng(0))
+
+
+def test_switches_must_be_bools(make_linear, make_logistic):
+    # replacement="False" is a truthy string: the closed form silently took the
+    # with-replacement formula (SGLD variance 0.036 instead of 0.031 at N = 50, p = 40) and
+    # gradient_moments a noise covariance five times too large
+    from neurips18.sgmcmc import control_variate_cov, covariance_operator, gradient_moments
+
+    m = make_linear(n=50, d=2)
+    g = 1 / 100
+    for bad in ("False", None, 0):
+        with pytest.raises(ValueError, match="Invalid replacement.*a bool"):
+            invariant_moments(m, "sgld", g, 40, bad)
+        with pytest.raises(ValueError, match="Invalid replacement.*a bool"):
+            covariance_operator(m, "sgld", g, 40, bad)
+        with pytest.raises(ValueError, match="Invalid replacement.*a bool"):
+            gradient_moments(m, np.zeros((3, 2)), "sgld", 40, replacement=bad)
+    with pytest.raises(ValueError, match="Invalid linearize.*a bool"):
+        invariant_moments(make_logistic(n=50, d=2), "sgld", g, 10, linearize="yes")
+    with pytest.raises(ValueError, match="Invalid linearize.*a bool"):
+        posterior_moments(m, linearize=1)
+    L = covariance_operator(m, "sgd", g, 10)
+    D = np.zeros((4, 2))
+    with pytest.raises(ValueError, match="Invalid langevin.*a bool"):
+        control_variate_cov(D, D, g, L, langevin="False")
+    with pytest.raises(ValueError, match="Invalid return_residual.*a bool"):
+        control_variate_cov(D, D, g, L, return_residual="no")
+    # NumPy bools are bools
+    a = invariant_moments(m, "sgld", g, 40, np.False_)[1]
+    np.testing.assert_array_equal(a, invariant_moments(m, "sgld", g, 40, False)[1])

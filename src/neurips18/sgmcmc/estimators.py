@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from neurips18._validation import Interval, Options, check, check_array, invalid
-from neurips18.sgmcmc.kernels import _check_batch_size, _check_step_size
+from neurips18.sgmcmc.kernels import _check_batch_size, _check_flag, _check_step_size
 from neurips18.sgmcmc.models import Array, _GaussianPriorGLM, as_model
 
 __all__ = [
@@ -182,6 +182,8 @@ def control_variate_cov(
     D, G = _paired(draws, grads)
     T, d = D.shape
     gamma = _check_step_size(step_size)
+    langevin = _check_flag("langevin", langevin)
+    return_residual = _check_flag("return_residual", return_residual)
     L = _as_square("operator", operator, d * d)
     V = np.zeros((d, d)) if grad_noise_cov is None else _as_square("grad_noise_cov",
                                                                    grad_noise_cov, d)
@@ -223,6 +225,7 @@ def gradient_moments(
     from neurips18.sgmcmc.theory import METHODS
 
     method = check("method", method, Options(METHODS))
+    replacement = _check_flag("replacement", replacement)
     m = as_model(model)
     Th = _as_2d("thetas", thetas, m.dim)
     T, d = Th.shape

@@ -77,6 +77,11 @@ def _check_batch_size(batch_size: Any, n_data: int) -> int:
     return int(check("batch_size", batch_size, Interval(int, 1, n_data)))
 
 
+def _check_flag(name: str, value: Any) -> bool:
+    """A switch as a bool (a Python or NumPy bool only: the string "False" is truthy)."""
+    return bool(check(name, value, InstanceOf((bool, np.bool_), "a bool")))
+
+
 def _check_minibatch(model: Model, minibatch: ArrayLike) -> NDArray[np.intp]:
     idx = check_array("minibatch", minibatch, ndim=1, dtype=None)
     if idx.dtype.kind not in "iu":
@@ -120,7 +125,7 @@ def minibatch_indices(
     gen = as_numpy_generator(generator)
     n = int(check("n_data", n_data, Interval(int, 1, None)))
     p = _check_batch_size(batch_size, n)
-    repl = bool(check("replacement", replacement, InstanceOf((bool, np.bool_), "a bool")))
+    repl = _check_flag("replacement", replacement)
     if n_batches is None:
         return _minibatch_block(gen, n, 1, p, repl)[0]
     b = int(check("n_batches", n_batches, Interval(int, 1, None)))

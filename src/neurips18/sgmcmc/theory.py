@@ -38,7 +38,7 @@ from neurips18._validation import (
     check_array,
     invalid,
 )
-from neurips18.sgmcmc.kernels import _check_batch_size, _check_step_size
+from neurips18.sgmcmc.kernels import _check_batch_size, _check_flag, _check_step_size
 from neurips18.sgmcmc.models import (
     Array,
     BayesianLinearRegression,
@@ -62,6 +62,7 @@ _CHUNK = 65536
 
 def _glm_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float]:
     """(theta*, U, G, lambda): Hessian factors u_i and gradients r_i of U_i at the mode."""
+    linearize = _check_flag("linearize", linearize)
     if isinstance(model, BayesianLinearRegression):
         ts = model.exact_mode()
     elif isinstance(model, BayesianLogisticRegression):
@@ -80,6 +81,7 @@ def _glm_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float
 
 def _cached_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float, Array]:
     """:func:`_glm_pieces` plus the fourth-moment matrix, cached on the model object."""
+    linearize = _check_flag("linearize", linearize)
     if not isinstance(model, BayesianLinearRegression | BayesianLogisticRegression):
         return (*_glm_pieces(model, linearize), np.zeros(0))  # raises the informative error
     key = ("closed-form-pieces", bool(linearize))
@@ -147,7 +149,7 @@ def covariance_operator(
     if method == "lmc":
         return _operator(Sigma, Sx, None, n, gamma, 1, 1.0)
     p = _check_batch_size(batch_size, n)
-    f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
+    f = 1.0 if _check_flag("replacement", replacement) else (n - p) / (n - 1) if n > 1 else 0.0
     return _operator(Sigma, Sx, A4, n, gamma, p, f)
 
 
@@ -182,7 +184,7 @@ def invariant_moments(
         C = np.linalg.solve(Sigma @ (I - 0.5 * gamma * Sigma), I)
         return ts, 0.5 * (C + C.T)
     p = _check_batch_size(batch_size, n)
-    f = 1.0 if replacement else (n - p) / (n - 1) if n > 1 else 0.0
+    f = 1.0 if _check_flag("replacement", replacement) else (n - p) / (n - 1) if n > 1 else 0.0
     L = _operator(Sigma, Sx, A4, n, gamma, p, f)
     # Mean-square stability. T(C) = C - gamma L(C) = E[(I - gamma H_S) C (I - gamma H_S)] maps
     # PSD matrices to PSD matrices, so its spectral radius is < 1 iff C - T(C) = 2 gamma I has
