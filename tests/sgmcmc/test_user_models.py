@@ -231,3 +231,32 @@ def test_torch_model_keeps_its_own_copy_of_the_data():
     a = sgldfp_step(m, theta, 1e-3, idx, 3, cv)
     b = sgldfp_step(glm, theta, 1e-3, idx, 3, control_variates(glm))
     np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_torch_model_refuses_log_likelihoods_that_are_not_per_example():
+    # labels kept as a column (n, 1) broadcast against x @ theta (b,) to a (b, b) matrix,
+    # whose sum autograd differentiated without complaint: the mode came out (0.01, 0.001)
+    # where the model's is (0.93, -1.04)
+    X, y = _logistic_data(n=500, d=2)
+
+    def column_bug(th, batch):
+        x, t = batch
+        z = x @ th
+        return t * z - torch.nn.functional.softplus(z)
+
+    data = (torch.tensor(X), torch.tensor(y).view(-1, 1))
+    m = TorchModel(column_bug, lambda th: -0.5 * (th * th).sum(), data, 2)
+    theta = np.array([0.5, -0.5])
+    with pytest.raises(ValidationError, match=r"Invalid log_likelihood.*\(500, 500\).*\(500,\)"):
+        find_mode(m)
+    with pytest.raises(ValidationError, match=r"Invalid log_likelihood.*shape \(7,\)"):
+        m.grad_log_likelihood_sum(theta, np.arange(7))
+    with pytest.raises(ValidationError, match="Invalid log_likelihood"):
+        m.log_likelihood(theta)
+    with pytest.raises(ValidationError, match="Invalid log_likelihood"):
+        sample(m, "sgld", 1e-3, 10, 5, theta0=theta, generator=0)
+    # the per-example form is accepted and is the built-in model
+    fixed = TorchModel(lambda th, b: column_bug(th, (b[0], b[1][:, 0])),
+                       lambda th: -0.5 * (th * th).sum(), data, 2)
+    np.testing.assert_allclose(find_mode(fixed),
+                               find_mode(BayesianLogisticRegression(X, y, 1.0)), atol=1e-6)

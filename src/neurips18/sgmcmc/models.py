@@ -487,7 +487,8 @@ class TorchModel(Model):
 
     Parameters
     ----------
-    log_likelihood : ``f(theta, batch) -> Tensor (b,)`` per-example log-likelihoods, where
+    log_likelihood : ``f(theta, batch) -> Tensor (b,)`` per-example log-likelihoods (any
+        other shape is refused when the model calls it), where
         ``theta`` is a 1-d tensor of length ``dim`` and ``batch`` is ``data`` indexed along
         its first axis (a tensor, or a tuple of tensors indexed together).
     log_prior : ``g(theta) -> scalar Tensor``.
@@ -553,6 +554,19 @@ class TorchModel(Model):
             parts = tuple(p[ti] for p in self._data)
         return parts if self._tuple else parts[0]
 
+    def _loglik(self, t: Any, idx: NDArray[np.intp] | None) -> Any:
+        """The user's per-example log-likelihoods on ``idx``, checked to have shape ``(b,)``:
+        a summed (b, b) or (b, 1) result would give a wrong gradient without any error
+        (labels stored as a column broadcast against a (b,) linear predictor)."""
+        out = self._ll(t, self._batch(idx))
+        b = self.n_data if idx is None else len(idx)
+        if tuple(getattr(out, "shape", ())) != (b,):
+            raise invalid("log_likelihood", out,
+                          f"a tensor of per-example values of shape ({b},) for a batch of "
+                          f"{b} examples; a label column of shape ({b}, 1) against a linear "
+                          f"predictor of shape ({b},) broadcasts to ({b}, {b})")
+        return out
+
     def _theta(self, theta: Array, grad: bool) -> Any:
         import torch
 
@@ -576,7 +590,7 @@ class TorchModel(Model):
         import torch
 
         with torch.no_grad():
-            out = self._ll(self._theta(theta, False), self._batch(idx))
+            out = self._loglik(self._theta(theta, False), idx)
         return out.numpy().astype(self.dtype, copy=False)
 
     def grad_log_likelihood_sum(
@@ -585,7 +599,7 @@ class TorchModel(Model):
         import torch
 
         t = self._theta(theta, True)
-        (g,) = torch.autograd.grad(self._ll(t, self._batch(idx)).sum(), t)
+        (g,) = torch.autograd.grad(self._loglik(t, idx).sum(), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def hessian_vector_product(self, theta: Array, v: Array) -> Array:
@@ -594,7 +608,7 @@ class TorchModel(Model):
         import torch
 
         t = self._theta(theta, True)
-        u = -(self._lp(t) + self._ll(t, self._batch(None)).sum())
+        u = -(self._lp(t) + self._loglik(t, None).sum())
         (g,) = torch.autograd.grad(u, t, create_graph=True)
         vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
         (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
