@@ -260,3 +260,44 @@ def test_torch_model_refuses_log_likelihoods_that_are_not_per_example():
                        lambda th: -0.5 * (th * th).sum(), data, 2)
     np.testing.assert_allclose(find_mode(fixed),
                                find_mode(BayesianLogisticRegression(X, y, 1.0)), atol=1e-6)
+
+
+class _ColumnDuck(_Duck):
+    """The duck model with one method returning a wrongly shaped value."""
+
+    def __init__(self, X, y, bad):
+        super().__init__(X, y)
+        self.bad = bad
+
+    def grad_log_likelihood_sum(self, th, idx=None):
+        g = super().grad_log_likelihood_sum(th, idx)
+        return g[:, None] if self.bad == "grad_log_likelihood_sum" else g
+
+    def grad_log_prior(self, th):
+        g = super().grad_log_prior(th)
+        return g[None, :] if self.bad == "grad_log_prior" else g
+
+    def log_likelihood(self, th, idx=None):
+        v = super().log_likelihood(th, idx)
+        return v[:, None] + v[None, :] if self.bad == "log_likelihood" else v
+
+
+@pytest.mark.parametrize("bad", ["grad_log_likelihood_sum", "grad_log_prior",
+                                 "log_likelihood"])
+@pytest.mark.parametrize("d", [1, 3])
+def test_duck_model_return_shapes_are_checked(bad, d):
+    # with d = 1 a (1, 1) gradient ran the whole chain on a (1, 1) state (its final_state
+    # came back (1, 1)); with d = 3 it failed deep in the sampler on a (3, 3) broadcast;
+    # a (b, b) log-likelihood went into the potential as a sum of b^2 terms
+    X, y = _logistic_data(n=200, d=d)
+    m = _ColumnDuck(X, y, bad)
+    with pytest.raises(ValidationError, match=f"Invalid model.{bad}.*expected a return value "
+                                              "of shape"):
+        find_mode(m)
+    from neurips18.sgmcmc import as_model
+
+    with pytest.raises(ValidationError, match=f"Invalid model.{bad}"):
+        if bad == "log_likelihood":  # the chain itself never evaluates U
+            as_model(m).potential(np.zeros(d))
+        else:
+            sample(m, "sgld", 1e-3, 10, 20, theta0=np.zeros(d), generator=0)

@@ -204,19 +204,31 @@ class _ProtocolAdapter(Model):
         self.n_data, self.dim = int(n), int(d)
         self.dtype = _check_dtype(getattr(obj, "dtype", dtype))
 
+    def _shaped(self, name: str, value: Any, shape: tuple[int, ...]) -> Array:
+        # the protocol's shapes, checked on every call: a (dim, 1) gradient broadcasts
+        # against the (dim,) state into a (dim, dim) one, and a (b, b) log-likelihood from a
+        # label column sums b^2 terms, so a wrong shape is refused at the method that made it
+        out = np.asarray(value, dtype=self.dtype)
+        if out.shape != shape:
+            raise invalid(f"model.{name}", value, f"a return value of shape {shape} (see "
+                          "neurips18.sgmcmc.ModelProtocol)")
+        return out
+
     def log_prior(self, theta: Array) -> float:
         return float(self._obj.log_prior(theta))
 
     def grad_log_prior(self, theta: Array) -> Array:
-        return np.asarray(self._obj.grad_log_prior(theta), dtype=self.dtype)
+        return self._shaped("grad_log_prior", self._obj.grad_log_prior(theta), (self.dim,))
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
-        return np.asarray(self._obj.log_likelihood(theta, idx), dtype=self.dtype)
+        b = self.n_data if idx is None else len(idx)
+        return self._shaped("log_likelihood", self._obj.log_likelihood(theta, idx), (b,))
 
     def grad_log_likelihood_sum(
         self, theta: Array, idx: NDArray[np.intp] | None = None
     ) -> Array:
-        return np.asarray(self._obj.grad_log_likelihood_sum(theta, idx), dtype=self.dtype)
+        return self._shaped("grad_log_likelihood_sum",
+                            self._obj.grad_log_likelihood_sum(theta, idx), (self.dim,))
 
     def hessian_potential(self, theta: Array) -> Array | None:
         h = getattr(self._obj, "hessian_potential", None)
