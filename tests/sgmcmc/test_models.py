@@ -196,7 +196,11 @@ def test_glm_data_and_hyperparameters_are_read_only(make_linear, make_logistic):
     lin = make_linear(n=300, d=2)
     before = posterior_moments(lin)[1].copy()
     L = lin.lipschitz_constant()
-    for m in (lin, make_logistic(n=300, d=2)):
+    import copy
+    import pickle
+
+    for m in (lin, make_logistic(n=300, d=2), pickle.loads(pickle.dumps(lin)),
+              copy.deepcopy(lin)):
         with pytest.raises(AttributeError):
             m.prior_precision = 50.0
         with pytest.raises(ValueError, match="read-only"):

@@ -280,6 +280,12 @@ class _GaussianPriorGLM(Model):
         self.n_data, self.dim = self._X.shape
         self._lam = self.dtype.type(self._prior_precision)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled arrays come back writeable: lock them again
+        self.__dict__.update(state)
+        self._X.flags.writeable = False
+        self._y.flags.writeable = False
+
     @property
     def X(self) -> Array:
         """The design matrix (the model's own read-only copy, in its dtype)."""
