@@ -365,3 +365,46 @@ def test_nll_gives_every_submodule_its_own_mode_back():
         model.eval()
         model.nll(x, n_samples=3)
         assert not any(m.training for m in model.modules())
+
+
+class _BatchNormDecoder(nn.Module):
+    """The linear-Gaussian decoder applied to batch-normalised latents."""
+
+    def __init__(self, problem, track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.inner = problem.decoder()
+        self.bn = nn.BatchNorm1d(problem.l, affine=False,
+                                 track_running_stats=track_running_stats).double()
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.inner.log_prob(x, self.bn(z))
+
+
+def test_a_decoder_normalising_with_batch_statistics_is_refused_where_rows_must_not_mix(
+        lg_problem):
+    # with batch statistics, row 0's HVAE ELBO moved from -8.26 to -33.28 when the other
+    # rows changed, and the VAE's NLL was 7.21 / 7.30 (by batch_size) for an evidence of 5.70
+    p = lg_problem
+    enc = p.encoder(p.post_mean + 0.3, np.sqrt(np.diag(p.post_cov)) * 1.5)
+    x = p.x_batch(8)
+    dec = _BatchNormDecoder(p)
+    hvae = HVAE(enc, dec, HamiltonianFlow(p.l, 3).double())
+    hvae.train()
+    with pytest.raises(ValidationError, match=r"Invalid decoder\.bn: .*batch statistics"):
+        hvae.elbo(x, generator=0)
+    assert int(dec.bn.num_batches_tracked) == 0  # refused before any decoder call
+    # in eval mode (running statistics) the rows are independent again
+    hvae.eval()
+    assert torch.isfinite(hvae.elbo(x, generator=0)).all()
+    # nll runs in eval mode: running statistics are fine, none at all are not
+    hvae.train()
+    assert torch.isfinite(hvae.nll(x, n_samples=5, generator=0)).all()
+    assert dec.bn.training  # its mode given back
+    no_stats = _BatchNormDecoder(p, track_running_stats=False)
+    for model in (VAE(enc, no_stats), HVAE(enc, no_stats, HamiltonianFlow(p.l, 3).double())):
+        with pytest.raises(ValidationError, match="Invalid decoder.bn"):
+            model.nll(x, n_samples=5, generator=0)
+    # the VAE's ELBO calls the decoder once: ordinary batch-norm training is allowed
+    vae = VAE(enc, dec)
+    vae.train()
+    assert vae.elbo(x, generator=0).shape == (8,)

@@ -5,7 +5,9 @@ The contract for user models:
 * an **encoder** is any module with ``encoder(x) -> (mu, sigma)``, both of shape
   ``(n, l)``, ``sigma > 0`` (the standard deviation of q(z | x) = N(mu, diag sigma^2));
 * a **decoder** is any module with ``decoder.log_prob(x, z) -> (n,)``, log p(x | z) summed
-  over the data dimensions, differentiable in ``z``, each row depending on its own row only;
+  over the data dimensions, differentiable in ``z``, each row depending on its own row only
+  (a decoder with batch normalisation using batch statistics is refused by the HVAE's ELBO
+  and by ``nll``; the VAE's ELBO, one decoder call, allows it as in ordinary training);
 * either may expose ``latent_dim``; when both (and the flow) do, they must agree.
 """
 
@@ -65,6 +67,25 @@ def _check_x(x: Any) -> torch.Tensor:
         bad = int((~torch.isfinite(x)).sum())
         raise invalid("x", x, f"finite values; found {bad} NaN or inf")
     return x
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+def _check_rows_independent(decoder: nn.Module) -> None:
+    """Refuse a decoder that normalises with batch statistics in its current mode (batch
+    normalisation in training mode, or built with ``track_running_stats=False``): each
+    example's log p(x | z) would then depend on the other rows' latent samples, so the
+    flow's gradient of the summed likelihood mixes rows, and an importance-sampling chunk
+    mixes one example's samples with the others'."""
+    for name, m in decoder.named_modules():
+        if isinstance(m, _BATCH_NORMS) and (m.training or m.running_mean is None):
+            where = f"decoder.{name}" if name else "decoder"
+            raise invalid(where, m, "a decoder whose rows are independent; this batch "
+                          "normalisation uses batch statistics (training mode or "
+                          "track_running_stats=False), so log p(x | z) of one example would "
+                          "depend on the other rows: put it in eval mode or use a "
+                          "per-example normalisation (LayerNorm, GroupNorm)")
 
 
 def _decoder_failed(exc: Exception, z: torch.Tensor) -> ValidationError:
@@ -240,6 +261,7 @@ class _LatentModel(nn.Module):
         gen = self._generator(generator)
         out = []
         with eval_mode(self):
+            _check_rows_independent(self.decoder)
             with torch.no_grad():
                 per_chunk = max(1, batch_size // n_samples)
                 for i in range(0, x.shape[0], per_chunk):
@@ -328,6 +350,7 @@ class HVAE(_LatentModel):
 
     def elbo(self, x: torch.Tensor, *, generator: Any = None) -> torch.Tensor:
         x = _check_x(x)
+        _check_rows_independent(self.decoder)
         mu, sigma = self.encode(x)
         out, sigma, _, _ = self._run(x, mu, sigma, self._generator(generator))
         l = out.z.shape[1]
