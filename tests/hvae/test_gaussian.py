@@ -85,6 +85,13 @@ def test_gaussian_bad_input():
         fit_gaussian_model(np.full((10, 2), np.nan))
     with pytest.raises(ValidationError, match="Invalid n_iter"):
         fit_gaussian_model(x, n_iter=0)
+    # the HVAE's settings are checked with every method, not only "hvae"
+    with pytest.raises(ValidationError, match="Invalid tempering"):
+        fit_gaussian_model(x, "vb", tempering="fixd", n_iter=1)
+    with pytest.raises(ValidationError, match="Invalid n_leapfrog"):
+        fit_gaussian_model(x, "planar", n_leapfrog=0, n_iter=1)
+    with pytest.raises(ValidationError, match="Invalid progress"):
+        fit_gaussian_model(x, "vb", progress="yes", n_iter=1)
     with pytest.raises(ValidationError, match="Invalid dim"):
         make_gaussian_model(0, generator=0)
     with pytest.raises(ValidationError, match="Invalid generator"):

@@ -30,7 +30,7 @@ from neurips18._validation import (
     check,
     check_array,
 )
-from neurips18.hvae._flow import HamiltonianFlow
+from neurips18.hvae._flow import TEMPERINGS, HamiltonianFlow
 
 METHODS = ("hvae", "planar", "vb")
 _LOG2PI = math.log(2 * math.pi)
@@ -173,6 +173,10 @@ def fit_gaussian_model(
     n_mc = check("n_mc", n_mc, Interval(int, 1, None))
     lr = check("lr", lr, Interval(float, 0, None, closed="neither"))
     n_flow = check("n_flow", n_flow, Interval(int, 1, None))
+    # checked whatever the method (a typo would otherwise pass unnoticed with "vb"/"planar")
+    n_leapfrog = check("n_leapfrog", n_leapfrog, Interval(int, 1, None))
+    tempering = check("tempering", tempering, Options(set(TEMPERINGS)))
+    progress = check("progress", progress, Options({True, False}))
     record_every = check("record_every", record_every, Interval(int, 1, None))
     gen = as_torch_generator(generator)
     n, d = X.shape
