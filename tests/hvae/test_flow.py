@@ -283,12 +283,23 @@ def test_no_nan_or_inf_under_large_step_sizes(which, lg_problem):
         ({"latent_dim": 2, "n_leapfrog": 3, "tempering": "none", "beta0_init": 0.5},
          "beta0_init"),
         ({"latent_dim": 2, "n_leapfrog": 3, "beta0_init": 0.0}, "beta0_init"),
+        # in (0, 1) but its fixed schedule overflowed float32 into NaN alphas
+        ({"latent_dim": 2, "n_leapfrog": 3, "beta0_init": 1e-80}, "beta0_init"),
         ({"latent_dim": 2, "n_leapfrog": 3, "grad_clip": -1.0}, "grad_clip"),
     ],
 )
 def test_bad_flow_arguments_name_the_parameter(kwargs, name):
     with pytest.raises(ValidationError, match=f"Invalid {name}"):
         HamiltonianFlow(**kwargs)
+
+
+def test_extreme_but_finite_schedules_are_kept():
+    free = HamiltonianFlow(2, 3, tempering="free", beta0_init=1e-80)
+    assert bool(torch.isfinite(free.log_alphas()).all())
+    fixed = HamiltonianFlow(2, 3, beta0_init=1e-60)
+    assert bool(torch.isfinite(fixed.log_alphas()).all())
+    with pytest.raises(ValidationError, match="smallest normal number"):
+        HamiltonianFlow(2, 3, step_size_init=1e-50)  # rounds to 0 in float32
 
 
 def test_flow_rejects_bad_shapes_and_likelihoods():

@@ -135,8 +135,10 @@ class HamiltonianFlow(nn.Module):
             init = torch.full(shape, s)
         if not bool(torch.isfinite(init).all()) or not bool(
                 ((init > 0) & (init < self.max_step_size)).all()):
+            tiny = " and above float32's smallest normal number" if bool(
+                (init == 0).any()) and not isinstance(step_size_init, torch.Tensor) else ""
             raise invalid("step_size_init", step_size_init,
-                          f"values in (0, max_step_size) = (0, {self.max_step_size:g})")
+                          f"values in (0, max_step_size) = (0, {self.max_step_size:g}){tiny}")
         ratio = (init / self.max_step_size).double()
         self.step_logit = nn.Parameter((ratio.log() - (-ratio).log1p()).float(),
                                        requires_grad=learn_step_sizes)
@@ -162,6 +164,13 @@ class HamiltonianFlow(nn.Module):
                                                 requires_grad=learn_tempering)
         else:
             self.register_parameter("tempering_param", None)
+        with torch.no_grad():  # the schedule as the float32 parameters hold it
+            schedule_ok = bool(torch.isfinite(self.log_alphas()).all())
+        if not schedule_ok:
+            # 1/sqrt(beta_0) - 1 overflows float32 below beta_0 ~ 1e-76 ("fixed"), which
+            # made every alpha_k NaN and the whole flow NaN
+            raise invalid("beta0_init", beta0_init, "a beta_0 whose tempering schedule is "
+                          "finite in float32 (beta_0 above ~1e-76)")
 
     # ------------------------------------------------------------------ schedule
     @property
