@@ -408,3 +408,21 @@ def test_a_decoder_normalising_with_batch_statistics_is_refused_where_rows_must_
     vae = VAE(enc, dec)
     vae.train()
     assert vae.elbo(x, generator=0).shape == (8,)
+
+
+def test_hvae_evaluates_under_inference_mode_as_under_no_grad(lg_problem):
+    # the flow needs autograd for grad U; under torch.inference_mode it used to fail with
+    # an error blaming the user's decoder ("a value that depends on z through
+    # differentiable operations")
+    p = lg_problem
+    enc = p.encoder(p.post_mean + 0.3, np.sqrt(np.diag(p.post_cov)) * 1.5)
+    model = HVAE(enc, p.decoder(), HamiltonianFlow(p.l, 3).double())  # autograd path
+    x = p.x_batch(4)
+    with torch.no_grad():
+        nll, elbo = model.nll(x, 50, generator=0), model.elbo(x, generator=0)
+    with torch.inference_mode():
+        x_inf = x.clone()  # an inference tensor
+        for data in (x, x_inf):
+            assert torch.equal(model.nll(data, 50, generator=0), nll)
+            out = model.elbo(data, generator=0)
+            assert torch.equal(out, elbo) and not out.requires_grad

@@ -14,6 +14,7 @@ and the map ``(z_0, gamma) -> (z_K, rho_K)`` has Jacobian exactly 1.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -215,8 +216,17 @@ class HamiltonianFlow(nn.Module):
             if first and g.shape != z.shape:
                 raise invalid("log_prob_and_grad gradient", g, f"shape {tuple(z.shape)}")
         else:
-            with torch.enable_grad():
-                zz = z if (differentiable and z.requires_grad) else z.detach().requires_grad_()
+            # under torch.inference_mode autograd is off even inside enable_grad: leave it
+            # for the gradient (z cloned out of inference mode; nothing differentiable
+            # escapes, since grad mode is off there)
+            inference = torch.is_inference_mode_enabled()
+            with torch.inference_mode(False) if inference else contextlib.nullcontext(), \
+                    torch.enable_grad():
+                if inference:
+                    zz = z.clone().requires_grad_()
+                else:
+                    zz = z if (differentiable and z.requires_grad) else \
+                        z.detach().requires_grad_()
                 ll = log_likelihood(zz)
                 if first:
                     _check_log_likelihood(ll, z)

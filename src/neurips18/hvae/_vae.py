@@ -152,6 +152,7 @@ class _DecoderLikelihood:
 
     def __init__(self, decoder: Any, x: torch.Tensor) -> None:
         self.decoder, self.x = decoder, x
+        self._x_copy: torch.Tensor | None = None
         if _fused_matches_log_prob(decoder):
             check_input = getattr(decoder, "check_input", None)
             if callable(check_input):
@@ -159,7 +160,14 @@ class _DecoderLikelihood:
             self.value_and_grad = self._fused
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
-        return _log_prob(self.decoder, self.x, z)
+        x = self.x
+        if x.is_inference() and not torch.is_inference_mode_enabled():
+            # the flow differentiates outside torch.inference_mode; an inference tensor
+            # cannot be saved for that backward pass, a copy of it can
+            if self._x_copy is None:
+                self._x_copy = x.clone()
+            x = self._x_copy
+        return _log_prob(self.decoder, x, z)
 
     def _fused(self, z: torch.Tensor, *, with_value: bool):
         try:
