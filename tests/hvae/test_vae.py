@@ -393,6 +393,10 @@ def test_a_decoder_normalising_with_batch_statistics_is_refused_where_rows_must_
     with pytest.raises(ValidationError, match=r"Invalid decoder\.bn: .*batch statistics"):
         hvae.elbo(x, generator=0)
     assert int(dec.bn.num_batches_tracked) == 0  # refused before any decoder call
+    lazy = _BatchNormDecoder(p)
+    lazy.bn = nn.LazyBatchNorm1d(affine=False)  # not a subclass of BatchNorm1d
+    with pytest.raises(ValidationError, match=r"Invalid decoder\.bn: .*batch statistics"):
+        HVAE(enc, lazy, HamiltonianFlow(p.l, 3).double()).elbo(x, generator=0)
     # in eval mode (running statistics) the rows are independent again
     hvae.eval()
     assert torch.isfinite(hvae.elbo(x, generator=0)).all()

@@ -89,6 +89,10 @@ class HamiltonianFlow(nn.Module):
     ``(n, l)`` and ``log_likelihood(z)`` returning log p(x | z) of shape ``(n,)``, one value
     per row of ``z``. The rows must be independent (no batch statistics across rows, e.g.
     batch normalisation in training mode): grad U is taken of the sum over rows.
+
+    The state dict holds ``eta`` and the tempering parameters, not the settings above: load
+    it into a flow built with the same ``n_leapfrog``, ``tempering`` and ``max_step_size``
+    (with another ``max_step_size`` it loads without an error and scales every step size).
     """
 
     def __init__(

@@ -69,7 +69,8 @@ def _check_x(x: Any) -> torch.Tensor:
     return x
 
 
-_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm,
+                nn.LazyBatchNorm1d, nn.LazyBatchNorm2d, nn.LazyBatchNorm3d)  # lazy: not subclasses
 
 
 def _check_rows_independent(decoder: nn.Module) -> None:
