@@ -159,6 +159,19 @@ class MLPDecoder(BernoulliDecoder):
             h = F.softplus(layer(h))
         return self.out(h)
 
+    def _fused_is_exact(self) -> bool:
+        """Whether :meth:`log_prob_and_grad` computes the gradient of :meth:`logits`' own
+        likelihood: it back-propagates through each layer's ``weight`` as a plain linear
+        map, which is wrong for a layer swapped for one with another forward (a low-rank
+        update, a noisy or masked weight) or carrying forward hooks. Parametrised weights
+        (weight normalisation, ...) keep nn.Linear's forward and are fine."""
+        for m in (*self.layers, self.out):
+            if not (isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward
+                    and "forward" not in vars(m) and not m._forward_hooks
+                    and not m._forward_pre_hooks):
+                return False
+        return True
+
     def log_prob_and_grad(self, x: torch.Tensor, z: torch.Tensor, *, with_value: bool = True
                           ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """``(log p(x | z) or None, d log p(x | z) / dz)`` by explicit back-propagation,

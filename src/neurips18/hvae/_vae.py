@@ -117,7 +117,8 @@ def _fused_matches_log_prob(decoder: Any) -> bool:
     """Whether ``decoder.log_prob_and_grad`` computes the decoder's own ``log_prob``: not
     when a subclass (or the instance) overrides ``log_prob`` or ``logits`` below the class
     that defines the fused method, which would otherwise be used with the base class's
-    likelihood, silently."""
+    likelihood, silently; nor when the decoder says its fused gradient does not fit its
+    current layers."""
     if not callable(getattr(decoder, "log_prob_and_grad", None)):
         return False
     inst = getattr(decoder, "__dict__", {})
@@ -131,7 +132,8 @@ def _fused_matches_log_prob(decoder: Any) -> bool:
         c = _defined_in(cls, name)
         if c is not None and c is not owner and issubclass(c, owner):
             return False
-    return True
+    exact = getattr(decoder, "_fused_is_exact", None)  # e.g. its layers swapped or hooked
+    return not callable(exact) or bool(exact())
 
 
 def _checked_log_prob(decoder: Any, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
