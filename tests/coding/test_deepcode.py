@@ -316,3 +316,32 @@ def test_a_model_used_off_its_calibration_snr_warns_and_calibrate_fixes_it(offic
         warnings.simplefilter("error", PowerWarning)
         r2 = simulate_ber(m1, -1.0, max_bits=50_000, generator=0)
     assert abs(r2.power - 1.0) < 0.02
+
+
+def test_a_decoder_giving_nan_is_an_error_not_bit_zero():
+    # NaN logits compared False with 0: a decoder with a NaN weight, or the authors' file
+    # with a negative batch-norm variance, decided every bit as 0 and simulate_ber reported
+    # BER 0.495 at 0 dB as if the code were merely bad
+    m = Deepcode(10, 6, generator=2).calibrate(FeedbackChannel(0.0), n_blocks=300,
+                                                generator=1)
+    with torch.no_grad():
+        m.decoder_out.bias.fill_(float("nan"))
+    y = torch.randn(4, 11, 3, generator=torch.Generator().manual_seed(0))
+    for output in ("bits", "prob", "logit"):
+        with pytest.raises(ValueError, match="NaN or infinite logits"):
+            m.decode(y, output=output)
+    with pytest.raises(ValueError, match="NaN or infinite logits"):
+        simulate_ber(m, 0.0, max_bits=1000, generator=0)
+
+
+def test_an_official_file_with_a_negative_batch_norm_variance_is_refused(official):
+    from neurips18.datasets import load_deepcode_official
+
+    official("noiseless_feedback_forward_snr_0db")  # skips when the files are absent
+    arrays = dict(load_deepcode_official("noiseless_feedback_forward_snr_0db", download=False))
+    v = np.array(arrays["batch_normalization_2/moving_variance"], copy=True)
+    v[3] = -0.5
+    arrays["batch_normalization_2/moving_variance"] = v
+    with pytest.raises(OfficialWeightsError, match="moving_variance"):
+        Deepcode.from_official(arrays)
+

@@ -384,6 +384,13 @@ class Deepcode(Code, nn.Module):
         if not received.is_floating_point() or not bool(torch.isfinite(received).all()):
             raise invalid("received", received, "finite floating-point values")
         logits = self._decoder_logits(received.to(self._dtype()))
+        if not bool(torch.isfinite(logits).all()):
+            # a NaN logit compares False with 0 and would be decided as bit 0 without a
+            # word (a BER of about 0.5 that looks like a bad code, not a broken model)
+            raise ValueError(
+                "Deepcode.decode: the decoder gave NaN or infinite logits for finite "
+                "received values: the decoder's weights or batch-norm statistics hold NaN, "
+                "inf or a negative variance (a diverged training run or a damaged file)")
         if output == "logit":
             return logits
         if output == "prob":
@@ -605,6 +612,10 @@ class Deepcode(Code, nn.Module):
             sd[f"decoder_bn{i}.num_batches_tracked"] = torch.tensor(0)
         if (sd["norm_var"] <= 0).any():
             raise OfficialWeightsError(f"{where}: encoder_norm/var has non-positive entries")
+        for i in (1, 2):
+            if (sd[f"decoder_bn{i}.running_var"] < 0).any():
+                raise OfficialWeightsError(f"{where}: batch_normalization_{i}/moving_variance "
+                                           "has negative entries")
         model.load_state_dict(sd)
         model.training_record = {"source": "official weights", "file": where}
         return model.eval()
