@@ -523,7 +523,7 @@ class Deepcode(Code, nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | io.BytesIO) -> Deepcode:
-        """Load a model written by :meth:`save`."""
+        """Load a model written by :meth:`save` (in the floating-point dtype it was saved in)."""
         where = path if isinstance(path, io.BytesIO) else os.fspath(path)
         if not isinstance(where, io.BytesIO) and not os.path.isfile(where):
             raise FileNotFoundError(f"Deepcode.load: no file at {where!r}")
@@ -535,7 +535,13 @@ class Deepcode(Code, nn.Module):
         if not isinstance(obj, dict) or obj.get("format") != "neurips18.coding.Deepcode/1":
             raise ValueError(f"Deepcode.load: {where!r} is not a saved Deepcode model")
         model = cls(**obj["config"])
-        model.load_state_dict(obj["state_dict"])
+        sd = obj["state_dict"]
+        w = sd.get("encoder_out.weight") if isinstance(sd, Mapping) else None
+        if isinstance(w, torch.Tensor) and w.is_floating_point():
+            # load_state_dict copies into the new module's float32 tensors: a float64 model
+            # would come back as float32 (its noise then drawn in float32, other digits)
+            model.to(w.dtype)
+        model.load_state_dict(sd)
         model.training_record = dict(obj.get("training_record") or {})
         return model.eval()
 
