@@ -193,3 +193,34 @@ def test_the_power_sent_is_measured_and_a_code_off_unit_power_warns():
     with pytest.warns(PowerWarning):
         r3 = simulate_ber(_Loud(0.9), -1.0, max_bits=100_000, generator=2)  # 0.81: too little
     assert r3.power == pytest.approx(0.81, abs=4 * r3.power_se)
+
+
+class _LLROut(UncodedBPSK):
+    """BPSK whose transmit hands the decoder channel LLRs 2 y / sigma^2 instead of y."""
+
+    transmit_returns_channel_output = False
+
+    def transmit(self, bits, channel, *, generator):
+        return 2.0 * super().transmit(bits, channel, generator=generator) / channel.sigma**2
+
+
+def test_no_power_is_measured_from_what_is_not_the_channel_output():
+    # SK's transmit returns the receiver's estimate (B, 1): with one channel use that has the
+    # shape of a channel output, and simulate_ber took its power for the power sent (0.175
+    # for K = N = 1 at 10 dB, which is plain BPSK at unit power) and warned the BER
+    # belonged to 2.4 dB
+    import warnings
+
+    from neurips18.coding import PowerWarning, SchalkwijkKailath
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PowerWarning)
+        r = simulate_ber(SchalkwijkKailath(1, 1), 10.0, max_bits=20_000, generator=1)
+        llr = simulate_ber(_LLROut(10), 0.0, max_bits=20_000, generator=1)
+    assert r.power is None and r.effective_snr_db is None
+    q = 0.5 * math.erfc(math.sqrt(10.0) / math.sqrt(2))  # BPSK at 10 dB
+    assert r.ber_interval[0] <= q <= r.ber_interval[1]
+    assert llr.power is None
+    ref = simulate_ber(UncodedBPSK(10), 0.0, max_bits=20_000, generator=1)
+    assert (llr.n_errors, llr.n_bits) == (ref.n_errors, ref.n_bits)
+    assert ref.power is not None and UncodedBPSK(3).transmit_returns_channel_output

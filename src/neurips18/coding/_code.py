@@ -76,6 +76,14 @@ class Code(abc.ABC):
         return False
 
     @property
+    def transmit_returns_channel_output(self) -> bool:
+        """Whether ``transmit`` returns what the receiver got, one real value per channel
+        use: ``simulate_ber`` then measures the power sent from it. A code whose
+        ``transmit`` returns something else (an estimate, LLRs) says ``False``; the shape
+        alone cannot tell, e.g. a single estimate per block of one channel use."""
+        return True
+
+    @property
     def name(self) -> str:
         return type(self).__name__
 

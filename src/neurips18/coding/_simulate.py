@@ -96,7 +96,9 @@ class BERResult:
     measured at another SNR sends more or less (the authors' 0 dB model sends 1.21 at
     -1 dB and 0.86 at 1 dB): such a run warns (:class:`PowerWarning`) and ``effective_snr_db``
     = ``snr_db`` + 10 log10(power) says where its BER really belongs. ``None`` when the
-    received values were not one real value per channel use.
+    received values were not one real value per channel use, or the code's
+    ``transmit_returns_channel_output`` is False (Schalkwijk-Kailath: its ``transmit``
+    returns the receiver's estimate).
     """
 
     code: str
@@ -194,6 +196,7 @@ def simulate_ber(
     K = code.block_length
     snr = channel.snr_db if isinstance(channel, AWGN) else channel.forward_snr_db
     decode = code.decoder_for(channel)
+    measure_power = bool(code.transmit_returns_channel_output)
     from tqdm.auto import tqdm
 
     n_bits = n_err = n_blocks = n_blk_err = 0
@@ -212,7 +215,7 @@ def simulate_ber(
                 B = min(batch_size, -(-(max_bits - n_bits) // K))
                 bits = torch.randint(0, 2, (B, K), generator=g)
                 received = code.transmit(bits, channel, generator=g)
-                if (pw_blocks >= 0 and isinstance(received, torch.Tensor)
+                if (measure_power and pw_blocks >= 0 and isinstance(received, torch.Tensor)
                         and received.is_floating_point() and received.shape[:1] == (B,)
                         and received[0].numel() == code.n_channel_uses):
                     bp = received.reshape(B, -1).double().pow(2).mean(1)
@@ -261,7 +264,9 @@ def simulate_ber(
                 f"{power_se:.3f}) at {snr:g} dB, not 1: its BER belongs to about "
                 f"{snr + 10 * math.log10(max(power, 1e-12)):.2f} dB. A Deepcode model "
                 "normalises its encoder with statistics measured at one SNR; to use it at "
-                "another, measure them there first: model.calibrate(channel, generator=...)",
+                "another, measure them there first: model.calibrate(channel, generator=...). "
+                "(A code whose transmit returns something other than the received channel "
+                "values declares transmit_returns_channel_output = False.)",
                 PowerWarning, stacklevel=2)
     return BERResult(
         code=code.name, snr_db=float(snr), ebno_db=snr_to_ebno_db(snr, code.rate),

@@ -88,6 +88,10 @@ class SchalkwijkKailath(Code):
         return True
 
     @property
+    def transmit_returns_channel_output(self) -> bool:
+        return False  # transmit returns the receiver's final estimate of theta
+
+    @property
     def name(self) -> str:
         if self.variant == "noisy-feedback":
             return f"SK (feedback SNR {self.feedback_snr_db:g} dB)"
