@@ -279,3 +279,14 @@ def test_sk_sends_at_most_unit_power_per_use(variant, fb, snr):
     assert sum(power) / len(power) <= bound
     if variant != "float32":  # every use active below 30 dB; float32 stops at its resolution
         assert snr == 30.0 or min(power) > 1 - 5 * (2 / B) ** 0.5
+
+
+def test_a_given_model_of_another_width_is_refused():
+    # hidden= was ignored when a model was given: asking for hidden=50 trained the given
+    # 6-unit model, and the record said hidden 6, without a word
+    from neurips18.coding import Deepcode
+
+    m = Deepcode(10, 6, generator=0)
+    kw = {**_KW, "hidden": 50}
+    with pytest.raises(ValidationError, match="hidden=6"):
+        train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m, **kw)

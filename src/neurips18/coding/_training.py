@@ -130,10 +130,11 @@ def train_deepcode(
     (model, optimiser and generator state); a call with the same file and arguments
     (the same seed, or a generator in the same state) resumes from it and gives the same
     model as an uninterrupted run; a file of another channel, model or seed is refused.
-    ``model``: start from a copy of these weights (its configuration must match; the
-    model passed in is not modified). The returned model is in eval mode; its
-    ``training_record`` holds the schedule, the seed state, the steps, the loss per phase,
-    the CPU time, the torch version and the command line.
+    ``model``: start from a copy of these weights (its ``block_length`` and ``hidden``
+    must be the ones given, else it is an error; the model passed in is not modified).
+    The returned model is in eval mode; its ``training_record`` holds the schedule, the
+    seed state, the steps, the loss per phase, the CPU time, the torch version and the
+    command line.
     """
     channel = FeedbackChannel(snr_db, feedback_snr_db, delay=delay)
     sched = _schedule(schedule)
@@ -149,6 +150,10 @@ def train_deepcode(
         raise invalid("model", model, "a Deepcode model or None")
     elif model.block_length != block_length:
         raise invalid("model", model, f"a model for block_length={block_length}")
+    elif model.hidden != check("hidden", hidden, Interval(int, 1, 4096)):
+        # the model's own width is what trains; a different hidden= would go unused
+        raise invalid("model", model, f"a model with hidden={hidden} (this one has "
+                                      f"hidden={model.hidden}; pass hidden={model.hidden})")
     else:
         model = copy.deepcopy(model)  # the caller's model is left as it was
         rec = dict(model.training_record or {})
