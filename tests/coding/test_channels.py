@@ -66,3 +66,21 @@ def test_delay_noisy_and_quantised_feedback():
         FeedbackChannel(0.0, delay=0)
     with pytest.raises(ValidationError, match="quantization"):
         FeedbackChannel(0.0, quantization=0)
+
+
+def test_a_missing_generator_is_refused_not_replaced_by_the_global_one():
+    # generator=None went through to torch.randn, which then drew from torch's global
+    # generator: AWGN, every code's transmit through it and SK's transmit ran silently
+    from neurips18._validation import ValidationError
+    from neurips18.coding import SchalkwijkKailath, UncodedBPSK
+
+    bits = torch.zeros(2, 3, dtype=torch.int64)
+    for call in (lambda: AWGN(0.0)(torch.zeros(2, 3), generator=None),
+                 lambda: AWGN(0.0).noise((2, 3), generator=None),
+                 lambda: UncodedBPSK(3).transmit(bits, AWGN(0.0), generator=None),
+                 lambda: SchalkwijkKailath(3).transmit(bits, AWGN(0.0), generator=None),
+                 lambda: SchalkwijkKailath(3).transmit(bits, AWGN(0.0), generator=4)):
+        state = torch.random.get_rng_state()
+        with pytest.raises(ValidationError, match="generator"):
+            call()
+        assert torch.equal(state, torch.random.get_rng_state())

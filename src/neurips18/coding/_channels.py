@@ -76,6 +76,9 @@ class AWGN:
               dtype: Any = None) -> torch.Tensor:
         import torch
 
+        if not isinstance(generator, torch.Generator):
+            # None would draw from torch's global generator without a word
+            raise invalid("generator", generator, "a torch.Generator")
         return torch.randn(shape, generator=generator, dtype=dtype).mul_(self.sigma)
 
     def __call__(self, x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:

@@ -123,6 +123,9 @@ class SchalkwijkKailath(Code):
     def transmit(self, bits: Any, channel: AWGN | FeedbackChannel, *,
                  generator: torch.Generator) -> torch.Tensor:
         bits = check_bits(bits, self._k)
+        if not isinstance(generator, torch.Generator):
+            # None would draw the channel noise from torch's global generator
+            raise invalid("generator", generator, "a torch.Generator")
         return self._run(bits, channel, generator)[0].unsqueeze(1)
 
     def _run(self, bits: torch.Tensor, channel: AWGN | FeedbackChannel,
