@@ -359,3 +359,17 @@ def test_a_float64_model_comes_back_as_float64(tmp_path):
     a = simulate_ber(m, 0.0, max_bits=2000, generator=4)
     b = simulate_ber(m2, 0.0, max_bits=2000, generator=4)
     assert (a.n_errors, a.power) == (b.n_errors, b.power)
+
+
+def test_loading_a_model_leaves_the_global_generator_alone(tmp_path, official):
+    # load and from_official built the module with torch's default initialisation before
+    # overwriting every weight: torch.manual_seed(0); load(...); torch.randn(3) gave
+    # [0.296, 1.275, -1.393] instead of the seed's [1.541, -0.293, -2.179]
+    m = Deepcode(10, 6, generator=2).calibrate(FeedbackChannel(0.0), n_blocks=300,
+                                                generator=1)
+    m.save(tmp_path / "m.pt")
+    state = torch.random.get_rng_state()
+    Deepcode.load(tmp_path / "m.pt")
+    assert torch.equal(state, torch.random.get_rng_state())
+    official("noiseless_feedback_forward_snr_0db")
+    assert torch.equal(state, torch.random.get_rng_state())

@@ -534,7 +534,9 @@ class Deepcode(Code, nn.Module):
                              f"({type(exc).__name__}: {exc})") from None
         if not isinstance(obj, dict) or obj.get("format") != "neurips18.coding.Deepcode/1":
             raise ValueError(f"Deepcode.load: {where!r} is not a saved Deepcode model")
-        model = cls(**obj["config"])
+        # the initial weights are overwritten; a fixed generator keeps the build from
+        # drawing from (and so moving) the caller's global torch generator
+        model = cls(**obj["config"], generator=0)
         sd = obj["state_dict"]
         w = sd.get("encoder_out.weight") if isinstance(sd, Mapping) else None
         if isinstance(w, torch.Tensor) and w.is_floating_point():
@@ -573,7 +575,7 @@ class Deepcode(Code, nn.Module):
                                        f"recurrent_kernel has shape {dk.shape}, expected "
                                        "(hidden, 3 hidden)")
         Hd = dk.shape[0]
-        model = cls(K, H, Hd, cell="keras")
+        model = cls(K, H, Hd, cell="keras", generator=0)  # weights overwritten below
         spec = _official_shapes(K, H, Hd)
         for key, shape in spec.items():
             a = _get(arrays, key, where)
