@@ -224,3 +224,12 @@ def test_no_power_is_measured_from_what_is_not_the_channel_output():
     ref = simulate_ber(UncodedBPSK(10), 0.0, max_bits=20_000, generator=1)
     assert (llr.n_errors, llr.n_bits) == (ref.n_errors, ref.n_bits)
     assert ref.power is not None and UncodedBPSK(3).transmit_returns_channel_output
+
+
+@pytest.mark.parametrize("n", [100, 1000, 10**6])
+def test_wilson_bounds_at_no_errors_and_all_errors_are_exact(n):
+    # centre - half cancelled to about 1e-19 (2.2e-19 for 0 errors in 1000 bits) instead
+    # of 0, a point 16 decades down a log-scale BER plot
+    assert binomial_interval(0, n, method="wilson")[0] == 0.0
+    assert binomial_interval(n, n, method="wilson")[1] == 1.0
+    assert binomial_interval(0, n, method="clopper-pearson")[0] == 0.0

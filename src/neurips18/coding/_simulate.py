@@ -49,7 +49,11 @@ def binomial_interval(errors: float, trials: float, *, method: str = "clopper-pe
     den = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / den
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # with no errors (or no successes) the bound is exactly 0 (1); centre - half rounds to
+    # about 1e-19 instead, a point far down a log-scale BER plot
+    lo = 0.0 if errors == 0 else max(0.0, centre - half)
+    hi = 1.0 if errors == trials else min(1.0, centre + half)
+    return lo, hi
 
 
 def _decisions(out: Any, batch: int, K: int, code: Code) -> Any:
