@@ -233,3 +233,19 @@ def test_wilson_bounds_at_no_errors_and_all_errors_are_exact(n):
     assert binomial_interval(0, n, method="wilson")[0] == 0.0
     assert binomial_interval(n, n, method="wilson")[1] == 1.0
     assert binomial_interval(0, n, method="clopper-pearson")[0] == 0.0
+
+
+def test_a_model_in_training_mode_gets_back_each_part_in_its_own_mode():
+    # simulate_ber put a model in training mode back with train(), which also switched the
+    # batch-norm layers the caller had frozen in eval mode to training mode: the next
+    # training steps then updated their running statistics without a word
+    from neurips18.coding import Deepcode, FeedbackChannel
+
+    m = Deepcode(10, 6, generator=2).calibrate(FeedbackChannel(0.0), n_blocks=300,
+                                                generator=1)
+    m.train()
+    m.decoder_bn1.eval()
+    m.decoder_bn2.eval()
+    before = {name: mod.training for name, mod in m.named_modules()}
+    simulate_ber(m, 0.0, max_bits=500, generator=1)
+    assert {name: mod.training for name, mod in m.named_modules()} == before

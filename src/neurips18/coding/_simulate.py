@@ -211,7 +211,12 @@ def simulate_ber(
     bar = tqdm(total=max_bits, disable=(None if progress is None else not progress),
                desc=f"{code.name} @ {snr:g} dB", unit="bit", unit_scale=True, leave=False)
     was_training = getattr(code, "training", False)
+    modes = None
     if was_training:
+        # each submodule's own mode, restored as it was: train() afterwards would also put
+        # back in training mode the parts the caller had frozen in eval mode (batch norm)
+        if isinstance(code, torch.nn.Module):
+            modes = [(mod, mod.training) for mod in code.modules()]
         code.eval()  # type: ignore[attr-defined]
     try:
         with torch.no_grad():
@@ -238,7 +243,10 @@ def simulate_ber(
                 bar.set_postfix(errors=n_err)
     finally:
         bar.close()
-        if was_training:
+        if modes is not None:
+            for mod, mode in modes:
+                mod.training = mode
+        elif was_training:
             code.train()  # type: ignore[attr-defined]
     p = n_err / n_bits
     deff = 1.0
