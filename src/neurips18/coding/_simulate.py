@@ -212,11 +212,13 @@ def simulate_ber(
                desc=f"{code.name} @ {snr:g} dB", unit="bit", unit_scale=True, leave=False)
     was_training = getattr(code, "training", False)
     modes = None
-    if was_training:
-        # each submodule's own mode, restored as it was: train() afterwards would also put
-        # back in training mode the parts the caller had frozen in eval mode (batch norm)
-        if isinstance(code, torch.nn.Module):
-            modes = [(mod, mod.training) for mod in code.modules()]
+    if isinstance(code, torch.nn.Module):
+        # every submodule in eval mode for the run (also one left in training mode inside
+        # a model in eval mode: dropout, batch statistics), then each back in its own mode:
+        # train() afterwards would also switch back the parts the caller had frozen
+        modes = [(mod, mod.training) for mod in code.modules()]
+        code.eval()
+    elif was_training:
         code.eval()  # type: ignore[attr-defined]
     try:
         with torch.no_grad():
