@@ -290,3 +290,15 @@ def test_a_given_model_of_another_width_is_refused():
     kw = {**_KW, "hidden": 50}
     with pytest.raises(ValidationError, match="hidden=6"):
         train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m, **kw)
+
+
+def test_a_turbo_code_of_another_constraint_length_is_not_named_lte():
+    # TurboCode(constraint_length=5) is not the LTE code, but its results were labelled
+    # "turbo (LTE, 6 it. MAP)" like the real one
+    pytest.importorskip("sionna.phy")
+    from neurips18.coding import TurboCode
+
+    assert TurboCode(40).name == "turbo (LTE, 6 it. MAP)"
+    other = TurboCode(40, constraint_length=5)
+    assert "LTE" not in other.name and "constraint length 5" in other.name
+    assert "constraint_length=5" in repr(other)

@@ -20,7 +20,9 @@ class TurboCode(Code):
     """Sionna's rate-1/3 LTE turbo code: two recursive systematic convolutional encoders
     of constraint length 4 (3GPP polynomials), the 3GPP interleaver, both encoders
     terminated (``3 K + 12`` coded bits), BPSK, and ``num_iter`` iterations of the BCJR
-    decoder (``algorithm``: ``"map"``, ``"log"`` or ``"maxlog"``).
+    decoder (``algorithm``: ``"map"``, ``"log"`` or ``"maxlog"``). ``constraint_length``
+    3, 5 or 6 gives Sionna's turbo code of that length instead (with its own number of
+    termination bits), named so in the results, not LTE's.
 
     The 3GPP interleaver is tabulated for ``K`` in {40, 48, 56, ...}; for another ``K``
     Sionna takes the next larger table entry and prunes it (for ``K = 50``: the ``K = 56``
@@ -58,11 +60,17 @@ class TurboCode(Code):
 
     @property
     def name(self) -> str:
-        return f"turbo (LTE, {self.num_iter} it. {self.algorithm.upper()})"
+        # the LTE code is the constraint-length-4 one; another length keeps the 3GPP
+        # interleaver but is not LTE's code, and its results must not carry that name
+        kind = "LTE" if self.constraint_length == 4 else \
+            f"constraint length {self.constraint_length}"
+        return f"turbo ({kind}, {self.num_iter} it. {self.algorithm.upper()})"
 
     def __repr__(self) -> str:
+        cl = "" if self.constraint_length == 4 else \
+            f", constraint_length={self.constraint_length}"
         return (f"TurboCode(block_length={self._k}, num_iter={self.num_iter}, "
-                f"algorithm={self.algorithm!r})")
+                f"algorithm={self.algorithm!r}{cl})")
 
     def encode(self, bits: Any) -> torch.Tensor:
         """BPSK symbols ``2 c - 1`` of the codeword ``c`` ``(B, 3 K + 12)``."""
