@@ -173,7 +173,8 @@ def simulate_ber(
     Parameters
     ----------
     code : any :class:`~neurips18.coding.Code` (Deepcode, TurboCode, SchalkwijkKailath,
-        UncodedBPSK, or a user's own).
+        UncodedBPSK, or a user's own). A code that is an ``nn.Module`` runs with all its
+        submodules in eval mode, and gets each back in the mode it had.
     snr_db : the forward SNR in dB (unit power per symbol; the code's
         ``default_channel`` is used: AWGN, or noiseless feedback for feedback codes), or a
         channel object (:class:`AWGN`, :class:`FeedbackChannel`).
