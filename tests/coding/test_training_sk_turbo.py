@@ -302,3 +302,16 @@ def test_a_turbo_code_of_another_constraint_length_is_not_named_lte():
     other = TurboCode(40, constraint_length=5)
     assert "LTE" not in other.name and "constraint length 5" in other.name
     assert "constraint_length=5" in repr(other)
+
+
+def test_turbo_decode_names_an_empty_or_complex_input():
+    # no block failed deep inside Sionna with a reshape RuntimeError; complex values were
+    # cast to real with only a warning
+    pytest.importorskip("sionna.phy")
+    from neurips18.coding import TurboCode
+
+    tc = TurboCode(40)
+    with pytest.raises(ValidationError, match="at least one block"):
+        tc.decode(torch.zeros(0, tc.n_channel_uses), snr_db=0.0)
+    with pytest.raises(ValidationError, match="real values"):
+        tc.decode(torch.zeros(2, tc.n_channel_uses, dtype=torch.complex64), snr_db=0.0)

@@ -86,6 +86,10 @@ class TurboCode(Code):
         if not isinstance(received, torch.Tensor) or received.dim() != 2 or \
                 received.shape[1] != self._n:
             raise invalid("received", received, f"a tensor of shape (batch, {self._n})")
+        if received.shape[0] == 0:
+            raise invalid("received", received, "at least one block")
+        if received.is_complex():
+            raise invalid("received", received, "real values")
         if not bool(torch.isfinite(received).all()):
             raise invalid("received", received, "finite values")
         s2 = 10.0 ** (-snr_db / 10.0)
