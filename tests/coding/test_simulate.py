@@ -273,3 +273,18 @@ def test_a_submodule_left_in_training_mode_runs_in_eval_mode():
     ref = simulate_ber(UncodedBPSK(8), 10.0, max_bits=40_000, generator=1)
     assert (r.n_errors, r.n_bits) == (ref.n_errors, ref.n_bits)
     assert code.drop.training and not code.training
+
+
+def test_a_channel_of_another_kind_is_refused_as_a_channel():
+    # a user's own channel object was refused as "expected a finite number", which reads as
+    # if channels could not be passed at all
+    class MyChannel:
+        snr_db = 0.0
+
+        def __call__(self, x, *, generator):
+            return x
+
+    with pytest.raises(ValidationError, match="AWGN or FeedbackChannel"):
+        simulate_ber(UncodedBPSK(4), MyChannel(), generator=0)
+    with pytest.raises(ValidationError, match="finite number"):
+        simulate_ber(UncodedBPSK(4), "3", generator=0)

@@ -190,6 +190,11 @@ def simulate_ber(
         raise invalid("code", code, "a neurips18.coding.Code")
     if isinstance(snr_db, AWGN | FeedbackChannel):
         channel = snr_db
+    elif callable(snr_db) or hasattr(snr_db, "snr_db") or hasattr(snr_db, "sample"):
+        # a user's own channel object: say what is accepted, not only "a number"
+        raise invalid("snr_db", snr_db, "a forward SNR in dB or an AWGN or FeedbackChannel "
+                      "(a channel of another kind: subclass one of them, or give the code a "
+                      "transmit that runs it)")
     else:
         channel = code.default_channel(check("snr_db", snr_db, Interval(float, -60.0, 100.0)))
     min_errors = check("min_errors", min_errors, Interval(int, 1, None))
