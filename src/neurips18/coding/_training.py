@@ -22,7 +22,8 @@ __all__ = ["DEFAULT_SCHEDULE", "FINETUNE_SCHEDULE", "LONG_SCHEDULE", "SCHEDULES"
 
 @dataclass(frozen=True)
 class TrainingPhase:
-    """``blocks`` training blocks in mini-batches of ``batch_size`` at learning rate ``lr``,
+    """``blocks`` training blocks (rounded up to whole mini-batches: ``steps`` batches of
+    ``batch_size``, which ``training_record["blocks"]`` counts) at learning rate ``lr``,
     the forward channel at the target SNR plus ``snr_offset_db`` (a curriculum: a negative
     offset trains on a noisier channel than the one the model is for)."""
 
