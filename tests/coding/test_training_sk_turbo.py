@@ -315,3 +315,23 @@ def test_turbo_decode_names_an_empty_or_complex_input():
         tc.decode(torch.zeros(0, tc.n_channel_uses), snr_db=0.0)
     with pytest.raises(ValidationError, match="real values"):
         tc.decode(torch.zeros(2, tc.n_channel_uses, dtype=torch.complex64), snr_db=0.0)
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_training(tmp_path,
+                                                                       monkeypatch):
+    # a checkpoint in a missing directory failed only at the first save, checkpoint_every
+    # steps (minutes of training with the shipped schedules) into the run
+    import neurips18.coding._training as tr
+
+    steps = []
+    real = tr.F.binary_cross_entropy_with_logits
+
+    def counting(*a, **k):
+        steps.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr.F, "binary_cross_entropy_with_logits", counting)
+    for bad in (tmp_path / "absent" / "ck.pt", tmp_path):
+        with pytest.raises(ValidationError, match="checkpoint"):
+            train_deepcode(0.0, schedule=_SCHED[:1], generator=1, checkpoint=bad, **_KW)
+    assert not steps

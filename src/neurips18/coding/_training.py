@@ -173,6 +173,13 @@ def train_deepcode(
     state: dict[str, Any] = {"phase": 0, "step": 0, "losses": [[] for _ in sched],
                              "cpu_seconds": 0.0}
     losses_len = len(sched)
+    if checkpoint is not None:
+        if not isinstance(checkpoint, str | os.PathLike):
+            raise invalid("checkpoint", checkpoint, "a file path or None")
+        parent = os.path.dirname(os.path.abspath(os.fspath(checkpoint)))
+        if not os.path.isdir(parent) or os.path.isdir(checkpoint):
+            # found out at the first save otherwise, checkpoint_every steps into the run
+            raise invalid("checkpoint", checkpoint, "a file in an existing directory")
     if checkpoint is not None and os.path.isfile(checkpoint):
         try:
             saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
