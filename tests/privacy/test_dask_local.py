@@ -165,6 +165,29 @@ def test_randomized_response_ratio_within_e_eps():
     assert np.array_equal(np.delete(ra, 17), np.delete(rb, 17))
 
 
+@pytest.mark.parametrize("eps", [710.0, 1e6])
+def test_randomized_response_and_the_local_model_take_a_large_epsilon(eps):
+    # e^eps overflows a float past eps ~ 709.8: the probabilities are computed without it
+    x = np.arange(1000) % 7
+    assert np.array_equal(randomized_response(x, 7, eps, np.random.default_rng(0)), x)
+    X = make_ball_blobs(3000, 2, 3, generator=4)[0]
+    res = local_kmeans(X, 3, epsilon=eps, radius=1.0, random_state=0)
+    assert np.isfinite(res.cluster_centers).all()
+
+
+@pytest.mark.parametrize("args, name", [
+    ((np.array([0, 1, 2]), 2, 1.0), "values"),  # a value outside [0, n_values)
+    ((np.array([-1, 0]), 2, 1.0), "values"),
+    ((np.array([0.5, 1.2]), 3, 1.0), "values"),  # not integers
+    ((np.array([0, 1]), 0, 1.0), "n_values"),
+    ((np.array([0, 1]), 2, -1.0), "epsilon"),  # a negative level flips more than it keeps
+    ((np.array([0, 1]), 2, 0.0), "epsilon"),
+])
+def test_randomized_response_checks_its_input(args, name):
+    with pytest.raises(ValueError, match=f"Invalid {name}"):
+        randomized_response(*args, np.random.default_rng(0))
+
+
 def test_data_prepared_once_gives_the_same_release(monkeypatch):
     X = make_ball_blobs(40_000, 5, 4, generator=8)[0]
     X[:5] *= 3.0  # rows outside the ball are clipped the same way

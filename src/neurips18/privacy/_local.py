@@ -39,14 +39,36 @@ class LocalKMeansResult(NamedTuple):
     n_candidates: int
 
 
+def _rr_probabilities(k: int, eps: float) -> tuple[float, float]:
+    """(keep, each other) probabilities of k-ary randomized response at level ``eps``,
+    written with e^-eps so that a large epsilon does not overflow (keep -> 1, other -> 0)."""
+    if k <= 1:
+        return 1.0, 0.0
+    t = math.exp(-eps)
+    return 1.0 / (1.0 + (k - 1) * t), t / (1.0 + (k - 1) * t)
+
+
 def randomized_response(values: np.ndarray, n_values: int, epsilon: float,
                         rng: np.random.Generator) -> np.ndarray:
     """k-ary randomized response, one independent randomizer per entry: keep the true
     value with probability e^eps / (e^eps + k - 1), else report one of the k - 1 others
-    uniformly. ``P(report | v) / P(report | v') <= e^eps`` for all values."""
-    eps = epsilon * (1 - 1e-9)
-    k = int(n_values)
-    keep_p = math.exp(eps) / (math.exp(eps) + k - 1) if k > 1 else 1.0
+    uniformly. ``P(report | v) / P(report | v') <= e^eps`` for all values.
+
+    ``values``: a 1-D array of ints in [0, n_values); ``rng``: a ``numpy.random.Generator``
+    or a non-negative int seed."""
+    k = check("n_values", n_values, Interval(int, 1, None))
+    epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
+    rng = as_numpy_generator(rng, "rng")
+    values = check_array("values", values, ndim=1, dtype=None, min_rows=0)
+    if values.size and (values.dtype.kind not in "iu" or values.min() < 0
+                        or values.max() >= k):
+        raise invalid("values", values, f"integers in [0, n_values={k})")
+    return _randomized_response(values.astype(np.int64, copy=False), k, epsilon, rng)
+
+
+def _randomized_response(values: np.ndarray, k: int, epsilon: float,
+                         rng: np.random.Generator) -> np.ndarray:
+    keep_p = _rr_probabilities(k, epsilon * (1 - 1e-9))[0]
     keep = rng.random(values.shape[0]) < keep_p
     other = rng.integers(0, max(k - 1, 1), size=values.shape[0])
     other = other + (other >= values)  # uniform over the values different from the truth
@@ -54,9 +76,7 @@ def randomized_response(values: np.ndarray, n_values: int, epsilon: float,
 
 
 def _rr_debias(reports: np.ndarray, k: int, epsilon: float, weights: np.ndarray | None = None):
-    eps = epsilon * (1 - 1e-9)
-    p = math.exp(eps) / (math.exp(eps) + k - 1)
-    q = 1.0 / (math.exp(eps) + k - 1)
+    p, q = _rr_probabilities(k, epsilon * (1 - 1e-9))
     if weights is None:
         c = np.bincount(reports, minlength=k).astype(float)
         tot = reports.size
@@ -108,7 +128,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     bucket = ((keys * salt) >> np.uint64(40)).astype(np.int64) % n_buckets
     # round 1, group A: bucket by randomized response
     a = group == 0
-    freq = _rr_debias(randomized_response(bucket[a], n_buckets, epsilon, rng), n_buckets,
+    freq = _rr_debias(_randomized_response(bucket[a], n_buckets, epsilon, rng), n_buckets,
                       epsilon) / max(a.sum(), 1)
     # round 1, group B: bucket (eps/2) and a noisy point (eps/2, L1 sensitivity 2 R sqrt(d))
     b = group == 1
@@ -116,7 +136,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     g, t_g = point_noise_scale(d, epsilon / 2)
     noisy = ((q[b] + g // 2) // g + discrete_laplace(t_g, int(b.sum()) * d, rng).reshape(-1, d))
     noisy = noisy.astype(np.float64) * (g * unit)
-    rb = randomized_response(bucket[b], n_buckets, epsilon / 2, rng)
+    rb = _randomized_response(bucket[b], n_buckets, epsilon / 2, rng)
     bsums = _rr_debias(rb, n_buckets, epsilon / 2, weights=noisy)
     bfreq = freq * b.sum()
     top = np.argsort(-freq, kind="stable")[: 2 * k]
@@ -125,7 +145,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     # round 2, group C: nearest candidate by randomized response
     c = group == 2
     near = _core._sqdist(xf[c], cands).argmin(1)
-    w = _rr_debias(randomized_response(near, cands.shape[0], epsilon, rng), cands.shape[0],
+    w = _rr_debias(_randomized_response(near, cands.shape[0], epsilon, rng), cands.shape[0],
                    epsilon)
     centres = _core.weighted_kmeans(cands, np.maximum(w, 0.0), k, rng, tol=1e-12 * radius)
     return LocalKMeansResult(centres, 2, int(cands.shape[0]))
