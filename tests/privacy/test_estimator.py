@@ -209,6 +209,27 @@ def test_kmeans_cost_is_the_inertia_and_clips_to_the_domain():
         kmeans_cost(clipped, km.cluster_centers_), rel=1e-9)
 
 
+@pytest.mark.parametrize("args, kw, name", [
+    # a negative radius mapped every row onto the opposite side of the sphere: 103.8
+    # instead of 3.49 on points in [0, 0.5]^2, without a word
+    ((), {"radius": -1.0}, "radius"), ((), {"radius": 0.0}, "radius"),
+    ((slice(None), slice(0, 1)), {}, "centres"),  # a column short
+    ((0,), {}, "centres"),  # one centre as a 1-D vector
+    ((slice(0, 0),), {}, "centres"),  # no centre: the cost was inf
+])
+def test_kmeans_cost_checks_its_input(args, kw, name):
+    from neurips18.privacy import kmeans_cost
+
+    X = np.random.default_rng(0).uniform(0.0, 0.5, (100, 2))
+    C = X[:3].copy()
+    with pytest.raises(ValueError, match=f"Invalid {name}"):
+        kmeans_cost(X, C[args] if args else C, **kw)
+    Xn = X.copy()
+    Xn[4, 1] = np.nan
+    with pytest.raises(ValueError, match="Invalid X"):
+        kmeans_cost(Xn, C)
+
+
 def test_a_refused_refit_leaves_the_fitted_estimator_unchanged(blobs):
     """A refit that raises (budget overspent, n_clusters > n) must not leave the previous
     release paired with the refused data's feature count or column names."""

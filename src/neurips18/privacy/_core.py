@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from neurips18._validation import check, check_array, invalid
 from neurips18.privacy import _data
 from neurips18.privacy._accountant import Ledger
 from neurips18.privacy._mechanisms import (
@@ -604,6 +605,16 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
     """The k-means cost of ``centres`` on ``X``: the sum of squared distances to the nearest
     centre. With ``radius`` the points are first clipped to that ball (the domain a private
     fit used), and ``X`` may be a Dask array; with None it is the plain cost."""
+    centres = check_array("centres", centres, ndim=2, dtype="float64", finite=True)
+    if radius is not None:
+        radius = check("radius", radius, _data.RADIUS_RANGE)
+    if _data.is_dask(X) and radius is not None:
+        if X.ndim != 2 or X.dtype.kind not in "fiub":
+            raise invalid("X", X, "a 2-D numeric array")
+    else:
+        X = check_array("X", X, ndim=2, dtype="numeric", finite=True)
+    if X.shape[1] != centres.shape[1]:
+        raise invalid("centres", centres, f"{X.shape[1]} columns, as X has")
     if radius is None:
         x = np.asarray(X, dtype=np.float64)
         total = 0.0
