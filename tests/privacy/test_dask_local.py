@@ -188,6 +188,17 @@ def test_randomized_response_checks_its_input(args, name):
         randomized_response(*args, np.random.default_rng(0))
 
 
+def test_a_dask_refit_drops_the_column_names_of_an_earlier_dataframe_fit():
+    da = pytest.importorskip("dask.array")
+    pd = pytest.importorskip("pandas")
+    X = make_ball_blobs(2000, 3, 3, generator=5)[0]
+    m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0)
+    m.fit(pd.DataFrame(X, columns=list("abc")))
+    m.fit(da.from_array(X[:, ::-1], chunks=500))  # other columns, no names
+    # the names of the first fit described columns this release was not fitted on
+    assert not hasattr(m, "feature_names_in_") and m.n_features_in_ == 3
+
+
 def test_data_prepared_once_gives_the_same_release(monkeypatch):
     X = make_ball_blobs(40_000, 5, 4, generator=8)[0]
     X[:5] *= 3.0  # rows outside the ball are clipped the same way

@@ -189,8 +189,9 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
             if bad:
                 raise invalid("X", X, f"finite values; found {bad} NaN or inf")
-            if reset:
+            if reset:  # a Dask array has no column names: those of an earlier fit go
                 self.n_features_in_ = int(X.shape[1])
+                self.__dict__.pop("feature_names_in_", None)
             elif X.shape[1] != self.n_features_in_:
                 raise invalid("X", X, f"{self.n_features_in_} features, as in fit")
             return X
