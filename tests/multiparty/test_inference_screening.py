@@ -197,3 +197,18 @@ def test_screening_an_object_array():
                             generator=0)
     s1 = screen_parties(d.replace_party(0, Xc, yc), random_state=0)
     assert s1.flagged[0] and not any(s1.flagged[1:]), s1
+
+
+def test_screening_documents_sees_a_planted_word():
+    """A party of documents whose every training document starts with a word its
+    validation documents never hold (the labels unchanged) is flagged; honest parties
+    pass. Each document as one category of its own hid the word (AUC 0.47, p 0.84)."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(50)]
+    docs = [" ".join(rng.choice(words, 10)) for _ in range(1200)]
+    y = rng.integers(0, 2, 1200)
+    d = split_parties(docs, y, 3, validation_size=600, random_state=0)
+    X0, y0 = d.party(0)
+    s = screen_parties(d.replace_party(0, ["zzz " + t for t in X0], y0), random_state=0)
+    assert s.flagged[0] and s.p_value[0] < 1e-6 and s.auc[0] > 0.9, s
+    assert not any(s.flagged[1:]) and all(0.35 < a < 0.65 for a in s.auc[1:]), s

@@ -140,12 +140,42 @@ class Screening:
         return tuple("local" if f else "joint" for f in self.flagged)
 
 
+_SCREEN_TOKENS = 500
+"""How many tokens (the most frequent among a party's documents) screening counts."""
+
+
+def _token_counts(docs: list[str]) -> np.ndarray:
+    """Documents as counts of the ``_SCREEN_TOKENS`` tokens found in most of them (ties
+    alphabetical), one row per document. The vocabulary depends on the documents only,
+    not on which set each came from, so the held-out test stays valid."""
+    from collections import Counter
+
+    from neurips18.multiparty._text import tokenize
+
+    tokens = [tokenize(d) for d in docs]
+    doc_freq = Counter(t for ts in tokens for t in set(ts))
+    vocab = sorted(doc_freq, key=lambda t: (-doc_freq[t], t))[:_SCREEN_TOKENS]
+    column = {t: j for j, t in enumerate(vocab)}
+    M = np.zeros((len(docs), len(vocab)))
+    for i, ts in enumerate(tokens):
+        for t in ts:
+            j = column.get(t)
+            if j is not None:
+                M[i, j] += 1
+    return M
+
+
 def _codes(X: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Features plus the label as a float matrix for a tree model, and which columns are
     categorical (pandas categoricals and text columns become integer codes; missing values
-    stay NaN)."""
+    stay NaN). A list of documents becomes token counts (each document as one category
+    would tell the classifier nothing: every document is a category of its own)."""
     import pandas as pd
 
+    if isinstance(X, list):
+        M = _token_counts(X)
+        lab = np.unique(y, return_inverse=True)[1].astype(np.float64)
+        return np.column_stack([M, lab]), np.append(np.zeros(M.shape[1], dtype=bool), True)
     if not _is_frame(X) and np.asarray(X).dtype.kind in "OUS":
         # an array of text or mixed columns: a column whose values are all numbers (or
         # missing) is numeric, any other is categorical, as for a frame
@@ -191,7 +221,9 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
     Mann-Whitney U test; the party is flagged when ``p < alpha`` (default 0.01: an honest
     party is flagged with probability about ``alpha``). A contaminated training set that
     the party's validation set does not share is found; a party that contaminates both
-    alike passes.
+    alike passes. Documents (a :class:`PartyData` of texts) are compared on their counts
+    of the party's 500 most common tokens (by the number of documents holding them), so a
+    planted word is seen when it is among them.
     """
     from scipy.stats import mannwhitneyu
     from sklearn.ensemble import HistGradientBoostingClassifier
