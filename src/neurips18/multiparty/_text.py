@@ -53,7 +53,16 @@ class TokenEncoder(TransformerMixin, BaseEstimator):
     def _docs(X: Any) -> list[str]:
         if isinstance(X, str) or not hasattr(X, "__len__"):
             raise invalid("X", X, "a sequence of documents (strings)")
-        docs = list(np.asarray(X, dtype=object).ravel()) if hasattr(X, "shape") else list(X)
+        if hasattr(X, "shape"):
+            arr = np.asarray(X, dtype=object)
+            # one document per row: a column of a ColumnTransformer is (n, 1); several
+            # columns would be interleaved into more documents than rows
+            if arr.ndim > 2 or (arr.ndim == 2 and arr.shape[1] != 1):
+                raise invalid("X", X, f"one column of documents (shape (n,) or (n, 1)), got "
+                              f"shape {arr.shape}: join the text columns first")
+            docs = list(arr.ravel())
+        else:
+            docs = list(X)
         if not docs:
             raise invalid("X", X, "at least one document")
         if not all(isinstance(d, str) for d in docs):
