@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from neurips18._validation import ValidationError
-from neurips18.multiparty import TokenEncoder
+from neurips18.multiparty import PartyData, TokenEncoder, split_parties
 
 
 def test_token_encoder_refuses_several_text_columns():
@@ -25,3 +25,39 @@ def test_token_encoder_refuses_several_text_columns():
     assert enc.transform(df[["title"]]).shape == (3, 3)
     assert enc.transform(df["title"]).shape == (3, 3)
     assert np.array_equal(enc.transform(df[["title"]]), enc.transform(list(df["title"])))
+
+
+def _frame(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.integers(0, 3, n).astype(float),
+                         "b": pd.Categorical(rng.choice(["x", "y"], n)),
+                         "c": rng.normal(size=n)}), rng.integers(0, 2, n)
+
+
+def test_a_submission_with_other_columns_is_refused():
+    """A party's records with a renamed column were pooled into a frame holding both
+    names: the party's rows had NaN under 'a' (10 of them), everybody else's under 'A'
+    (20), with no error; a validation pool with other columns than the training pool was
+    accepted too."""
+    X, y = _frame(60)
+    d = split_parties(X, y, 3, validation_size=30, random_state=0)
+    X0, y0 = d.party(0)
+    with pytest.raises(ValidationError, match=r"Invalid X.*lacking \['a'\], extra \['A'\]"):
+        d.replace_party(0, X0.rename(columns={"a": "A"}), y0)
+    with pytest.raises(ValidationError, match=r"Invalid X.*lacking \['c'\]"):
+        d.replace_party(0, X0[["a", "b"]], y0)
+    with pytest.raises(ValidationError, match="Invalid X.*a DataFrame.*got an array"):
+        d.replace_party(0, X0.to_numpy(), y0)
+    Xv0, yv0 = d.validation(0)
+    with pytest.raises(ValidationError, match=r"Invalid X_val.*extra \['d'\]"):
+        d.replace_party(0, X0, y0, X_val=Xv0.assign(d=1.0), y_val=yv0)
+    with pytest.raises(ValidationError, match=r"Invalid X_val.*lacking \['a'\]"):
+        PartyData(X.iloc[:30], y[:30], np.arange(30) % 3, X.iloc[30:][["c", "b"]], y[30:],
+                  np.arange(30) % 3)
+    arr = split_parties(X[["a", "c"]].to_numpy(), y, 3, validation_size=30, random_state=0)
+    with pytest.raises(ValidationError, match="Invalid X.*the 2 columns.*got 3"):
+        arr.replace_party(0, np.zeros((5, 3)), np.zeros(5))
+    # the same columns in another order are pooled by name
+    d2 = d.replace_party(0, X0[["c", "a", "b"]], y0)
+    assert list(d2.X.columns) == ["a", "b", "c"] and not d2.X.isna().any().any()
+    assert d2.X.iloc[-len(y0):].equals(X0)

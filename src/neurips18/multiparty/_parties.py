@@ -52,6 +52,29 @@ def as_features(name: str, X: Any) -> Any:
     return arr
 
 
+def _kind(X: Any) -> str:
+    return "a DataFrame" if _is_frame(X) else "a list of documents" if isinstance(X, list) \
+        else "an array"
+
+
+def check_same_columns(name: str, X: Any, ref: Any, ref_name: str) -> None:
+    """Refuse records ``X`` that do not have the columns of ``ref`` (records pooled with
+    them): another kind of table, another number of columns, or a DataFrame with other
+    column names (pandas would pool them into a frame holding both sets of columns, each
+    missing for the other's rows)."""
+    if _kind(X) != _kind(ref):
+        raise invalid(name, X, f"{_kind(ref)}, like {ref_name}; got {_kind(X)}")
+    if _is_frame(X):
+        cols, ref_cols = list(X.columns), list(ref.columns)
+        if set(cols) != set(ref_cols) or len(cols) != len(ref_cols):
+            lacking = [c for c in ref_cols if c not in set(cols)]
+            extra = [c for c in cols if c not in set(ref_cols)]
+            raise invalid(name, X, f"the columns of {ref_name} (in any order); lacking "
+                          f"{lacking[:6]}, extra {extra[:6]}")
+    elif isinstance(X, np.ndarray) and X.shape[1] != ref.shape[1]:
+        raise invalid(name, X, f"the {ref.shape[1]} columns of {ref_name}; got {X.shape[1]}")
+
+
 def missing(arr: np.ndarray) -> np.ndarray:
     """Which entries of ``arr`` are missing: NaN, None, pandas' NA or NaT (an object array
     can hold any of them; NumPy sorts and compares them inconsistently)."""
@@ -159,6 +182,7 @@ class PartyData:
     def __post_init__(self) -> None:
         X = as_features("X", self.X)
         X_val = as_features("X_val", self.X_val)
+        check_same_columns("X_val", X_val, X, "X")
         y = as_labels("y", self.y, n_rows(X), X=X)
         y_val = as_labels("y_val", self.y_val, n_rows(X_val), x_name="X_val", X=X_val)
         check_aligned("parties", self.parties, X)
@@ -224,6 +248,7 @@ class PartyData:
         order of the parties are unchanged (party ``i``'s rows move to the end)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
         X = as_features("X", X)
+        check_same_columns("X", X, self.X, "the parties' training records")
         y = as_labels("y", y, n_rows(X), X=X)
         if n_rows(X) == 0:
             raise invalid("X", X, f"at least one training record for party {i}")
@@ -236,6 +261,7 @@ class PartyData:
             if X_val is None or y_val is None:
                 raise invalid("X_val", X_val, "X_val and y_val given together")
             X_val = as_features("X_val", X_val)
+            check_same_columns("X_val", X_val, self.X_val, "the parties' validation records")
             y_val = as_labels("y_val", y_val, n_rows(X_val), x_name="X_val", X=X_val)
             keep_v = np.flatnonzero(self.val_parties != i)
             Xv = stack_rows([take_rows(self.X_val, keep_v), X_val])
