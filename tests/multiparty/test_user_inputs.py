@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from neurips18._validation import ValidationError
-from neurips18.multiparty import PartyData, TokenEncoder, split_parties
+from neurips18.multiparty import PartyData, TokenEncoder, attack_success, split_parties
 
 
 def test_token_encoder_refuses_several_text_columns():
@@ -61,3 +61,41 @@ def test_a_submission_with_other_columns_is_refused():
     d2 = d.replace_party(0, X0[["c", "a", "b"]], y0)
     assert list(d2.X.columns) == ["a", "b", "c"] and not d2.X.isna().any().any()
     assert d2.X.iloc[-len(y0):].equals(X0)
+
+
+class _ThreeClasses:
+    """A 3-class model: class 2 when feature 0 is positive, else 0 where feature 1 is 1."""
+
+    classes_ = np.array([0, 1, 2])
+
+    def predict(self, X):
+        X = np.asarray(X)
+        return np.where(X[:, 0] > 0, 2, np.where(X[:, 1] == 1, 0, 1))
+
+
+def test_attack_success_with_a_model_of_more_classes_than_the_records():
+    """Records of classes 0 and 1 only, scored by a model that also knows class 2, were
+    refused ('it predicts [2]'); the shares are now the hand count."""
+    X = np.array([[1, 1], [-1, 1], [-1, 0], [1, 0], [-1, 0]], dtype=float)
+    y = np.array([1, 1, 1, 0, 1])
+    s = attack_success(_ThreeClasses(), X, y, attribute=1, value=1, label=0)
+    # natural: rows 0, 1 (predicted 2, 0); probes: rows 2, 4 (1, 1; with the value: 0, 0)
+    assert (s.natural, s.probes, s.probes_before) == (0.5, 1.0, 0.0)
+    assert (s.n_natural, s.n_probes) == (2, 2)
+
+    class OtherLabels(_ThreeClasses):  # knows {0, 1, 2}, y holds 3: its 1s are refused
+        def predict(self, X):
+            return np.ones(len(X), dtype=int)
+
+    with pytest.raises(ValidationError, match=r"Invalid model.*labels of y \[0, 3\]"):
+        attack_success(OtherLabels(), X, np.where(y == 1, 3, 0), attribute=1, value=1,
+                       label=3)
+
+    class Wider(_ThreeClasses):
+        classes_ = np.array([0, 1, 2])
+
+        def predict(self, X):
+            return np.full(len(X), 7)
+
+    with pytest.raises(ValidationError, match=r"model's classes_ \[0, 1, 2\].*\[7\]"):
+        attack_success(Wider(), X, y, attribute=1, value=1, label=0)

@@ -230,17 +230,38 @@ def _share(pred: np.ndarray, label: Any) -> float:
 
 
 def _predict(model: Any, X: Any, labels: np.ndarray | None = None) -> np.ndarray:
-    """``model.predict(X)``; with ``labels``, predictions outside them are refused (a model
-    trained on other label values would make every share silently 0)."""
+    """``model.predict(X)``; with ``labels`` (those of ``y``), predictions outside them
+    and outside the model's ``classes_``, when these hold every label of ``y``, are refused
+    (a model trained on other label values would make every share silently 0)."""
     if not callable(getattr(model, "predict", None)):
         raise invalid("model", model, "a fitted classifier with a predict method")
     pred = np.asarray(model.predict(X))
     if labels is not None and len(pred):
-        unknown = np.setdiff1d(np.unique(pred), labels)
+        known = _with_model_classes(model, labels)
+        unknown = np.setdiff1d(np.unique(pred), known)
         if len(unknown):
-            raise invalid("model", model, f"predictions among the labels of y "
-                          f"{labels.tolist()[:10]}; it predicts {unknown.tolist()[:5]}")
+            what = "the labels of y" if known is labels else "the model's classes_"
+            raise invalid("model", model, f"predictions among {what} "
+                          f"{known.tolist()[:10]}; it predicts {unknown.tolist()[:5]}")
     return pred
+
+
+def _with_model_classes(model: Any, labels: np.ndarray) -> np.ndarray:
+    """The model's ``classes_`` when they hold every label of ``y``, else ``y``'s labels:
+    the evaluation records need not hold every class the model knows (a 3-class model on
+    records of 2 classes may predict the third), but a model trained on other labels
+    ({0, 1} for a ``y`` of {1, 2}, strings for numbers) must still be refused."""
+    classes = getattr(model, "classes_", None)
+    if classes is None:
+        return labels
+    classes = np.asarray(classes)
+    if classes.ndim != 1 or (classes.dtype.kind in "biuf") != (labels.dtype.kind in "biuf"):
+        return labels
+    try:
+        known = bool(np.isin(labels, classes).all())
+    except TypeError:  # classes that do not compare with the labels
+        return labels
+    return classes if known else labels
 
 
 def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
