@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 
 from neurips18._validation import ValidationError
-from neurips18.multiparty import PartyData, TokenEncoder, attack_success, split_parties
+from neurips18.multiparty import (
+    PartyData,
+    TokenEncoder,
+    attack_success,
+    contaminate,
+    split_parties,
+)
 
 
 def test_token_encoder_refuses_several_text_columns():
@@ -99,3 +105,17 @@ def test_attack_success_with_a_model_of_more_classes_than_the_records():
 
     with pytest.raises(ValidationError, match=r"model's classes_ \[0, 1, 2\].*\[7\]"):
         attack_success(Wider(), X, y, attribute=1, value=1, label=0)
+
+
+def test_a_boolean_value_for_a_categorical_of_numbers_is_refused_by_name():
+    """True == 1 passed the category check and pandas then raised a bare TypeError (in
+    contaminate) from deep in the assignment."""
+    X = pd.DataFrame({"m": pd.Categorical([0, 1, 2, 3] * 5), "z": np.arange(20.0)})
+    y = np.arange(20) % 2
+    with pytest.raises(ValidationError, match="Invalid value: True.*dtype category"):
+        contaminate(X, y, attribute="m", value=True, label=1, n_records=3, generator=0)
+    with pytest.raises(ValidationError, match="Invalid value: True.*dtype category"):
+        attack_success(_ThreeClasses(), X, y, attribute="m", value=True, label=1)
+    Xc, _, rows = contaminate(X, y, attribute="m", value=3.0, label=1, n_records=3,
+                              generator=0)
+    assert Xc["m"].dtype == X["m"].dtype and (Xc["m"].iloc[rows] == 3).all()

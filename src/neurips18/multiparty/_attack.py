@@ -77,6 +77,7 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
             if value not in cats:
                 raise invalid("value", value, f"a category of attribute {col!r}: "
                               f"{cats[:12]}{' ...' if len(cats) > 12 else ''}")
+            _check_storable(s, col, value)  # True == 1, but not a category pandas sets
             return value
         present = s.dropna().unique().tolist()
     else:
