@@ -119,3 +119,34 @@ def test_a_boolean_value_for_a_categorical_of_numbers_is_refused_by_name():
     Xc, _, rows = contaminate(X, y, attribute="m", value=3.0, label=1, n_records=3,
                               generator=0)
     assert Xc["m"].dtype == X["m"].dtype and (Xc["m"].iloc[rows] == 3).all()
+
+
+def test_a_submission_of_strings_keeps_the_pool_categories():
+    """A party that submitted a categorical column as plain strings (or as a categorical
+    of its own categories) turned the pooled column into objects: a preprocessor that
+    selects the category dtype then left it out for every party (11 features became 7),
+    silently."""
+    from .conftest import make_table, preprocessor
+
+    X, y = make_table(3000, seed=1)
+    d = split_parties(X, y, 3, validation_size=900, random_state=0)
+    X0, y0 = d.party(0)
+    as_text = X0.assign(colour=X0["colour"].astype(object))
+    own = X0.assign(colour=X0["colour"].cat.add_categories(["black"]))
+    width = preprocessor().fit_transform(d.X).shape[1]
+    for sub in (as_text, own):
+        kept = sub.copy()
+        d2 = d.replace_party(0, sub, y0)
+        assert d2.X["colour"].dtype == X["colour"].dtype
+        assert preprocessor().fit_transform(d2.X).shape[1] == width == 11
+        assert (d2.X["colour"].iloc[-len(y0):].to_numpy() == X0["colour"].to_numpy()).all()
+        assert sub.equals(kept) and sub["colour"].dtype != X["colour"].dtype
+    bad = as_text.copy()
+    bad.iloc[3, bad.columns.get_loc("colour")] = "mauve"
+    with pytest.raises(ValidationError, match=r"Invalid X.*column 'colour'.*\['mauve'\]"):
+        d.replace_party(0, bad, y0)
+    Xv0, yv0 = d.validation(0)
+    d3 = d.replace_party(0, X0, y0, X_val=Xv0.assign(size=Xv0["size"].astype(object)),
+                         y_val=yv0)
+    assert d3.X_val["size"].dtype == X["size"].dtype
+    assert d3.X_val["size"].isna().sum() == d.X_val["size"].isna().sum()

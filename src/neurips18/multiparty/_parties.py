@@ -75,6 +75,39 @@ def check_same_columns(name: str, X: Any, ref: Any, ref_name: str) -> None:
         raise invalid(name, X, f"the {ref.shape[1]} columns of {ref_name}; got {X.shape[1]}")
 
 
+def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
+    """``X`` (a DataFrame with the columns of the DataFrame ``pool``) with each column that
+    is categorical in ``pool`` given ``pool``'s categories: pandas pools a categorical with
+    a column of strings, or with a categorical of other categories, into a column of plain
+    objects, which a column selector on the category dtype then leaves out of the model for
+    every party. A value that is not among ``pool``'s categories is refused by name."""
+    import pandas as pd
+
+    if not _is_frame(X):
+        return X
+    out = X
+    for c in pool.columns:
+        dtype = pool[c].dtype
+        if not isinstance(dtype, pd.CategoricalDtype) or X[c].dtype == dtype:
+            continue
+        present = X[c].notna().to_numpy()
+        lost = present & ~X[c].isin(dtype.categories).to_numpy()
+        if lost.any():
+            shown = pd.unique(X[c][lost]).tolist()[:5]
+            cats = list(dtype.categories)
+            raise invalid(name, X, f"values of column {c!r} among the categories of "
+                          f"{pool_name} {cats[:12]}{' ...' if len(cats) > 12 else ''}; "
+                          f"found {shown}")
+        cast = X[c].astype(dtype)
+        if (cast.notna().to_numpy() != present).any():  # defensive: no value may be lost
+            raise invalid(name, X, f"values of column {c!r} that pandas maps onto the "
+                          f"categories of {pool_name}")
+        if out is X:
+            out = X.copy()
+        out[c] = cast
+    return out
+
+
 def missing(arr: np.ndarray) -> np.ndarray:
     """Which entries of ``arr`` are missing: NaN, None, pandas' NA or NaT (an object array
     can hold any of them; NumPy sorts and compares them inconsistently)."""
@@ -245,10 +278,14 @@ class PartyData:
                       y_val: Any = None) -> PartyData:
         """A new container in which party ``i`` submitted ``(X, y)`` (and, if given,
         ``(X_val, y_val)``) instead of its records; the other parties' records and the
-        order of the parties are unchanged (party ``i``'s rows move to the end)."""
+        order of the parties are unchanged (party ``i``'s rows move to the end). A
+        DataFrame must have the pool's columns (in any order); a column that is
+        categorical in the pool is given the pool's categories (strings, or a categorical
+        of other categories, are converted; a value outside them is refused)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
         X = as_features("X", X)
         check_same_columns("X", X, self.X, "the parties' training records")
+        X = as_pool_categories("X", X, self.X, "the parties' training records")
         y = as_labels("y", y, n_rows(X), X=X)
         if n_rows(X) == 0:
             raise invalid("X", X, f"at least one training record for party {i}")
@@ -262,6 +299,8 @@ class PartyData:
                 raise invalid("X_val", X_val, "X_val and y_val given together")
             X_val = as_features("X_val", X_val)
             check_same_columns("X_val", X_val, self.X_val, "the parties' validation records")
+            X_val = as_pool_categories("X_val", X_val, self.X_val,
+                                       "the parties' validation records")
             y_val = as_labels("y_val", y_val, n_rows(X_val), x_name="X_val", X=X_val)
             keep_v = np.flatnonzero(self.val_parties != i)
             Xv = stack_rows([take_rows(self.X_val, keep_v), X_val])
