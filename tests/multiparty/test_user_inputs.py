@@ -150,3 +150,14 @@ def test_a_submission_of_strings_keeps_the_pool_categories():
                          y_val=yv0)
     assert d3.X_val["size"].dtype == X["size"].dtype
     assert d3.X_val["size"].isna().sum() == d.X_val["size"].isna().sum()
+
+
+def test_documents_in_a_series_are_split_like_a_list():
+    docs = pd.Series([f"doc {i} w{i % 3}" for i in range(20)], index=np.arange(20)[::-1])
+    y = np.arange(20) % 2
+    d = split_parties(docs, y, 2, validation_size=6, random_state=0)
+    ref = split_parties(list(docs), y, 2, validation_size=6, random_state=0)
+    assert d.X == ref.X and d.X_val == ref.X_val and isinstance(d.X, list)
+    assert np.array_equal(d.y, ref.y) and np.array_equal(d.parties, ref.parties)
+    with pytest.raises(ValidationError, match="Invalid X.*list of documents.*1-D"):
+        split_parties(np.arange(20.0), y, 2, validation_size=6, random_state=0)

@@ -47,8 +47,12 @@ def as_features(name: str, X: Any) -> Any:
     if isinstance(X, list | tuple) and X and all(isinstance(t, str) for t in X):
         return list(X)
     arr = np.asarray(X)
+    if arr.ndim == 1 and arr.size and arr.dtype.kind in "OU" and all(
+            isinstance(t, str) for t in arr):
+        return [str(t) for t in arr]  # a Series or an array of documents
     if arr.ndim != 2:
-        raise invalid(name, X, f"a 2-D array or a DataFrame, got {arr.ndim}-D")
+        raise invalid(name, X, f"a 2-D array, a DataFrame or a list of documents (strings), "
+                      f"got {arr.ndim}-D")
     return arr
 
 
