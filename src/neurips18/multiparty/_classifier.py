@@ -65,7 +65,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int
-        Widths of ``f``'s hidden ReLU layers (``network="mlp"``).
+        Widths of ``f``'s hidden ReLU layers (``network="mlp"``); with
+        ``network="text_cnn"`` only the first entry is used, as the number of filters
+        (64 when empty).
     lam : float >= 0
         Weight of the adversarial term; ``0`` is plain training (no discriminator).
     max_epochs : int
@@ -87,7 +89,8 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         values. ``"text_cnn"``: ``X`` holds token ids
         (e.g. from :class:`~neurips18.multiparty.TokenEncoder`) and ``f`` is a
         :class:`~neurips18.multiparty.TextCNN` with ``embedding_dim`` dimensions and
-        filters of width ``kernel_size``.
+        filters of width ``kernel_size``; its vocabulary is the largest id seen in
+        ``fit`` plus one, and larger ids met in ``predict`` are read as unknown (id 1).
     device : str
         Torch device for training and prediction.
     random_state : int, numpy Generator or None
