@@ -104,7 +104,10 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Radius of the ball centred at the origin that bounds the data domain. It must be
         chosen without looking at the data (a bound derived from the data leaks it), so
         there is no default: ``fit`` raises when it is missing. Rows outside the ball are
-        scaled onto its sphere and counted in ``n_clipped_``.
+        scaled onto its sphere and counted in ``n_clipped_``. Data whose known bounds are
+        not centred at the origin are shifted by a constant known without the data first;
+        a scaler or PCA fitted on the data before this estimator (in a ``Pipeline``) is
+        not private and is not counted in the ledger.
     method : {"auto", "kaplan-stemmer", "lloyd"}, default "auto"
         ``"kaplan-stemmer"``: Kaplan and Stemmer's pipeline (private centres from
         locality-sensitive hashes over a geometric grid of radii, a private coreset, a
