@@ -43,11 +43,6 @@ def _digits() -> np.ndarray:
     return X / np.linalg.norm(X, axis=1).max()
 
 
-def _cost(X: np.ndarray, centres: np.ndarray) -> float:
-    d = (X * X).sum(1)[:, None] - 2.0 * X @ centres.T + (centres * centres).sum(1)[None, :]
-    return float(np.maximum(d, 0.0).min(1).sum())
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkout", required=True,
@@ -63,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from clustering import clustering_algorithm, clustering_params  # noqa: E402
     from sklearn.cluster import KMeans
 
-    from neurips18.privacy import PrivateKMeans
+    from neurips18.privacy import PrivateKMeans, kmeans_cost
 
     X = _digits()
     base = KMeans(n_clusters=10, n_init=3, random_state=0).fit(X).inertia_
@@ -73,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         res = clustering_algorithm.private_lsh_clustering(
             10, clustering_params.Data(X, radius=1.0),
             clustering_params.DifferentialPrivacyParam(epsilon=eps, delta=delta))
-        return _cost(X, np.asarray(res.centers)) / base
+        return kmeans_cost(X, np.asarray(res.centers, dtype=np.float64)) / base
 
     def ours(eps: float, seed: int) -> float:
         m = PrivateKMeans(10, epsilon=eps, delta=args.delta, radius=1.0,
