@@ -437,3 +437,47 @@ def test_a_pickled_accountant_is_not_a_second_budget(blobs):
     saved.spend(0.5, 0.0, "after loading")
     assert saved.spent[0] == pytest.approx(acc.spent[0] + 0.5)
     assert pickle.loads(pickle.dumps(saved)).claim().remaining == saved.remaining
+
+
+def test_refined_centres_follows_its_noise_bound():
+    from neurips18.privacy._core import (
+        PRACTICAL,
+        REFINE_COUNT_SHARE,
+        REFINE_SPREAD_SHARE,
+        refined_centres,
+    )
+
+    def noise(n, d, m, rho):  # the expected squared noise of a refined centre / r^2
+        rho_sums = rho * (1 - REFINE_SPREAD_SHARE - REFINE_COUNT_SHARE)
+        return d * (2 / math.sqrt(2 * rho_sums)) ** 2 * (m / n) ** 2
+
+    c = PRACTICAL["centre_noise"]
+    for n, d, k, rho in [(1797, 64, 10, 0.001), (1797, 64, 10, 0.01), (5000, 20, 30, 0.003)]:
+        m = refined_centres(n, d, k, rho)
+        assert 1 <= m < k
+        assert noise(n, d, m, rho) <= c < noise(n, d, m + 1, rho)
+    # more points or more budget never refine fewer centres; enough of either refines all
+    ms = [refined_centres(n, 64, 10, 0.01) for n in (500, 1000, 2000, 4000, 8000)]
+    assert ms == sorted(ms) and ms[-1] == 10
+    ms = [refined_centres(1797, 64, 10, r) for r in (1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+    assert ms == sorted(ms) and ms[0] == 1 and ms[-1] == 10
+    assert refined_centres(100_000, 2, 5, 1e-3) == 5
+    assert refined_centres(10, 100, 5, 1e-9) == 1  # hopeless noise: one centre, not zero
+
+
+def test_few_refined_centres_still_release_n_clusters_rows(blobs):
+    small = blobs[:600]
+    km = PrivateKMeans(8, epsilon=0.3, delta=1e-6, radius=1.0, random_state=0).fit(small)
+    assert 1 <= km.n_refined_centres_ < 8
+    assert km.cluster_centers_.shape == (8, blobs.shape[1])
+    assert np.all(np.isfinite(km.cluster_centers_))
+    assert np.all(np.linalg.norm(km.cluster_centers_, axis=1) <= 1.0 + 1e-12)
+    assert set(np.unique(km.predict(small))) <= set(range(8))
+    assert km.privacy_spent_[0] == pytest.approx(0.3, abs=1e-9)
+    big = PrivateKMeans(4, epsilon=3.0, delta=1e-6, radius=1.0, random_state=0).fit(blobs)
+    assert big.n_refined_centres_ == 4
+    faith = PrivateKMeans(4, epsilon=3.0, delta=1e-6, radius=1.0, faithful=True,
+                          random_state=0).fit(blobs)
+    assert faith.n_refined_centres_ == 0
+    lloyd = PrivateKMeans(4, epsilon=1.0, radius=1.0, method="lloyd", random_state=0).fit(blobs)
+    assert lloyd.n_refined_centres_ == 0

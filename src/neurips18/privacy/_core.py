@@ -474,12 +474,16 @@ def clipped_lloyd_step(X: Any, radius: float, centres: np.ndarray, ledger: Ledge
 PRACTICAL: dict[str, Any] = {
     "exponents": (5, 4, 3, 2, 1),  # widths Lambda 2^-e, fine -> coarse
     "counts": 0.20, "sums": 0.15, "coreset": 0.05, "refine": 0.60, "steps": 2,
-    "clip_scale": 1.0, "candidates_per_cluster": 32,
+    "clip_scale": 1.0, "candidates_per_cluster": 32, "centre_noise": 0.2,
+    "pad_radius": 0.1,
 }
 """The practical mode's schedule: the radii, the shares of rho (histograms, cell sums,
 coreset counts, refinement), the number of clipped Lloyd steps, their clipping radius in
-units of the released root mean squared distance, and the most candidate centres per
-cluster the coreset step counts (:func:`merge_candidates`)."""
+units of the released root mean squared distance, the most candidate centres per
+cluster the coreset step counts (:func:`merge_candidates`), the largest expected squared
+noise of a refined centre in units of the squared clipping radius
+(:func:`refined_centres`) and the radius, in units of the domain's, of the public
+random centres that stand in for missing candidates."""
 PROJECTION_DIM = 5
 
 
@@ -536,6 +540,24 @@ def merge_candidates(cands: np.ndarray, counts: np.ndarray, m: int,
                            max_iter=20, tol=1e-9 * radius)
 
 
+def refined_centres(n: int, d: int, k: int, rho_step: float) -> int:
+    """How many centres the clipped Lloyd steps refine: the largest ``m <= k`` whose
+    centres' expected squared noise stays within ``centre_noise`` (0.2) times the squared
+    clipping radius ``r^2``, at least 1. A refined centre is (sum of clipped offsets +
+    Gaussian noise of sigma ``2 r / sqrt(2 rho_sums)`` per coordinate) / count, and a
+    cluster of ``m`` equal ones holds ``n / m`` points, so its squared error is about
+    ``d (2 / sqrt(2 rho_sums))^2 (m / n)^2 r^2``, while ``r^2`` is the mean squared distance
+    to the nearest centre: the bound caps the noise's share of the cost near 20 %. With
+    ``m`` below ``k`` more centres would each be refined from fewer points and end noisier
+    than the clusters they split. A function of the public (n, d, k, rho) only: it spends
+    nothing and its value is not data-dependent."""
+    rho_sums = rho_step * (1.0 - REFINE_SPREAD_SHARE - REFINE_COUNT_SHARE)
+    per_point = 2.0 / math.sqrt(2.0 * rho_sums) / n  # noise sd of a mean of n points / r
+    limit = float(PRACTICAL["centre_noise"])
+    m = int(math.floor(math.sqrt(limit / d) / per_point)) if per_point > 0 else k
+    return max(1, min(k, m))
+
+
 def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random.Generator,
                    *, faithful: bool) -> tuple[np.ndarray, FitInfo]:
     n, d = X.shape
@@ -562,12 +584,33 @@ def kaplan_stemmer(X: Any, k: int, radius: float, ledger: Ledger, rng: np.random
                              ledger=ledger, step="coreset counts")
     else:
         ledger.charge_unused(rho * shares["coreset"], "coreset counts (no candidate)")
-    centres = weighted_kmeans(cands, w, k, rng, tol=1e-12 * radius)
+    if not steps:  # the paper's schedule: the coreset's k-means is the release
+        info.details["refined_centres"] = 0
+        info.rounds = R
+        return weighted_kmeans(cands, w, k, rng, tol=1e-12 * radius), info
+    # step 3 (practical mode): clipped Lloyd steps on as many centres as their noise
+    # supports, started from the coreset's k-means and, where the histograms gave fewer
+    # candidates, from public points (the ball's centre first, then random directions)
+    m = refined_centres(n, d, k, rho * shares["refine"] / steps)
+    info.details["refined_centres"] = m
+    start = weighted_kmeans(cands, w, min(m, cands.shape[0]), rng, tol=1e-12 * radius)
+    if start.shape[0] < m:
+        g = rng.standard_normal((m - start.shape[0], d))
+        g *= float(PRACTICAL["pad_radius"]) * radius / np.linalg.norm(g, axis=1, keepdims=True)
+        if start.shape[0] == 0:
+            g[0] = 0.0
+        start = np.vstack([start, g])
+    centres = start
     for t in range(steps):
         centres = clipped_lloyd_step(X, radius, centres, ledger, rng,
                                      rho=rho * shares["refine"] / steps,
                                      step=f"Lloyd step {t + 1}", info=info,
                                      scale=PRACTICAL["clip_scale"])
+    # k rows are released: the refined centres, then their public starting points (a
+    # point nearer to one of them than to its noisy refined centre keeps it), repeated
+    # when k > 2 m
+    rest = np.vstack([start, centres])
+    centres = np.vstack([centres, rest[np.arange(k - m) % rest.shape[0]]])
     info.rounds = R
     return centres, info
 

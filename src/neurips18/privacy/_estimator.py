@@ -151,6 +151,12 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     n_coreset_centres_ : int
         Number of candidate centres the coreset counts were taken for (at most
         ``n_candidates_``; 0 for DPLloyd).
+    n_refined_centres_ : int
+        Number of centres the practical mode's clipped Lloyd steps refine: ``n_clusters``
+        unless the noise of a refined centre would exceed about 20 % of its cluster's
+        mean squared distance (few points per cluster at a small epsilon; a rule of the
+        public n, d, n_clusters and budget). The other rows of ``cluster_centers_`` are
+        then the steps' public starting points. 0 in the faithful mode and for DPLloyd.
     n_clipped_, labels_, n_passes_ : int, ndarray, int
         Facts about the training data for its holder (the exact number of rows outside the
         ball; each row's nearest released centre; the number of passes over the data, which
@@ -262,6 +268,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
         self.n_coreset_centres_ = int(info.details.get("coreset_centres", 0))
+        self.n_refined_centres_ = int(info.details.get("refined_centres", 0))
         # X is already validated (a DataFrame is an array by now): going through predict
         # would check it again and warn that it lost its feature names
         self.labels_ = _nearest_labels(X, centres) if not _data.is_dask(X) else None
