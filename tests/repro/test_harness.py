@@ -278,6 +278,26 @@ def test_failing_comparison_and_previous_result_kept_atomically(tmp_path, toy_re
     assert [c.verdict for c in res.failed] == ["fail"]  # 0 + 2 + 4 != 3
 
 
+def test_a_checkpoint_of_other_code_is_not_resumed(tmp_path, toy_registry, monkeypatch,
+                                                   capsys):
+    calls: list[str] = []
+    toy_registry["toy"] = _toy(calls, fail_after=2)
+    with pytest.raises(_Interrupt):
+        harness.run("toy", out=tmp_path, progress=False)
+    real = harness._code_fingerprint
+    monkeypatch.setattr(harness, "_code_fingerprint", lambda cfg: "edited" + real(cfg))
+    toy_registry["toy"] = _toy(calls)
+    res = harness.run("toy", out=tmp_path, progress=False)  # the code changed in between
+    assert calls == ["step0", "step1", "step2", "step0", "step1", "step2"]
+    assert not res.resumed_steps
+    assert "discarding the checkpoint" in capsys.readouterr().err
+
+
+def test_the_fingerprint_follows_the_source_and_the_settings():
+    a = harness._code_fingerprint({"n": 1})
+    assert a == harness._code_fingerprint({"n": 1}) != harness._code_fingerprint({"n": 2})
+
+
 def test_damaged_checkpoint_is_recomputed(tmp_path, toy_registry):
     calls: list[str] = []
     toy_registry["toy"] = _toy(calls, fail_after=1)

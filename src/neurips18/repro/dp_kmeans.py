@@ -217,7 +217,7 @@ def _ours(X: Any, k: int, eps: float, delta: float, seeds: int, faithful: bool =
     from neurips18.privacy import PrivateKMeans
 
     out: dict[str, Any] = {"cost": [], "eps_spent": [], "delta_spent": [], "cpu_seconds": [],
-                           "candidates": [], "threshold": []}
+                           "candidates": [], "threshold": [], "refined": []}
     for s in range(seeds):
         t = time.process_time()
         m = PrivateKMeans(k, epsilon=eps, delta=delta, radius=1.0, method="kaplan-stemmer",
@@ -227,6 +227,7 @@ def _ours(X: Any, k: int, eps: float, delta: float, seeds: int, faithful: bool =
         out["eps_spent"].append(m.privacy_spent_[0])
         out["delta_spent"].append(m.privacy_spent_[1])
         out["candidates"].append(m.n_candidates_)
+        out["refined"].append(m.n_refined_centres_)
         out["threshold"].append(next(e.threshold for e in m.ledger_.entries
                                      if e.threshold is not None))
     return out
@@ -371,7 +372,10 @@ def judge(data: dict[str, Any], cfg: Config) -> Judgement:
                         f"{float(_median_iqr(c['candidates'])[0]):g} candidate centres from the "
                         f"sweep; the heavy-cell threshold is "
                         f"{_median_iqr(c['threshold'])[0]:.0f} points against n/k = "
-                        f"{s['n'] / cfg.k:.0f} points per cluster.")
+                        f"{s['n'] / cfg.k:.0f} points per cluster"
+                        + (f"; {float(_median_iqr(c['refined'])[0]):g} of {cfg.k} centres "
+                           "refined by the clipped Lloyd steps (their noise bound)"
+                           if c.get("refined") else "") + ".")
             rows.append(REFERENCES.row("vs_diffprivlib", None if dpl is None else med / dpl,
                                        ref=None if dpl is None else 1.0,
                                        why="" if dpl is not None else "; anchor not run",

@@ -8,7 +8,8 @@ Layout of ``<out>/<paper>/`` after a finished run::
     meta.json     commit, seed, versions, profile and its settings, wall time, command
 
 While a run is under way its completed steps live in ``<out>/<paper>/.checkpoint/``; a run
-that is killed resumes from there when started again with the same profile and seed. The
+that is killed resumes from there when started again with the same profile and seed (and the
+same code and settings: a checkpoint written by other ones is discarded). The
 four output files are first written to a staging directory and then moved into place, so a
 reader never sees a half-written result; ``meta.json`` is moved last.
 """
@@ -263,6 +264,7 @@ def run(
     check_writable(out)
     paper_dir = out / name
     ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}-threads{n_threads}"
+    _discard_stale_checkpoint(ckpt, cfg.to_dict())
     skipped = _probe_needs(repro)
     ctx = RunContext(profile=profile, config=cfg, seed=seed, checkpoint_dir=ckpt,
                      progress=progress, device=device, skipped=skipped)
@@ -328,6 +330,42 @@ def run(
     except OSError:
         pass
     return RunResult(name, profile, paper_dir, j, data, wall, ctx.resumed_steps, skipped)
+
+
+def _code_fingerprint(config: Mapping[str, Any]) -> str:
+    """A hash of the package's own source files and the profile's settings: a checkpoint
+    is resumed only by the code and settings that wrote it."""
+    import hashlib
+
+    import neurips18
+
+    h = hashlib.sha256(dumps(dict(config)).encode())
+    root = Path(neurips18.__file__).resolve().parent
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix in {".py", ".c", ".cc", ".cpp", ".h"}:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _discard_stale_checkpoint(ckpt: Path, config: Mapping[str, Any]) -> None:
+    """Keep ``ckpt`` only when the code and settings that wrote it are the current ones;
+    otherwise remove it (saying so on stderr), so a run never mixes steps computed by two
+    versions of the code. Leave the current fingerprint in it for the next attempt."""
+    stamp = ckpt / "_code.json"
+    now = _code_fingerprint(config)
+    if ckpt.exists():
+        try:
+            then = json.loads(stamp.read_text(encoding="utf-8"))["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            then = None
+        if then != now:
+            if any(p.name != "_elapsed.json" for p in ckpt.glob("*.json")):
+                print(f"neurips18: discarding the checkpoint in {ckpt}: it was written by "
+                      "other code or settings than this run's", file=sys.stderr)
+            shutil.rmtree(ckpt)
+    ckpt.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, dumps({"fingerprint": now}))
 
 
 def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
