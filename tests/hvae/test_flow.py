@@ -372,3 +372,21 @@ def test_an_mlp_decoder_with_changed_layers_gets_the_gradient_of_its_own_likelih
     want = HVAE(enc, _Counting(dec), flow).elbo(x, generator=3)  # log_prob only: autograd
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     assert dec._fused_is_exact() is (change == "weight_norm")
+
+
+def test_a_state_dict_loads_only_into_a_flow_with_its_settings():
+    sd = HamiltonianFlow(3, 4, max_step_size=0.5).state_dict()
+    same = HamiltonianFlow(3, 4, max_step_size=0.5)
+    same.load_state_dict(sd)
+    torch.testing.assert_close(same.step_sizes, HamiltonianFlow(3, 4, max_step_size=0.5)
+                               .step_sizes)
+    HamiltonianFlow(3, 4, max_step_size=0.5).double().load_state_dict(sd)  # dtype is no setting
+    for kw in ({"max_step_size": 0.25}, {"n_leapfrog": 2}):  # same shapes, other meaning
+        args = {"latent_dim": 3, "n_leapfrog": 4, "max_step_size": 0.5, **kw}
+        with pytest.raises(RuntimeError, match="saved by a flow with latent_dim=3, "
+                                               "n_leapfrog=4, tempering='fixed', "
+                                               "max_step_size=0.5"):
+            HamiltonianFlow(**args).load_state_dict(sd)
+    outer = torch.nn.Sequential(HamiltonianFlow(3, 5))
+    with pytest.raises(RuntimeError, match="state dict of '0' was saved .* n_leapfrog=4"):
+        outer.load_state_dict({"0." + k: v for k, v in sd.items()})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -90,9 +90,10 @@ class HamiltonianFlow(nn.Module):
     per row of ``z``. The rows must be independent (no batch statistics across rows, e.g.
     batch normalisation in training mode): grad U is taken of the sum over rows.
 
-    The state dict holds ``eta`` and the tempering parameters, not the settings above: load
-    it into a flow built with the same ``n_leapfrog``, ``tempering`` and ``max_step_size``
-    (with another ``max_step_size`` it loads without an error and scales every step size).
+    The state dict holds ``eta``, the tempering parameters and a ``settings`` buffer
+    (``latent_dim``, ``n_leapfrog``, ``tempering``, ``max_step_size``,
+    ``per_step_step_sizes``): loading it into a flow built with other settings raises
+    instead of silently rescaling the step sizes or reading the schedule for another K.
     """
 
     def __init__(
@@ -176,6 +177,22 @@ class HamiltonianFlow(nn.Module):
             # made every alpha_k NaN and the whole flow NaN
             raise invalid("beta0_init", beta0_init, "a beta_0 whose tempering schedule is "
                           "finite in float32 (beta_0 above ~1e-76)")
+
+        self.register_buffer("settings", torch.tensor(
+            [self.latent_dim, self.n_leapfrog, TEMPERINGS.index(self.tempering),
+             self.max_step_size, float(self.per_step_step_sizes)], dtype=torch.float64))
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, *args: Any) -> None:
+        theirs = state_dict.get(prefix + "settings")
+        if isinstance(theirs, torch.Tensor):
+            t, m = theirs.detach().double().cpu(), self.settings.detach().double().cpu()
+            # rtol: a flow cast to float32 or half keeps max_step_size to that precision
+            if t.shape != m.shape or not torch.allclose(t, m, rtol=1e-3, atol=0.0):
+                args[-1].append(  # error_msgs: load_state_dict raises with it
+                    f"the state dict of {prefix.rstrip('.') or 'the flow'!r} was saved by a "
+                    f"flow with {_describe(t)}; this one has {_describe(m)}: build the flow "
+                    "with the saved settings before loading")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -293,6 +310,15 @@ class HamiltonianFlow(nn.Module):
         return (f"latent_dim={self.latent_dim}, n_leapfrog={self.n_leapfrog}, "
                 f"tempering={self.tempering!r}, max_step_size={self.max_step_size:g}, "
                 f"per_step_step_sizes={self.per_step_step_sizes}")
+
+
+def _describe(settings: torch.Tensor) -> str:
+    if settings.shape != (5,):
+        return f"settings {settings.tolist()}"
+    l, K, t, m, per = settings.tolist()
+    tempering = TEMPERINGS[int(t)] if int(t) in range(len(TEMPERINGS)) else t
+    return (f"latent_dim={int(l)}, n_leapfrog={int(K)}, tempering={tempering!r}, "
+            f"max_step_size={m:g}, per_step_step_sizes={bool(per)}")
 
 
 def _check_log_likelihood(ll: torch.Tensor, z: torch.Tensor) -> None:
