@@ -156,7 +156,9 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         unless the noise of a refined centre would exceed about 20 % of its cluster's
         mean squared distance (few points per cluster at a small epsilon; a rule of the
         public n, d, n_clusters and budget). The other rows of ``cluster_centers_`` are
-        then the steps' public starting points. 0 in the faithful mode and for DPLloyd.
+        then the steps' public starting points, repeated when ``n_clusters`` exceeds
+        twice this number (so some clusters can be empty). 0 in the faithful mode and
+        for DPLloyd.
     n_clipped_, labels_, n_passes_ : int, ndarray, int
         Facts about the training data for its holder (the exact number of rows outside the
         ball; each row's nearest released centre; the number of passes over the data, which
