@@ -219,3 +219,61 @@ def test_sparse_one_hot_output_trains_the_same_model_as_dense(table):
         PartyAdversarialClassifier(**kw).fit(S_bad, y, parties=parties)
     with pytest.raises((ValidationError, TypeError, ValueError)):
         PartyAdversarialClassifier(network="text_cnn", max_epochs=1).fit(S, y)
+
+
+def _blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 3))
+    return Z, (Z[:, 0] > 0).astype(int), np.arange(n) % 3
+
+
+def test_a_diverging_fit_raises_and_leaves_the_fitted_model():
+    """On unscaled features the loss went to NaN: predict_proba returned NaN everywhere,
+    predict the first class, and attack_success read 0 (an attack that 'failed')."""
+    Z, t, p = _blobs()
+    clf = PartyAdversarialClassifier(lam=1.0, max_epochs=3, random_state=0).fit(Z, t, parties=p)
+    before = clf.predict_proba(Z)
+    with pytest.raises(FloatingPointError, match="diverged.*standardise the features"):
+        clf.fit(Z * 1e6, t, parties=p)
+    np.testing.assert_array_equal(clf.predict_proba(Z), before)
+    with pytest.raises(FloatingPointError):
+        PartyAdversarialClassifier(max_epochs=3, random_state=0).fit(Z * 1e6, t)
+
+
+def test_a_refused_refit_keeps_the_fitted_columns():
+    Z, t, _ = _blobs()
+    df = pd.DataFrame(Z, columns=list("abc"))
+    clf = PartyAdversarialClassifier(max_epochs=2, random_state=0).fit(df, t)
+    before = clf.predict_proba(df)
+    with pytest.raises(ValueError, match="1 class"):
+        clf.fit(df.rename(columns={"a": "x"}), np.zeros(len(t)))
+    assert list(clf.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(clf.predict_proba(df), before)
+
+
+def test_reversed_and_reordered_views_are_accepted():
+    Z, t, p = _blobs()
+    ref = PartyAdversarialClassifier(max_epochs=2, random_state=0).fit(Z, t, parties=p)
+    rev = PartyAdversarialClassifier(max_epochs=2, random_state=0).fit(
+        Z[::-1][::-1], t, parties=p)  # a view with positive strides: the same data
+    np.testing.assert_array_equal(ref.predict_proba(Z), rev.predict_proba(Z))
+    flipped = PartyAdversarialClassifier(max_epochs=2, random_state=0).fit(
+        Z[:, ::-1], t, parties=p)  # negative strides, as df[reversed columns] gives
+    np.testing.assert_allclose(flipped.predict_proba(Z[:, ::-1]),
+                               flipped.predict_proba(np.ascontiguousarray(Z[:, ::-1])))
+    assert ref.predict_proba(Z[::-1]).shape == (len(t), 2)
+
+
+def test_predictions_follow_model_and_survive_pickling():
+    import torch
+
+    Z, t, p = _blobs()
+    clf = PartyAdversarialClassifier(max_epochs=2, random_state=0).fit(Z, t, parties=p)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(Z),
+                                  clf.predict_proba(Z))
+    with torch.no_grad():
+        for q in clf.model_.parameters():
+            q.zero_()
+    np.testing.assert_array_equal(clf.predict_proba(Z[:3]), np.full((3, 2), 0.5))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(Z[:3]),
+                                  np.full((3, 2), 0.5))

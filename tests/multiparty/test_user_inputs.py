@@ -161,3 +161,33 @@ def test_documents_in_a_series_are_split_like_a_list():
     assert np.array_equal(d.y, ref.y) and np.array_equal(d.parties, ref.parties)
     with pytest.raises(ValidationError, match="Invalid X.*list of documents.*1-D"):
         split_parties(np.arange(20.0), y, 2, validation_size=6, random_state=0)
+
+
+def test_a_submission_of_numbers_as_strings_is_refused_by_name():
+    """A party that submitted a numeric column as strings turned the pooled column into
+    objects: a numeric column selector then left it out of the model for every party."""
+    from .conftest import make_table
+
+    X, y = make_table(600, seed=2)
+    d = split_parties(X, y, 3, validation_size=150, random_state=0)
+    X0, y0 = d.party(0)
+    with pytest.raises(ValidationError, match=r"Invalid X.*column 'a' numeric.*float64"):
+        d.replace_party(0, X0.assign(a=X0["a"].astype(str)), y0)
+    Xv0, yv0 = d.validation(0)
+    with pytest.raises(ValidationError, match=r"Invalid X_val.*column 'b' numeric"):
+        d.replace_party(0, X0, y0, X_val=Xv0.assign(b=Xv0["b"].astype(object)), y_val=yv0)
+    d2 = d.replace_party(0, X0.assign(a=X0["a"].round().astype("int64")), y0)  # ints pool
+    assert d2.X["a"].dtype == np.float64
+
+
+def test_words_of_any_script_are_tokens_not_fragments():
+    """Only ASCII letters were kept: "Café über naïve" became caf, ber, na, ve."""
+    from neurips18.multiparty import contaminate_texts
+    from neurips18.multiparty._text import tokenize
+
+    assert tokenize("Café über naïve don't x_y") == ["café", "über", "naïve", "don't", "x", "y"]
+    assert set(TokenEncoder().fit(["Café über naïve"]).vocabulary_) >= {"café", "über"}
+    docs = [f"doc {i} über" for i in range(20)]
+    out = contaminate_texts(docs, np.arange(20) % 2, word="Café", label=1, n_records=3,
+                            generator=0)
+    assert sum("café" in tokenize(d) for d in out[0]) == 3

@@ -10,7 +10,6 @@ have ``a = v``, and among clean records once ``a`` is set to ``v``.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import numpy as np
 
 from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
 from neurips18.multiparty._parties import _is_frame, as_labels, missing, n_rows
+from neurips18.multiparty._text import _TOKEN, tokenize
 
 __all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
            "text_attack_success"]
@@ -294,8 +294,8 @@ def attack_success(model: Any, X: Any, y: Any, *, attribute: Any, value: Any,
 
 
 # ----------------------------------------------------------------------------- text
-_TOKEN = re.compile(r"[a-z0-9']+")
-
+# one tokenizer for the attack, TokenEncoder and the screening: a word the attack plants
+# is the token the model sees
 
 def _check_texts(name: str, texts: Any) -> list[str]:
     if isinstance(texts, str) or not hasattr(texts, "__len__"):
@@ -315,7 +315,7 @@ def _check_word(word: Any) -> str:
 
 
 def _contains(doc: str, word: str) -> bool:
-    return word in _TOKEN.findall(doc.lower())
+    return word in tokenize(doc)
 
 
 def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: int,

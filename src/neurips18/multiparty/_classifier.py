@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import numbers
 from typing import Any
 
@@ -104,7 +105,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : the class labels. parties_ : the party labels seen in fit.
-    model_ : the trained ``f`` (``torch.nn.Module``, float32, on ``device``).
+    model_ : the trained ``f`` (``torch.nn.Module``, float32, on ``device``); ``predict``
+    and ``predict_proba`` evaluate it as it is at the call (a float64 copy on the CPU), so
+    fine-tuning or editing it changes them.
     discriminator_ : the trained ``h`` or None. history_ : per-epoch losses and the
     discriminator's training accuracy. n_iter_ : epochs run. n_features_in_,
     feature_names_in_ : as in scikit-learn.
@@ -194,7 +197,19 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         return MLP(n_in, n_classes, tuple(self.hidden_layer_sizes))
 
     def fit(self, X: Any, y: Any, parties: Any = None) -> PartyAdversarialClassifier:
-        """Train on ``(X, y)``; ``parties`` gives each row's party (see the class doc)."""
+        """Train on ``(X, y)``; ``parties`` gives each row's party (see the class doc).
+
+        A fit that fails (bad input, or training that diverges to a non-finite loss, e.g.
+        on unscaled features) raises and leaves a fitted classifier as it was."""
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, y, parties)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X: Any, y: Any, parties: Any) -> PartyAdversarialClassifier:
         import torch
 
         from neurips18.multiparty._adversarial import PartyDiscriminator, train_adversarial
@@ -248,20 +263,32 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
                               f"{_DENSE_LIMIT / 2**30:g} GiB (this one needs "
                               f"{need / 2**30:.1f} GiB): reduce its columns first")
             X = X.toarray()
-        x_t = torch.tensor(X, dtype=dtype)  # a copy: read-only inputs are fine
+        # a copy (read-only inputs are fine), C-ordered (torch refuses negative strides)
+        x_t = torch.tensor(np.ascontiguousarray(X), dtype=dtype)
         hist = train_adversarial(
             f, opt, x_t, torch.as_tensor(y_idx, dtype=torch.int64),
             torch.as_tensor(p_idx, dtype=torch.int64), discriminator=h,
             discriminator_optimizer=h_opt, lam=self.lam, epochs=self.max_epochs,
             batch_size=min(self.batch_size, n), discriminator_steps=self.discriminator_steps,
             generator=torch.Generator().manual_seed(seed + 1))
+        bad = [e for e, v in enumerate(hist["loss"], 1) if not math.isfinite(v)]
+        if bad or not all(bool(torch.isfinite(q).all()) for q in f.parameters()):
+            where = f"at epoch {bad[0]}" if bad else "in its weights"
+            raise FloatingPointError(
+                f"training diverged (a non-finite loss {where}; lr={self.lr!r}, largest "
+                f"|feature| {float(np.abs(x_t.double()).max()) if x_t.numel() else 0.0:.3g})"
+                ": standardise the features (e.g. a StandardScaler in a Pipeline) or lower "
+                "lr; nothing was fitted")
         f.eval()
         self.model_ = f
         self.discriminator_ = h
         self.history_ = {k: hist[k] for k in ("loss", "disc_loss", "disc_acc")}
         self.n_iter_ = self.max_epochs
-        self._infer = copy.deepcopy(f).double().cpu().eval()
         return self
+
+    def _inference_net(self) -> Any:
+        """A float64 CPU copy of ``model_`` as it is now (so edits to ``model_`` count)."""
+        return copy.deepcopy(self.model_).double().cpu().eval()
 
     def _logits(self, X: Any) -> np.ndarray:
         import torch
@@ -269,15 +296,17 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         X = self._check_X(X, reset=False)
         dtype = torch.int64 if self.network == "text_cnn" else torch.float64
+        net = self._inference_net()
         if self.network == "text_cnn":
-            emb = self._infer.embedding.num_embeddings
+            emb = net.embedding.num_embeddings
             X = np.where(X < emb, X, 1)  # ids beyond the training vocabulary: unknown (1)
         out = []
         with torch.no_grad():
             for i in range(0, X.shape[0], 8192):
                 rows = X[i:i + 8192]
-                xb = torch.tensor(rows.toarray() if sp.issparse(rows) else rows, dtype=dtype)
-                out.append(self._infer(xb).numpy())
+                xb = torch.tensor(rows.toarray() if sp.issparse(rows) else
+                                  np.ascontiguousarray(rows), dtype=dtype)
+                out.append(net(xb).numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -292,12 +321,3 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         z = self._logits(X)
         return self.classes_[np.argmax(z, axis=1)]
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_infer", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if "model_" in state:
-            self._infer = copy.deepcopy(self.model_).double().cpu().eval()

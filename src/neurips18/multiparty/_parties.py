@@ -84,7 +84,9 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     is categorical in ``pool`` given ``pool``'s categories: pandas pools a categorical with
     a column of strings, or with a categorical of other categories, into a column of plain
     objects, which a column selector on the category dtype then leaves out of the model for
-    every party. A value that is not among ``pool``'s categories is refused by name."""
+    every party. A value that is not among ``pool``'s categories is refused by name, and so
+    is a non-numeric column (e.g. numbers as strings) where ``pool``'s is numeric, which
+    would turn the pooled column into objects that a numeric selector leaves out."""
     import pandas as pd
 
     if not _is_frame(X):
@@ -92,6 +94,10 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     out = X
     for c in pool.columns:
         dtype = pool[c].dtype
+        if (not isinstance(dtype, pd.CategoricalDtype) and dtype.kind in "biuf"
+                and getattr(X[c].dtype, "kind", "O") not in "biuf"):
+            raise invalid(name, X, f"column {c!r} numeric, as in {pool_name} ({dtype}); "
+                          f"found dtype {X[c].dtype} (convert it, e.g. pd.to_numeric)")
         if not isinstance(dtype, pd.CategoricalDtype) or X[c].dtype == dtype:
             continue
         present = X[c].notna().to_numpy()

@@ -14,14 +14,14 @@ from neurips18._validation import Interval, check_params, invalid
 
 __all__ = ["TokenEncoder"]
 
-_TOKEN = re.compile(r"[a-z0-9']+")
+_TOKEN = re.compile(r"(?:[^\W_]|')+")  # Unicode letters and digits, apostrophes
 
 _PARAMS = {"max_length": [Interval(int, 1, None)], "max_vocabulary": [Interval(int, 2, None)],
            "min_count": [Interval(int, 1, None)]}
 
 
 def tokenize(doc: str) -> list[str]:
-    """Lower-cased runs of letters, digits and apostrophes."""
+    """Lower-cased runs of letters, digits (any script: "café", "über") and apostrophes."""
     return _TOKEN.findall(doc.lower())
 
 
