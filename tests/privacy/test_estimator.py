@@ -27,6 +27,8 @@ def blobs():
     ({"n_clusters": 0}, "n_clusters"), ({"n_clusters": 5000}, "n_clusters"),
     ({"method": "kmeans"}, "method"), ({"method": "kaplan-stemmer", "delta": 0.0}, "delta"),
     ({"random_state": -1}, "random_state"), ({"faithful": 1}, "faithful"),
+    ({"method": "lloyd", "faithful": True}, "faithful"),
+    ({"delta": 0.0, "faithful": True}, "faithful"),
 ])
 def test_bad_parameters_name_the_parameter(blobs, kw, name):
     params = {"epsilon": 1.0, "delta": 1e-6, "radius": 1.0, "n_clusters": 4, **kw}
@@ -77,9 +79,9 @@ def test_input_untouched_clipping_counted(blobs):
     assert np.all(np.linalg.norm(m.cluster_centers_, axis=1) <= 1.0 + 1e-12)
 
 
-@pytest.mark.parametrize("method, delta", [("kaplan-stemmer", 1e-6), ("lloyd", 0.0),
-                                           ("lloyd", 1e-6), ("auto", 0.0)])
-@pytest.mark.parametrize("faithful", [False, True])
+@pytest.mark.parametrize("method, delta, faithful", [
+    ("kaplan-stemmer", 1e-6, False), ("kaplan-stemmer", 1e-6, True), ("auto", 1e-6, True),
+    ("lloyd", 0.0, False), ("lloyd", 1e-6, False), ("auto", 0.0, False)])
 def test_ledger_adds_up_to_the_request(blobs, method, delta, faithful):
     m = PrivateKMeans(4, epsilon=0.7, delta=delta, radius=1.0, method=method,
                       faithful=faithful, random_state=1).fit(blobs)
@@ -281,9 +283,9 @@ def test_an_epsilon_too_small_for_the_samplers_is_refused_before_spending(kw):
     assert np.isfinite(m.cluster_centers_).all()
 
 
-@pytest.mark.parametrize("method, delta", [("kaplan-stemmer", 1e-6), ("lloyd", 0.0),
-                                           ("lloyd", 1e-6)])
-@pytest.mark.parametrize("faithful", [False, True])
+@pytest.mark.parametrize("method, delta, faithful", [
+    ("kaplan-stemmer", 1e-6, False), ("kaplan-stemmer", 1e-6, True), ("lloyd", 0.0, False),
+    ("lloyd", 1e-6, False)])
 def test_the_noise_plan_lists_every_release_of_a_fit(blobs, method, delta, faithful):
     """The plan checked before a fit (``_core.noise_plan``) is the schedule the fit runs:
     every ledger entry's share of the budget is one of the plan's."""

@@ -218,3 +218,17 @@ def test_noise_past_the_samplers_range_is_a_clear_error_and_charges_nothing():
         laplace_release(np.zeros(3, np.int64), sensitivity=2.0, epsilon=1e-17, unit=1.0,
                         changed=2, rng=np.random.default_rng(0), ledger=pure, step="counts")
     assert pure._eps_used == 0 and pure.entries == []
+
+
+def test_the_samplers_take_an_int_seed_or_name_the_bad_generator():
+    from neurips18.privacy import bernoulli_exp, discrete_gaussian, discrete_laplace
+
+    np.testing.assert_array_equal(discrete_laplace(3, 50, 7),
+                                  discrete_laplace(3, 50, np.random.default_rng(7)))
+    np.testing.assert_array_equal(discrete_gaussian(9, 50, 7),
+                                  discrete_gaussian(9, 50, np.random.default_rng(7)))
+    np.testing.assert_array_equal(bernoulli_exp(np.arange(5), np.full(5, 3), 7),
+                                  bernoulli_exp(np.arange(5), np.full(5, 3),
+                                                np.random.default_rng(7)))
+    with pytest.raises(ValueError, match="Invalid rng"):
+        discrete_laplace(3, 5, np.random.RandomState(0))

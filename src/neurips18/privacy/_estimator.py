@@ -119,7 +119,8 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         of radii down to radius/n, the budget split evenly over it, no refinement); False
         uses five radii and ends with two private Lloyd steps whose offsets from the
         current centres are clipped to a privately estimated cluster spread. Both are
-        private.
+        private. True with DPLloyd (``method="lloyd"``, or ``"auto"`` with ``delta=0``)
+        raises rather than being ignored.
     accountant : PrivacyAccountant or None
         A budget shared by several computations: ``fit`` spends (epsilon, delta) from it
         before touching the data and raises ``BudgetExceededError`` (fitting nothing) when
@@ -242,6 +243,11 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             raise invalid("delta", p["delta"], "delta > 0 with method='kaplan-stemmer' (its "
                           "heavy-cell histograms are approximately DP); use method='lloyd' "
                           "for pure epsilon-DP")
+        if method == "lloyd" and p["faithful"]:  # a setting that would do nothing
+            raise invalid("faithful", True, "False with DPLloyd (method="
+                          f"{p['method']!r}{', delta = 0' if p['method'] == 'auto' else ''}"
+                          "); the faithful schedule is the Kaplan-Stemmer pipeline's: "
+                          "method='kaplan-stemmer' with delta > 0")
         rs = p["random_state"]
         noise_key = (None if rs is None else ("seed", int(rs)) if not isinstance(
             rs, np.random.Generator) else ("generator", repr(rs.bit_generator.state)))

@@ -33,6 +33,8 @@ import math
 
 import numpy as np
 
+from neurips18._validation import as_numpy_generator
+
 __all__ = ["bernoulli_exp", "discrete_gaussian", "discrete_laplace", "MAX_GAUSSIAN_S2"]
 
 MAX_GAUSSIAN_S2 = 2**30
@@ -156,6 +158,7 @@ def bernoulli_exp(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) ->
 
     With gamma = num/den = whole + frac/den: Algorithm 1 of CKS 2020 for exp(-frac/den),
     and for exp(-whole) the event that ``whole`` draws of Bernoulli(exp(-1)) are all 1."""
+    rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
     num = np.asarray(num, dtype=np.int64)
     shape = num.shape
     num = num.ravel()
@@ -175,6 +178,7 @@ def discrete_laplace(t: int, size: int, rng: np.random.Generator) -> np.ndarray:
     (CKS 2020, Algorithm 2 with s = 1: U uniform on {0..t-1} kept with probability
     exp(-U/t), X = U + t V with V of :func:`_geometric`, a random sign, and (-, 0)
     rejected)."""
+    rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
     t = int(t)
     if t < 1 or t >= 2**62:
         raise ValueError(f"discrete Laplace scale must be an int in [1, 2**62), got {t}")
@@ -203,6 +207,7 @@ def discrete_gaussian(s2: int, size: int, rng: np.random.Generator) -> np.ndarra
     integer variance parameter ``1 <= s2 < 2**30`` (CKS 2020, Algorithm 3: a discrete
     Laplace proposal of scale t = floor(sqrt(s2)) + 1, accepted with probability
     exp(-(|y| - s2/t)^2 / (2 s2)), computed as exp(-(t|y| - s2)^2 / (2 s2 t^2)) exactly)."""
+    rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
     s2 = int(s2)
     if not 1 <= s2 < MAX_GAUSSIAN_S2:
         raise ValueError(f"discrete Gaussian s2 must be an int in [1, 2**30), got {s2}")
