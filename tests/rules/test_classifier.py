@@ -364,3 +364,54 @@ def test_a_refit_forgets_how_the_previous_object_array_was_read():
     clf.fit(pd.DataFrame({"c": X[:, 0], "d": X[:, 1]}), y2)  # a DataFrame refit
     with pytest.warns(UserWarning, match="feature names"):
         np.testing.assert_array_equal(clf.predict(X[X[:, 0] != "x"]), y2[X[:, 0] != "x"])
+
+
+def _ages(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    col = rng.choice(["a", "b"], n)
+    return age, col, (age > 50).astype(int)
+
+
+def test_a_refused_refit_leaves_rules_labels_and_names_as_they_were():
+    """The labels and column names of a refit that then raised were kept with the old
+    rules: predict returned the refused call's labels."""
+    age, col, y = _ages()
+    X = pd.DataFrame({"age": age, "col": col})
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    before, rules = clf.predict(X), list(clf.rules_)
+    with pytest.raises(ValueError, match="sample_weight"):
+        clf.fit(X, np.where(y == 1, "win", "loss"), sample_weight=-np.ones(len(y)))
+    with pytest.raises(ValueError, match="1 class"):
+        clf.fit(X.rename(columns={"age": "years"}), np.zeros(len(y)))
+    np.testing.assert_array_equal(clf.predict(X), before)
+    assert list(clf.rules_) == rules and list(clf.feature_names_in_) == ["age", "col"]
+
+
+def test_rows_of_numbers_and_strings_keep_their_numbers():
+    """A list of rows [60.0, "a"] became a string array: every age a category, and an
+    age not seen in training (or 60 for 60.0) predicted as uncovered."""
+    age, col, y = _ages()
+    rows = [[float(a), c] for a, c in zip(age, col, strict=True)]
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(rows, y)
+    ref = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(
+        np.array(rows, dtype=object), y)
+    assert clf.rules_ == ref.rules_
+    np.testing.assert_array_equal(clf.predict([[60.0, "a"], [60, "a"], [51.5, "b"]]), [1, 1, 1])
+
+
+def test_an_empty_rule_set_from_min_support_warns():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({f"c{j}": rng.choice(list("pqrs"), 400) for j in range(3)})
+    y = ((X.c0 == "p") | (X.c1 == "q")).astype(int).to_numpy()  # each rule: ~57 % of y = 1
+    with pytest.warns(UserWarning, match="no candidate rule covers min_support=0.9"):
+        clf = MultiValueRuleSetClassifier(min_support=0.9, random_state=0,
+                                          n_iterations=50).fit(X, y)
+    assert clf.rules_ == [] and clf.n_candidates_ == 0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = MultiValueRuleSetClassifier(min_support=0.5, random_state=0,
+                                         n_iterations=50).fit(X, y)
+    assert sorted(ok.rules_) == ["c0 in {p}", "c1 in {q}"]

@@ -232,6 +232,11 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                     "pass a dense array or a DataFrame"
                 )
             arr = np.asarray(X)
+            if arr.dtype.kind in "US" and not isinstance(X, np.ndarray):
+                # rows of numbers and strings (a list): numpy would make every value a
+                # string, so 60.0 became the category "60.0"; as objects the numbers stay
+                # numbers (the object-array rule below)
+                arr = np.asarray(X, dtype=object)
             if arr.dtype.kind == "c":
                 raise ValueError("Complex data not supported")
             if arr.ndim != 2:
@@ -344,7 +349,19 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         rows in the likelihood and in the numeric cut points, quantile or tree; rows of
         weight 0 are left out). With weights the search
         runs without the paper's pruning bounds, which are derived for counts.
+
+        A fit that raises leaves a fitted classifier as it was (its rules, labels and
+        column names together).
         """
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, y, sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X: Any, y: Any, sample_weight: Any) -> MultiValueRuleSetClassifier:
         prior = self._check_params()
         df = self._as_frame(X, fitting=True)
         if y is None:
@@ -449,6 +466,11 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         self.map_log_posterior_ = result.log_posterior
         self.bounds_ = result.bounds
         self.n_candidates_ = result.n_candidates_mined
+        if result.n_candidates_mined == 0:
+            warnings.warn(
+                f"no candidate rule covers min_support={self.min_support!r} of the positive "
+                f"class (max_rule_length={self.max_rule_length!r}): the rule set is empty and "
+                f"predicts {neg!r} everywhere; lower min_support", UserWarning, stacklevel=3)
         self.n_iter_ = result.n_iterations
         self.accept_rate_ = result.accept_rate
         tp, fp, tn, fn = result.confusion
