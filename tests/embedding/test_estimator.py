@@ -431,3 +431,25 @@ def test_the_convex_path_does_not_depend_on_the_unit_of_x(scale):
     np.testing.assert_allclose(est.alphas_ / scale**2, ref.alphas_, rtol=1e-10)
     assert est.alpha_ / scale**2 == pytest.approx(ref.alpha_, rel=1e-10)
     np.testing.assert_allclose(est.M_, ref.M_, rtol=0, atol=1e-10)
+
+
+def test_a_labelled_graph_in_another_node_order_is_refused():
+    """A graph DataFrame of X's nodes in another order fitted another model silently
+    (the diagonal of M_ went from about 0.4 to noise)."""
+    A = chain_graph(400)
+    X, _ = field(A, p=3, r=1)
+    ids = np.array([f"n{i}" for i in range(400)])
+    Xdf = pd.DataFrame(X, index=ids, columns=list("abc"))
+    Adf = pd.DataFrame(A.toarray(), index=ids, columns=ids)
+    perm = np.random.default_rng(0).permutation(400)
+    good = GaussianEmbedding(1, random_state=0).fit(Xdf, Adf)
+    with pytest.raises(ValidationError, match=r"Invalid graph.*graph.loc\[X.index, X.index\]"):
+        GaussianEmbedding(1, random_state=0).fit(Xdf, Adf.iloc[perm, perm])
+    with pytest.raises(ValidationError, match="Invalid graph.*columns are its index"):
+        GaussianEmbedding(1, random_state=0).fit(Xdf, Adf.iloc[:, perm])
+    back = GaussianEmbedding(1, random_state=0).fit(
+        Xdf, Adf.iloc[perm, perm].loc[Xdf.index, Xdf.index])
+    np.testing.assert_array_equal(back.M_, good.M_)
+    # labels unlike X's (a default index) are positions, as for an array
+    np.testing.assert_array_equal(
+        GaussianEmbedding(1, random_state=0).fit(Xdf, pd.DataFrame(A.toarray())).M_, good.M_)

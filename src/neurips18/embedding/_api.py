@@ -224,6 +224,7 @@ class GaussianEmbedding(BaseEstimator):
             if Xc.shape[1] != self.n_features_in_:
                 raise invalid("X", X, f"{self.n_features_in_} columns, as seen in fit")
             self._check_names(X)
+        _check_node_labels(X, graph)
         a = check_graph(graph, Xc.shape[0])
         return Xc, a
 
@@ -430,3 +431,22 @@ def _convergence_warning() -> type[Warning]:
     return ConvergenceWarning
 
 
+
+
+def _check_node_labels(X: Any, graph: Any) -> None:
+    """The graph's rows and columns are X's rows by position. A graph given as a
+    DataFrame must have its columns in its index's order, and when X is a DataFrame
+    indexed by the same node labels, in X's order too (a graph of the same nodes in
+    another order fitted another model without a word). Labels unlike X's (e.g. a
+    default index) are not compared: positions hold."""
+    g_index, g_cols = getattr(graph, "index", None), getattr(graph, "columns", None)
+    if g_index is None or g_cols is None or not hasattr(graph, "iloc"):
+        return
+    if not g_index.equals(g_cols):
+        raise invalid("graph", graph, "a DataFrame whose columns are its index, in the same "
+                                      "order (one node per row and per column)")
+    x_index = getattr(X, "index", None)
+    if (x_index is not None and hasattr(X, "iloc") and len(x_index) == len(g_index)
+            and not x_index.equals(g_index) and set(x_index) == set(g_index)):
+        raise invalid("graph", graph, "a DataFrame in X's row order (it holds X's nodes in "
+                                      "another order: pass graph.loc[X.index, X.index])")
