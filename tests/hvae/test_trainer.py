@@ -323,3 +323,31 @@ def test_a_checkpoint_of_another_validation_batch_size_is_refused(tmp_path):
     del state["val_batch_size"]
     torch.save(state, ckpt)
     assert run(1000, 3).resumed_from == 2
+
+
+def test_a_checkpoint_of_other_flow_training_settings_or_edited_data_is_refused(tmp_path):
+    """grad_clip, learn_step_sizes, learn_tempering and cache_gradients were outside the
+    check, and so was an edit of the data that kept its sum (two pixels swapped)."""
+    x = _data()
+
+    def model(**kw):
+        return HVAE(MLPEncoder(3, input_dim=20, hidden=(16,), generator=0),
+                    MLPDecoder(3, output_dim=20, hidden=(16,), generator=1),
+                    HamiltonianFlow(3, 2, **kw))
+
+    ckpt = tmp_path / "c.pt"
+    Trainer(model(), batch_size=20, max_epochs=1, progress=False, checkpoint=ckpt).fit(x)
+    for kw in ({"grad_clip": 0.01}, {"learn_step_sizes": False}, {"learn_tempering": False},
+               {"cache_gradients": False}):
+        with pytest.raises(ValidationError, match="Invalid checkpoint"):
+            Trainer(model(**kw), batch_size=20, max_epochs=2, progress=False,
+                    checkpoint=ckpt).fit(x)
+    swapped = x.clone()
+    swapped[0, 1], swapped[0, 2] = x[0, 2].item(), x[0, 1].item()
+    assert not torch.equal(swapped, x)
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):
+        Trainer(model(), batch_size=20, max_epochs=2, progress=False,
+                checkpoint=ckpt).fit(swapped)
+    res = Trainer(model(), batch_size=20, max_epochs=2, progress=False,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1

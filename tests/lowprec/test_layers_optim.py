@@ -334,3 +334,23 @@ def test_an_int_seed_is_a_generator():
     assert torch.equal(outs[0], outs[1])
     with pytest.raises(TypeError, match="generator"):
         StochasticRoundingSGD([nn.Parameter(w0.clone())], lr=0.1, generator="five")
+
+
+def test_sr_sgd_refuses_parameters_that_cannot_hold_its_format():
+    """bfloat16 weights under E6M9: the stochastically rounded update was rounded again
+    to bfloat16 (to nearest), so steps below half a bfloat16 ulp never moved a weight."""
+    for dtype in (torch.bfloat16, torch.float16):
+        w = nn.Parameter(torch.ones(8, dtype=dtype))
+        with pytest.raises(ValueError, match=rf"Invalid params.*{dtype}.*float32 master"):
+            StochasticRoundingSGD([w], lr=1e-3, generator=0)
+        opt = StochasticRoundingSGD([w], lr=1e-3, fmt=E5M2, generator=0)  # E5M2 fits both
+        assert opt.param_groups[0]["params"][0] is w
+    opt = StochasticRoundingSGD([nn.Parameter(torch.ones(8))], lr=1e-3, generator=0)
+    with pytest.raises(ValueError, match="Invalid params"):
+        opt.add_param_group({"params": [nn.Parameter(torch.ones(2, dtype=torch.bfloat16))]})
+    w = nn.Parameter(torch.ones(1000))  # float32: the small steps are kept on average
+    opt = StochasticRoundingSGD([w], lr=1e-3, generator=0)
+    for _ in range(100):
+        w.grad = torch.ones_like(w)
+        opt.step()
+    assert abs(float(w.mean()) - 0.9) < 0.01

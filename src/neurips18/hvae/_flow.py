@@ -309,7 +309,10 @@ class HamiltonianFlow(nn.Module):
     def extra_repr(self) -> str:
         return (f"latent_dim={self.latent_dim}, n_leapfrog={self.n_leapfrog}, "
                 f"tempering={self.tempering!r}, max_step_size={self.max_step_size:g}, "
-                f"per_step_step_sizes={self.per_step_step_sizes}")
+                f"per_step_step_sizes={self.per_step_step_sizes}, "
+                f"learn_step_sizes={self.step_logit.requires_grad}, learn_tempering="
+                f"{self.tempering_param is not None and self.tempering_param.requires_grad}, "
+                f"grad_clip={self.grad_clip!r}, cache_gradients={self.cache_gradients}")
 
 
 def _describe(settings: torch.Tensor) -> str:

@@ -86,6 +86,26 @@ def sr_sgd(
     _step(params, grads, momentum_buffers, generator=gen, **checked)
 
 
+# (exponent bits, mantissa bits) of the parameter dtypes that can store a format's values
+_STORAGE = {torch.float64: (11, 52), torch.float32: (8, 23), torch.bfloat16: (8, 7),
+            torch.float16: (5, 10)}
+
+
+def _check_storage(p: torch.Tensor, fmt: FloatFormat) -> None:
+    """Refuse a parameter whose dtype cannot hold every value of ``fmt`` exactly: the
+    update rounded to ``fmt`` would be rounded again to the dtype (to nearest), which
+    undoes stochastic rounding (bfloat16 weights under E6M9 never moved by steps below
+    half a bfloat16 ulp) and overflows or flushes what the dtype's range lacks."""
+    e, m = _STORAGE.get(p.dtype, (0, 0))
+    if e < fmt.exp_bits or m < fmt.man_bits:
+        raise invalid("params", f"a {p.dtype} parameter of shape {tuple(p.shape)}",
+                      f"parameters whose dtype holds every {fmt} value exactly (float32 or "
+                      f"float64{', bfloat16' if fmt.exp_bits <= 8 and fmt.man_bits <= 7 else ''}"
+                      f"{', float16' if fmt.exp_bits <= 5 and fmt.man_bits <= 10 else ''}): "
+                      "keep float32 master weights (model.float()) and cast for the forward "
+                      "pass if needed")
+
+
 class StochasticRoundingSGD(torch.optim.Optimizer):
     """SGD with master weights and momentum stored in ``fmt`` (default the paper's E6M9).
 
@@ -137,6 +157,7 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
             for p in group["params"]:
                 if not p.is_floating_point():
                     raise invalid("params", p, "floating-point parameters")
+                _check_storage(p, group["fmt"])
                 p.copy_(_quantize(p, group["fmt"], None).to(p.dtype))
 
     @torch.no_grad()
