@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -324,3 +326,16 @@ def test_an_int_seed_is_a_generator_for_stochastic_rounding():
     a = quantize(x, E5M2, "stochastic", 7)
     assert torch.equal(a, quantize(x, E5M2, "stochastic", torch.Generator().manual_seed(7)))
     assert torch.equal(a, quantize(x, E5M2, "stochastic", 7))  # the same seed, the same draw
+
+
+@pytest.mark.parametrize("man_bits", [20, 22, 23])
+def test_float64_beyond_float32_range_saturates(man_bits):
+    """With more than 21 mantissa bits a float64 beyond float32's range was cast to inf
+    and passed through, whatever the format's overflow rule."""
+    fmt = FloatFormat(8, man_bits, overflow="saturate")
+    x = torch.tensor([1e39, -1e300, math.inf, 1.0], dtype=torch.float64)
+    top = fmt.max_value
+    for rounding in ("nearest", "stochastic"):
+        y = quantize(x, fmt, rounding, generator=0)
+        assert y.tolist() == [top, -top, math.inf, 1.0]
+    assert quantize(x, FloatFormat(8, man_bits), "nearest").tolist()[:2] == [math.inf, -math.inf]

@@ -338,6 +338,9 @@ def round_float32(xf: torch.Tensor, fmt: FloatFormat, key: torch.Tensor | None =
         return _run(xf.contiguous().reshape(-1), c, q, key).reshape(xf.shape)  # type: ignore[no-any-return]
 
 
+_F32_MAX = float(torch.finfo(torch.float32).max)
+
+
 def _float64_to_float32(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """float64 -> float32 so that rounding the result to ``fmt`` rounds ``x`` correctly.
 
@@ -350,6 +353,9 @@ def _float64_to_float32(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """
     y = x.to(torch.float32)
     if fmt.man_bits > 21:
+        if fmt.overflow == "saturate":  # a finite x beyond float32's range: not inf
+            big = torch.isinf(y) & torch.isfinite(x)
+            y = torch.where(big, torch.copysign(torch.full_like(y, _F32_MAX), y), y)
         return y
     back = y.to(torch.float64)
     inexact = (back != x) & torch.isfinite(x)
@@ -387,7 +393,10 @@ def quantize(x: torch.Tensor, fmt: FloatFormat, rounding: Rounding = "nearest",
     x : floating-point tensor. float32 and float64 inputs keep their dtype; float16 and
         bfloat16 inputs give float32 (most formats' values do not all fit in half
         precision). float64 is rounded correctly (through float32 rounded to odd) for every
-        format with at most 21 mantissa bits.
+        format with at most 21 mantissa bits. Stochastic rounding of float64 draws on that
+        float32 value: its probabilities are exact to within a float32 ulp of ``x``
+        (2^-24 relative; negligible for FP8 formats), and with more than 21 mantissa bits
+        (FP32) it is the float32 cast, rounded to nearest.
     fmt : the target :class:`FloatFormat`.
     rounding : ``"nearest"`` (round half to even, IEEE default) or ``"stochastic"`` (round up
         with probability equal to the distance from the lower neighbour in ulps; unbiased).
