@@ -229,3 +229,23 @@ def test_switches_must_be_bools(make_linear, make_logistic):
     # NumPy bools are bools
     a = invariant_moments(m, "sgld", g, 40, np.False_)[1]
     np.testing.assert_array_equal(a, invariant_moments(m, "sgld", g, 40, False)[1])
+
+
+def test_an_edited_result_does_not_leak_into_later_calls():
+    """invariant_moments handed out the mode cached on the model: editing its mean in
+    place changed every later call's mean, for every method."""
+    from neurips18.sgmcmc import BayesianLinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 2))
+    y = X @ np.array([1.0, -2.0]) + rng.normal(size=400)
+    m = BayesianLinearRegression(X, y, prior_precision=1.0)
+    mu, C = invariant_moments(m, "sgld", 1 / 400, 10)
+    ref = mu.copy()
+    mu[0] = 99.0
+    C[0, 0] = -1.0
+    mu2, C2 = invariant_moments(m, "sgldfp", 1 / 400, 10)
+    np.testing.assert_array_equal(mu2, ref)
+    np.testing.assert_array_equal(invariant_moments(m, "sgld", 1 / 400, 10)[0], ref)
+    assert invariant_moments(m, "sgld", 1 / 400, 10)[1][0, 0] > 0
+    np.testing.assert_allclose(posterior_moments(m)[0], ref, rtol=1e-12)

@@ -88,7 +88,11 @@ def _cached_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, fl
     cache = model.__dict__.setdefault("_closed_form_cache", {})
     if key not in cache:
         ts, U, G, lam = _glm_pieces(model, linearize)
-        cache[key] = (ts, U, G, lam, _fourth_moment(U))
+        pieces = (ts, U, G, lam, _fourth_moment(U))
+        for a in pieces:  # shared by every later call: locked, and never handed out
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False
+        cache[key] = pieces
     return cache[key]  # type: ignore[no-any-return]
 
 
@@ -205,7 +209,7 @@ def invariant_moments(
         Gc = G - G.mean(axis=0)
         rhs += gamma * n * f / p * (Gc.T @ Gc)
     C = np.linalg.solve(L, rhs.reshape(-1)).reshape(d, d)
-    return ts, 0.5 * (C + C.T)
+    return ts.copy(), 0.5 * (C + C.T)  # the caller's own mean, not the cached one
 
 
 def _psd_sqrt(C: Array) -> Array:
