@@ -149,3 +149,16 @@ def test_config_is_frozen_and_shared() -> None:
     assert type(u.config) is type(st.config) and u.config.max_iter == 3
     sim = Simulator(2, "unbiased", density=0.05)
     assert all(s.config == sim.states[0].config for s in sim.states)
+
+
+def test_sparse_gradient_refuses_positions_outside_its_shape():
+    """Index -1 wrapped round to the last coordinate; an index past the end was accepted
+    (and counted by bits()) until to_dense failed."""
+    from neurips18.compress import SparseGradient
+
+    for bad in ([-1], [3], [0, 7]):
+        with pytest.raises(ValueError, match=r"Invalid indices.*\[0, 3\)"):
+            SparseGradient(torch.tensor(bad), torch.ones(len(bad)), (3,))
+    ok = SparseGradient(torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), (3,))
+    assert ok.to_dense().tolist() == [1.0, 0.0, 2.0]
+    assert SparseGradient(torch.zeros(0, dtype=torch.int64), torch.zeros(0), (3,)).nnz == 0

@@ -60,6 +60,11 @@ class SparseGradient:
             raise invalid("values", self.values,
                           f"as many entries as indices ({self.indices.numel()})")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.indices.numel():  # a negative index wrapped round, one too large failed late
+            lo, hi = int(self.indices.min()), int(self.indices.max())
+            if lo < 0 or hi >= self.numel:
+                raise invalid("indices", self.indices, f"flat positions in [0, {self.numel}) "
+                              f"for shape {self.shape}; found {lo if lo < 0 else hi}")
 
     @property
     def numel(self) -> int:
