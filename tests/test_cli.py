@@ -126,6 +126,52 @@ def test_data_error_exits_2(tmp_path, monkeypatch, capsys):
     assert "data file x/y not found" in capsys.readouterr().err
 
 
+def test_corrupt_data_is_a_data_error_and_absent_data_is_named(tmp_path, monkeypatch, capsys):
+    """A checksum error in a part's probe was taken for absent data: the part was
+    skipped, the summary said a bare 'ok' and the run exited 0."""
+    import dataclasses
+
+    from neurips18.datasets import ChecksumError, DatasetNotFoundError
+
+    def probe(exc):
+        def f():
+            raise exc
+        return f
+
+    base = _toy(lambda ctx: {"m": 1.0})
+    repros = {"toy": dataclasses.replace(base, needs={"real": probe(ChecksumError("bad x"))})}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "bad x" in capsys.readouterr().err
+    repros["toy"] = dataclasses.replace(
+        base, needs={"real": probe(DatasetNotFoundError("x not found"))})
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "ok, skipped real (no data)" in capsys.readouterr().out
+    assert cli.main(["list", "--results", str(tmp_path), "--runs", str(tmp_path)]) == 0
+    assert "skipped real (no data)" in capsys.readouterr().out
+
+
+def test_the_device_recorded_is_the_one_used(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    repros = {"toy": _toy(lambda ctx: {"m": 1.0})}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress",
+                     "--device", "cuda:3"]) == 0  # a CPU-only paper: the device is not used
+    assert "not used" in capsys.readouterr().err
+    assert json.loads((tmp_path / "toy" / "meta.json").read_text())["device"] == "cpu"
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--device", "bogus"]) == 2
+    repros["toy"] = dataclasses.replace(repros["toy"], uses_device=True)
+    import torch
+
+    if not torch.cuda.is_available():
+        assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress",
+                         "--device", "cuda:0"]) == 2
+        assert "not available on this machine" in capsys.readouterr().err
+
+
 def test_version_and_list_from_another_directory(tmp_path):
     from neurips18 import __version__
 

@@ -133,6 +133,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         for name in names:
             registry.get(name).config(args.profile)
+            harness.check_device(args.device, registry.get(name), quiet=True)
     except registry.UnknownReproductionError as exc:
         return _err(str(exc))
     except ValueError as exc:
@@ -177,7 +178,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         resumed = f", resumed {len(res.resumed_steps)} steps" if res.resumed_steps else ""
         summary.append((name, str(counts["pass"]), str(counts["fail"]),
                         str(counts["no-reference"]), f"{res.wall_time_s:.1f}",
-                        ("FAIL" if counts["fail"] else "ok") + resumed))
+                        ("FAIL" if counts["fail"] else "ok") + resumed
+                        + _skipped_status(res.skipped)))
     _print_summary(summary, Path(args.out), args.profile)
     if data_error:
         return EXIT_USAGE
@@ -298,8 +300,14 @@ def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, 
     resumed = meta.get("resumed_steps") or []
     status = ("FAIL" if s["fail"] else "ok") + (f", resumed {len(resumed)} steps"
                                                  if resumed else "")
+    status += _skipped_status(res.get("skipped") or {})
     return (name, str(s["pass"]), str(s["fail"]), str(s["no-reference"]),
             f"{float(meta.get('wall_time_s', 0.0)):.1f}", status)
+
+
+def _skipped_status(skipped: Any) -> str:
+    """The summary's word on parts left out for lack of data (their rows were not run)."""
+    return f", skipped {', '.join(sorted(skipped))} (no data)" if skipped else ""
 
 
 def _cmd_rejudge(args: argparse.Namespace) -> int:

@@ -194,14 +194,42 @@ def _maybe_torch() -> Any:
     return torch
 
 
+def check_device(device: str, repro: Reproduction, *, quiet: bool = False) -> str:
+    """The device the run really uses: ``device`` when the paper trains on it (refused when
+    this machine lacks it), ``"cpu"`` for a paper that computes on the CPU only (with a
+    word on stderr when another device was asked for), so meta.json tells the truth."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0', got "
+                         f"{device!r}") from exc
+    if not repro.uses_device:
+        if dev.type != "cpu" and not quiet:
+            print(f"neurips18: {repro.name} computes on the CPU only; --device {device} is "
+                  "not used (meta.json records 'cpu')", file=sys.stderr)
+        return "cpu"
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (
+            dev.index is not None and dev.index >= torch.cuda.device_count())):
+        raise ValueError(f"device {device!r} is not available on this machine "
+                         f"({torch.cuda.device_count()} CUDA devices)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: the reproductions run on 'cpu' or 'cuda'")
+    return str(device)
+
+
 def _probe_needs(repro: Reproduction) -> dict[str, str]:
-    from neurips18.datasets import DataError
+    """The parts whose data is absent, with the reason. A file that is present but wrong
+    (a checksum or parse error) is raised, never skipped: a corrupted data set must stop
+    the run (exit 2), not quietly leave out the rows that use it."""
+    from neurips18.datasets._fetch import DatasetNotFoundError
 
     skipped = {}
     for part, probe in repro.needs.items():
         try:
             probe()
-        except DataError as exc:
+        except DatasetNotFoundError as exc:
             skipped[part] = str(exc).splitlines()[0].removesuffix(" Looked in:")
     return skipped
 
@@ -257,6 +285,7 @@ def run(
     repro = registry.get(name)
     cfg = repro.config(profile)
     validate_profile(profile, cfg)
+    device = check_device(device, repro)
     n_threads = cfg.threads if threads_override is None else int(threads_override)
     if not 1 <= n_threads <= 256:
         raise ValueError(f"threads must be in [1, 256], got {n_threads}")
@@ -411,6 +440,8 @@ def last_status(out: Path | str, name: str) -> str:
     try:
         res = json.loads(path.read_text(encoding="utf-8"))
         s = res["summary"]
-        return f"{res['profile']}: {s['pass']} pass, {s['fail']} fail, {s['no-reference']} no-ref"
+        skipped = sorted(res.get("skipped") or {})
+        return (f"{res['profile']}: {s['pass']} pass, {s['fail']} fail, {s['no-reference']} "
+                "no-ref" + (f", skipped {', '.join(skipped)} (no data)" if skipped else ""))
     except (OSError, ValueError, KeyError, TypeError):
         return "unreadable"
