@@ -223,7 +223,7 @@ def _probe_needs(repro: Reproduction) -> dict[str, str]:
     """The parts whose data is absent, with the reason. A file that is present but wrong
     (a checksum or parse error) is raised, never skipped: a corrupted data set must stop
     the run (exit 2), not quietly leave out the rows that use it."""
-    from neurips18.datasets._fetch import DatasetNotFoundError
+    from neurips18.datasets import DatasetNotFoundError
 
     skipped = {}
     for part, probe in repro.needs.items():
