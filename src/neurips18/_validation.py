@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -339,3 +340,16 @@ def as_torch_generator(generator: Any, name: str = "generator", *, allow_none: b
         return None
     rule = "a torch.Generator or a non-negative int seed"
     raise invalid(name, generator, rule + (" or None" if allow_none else ""))
+
+
+@contextmanager
+def unchanged_on_error(obj: Any) -> Iterator[None]:
+    """Run the block; if it raises, put back every attribute ``obj`` had before it (a
+    refused refit leaves a fitted estimator whole, not half reset)."""
+    before = dict(obj.__dict__)
+    try:
+        yield
+    except BaseException:
+        obj.__dict__.clear()
+        obj.__dict__.update(before)
+        raise

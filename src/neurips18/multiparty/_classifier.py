@@ -13,7 +13,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from neurips18._validation import InstanceOf, Interval, Options, Predicate, check_params, invalid
+from neurips18._validation import (
+    InstanceOf,
+    Interval,
+    Options,
+    Predicate,
+    check_params,
+    invalid,
+    unchanged_on_error,
+)
 from neurips18.multiparty._parties import check_aligned, check_not_missing, party_index
 
 __all__ = ["PartyAdversarialClassifier"]
@@ -201,13 +209,8 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
 
         A fit that fails (bad input, or training that diverges to a non-finite loss, e.g.
         on unscaled features) raises and leaves a fitted classifier as it was."""
-        before = dict(self.__dict__)
-        try:
+        with unchanged_on_error(self):
             return self._fit(X, y, parties)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
 
     def _fit(self, X: Any, y: Any, parties: Any) -> PartyAdversarialClassifier:
         import torch

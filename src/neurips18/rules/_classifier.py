@@ -28,6 +28,7 @@ from neurips18._validation import (
     check_array,
     check_params,
     invalid,
+    unchanged_on_error,
 )
 from neurips18.rules._encoding import AttributeEncoding, _fmt, fit_encoding, transform
 from neurips18.rules._model import ACCURACY_PRIOR, NAMED_PRIORS, MRSPrior
@@ -353,13 +354,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         A fit that raises leaves a fitted classifier as it was (its rules, labels and
         column names together).
         """
-        before = dict(self.__dict__)
-        try:
+        with unchanged_on_error(self):
             return self._fit(X, y, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
 
     def _fit(self, X: Any, y: Any, sample_weight: Any) -> MultiValueRuleSetClassifier:
         prior = self._check_params()
