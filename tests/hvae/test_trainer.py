@@ -351,3 +351,36 @@ def test_a_checkpoint_of_other_flow_training_settings_or_edited_data_is_refused(
     res = Trainer(model(), batch_size=20, max_epochs=2, progress=False,
                   checkpoint=ckpt).fit(x)
     assert res.resumed_from == 1
+
+
+class _FrozenNormEncoder(torch.nn.Module):
+    """A user's encoder whose first block (a pretrained normalisation) is frozen in eval."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(20)
+        self.head = MLPEncoder(3, input_dim=20, hidden=(16,), generator=0)
+
+    def forward(self, x):
+        return self.head(self.norm(x))
+
+
+def test_fit_keeps_the_submodules_the_user_froze_in_eval_mode():
+    """fit used to call model.train(), which switched a frozen batch normalisation back to
+    training mode and rewrote its running statistics without a word."""
+    x = _data()
+    enc = _FrozenNormEncoder()
+    enc.norm.eval()
+    for p in enc.norm.parameters():
+        p.requires_grad_(False)
+    before = enc.norm.running_mean.clone()
+    model = VAE(enc, MLPDecoder(3, output_dim=20, hidden=(16,), generator=1))
+    Trainer(model, torch.optim.Adamax([p for p in model.parameters() if p.requires_grad]),
+            batch_size=20, max_epochs=1, progress=False).fit(x)
+    assert not enc.norm.training and model.training and enc.head.training
+    assert torch.equal(enc.norm.running_mean, before)
+    # a model wholly in evaluation mode (after evaluating it) trains in training mode
+    whole = _model("vae")
+    whole.eval()
+    Trainer(whole, batch_size=20, max_epochs=1, progress=False).fit(x)
+    assert all(m.training for m in whole.modules())

@@ -354,3 +354,31 @@ def test_sr_sgd_refuses_parameters_that_cannot_hold_its_format():
         w.grad = torch.ones_like(w)
         opt.step()
     assert abs(float(w.mean()) - 0.9) < 0.01
+
+
+@pytest.mark.parametrize("overflow", ["inf", "saturate"])
+def test_a_loss_scale_that_overflows_the_errors_raises(overflow):
+    """A loss scale too large for the errors used to give inf/NaN (or, saturating, clipped)
+    weight gradients without a word; it now raises naming loss_scale. The same errors
+    under a loss scale that fits go through, and a scale just below the overflow point is
+    still accepted."""
+    fmt = E5M2 if overflow == "inf" else type(E5M2)(
+        exp_bits=E5M2.exp_bits, man_bits=E5M2.man_bits, overflow="saturate")
+    torch.manual_seed(4)
+    x = torch.randn(8, 5)
+    gy = torch.full((8, 3), 2.0)
+    for scale, ok in ((2.0**16, False), (2.0**14, True)):
+        layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False,
+                                                          data_format=fmt, loss_scale=scale))
+        y = layer(x)
+        if ok:  # 2 * 2^14 = 32768 < 57344
+            y.backward(gy)
+            assert bool(torch.isfinite(layer.weight.grad).all())
+        else:  # 2 * 2^16 = 131072 > 57344 (E5M2's largest finite value)
+            with pytest.raises(FloatingPointError, match="loss_scale=65536"):
+                y.backward(gy)
+    # largest error at the last value that rounds to max_value: accepted
+    edge = (E5M2.max_value + 2.0 ** (E5M2.emax - E5M2.man_bits - 1)) * (1 - 2**-20)
+    layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False, loss_scale=2.0))
+    layer(x).backward(torch.full((8, 3), edge / 2.0))
+    assert bool(torch.isfinite(layer.weight.grad).all())

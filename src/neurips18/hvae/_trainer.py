@@ -53,6 +53,15 @@ class TrainResult:
         return sum(ts) / len(ts) if ts else math.nan
 
 
+def _train_mode(model: nn.Module) -> None:
+    """Training mode for the model, except for the submodules the user put in evaluation
+    mode inside a model in training mode (a frozen, pretrained encoder with batch
+    normalisation keeps its running statistics). ``model.train()`` would switch those on
+    too; a model wholly in evaluation mode (e.g. after evaluating it) is switched whole."""
+    if not model.training:
+        model.train()
+
+
 class Trainer:
     """Train a :class:`~neurips18.hvae.VAE` or :class:`~neurips18.hvae.HVAE` (any module
     with ``elbo(x, generator=...)`` returning one value per example) by minimising
@@ -86,6 +95,10 @@ class Trainer:
     val_batch_size : int
         Examples per validation ELBO evaluation (default 1000). Its noise is drawn per
         batch, so the validation ELBO (and early stopping) depends on this size too.
+
+    ``fit`` trains in training mode but leaves in evaluation mode any submodule the user
+    put there (a frozen normalisation keeps its running statistics); a model wholly in
+    evaluation mode is switched to training mode whole.
     """
 
     def __init__(
@@ -282,7 +295,7 @@ class Trainer:
         epochs = tqdm(range(start + 1, self.max_epochs + 1), desc="epochs", leave=False,
                       disable=not self.progress or result.stopped_early,
                       initial=start, total=self.max_epochs)
-        self.model.train()
+        _train_mode(self.model)
         for epoch in epochs:
             if result.stopped_early:
                 break

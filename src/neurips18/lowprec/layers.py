@@ -39,6 +39,8 @@ bias gradient are done in the accumulation format.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,9 +135,30 @@ class _LayerCfg:
 
     def scaled_errors(self, g: torch.Tensor) -> torch.Tensor:
         """Errors entering a backward GEMM: scaled by the loss scale, rounded to the data
-        format."""
+        format.
+
+        A loss scale that pushes a finite error past the format's range would turn it into
+        inf (or clamp it to the largest value, for a saturating format), and the weight
+        gradients into inf/NaN or a silently clipped value: that raises FloatingPointError
+        naming the loss scale instead."""
         g = g.float()
-        return self.q(g * self.loss_scale if self.loss_scale != 1.0 else g)
+        if self.loss_scale == 1.0:
+            return self.q(g)
+        s = g * self.loss_scale
+        if s.numel():
+            amax = float(s.abs().amax())
+            fmt = self.data
+            # values from here on round past max_value (half of the top binade's step above it)
+            limit = fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1)
+            if amax >= limit and math.isfinite(amax):
+                largest = float(g.abs().amax())
+                raise FloatingPointError(
+                    f"loss_scale={self.loss_scale:g} makes the backward errors overflow the "
+                    f"data format {fmt.name} (largest error {largest:.4g}, scaled "
+                    f"{amax:.4g}; largest finite value {fmt.max_value:g}): use a loss_scale "
+                    f"of at most {fmt.max_value / largest:.4g} (a power of two below it keeps "
+                    "the unscaling exact)")
+        return self.q(s)
 
     def unscale(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.loss_scale == 1.0 else x / self.loss_scale
