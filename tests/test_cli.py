@@ -105,6 +105,13 @@ def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     text = out.read_text()
     assert "## toy: Toy" in text and "| fail |" in text
     assert "](../toy/figure.png)" in text  # relative to the report's own folder
+    assert "uncommitted" not in text or "**with uncommitted changes**" in text
+    meta_file = tmp_path / "toy" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta.update(commit="0123456789abcdef", dirty=True)
+    meta_file.write_text(json.dumps(meta))
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 0
+    assert "`0123456789ab` **with uncommitted changes**" in out.read_text()
     listing = json.loads((tmp_path / "toy" / "result.json").read_text())
     assert listing["summary"]["fail"] == 1
     # a tolerance fix is a rejudge, not a rerun

@@ -10,6 +10,19 @@ from neurips18.repro.core import Comparison, atomic_write_text
 from neurips18.repro.harness import format_table
 
 
+def _provenance(meta: dict) -> str:
+    """``commit`` as recorded, flagged when the tree had uncommitted changes (or when
+    that is unknown): such numbers cannot be traced to the commit alone."""
+    sha = meta.get("commit")
+    text = f"`{sha[:12]}`" if sha else "unknown"
+    dirty = meta.get("dirty")
+    if dirty:
+        text += " **with uncommitted changes**"
+    elif sha and dirty is None:
+        text += " (uncommitted changes unknown)"
+    return text
+
+
 def write_report(results: Path, out: Path) -> Path:
     """Write a Markdown page with each paper's table, figure and provenance."""
     parts = [
@@ -29,9 +42,14 @@ def write_report(results: Path, out: Path) -> Path:
         parts.append(f"{res['citation']}\n")
         parts.append(
             f"Profile `{res['profile']}`, seed {res['seed']}, commit "
-            f"`{(meta.get('commit') or 'unknown')[:12]}`, wall time {meta['wall_time_s']:.0f} s; "
+            f"{_provenance(meta)}, wall time {meta['wall_time_s']:.0f} s; "
             f"{s['pass']} pass, {s['fail']} fail, {s['no-reference']} without reference.\n"
         )
+        if meta.get("command"):
+            parts.append(f"Made by `{meta['command']}`.\n")
+        for r in meta.get("rejudged", []):
+            parts.append(f"Verdicts re-judged (no rerun) at commit {_provenance(r)}, "
+                         f"{r.get('utc', 'time unknown')}.\n")
         parts.append(format_table(rows))
         for note in res.get("notes", []):
             parts.append(f"- {note}")
