@@ -46,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", default=None,
                     help="output directory (default: runs/<profile>; the committed full-profile "
                          "results live in results/, written with --out results)")
-    rp.add_argument("--seed", type=int, default=0, help="base seed (default: 0)")
+    rp.add_argument("--seed", type=int, default=0,
+                    help="base seed (default: 0). Every generator of a run is derived from "
+                         "it, in most papers as S plus a small offset, so runs with nearby "
+                         "base seeds can share draws: space independent replications by a "
+                         "million (0, 1000000, 2000000, ...)")
     rp.add_argument("--device", default="cpu",
                     help="torch device for the reproductions that train networks")
     rp.add_argument("--threads", type=int, default=None,

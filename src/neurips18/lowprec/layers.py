@@ -40,7 +40,6 @@ bias gradient are done in the accumulation format.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from typing import Any, Literal
 
