@@ -248,6 +248,16 @@ def sparsify_unbiased(
     A :class:`SparseGradient` of the shape of ``g``. For optimal sampling its non-saturated
     values are exactly ``sign(g_i) / lambda`` (the value the receiver reconstructs under
     hybrid coding).
+
+    Notes
+    -----
+    The Bernoulli draws compare ``p_i`` with a uniform in the gradient's precision (float32
+    for float32, float16 and bfloat16 gradients, float64 for float64). torch's float32
+    uniforms lie on a grid of 2**-24, so a coordinate is kept with probability
+    ``ceil(p_i 2**24) / 2**24`` rather than ``p_i``: the expected message differs from
+    ``g_i`` by at most ``2**-24 / lambda`` per coordinate (relatively, ``2**-24 / p_i``),
+    which matters only for coordinates with ``p_i`` near or below 2**-24. Pass float64
+    gradients for the exact law.
     """
     check_tensor("g", g)
     flat, density = _check_common(g, density, method, max_iter)
