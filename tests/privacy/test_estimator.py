@@ -483,3 +483,39 @@ def test_few_refined_centres_still_release_n_clusters_rows(blobs):
     assert faith.n_refined_centres_ == 0
     lloyd = PrivateKMeans(4, epsilon=1.0, radius=1.0, method="lloyd", random_state=0).fit(blobs)
     assert lloyd.n_refined_centres_ == 0
+
+
+def test_threads_sharing_an_accountant_cannot_overspend_it():
+    """Clones share their accountant, and the docstring sends n_jobs > 1 to joblib's
+    threading backend: two fits in threads could both pass the budget check before either
+    was recorded, so a budget of one fit paid for two (about 5 % of races with a short
+    switch interval). The check and the record are one step. Here the check is slowed so
+    that the second thread always arrives while the first is between the two."""
+    import threading
+    import time
+
+    from neurips18.privacy import BudgetExceededError
+
+    acc = PrivacyAccountant(epsilon=1.0)
+    slow_check = acc.check
+
+    def check(epsilon, delta):
+        slow_check(epsilon, delta)
+        time.sleep(0.2)
+
+    acc.check = check
+    refused = []
+
+    def fit_once():
+        try:
+            acc.spend(1.0, 0.0, "a fit")
+        except BudgetExceededError:
+            refused.append(True)
+
+    threads = [threading.Thread(target=fit_once) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(acc.ledger) == 1 and refused == [True]
+    assert acc.spent == (1.0, 0.0)
