@@ -519,3 +519,21 @@ def test_threads_sharing_an_accountant_cannot_overspend_it():
         t.join()
     assert len(acc.ledger) == 1 and refused == [True]
     assert acc.spent == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("scale", [1e16, 1e100, 1e200])
+def test_predict_far_outside_the_ball_names_the_nearest_centre(scale):
+    """predict compared full squared distances: |x|^2 added first drowned the centres'
+    difference for rows far outside the ball (half the labels wrong at 1e16 radii), and
+    past 1.3e154 it overflowed, so every row was put in cluster 0 with only numpy's
+    overflow warning. scikit-learn's KMeans.predict gets these right."""
+    rng = np.random.default_rng(0)
+    C = rng.uniform(-0.6, 0.6, size=(4, 2))
+    X = C[rng.integers(0, 4, 2000)] + 0.03 * rng.normal(size=(2000, 2))
+    m = PrivateKMeans(4, epsilon=3.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    c = m.cluster_centers_
+    # argmin |s x - c|^2 = argmin (|c|^2 / s - 2 x.c), exact at any scale s
+    truth = ((c * c).sum(1) / scale - 2 * X @ c.T).argmin(1)
+    assert len(np.unique(truth)) > 1
+    assert np.array_equal(m.predict(X * scale), truth)
+    assert np.array_equal(m.predict(X), m.labels_)
