@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -537,3 +538,21 @@ def test_predict_far_outside_the_ball_names_the_nearest_centre(scale):
     assert len(np.unique(truth)) > 1
     assert np.array_equal(m.predict(X * scale), truth)
     assert np.array_equal(m.predict(X), m.labels_)
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "Float64", "boolean"])
+def test_a_frame_of_nullable_numbers_is_numeric(dtype):
+    """pandas' nullable dtypes became an object array, refused as 'expected numeric
+    data'; they are numbers, and pd.NA is a missing value named as such."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.integers(0, 2, size=(500, 2)), columns=["a", "b"])
+    kw = dict(epsilon=2.0, delta=1e-6, radius=2.0, random_state=0)
+    plain = PrivateKMeans(2, **kw).fit(X.astype(float))
+    nullable = PrivateKMeans(2, **kw).fit(X.astype(dtype))
+    assert np.array_equal(plain.cluster_centers_, nullable.cluster_centers_)
+    assert list(nullable.feature_names_in_) == ["a", "b"]
+    assert np.array_equal(nullable.predict(X.astype(dtype)), plain.predict(X.astype(float)))
+    holed = X.astype(dtype)
+    holed.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="Invalid X: .*found 1 NaN"):
+        PrivateKMeans(2, **kw).fit(holed)
