@@ -249,7 +249,7 @@ def check_array(
     if hasattr(value, "__array__") or isinstance(value, list | tuple) or np.isscalar(value):
         try:
             if dtype == "numeric":
-                arr = np.asarray(value)
+                arr = np.asarray(_nullable_as_float(value))
                 if arr.dtype.kind not in "fiub":
                     raise invalid(name, value, "numeric data")
                 if arr.dtype.kind != "f":
@@ -279,6 +279,24 @@ def check_array(
     if copy and np.may_share_memory(arr, value if isinstance(value, np.ndarray) else arr):
         arr = arr.copy()
     return arr
+
+
+def _nullable_as_float(value: Any) -> Any:
+    """A pandas frame or series of numbers held in nullable dtypes (``Int64``, ``Float64``,
+    ``boolean``) as float64 with NaN for ``pd.NA``; anything else unchanged. NumPy makes
+    such columns object arrays, which were refused as not numeric although they are."""
+    import numpy as np
+
+    dtypes = getattr(value, "dtypes", None)
+    if dtypes is None or not hasattr(value, "to_numpy"):
+        return value
+    kinds = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]
+    if not any(type(t).__module__.startswith("pandas") and getattr(t, "_is_numeric", False)
+               for t in kinds):
+        return value
+    if not all(getattr(t, "kind", "O") in "fiub" for t in kinds):
+        return value
+    return value.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def check_tensor(

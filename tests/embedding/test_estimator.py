@@ -453,3 +453,20 @@ def test_a_labelled_graph_in_another_node_order_is_refused():
     # labels unlike X's (a default index) are positions, as for an array
     np.testing.assert_array_equal(
         GaussianEmbedding(1, random_state=0).fit(Xdf, pd.DataFrame(A.toarray())).M_, good.M_)
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "Float64"])
+def test_a_frame_of_nullable_numbers_is_numeric(dtype):
+    # pandas' nullable dtypes became an object array, refused as "expected numeric data"
+    rng = np.random.default_rng(0)
+    A = chain_graph(200)
+    X = pd.DataFrame(rng.integers(-5, 6, size=(200, 4)), columns=list("abcd"))
+    plain = GaussianEmbedding(2, random_state=0).fit(X, A)
+    nullable = GaussianEmbedding(2, random_state=0).fit(X.astype(dtype), A)
+    assert np.array_equal(plain.M_, nullable.M_)
+    assert list(nullable.feature_names_in_) == list("abcd")
+    assert np.array_equal(nullable.predict(X.astype(dtype), A), plain.predict(X, A))
+    holed = X.astype(dtype)
+    holed.iloc[3, 1] = pd.NA
+    with pytest.raises(ValidationError, match="Invalid X: .*found 1 NaN"):
+        GaussianEmbedding(2).fit(holed, A)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -483,3 +484,75 @@ def test_few_refined_centres_still_release_n_clusters_rows(blobs):
     assert faith.n_refined_centres_ == 0
     lloyd = PrivateKMeans(4, epsilon=1.0, radius=1.0, method="lloyd", random_state=0).fit(blobs)
     assert lloyd.n_refined_centres_ == 0
+
+
+def test_threads_sharing_an_accountant_cannot_overspend_it():
+    """Clones share their accountant, and the docstring sends n_jobs > 1 to joblib's
+    threading backend: two fits in threads could both pass the budget check before either
+    was recorded, so a budget of one fit paid for two (about 5 % of races with a short
+    switch interval). The check and the record are one step. Here the check is slowed so
+    that the second thread always arrives while the first is between the two."""
+    import threading
+    import time
+
+    from neurips18.privacy import BudgetExceededError
+
+    acc = PrivacyAccountant(epsilon=1.0)
+    slow_check = acc.check
+
+    def check(epsilon, delta):
+        slow_check(epsilon, delta)
+        time.sleep(0.2)
+
+    acc.check = check
+    refused = []
+
+    def fit_once():
+        try:
+            acc.spend(1.0, 0.0, "a fit")
+        except BudgetExceededError:
+            refused.append(True)
+
+    threads = [threading.Thread(target=fit_once) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(acc.ledger) == 1 and refused == [True]
+    assert acc.spent == (1.0, 0.0)
+
+
+@pytest.mark.parametrize("scale", [1e16, 1e100, 1e200])
+def test_predict_far_outside_the_ball_names_the_nearest_centre(scale):
+    """predict compared full squared distances: |x|^2 added first drowned the centres'
+    difference for rows far outside the ball (half the labels wrong at 1e16 radii), and
+    past 1.3e154 it overflowed, so every row was put in cluster 0 with only numpy's
+    overflow warning. scikit-learn's KMeans.predict gets these right."""
+    rng = np.random.default_rng(0)
+    C = rng.uniform(-0.6, 0.6, size=(4, 2))
+    X = C[rng.integers(0, 4, 2000)] + 0.03 * rng.normal(size=(2000, 2))
+    m = PrivateKMeans(4, epsilon=3.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    c = m.cluster_centers_
+    # argmin |s x - c|^2 = argmin (|c|^2 / s - 2 x.c), exact at any scale s
+    truth = ((c * c).sum(1) / scale - 2 * X @ c.T).argmin(1)
+    assert len(np.unique(truth)) > 1
+    assert np.array_equal(m.predict(X * scale), truth)
+    assert np.array_equal(m.predict(X), m.labels_)
+
+
+@pytest.mark.parametrize("dtype", ["Int64", "Float64", "boolean"])
+def test_a_frame_of_nullable_numbers_is_numeric(dtype):
+    """pandas' nullable dtypes became an object array, refused as 'expected numeric
+    data'; they are numbers, and pd.NA is a missing value named as such."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.integers(0, 2, size=(500, 2)), columns=["a", "b"])
+    kw = dict(epsilon=2.0, delta=1e-6, radius=2.0, random_state=0)
+    plain = PrivateKMeans(2, **kw).fit(X.astype(float))
+    nullable = PrivateKMeans(2, **kw).fit(X.astype(dtype))
+    assert np.array_equal(plain.cluster_centers_, nullable.cluster_centers_)
+    assert list(nullable.feature_names_in_) == ["a", "b"]
+    assert np.array_equal(nullable.predict(X.astype(dtype)), plain.predict(X.astype(float)))
+    holed = X.astype(dtype)
+    holed.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="Invalid X: .*found 1 NaN"):
+        PrivateKMeans(2, **kw).fit(holed)

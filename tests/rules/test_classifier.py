@@ -96,6 +96,36 @@ def test_tree_binning_puts_the_cut_where_the_label_changes():
     assert any("color in {g, r}" in r for r in tree.rules_), tree.rules_
 
 
+
+@pytest.mark.parametrize("scale", [1e-50, 1e39, 1e300])
+def test_tree_binning_does_not_depend_on_the_units(scale):
+    # the tree that places the cuts must see the column's order only: in float32 (the
+    # trees' dtype) a column in units of 1e-50 was all 0 and never cut (the rule fell on
+    # the noise column, accuracy 0.645), and one past 3.4e38 was refused as infinite
+    rng = np.random.default_rng(0)
+    x, noise = rng.normal(size=400), rng.normal(size=400)
+    y = (x > 0.3).astype(int)
+    one = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(
+        np.column_stack([x, noise]), y)
+    big = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(
+        np.column_stack([x * scale, noise]), y)
+    assert one.score(np.column_stack([x, noise]), y) == 1.0
+    assert big.score(np.column_stack([x * scale, noise]), y) == 1.0
+    assert big.features_used_ == ["x0"]
+    assert np.allclose(big.encodings_[0].edges / scale, one.encodings_[0].edges, rtol=0.2)
+
+
+def test_tree_binning_cuts_large_values_at_their_own_resolution():
+    # Unix times in seconds are 128 apart in float32: the cut fell 12 s late
+    rng = np.random.default_rng(0)
+    t = 1.7e9 + rng.integers(0, 1000, 400)
+    y = (t > 1.7e9 + 437).astype(int)
+    X = np.column_stack([t, rng.normal(size=400)])
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert clf.score(X, y) == 1.0
+    cut = float(clf.encodings_[0].edges[0])
+    assert t[y == 0].max() < cut <= t[y == 1].min()
+
 def test_arrays_strings_labels_and_positive_class():
     data = make_planted_rule_set(n_samples=1500, n_attributes=6,
                                  generator=np.random.default_rng(2))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -305,11 +306,17 @@ class PrivacyAccountant:
     def __deepcopy__(self, memo: dict[int, Any]) -> PrivacyAccountant:
         return self
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)  # a lock cannot be pickled; a copy gets its own
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A copy made by pickling (joblib's worker processes for n_jobs > 1, copy.copy, a
         # file) is a second budget: what it spends is not charged to the original. It
         # refuses to spend until claim() says it is the budget itself.
         self.__dict__.update(state)
+        self._lock = threading.Lock()
         self._copy = True
 
     def claim(self) -> PrivacyAccountant:
@@ -328,6 +335,10 @@ class PrivacyAccountant:
         self.delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
         self.ledger: list[dict[str, Any]] = []
         self._noise_keys: set[Any] = set()
+        # spend() checks what is left and records the charge under this lock: fits of
+        # shared clones in threads (joblib's threading backend) could otherwise both pass
+        # the check before either was recorded, and together overspend the budget
+        self._lock = threading.Lock()
 
     @property
     def spent(self) -> tuple[float, float]:
@@ -364,6 +375,10 @@ class PrivacyAccountant:
                           "loaded from a file that is now the only copy of the budget")
         epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
         delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
+        with self._lock:
+            self._spend(epsilon, delta, label, noise_key)
+
+    def _spend(self, epsilon: float, delta: float, label: str, noise_key: Any) -> None:
         self.check(epsilon, delta)
         keys = self.__dict__.setdefault("_noise_keys", set())  # (an accountant unpickled
         if noise_key is not None and noise_key in keys:       # from an older version)

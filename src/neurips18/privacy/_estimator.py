@@ -54,13 +54,24 @@ def resolve_method(method: str, delta: float) -> str:
     return method
 
 
+def _nearest_block(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of each row's nearest centre, from ``|c|^2 - 2 x.c``: the row's own ``|x|^2``
+    is the same for every centre, and adding it first (as a distance does) drowns the
+    difference for a row far outside the ball (16 orders of magnitude out, half the rows
+    went to the wrong centre; past 1.3e154 ``|x|^2`` is inf and every row went to centre
+    0). scikit-learn's KMeans.predict compares the same quantity."""
+    score = np.asarray(x, dtype=np.float64) @ centres.T
+    score *= -2.0
+    score += (centres * centres).sum(1)[None, :]
+    return score.argmin(axis=1)
+
+
 def _nearest_labels(X: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """Index of each row's nearest centre, a block of rows at a time (the temporaries of a
-    block, not of the whole array; every row's distances are the same as in one piece)."""
+    block, not of the whole array; every row's result is the same as in one piece)."""
     out = np.empty(X.shape[0], dtype=np.intp)
     for s in range(0, X.shape[0], _data.CHUNK_ROWS):
-        out[s:s + _data.CHUNK_ROWS] = np.sqrt(
-            _core._sqdist(X[s:s + _data.CHUNK_ROWS], centres)).argmin(axis=1)
+        out[s:s + _data.CHUNK_ROWS] = _nearest_block(X[s:s + _data.CHUNK_ROWS], centres)
     return out
 
 
@@ -302,7 +313,14 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def predict(self, X: Any) -> Any:
         """Index of the nearest released centre."""
-        return self._distances(X).argmin(axis=1)
+        check_is_fitted(self, "cluster_centers_")
+        X = self._check_X(X, reset=False)
+        c = self.cluster_centers_
+        if _data.is_dask(X):  # a block holds whole rows, as in fit
+            X = X.rechunk({1: -1})
+            return X.map_blocks(lambda b: _nearest_block(b, c), dtype=np.intp, drop_axis=1,
+                                chunks=(X.chunks[0],))
+        return _nearest_labels(X, c)
 
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the k-means cost of ``X`` with the released centres (higher is better)."""

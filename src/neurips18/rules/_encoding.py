@@ -130,11 +130,16 @@ def fit_encoding(
             finite = values[~missing]
             if finite.size and binning == "tree" and y is not None:
                 w = None if sample_weight is None else sample_weight[~missing]
-                # a tree threshold t splits x <= t from x > t; the codes cut x < e from
-                # x >= e, so the cut is moved to the next observed value above t
-                thr = _tree_edges(finite, y[~missing], n_bins, w)
-                uniq = np.unique(finite)
-                idx = np.searchsorted(uniq, thr, side="right")
+                # the tree sees each value's rank among the distinct values, not the value:
+                # scikit-learn's trees work in float32, where values below about 1e-45
+                # are all 0 (the column was never cut), values past 3.4e38 are refused
+                # and large ones merge (timestamps in seconds, 128 apart); a split only
+                # depends on the order, so the ranks give the tree the same choice. A
+                # threshold t between ranks r and r + 1 splits rank <= t from rank > t;
+                # the codes cut x < e from x >= e, so the cut is the value of rank r + 1
+                uniq, rank = np.unique(finite, return_inverse=True)
+                thr = _tree_edges(rank.astype(float), y[~missing], n_bins, w)
+                idx = np.searchsorted(np.arange(len(uniq)), thr, side="right")
                 edges = np.unique(uniq[idx[idx < len(uniq)]])
                 edges = edges[edges > finite.min()]
             elif finite.size:
