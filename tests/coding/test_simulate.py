@@ -275,6 +275,35 @@ def test_a_submodule_left_in_training_mode_runs_in_eval_mode():
     assert code.drop.training and not code.training
 
 
+class _HeldNetworkBPSK(UncodedBPSK):
+    """BPSK that is not a module but holds its decoder network (dropout, batch norm) as an
+    attribute, one more in a list: how a user composes a code from a network."""
+
+    def __init__(self):
+        super().__init__(8)
+        self.net = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(8))
+        self.extra = [torch.nn.Dropout(0.5)]
+
+    def decode(self, received):
+        return (self.extra[0](self.net(received)) > 0).long()
+
+
+def test_the_networks_held_by_a_code_that_is_not_a_module_run_in_eval_mode():
+    # only a code that was itself an nn.Module was switched to eval mode: a code holding
+    # its network as an attribute was decoded with dropout on and batch statistics (14,971
+    # errors in 40,000 bits at 10 dB instead of BPSK's 37), its running statistics moved
+    code = _HeldNetworkBPSK()
+    bn = code.net[1]
+    with torch.no_grad():
+        bn.running_var.fill_(1.0)
+    state = {k: v.clone() for k, v in code.net.state_dict().items()}
+    r = simulate_ber(code, 10.0, max_bits=40_000, generator=1)
+    ref = simulate_ber(UncodedBPSK(8), 10.0, max_bits=40_000, generator=1)
+    assert (r.n_errors, r.n_bits) == (ref.n_errors, ref.n_bits)
+    assert all(torch.equal(v, code.net.state_dict()[k]) for k, v in state.items())
+    assert code.net.training and code.net[0].training and code.extra[0].training
+
+
 def test_a_channel_of_another_kind_is_refused_as_a_channel():
     # a user's own channel object was refused as "expected a finite number", which reads as
     # if channels could not be passed at all

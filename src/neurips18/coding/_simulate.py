@@ -153,6 +153,20 @@ def _off_unit_power(power: float, se: float) -> bool:
     return abs(power - 1.0) - 4.0 * se > POWER_TOLERANCE
 
 
+def _torch_modules(code: Any) -> list[Any]:
+    """The torch modules a code runs: the code itself if it is an ``nn.Module``, and every
+    ``nn.Module`` among its attributes, directly or in a list, tuple, set or dict (a code
+    that is not a module but holds its encoder or decoder network)."""
+    import torch
+
+    roots: list[Any] = [code] if isinstance(code, torch.nn.Module) else []
+    for v in getattr(code, "__dict__", {}).values():
+        items = v.values() if isinstance(v, dict) else \
+            v if isinstance(v, list | tuple | set | frozenset) else (v,)
+        roots.extend(m for m in items if isinstance(m, torch.nn.Module))
+    return list({id(m): m for m in roots}.values())
+
+
 def simulate_ber(
     code: Code,
     snr_db: float | AWGN | FeedbackChannel,
@@ -174,7 +188,9 @@ def simulate_ber(
     ----------
     code : any :class:`~neurips18.coding.Code` (Deepcode, TurboCode, SchalkwijkKailath,
         UncodedBPSK, or a user's own). A code that is an ``nn.Module`` runs with all its
-        submodules in eval mode, and gets each back in the mode it had.
+        submodules in eval mode, and so do the ``nn.Module`` attributes of a code that is
+        not one (its encoder or decoder network, also in a list, tuple or dict); each
+        gets back the mode it had.
     snr_db : the forward SNR in dB (unit power per symbol; the code's
         ``default_channel`` is used: AWGN, or noiseless feedback for feedback codes), or a
         channel object (:class:`AWGN`, :class:`FeedbackChannel`).
@@ -217,14 +233,15 @@ def simulate_ber(
     bar = tqdm(total=max_bits, disable=(None if progress is None else not progress),
                desc=f"{code.name} @ {snr:g} dB", unit="bit", unit_scale=True, leave=False)
     was_training = getattr(code, "training", False)
-    modes = None
-    if isinstance(code, torch.nn.Module):
-        # every submodule in eval mode for the run (also one left in training mode inside
-        # a model in eval mode: dropout, batch statistics), then each back in its own mode:
-        # train() afterwards would also switch back the parts the caller had frozen
-        modes = [(mod, mod.training) for mod in code.modules()]
-        code.eval()
-    elif was_training:
+    # every torch module of the code in eval mode for the run (also one left in training
+    # mode inside a model in eval mode, or held as an attribute of a code that is not
+    # itself a module: dropout, batch statistics), then each back in its own mode:
+    # train() afterwards would also switch back the parts the caller had frozen
+    roots = _torch_modules(code)
+    modes = [(mod, mod.training) for root in roots for mod in root.modules()] or None
+    for root in roots:
+        root.eval()
+    if not isinstance(code, torch.nn.Module) and was_training:
         code.eval()  # type: ignore[attr-defined]
     try:
         with torch.no_grad():
@@ -251,11 +268,11 @@ def simulate_ber(
                 bar.set_postfix(errors=n_err)
     finally:
         bar.close()
+        if not isinstance(code, torch.nn.Module) and was_training:
+            code.train()  # type: ignore[attr-defined]
         if modes is not None:
             for mod, mode in modes:
                 mod.training = mode
-        elif was_training:
-            code.train()  # type: ignore[attr-defined]
     p = n_err / n_bits
     deff = 1.0
     if 0 < n_err < n_bits and n_blocks > 1:
