@@ -317,3 +317,34 @@ def test_a_channel_of_another_kind_is_refused_as_a_channel():
         simulate_ber(UncodedBPSK(4), MyChannel(), generator=0)
     with pytest.raises(ValidationError, match="finite number"):
         simulate_ber(UncodedBPSK(4), "3", generator=0)
+
+
+class _InfiniteBPSK(UncodedBPSK):
+    """BPSK whose symbols a user's normalisation made infinite (one block in each batch)."""
+
+    def encode(self, bits):
+        x = super().encode(bits)
+        x[0] *= float("inf")
+        return x
+
+
+class _NaNTransmit(UncodedBPSK):
+    """A code with its own transmit that lets NaN symbols through."""
+
+    def transmit(self, bits, channel, *, generator):
+        y = channel(self.encode(bits), generator=generator)
+        y[0, 0] = float("nan")
+        return y
+
+    def decode(self, received):
+        return (received > 0).long()  # NaN decided as 0, without a word
+
+
+def test_a_code_sending_non_finite_symbols_is_refused_not_measured():
+    # infinite symbols survive any noise: simulate_ber returned BER 0 with power inf and
+    # no PowerWarning (inf and NaN fail every comparison of the power check); NaN symbols
+    # were decided as some bit and counted
+    with pytest.raises(ValidationError, match=r"encode\(bits\).*finite"):
+        simulate_ber(_InfiniteBPSK(8), 0.0, max_bits=8_000, generator=0)
+    with pytest.raises(ValidationError, match=r"transmit.*finite"):
+        simulate_ber(_NaNTransmit(8), 0.0, max_bits=8_000, generator=0)

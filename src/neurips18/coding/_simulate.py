@@ -253,6 +253,12 @@ def simulate_ber(
                         and received.is_floating_point() and received.shape[:1] == (B,)
                         and received[0].numel() == code.n_channel_uses):
                     bp = received.reshape(B, -1).double().pow(2).mean(1)
+                    if not bool(torch.isfinite(bp).all()):
+                        # a code sending infinite symbols gets every bit through (BER 0)
+                        # and a NaN power never trips the power check: refuse both
+                        raise invalid(f"{code.name}.transmit(bits, channel)", received,
+                                      "finite received values (the code sent NaN or "
+                                      "infinite symbols)")
                     pw_blocks += B
                     pw_sum += float(bp.sum())
                     pw_sq += float(bp.pow(2).sum())
