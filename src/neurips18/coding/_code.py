@@ -128,6 +128,11 @@ class Code(abc.ABC):
         if not x.is_floating_point():
             raise invalid(name, x, "floating-point channel symbols (got dtype "
                                    f"{x.dtype}; e.g. 2.0 * bits - 1.0 for BPSK)")
+        if not bool(torch.isfinite(x).all()):
+            # an infinite symbol survives any noise (a BER of 0 at infinite power) and a
+            # NaN one is decided as some bit: either is a BER of no SNR at all
+            bad = int((~torch.isfinite(x)).sum())
+            raise invalid(name, x, f"finite channel symbols; found {bad} NaN or infinite")
         n = x[0].numel()
         if n != self.n_channel_uses:
             raise invalid(name, x, f"{self.n_channel_uses} channel symbols per block (this "
