@@ -368,6 +368,23 @@ def test_simulator_topk_equals_manual_computation() -> None:
     assert b["bytes_sent"] < b["dense_bytes"] / 20
 
 
+@pytest.mark.parametrize("compressor", ["topk", "unbiased"])
+def test_half_precision_messages_average_without_overflow(compressor: str) -> None:
+    # the sparse average summed the ranks' float16 values before dividing by their number:
+    # two finite 40000 became inf (float16's largest is 65504), where the dense average,
+    # which divides first, is 40000; and no rank's flag reported anything
+    g = torch.zeros(1000, dtype=torch.float16)
+    g[3] = 40000.0
+    sim = Simulator(2, compressor, density=0.01, warmup_steps=0)
+    out = sim.step([g, g.clone()])
+    assert out.dtype == torch.float16
+    assert float(out[3]) == 40000.0
+    g3 = torch.zeros(1000, dtype=torch.float16)
+    g3[7] = -30000.0
+    out3 = Simulator(3, compressor, density=0.01, warmup_steps=0).step([g3] * 3)
+    assert float(out3[7]) == -30000.0
+
+
 def test_simulator_topk_large_buckets_reuse_buffers_correctly() -> None:
     # above the small-vector threshold: sampled selection, double-buffered residuals
     gen = torch.Generator().manual_seed(13)

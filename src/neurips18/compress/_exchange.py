@@ -121,17 +121,26 @@ def aggregate(
 
     ``out`` (optional, ``numel`` entries of ``dtype``) is overwritten with the result; the
     hooks pass the bucket's own buffer so no dense tensor is allocated per step.
+
+    Half-precision messages (float16, bfloat16) are summed in float32 and rounded once:
+    summed in float16, two ranks' finite 40000 overflowed to inf before the division by
+    the number of ranks, where the dense average (which divides first) is 40000.
     """
     if out is None:
         out = torch.zeros(numel, dtype=dtype, device=device)
     else:
         out.zero_()
+    acc = out
+    if dtype in (torch.float16, torch.bfloat16):
+        acc = torch.zeros(numel, dtype=torch.float32, device=device)
     for idx, vals in parts:
         if idx.numel():
             # indices are unique within a message, so index_add_ has no write conflicts
             # and the sum is deterministic on every device
-            out.index_add_(0, idx.to(device), vals.to(device=device, dtype=dtype))
-    out.div_(len(parts))
+            acc.index_add_(0, idx.to(device), vals.to(device=device, dtype=acc.dtype))
+    acc.div_(len(parts))
+    if acc is not out:
+        out.copy_(acc)
     return out
 
 
