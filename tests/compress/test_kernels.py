@@ -385,6 +385,26 @@ def test_half_precision_messages_average_without_overflow(compressor: str) -> No
     assert float(out3[7]) == -30000.0
 
 
+def test_uniform_sampling_that_overflows_float16_is_never_sent_as_inf() -> None:
+    # random-k sends g / density: 1000 / 0.01 does not fit float16, and the message held inf
+    # for a finite gradient; the exchange averaged it into the model under either policy
+    # and no rank reported anything
+    g = torch.full((1000,), 1000.0, dtype=torch.float16)
+    with pytest.raises(ValueError, match="overflows"):
+        sparsify_unbiased(g, 0.01, 0, sampling="uniform")
+    sim = Simulator(2, "unbiased", density=0.01, warmup_steps=0, sampling="uniform")
+    with pytest.raises(FloatingPointError, match=r"rank\(s\) \[0, 1\].*overflowed"):
+        sim.step([g, g.clone()])
+    sim = Simulator(2, "unbiased", density=0.01, warmup_steps=0, sampling="uniform",
+                    nonfinite="skip")
+    out = sim.step([g, g.clone()])
+    assert bool(torch.isfinite(out).all()) and not bool(out.any())
+    # what fits is sent as before
+    small = torch.full((1000,), 100.0, dtype=torch.float16)
+    msg = sparsify_unbiased(small, 0.5, 0, sampling="uniform")
+    assert bool((msg.values == 200.0).all())
+
+
 def test_simulator_topk_large_buckets_reuse_buffers_correctly() -> None:
     # above the small-vector threshold: sampled selection, double-buffered residuals
     gen = torch.Generator().manual_seed(13)
