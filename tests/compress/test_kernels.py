@@ -368,6 +368,43 @@ def test_simulator_topk_equals_manual_computation() -> None:
     assert b["bytes_sent"] < b["dense_bytes"] / 20
 
 
+@pytest.mark.parametrize("compressor", ["topk", "unbiased"])
+def test_half_precision_messages_average_without_overflow(compressor: str) -> None:
+    # the sparse average summed the ranks' float16 values before dividing by their number:
+    # two finite 40000 became inf (float16's largest is 65504), where the dense average,
+    # which divides first, is 40000; and no rank's flag reported anything
+    g = torch.zeros(1000, dtype=torch.float16)
+    g[3] = 40000.0
+    sim = Simulator(2, compressor, density=0.01, warmup_steps=0)
+    out = sim.step([g, g.clone()])
+    assert out.dtype == torch.float16
+    assert float(out[3]) == 40000.0
+    g3 = torch.zeros(1000, dtype=torch.float16)
+    g3[7] = -30000.0
+    out3 = Simulator(3, compressor, density=0.01, warmup_steps=0).step([g3] * 3)
+    assert float(out3[7]) == -30000.0
+
+
+def test_uniform_sampling_that_overflows_float16_is_never_sent_as_inf() -> None:
+    # random-k sends g / density: 1000 / 0.01 does not fit float16, and the message held inf
+    # for a finite gradient; the exchange averaged it into the model under either policy
+    # and no rank reported anything
+    g = torch.full((1000,), 1000.0, dtype=torch.float16)
+    with pytest.raises(ValueError, match="overflows"):
+        sparsify_unbiased(g, 0.01, 0, sampling="uniform")
+    sim = Simulator(2, "unbiased", density=0.01, warmup_steps=0, sampling="uniform")
+    with pytest.raises(FloatingPointError, match=r"rank\(s\) \[0, 1\].*overflowed"):
+        sim.step([g, g.clone()])
+    sim = Simulator(2, "unbiased", density=0.01, warmup_steps=0, sampling="uniform",
+                    nonfinite="skip")
+    out = sim.step([g, g.clone()])
+    assert bool(torch.isfinite(out).all()) and not bool(out.any())
+    # what fits is sent as before
+    small = torch.full((1000,), 100.0, dtype=torch.float16)
+    msg = sparsify_unbiased(small, 0.5, 0, sampling="uniform")
+    assert bool((msg.values == 200.0).all())
+
+
 def test_simulator_topk_large_buckets_reuse_buffers_correctly() -> None:
     # above the small-vector threshold: sampled selection, double-buffered residuals
     gen = torch.Generator().manual_seed(13)

@@ -390,3 +390,16 @@ def test_a_state_dict_loads_only_into_a_flow_with_its_settings():
     outer = torch.nn.Sequential(HamiltonianFlow(3, 5))
     with pytest.raises(RuntimeError, match="state dict of '0' was saved .* n_leapfrog=4"):
         outer.load_state_dict({"0." + k: v for k, v in sd.items()})
+
+
+def test_a_state_dict_of_a_long_flow_loads_only_with_its_exact_step_count():
+    # the settings were compared with a relative tolerance of 1e-3 (meant for max_step_size
+    # in half precision), so n_leapfrog = 1000 loaded into a flow of 1001 steps, whose
+    # tempering schedule is another one, without an error
+    sd = HamiltonianFlow(2, 1000).state_dict()
+    HamiltonianFlow(2, 1000).load_state_dict(sd)
+    with pytest.raises(RuntimeError, match="n_leapfrog=1000"):
+        HamiltonianFlow(2, 1001).load_state_dict(sd)
+    # a flow cast to bfloat16 holds its counts to bfloat16's precision, and still loads
+    low = HamiltonianFlow(301, 2).bfloat16().state_dict()
+    HamiltonianFlow(301, 2).load_state_dict(low)

@@ -384,3 +384,18 @@ def test_fit_keeps_the_submodules_the_user_froze_in_eval_mode():
     whole.eval()
     Trainer(whole, batch_size=20, max_epochs=1, progress=False).fit(x)
     assert all(m.training for m in whole.modules())
+
+
+def test_a_model_whose_elbo_is_a_batch_mean_is_refused():
+    # the contract is one ELBO per example; a batch mean trained as usual, but the validation
+    # ELBO (summed over batches, divided by the examples) came out val_batch_size times too
+    # small, without an error
+    class MeanELBO(VAE):
+        def elbo(self, x, *, generator=None):
+            return super().elbo(x, generator=generator).mean()
+
+    x, xv = _data(n=200), _data(n=100, seed=1)
+    model = MeanELBO(MLPEncoder(2, 20, (8,), generator=1), MLPDecoder(2, 20, (8,), generator=2))
+    trainer = Trainer(model, batch_size=50, max_epochs=1, progress=False, val_batch_size=50)
+    with pytest.raises(ValidationError, match=r"one ELBO per example"):
+        trainer.fit(x, xv)

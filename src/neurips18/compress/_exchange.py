@@ -121,17 +121,26 @@ def aggregate(
 
     ``out`` (optional, ``numel`` entries of ``dtype``) is overwritten with the result; the
     hooks pass the bucket's own buffer so no dense tensor is allocated per step.
+
+    Half-precision messages (float16, bfloat16) are summed in float32 and rounded once:
+    summed in float16, two ranks' finite 40000 overflowed to inf before the division by
+    the number of ranks, where the dense average (which divides first) is 40000.
     """
     if out is None:
         out = torch.zeros(numel, dtype=dtype, device=device)
     else:
         out.zero_()
+    acc = out
+    if dtype in (torch.float16, torch.bfloat16):
+        acc = torch.zeros(numel, dtype=torch.float32, device=device)
     for idx, vals in parts:
         if idx.numel():
             # indices are unique within a message, so index_add_ has no write conflicts
             # and the sum is deterministic on every device
-            out.index_add_(0, idx.to(device), vals.to(device=device, dtype=dtype))
-    out.div_(len(parts))
+            acc.index_add_(0, idx.to(device), vals.to(device=device, dtype=acc.dtype))
+    acc.div_(len(parts))
+    if acc is not out:
+        out.copy_(acc)
     return out
 
 
@@ -143,11 +152,21 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
-def nonfinite_error(ranks: list[int], bucket: int, iteration: int) -> FloatingPointError:
+_OVERFLOW = 2  # flag of a finite gradient whose compressed message overflowed its dtype
+
+
+def nonfinite_error(ranks: list[int], bucket: int, iteration: int,
+                    overflowed: list[int] | None = None) -> FloatingPointError:
     """The error every rank raises under ``nonfinite="raise"``."""
+    why = ""
+    if overflowed:
+        why = (f" (on rank(s) {overflowed} the gradient was finite but its rescaled message, "
+               "g / p, overflowed the gradient's dtype: use float32 gradients, a larger "
+               "density or optimal sampling)")
     return FloatingPointError(
         f"non-finite gradient (NaN/inf) on rank(s) {ranks} in bucket {bucket} at iteration "
-        f"{iteration}; no rank applied it. Use nonfinite='skip' to drop such steps instead."
+        f"{iteration}{why}; no rank applied it. Use nonfinite='skip' to drop such steps "
+        "instead."
     )
 
 
@@ -479,6 +498,12 @@ class ExchangeState:
             self._pending[key] = _Pending(acc if acc is not flat else None, None, None)
             return None, 1
         msg = self._compress(acc)
+        if not all_finite(msg.values):
+            # a finite gradient whose message does not fit its dtype (uniform sampling of a
+            # float16 bucket sends g / density): sent as a flag, like a non-finite gradient,
+            # instead of an inf that no rank would have reported
+            self._pending[key] = _Pending(acc if acc is not flat else None, None, None)
+            return None, _OVERFLOW
         cap = self._fixed_capacity(acc.numel())
         if cap is not None and msg.nnz > cap:
             # (unbiased sparsifier, probability < 1e-15 per bucket) keep the largest entries;
@@ -527,7 +552,8 @@ class ExchangeState:
             return None, None
         if any(flags):
             bad = [r for r, f in enumerate(flags) if f]
-            err = (nonfinite_error(bad, out.key, self.iter)
+            over = [r for r, f in enumerate(flags) if f == _OVERFLOW]
+            err = (nonfinite_error(bad, out.key, self.iter, over)
                    if self.config.nonfinite == "raise" else None)
             zero = torch.zeros(out.numel, dtype=out.dtype, device=device)
             if dest is not None:

@@ -247,7 +247,9 @@ def sparsify_unbiased(
     -------
     A :class:`SparseGradient` of the shape of ``g``. For optimal sampling its non-saturated
     values are exactly ``sign(g_i) / lambda`` (the value the receiver reconstructs under
-    hybrid coding).
+    hybrid coding). A message that does not fit the gradient's dtype (uniform sampling of
+    a float16 gradient sends ``g / density``) raises
+    :class:`~neurips18._validation.ValidationError` instead of holding inf.
 
     Notes
     -----
@@ -263,7 +265,15 @@ def sparsify_unbiased(
     flat, density = _check_common(g, density, method, max_iter)
     check("sampling", sampling, _SAMPLINGS)
     gen = as_torch_generator(generator, allow_none=True)
-    return _sample(flat, tuple(g.shape), density, gen, sampling, method, max_iter)
+    msg = _sample(flat, tuple(g.shape), density, gen, sampling, method, max_iter)
+    if msg.nnz and not bool(torch.isfinite(msg.values).all()):
+        # uniform sampling sends g / density, which can exceed a half-precision dtype
+        big = float(flat.abs().max())
+        raise invalid("density", density,
+                      f"a density at which the message g / density fits {g.dtype}: "
+                      f"max |g| / density = {big / density:.6g} overflows (pass a float32 "
+                      "gradient, a larger density or sampling='optimal')")
+    return msg
 
 
 def _sample(

@@ -53,6 +53,17 @@ class TrainResult:
         return sum(ts) / len(ts) if ts else math.nan
 
 
+def _per_example_elbo(elbo: Any, n: int) -> torch.Tensor:
+    """``model.elbo``'s output, refused unless it has one value per example: a batch mean
+    (or sum) would still train, but the validation ELBO, summed over batches and divided by
+    the number of examples, would come out wrong by the batch size, silently."""
+    if not isinstance(elbo, torch.Tensor) or elbo.shape != (n,):
+        raise invalid("model.elbo output", elbo,
+                      f"a tensor of shape ({n},), one ELBO per example of the batch (not "
+                      "their mean or sum)")
+    return elbo
+
+
 def _train_mode(model: nn.Module) -> None:
     """Training mode for the model, except for the submodules the user put in evaluation
     mode inside a model in training mode (a frozen, pretrained encoder with batch
@@ -239,7 +250,8 @@ class Trainer:
         with eval_mode(self.model):
             for i in range(0, x_val.shape[0], self.val_batch_size):
                 xb = x_val[i:i + self.val_batch_size].to(device)
-                total += float(self.model.elbo(xb, generator=gen).double().sum())
+                elbo = _per_example_elbo(self.model.elbo(xb, generator=gen), xb.shape[0])
+                total += float(elbo.double().sum())
         return total / x_val.shape[0]
 
     # ------------------------------------------------------------------ fit
@@ -309,7 +321,8 @@ class Trainer:
                     idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
                     xb = self._binarize(x_train[idx]).to(device)
                     self.optimizer.zero_grad(set_to_none=True)
-                    elbo = self.model.elbo(xb, generator=self.generator).mean()
+                    elbo = _per_example_elbo(self.model.elbo(xb, generator=self.generator),
+                                             xb.shape[0]).mean()
                     if not bool(torch.isfinite(elbo)):
                         raise FloatingPointError(
                             f"non-finite ELBO ({float(elbo.detach())}) at epoch {epoch}, "
