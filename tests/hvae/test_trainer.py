@@ -130,6 +130,9 @@ def test_trainer_refuses_bad_input_and_foreign_checkpoints(tmp_path):
                 checkpoint=ckpt).fit(_data(seed=5))
     with pytest.raises(ValidationError, match="Invalid checkpoint"):  # other batch size
         Trainer(_model(), batch_size=40, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):  # other dtype
+        Trainer(_model().double(), batch_size=20, max_epochs=2, progress=False,
+                checkpoint=ckpt).fit(x)
     ckpt.write_bytes(b"not a checkpoint")
     with pytest.raises(ValidationError, match="Invalid checkpoint"):
         Trainer(_model(), batch_size=20, progress=False, checkpoint=ckpt).fit(x)

@@ -167,7 +167,9 @@ class Trainer:
     def _fingerprint(self, x_train: torch.Tensor, x_val: torch.Tensor | None) -> str:
         h = hashlib.sha256()
         for name, p in self.model.state_dict().items():
-            h.update(f"{name}:{tuple(p.shape)};".encode())
+            # the dtype too: a checkpoint of a float32 model loaded into model.double()
+            # would continue a float32 run in float64 without a word
+            h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
         for t in (x_train, x_val):
             if t is None:
                 h.update(b"none;")
@@ -222,7 +224,7 @@ class Trainer:
         if (state.get("fingerprint") != fingerprint or described != repr(self.model)
                 or optimizer != settings or val_batch_size != self.val_batch_size):
             raise invalid("checkpoint", str(self.checkpoint),
-                          "a checkpoint of this model (its modules and settings, e.g. the "
+                          "a checkpoint of this model (its modules, dtypes and settings, e.g. the "
                           "flow's n_leapfrog), data, batch size, val_batch_size, patience, "
                           "binarisation and optimizer (its type and settings, e.g. the "
                           "learning rate) (delete it to start afresh)")

@@ -121,7 +121,9 @@ def minibatch_indices(
     """``batch_size`` indices in ``[0, n_data)``: i.i.d. uniform (``replacement=True``) or a
     uniform random subset. With ``n_batches`` an ``(n_batches, batch_size)`` array of
     independent minibatches, drawn exactly as :func:`~neurips18.sgmcmc.sample` draws a block.
-    ``generator``: a ``numpy.random.Generator`` or an int seed."""
+    ``generator``: a ``numpy.random.Generator`` (the same object for every minibatch of a
+    chain) or an int seed, which makes a fresh generator at each call: the same int in a
+    loop returns the same minibatch every time."""
     gen = as_numpy_generator(generator)
     n = int(check("n_data", n_data, Interval(int, 1, None)))
     p = _check_batch_size(batch_size, n)
@@ -283,7 +285,12 @@ def _draw(m: Model, generator: Any) -> Array:
 
 
 def lmc_step(model: Any, theta: ArrayLike, step_size: float, generator: Any) -> Array:
-    """One Langevin Monte Carlo (unadjusted Langevin) step with the full-data gradient."""
+    """One Langevin Monte Carlo (unadjusted Langevin) step with the full-data gradient.
+
+    ``generator``: a ``numpy.random.Generator`` (pass the same object to every step of a
+    chain) or an int seed, which makes a fresh generator at each call: the same int at
+    every step of a loop draws the same noise every time, and the chain samples nothing.
+    """
     m, est = _estimator_for(model, None)
     t = check_theta(m, theta)
     gamma = _check_step_size(step_size)
@@ -297,7 +304,12 @@ def sgld_step(model: Any, theta: ArrayLike, step_size: float, minibatch: ArrayLi
 
     ``estimator`` is the gradient estimator of ``model`` (default:
     :func:`minibatch_gradient`); with :func:`control_variates` this is an SGLDFP step.
-    ``model`` may itself be an estimator."""
+    ``model`` may itself be an estimator.
+
+    ``generator``: a ``numpy.random.Generator`` (pass the same object to every step of a
+    chain) or an int seed, which makes a fresh generator at each call: the same int at
+    every step of a loop draws the same noise every time, and the chain samples nothing.
+    """
     m, est = _estimator_for(model, estimator)
     t = check_theta(m, theta)
     gamma = _check_step_size(step_size)
