@@ -358,3 +358,22 @@ def test_dirty_means_changed_code_not_changed_outputs(tmp_path):
     (tmp_path / "src" / "m.py").write_text("x = 2\n")
     got = harness._git_commit(tmp_path)
     assert got["dirty"] is True and len(got["commit"]) == 40
+
+
+def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
+    # a checkpoint of deepcode's "ours_*" steps was computed from coding/weights/*.pt; new
+    # weights (a pull) must not resume it
+    import neurips18
+
+    pkg = tmp_path / "neurips18"
+    (pkg / "coding" / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    weights = pkg / "coding" / "weights" / "deepcode_snr_0db.pt"
+    weights.write_bytes(b"old weights")
+    (pkg / "__pycache__").mkdir()
+    monkeypatch.setattr(neurips18, "__file__", str(pkg / "__init__.py"))
+    before = harness._code_fingerprint({"n": 1})
+    (pkg / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"bytecode")
+    assert harness._code_fingerprint({"n": 1}) == before  # caches do not count
+    weights.write_bytes(b"new weights")
+    assert harness._code_fingerprint({"n": 1}) != before

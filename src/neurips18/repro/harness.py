@@ -361,9 +361,15 @@ def run(
     return RunResult(name, profile, paper_dir, j, data, wall, ctx.resumed_steps, skipped)
 
 
+# Derived files that are not part of what decides a run's numbers.
+_NOT_FINGERPRINTED = frozenset({".pyc", ".pyo"})
+
+
 def _code_fingerprint(config: Mapping[str, Any]) -> str:
-    """A hash of the package's own source files and the profile's settings: a checkpoint
-    is resumed only by the code and settings that wrote it."""
+    """A hash of the package's own files and the profile's settings: a checkpoint is
+    resumed only by the code and settings that wrote it. Every file the package ships
+    counts, not only its sources: the shipped model weights (``coding/weights/*.pt``)
+    decide the numbers of the steps that evaluate them."""
     import hashlib
 
     import neurips18
@@ -371,7 +377,8 @@ def _code_fingerprint(config: Mapping[str, Any]) -> str:
     h = hashlib.sha256(dumps(dict(config)).encode())
     root = Path(neurips18.__file__).resolve().parent
     for f in sorted(root.rglob("*")):
-        if f.is_file() and f.suffix in {".py", ".c", ".cc", ".cpp", ".h"}:
+        if (f.is_file() and "__pycache__" not in f.relative_to(root).parts
+                and f.suffix not in _NOT_FINGERPRINTED):
             h.update(f.relative_to(root).as_posix().encode() + b"\0")
             h.update(f.read_bytes())
     return h.hexdigest()
