@@ -377,3 +377,24 @@ def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
     assert harness._code_fingerprint({"n": 1}) == before  # caches do not count
     weights.write_bytes(b"new weights")
     assert harness._code_fingerprint({"n": 1}) != before
+
+
+def test_an_interrupted_write_never_pairs_new_results_with_old_meta(tmp_path, toy_registry,
+                                                                     monkeypatch):
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", out=tmp_path, seed=0, progress=False)
+    real = harness.os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("figure.png"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(harness.os, "replace", replace)
+    with pytest.raises(OSError):
+        harness.run("toy", out=tmp_path, seed=7, progress=False)
+    d = tmp_path / "toy"
+    assert json.loads((d / "result.json").read_text())["seed"] == 7
+    # seed 0's meta.json beside seed 7's result.json would make report and list show it
+    assert not (d / "meta.json").exists()
+    assert harness.last_status(tmp_path, "toy") == "not run"

@@ -259,6 +259,10 @@ def _write_outputs(paper_dir: Path, repro: Reproduction, result: dict[str, Any],
         (staging / "table.md").write_text(_table_md(result, rows, notes), "utf-8")
         _draw(repro, result["data"], staging / "figure.png")
         (staging / "meta.json").write_text(dumps(meta), encoding="utf-8")
+        # The previous run's meta.json goes first: were it kept while the other files are
+        # replaced, a reader in between (or a crash) would pair this run's result.json with
+        # the other run's commit, seed and settings.
+        (paper_dir / "meta.json").unlink(missing_ok=True)
         for fname in OUTPUT_FILES:  # meta.json last: its presence marks a complete result
             os.replace(staging / fname, paper_dir / fname)
     finally:
