@@ -398,3 +398,25 @@ def test_an_interrupted_write_never_pairs_new_results_with_old_meta(tmp_path, to
     # seed 0's meta.json beside seed 7's result.json would make report and list show it
     assert not (d / "meta.json").exists()
     assert harness.last_status(tmp_path, "toy") == "not run"
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, toy_registry):
+    calls: list[str] = []
+    toy_registry["toy"] = _toy(calls, fail_after=1)
+    with pytest.raises(_Interrupt):
+        harness.run("toy", out=tmp_path, progress=False)
+    step0 = tmp_path / "toy" / ".checkpoint" / "quick-seed0-threads1" / "step0.json"
+    assert step0.exists()
+    toy_registry["toy"] = _toy(calls)
+    # while one run holds the folder, another (any seed) neither touches its checkpoint
+    # nor replaces its files one by one beside the first run's
+    with harness._exclusive(tmp_path / "toy"):
+        for seed in (0, 1):
+            with pytest.raises(harness.RunInProgressError, match="another neurips18"):
+                harness.run("toy", out=tmp_path, seed=seed, progress=False)
+        with pytest.raises(harness.RunInProgressError):
+            harness.rejudge("toy", out=tmp_path)
+        assert step0.exists() and not (tmp_path / "toy" / "result.json").exists()
+    res = harness.run("toy", out=tmp_path, progress=False)  # the lock is released
+    assert res.resumed_steps == ["step0"]
+    assert not (tmp_path / "toy" / ".lock").exists()

@@ -51,6 +51,46 @@ class OutputDirError(OSError):
     """The output directory cannot be created or written."""
 
 
+class RunInProgressError(OutputDirError):
+    """Another process is running or re-judging the same paper into the same directory."""
+
+
+@contextmanager
+def _exclusive(paper_dir: Path) -> Iterator[None]:
+    """Hold ``<paper_dir>/.lock`` for the duration, or raise :class:`RunInProgressError`.
+
+    Two runs of one paper into one directory share its checkpoint (one run's settings
+    check discards or re-stamps the other's steps) and replace each other's output files
+    one by one, which can leave a result.json of one run beside the meta.json of the
+    other; the second run is refused instead."""
+    import fcntl
+
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    lock = paper_dir / ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunInProgressError(
+                f"another neurips18 process is writing {str(paper_dir)!r} (its lock "
+                f"{str(lock)!r} is held); wait for it to finish or use another --out"
+            ) from None
+        try:  # the holder before us may have removed the file after we opened it
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 @dataclass
 class RunResult:
     name: str
@@ -295,6 +335,13 @@ def run(
         raise ValueError(f"threads must be in [1, 256], got {n_threads}")
     out = Path(out)
     check_writable(out)
+    with _exclusive(out / name):
+        return _run_locked(name, repro, profile, cfg, out, seed, progress, device,
+                           n_threads)
+
+
+def _run_locked(name: str, repro: Reproduction, profile: str, cfg: Profile, out: Path,
+                seed: int, progress: bool, device: str, n_threads: int) -> RunResult:
     paper_dir = out / name
     ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}-threads{n_threads}"
     _discard_stale_checkpoint(ckpt, cfg.to_dict())
@@ -414,6 +461,14 @@ def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
     ``meta.json`` records when and at which commit the rejudging happened."""
     repro = registry.get(name)
     paper_dir = Path(out) / name
+    if not paper_dir.is_dir():
+        raise FileNotFoundError(f"no finished result in {paper_dir} (result.json and "
+                                "meta.json are needed); run `neurips18 reproduce` first")
+    with _exclusive(paper_dir):
+        return _rejudge_locked(name, repro, paper_dir)
+
+
+def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResult:
     res_file, meta_file = paper_dir / "result.json", paper_dir / "meta.json"
     if not (res_file.exists() and meta_file.exists()):
         raise FileNotFoundError(f"no finished result in {paper_dir} (result.json and "
