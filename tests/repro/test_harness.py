@@ -420,3 +420,18 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path, toy_registry):
     res = harness.run("toy", out=tmp_path, progress=False)  # the lock is released
     assert res.resumed_steps == ["step0"]
     assert not (tmp_path / "toy" / ".lock").exists()
+
+
+def test_a_checkpoint_of_another_device_is_not_resumed(tmp_path, toy_registry, monkeypatch):
+    import dataclasses
+
+    calls: list[str] = []
+    monkeypatch.setattr(harness, "check_device", lambda device, repro, quiet=False: device)
+    toy_registry["toy"] = dataclasses.replace(_toy(calls, fail_after=2), uses_device=True)
+    with pytest.raises(_Interrupt):
+        harness.run("toy", out=tmp_path, progress=False, device="cpu")
+    toy_registry["toy"] = dataclasses.replace(_toy(calls), uses_device=True)
+    res = harness.run("toy", out=tmp_path, progress=False, device="cuda:0")
+    # meta.json says cuda:0: none of its steps may be the CPU run's
+    assert not res.resumed_steps and calls[-3:] == ["step0", "step1", "step2"]
+    assert json.loads((tmp_path / "toy" / "meta.json").read_text())["device"] == "cuda:0"

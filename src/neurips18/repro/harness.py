@@ -344,7 +344,8 @@ def _run_locked(name: str, repro: Reproduction, profile: str, cfg: Profile, out:
                 seed: int, progress: bool, device: str, n_threads: int) -> RunResult:
     paper_dir = out / name
     ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}-threads{n_threads}"
-    _discard_stale_checkpoint(ckpt, cfg.to_dict())
+    # the device is a setting: steps computed on one device are not resumed on another
+    _discard_stale_checkpoint(ckpt, {**cfg.to_dict(), "_device": device})
     skipped = _probe_needs(repro)
     ctx = RunContext(profile=profile, config=cfg, seed=seed, checkpoint_dir=ckpt,
                      progress=progress, device=device, skipped=skipped)
