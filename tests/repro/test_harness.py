@@ -435,3 +435,22 @@ def test_a_checkpoint_of_another_device_is_not_resumed(tmp_path, toy_registry, m
     # meta.json says cuda:0: none of its steps may be the CPU run's
     assert not res.resumed_steps and calls[-3:] == ["step0", "step1", "step2"]
     assert json.loads((tmp_path / "toy" / "meta.json").read_text())["device"] == "cuda:0"
+
+
+def test_report_names_a_copied_folder_and_a_foreign_meta(tmp_path, toy_registry):
+    import shutil
+
+    from neurips18.repro import report
+
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", out=tmp_path, seed=0, progress=False)
+    shutil.copytree(tmp_path / "toy", tmp_path / "toy_old")
+    harness.run("toy", out=tmp_path / "b", seed=5, progress=False)
+    shutil.copy(tmp_path / "b" / "toy" / "meta.json", tmp_path / "toy_old" / "meta.json")
+    shutil.rmtree(tmp_path / "b")
+    text = report.write_report(tmp_path, tmp_path / "r.md").read_text()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads == ["## toy: Toy", "## toy (folder `toy_old/`): Toy"]
+    toy_old = text.split("## toy (folder")[1]
+    assert "meta.json is not this result's" in toy_old and "seed: 5 vs 0" in toy_old
+    assert "meta.json is not" not in text.split("## toy (folder")[0]
