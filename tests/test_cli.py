@@ -232,3 +232,16 @@ def test_papers_in_parallel_processes_give_the_sequential_results(tmp_path):
 def test_jobs_must_be_positive():
     r = _run("reproduce", "all", "--jobs", "0")
     assert r.returncode == 2 and "--jobs must be a positive integer" in r.stderr
+
+
+def test_a_run_while_another_writes_the_folder_exits_2(tmp_path, monkeypatch, capsys):
+    from neurips18.repro import harness
+
+    repro = _toy(lambda ctx: {"v": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    with harness._exclusive(tmp_path / "toy"):
+        assert cli.main(["reproduce", "toy", "--out", str(tmp_path)]) == 2
+        captured = capsys.readouterr()
+        assert "another neurips18 process" in captured.err and "usage error" in captured.out
+    assert not (tmp_path / "toy" / "result.json").exists()

@@ -169,6 +169,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             summary.append((name, "-", "-", "-", "-", "data error"))
             data_error = True
             continue
+        except harness.RunInProgressError as exc:
+            print(f"neurips18: error: {exc}", file=sys.stderr)
+            summary.append((name, "-", "-", "-", "-", "usage error"))
+            data_error = True
+            continue
         except KeyboardInterrupt:
             print(f"\ninterrupted: rerun the same command to resume {name} from its "
                   "checkpoint", file=sys.stderr)
@@ -328,7 +333,7 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
             res = harness.rejudge(name, out=out)
         except registry.UnknownReproductionError as exc:
             return _err(str(exc))
-        except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             return _err(f"cannot rejudge {name}: {exc}")
         fails = len(res.failed)
         any_fail |= fails > 0

@@ -358,3 +358,99 @@ def test_dirty_means_changed_code_not_changed_outputs(tmp_path):
     (tmp_path / "src" / "m.py").write_text("x = 2\n")
     got = harness._git_commit(tmp_path)
     assert got["dirty"] is True and len(got["commit"]) == 40
+
+
+def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
+    # a checkpoint of deepcode's "ours_*" steps was computed from coding/weights/*.pt; new
+    # weights (a pull) must not resume it
+    import neurips18
+
+    pkg = tmp_path / "neurips18"
+    (pkg / "coding" / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    weights = pkg / "coding" / "weights" / "deepcode_snr_0db.pt"
+    weights.write_bytes(b"old weights")
+    (pkg / "__pycache__").mkdir()
+    monkeypatch.setattr(neurips18, "__file__", str(pkg / "__init__.py"))
+    before = harness._code_fingerprint({"n": 1})
+    (pkg / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"bytecode")
+    assert harness._code_fingerprint({"n": 1}) == before  # caches do not count
+    weights.write_bytes(b"new weights")
+    assert harness._code_fingerprint({"n": 1}) != before
+
+
+def test_an_interrupted_write_never_pairs_new_results_with_old_meta(tmp_path, toy_registry,
+                                                                     monkeypatch):
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", out=tmp_path, seed=0, progress=False)
+    real = harness.os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith("figure.png"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(harness.os, "replace", replace)
+    with pytest.raises(OSError):
+        harness.run("toy", out=tmp_path, seed=7, progress=False)
+    d = tmp_path / "toy"
+    assert json.loads((d / "result.json").read_text())["seed"] == 7
+    # seed 0's meta.json beside seed 7's result.json would make report and list show it
+    assert not (d / "meta.json").exists()
+    assert harness.last_status(tmp_path, "toy") == "not run"
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path, toy_registry):
+    calls: list[str] = []
+    toy_registry["toy"] = _toy(calls, fail_after=1)
+    with pytest.raises(_Interrupt):
+        harness.run("toy", out=tmp_path, progress=False)
+    step0 = tmp_path / "toy" / ".checkpoint" / "quick-seed0-threads1" / "step0.json"
+    assert step0.exists()
+    toy_registry["toy"] = _toy(calls)
+    # while one run holds the folder, another (any seed) neither touches its checkpoint
+    # nor replaces its files one by one beside the first run's
+    with harness._exclusive(tmp_path / "toy"):
+        for seed in (0, 1):
+            with pytest.raises(harness.RunInProgressError, match="another neurips18"):
+                harness.run("toy", out=tmp_path, seed=seed, progress=False)
+        with pytest.raises(harness.RunInProgressError):
+            harness.rejudge("toy", out=tmp_path)
+        assert step0.exists() and not (tmp_path / "toy" / "result.json").exists()
+    res = harness.run("toy", out=tmp_path, progress=False)  # the lock is released
+    assert res.resumed_steps == ["step0"]
+    assert not (tmp_path / "toy" / ".lock").exists()
+
+
+def test_a_checkpoint_of_another_device_is_not_resumed(tmp_path, toy_registry, monkeypatch):
+    import dataclasses
+
+    calls: list[str] = []
+    monkeypatch.setattr(harness, "check_device", lambda device, repro, quiet=False: device)
+    toy_registry["toy"] = dataclasses.replace(_toy(calls, fail_after=2), uses_device=True)
+    with pytest.raises(_Interrupt):
+        harness.run("toy", out=tmp_path, progress=False, device="cpu")
+    toy_registry["toy"] = dataclasses.replace(_toy(calls), uses_device=True)
+    res = harness.run("toy", out=tmp_path, progress=False, device="cuda:0")
+    # meta.json says cuda:0: none of its steps may be the CPU run's
+    assert not res.resumed_steps and calls[-3:] == ["step0", "step1", "step2"]
+    assert json.loads((tmp_path / "toy" / "meta.json").read_text())["device"] == "cuda:0"
+
+
+def test_report_names_a_copied_folder_and_a_foreign_meta(tmp_path, toy_registry):
+    import shutil
+
+    from neurips18.repro import report
+
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", out=tmp_path, seed=0, progress=False)
+    shutil.copytree(tmp_path / "toy", tmp_path / "toy_old")
+    harness.run("toy", out=tmp_path / "b", seed=5, progress=False)
+    shutil.copy(tmp_path / "b" / "toy" / "meta.json", tmp_path / "toy_old" / "meta.json")
+    shutil.rmtree(tmp_path / "b")
+    text = report.write_report(tmp_path, tmp_path / "r.md").read_text()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads == ["## toy: Toy", "## toy (folder `toy_old/`): Toy"]
+    toy_old = text.split("## toy (folder")[1]
+    assert "meta.json is not this result's" in toy_old and "seed: 5 vs 0" in toy_old
+    assert "meta.json is not" not in text.split("## toy (folder")[0]

@@ -51,6 +51,46 @@ class OutputDirError(OSError):
     """The output directory cannot be created or written."""
 
 
+class RunInProgressError(OutputDirError):
+    """Another process is running or re-judging the same paper into the same directory."""
+
+
+@contextmanager
+def _exclusive(paper_dir: Path) -> Iterator[None]:
+    """Hold ``<paper_dir>/.lock`` for the duration, or raise :class:`RunInProgressError`.
+
+    Two runs of one paper into one directory share its checkpoint (one run's settings
+    check discards or re-stamps the other's steps) and replace each other's output files
+    one by one, which can leave a result.json of one run beside the meta.json of the
+    other; the second run is refused instead."""
+    import fcntl
+
+    paper_dir.mkdir(parents=True, exist_ok=True)
+    lock = paper_dir / ".lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunInProgressError(
+                f"another neurips18 process is writing {str(paper_dir)!r} (its lock "
+                f"{str(lock)!r} is held); wait for it to finish or use another --out"
+            ) from None
+        try:  # the holder before us may have removed the file after we opened it
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 @dataclass
 class RunResult:
     name: str
@@ -259,6 +299,10 @@ def _write_outputs(paper_dir: Path, repro: Reproduction, result: dict[str, Any],
         (staging / "table.md").write_text(_table_md(result, rows, notes), "utf-8")
         _draw(repro, result["data"], staging / "figure.png")
         (staging / "meta.json").write_text(dumps(meta), encoding="utf-8")
+        # The previous run's meta.json goes first: were it kept while the other files are
+        # replaced, a reader in between (or a crash) would pair this run's result.json with
+        # the other run's commit, seed and settings.
+        (paper_dir / "meta.json").unlink(missing_ok=True)
         for fname in OUTPUT_FILES:  # meta.json last: its presence marks a complete result
             os.replace(staging / fname, paper_dir / fname)
     finally:
@@ -291,9 +335,17 @@ def run(
         raise ValueError(f"threads must be in [1, 256], got {n_threads}")
     out = Path(out)
     check_writable(out)
+    with _exclusive(out / name):
+        return _run_locked(name, repro, profile, cfg, out, seed, progress, device,
+                           n_threads)
+
+
+def _run_locked(name: str, repro: Reproduction, profile: str, cfg: Profile, out: Path,
+                seed: int, progress: bool, device: str, n_threads: int) -> RunResult:
     paper_dir = out / name
     ckpt = paper_dir / ".checkpoint" / f"{profile}-seed{seed}-threads{n_threads}"
-    _discard_stale_checkpoint(ckpt, cfg.to_dict())
+    # the device is a setting: steps computed on one device are not resumed on another
+    _discard_stale_checkpoint(ckpt, {**cfg.to_dict(), "_device": device})
     skipped = _probe_needs(repro)
     ctx = RunContext(profile=profile, config=cfg, seed=seed, checkpoint_dir=ckpt,
                      progress=progress, device=device, skipped=skipped)
@@ -361,9 +413,15 @@ def run(
     return RunResult(name, profile, paper_dir, j, data, wall, ctx.resumed_steps, skipped)
 
 
+# Derived files that are not part of what decides a run's numbers.
+_NOT_FINGERPRINTED = frozenset({".pyc", ".pyo"})
+
+
 def _code_fingerprint(config: Mapping[str, Any]) -> str:
-    """A hash of the package's own source files and the profile's settings: a checkpoint
-    is resumed only by the code and settings that wrote it."""
+    """A hash of the package's own files and the profile's settings: a checkpoint is
+    resumed only by the code and settings that wrote it. Every file the package ships
+    counts, not only its sources: the shipped model weights (``coding/weights/*.pt``)
+    decide the numbers of the steps that evaluate them."""
     import hashlib
 
     import neurips18
@@ -371,7 +429,8 @@ def _code_fingerprint(config: Mapping[str, Any]) -> str:
     h = hashlib.sha256(dumps(dict(config)).encode())
     root = Path(neurips18.__file__).resolve().parent
     for f in sorted(root.rglob("*")):
-        if f.is_file() and f.suffix in {".py", ".c", ".cc", ".cpp", ".h"}:
+        if (f.is_file() and "__pycache__" not in f.relative_to(root).parts
+                and f.suffix not in _NOT_FINGERPRINTED):
             h.update(f.relative_to(root).as_posix().encode() + b"\0")
             h.update(f.read_bytes())
     return h.hexdigest()
@@ -403,6 +462,14 @@ def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
     ``meta.json`` records when and at which commit the rejudging happened."""
     repro = registry.get(name)
     paper_dir = Path(out) / name
+    if not paper_dir.is_dir():
+        raise FileNotFoundError(f"no finished result in {paper_dir} (result.json and "
+                                "meta.json are needed); run `neurips18 reproduce` first")
+    with _exclusive(paper_dir):
+        return _rejudge_locked(name, repro, paper_dir)
+
+
+def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResult:
     res_file, meta_file = paper_dir / "result.json", paper_dir / "meta.json"
     if not (res_file.exists() and meta_file.exists()):
         raise FileNotFoundError(f"no finished result in {paper_dir} (result.json and "

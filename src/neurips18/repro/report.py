@@ -38,8 +38,16 @@ def write_report(results: Path, out: Path) -> Path:
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         rows = [Comparison.from_dict(c) for c in res["comparisons"]]
         s = res["summary"]
-        parts.append(f"## {res['paper']}: {res['title']}\n")
+        # a copy kept under another name (results/mrs_old/) is not the paper's result
+        where = "" if paper_dir.name == res["paper"] else f" (folder `{paper_dir.name}/`)"
+        parts.append(f"## {res['paper']}{where}: {res['title']}\n")
         parts.append(f"{res['citation']}\n")
+        differ = [k for k in ("paper", "profile", "seed")
+                  if k in meta and meta[k] != res.get(k)]
+        if differ:
+            parts.append("**Warning: meta.json is not this result's** (it differs in "
+                         + ", ".join(f"{k}: {meta[k]!r} vs {res.get(k)!r}" for k in differ)
+                         + "); the commit and wall time below are another run's.\n")
         parts.append(
             f"Profile `{res['profile']}`, seed {res['seed']}, commit "
             f"{_provenance(meta)}, wall time {meta['wall_time_s']:.0f} s; "
