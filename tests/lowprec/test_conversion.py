@@ -179,6 +179,40 @@ def test_encoder_layer_never_takes_the_fused_path_and_slots_go_to_real_layers():
     assert _sqnr_db(y_ref, y_fast) < 60.0  # and it is not the float32 one
 
 
+class _ScaledEncoderLayer(nn.TransformerEncoderLayer):
+    """A user's layer with its own forward that calls torch's."""
+
+    def forward(self, src: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return 2.0 * super().forward(src, *args, **kwargs)
+
+
+@pytest.mark.parametrize("case", ["linear layers only", "subclass with its own forward"])
+def test_encoder_layer_fused_kernel_never_bypasses_converted_layers(case):
+    # torch's fused encoder-layer kernel (eval mode, no gradients) reads the weights
+    # itself: it computed the converted linear layers (or a subclass's whole layer) in
+    # float32 while the report listed them as FP8
+    torch.manual_seed(6)
+    cls = nn.TransformerEncoderLayer if case == "linear layers only" else _ScaledEncoderLayer
+    ref = cls(16, 4, 32, dropout=0.0, batch_first=True)
+    keep = (lambda m, name: name != "self_attn") if case == "linear layers only" else None
+    emu = convert_to_fp8(copy.deepcopy(ref), ALL_FP8, module_filter=keep)
+    enc = convert_to_fp8(nn.TransformerEncoder(copy.deepcopy(ref), 2), ALL_FP8,
+                         module_filter=None if keep is None else
+                         (lambda m, name: not name.endswith("self_attn")))
+    assert not enc.use_nested_tensor
+    x = torch.randn(2, 6, 16)
+    y_train = emu(x).detach()
+    for m in (ref, emu, enc):
+        m.eval()
+    with torch.no_grad():
+        y_fast, y_ref = emu(x), ref(x)
+        z_fast = enc(x)
+    # (an unconverted attention may take its own fused path: float32 rounding apart)
+    torch.testing.assert_close(y_fast, y_train, rtol=0, atol=1e-5)
+    assert _sqnr_db(y_ref, y_fast) < 60.0
+    torch.testing.assert_close(z_fast, enc(x).detach(), rtol=0, atol=1e-5)
+
+
 def test_encoder_with_padding_mask_in_eval_keeps_dense_tensors():
     torch.manual_seed(5)
     layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)

@@ -166,19 +166,35 @@ def _swap(m: nn.Module, base: type, cfg: object) -> None:
     m.cfg = cfg  # type: ignore[assignment]
 
 
+def _has_fp8_part(layer: nn.Module) -> bool:
+    """Whether an encoder layer's attention or feed-forward layers are converted."""
+    return any(isinstance(getattr(layer, n, None), (Fp8MultiheadAttention, Fp8Linear))
+               for n in ("self_attn", "linear1", "linear2"))
+
+
 def _fix_transformer_layers(module: nn.Module) -> None:
-    """Encoder layers whose attention is converted compute through their submodules only,
-    and encoders holding them keep their input a dense tensor."""
+    """Encoder layers with a converted attention or feed-forward layer compute through
+    their submodules only, and encoders holding them keep their input a dense tensor.
+
+    torch's encoder-layer forward has a fused kernel (eval mode without gradients) that
+    reads every weight itself, so it would compute the converted layers in float32. A
+    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`; in a subclass
+    with its own forward (which may still call torch's), ``activation_relu_or_gelu = 0``
+    -- the flag by which torch's forward knows whether the activation is one its kernel
+    has, read by nothing else -- turns the kernel off."""
     for m in module.modules():
         if (isinstance(m, nn.TransformerEncoderLayer)
-                and isinstance(m.self_attn, Fp8MultiheadAttention)
-                and not isinstance(m, Fp8TransformerEncoderLayer)
-                and type(m).forward is nn.TransformerEncoderLayer.forward):
-            m.__class__ = (Fp8TransformerEncoderLayer if type(m) is nn.TransformerEncoderLayer
-                           else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
+                and not isinstance(m, Fp8TransformerEncoderLayer) and _has_fp8_part(m)):
+            if type(m).forward is nn.TransformerEncoderLayer.forward:
+                m.__class__ = (Fp8TransformerEncoderLayer
+                               if type(m) is nn.TransformerEncoderLayer
+                               else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
+            else:
+                m.activation_relu_or_gelu = 0
     for m in module.modules():
         if isinstance(m, nn.TransformerEncoder) and any(
-                isinstance(layer, Fp8TransformerEncoderLayer) for layer in m.layers):
+                isinstance(layer, nn.TransformerEncoderLayer) and _has_fp8_part(layer)
+                for layer in m.layers):
             m.use_nested_tensor = False
 
 
