@@ -514,6 +514,29 @@ def test_a_second_conversion_applies_the_new_recipe():
     assert torch.equal(model(x), fresh(x)) and not torch.equal(model(x), y1)
 
 
+class _StandardisedConv(nn.Conv2d):
+    """Weight standardisation through torch's convolution hook, not through forward."""
+
+    def _conv_forward(self, x: torch.Tensor, w: torch.Tensor,
+                      b: torch.Tensor | None) -> torch.Tensor:
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return super()._conv_forward(x, w, b)
+
+
+def test_a_conv_subclass_with_its_own_conv_forward_is_reported_not_converted():
+    # the FP8 forward never calls _conv_forward: converted, the layer silently dropped the
+    # standardisation (outputs off by 17 under the no-rounding recipe)
+    torch.manual_seed(8)
+    ref = _StandardisedConv(3, 4, 3)
+    emu = copy.deepcopy(ref)
+    with pytest.warns(Fp8ConversionWarning, match="own _conv_forward"):
+        convert_to_fp8(emu, NO_ROUNDING)
+    assert not isinstance(emu, Fp8Conv2d)
+    assert [e.path for e in fp8_report(emu).unsupported] == [""]
+    x = torch.randn(1, 3, 6, 6)
+    assert torch.equal(emu(x), ref(x))
+
+
 def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods():
     lin = _PlainSubclassLinear(4, 4)
     convert_to_fp8(lin)
