@@ -252,8 +252,7 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
         ``nn.MultiheadAttention`` as a whole (so ``nn.TransformerEncoderLayer``/
         ``DecoderLayer``/``nn.Transformer``), ``nn.RNN``/``nn.LSTM``/``nn.GRU``, and
         subclasses of these that keep the torch ``forward`` (and, for convolutions,
-        ``_conv_forward``). Each keeps its identity,
-        parameters, hooks and training mode.
+        ``_conv_forward``). Each keeps its identity, parameters, hooks and training mode.
     recipe : an :class:`Fp8Recipe` (default: the paper's). Converting a converted model
         again applies the new recipe to all its FP8 layers.
     module_filter : ``fn(module, fully_qualified_name) -> bool``; only layers for which it
@@ -262,8 +261,8 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
     With ``recipe.keep_first_last`` the first and last converted layers (in registration
     order; an attention module counts as one layer) use ``recipe.high_format`` as data
     format. Every module with GEMMs that is not converted (a type or an option the
-    emulation does not cover, a subclass with its own ``forward`` or ``_conv_forward``, a module type it does
-    not know that owns parameters) is named in an :class:`Fp8ConversionWarning`;
+    emulation does not cover, a subclass with its own ``forward`` or ``_conv_forward``, a
+    module type it does not know that owns parameters) is named in an :class:`Fp8ConversionWarning`;
     :func:`fp8_report` lists them all.
     """
     recipe = Fp8Recipe() if recipe is None else recipe
