@@ -400,6 +400,25 @@ def test_recurrent_unbatched_input_and_initial_state_match_torch():
         emu(nn.utils.rnn.pack_sequence([torch.randn(3, 4), torch.randn(2, 4)]))
 
 
+@pytest.mark.parametrize("ref, x, hx", [
+    (nn.GRU(3, 4), torch.randn(5, 2, 3), torch.randn(1, 1, 4)),  # batch 1 broadcast
+    (nn.LSTM(3, 4), torch.randn(5, 2, 3), (torch.randn(1, 2, 4), torch.randn(1, 1, 4))),
+    (nn.LSTM(3, 4, num_layers=2), torch.randn(5, 2, 3),
+     (torch.randn(3, 2, 4), torch.randn(3, 2, 4))),  # an extra layer
+    (nn.LSTM(3, 4, bidirectional=True), torch.randn(5, 2, 3),
+     (torch.randn(4, 2, 4), torch.randn(4, 2, 4))),  # a state of two layers
+    (nn.RNN(3, 4, batch_first=True), torch.randn(2, 5, 3), torch.randn(1, 5, 4)),
+    (nn.RNN(3, 4), torch.randn(5, 3), torch.randn(1, 1, 4)),  # unbatched input
+])
+def test_recurrent_initial_state_of_the_wrong_shape_is_refused_as_torch_does(ref, x, hx):
+    # indexing the state by layer and broadcasting it over the batch took these silently
+    with pytest.raises(RuntimeError):
+        ref(x, hx)
+    emu = convert_to_fp8(copy.deepcopy(ref), NO_ROUNDING)
+    with pytest.raises(ValueError, match="h_0|c_0"):
+        emu(x, hx)
+
+
 def test_recurrent_weight_gradient_is_one_chunked_gemm_over_all_steps():
     """The recurrent weight is used at every step; its gradient is rounded once to E6M9
     (one chunked product over time x batch), not summed step by step in float32."""
