@@ -179,6 +179,40 @@ def test_encoder_layer_never_takes_the_fused_path_and_slots_go_to_real_layers():
     assert _sqnr_db(y_ref, y_fast) < 60.0  # and it is not the float32 one
 
 
+class _ScaledEncoderLayer(nn.TransformerEncoderLayer):
+    """A user's layer with its own forward that calls torch's."""
+
+    def forward(self, src: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return 2.0 * super().forward(src, *args, **kwargs)
+
+
+@pytest.mark.parametrize("case", ["linear layers only", "subclass with its own forward"])
+def test_encoder_layer_fused_kernel_never_bypasses_converted_layers(case):
+    # torch's fused encoder-layer kernel (eval mode, no gradients) reads the weights
+    # itself: it computed the converted linear layers (or a subclass's whole layer) in
+    # float32 while the report listed them as FP8
+    torch.manual_seed(6)
+    cls = nn.TransformerEncoderLayer if case == "linear layers only" else _ScaledEncoderLayer
+    ref = cls(16, 4, 32, dropout=0.0, batch_first=True)
+    keep = (lambda m, name: name != "self_attn") if case == "linear layers only" else None
+    emu = convert_to_fp8(copy.deepcopy(ref), ALL_FP8, module_filter=keep)
+    enc = convert_to_fp8(nn.TransformerEncoder(copy.deepcopy(ref), 2), ALL_FP8,
+                         module_filter=None if keep is None else
+                         (lambda m, name: not name.endswith("self_attn")))
+    assert not enc.use_nested_tensor
+    x = torch.randn(2, 6, 16)
+    y_train = emu(x).detach()
+    for m in (ref, emu, enc):
+        m.eval()
+    with torch.no_grad():
+        y_fast, y_ref = emu(x), ref(x)
+        z_fast = enc(x)
+    # (an unconverted attention may take its own fused path: float32 rounding apart)
+    torch.testing.assert_close(y_fast, y_train, rtol=0, atol=1e-5)
+    assert _sqnr_db(y_ref, y_fast) < 60.0
+    torch.testing.assert_close(z_fast, enc(x).detach(), rtol=0, atol=1e-5)
+
+
 def test_encoder_with_padding_mask_in_eval_keeps_dense_tensors():
     torch.manual_seed(5)
     layer = nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True)
@@ -366,6 +400,25 @@ def test_recurrent_unbatched_input_and_initial_state_match_torch():
         emu(nn.utils.rnn.pack_sequence([torch.randn(3, 4), torch.randn(2, 4)]))
 
 
+@pytest.mark.parametrize("ref, x, hx", [
+    (nn.GRU(3, 4), torch.randn(5, 2, 3), torch.randn(1, 1, 4)),  # batch 1 broadcast
+    (nn.LSTM(3, 4), torch.randn(5, 2, 3), (torch.randn(1, 2, 4), torch.randn(1, 1, 4))),
+    (nn.LSTM(3, 4, num_layers=2), torch.randn(5, 2, 3),
+     (torch.randn(3, 2, 4), torch.randn(3, 2, 4))),  # an extra layer
+    (nn.LSTM(3, 4, bidirectional=True), torch.randn(5, 2, 3),
+     (torch.randn(4, 2, 4), torch.randn(4, 2, 4))),  # a state of two layers
+    (nn.RNN(3, 4, batch_first=True), torch.randn(2, 5, 3), torch.randn(1, 5, 4)),
+    (nn.RNN(3, 4), torch.randn(5, 3), torch.randn(1, 1, 4)),  # unbatched input
+])
+def test_recurrent_initial_state_of_the_wrong_shape_is_refused_as_torch_does(ref, x, hx):
+    # indexing the state by layer and broadcasting it over the batch took these silently
+    with pytest.raises(RuntimeError):
+        ref(x, hx)
+    emu = convert_to_fp8(copy.deepcopy(ref), NO_ROUNDING)
+    with pytest.raises(ValueError, match="h_0|c_0"):
+        emu(x, hx)
+
+
 def test_recurrent_weight_gradient_is_one_chunked_gemm_over_all_steps():
     """The recurrent weight is used at every step; its gradient is rounded once to E6M9
     (one chunked product over time x batch), not summed step by step in float32."""
@@ -478,6 +531,29 @@ def test_a_second_conversion_applies_the_new_recipe():
     fresh = convert_to_fp8(copy.deepcopy(model), Fp8Recipe(data_format=E4M3,
                                                            keep_first_last=False, chunk=16))
     assert torch.equal(model(x), fresh(x)) and not torch.equal(model(x), y1)
+
+
+class _StandardisedConv(nn.Conv2d):
+    """Weight standardisation through torch's convolution hook, not through forward."""
+
+    def _conv_forward(self, x: torch.Tensor, w: torch.Tensor,
+                      b: torch.Tensor | None) -> torch.Tensor:
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return super()._conv_forward(x, w, b)
+
+
+def test_a_conv_subclass_with_its_own_conv_forward_is_reported_not_converted():
+    # the FP8 forward never calls _conv_forward: converted, the layer silently dropped the
+    # standardisation (outputs off by 17 under the no-rounding recipe)
+    torch.manual_seed(8)
+    ref = _StandardisedConv(3, 4, 3)
+    emu = copy.deepcopy(ref)
+    with pytest.warns(Fp8ConversionWarning, match="own _conv_forward"):
+        convert_to_fp8(emu, NO_ROUNDING)
+    assert not isinstance(emu, Fp8Conv2d)
+    assert [e.path for e in fp8_report(emu).unsupported] == [""]
+    x = torch.randn(1, 3, 6, 6)
+    assert torch.equal(emu(x), ref(x))
 
 
 def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods():

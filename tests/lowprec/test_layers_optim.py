@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from neurips18.lowprec import (
+    BF16,
     E5M2,
     E6M9,
     FP16,
@@ -293,6 +294,33 @@ def test_optimizer_checkpoint_loads_safely_and_resumes_the_same_run(tmp_path):
     steps(m2, o2, 3)
     for p, q in zip(full_m.parameters(), m2.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("dtype, fmt", [(torch.float16, FP16),
+                                        (torch.bfloat16, BF16)])
+def test_resume_with_half_precision_parameters_continues_bit_for_bit(dtype, fmt):
+    """Optimizer.load_state_dict casts the momentum buffer to the parameter's dtype; the
+    momentum AXPY must still be computed in float32 (in float16 it was rounded twice and
+    the resumed run drifted from the uninterrupted one)."""
+    def grad(s):
+        return (0.37 * torch.sin(torch.arange(64.0) * (s + 1))).to(dtype)
+
+    def run(resume_at=None):
+        w = nn.Parameter(torch.randn(64, generator=torch.Generator().manual_seed(2)).to(dtype))
+        opt = StochasticRoundingSGD([w], lr=0.1, momentum=0.9, weight_decay=0.01, fmt=fmt,
+                                    generator=1)
+        for s in range(6):
+            if s == resume_at:
+                sd = copy.deepcopy(opt.state_dict())
+                w = nn.Parameter(w.detach().clone())
+                opt = StochasticRoundingSGD([w], lr=0.1, momentum=0.9, weight_decay=0.01,
+                                            fmt=fmt, generator=7)
+                opt.load_state_dict(sd)
+            w.grad = grad(s)
+            opt.step()
+        return w.detach()
+
+    assert torch.equal(run(), run(resume_at=3))
 
 
 def test_a_saved_rounding_stream_is_not_dropped_on_resume():

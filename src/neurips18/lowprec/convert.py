@@ -90,6 +90,12 @@ _FP8 = {nn.Linear: Fp8Linear, nn.Conv1d: Fp8Conv1d, nn.Conv2d: Fp8Conv2d,
         nn.RNN: Fp8RNN, nn.LSTM: Fp8LSTM, nn.GRU: Fp8GRU}
 
 
+# the methods through which a torch layer computes: a subclass overriding one of them
+# computes something else than the FP8 layer would (the FP8 forward never calls them)
+_COMPUTES: dict[type, tuple[str, ...]] = {nn.Conv1d: ("forward", "_conv_forward"),
+                                          nn.Conv2d: ("forward", "_conv_forward")}
+
+
 def _base_of(m: nn.Module) -> type | None:
     for base in _FP8:
         if isinstance(m, base):
@@ -100,8 +106,10 @@ def _base_of(m: nn.Module) -> type | None:
 def _why_not(m: nn.Module, base: type) -> str | None:
     """None if ``m`` (an instance of ``base``) can be converted, else the reason."""
     fp8_cls = _FP8[base]
-    if not isinstance(m, fp8_cls) and type(m).forward is not base.forward:  # type: ignore[attr-defined]
-        return f"a subclass of {base.__name__} with its own forward"
+    if not isinstance(m, fp8_cls):
+        for meth in _COMPUTES.get(base, ("forward",)):
+            if getattr(type(m), meth) is not getattr(base, meth):
+                return f"a subclass of {base.__name__} with its own {meth}"
     if isinstance(m, nn.modules.lazy.LazyModuleMixin):
         return "a lazy module: convert after its first forward"
     if base is nn.Embedding:
@@ -166,19 +174,35 @@ def _swap(m: nn.Module, base: type, cfg: object) -> None:
     m.cfg = cfg  # type: ignore[assignment]
 
 
+def _has_fp8_part(layer: nn.Module) -> bool:
+    """Whether an encoder layer's attention or feed-forward layers are converted."""
+    return any(isinstance(getattr(layer, n, None), (Fp8MultiheadAttention, Fp8Linear))
+               for n in ("self_attn", "linear1", "linear2"))
+
+
 def _fix_transformer_layers(module: nn.Module) -> None:
-    """Encoder layers whose attention is converted compute through their submodules only,
-    and encoders holding them keep their input a dense tensor."""
+    """Encoder layers with a converted attention or feed-forward layer compute through
+    their submodules only, and encoders holding them keep their input a dense tensor.
+
+    torch's encoder-layer forward has a fused kernel (eval mode without gradients) that
+    reads every weight itself, so it would compute the converted layers in float32. A
+    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`; in a subclass
+    with its own forward (which may still call torch's), ``activation_relu_or_gelu = 0``
+    -- the flag by which torch's forward knows whether the activation is one its kernel
+    has, read by nothing else -- turns the kernel off."""
     for m in module.modules():
         if (isinstance(m, nn.TransformerEncoderLayer)
-                and isinstance(m.self_attn, Fp8MultiheadAttention)
-                and not isinstance(m, Fp8TransformerEncoderLayer)
-                and type(m).forward is nn.TransformerEncoderLayer.forward):
-            m.__class__ = (Fp8TransformerEncoderLayer if type(m) is nn.TransformerEncoderLayer
-                           else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
+                and not isinstance(m, Fp8TransformerEncoderLayer) and _has_fp8_part(m)):
+            if type(m).forward is nn.TransformerEncoderLayer.forward:
+                m.__class__ = (Fp8TransformerEncoderLayer
+                               if type(m) is nn.TransformerEncoderLayer
+                               else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
+            else:
+                m.activation_relu_or_gelu = 0
     for m in module.modules():
         if isinstance(m, nn.TransformerEncoder) and any(
-                isinstance(layer, Fp8TransformerEncoderLayer) for layer in m.layers):
+                isinstance(layer, nn.TransformerEncoderLayer) and _has_fp8_part(layer)
+                for layer in m.layers):
             m.use_nested_tensor = False
 
 
@@ -227,8 +251,8 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
         ``nn.Embedding`` (without ``max_norm``/``scale_grad_by_freq``/``sparse``),
         ``nn.MultiheadAttention`` as a whole (so ``nn.TransformerEncoderLayer``/
         ``DecoderLayer``/``nn.Transformer``), ``nn.RNN``/``nn.LSTM``/``nn.GRU``, and
-        subclasses of these that keep the torch ``forward``. Each keeps its identity,
-        parameters, hooks and training mode.
+        subclasses of these that keep the torch ``forward`` (and, for convolutions,
+        ``_conv_forward``). Each keeps its identity, parameters, hooks and training mode.
     recipe : an :class:`Fp8Recipe` (default: the paper's). Converting a converted model
         again applies the new recipe to all its FP8 layers.
     module_filter : ``fn(module, fully_qualified_name) -> bool``; only layers for which it
@@ -237,8 +261,8 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
     With ``recipe.keep_first_last`` the first and last converted layers (in registration
     order; an attention module counts as one layer) use ``recipe.high_format`` as data
     format. Every module with GEMMs that is not converted (a type or an option the
-    emulation does not cover, a subclass with its own ``forward``, a module type it does
-    not know that owns parameters) is named in an :class:`Fp8ConversionWarning`;
+    emulation does not cover, a subclass with its own ``forward`` or ``_conv_forward``, a
+    module type it does not know that owns parameters) is named in an :class:`Fp8ConversionWarning`;
     :func:`fp8_report` lists them all.
     """
     recipe = Fp8Recipe() if recipe is None else recipe

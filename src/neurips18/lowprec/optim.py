@@ -45,7 +45,9 @@ def _step(params: list[torch.Tensor], grads: list[torch.Tensor],
             d = rnd(d + weight_decay * wf)
         if momentum != 0:
             buf = momentum_buffers[i]
-            buf = rnd(d) if buf is None else rnd(momentum * buf + d)
+            # in float32 whatever the buffer's dtype (Optimizer.load_state_dict casts it
+            # to the parameter's: momentum * buf would be rounded to float16 first)
+            buf = rnd(d) if buf is None else rnd(momentum * buf.float() + d)
             momentum_buffers[i] = buf
             d = buf
         w.detach().copy_(rnd(wf - lr * d).to(w.dtype))

@@ -153,6 +153,8 @@ class _Fp8RNNMixin(_Fp8Mixin):
             raise invalid("input", x, "a tensor (packed sequences are not emulated)")
         lstm = self.mode == "LSTM"
         batched = x.dim() == 3
+        if hx is not None:
+            self._check_state(hx, x, batched)
         if not batched:
             x = x.unsqueeze(1)
             if hx is not None:
@@ -206,6 +208,27 @@ class _Fp8RNNMixin(_Fp8Mixin):
         elif self.batch_first:
             out = out.transpose(0, 1)
         return out, state
+
+
+    def _check_state(self, hx: Any, x: torch.Tensor, batched: bool) -> None:
+        """Refuse initial states that torch refuses: indexing by layer and broadcasting
+        over the batch would otherwise take a state with extra layers or directions, or
+        one of batch size 1, silently."""
+        lstm = self.mode == "LSTM"
+        if lstm and not (isinstance(hx, tuple | list) and len(hx) == 2):
+            raise invalid("hx", hx, "a tuple (h_0, c_0) for an LSTM")
+        dirs = 2 if self.bidirectional else 1
+        out_size = self.proj_size if self.proj_size > 0 else self.hidden_size
+        lead = (self.num_layers * dirs,) + ((x.shape[0 if self.batch_first else 1],)
+                                           if batched else ())
+        states = [("h_0", hx[0] if lstm else hx, (*lead, out_size))]
+        if lstm:
+            states.append(("c_0", hx[1], (*lead, self.hidden_size)))
+        for name, t, shape in states:
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape:
+                kind = "a batched" if batched else "an unbatched"
+                raise invalid(name, t, f"shape {shape} for {kind} input of shape "
+                              f"{tuple(x.shape)}")
 
 
 class Fp8RNN(_Fp8RNNMixin, nn.RNN):
