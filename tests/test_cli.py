@@ -120,6 +120,44 @@ def test_exit_codes_follow_verdicts(tmp_path, monkeypatch, capsys):
     assert json.loads((tmp_path / "toy" / "result.json").read_text())["summary"]["fail"] == 0
 
 
+def test_a_crashing_paper_exits_3_and_the_others_still_run(tmp_path, monkeypatch, capsys):
+    """A paper whose run raised an exception ended the whole command with exit 1, the code
+    of a failed tolerance, and the papers after it never ran."""
+
+    def crash(ctx):
+        raise RuntimeError("boom in the paper's code")
+
+    repros = {"toy": _toy(crash), "toy2": dataclasses.replace(_toy(lambda ctx: {"m": 1.0}),
+                                                             name="toy2")}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy", "toy2"])
+    code = cli.main(["reproduce", "all", "--out", str(tmp_path), "--no-progress",
+                     "--jobs", "1"])
+    captured = capsys.readouterr()
+    assert code == cli.EXIT_ERROR == 3
+    assert "boom in the paper's code" in captured.err and "Traceback" in captured.err
+    rows = {line.split()[0]: line for line in captured.out.splitlines()
+            if line.startswith(("toy ", "toy2 "))}
+    assert "error (RuntimeError)" in rows["toy"]
+    assert rows["toy2"].split()[:4] == ["toy2", "1", "0", "0"]
+    assert (tmp_path / "toy2" / "result.json").exists()
+
+
+def test_child_exit_codes_map_to_statuses(tmp_path):
+    """In --jobs mode a child that crashed (exit 3, or any code that is not a verdict) or
+    was interrupted must not let the command exit 0 or 1 as if it had been judged."""
+    assert cli._summary_row("p", tmp_path, cli.EXIT_ERROR, False)[-1] == "error"
+    assert cli._summary_row("p", tmp_path, 1, False)[-1] == "exit 1"
+    assert cli._summary_row("p", tmp_path, -9, False)[-1] == "exit -9"
+    assert cli._summary_row("p", tmp_path, 130, False)[-1] == "interrupted"
+    assert cli._exit_code(["ok", "FAIL", "exit 1"]) == cli.EXIT_ERROR
+    assert cli._exit_code(["ok", "error"]) == cli.EXIT_ERROR
+    assert cli._exit_code(["ok", "interrupted", "FAIL"]) == 130  # was 1, or 0 without FAIL
+    assert cli._exit_code(["ok", "data error", "FAIL"]) == cli.EXIT_USAGE
+    assert cli._exit_code(["ok", "FAIL, resumed 2 steps"]) == cli.EXIT_FAIL
+    assert cli._exit_code(["ok", "ok, skipped covertype (no data)"]) == cli.EXIT_OK
+
+
 def test_data_error_exits_2(tmp_path, monkeypatch, capsys):
     from neurips18.datasets import DatasetNotFoundError
 

@@ -1,7 +1,9 @@
 """The ``neurips18`` command: list, reproduce, rejudge, report, bench.
 
 Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
-1 when some reproduced number is outside its tolerance, 2 for usage or data errors.
+1 when some reproduced number is outside its tolerance, 2 for usage or data errors, 3 when
+a paper's run stopped with an error (a crash: its rows were not judged; the other papers
+still run), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,6 +158,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     summary: list[tuple[str, ...]] = []
     any_fail = False
     data_error = False
+    crashed = False
     for name in names:
         print(f"\n== {name} ({args.profile}) ==", flush=True)
         try:
@@ -178,6 +181,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"\ninterrupted: rerun the same command to resume {name} from its "
                   "checkpoint", file=sys.stderr)
             return 130
+        except Exception as exc:  # a crash is not a failed tolerance: say so, go on
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            print(f"neurips18: {name} stopped with an error ({type(exc).__name__}: {exc}); "
+                  "its rows were not judged", file=sys.stderr)
+            summary.append((name, "-", "-", "-", "-", f"error ({type(exc).__name__})"))
+            crashed = True
+            continue
         print(harness.format_table(res.rows), end="")
         for note in res.judgement.notes:
             print(f"  note: {note}")
@@ -190,6 +202,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                         ("FAIL" if counts["fail"] else "ok") + resumed
                         + _skipped_status(res.skipped)))
     _print_summary(summary, Path(args.out), args.profile)
+    if crashed:
+        return EXIT_ERROR
     if data_error:
         return EXIT_USAGE
     return EXIT_FAIL if any_fail else EXIT_OK
@@ -281,10 +295,19 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
             log.close()
         logs.cleanup()
     _print_summary(summary, Path(args.out), args.profile)
-    statuses = [r[-1] for r in summary]
+    return _exit_code([r[-1] for r in summary])
+
+
+def _exit_code(statuses: list[str]) -> int:
+    """The command's exit code from its children's statuses: a crash first, then an
+    interruption, then usage or data errors, then failed tolerances."""
+    if any(s.startswith(("error", "exit")) for s in statuses):
+        return EXIT_ERROR
+    if "interrupted" in statuses:  # a child stopped by a signal of its own: not a pass
+        return 130
     if any(s in ("data error", "usage error") for s in statuses):
         return EXIT_USAGE
-    if any(s.startswith("FAIL") or s.startswith("exit") for s in statuses):
+    if any(s.startswith("FAIL") for s in statuses):
         return EXIT_FAIL
     return EXIT_OK
 
@@ -298,6 +321,8 @@ def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, 
         return (name, "-", "-", "-", "-", "interrupted")
     if code == EXIT_USAGE:
         return (name, "-", "-", "-", "-", "data error")
+    if code == EXIT_ERROR:
+        return (name, "-", "-", "-", "-", "error")
     if code not in (EXIT_OK, EXIT_FAIL) or not finished:
         return (name, "-", "-", "-", "-", f"exit {code}")
     try:
