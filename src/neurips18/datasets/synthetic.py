@@ -86,10 +86,13 @@ def make_planted_rule_set(
     n_attributes = check("n_attributes", n_attributes,
                          Interval(int, conditions_per_rule, None))
     noise = check("noise", noise, Interval(float, 0.0, 0.5, closed="left"))
-    try:
-        lo, hi = (int(v) for v in values_per_condition)
-    except (TypeError, ValueError):
-        raise invalid("values_per_condition", values_per_condition, "a pair (lo, hi)") from None
+    # each bound checked as an int: int() truncated 2.7 to 2 and read "2" as 2 silently
+    if isinstance(values_per_condition, str | bytes) or not hasattr(values_per_condition,
+                                                                    "__len__") \
+            or len(values_per_condition) != 2:
+        raise invalid("values_per_condition", values_per_condition, "a pair (lo, hi)")
+    lo, hi = (check(f"values_per_condition[{i}]", v, Interval(int, 1, None))
+              for i, v in enumerate(values_per_condition))
     if not 1 <= lo <= hi < n_values:
         raise invalid("values_per_condition", values_per_condition,
                       f"1 <= lo <= hi < n_values = {n_values}")
