@@ -183,3 +183,14 @@ def test_planted_rule_set_refuses_non_integer_values_per_condition():
     a = make_planted_rule_set(100, 6, 5, values_per_condition=(np.int64(1), 2), generator=0)
     b = make_planted_rule_set(100, 6, 5, values_per_condition=[1, 2], generator=0)
     assert a.rules == b.rules and (a.y == b.y).all()
+
+
+def test_news20_remove_headers_takes_a_bool(monkeypatch):
+    """remove_headers="False" removed the headers (any truthy value did)."""
+    from neurips18._validation import ValidationError
+
+    from neurips18.datasets import _news20
+
+    monkeypatch.setattr(_news20, "fetch", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(ValidationError, match="Invalid remove_headers: 'False'"):
+        datasets.load_news20("train", remove_headers="False")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neurips18._cache import cache_dir
+from neurips18._validation import Options, check
 
 
 class DataError(Exception):
@@ -173,6 +174,8 @@ def fetch(
     download: bool | None = None,
 ) -> bytes:
     """The verified (uncompressed) content of ``spec``'s file, downloading it if needed."""
+    # None or a bool: download="no" (truthy) went to the network instead of staying off
+    download = check("download", download, Options({True, False}), None)
     looked = _candidates(spec, data_dir)
     for path in looked:
         if path.is_file():
