@@ -194,3 +194,26 @@ def test_news20_remove_headers_takes_a_bool(monkeypatch):
     monkeypatch.setattr(_news20, "fetch", lambda *a, **k: pytest.fail("fetched"))
     with pytest.raises(ValidationError, match="Invalid remove_headers: 'False'"):
         datasets.load_news20("train", remove_headers="False")
+
+
+def test_a_cut_short_gzip_download_falls_back_to_the_next_address(isolated_cache, monkeypatch):
+    """A .gz download cut short raised ParseError ("cannot read <temporary file>") out of
+    the download loop, so the next address was never tried."""
+    ttt = "x,x,x,o,o,b,b,b,b,positive\n"
+    _patch_spec(monkeypatch, "tic-tac-toe", ttt)
+    cut = isolated_cache / "remote" / "ttt.gz"
+    cut.parent.mkdir(parents=True, exist_ok=True)
+    cut.write_bytes(gzip.compress(ttt.encode() * 50)[:-12])
+    good = _write(isolated_cache, "remote", "ttt.data", ttt)
+    monkeypatch.setitem(
+        datasets._SPECS, "tic-tac-toe",
+        dataclasses.replace(datasets._SPECS["tic-tac-toe"], urls=(cut.as_uri(), good.as_uri())),
+    )
+    assert len(datasets.load_tic_tac_toe(download=True)) == 1
+    monkeypatch.setitem(
+        datasets._SPECS, "tic-tac-toe",
+        dataclasses.replace(datasets._SPECS["tic-tac-toe"], urls=(cut.as_uri(),)),
+    )
+    (isolated_cache / "cache" / "tic-tac-toe" / "tic-tac-toe.data").unlink()
+    with pytest.raises(datasets.DatasetNotFoundError, match="ttt.gz: cannot read"):
+        datasets.load_tic_tac_toe(download=True)

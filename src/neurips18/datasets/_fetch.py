@@ -161,7 +161,9 @@ def _download(spec: FileSpec, dest: Path, timeout: float = 60.0) -> list[str]:
             verify(spec, tmp_path, read_bytes(tmp_path))
             os.replace(tmp, dest)
             return []
-        except (urllib.error.URLError, OSError, ChecksumError) as exc:
+        except (urllib.error.URLError, OSError, ChecksumError, ParseError) as exc:
+            # ParseError: a gzip download cut short; it ended the loop before the next
+            # address was tried, naming the deleted temporary file
             errors.append(f"{url}: {exc}")
         finally:
             Path(tmp).unlink(missing_ok=True)
