@@ -146,6 +146,31 @@ def test_turbo_code_through_sionna():
         tc.encode(torch.full((2, 50), 0.5))
 
 
+
+def test_building_a_turbo_code_leaves_the_global_generator_alone():
+    """Sionna re-seeds torch's global generator from OS entropy when it is first imported:
+    after torch.manual_seed(0), building the first TurboCode made every later global draw
+    differ from run to run (torch.rand(3) gave other numbers each time), silently. Run in a
+    fresh interpreter, where Sionna is not imported yet."""
+    pytest.importorskip("sionna.phy")
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from neurips18.coding import TurboCode\n"
+            "torch.manual_seed(0)\n"
+            "before = torch.get_rng_state().clone()\n"
+            "TurboCode(40)\n"
+            "assert torch.equal(torch.get_rng_state(), before), 'global generator moved'\n")
+    env = dict(os.environ)
+    src = os.path.dirname(os.path.dirname(os.path.abspath(
+        __import__("neurips18").__file__)))
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+
 def test_shipped_models():
     from neurips18.coding.pretrained import available, load_pretrained
 

@@ -154,3 +154,24 @@ def test_movielens_errors(tmp_path, monkeypatch):
     (tmp_path / "movielens" / "ml-100k.zip").write_bytes(b"not a zip")
     with pytest.raises(ChecksumError):
         load_movielens100k(tmp_path, download=False)
+
+
+def test_switches_take_bools_not_truthy_strings(tmp_path, monkeypatch):
+    """standardize="False" standardised the projection, and download="no" (truthy) went to
+    the network for a missing file: both read as True, silently."""
+    from neurips18._validation import ValidationError
+    from neurips18.datasets import _fetch
+
+    rows = _covtype_rows()
+    _write_covtype(tmp_path, rows, monkeypatch)
+    raw = load_covertype(tmp_path, standardize=False, download=False)
+    assert not np.allclose(raw.X.std(0), 1)
+    with pytest.raises(ValidationError, match="Invalid standardize: 'False'"):
+        load_covertype(tmp_path, standardize="False", download=False)
+    tried = []
+    monkeypatch.setattr(_fetch, "_download", lambda spec, dest: tried.append(dest) or ["x"])
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("NEURIPS18_DATA_DIR", raising=False)
+    with pytest.raises(ValidationError, match="Invalid download: 'no'"):
+        load_movielens100k(tmp_path / "empty", download="no")
+    assert tried == []

@@ -167,3 +167,53 @@ def test_download_of_a_wrong_file_is_refused_and_not_cached(isolated_cache, monk
     with pytest.raises(datasets.DatasetNotFoundError, match="checksum mismatch"):
         datasets.load_tic_tac_toe(download=True)
     assert not (isolated_cache / "cache" / "tic-tac-toe" / "tic-tac-toe.data").exists()
+
+
+def test_planted_rule_set_refuses_non_integer_values_per_condition():
+    """Each bound went through int(): (1.9, 2.7) drew conditions of 1 or 2 values (2.7
+    truncated to 2), True counted as 1 and the strings "1", "2" as numbers, silently."""
+    from neurips18._validation import ValidationError
+    from neurips18.datasets.synthetic import make_planted_rule_set
+
+    for bad in [(1.9, 2.7), (True, 2), ("1", "2")]:
+        with pytest.raises(ValidationError, match=r"Invalid values_per_condition\[0\]"):
+            make_planted_rule_set(100, 6, 5, values_per_condition=bad, generator=0)
+    with pytest.raises(ValidationError, match="Invalid values_per_condition: .*pair"):
+        make_planted_rule_set(100, 6, 5, values_per_condition="12", generator=0)
+    a = make_planted_rule_set(100, 6, 5, values_per_condition=(np.int64(1), 2), generator=0)
+    b = make_planted_rule_set(100, 6, 5, values_per_condition=[1, 2], generator=0)
+    assert a.rules == b.rules and (a.y == b.y).all()
+
+
+def test_news20_remove_headers_takes_a_bool(monkeypatch):
+    """remove_headers="False" removed the headers (any truthy value did)."""
+    from neurips18._validation import ValidationError
+
+    from neurips18.datasets import _news20
+
+    monkeypatch.setattr(_news20, "fetch", lambda *a, **k: pytest.fail("fetched"))
+    with pytest.raises(ValidationError, match="Invalid remove_headers: 'False'"):
+        datasets.load_news20("train", remove_headers="False")
+
+
+def test_a_cut_short_gzip_download_falls_back_to_the_next_address(isolated_cache, monkeypatch):
+    """A .gz download cut short raised ParseError ("cannot read <temporary file>") out of
+    the download loop, so the next address was never tried."""
+    ttt = "x,x,x,o,o,b,b,b,b,positive\n"
+    _patch_spec(monkeypatch, "tic-tac-toe", ttt)
+    cut = isolated_cache / "remote" / "ttt.gz"
+    cut.parent.mkdir(parents=True, exist_ok=True)
+    cut.write_bytes(gzip.compress(ttt.encode() * 50)[:-12])
+    good = _write(isolated_cache, "remote", "ttt.data", ttt)
+    monkeypatch.setitem(
+        datasets._SPECS, "tic-tac-toe",
+        dataclasses.replace(datasets._SPECS["tic-tac-toe"], urls=(cut.as_uri(), good.as_uri())),
+    )
+    assert len(datasets.load_tic_tac_toe(download=True)) == 1
+    monkeypatch.setitem(
+        datasets._SPECS, "tic-tac-toe",
+        dataclasses.replace(datasets._SPECS["tic-tac-toe"], urls=(cut.as_uri(),)),
+    )
+    (isolated_cache / "cache" / "tic-tac-toe" / "tic-tac-toe.data").unlink()
+    with pytest.raises(datasets.DatasetNotFoundError, match="ttt.gz: cannot read"):
+        datasets.load_tic_tac_toe(download=True)

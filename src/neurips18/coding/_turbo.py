@@ -38,17 +38,23 @@ class TurboCode(Code):
         self.algorithm = check("algorithm", algorithm, Options({"map", "log", "maxlog"}))
         self.constraint_length = check("constraint_length", constraint_length,
                                        Interval(int, 3, 6))
-        try:
-            from sionna.phy.fec.turbo import TurboDecoder, TurboEncoder
-        except ImportError as exc:
-            raise ImportError(_MISSING) from exc
-        self._enc = TurboEncoder(constraint_length=self.constraint_length, rate=1 / 3,
-                                 terminate=True, interleaver_type="3GPP",
-                                 precision="single", device="cpu")
-        # the decoder must be built before the encoder's coderate is read
-        self._dec = TurboDecoder(self._enc, num_iter=self.num_iter, algorithm=self.algorithm,
-                                 hard_out=True, precision="single", device="cpu")
-        self._n = int(self._enc(torch.zeros(1, self._k)).shape[-1])
+        # Sionna's configuration re-seeds torch's global generators from OS entropy when it
+        # is first imported (sionna.phy.config with no seed set): a caller's
+        # torch.manual_seed(...) was undone by building the first TurboCode, and every later
+        # draw from the global generator differed from run to run. Their state is kept.
+        with torch.random.fork_rng():
+            try:
+                from sionna.phy.fec.turbo import TurboDecoder, TurboEncoder
+            except ImportError as exc:
+                raise ImportError(_MISSING) from exc
+            self._enc = TurboEncoder(constraint_length=self.constraint_length, rate=1 / 3,
+                                     terminate=True, interleaver_type="3GPP",
+                                     precision="single", device="cpu")
+            # the decoder must be built before the encoder's coderate is read
+            self._dec = TurboDecoder(self._enc, num_iter=self.num_iter,
+                                     algorithm=self.algorithm, hard_out=True,
+                                     precision="single", device="cpu")
+            self._n = int(self._enc(torch.zeros(1, self._k)).shape[-1])
 
     @property
     def block_length(self) -> int:

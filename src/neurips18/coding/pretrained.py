@@ -8,8 +8,9 @@ command that made it; the command is, for ``snr_db = s``::
         --out <file> [--checkpoint <file>] [--init-snr-db s0]
 
 run on one thread (``OMP_NUM_THREADS=1``); an interrupted run resumes from its checkpoint.
-``--schedule`` defaults to ``long``, which made the files shipped now (their
-``training_record["schedule"]``; see ``weights/README.md``).
+``--schedule`` defaults to ``long``, which made the shipped -1 dB file; the 0 dB file is
+that model fine-tuned with ``--schedule finetune --init-snr-db -1`` (each file's
+``training_record["schedule"]`` and ``["command"]``; see ``weights/README.md``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="long",
                     help="a named schedule of neurips18.coding._training (default: long, "
-                         "which made the shipped files)")
+                         "which made the shipped -1 dB file; the 0 dB one is it fine-tuned "
+                         "with --schedule finetune --init-snr-db -1)")
     ap.add_argument("--init-snr-db", type=float, default=None,
                     help="start from the shipped model for this forward SNR (fine-tuning; "
                          "with --schedule finetune)")

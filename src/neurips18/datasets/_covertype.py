@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from neurips18._validation import Interval, check
+from neurips18._validation import Interval, Options, check
 from neurips18.datasets._fetch import FileSpec, ParseError, fetch
 
 _URLS = (
@@ -72,6 +72,8 @@ def load_covertype(
 
     n_components = check("n_components", n_components, Interval(int, 1, 54))
     positive_class = check("positive_class", positive_class, Interval(int, 1, 7))
+    # a bool, not any truthy value: standardize="False" standardised
+    standardize = check("standardize", standardize, Options({True, False}))
     X_raw, label = _parse(fetch(SPEC, data_dir, download), f"covertype/{SPEC.name}")
     w, V = np.linalg.eigh(X_raw.T @ X_raw)
     order = np.argsort(w)[::-1][:n_components]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neurips18._cache import cache_dir
+from neurips18._validation import Options, check
 
 
 class DataError(Exception):
@@ -160,7 +161,9 @@ def _download(spec: FileSpec, dest: Path, timeout: float = 60.0) -> list[str]:
             verify(spec, tmp_path, read_bytes(tmp_path))
             os.replace(tmp, dest)
             return []
-        except (urllib.error.URLError, OSError, ChecksumError) as exc:
+        except (urllib.error.URLError, OSError, ChecksumError, ParseError) as exc:
+            # ParseError: a gzip download cut short; it ended the loop before the next
+            # address was tried, naming the deleted temporary file
             errors.append(f"{url}: {exc}")
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -173,6 +176,8 @@ def fetch(
     download: bool | None = None,
 ) -> bytes:
     """The verified (uncompressed) content of ``spec``'s file, downloading it if needed."""
+    # None or a bool: download="no" (truthy) went to the network instead of staying off
+    download = check("download", download, Options({True, False}), None)
     looked = _candidates(spec, data_dir)
     for path in looked:
         if path.is_file():

@@ -17,6 +17,7 @@ import tarfile
 
 import numpy as np
 
+from neurips18._validation import Options, check
 from neurips18.datasets._fetch import FileSpec, ParseError, fetch
 
 SPEC = FileSpec(
@@ -78,5 +79,7 @@ def load_news20(split: str = "train", data_dir: PathLike = None, *,
     from neurips18.datasets import _check_split
 
     _check_split(split, ("train", "test"))
+    # a bool, not any truthy value: remove_headers="False" removed them
+    remove_headers = check("remove_headers", remove_headers, Options({True, False}))
     raw = fetch(SPEC, data_dir, download)
     return _parse(raw, split, f"news20/{SPEC.name}", remove_headers)
