@@ -370,6 +370,31 @@ def test_a_category_named_missing_is_not_printed_as_the_missing_values():
     assert rule != "c in {missing}" and _eval_rule_strings([rule], X).sum() == 0
 
 
+def test_missing_values_get_a_label_that_no_category_of_the_column_has():
+    """A column with real categories "missing" and "<missing>" printed its missing values
+    as "<missing>" too: the rule for NaN read as the rule for the category "<missing>"."""
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"c": rng.choice(["missing", "<missing>", "ok", None], n)})
+    y = X.c.isna().astype(int).to_numpy()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert (clf.predict(X) == y).all()
+    labels = clf.encodings_[0].labels
+    assert len(set(labels)) == len(labels)
+    (rule,) = clf.rules_
+    assert rule == "c in {<<missing>>}" and _eval_rule_strings([rule], X).sum() == 0
+
+
+def test_categories_that_print_alike_get_distinct_labels():
+    """The number 1 and the string "1" of an object column were both printed 1: a rule on
+    one of them could not be told from a rule on the other."""
+    X = pd.DataFrame({"a": np.array([1, "1", "x"] * 100, dtype=object)})
+    y = np.array([0, 1, 0] * 100)  # the string "1"
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    assert clf.encodings_[0].labels == ["1", "'1'", "x"]
+    assert clf.rules_ == ["a in {'1'}"] and (clf.predict(X) == y).all()
+
+
 def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.choice(list("pq"), 300), "z": rng.integers(0, 3, 300)})

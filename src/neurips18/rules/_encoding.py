@@ -13,6 +13,7 @@ condition on that attribute.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,20 @@ class AttributeEncoding:
     @property
     def n_values(self) -> int:
         return len(self.labels)
+
+
+def _category_labels(cats: list[Any]) -> list[str]:
+    """One distinct printed label per category: ``str`` of the value, and its ``repr``
+    where two values print alike (the number 1 and the string "1" of one object column
+    are ``1`` and ``'1'``); if even those coincide, the type's name is added."""
+    labels = [str(c) for c in cats]
+    for spell in (repr, lambda c: f"{c!r} ({type(c).__name__})"):
+        counts = Counter(labels)
+        if len(counts) == len(labels):
+            break
+        labels = [spell(c) if counts[lab] > 1 else lab for c, lab in zip(cats, labels,
+                                                                          strict=True)]
+    return labels
 
 
 def _is_categorical(col: pd.Series) -> bool:
@@ -123,8 +138,8 @@ def fit_encoding(
                 cats = [c for c in col.cat.categories.tolist() if c in present]
             else:
                 cats = sorted(set(observed.tolist()), key=lambda v: (str(type(v)), str(v)))
-            labels = [str(c) for c in cats]
-            enc = AttributeEncoding(str(name), "categorical", labels, categories=list(cats))
+            enc = AttributeEncoding(str(name), "categorical", _category_labels(cats),
+                                    categories=list(cats))
         else:
             values = col.to_numpy(dtype=float)
             finite = values[~missing]
@@ -164,8 +179,12 @@ def fit_encoding(
             enc = AttributeEncoding(str(name), "numeric", labels, edges=edges)
         if missing.any():
             # a real category called "missing" keeps its name; the missing values then
-            # print as "<missing>", so that a printed rule names what it covers
-            enc.labels.append(MISSING if MISSING not in enc.labels else f"<{MISSING}>")
+            # print as "<missing>" (or "<<missing>>" when "<missing>" is taken too, and so
+            # on), so that a printed rule names what it covers
+            label = MISSING
+            while label in enc.labels:
+                label = f"<{label}>"
+            enc.labels.append(label)
             enc.has_missing_code = True
         encs.append(enc)
     return encs
