@@ -263,12 +263,26 @@ def test_mismatched_feature_names_and_counts():
         ({"n_chains": 0}, "Invalid n_chains: 0"),
         ({"random_state": -2}, "Invalid random_state: -2"),
         ({"categorical_features": ["missing-col"]}, "is not a column of X"),
+        ({"categorical_features": 1}, "a list of column names or indices, got 1"),
     ],
 )
 def test_bad_hyperparameters_name_the_parameter(params, match):
     d = _small()
     with pytest.raises(ValueError, match=match):
         MultiValueRuleSetClassifier(**params).fit(d.X, d.y)
+
+
+@pytest.mark.parametrize("as_type", [list, tuple, np.array, pd.Index])
+def test_categorical_features_as_an_array_or_index_of_names(as_type):
+    """An ndarray or pandas Index of two names or more raised "The truth value of an array
+    ... is ambiguous" (it was compared with "auto" elementwise)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(list("pq"), 300), "z": rng.integers(0, 3, 300),
+                      "w": rng.integers(0, 3, 300)})
+    y = ((X.a == "p") & (X.z == 1)).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=100,
+                                      categorical_features=as_type(["z", "w"])).fit(X, y)
+    assert [e.kind for e in clf.encodings_] == ["categorical"] * 3
 
 
 def test_prior_of_wrong_type():

@@ -10,7 +10,7 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -316,16 +316,20 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         cf = self.categorical_features
         if cf is None:  # no column named: the non-numeric ones still cannot be binned
             cf = []
-        if cf == "auto":
-            return {
-                c
-                for c in df.columns
-                if not (
-                    pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-                )
-            }
+        # a string is tested first: ``cf == "auto"`` on an array or an Index of names is
+        # elementwise (a ValueError on its truth value, for two names or more)
         if isinstance(cf, str):
+            if cf == "auto":
+                return {
+                    c
+                    for c in df.columns
+                    if not (pd.api.types.is_numeric_dtype(df[c])
+                            and not pd.api.types.is_bool_dtype(df[c]))
+                }
             raise ValueError(f"categorical_features must be 'auto', None or a list, got {cf!r}")
+        if not isinstance(cf, Iterable) or getattr(cf, "ndim", 1) != 1:
+            raise ValueError("categorical_features must be 'auto', None or a list of column "
+                             f"names or indices, got {cf!r}")
         names = list(getattr(self, "feature_names_in_", []))
         out = set()
         for f in cf:
