@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -433,6 +434,27 @@ def test_a_refit_forgets_how_the_previous_object_array_was_read():
     clf.fit(pd.DataFrame({"c": X[:, 0], "d": X[:, 1]}), y2)  # a DataFrame refit
     with pytest.warns(UserWarning, match="feature names"):
         np.testing.assert_array_equal(clf.predict(X[X[:, 0] != "x"]), y2[X[:, 0] != "x"])
+
+
+def test_a_frame_without_string_column_names_warns_like_an_array():
+    """After a fit on named columns, a DataFrame labelled 0, 1 (here in another order) was
+    read by position without the warning an array gets; the reverse (an array fit, then
+    a named frame) was silent too."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"age": rng.integers(18, 80, n).astype(float),
+                      "hours": rng.integers(1, 60, n).astype(float)})
+    y = (X.age > 50).astype(int).to_numpy()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    for other in (pd.DataFrame({0: X.hours, 1: X.age}), X.set_axis(["age", 1], axis=1)):
+        with pytest.warns(UserWarning, match="does not have valid feature names"):
+            clf.predict(other)
+    clf.fit(X.to_numpy(), y)
+    with pytest.warns(UserWarning, match="X has feature names, but"):
+        clf.predict(X[["hours", "age"]])
+    with warnings.catch_warnings():  # no names on either side: nothing to warn about
+        warnings.simplefilter("error")
+        clf.fit(X.set_axis([0, 1], axis=1), y).predict(X.set_axis([0, 1], axis=1))
 
 
 def _ages(n=400, seed=0):

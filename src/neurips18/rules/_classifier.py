@@ -215,7 +215,18 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                     del self.feature_names_in_
             else:
                 fitted = getattr(self, "feature_names_in_", None)
-                if fitted is not None and all(isinstance(c, str) for c in df.columns):
+                named = all(isinstance(c, str) for c in df.columns)
+                if fitted is not None and not named:
+                    # columns labelled 0, 1, ... (or partly so) are read by position, as
+                    # an array's are: the same warning (it was silent for a DataFrame)
+                    warnings.warn(
+                        f"X does not have valid feature names, but {type(self).__name__} "
+                        "was fitted with feature names", UserWarning, stacklevel=4)
+                elif fitted is None and named:
+                    warnings.warn(
+                        f"X has feature names, but {type(self).__name__} was fitted without "
+                        "feature names", UserWarning, stacklevel=4)
+                elif fitted is not None:
                     if list(fitted) != names:
                         missing = [c for c in fitted if c not in names]
                         extra = [c for c in names if c not in set(fitted)]
