@@ -457,6 +457,28 @@ def test_a_frame_without_string_column_names_warns_like_an_array():
         clf.fit(X.set_axis([0, 1], axis=1), y).predict(X.set_axis([0, 1], axis=1))
 
 
+def test_a_numeric_column_given_dates_or_words_at_predict_time_is_refused_by_name():
+    """Dates in a column binned as numbers were read as nanosecond counts (every row
+    ">= 51": predictions without a word); a word raised numpy's message, which did not say
+    which column."""
+    age, col, y = _ages()
+    X = pd.DataFrame({"age": age.astype(float), "col": col})
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    dates = X.assign(age=pd.Timestamp("2020-01-01"))
+    with pytest.raises(ValueError, match="column 'age' was numeric in fit; it holds datetime"):
+        clf.predict(dates)
+    words = X.assign(age=X.age.astype(str).where(X.index != 3, "old"))
+    with pytest.raises(ValueError, match="column 'age' was numeric in fit; it holds the "
+                                         "value 'old'"):
+        clf.predict(words)
+    # numbers written as text, nullable integers and None still read as numbers
+    same = clf.predict(X)
+    np.testing.assert_array_equal(clf.predict(X.assign(age=X.age.astype(str))), same)
+    np.testing.assert_array_equal(clf.predict(X.assign(age=X.age.astype("Int64"))), same)
+    gap = X.assign(age=X.age.astype(object).where(X.index != 0, None))
+    assert clf.predict(gap)[1:].tolist() == same[1:].tolist()
+
+
 def _ages(n=400, seed=0):
     rng = np.random.default_rng(seed)
     age = rng.integers(18, 80, n)

@@ -190,6 +190,23 @@ def fit_encoding(
     return encs
 
 
+def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
+    """A column binned as numbers in fit, as float64 (NaN for missing values). Dates and
+    durations are refused (as floats they were nanosecond counts, compared with the
+    training cut points without a word), and so is a value that is not a number."""
+    if col.dtype.kind in "mM":
+        raise ValueError(f"column {name!r} was numeric in fit; it holds {col.dtype} values, "
+                         "which are not numbers")
+    try:
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        conv = pd.to_numeric(col.astype(object), errors="coerce")
+        bad = conv.isna().to_numpy() & col.notna().to_numpy()
+        shown = col[bad].iloc[0] if bad.any() else col.dtype
+        raise ValueError(f"column {name!r} was numeric in fit; it holds the value {shown!r}, "
+                         "which is not a number") from None
+
+
 def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
     """Codes (n, d) int32; ``-1`` marks a value unseen in training."""
     n = len(X)
@@ -203,7 +220,7 @@ def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
             out = np.fromiter((lookup.get(v, -1) for v in raw), dtype=np.int32, count=n)
         else:
             assert enc.edges is not None
-            values = col.to_numpy(dtype=float)
+            values = _numeric_values(col, enc.name)
             out = np.searchsorted(enc.edges, np.where(missing, 0.0, values), side="right").astype(
                 np.int32
             )
