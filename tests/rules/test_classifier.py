@@ -300,6 +300,21 @@ def test_empty_and_inconsistent_data():
         MultiValueRuleSetClassifier().fit(d.X, d.y[:-1])
 
 
+@pytest.mark.parametrize("make", [
+    lambda lab: lab.astype(object).where(lab.index != 4, None),
+    lambda lab: lab.astype("string").where(lab.index != 4, pd.NA),
+    lambda lab: pd.Series(pd.Categorical(lab.where(lab.index != 4))),
+])
+def test_missing_class_labels_are_refused_by_name(make):
+    """A missing string label raised np.unique's "'<' not supported between instances of
+    'str' and 'NoneType'" (or "boolean value of NA is ambiguous")."""
+    d = _small()
+    y = make(pd.Series(np.where(np.asarray(d.y) == 1, "yes", "no")))
+    with pytest.raises(ValueError, match="Input y contains missing labels .* 1 sample.*"
+                                         "position 4"):
+        MultiValueRuleSetClassifier().fit(d.X, y)
+
+
 def test_fit_speed_is_recorded():
     d = _small()
     t = time.perf_counter()

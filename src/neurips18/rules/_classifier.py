@@ -390,6 +390,15 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             )
         if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity")
+        if y_arr.dtype.kind == "O":
+            # labels held as objects (strings, a nullable dtype): a missing one made
+            # np.unique raise "'<' not supported between 'str' and 'NoneType'" or
+            # "boolean value of NA is ambiguous"
+            gaps = np.flatnonzero(pd.isna(y_arr))
+            if gaps.size:
+                raise ValueError(f"Input y contains missing labels (None, NaN or NA) in "
+                                 f"{gaps.size} sample(s), the first at position "
+                                 f"{int(gaps[0])}; every sample needs a class label")
         target = type_of_target(y_arr)
         if target == "continuous":
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
