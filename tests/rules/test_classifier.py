@@ -386,6 +386,23 @@ def test_printed_cut_points_are_the_ones_predict_applies(binning):
         assert all(len(f"{e:.7g}") <= 12 for e in enc.edges)
 
 
+@pytest.mark.parametrize("values", ["one", "many"])
+def test_a_condition_on_every_number_of_a_column_says_so(values):
+    """A numeric condition holding for every number but not for the missing values was
+    printed "a in {any}" (one bin; read as covering NaN too) or "a in {< inf}" (all bins
+    of a cut column): both now print "a in {any number}"."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a = np.full(n, 3.0) if values == "one" else rng.normal(size=n)
+    a[rng.random(n) < 0.3] = np.nan
+    b = rng.choice(list("xy"), n)
+    X = pd.DataFrame({"a": a, "b": b})
+    y = (~np.isnan(a) & (b == "x")).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert clf.rules_ == ["a in {any number} AND b in {x}"]
+    assert (clf.predict(X) == y).all()
+
+
 def test_a_category_named_missing_is_not_printed_as_the_missing_values():
     rng = np.random.default_rng(0)
     n = 600

@@ -30,7 +30,13 @@ from neurips18._validation import (
     invalid,
     unchanged_on_error,
 )
-from neurips18.rules._encoding import AttributeEncoding, _fmt, fit_encoding, transform
+from neurips18.rules._encoding import (
+    ANY_NUMBER,
+    AttributeEncoding,
+    _fmt,
+    fit_encoding,
+    transform,
+)
 from neurips18.rules._model import ACCURACY_PRIOR, NAMED_PRIORS, MRSPrior
 from neurips18.rules._search import (
     Annealer,
@@ -632,7 +638,9 @@ def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:
             else:
                 a = -math.inf if lo == 0 else edges[lo - 1]
                 b = math.inf if hi == n_bins - 1 else edges[hi]
-                if math.isinf(a):
+                if math.isinf(a) and math.isinf(b):  # every bin: all the numbers
+                    out.append(ANY_NUMBER)
+                elif math.isinf(a):
                     out.append(f"< {_fmt(b)}")
                 elif math.isinf(b):
                     out.append(f">= {_fmt(a)}")

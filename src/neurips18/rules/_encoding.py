@@ -21,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 MISSING = "missing"
+# the label of a numeric column's whole range: every number, not the missing values (a
+# bare "any" read as if those were covered too)
+ANY_NUMBER = "any number"
 
 
 def _fmt(x: float) -> str:
@@ -171,7 +174,7 @@ def fit_encoding(
             labels = []
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
                 if np.isneginf(lo):
-                    labels.append(f"< {_fmt(hi)}" if np.isfinite(hi) else "any")
+                    labels.append(f"< {_fmt(hi)}" if np.isfinite(hi) else ANY_NUMBER)
                 elif np.isposinf(hi):
                     labels.append(f">= {_fmt(lo)}")
                 else:
