@@ -98,8 +98,14 @@ def _tree_edges(values: np.ndarray, y: np.ndarray, n_bins: int,
                                       random_state=0)
     else:  # frequency weights: the leaf size of the replicated data, counted in weight
         total = float(sample_weight.sum())
+        fraction = max(1, int(0.01 * total)) / total
+        if fraction > 0.5:
+            # less than two rows' worth of weight (e.g. weights that sum to 1): no split
+            # leaves two leaves of one row each, so the column has no cut, as the
+            # replicated data would have (scikit-learn refuses a fraction above 0.5)
+            return np.empty(0)
         tree = DecisionTreeClassifier(max_leaf_nodes=n_bins, random_state=0,
-                                      min_weight_fraction_leaf=max(1, int(0.01 * total)) / total)
+                                      min_weight_fraction_leaf=fraction)
     tree.fit(values[:, None], y, sample_weight=sample_weight)
     t = tree.tree_
     return np.unique(t.threshold[t.children_left != -1])
