@@ -274,6 +274,22 @@ def test_columns_renamed_or_reordered_after_a_named_fit_are_refused():
     assert unnamed == pytest.approx(est.score(df, A), rel=1e-12)
 
 
+def test_named_columns_after_an_unnamed_fit_get_the_warning():
+    """A DataFrame after a fit on an array is read by position: its columns may be in
+    another order than the array's, and that went without scikit-learn's warning."""
+    A = chain_graph(400)
+    X, _ = field(A, p=4, r=1)
+    est = GaussianEmbedding(1).fit(X, A)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    with pytest.warns(UserWarning, match="X has feature names, but GaussianEmbedding was "
+                                         "fitted without feature names"):
+        named = est.score(df, A)
+    assert named == pytest.approx(est.score(X, A), rel=1e-12)
+    with warnings.catch_warnings():  # integer labels are no names: nothing to warn about
+        warnings.simplefilter("error")
+        est.predict(pd.DataFrame(X), A)
+
+
 def test_warning_when_the_fitted_m_breaks_validity():
     """A periodic component of period 6 along a chain satisfies x_j = x_(j-1) + x_(j+1):
     the fit puts an eigenvalue near 1 in M, so ||A|| ||M|| is near 2 (no such Gaussian

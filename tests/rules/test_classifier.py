@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -263,12 +264,26 @@ def test_mismatched_feature_names_and_counts():
         ({"n_chains": 0}, "Invalid n_chains: 0"),
         ({"random_state": -2}, "Invalid random_state: -2"),
         ({"categorical_features": ["missing-col"]}, "is not a column of X"),
+        ({"categorical_features": 1}, "a list of column names or indices, got 1"),
     ],
 )
 def test_bad_hyperparameters_name_the_parameter(params, match):
     d = _small()
     with pytest.raises(ValueError, match=match):
         MultiValueRuleSetClassifier(**params).fit(d.X, d.y)
+
+
+@pytest.mark.parametrize("as_type", [list, tuple, np.array, pd.Index])
+def test_categorical_features_as_an_array_or_index_of_names(as_type):
+    """An ndarray or pandas Index of two names or more raised "The truth value of an array
+    ... is ambiguous" (it was compared with "auto" elementwise)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(list("pq"), 300), "z": rng.integers(0, 3, 300),
+                      "w": rng.integers(0, 3, 300)})
+    y = ((X.a == "p") & (X.z == 1)).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=100,
+                                      categorical_features=as_type(["z", "w"])).fit(X, y)
+    assert [e.kind for e in clf.encodings_] == ["categorical"] * 3
 
 
 def test_prior_of_wrong_type():
@@ -283,6 +298,21 @@ def test_empty_and_inconsistent_data():
         MultiValueRuleSetClassifier().fit(d.X.iloc[:0], d.y[:0])
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         MultiValueRuleSetClassifier().fit(d.X, d.y[:-1])
+
+
+@pytest.mark.parametrize("make", [
+    lambda lab: lab.astype(object).where(lab.index != 4, None),
+    lambda lab: lab.astype("string").where(lab.index != 4, pd.NA),
+    lambda lab: pd.Series(pd.Categorical(lab.where(lab.index != 4))),
+])
+def test_missing_class_labels_are_refused_by_name(make):
+    """A missing string label raised np.unique's "'<' not supported between instances of
+    'str' and 'NoneType'" (or "boolean value of NA is ambiguous")."""
+    d = _small()
+    y = make(pd.Series(np.where(np.asarray(d.y) == 1, "yes", "no")))
+    with pytest.raises(ValueError, match="Input y contains missing labels .* 1 sample.*"
+                                         "position 4"):
+        MultiValueRuleSetClassifier().fit(d.X, y)
 
 
 def test_fit_speed_is_recorded():
@@ -356,6 +386,23 @@ def test_printed_cut_points_are_the_ones_predict_applies(binning):
         assert all(len(f"{e:.7g}") <= 12 for e in enc.edges)
 
 
+@pytest.mark.parametrize("values", ["one", "many"])
+def test_a_condition_on_every_number_of_a_column_says_so(values):
+    """A numeric condition holding for every number but not for the missing values was
+    printed "a in {any}" (one bin; read as covering NaN too) or "a in {< inf}" (all bins
+    of a cut column): both now print "a in {any number}"."""
+    rng = np.random.default_rng(0)
+    n = 400
+    a = np.full(n, 3.0) if values == "one" else rng.normal(size=n)
+    a[rng.random(n) < 0.3] = np.nan
+    b = rng.choice(list("xy"), n)
+    X = pd.DataFrame({"a": a, "b": b})
+    y = (~np.isnan(a) & (b == "x")).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert clf.rules_ == ["a in {any number} AND b in {x}"]
+    assert (clf.predict(X) == y).all()
+
+
 def test_a_category_named_missing_is_not_printed_as_the_missing_values():
     rng = np.random.default_rng(0)
     n = 600
@@ -368,6 +415,31 @@ def test_a_category_named_missing_is_not_printed_as_the_missing_values():
     (rule,) = clf.rules_
     # the printed rule must not name the category 'missing', which it does not cover
     assert rule != "c in {missing}" and _eval_rule_strings([rule], X).sum() == 0
+
+
+def test_missing_values_get_a_label_that_no_category_of_the_column_has():
+    """A column with real categories "missing" and "<missing>" printed its missing values
+    as "<missing>" too: the rule for NaN read as the rule for the category "<missing>"."""
+    rng = np.random.default_rng(0)
+    n = 600
+    X = pd.DataFrame({"c": rng.choice(["missing", "<missing>", "ok", None], n)})
+    y = X.c.isna().astype(int).to_numpy()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=300).fit(X, y)
+    assert (clf.predict(X) == y).all()
+    labels = clf.encodings_[0].labels
+    assert len(set(labels)) == len(labels)
+    (rule,) = clf.rules_
+    assert rule == "c in {<<missing>>}" and _eval_rule_strings([rule], X).sum() == 0
+
+
+def test_categories_that_print_alike_get_distinct_labels():
+    """The number 1 and the string "1" of an object column were both printed 1: a rule on
+    one of them could not be told from a rule on the other."""
+    X = pd.DataFrame({"a": np.array([1, "1", "x"] * 100, dtype=object)})
+    y = np.array([0, 1, 0] * 100)  # the string "1"
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    assert clf.encodings_[0].labels == ["1", "'1'", "x"]
+    assert clf.rules_ == ["a in {'1'}"] and (clf.predict(X) == y).all()
 
 
 def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():
@@ -394,6 +466,49 @@ def test_a_refit_forgets_how_the_previous_object_array_was_read():
     clf.fit(pd.DataFrame({"c": X[:, 0], "d": X[:, 1]}), y2)  # a DataFrame refit
     with pytest.warns(UserWarning, match="feature names"):
         np.testing.assert_array_equal(clf.predict(X[X[:, 0] != "x"]), y2[X[:, 0] != "x"])
+
+
+def test_a_frame_without_string_column_names_warns_like_an_array():
+    """After a fit on named columns, a DataFrame labelled 0, 1 (here in another order) was
+    read by position without the warning an array gets; the reverse (an array fit, then
+    a named frame) was silent too."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"age": rng.integers(18, 80, n).astype(float),
+                      "hours": rng.integers(1, 60, n).astype(float)})
+    y = (X.age > 50).astype(int).to_numpy()
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    for other in (pd.DataFrame({0: X.hours, 1: X.age}), X.set_axis(["age", 1], axis=1)):
+        with pytest.warns(UserWarning, match="does not have valid feature names"):
+            clf.predict(other)
+    clf.fit(X.to_numpy(), y)
+    with pytest.warns(UserWarning, match="X has feature names, but"):
+        clf.predict(X[["hours", "age"]])
+    with warnings.catch_warnings():  # no names on either side: nothing to warn about
+        warnings.simplefilter("error")
+        clf.fit(X.set_axis([0, 1], axis=1), y).predict(X.set_axis([0, 1], axis=1))
+
+
+def test_a_numeric_column_given_dates_or_words_at_predict_time_is_refused_by_name():
+    """Dates in a column binned as numbers were read as nanosecond counts (every row
+    ">= 51": predictions without a word); a word raised numpy's message, which did not say
+    which column."""
+    age, col, y = _ages()
+    X = pd.DataFrame({"age": age.astype(float), "col": col})
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    dates = X.assign(age=pd.Timestamp("2020-01-01"))
+    with pytest.raises(ValueError, match="column 'age' was numeric in fit; it holds datetime"):
+        clf.predict(dates)
+    words = X.assign(age=X.age.astype(str).where(X.index != 3, "old"))
+    with pytest.raises(ValueError, match="column 'age' was numeric in fit; it holds the "
+                                         "value 'old'"):
+        clf.predict(words)
+    # numbers written as text, nullable integers and None still read as numbers
+    same = clf.predict(X)
+    np.testing.assert_array_equal(clf.predict(X.assign(age=X.age.astype(str))), same)
+    np.testing.assert_array_equal(clf.predict(X.assign(age=X.age.astype("Int64"))), same)
+    gap = X.assign(age=X.age.astype(object).where(X.index != 0, None))
+    assert clf.predict(gap)[1:].tolist() == same[1:].tolist()
 
 
 def _ages(n=400, seed=0):

@@ -114,3 +114,20 @@ def test_weighted_cut_points_are_those_of_the_replicated_data(binning):
     assert weighted.encodings_[0].labels == replicated.encodings_[0].labels
     codes = transform(X, weighted.encodings_)
     np.testing.assert_array_equal(codes, transform(X, replicated.encodings_))
+
+
+@pytest.mark.parametrize("total", [1.0, 1.5])
+def test_tree_binning_with_less_than_two_rows_of_weight_has_no_cut(total):
+    """Weights summing to less than 2 (normalised weights) asked the binning tree for
+    leaves of more than half the weight, which scikit-learn refuses: the fit raised
+    DecisionTreeClassifier's InvalidParameterError on min_weight_fraction_leaf. No split
+    of that little weight leaves two leaves of one row each: the column has no cut."""
+    rng = np.random.default_rng(0)
+    n = 400
+    X = pd.DataFrame({"a": rng.exponential(size=n), "b": rng.choice(list("pqr"), n)})
+    y = ((X.a > 1.0) & (X.b != "r")).astype(int).to_numpy()
+    w = np.full(n, total / n)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=100,
+                                      binning="tree").fit(X, y, sample_weight=w)
+    assert clf.encodings_[0].edges.size == 0
+    assert clf.encodings_[0].labels == ["any number"]

@@ -242,9 +242,14 @@ class GaussianEmbedding(BaseEstimator):
         """Columns named in fit must come back with the same names in the same order
         (``M_`` is indexed by them); unnamed data after a named fit gets a warning."""
         fitted = getattr(self, "feature_names_in_", None)
-        if fitted is None:
-            return
         cols = getattr(X, "columns", None)
+        if fitted is None:
+            # named columns after an unnamed fit are taken by position: scikit-learn's
+            # warning (a frame in another order than the fitted array was silent)
+            if cols is not None and len(cols) and all(isinstance(c, str) for c in cols):
+                warnings.warn(f"X has feature names, but {type(self).__name__} was fitted "
+                              "without feature names", UserWarning, stacklevel=4)
+            return
         if cols is None or not all(isinstance(c, str) for c in cols):
             warnings.warn(f"X does not have valid feature names, but {type(self).__name__} "
                           "was fitted with feature names", UserWarning, stacklevel=4)

@@ -10,7 +10,7 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,7 +30,13 @@ from neurips18._validation import (
     invalid,
     unchanged_on_error,
 )
-from neurips18.rules._encoding import AttributeEncoding, _fmt, fit_encoding, transform
+from neurips18.rules._encoding import (
+    ANY_NUMBER,
+    AttributeEncoding,
+    _fmt,
+    fit_encoding,
+    transform,
+)
 from neurips18.rules._model import ACCURACY_PRIOR, NAMED_PRIORS, MRSPrior
 from neurips18.rules._search import (
     Annealer,
@@ -215,7 +221,18 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                     del self.feature_names_in_
             else:
                 fitted = getattr(self, "feature_names_in_", None)
-                if fitted is not None and all(isinstance(c, str) for c in df.columns):
+                named = all(isinstance(c, str) for c in df.columns)
+                if fitted is not None and not named:
+                    # columns labelled 0, 1, ... (or partly so) are read by position, as
+                    # an array's are: the same warning (it was silent for a DataFrame)
+                    warnings.warn(
+                        f"X does not have valid feature names, but {type(self).__name__} "
+                        "was fitted with feature names", UserWarning, stacklevel=4)
+                elif fitted is None and named:
+                    warnings.warn(
+                        f"X has feature names, but {type(self).__name__} was fitted without "
+                        "feature names", UserWarning, stacklevel=4)
+                elif fitted is not None:
                     if list(fitted) != names:
                         missing = [c for c in fitted if c not in names]
                         extra = [c for c in names if c not in set(fitted)]
@@ -316,16 +333,20 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         cf = self.categorical_features
         if cf is None:  # no column named: the non-numeric ones still cannot be binned
             cf = []
-        if cf == "auto":
-            return {
-                c
-                for c in df.columns
-                if not (
-                    pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])
-                )
-            }
+        # a string is tested first: ``cf == "auto"`` on an array or an Index of names is
+        # elementwise (a ValueError on its truth value, for two names or more)
         if isinstance(cf, str):
+            if cf == "auto":
+                return {
+                    c
+                    for c in df.columns
+                    if not (pd.api.types.is_numeric_dtype(df[c])
+                            and not pd.api.types.is_bool_dtype(df[c]))
+                }
             raise ValueError(f"categorical_features must be 'auto', None or a list, got {cf!r}")
+        if not isinstance(cf, Iterable) or getattr(cf, "ndim", 1) != 1:
+            raise ValueError("categorical_features must be 'auto', None or a list of column "
+                             f"names or indices, got {cf!r}")
         names = list(getattr(self, "feature_names_in_", []))
         out = set()
         for f in cf:
@@ -375,6 +396,15 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             )
         if y_arr.dtype.kind == "f" and not np.isfinite(y_arr).all():
             raise ValueError("Input y contains NaN or infinity")
+        if y_arr.dtype.kind == "O":
+            # labels held as objects (strings, a nullable dtype): a missing one made
+            # np.unique raise "'<' not supported between 'str' and 'NoneType'" or
+            # "boolean value of NA is ambiguous"
+            gaps = np.flatnonzero(pd.isna(y_arr))
+            if gaps.size:
+                raise ValueError(f"Input y contains missing labels (None, NaN or NA) in "
+                                 f"{gaps.size} sample(s), the first at position "
+                                 f"{int(gaps[0])}; every sample needs a class label")
         target = type_of_target(y_arr)
         if target == "continuous":
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
@@ -608,7 +638,9 @@ def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:
             else:
                 a = -math.inf if lo == 0 else edges[lo - 1]
                 b = math.inf if hi == n_bins - 1 else edges[hi]
-                if math.isinf(a):
+                if math.isinf(a) and math.isinf(b):  # every bin: all the numbers
+                    out.append(ANY_NUMBER)
+                elif math.isinf(a):
                     out.append(f"< {_fmt(b)}")
                 elif math.isinf(b):
                     out.append(f">= {_fmt(a)}")

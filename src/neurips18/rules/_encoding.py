@@ -13,6 +13,7 @@ condition on that attribute.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ import numpy as np
 import pandas as pd
 
 MISSING = "missing"
+# the label of a numeric column's whole range: every number, not the missing values (a
+# bare "any" read as if those were covered too)
+ANY_NUMBER = "any number"
 
 
 def _fmt(x: float) -> str:
@@ -66,6 +70,20 @@ class AttributeEncoding:
         return len(self.labels)
 
 
+def _category_labels(cats: list[Any]) -> list[str]:
+    """One distinct printed label per category: ``str`` of the value, and its ``repr``
+    where two values print alike (the number 1 and the string "1" of one object column
+    are ``1`` and ``'1'``); if even those coincide, the type's name is added."""
+    labels = [str(c) for c in cats]
+    for spell in (repr, lambda c: f"{c!r} ({type(c).__name__})"):
+        counts = Counter(labels)
+        if len(counts) == len(labels):
+            break
+        labels = [spell(c) if counts[lab] > 1 else lab for c, lab in zip(cats, labels,
+                                                                          strict=True)]
+    return labels
+
+
 def _is_categorical(col: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col))
 
@@ -80,8 +98,14 @@ def _tree_edges(values: np.ndarray, y: np.ndarray, n_bins: int,
                                       random_state=0)
     else:  # frequency weights: the leaf size of the replicated data, counted in weight
         total = float(sample_weight.sum())
+        fraction = max(1, int(0.01 * total)) / total
+        if fraction > 0.5:
+            # less than two rows' worth of weight (e.g. weights that sum to 1): no split
+            # leaves two leaves of one row each, so the column has no cut, as the
+            # replicated data would have (scikit-learn refuses a fraction above 0.5)
+            return np.empty(0)
         tree = DecisionTreeClassifier(max_leaf_nodes=n_bins, random_state=0,
-                                      min_weight_fraction_leaf=max(1, int(0.01 * total)) / total)
+                                      min_weight_fraction_leaf=fraction)
     tree.fit(values[:, None], y, sample_weight=sample_weight)
     t = tree.tree_
     return np.unique(t.threshold[t.children_left != -1])
@@ -123,8 +147,8 @@ def fit_encoding(
                 cats = [c for c in col.cat.categories.tolist() if c in present]
             else:
                 cats = sorted(set(observed.tolist()), key=lambda v: (str(type(v)), str(v)))
-            labels = [str(c) for c in cats]
-            enc = AttributeEncoding(str(name), "categorical", labels, categories=list(cats))
+            enc = AttributeEncoding(str(name), "categorical", _category_labels(cats),
+                                    categories=list(cats))
         else:
             values = col.to_numpy(dtype=float)
             finite = values[~missing]
@@ -156,7 +180,7 @@ def fit_encoding(
             labels = []
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
                 if np.isneginf(lo):
-                    labels.append(f"< {_fmt(hi)}" if np.isfinite(hi) else "any")
+                    labels.append(f"< {_fmt(hi)}" if np.isfinite(hi) else ANY_NUMBER)
                 elif np.isposinf(hi):
                     labels.append(f">= {_fmt(lo)}")
                 else:
@@ -164,11 +188,32 @@ def fit_encoding(
             enc = AttributeEncoding(str(name), "numeric", labels, edges=edges)
         if missing.any():
             # a real category called "missing" keeps its name; the missing values then
-            # print as "<missing>", so that a printed rule names what it covers
-            enc.labels.append(MISSING if MISSING not in enc.labels else f"<{MISSING}>")
+            # print as "<missing>" (or "<<missing>>" when "<missing>" is taken too, and so
+            # on), so that a printed rule names what it covers
+            label = MISSING
+            while label in enc.labels:
+                label = f"<{label}>"
+            enc.labels.append(label)
             enc.has_missing_code = True
         encs.append(enc)
     return encs
+
+
+def _numeric_values(col: pd.Series, name: str) -> np.ndarray:
+    """A column binned as numbers in fit, as float64 (NaN for missing values). Dates and
+    durations are refused (as floats they were nanosecond counts, compared with the
+    training cut points without a word), and so is a value that is not a number."""
+    if col.dtype.kind in "mM":
+        raise ValueError(f"column {name!r} was numeric in fit; it holds {col.dtype} values, "
+                         "which are not numbers")
+    try:
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):
+        conv = pd.to_numeric(col.astype(object), errors="coerce")
+        bad = conv.isna().to_numpy() & col.notna().to_numpy()
+        shown = col[bad].iloc[0] if bad.any() else col.dtype
+        raise ValueError(f"column {name!r} was numeric in fit; it holds the value {shown!r}, "
+                         "which is not a number") from None
 
 
 def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
@@ -184,7 +229,7 @@ def transform(X: pd.DataFrame, encs: list[AttributeEncoding]) -> np.ndarray:
             out = np.fromiter((lookup.get(v, -1) for v in raw), dtype=np.int32, count=n)
         else:
             assert enc.edges is not None
-            values = col.to_numpy(dtype=float)
+            values = _numeric_values(col, enc.name)
             out = np.searchsorted(enc.edges, np.where(missing, 0.0, values), side="right").astype(
                 np.int32
             )
