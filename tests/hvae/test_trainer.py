@@ -42,7 +42,7 @@ def test_resumed_training_equals_uninterrupted(kind, tmp_path):
     # a new process: a freshly initialised model (other weights), a new trainer
     resumed = _model(kind, seed=123)
     res = Trainer(resumed, batch_size=20, max_epochs=3, patience=5, progress=False,
-                  generator=99, checkpoint=ckpt).fit(x, xv)
+                  generator=7, checkpoint=ckpt).fit(x, xv)
     assert res.resumed_from == 1 and res.epochs_run == 3
     a, b = _weights(full), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -51,7 +51,7 @@ def test_resumed_training_equals_uninterrupted(kind, tmp_path):
     # running the finished command again trains nothing and returns the same state
     again = _model(kind, seed=5)
     res2 = Trainer(again, batch_size=20, max_epochs=3, patience=5, progress=False,
-                   checkpoint=ckpt).fit(x, xv)
+                   generator=7, checkpoint=ckpt).fit(x, xv)
     assert res2.resumed_from == 3 and all(torch.equal(a[k], _weights(again)[k]) for k in a)
 
 
@@ -402,3 +402,19 @@ def test_a_model_whose_elbo_is_a_batch_mean_is_refused():
     trainer = Trainer(model, batch_size=50, max_epochs=1, progress=False, val_batch_size=50)
     with pytest.raises(ValidationError, match=r"one ELBO per example"):
         trainer.fit(x, xv)
+
+
+def test_a_checkpoint_is_not_resumed_under_another_seed(tmp_path):
+    """A checkpoint of seed 7 resumed by a trainer given seed 8 silently continued seed 7's
+    run, so a user running a second seed got the first seed's model and history again."""
+    x = _data()
+    ckpt = tmp_path / "run.pt"
+    Trainer(_model(), batch_size=20, max_epochs=1, progress=False, generator=7,
+            checkpoint=ckpt).fit(x)
+    with pytest.raises(ValueError, match=r"generator.*seeded 8.*7"):
+        Trainer(_model(), batch_size=20, max_epochs=2, progress=False, generator=8,
+                checkpoint=ckpt).fit(x)
+    g = torch.Generator().manual_seed(7)
+    res = Trainer(_model(), batch_size=20, max_epochs=2, progress=False, generator=g,
+                  checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1

@@ -102,7 +102,8 @@ class Trainer:
         Source of every random draw (shuffling, binarisation, the ELBO's noise). Each epoch
         runs with torch's global generator forked and seeded from its state, so that what
         the model draws from the global generator (dropout) is reproducible and resumes;
-        the global generator is left unchanged.
+        the global generator is left unchanged. A checkpoint holds its run's seed (the
+        generator's ``initial_seed()``); resuming it with another seed is refused.
     val_batch_size : int
         Examples per validation ELBO evaluation (default 1000). Its noise is drawn per
         batch, so the validation ELBO (and early stopping) depends on this size too.
@@ -148,6 +149,7 @@ class Trainer:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.progress = check("progress", progress, Options({True, False}))
         self.generator = as_torch_generator(generator)
+        self._seed = int(self.generator.initial_seed())  # checked against a checkpoint's
         self.val_batch_size = check("val_batch_size", val_batch_size, Interval(int, 1, None))
 
     # ------------------------------------------------------------------ helpers
@@ -228,6 +230,12 @@ class Trainer:
                           "flow's n_leapfrog), data, batch size, val_batch_size, patience, "
                           "binarisation and optimizer (its type and settings, e.g. the "
                           "learning rate) (delete it to start afresh)")
+        seed = state.get("seed", self._seed)  # checkpoints written before it was stored
+        if int(seed) != self._seed:
+            raise invalid("generator", f"a generator seeded {self._seed}",
+                          f"the seed of the run in checkpoint {str(self.checkpoint)!r}, "
+                          f"{int(seed)}: resuming would continue that run, not start this "
+                          "seed's (delete the checkpoint or pass its seed)")
         return state
 
     @contextlib.contextmanager
@@ -357,7 +365,8 @@ class Trainer:
                     "model_repr": repr(self.model), "optimizer_settings": settings,
                     "val_batch_size": self.val_batch_size,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "generator": self.generator.get_state(), "val_seed": val_seed,
+                    "generator": self.generator.get_state(), "seed": self._seed,
+                    "val_seed": val_seed,
                     "best_model": best_state, "bad_epochs": bad_epochs,
                     "history": result.history, "best_epoch": result.best_epoch,
                     "best_val_elbo": result.best_val_elbo,
