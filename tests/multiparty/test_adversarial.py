@@ -188,3 +188,31 @@ def test_the_discriminator_monitor_leaves_batch_norm_and_dropout_alone():
     assert int(monitored[1].num_batches_tracked) == int(plain[1].num_batches_tracked) == 36
     for a, b in zip(plain.state_dict().values(), monitored.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_discriminator_of_one_hot_labels_is_monitored_as_it_is_trained():
+    """h gets (probabilities, one-hot labels) in its steps and in the accuracy recorded at
+    the end of each epoch: a discriminator written for one-hot labels (it concatenates
+    them) trains and is monitored, not refused at the end of the first epoch."""
+    from torch import nn
+
+    class OneHotDiscriminator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, probs, onehot):
+            assert onehot.shape == probs.shape and onehot.dtype == probs.dtype
+            return self.lin(torch.cat([probs, onehot], dim=1))
+
+    x, y, parties = _data(400)
+    f, _ = _models()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        h = OneHotDiscriminator()
+    out = train_adversarial(f, torch.optim.SGD(f.parameters(), lr=0.05), x, y, parties,
+                            discriminator=h,
+                            discriminator_optimizer=torch.optim.SGD(h.parameters(), lr=0.05),
+                            lam=1.0, epochs=2, batch_size=50,
+                            generator=torch.Generator().manual_seed(0))
+    assert len(out["disc_acc"]) == 2 and all(0.0 <= a <= 1.0 for a in out["disc_acc"])
