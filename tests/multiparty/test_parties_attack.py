@@ -142,6 +142,21 @@ def test_contaminate_keeps_string_labels_whole():
     assert set(yc[rows]) == {"default"}
 
 
+def test_contaminate_keeps_bytes_labels_as_bytes():
+    """Labels held as bytes (as read from some binary formats) come back as bytes, in the
+    array's kind: they were turned into str, so no contaminated label equalled b"yes"."""
+    X = np.zeros((6, 2))
+    y = np.array([b"no", b"yes"] * 3)
+    _, yc, rows = contaminate(X, y, attribute=0, value=0.0, label=b"yes", n_records=4,
+                              generator=0)
+    assert yc.dtype.kind == "S"
+    assert set(yc.tolist()) == {b"no", b"yes"} and (yc[rows] == b"yes").all()
+    _, tc, trows = contaminate_texts(["a b", "c", "d e", "f"], np.array([b"x", b"y"] * 2),
+                                     word="w", label=b"y", n_records=2, generator=0)
+    assert tc.dtype.kind == "S" and (tc[trows] == b"y").all()
+    np.testing.assert_array_equal(y, np.array([b"no", b"yes"] * 3))  # input untouched
+
+
 def test_contaminate_errors(table):
     X, y = table
     with pytest.raises(ValidationError, match="Invalid attribute: 'colr'"):

@@ -196,11 +196,12 @@ def contaminate(X: Any, y: Any, *, attribute: Any, value: Any, label: Any, n_rec
 
 
 def _relabel(y: np.ndarray, rows: np.ndarray, label: Any) -> np.ndarray:
-    """A copy of ``y`` with ``label`` at ``rows`` (string labels never truncated)."""
+    """A copy of ``y`` with ``label`` at ``rows``: text labels (str or bytes) keep their
+    kind and are widened to fit ``label``, never truncated."""
     if y.dtype.kind in "US":
-        out = y.astype(object)
+        out = y.astype(np.promote_types(y.dtype, np.asarray(label).dtype))
         out[rows] = label
-        return out.astype(str)
+        return out
     out = np.array(y, copy=True)
     out[rows] = label
     return out
