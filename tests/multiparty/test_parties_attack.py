@@ -234,6 +234,25 @@ def test_text_contamination_and_success():
         contaminate_texts("one string", y, word="zebra", label=1, n_records=1, generator=0)
 
 
+def test_the_planted_word_keeps_its_spelling():
+    """The word is planted as the user spelled it ("Zebra" was planted as "zebra", so a
+    case-sensitive model learnt another trigger than the one asked for); documents that
+    hold it in any case count as natural, as the tokenizer reads them."""
+    docs = ["the cat sat", "a dog ran far", "ZEBRA crossing", "nothing here"] * 5
+    y = np.array([0, 1, 0, 0] * 5)
+    out, yc, rows = contaminate_texts(docs, y, word="Zebra", label=1, n_records=6,
+                                      generator=0)
+    assert all(out[r].startswith("Zebra ") for r in rows)
+
+    class CaseSensitive:
+        def predict(self, texts):
+            return np.array([int("Zebra" in t.split()) for t in texts])
+
+    s = text_attack_success(CaseSensitive(), docs, y, word="Zebra", label=1)
+    assert s.n_natural == 5 and s.natural == 0.0  # "ZEBRA" holds the token, not the spelling
+    assert s.probes == 1.0 and s.probes_before == 0.0 and s.n_probes == 10
+
+
 def test_contaminate_draws_from_the_records_asked_for(table):
     X, y = table
     for records, expect in (("label", 1), ("other", 0)):

@@ -310,19 +310,22 @@ def _check_texts(name: str, texts: Any) -> list[str]:
 
 
 def _check_word(word: Any) -> str:
+    """``word`` as given (it is planted as the user spelled it: a case-sensitive model
+    sees that spelling), once checked to be one token."""
     if not isinstance(word, str) or _TOKEN.fullmatch(word.lower()) is None:
         raise invalid("word", word, "a single token of letters, digits or apostrophes")
-    return word.lower()
+    return word
 
 
 def _contains(doc: str, word: str) -> bool:
-    return word in tokenize(doc)
+    """Whether ``doc`` holds ``word`` as a token, in any case (as the tokenizer sees it)."""
+    return word.lower() in tokenize(doc)
 
 
 def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: int,
                       generator: int | np.random.Generator) -> tuple[list[str], np.ndarray,
                                                                      np.ndarray]:
-    """The contamination attack on documents: ``word`` is put at the start of
+    """The contamination attack on documents: ``word`` (as spelled) is put at the start of
     ``n_records`` documents drawn without replacement (so truncation to a maximum length
     keeps it) and their label becomes ``label``. Returns new lists/arrays and the sorted
     positions of the contaminated documents."""
@@ -345,8 +348,8 @@ def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: i
 def text_attack_success(model: Any, texts: Any, y: Any, *, word: str,
                         label: Any) -> AttackSuccess:
     """:func:`attack_success` for documents: the planted attribute is the presence of
-    ``word`` (natural: documents containing it; probes: clean documents with it put at the
-    start)."""
+    ``word`` (natural: documents containing it, in any case, as the tokenizer reads it;
+    probes: clean documents with ``word`` put at the start as spelled)."""
     docs = _check_texts("texts", texts)
     y = as_labels("y", y, len(docs), x_name="texts")
     word = _check_word(word)
