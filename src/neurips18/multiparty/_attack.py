@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
-from neurips18.multiparty._parties import _is_frame, as_labels, missing, n_rows
+from neurips18.multiparty._parties import _is_frame, as_labels, check_aligned, missing, n_rows
 from neurips18.multiparty._text import _TOKEN, tokenize
 
 __all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
@@ -329,6 +329,7 @@ def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: i
     ``n_records`` documents drawn without replacement (so truncation to a maximum length
     keeps it) and their label becomes ``label``. Returns new lists/arrays and the sorted
     positions of the contaminated documents."""
+    check_aligned("y", y, texts, "texts")
     docs = _check_texts("texts", texts)
     y = as_labels("y", y, len(docs), x_name="texts")
     word = _check_word(word)
@@ -350,6 +351,7 @@ def text_attack_success(model: Any, texts: Any, y: Any, *, word: str,
     """:func:`attack_success` for documents: the planted attribute is the presence of
     ``word`` (natural: documents containing it, in any case, as the tokenizer reads it;
     probes: clean documents with ``word`` put at the start as spelled)."""
+    check_aligned("y", y, texts, "texts")
     docs = _check_texts("texts", texts)
     y = as_labels("y", y, len(docs), x_name="texts")
     word = _check_word(word)
