@@ -392,3 +392,25 @@ def test_contaminate_refuses_a_value_the_column_cannot_hold():
         contaminate(X, y, attribute="b", value=1, label=1, n_records=3, generator=0)
     with pytest.raises(ValidationError, match="Invalid value: True.*attribute 'i'"):
         attack_success(_Echo(0, 1), X, y, attribute="i", value=True, label=1)
+
+
+def test_a_frame_with_repeated_column_names():
+    """Two columns named "a": the name is refused as ambiguous (by name, with the
+    positions), a position picks one column; both raised a bare AttributeError."""
+    X = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["a", "b", "a"])
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValidationError, match=r"Invalid attribute: 'a'.*positions \[0, 2\]"):
+        contaminate(X, y, attribute="a", value=3.0, label=1, n_records=1, generator=0)
+    Xc, yc, rows = contaminate(X, y, attribute=2, value=5.0, label=1, n_records=2,
+                               generator=0)
+    assert (Xc.iloc[rows, 2] == 5.0).all() and (yc[rows] == 1).all()
+    pd.testing.assert_frame_equal(Xc.iloc[:, :2], X.iloc[:, :2])  # the other "a" untouched
+
+    class Third:
+        classes_ = np.array([0, 1])
+
+        def predict(self, frame):
+            return (frame.iloc[:, 2] == 5.0).astype(int).to_numpy()
+
+    s = attack_success(Third(), X, y, attribute=2, value=5.0, label=1)
+    assert (s.n_natural, s.n_probes, s.probes, s.probes_before) == (0, 2, 1.0, 0.0)

@@ -30,10 +30,15 @@ def _column(X: Any, attribute: Any) -> tuple[Any, int]:
     if _is_frame(X):
         cols = list(X.columns)
         try:
-            if attribute in cols:
-                return attribute, cols.index(attribute)
-        except TypeError:
-            pass
+            at = [j for j, c in enumerate(cols) if c == attribute] if attribute in cols else []
+        except (TypeError, ValueError):  # a name that does not compare (e.g. an array)
+            at = []
+        if len(at) > 1:
+            raise invalid("attribute", attribute, f"a column name that occurs once in X; it "
+                          f"names the columns at positions {at[:6]}: pass the position of "
+                          "the one to use")
+        if at:
+            return attribute, at[0]
         if isinstance(attribute, int | np.integer) and not isinstance(attribute, bool):
             if 0 <= int(attribute) < len(cols):
                 return cols[int(attribute)], int(attribute)
@@ -50,7 +55,7 @@ def _has_value(X: Any, col: Any, pos: int, value: Any) -> np.ndarray:
     """Which rows hold ``attribute = value``; a missing value (NaN, None or pandas' NA of
     the nullable dtypes) is never equal to it."""
     if _is_frame(X):
-        eq = X[col] == value
+        eq = X.iloc[:, pos] == value  # by position: column names may repeat
         return eq.fillna(False).to_numpy(dtype=bool)
     vals = X[:, pos]
     if vals.dtype.kind == "O":
@@ -71,7 +76,7 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
     """``value`` if the attribute can hold it: a category of a categorical column, or a
     value that occurs in the column (the attack plants a link on an existing value)."""
     if _is_frame(X):
-        s = X[col]
+        s = X.iloc[:, pos]
         if hasattr(s, "cat"):
             cats = list(s.cat.categories)
             if value not in cats:
@@ -95,7 +100,7 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
         raise invalid("value", value, f"a value that occurs in attribute {col!r}, e.g. "
                       f"{shown}")
     if _is_frame(X):
-        _check_storable(X[col], col, value)
+        _check_storable(X.iloc[:, pos], col, value)
     return value
 
 
