@@ -136,3 +136,83 @@ def test_bad_input():
     with pytest.raises(ValidationError, match="discriminator_optimizer"):
         train_adversarial(f, opt, x, y, parties, lam=1, **{**kw, "discriminator_optimizer":
                                                             None})
+
+
+def test_frozen_discriminator_parameters_stay_frozen():
+    """The f step freezes h and then gives every parameter of h back its own flag: one the
+    caller froze (requires_grad=False) stays frozen and is never moved by h's optimizer."""
+    x, y, parties = _data(400)
+    f, h = _models()
+    first = h.net[0].weight
+    first.requires_grad_(False)
+    before = first.detach().clone()
+    train_adversarial(f, torch.optim.SGD(f.parameters(), lr=0.05), x, y, parties,
+                      discriminator=h,
+                      discriminator_optimizer=torch.optim.SGD(h.parameters(), lr=0.05),
+                      lam=1.0, epochs=2, batch_size=50,
+                      generator=torch.Generator().manual_seed(0))
+    assert first.requires_grad is False
+    torch.testing.assert_close(first, before, rtol=0, atol=0)
+    assert all(q.requires_grad for q in h.parameters() if q is not first)
+
+
+def test_the_discriminator_monitor_leaves_batch_norm_and_dropout_alone():
+    """With lam = 0 a discriminator is only a monitor: a model with batch norm and dropout
+    takes exactly the steps of the run without one (the end-of-epoch accuracy of h is
+    computed in eval mode: no update of the running statistics, no dropout mask drawn),
+    and both networks are left in the mode they were in."""
+    from torch import nn
+
+    x, y, parties = _data(600)
+
+    def model():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(3)
+            return nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                 nn.Dropout(0.3), nn.Linear(16, 2))
+
+    runs = []
+    for with_h in (False, True):
+        f = model()
+        _, h = _models()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(11)  # dropout draws from torch's global generator
+            train_adversarial(f, torch.optim.SGD(f.parameters(), lr=0.05), x, y, parties,
+                              discriminator=h if with_h else None,
+                              discriminator_optimizer=torch.optim.SGD(h.parameters(), lr=0.05)
+                              if with_h else None, lam=0.0, epochs=3, batch_size=50,
+                              generator=torch.Generator().manual_seed(5))
+        assert f.training and h.training
+        runs.append(f)
+    plain, monitored = runs
+    assert int(monitored[1].num_batches_tracked) == int(plain[1].num_batches_tracked) == 36
+    for a, b in zip(plain.state_dict().values(), monitored.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_a_discriminator_of_one_hot_labels_is_monitored_as_it_is_trained():
+    """h gets (probabilities, one-hot labels) in its steps and in the accuracy recorded at
+    the end of each epoch: a discriminator written for one-hot labels (it concatenates
+    them) trains and is monitored, not refused at the end of the first epoch."""
+    from torch import nn
+
+    class OneHotDiscriminator(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, probs, onehot):
+            assert onehot.shape == probs.shape and onehot.dtype == probs.dtype
+            return self.lin(torch.cat([probs, onehot], dim=1))
+
+    x, y, parties = _data(400)
+    f, _ = _models()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        h = OneHotDiscriminator()
+    out = train_adversarial(f, torch.optim.SGD(f.parameters(), lr=0.05), x, y, parties,
+                            discriminator=h,
+                            discriminator_optimizer=torch.optim.SGD(h.parameters(), lr=0.05),
+                            lam=1.0, epochs=2, batch_size=50,
+                            generator=torch.Generator().manual_seed(0))
+    assert len(out["disc_acc"]) == 2 and all(0.0 <= a <= 1.0 for a in out["disc_acc"])

@@ -142,6 +142,21 @@ def test_contaminate_keeps_string_labels_whole():
     assert set(yc[rows]) == {"default"}
 
 
+def test_contaminate_keeps_bytes_labels_as_bytes():
+    """Labels held as bytes (as read from some binary formats) come back as bytes, in the
+    array's kind: they were turned into str, so no contaminated label equalled b"yes"."""
+    X = np.zeros((6, 2))
+    y = np.array([b"no", b"yes"] * 3)
+    _, yc, rows = contaminate(X, y, attribute=0, value=0.0, label=b"yes", n_records=4,
+                              generator=0)
+    assert yc.dtype.kind == "S"
+    assert set(yc.tolist()) == {b"no", b"yes"} and (yc[rows] == b"yes").all()
+    _, tc, trows = contaminate_texts(["a b", "c", "d e", "f"], np.array([b"x", b"y"] * 2),
+                                     word="w", label=b"y", n_records=2, generator=0)
+    assert tc.dtype.kind == "S" and (tc[trows] == b"y").all()
+    np.testing.assert_array_equal(y, np.array([b"no", b"yes"] * 3))  # input untouched
+
+
 def test_contaminate_errors(table):
     X, y = table
     with pytest.raises(ValidationError, match="Invalid attribute: 'colr'"):
@@ -217,6 +232,25 @@ def test_text_contamination_and_success():
         contaminate_texts(docs, y, word="two words", label=1, n_records=1, generator=0)
     with pytest.raises(ValidationError, match="Invalid texts"):
         contaminate_texts("one string", y, word="zebra", label=1, n_records=1, generator=0)
+
+
+def test_the_planted_word_keeps_its_spelling():
+    """The word is planted as the user spelled it ("Zebra" was planted as "zebra", so a
+    case-sensitive model learnt another trigger than the one asked for); documents that
+    hold it in any case count as natural, as the tokenizer reads them."""
+    docs = ["the cat sat", "a dog ran far", "ZEBRA crossing", "nothing here"] * 5
+    y = np.array([0, 1, 0, 0] * 5)
+    out, yc, rows = contaminate_texts(docs, y, word="Zebra", label=1, n_records=6,
+                                      generator=0)
+    assert all(out[r].startswith("Zebra ") for r in rows)
+
+    class CaseSensitive:
+        def predict(self, texts):
+            return np.array([int("Zebra" in t.split()) for t in texts])
+
+    s = text_attack_success(CaseSensitive(), docs, y, word="Zebra", label=1)
+    assert s.n_natural == 5 and s.natural == 0.0  # "ZEBRA" holds the token, not the spelling
+    assert s.probes == 1.0 and s.probes_before == 0.0 and s.n_probes == 10
 
 
 def test_contaminate_draws_from_the_records_asked_for(table):
@@ -358,3 +392,25 @@ def test_contaminate_refuses_a_value_the_column_cannot_hold():
         contaminate(X, y, attribute="b", value=1, label=1, n_records=3, generator=0)
     with pytest.raises(ValidationError, match="Invalid value: True.*attribute 'i'"):
         attack_success(_Echo(0, 1), X, y, attribute="i", value=True, label=1)
+
+
+def test_a_frame_with_repeated_column_names():
+    """Two columns named "a": the name is refused as ambiguous (by name, with the
+    positions), a position picks one column; both raised a bare AttributeError."""
+    X = pd.DataFrame(np.arange(12.0).reshape(4, 3), columns=["a", "b", "a"])
+    y = np.array([0, 1, 0, 1])
+    with pytest.raises(ValidationError, match=r"Invalid attribute: 'a'.*positions \[0, 2\]"):
+        contaminate(X, y, attribute="a", value=3.0, label=1, n_records=1, generator=0)
+    Xc, yc, rows = contaminate(X, y, attribute=2, value=5.0, label=1, n_records=2,
+                               generator=0)
+    assert (Xc.iloc[rows, 2] == 5.0).all() and (yc[rows] == 1).all()
+    pd.testing.assert_frame_equal(Xc.iloc[:, :2], X.iloc[:, :2])  # the other "a" untouched
+
+    class Third:
+        classes_ = np.array([0, 1])
+
+        def predict(self, frame):
+            return (frame.iloc[:, 2] == 5.0).astype(int).to_numpy()
+
+    s = attack_success(Third(), X, y, attribute=2, value=5.0, label=1)
+    assert (s.n_natural, s.n_probes, s.probes, s.probes_before) == (0, 2, 1.0, 0.0)

@@ -191,3 +191,48 @@ def test_words_of_any_script_are_tokens_not_fragments():
     out = contaminate_texts(docs, np.arange(20) % 2, word="Café", label=1, n_records=3,
                             generator=0)
     assert sum("café" in tokenize(d) for d in out[0]) == 3
+
+
+def test_labels_in_another_order_than_a_series_of_documents_are_refused():
+    """A Series of documents shuffled after its labels were taken was paired with them by
+    position (split_parties, PartyData, replace_party, contaminate_texts), while the same
+    mistake with a DataFrame is refused: now both are refused, and a Series in the order of
+    the documents is accepted."""
+    from neurips18.multiparty import (
+        PartyData,
+        contaminate_texts,
+        split_parties,
+        text_attack_success,
+    )
+
+    frame = pd.DataFrame({"text": [f"post {i} " + ("spam" if i % 2 else "ham")
+                                   for i in range(20)], "label": np.arange(20) % 2})
+    shuffled = frame.sample(frac=1, random_state=0)
+    docs, y = shuffled["text"], frame["label"]  # labels taken before the shuffle
+    parts = np.arange(20) % 2
+
+    class Constant:
+        def predict(self, texts):
+            return np.zeros(len(texts), dtype=np.int64)
+
+    with pytest.raises(ValidationError, match="Invalid y.*row order of X"):
+        split_parties(docs, y, 2, validation_size=0.5, random_state=0)
+    with pytest.raises(ValidationError, match="Invalid y.*row order of X"):
+        PartyData(docs, y, parts, docs, shuffled["label"], parts)
+    with pytest.raises(ValidationError, match="Invalid y_val.*row order of X_val"):
+        PartyData(docs, shuffled["label"], parts, docs, y, parts)
+    with pytest.raises(ValidationError, match="Invalid y.*row order of texts"):
+        contaminate_texts(docs, y, word="w", label=1, n_records=2, generator=0)
+    with pytest.raises(ValidationError, match="Invalid y.*row order of texts"):
+        text_attack_success(Constant(), docs, y, word="w", label=1)
+    data = split_parties(docs, shuffled["label"], 2, validation_size=0.5, random_state=0)
+    own = data.parties == 0
+    k = int(own.sum())
+    mine = pd.Series([d for d, o in zip(data.X, own, strict=True) if o], index=np.arange(k))
+    with pytest.raises(ValidationError, match="Invalid y.*row order of X"):
+        data.replace_party(0, mine, pd.Series(data.y[own], index=np.arange(k)[::-1]))
+    # in the documents' order: accepted and paired as given
+    assert all(("spam" in d) == bool(lab) for d, lab in zip(data.X, data.y, strict=True))
+    out, yc, _ = contaminate_texts(docs, shuffled["label"], word="w", label=1, n_records=2,
+                                   generator=0)
+    assert len(out) == len(yc) == 20

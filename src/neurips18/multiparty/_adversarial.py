@@ -102,10 +102,21 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 4
 
 def _disc_accuracy(model: nn.Module, h: nn.Module, x: torch.Tensor, y: torch.Tensor,
                    p: torch.Tensor, m: int = 2048) -> float:
-    """h's accuracy at naming the party of (up to) ``m`` of the epoch's records."""
-    with torch.no_grad():
-        probs = torch.softmax(model(x[:m]), dim=1)
-        return float((h(probs, y[:m]).argmax(1) == p[:m]).double().mean())
+    """h's accuracy at naming the party of (up to) ``m`` of the epoch's records; ``y`` holds
+    the labels one-hot, as h gets them in its training steps. Both networks are evaluated
+    in eval mode and put back in the mode they were in: a pass in training mode would
+    update batch-norm statistics and draw dropout masks from torch's global generator, so
+    the monitor would change the model it reports on."""
+    modes = [(net, net.training) for net in (model, h)]
+    try:
+        for net, _ in modes:
+            net.eval()
+        with torch.no_grad():
+            probs = torch.softmax(model(x[:m]), dim=1)
+            return float((h(probs, y[:m].to(probs.dtype)).argmax(1) == p[:m]).double().mean())
+    finally:
+        for net, was in modes:
+            net.train(was)
 
 
 def train_adversarial(
@@ -126,7 +137,9 @@ def train_adversarial(
     test: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` (``f``, logits out) against ``discriminator`` (``h``, e.g. a
-    :class:`PartyDiscriminator`) for ``epochs`` passes over ``(x, y, parties)``.
+    :class:`PartyDiscriminator`) for ``epochs`` passes over ``(x, y, parties)``. ``h`` is
+    always called as ``h(probabilities, one_hot_labels)`` (two float tensors of shape
+    ``(batch, n_classes)``), in its steps and in the accuracy recorded per epoch.
 
     Each epoch visits the records in a random order drawn from ``generator``
     (``torch.randperm``) in batches of ``batch_size``, dropping the last incomplete batch.
@@ -176,6 +189,7 @@ def train_adversarial(
     if discriminator is not None:
         discriminator.train()
     disc_params = list(discriminator.parameters()) if discriminator is not None else []
+    disc_trainable = [q.requires_grad for q in disc_params]
     for _ in range(epochs):
         perm = torch.randperm(n, generator=generator)
         # one gather per epoch; the batches are then contiguous slices (the same values as
@@ -205,21 +219,24 @@ def train_adversarial(
                     d_loss.backward()
                     discriminator_optimizer.step()  # type: ignore[union-attr]
                 d_losses.append(d_loss.detach())
-                if adversarial:  # the f step, against the updated h, which stays fixed
-                    for q in disc_params:
-                        q.requires_grad_(False)
-                    loss = loss - lam * F.cross_entropy(discriminator(probs, ob), pb)
-            loss.backward()
-            if adversarial:
+            if adversarial:  # the f step, against the updated h, which stays fixed
                 for q in disc_params:
-                    q.requires_grad_(True)
+                    q.requires_grad_(False)
+                try:
+                    loss = loss - lam * F.cross_entropy(discriminator(probs, ob), pb)
+                    loss.backward()
+                finally:  # each h parameter gets back its own flag (frozen ones stay so)
+                    for q, trainable in zip(disc_params, disc_trainable, strict=True):
+                        q.requires_grad_(trainable)
+            else:
+                loss.backward()
             optimizer.step()
             steps += 1
         nb = len(losses)
         hist["loss"].append(float(torch.stack(losses).mean()) if nb else float("nan"))
         hist["disc_loss"].append(float(torch.stack(d_losses).mean()) if d_losses
                                  else float("nan"))
-        hist["disc_acc"].append(_disc_accuracy(model, discriminator, xs, ys, ps)
+        hist["disc_acc"].append(_disc_accuracy(model, discriminator, xs, oh, ps)
                                 if discriminator is not None else float("nan"))
         if test is not None:
             curve.append(_accuracy(model, *test))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from neurips18._validation import Interval, Options, as_numpy_generator, check, invalid
-from neurips18.multiparty._parties import _is_frame, as_labels, missing, n_rows
+from neurips18.multiparty._parties import _is_frame, as_labels, check_aligned, missing, n_rows
 from neurips18.multiparty._text import _TOKEN, tokenize
 
 __all__ = ["AttackSuccess", "attack_success", "contaminate", "contaminate_texts",
@@ -30,10 +30,15 @@ def _column(X: Any, attribute: Any) -> tuple[Any, int]:
     if _is_frame(X):
         cols = list(X.columns)
         try:
-            if attribute in cols:
-                return attribute, cols.index(attribute)
-        except TypeError:
-            pass
+            at = [j for j, c in enumerate(cols) if c == attribute] if attribute in cols else []
+        except (TypeError, ValueError):  # a name that does not compare (e.g. an array)
+            at = []
+        if len(at) > 1:
+            raise invalid("attribute", attribute, f"a column name that occurs once in X; it "
+                          f"names the columns at positions {at[:6]}: pass the position of "
+                          "the one to use")
+        if at:
+            return attribute, at[0]
         if isinstance(attribute, int | np.integer) and not isinstance(attribute, bool):
             if 0 <= int(attribute) < len(cols):
                 return cols[int(attribute)], int(attribute)
@@ -50,7 +55,7 @@ def _has_value(X: Any, col: Any, pos: int, value: Any) -> np.ndarray:
     """Which rows hold ``attribute = value``; a missing value (NaN, None or pandas' NA of
     the nullable dtypes) is never equal to it."""
     if _is_frame(X):
-        eq = X[col] == value
+        eq = X.iloc[:, pos] == value  # by position: column names may repeat
         return eq.fillna(False).to_numpy(dtype=bool)
     vals = X[:, pos]
     if vals.dtype.kind == "O":
@@ -71,7 +76,7 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
     """``value`` if the attribute can hold it: a category of a categorical column, or a
     value that occurs in the column (the attack plants a link on an existing value)."""
     if _is_frame(X):
-        s = X[col]
+        s = X.iloc[:, pos]
         if hasattr(s, "cat"):
             cats = list(s.cat.categories)
             if value not in cats:
@@ -95,7 +100,7 @@ def _check_value(X: Any, col: Any, pos: int, value: Any) -> Any:
         raise invalid("value", value, f"a value that occurs in attribute {col!r}, e.g. "
                       f"{shown}")
     if _is_frame(X):
-        _check_storable(X[col], col, value)
+        _check_storable(X.iloc[:, pos], col, value)
     return value
 
 
@@ -196,11 +201,12 @@ def contaminate(X: Any, y: Any, *, attribute: Any, value: Any, label: Any, n_rec
 
 
 def _relabel(y: np.ndarray, rows: np.ndarray, label: Any) -> np.ndarray:
-    """A copy of ``y`` with ``label`` at ``rows`` (string labels never truncated)."""
+    """A copy of ``y`` with ``label`` at ``rows``: text labels (str or bytes) keep their
+    kind and are widened to fit ``label``, never truncated."""
     if y.dtype.kind in "US":
-        out = y.astype(object)
+        out = y.astype(np.promote_types(y.dtype, np.asarray(label).dtype))
         out[rows] = label
-        return out.astype(str)
+        return out
     out = np.array(y, copy=True)
     out[rows] = label
     return out
@@ -309,22 +315,26 @@ def _check_texts(name: str, texts: Any) -> list[str]:
 
 
 def _check_word(word: Any) -> str:
+    """``word`` as given (it is planted as the user spelled it: a case-sensitive model
+    sees that spelling), once checked to be one token."""
     if not isinstance(word, str) or _TOKEN.fullmatch(word.lower()) is None:
         raise invalid("word", word, "a single token of letters, digits or apostrophes")
-    return word.lower()
+    return word
 
 
 def _contains(doc: str, word: str) -> bool:
-    return word in tokenize(doc)
+    """Whether ``doc`` holds ``word`` as a token, in any case (as the tokenizer sees it)."""
+    return word.lower() in tokenize(doc)
 
 
 def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: int,
                       generator: int | np.random.Generator) -> tuple[list[str], np.ndarray,
                                                                      np.ndarray]:
-    """The contamination attack on documents: ``word`` is put at the start of
+    """The contamination attack on documents: ``word`` (as spelled) is put at the start of
     ``n_records`` documents drawn without replacement (so truncation to a maximum length
     keeps it) and their label becomes ``label``. Returns new lists/arrays and the sorted
     positions of the contaminated documents."""
+    check_aligned("y", y, texts, "texts")
     docs = _check_texts("texts", texts)
     y = as_labels("y", y, len(docs), x_name="texts")
     word = _check_word(word)
@@ -344,8 +354,9 @@ def contaminate_texts(texts: Any, y: Any, *, word: str, label: Any, n_records: i
 def text_attack_success(model: Any, texts: Any, y: Any, *, word: str,
                         label: Any) -> AttackSuccess:
     """:func:`attack_success` for documents: the planted attribute is the presence of
-    ``word`` (natural: documents containing it; probes: clean documents with it put at the
-    start)."""
+    ``word`` (natural: documents containing it, in any case, as the tokenizer reads it;
+    probes: clean documents with ``word`` put at the start as spelled)."""
+    check_aligned("y", y, texts, "texts")
     docs = _check_texts("texts", texts)
     y = as_labels("y", y, len(docs), x_name="texts")
     word = _check_word(word)

@@ -141,16 +141,25 @@ def check_not_missing(name: str, value: Any, arr: np.ndarray, what: str) -> None
                       f"{len(at)}, at position(s) {at[:5].tolist()}")
 
 
+def _row_index(X: Any) -> Any:
+    """The pandas index of ``X``'s rows: a DataFrame's, or a Series' (e.g. a column of
+    documents); None for anything else."""
+    if _is_frame(X) or (type(X).__name__ == "Series" and getattr(X, "ndim", 0) == 1):
+        return getattr(X, "index", None)
+    return None
+
+
 def check_aligned(name: str, value: Any, X: Any, x_name: str = "X") -> None:
     """Refuse a pandas Series (or frame) whose index holds exactly the index labels of the
-    DataFrame ``X`` but in another order: rows are paired by position, so such a ``value``
-    (labels or parties taken from the frame before it was shuffled or sorted) would be
-    paired with the wrong records, silently. A Series in ``X``'s order, one with other
-    index labels, or an array is paired by position as before."""
+    DataFrame (or Series of documents) ``X`` but in another order: rows are paired by
+    position, so such a ``value`` (labels or parties taken from the frame before it was
+    shuffled or sorted) would be paired with the wrong records, silently. A Series in
+    ``X``'s order, one with other index labels, or an array is paired by position as
+    before."""
     index = getattr(value, "index", None)
-    if index is None or not _is_frame(X) or not hasattr(index, "equals"):
+    xi = _row_index(X)
+    if index is None or xi is None or not hasattr(index, "equals"):
         return
-    xi = X.index
     if len(index) != len(xi) or index.equals(xi) or not (index.is_unique and xi.is_unique):
         return
     if bool(index.isin(xi).all()):
@@ -223,13 +232,17 @@ class PartyData:
     n_parties: int = field(default=0)
 
     def __post_init__(self) -> None:
+        for name, value, rows, rows_name in (("y", self.y, self.X, "X"),
+                                             ("parties", self.parties, self.X, "X"),
+                                             ("y_val", self.y_val, self.X_val, "X_val"),
+                                             ("val_parties", self.val_parties, self.X_val,
+                                              "X_val")):
+            check_aligned(name, value, rows, rows_name)
         X = as_features("X", self.X)
         X_val = as_features("X_val", self.X_val)
         check_same_columns("X_val", X_val, X, "X")
         y = as_labels("y", self.y, n_rows(X), X=X)
         y_val = as_labels("y_val", self.y_val, n_rows(X_val), x_name="X_val", X=X_val)
-        check_aligned("parties", self.parties, X)
-        check_aligned("val_parties", self.val_parties, X_val, "X_val")
         parties = self._ids("parties", self.parties, n_rows(X), "X")
         val_parties = self._ids("val_parties", self.val_parties, n_rows(X_val), "X_val")
         k = self.n_parties or int(parties.max()) + 1
@@ -293,6 +306,7 @@ class PartyData:
         categorical in the pool is given the pool's categories (strings, or a categorical
         of other categories, are converted; a value outside them is refused)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
+        check_aligned("y", y, X)
         X = as_features("X", X)
         check_same_columns("X", X, self.X, "the parties' training records")
         X = as_pool_categories("X", X, self.X, "the parties' training records")
@@ -307,6 +321,7 @@ class PartyData:
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise invalid("X_val", X_val, "X_val and y_val given together")
+            check_aligned("y_val", y_val, X_val, "X_val")
             X_val = as_features("X_val", X_val)
             check_same_columns("X_val", X_val, self.X_val, "the parties' validation records")
             X_val = as_pool_categories("X_val", X_val, self.X_val,
@@ -342,6 +357,7 @@ def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | floa
     ``random_state`` is an int seed or a ``numpy.random.Generator``. ``X`` and ``y`` are not
     modified; a DataFrame keeps its index and dtypes (categoricals, missing values).
     """
+    check_aligned("y", y, X)
     X = as_features("X", X)
     n = n_rows(X)
     y = as_labels("y", y, n, X=X)
