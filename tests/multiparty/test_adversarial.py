@@ -136,6 +136,21 @@ def test_bad_input():
     with pytest.raises(ValidationError, match="discriminator_optimizer"):
         train_adversarial(f, opt, x, y, parties, lam=1, **{**kw, "discriminator_optimizer":
                                                             None})
+    # a batch larger than the data took no step at all and returned a NaN loss
+    with pytest.raises(ValidationError, match="Invalid batch_size: 101.*at most the 100"):
+        train_adversarial(f, opt, x, y, parties, lam=1, **{**kw, "batch_size": 101})
+
+
+def test_the_shared_training_loop_refuses_a_batch_larger_than_the_data():
+    from neurips18.repro._common.training import train
+
+    x, y, _ = _data(30)
+    f, _ = _models()
+    opt = torch.optim.SGD(f.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="Invalid batch_size: 31"):
+        train(f, opt, x, y, epochs=1, batch_size=31, generator=torch.Generator())
+    assert train(f, opt, x, y, epochs=1, batch_size=30, generator=torch.Generator())[
+        "steps"] == 1
 
 
 def test_frozen_discriminator_parameters_stay_frozen():

@@ -174,6 +174,9 @@ def train_adversarial(
         check_tensor(name, t, ndim=1, floating=False)
         if len(t) != n:
             raise invalid(name, t, f"one entry per row of x ({n}), got {len(t)}")
+    if epochs > 0 and batch_size > n:  # the incomplete batch is dropped: no step at all
+        raise invalid("batch_size", batch_size, f"at most the {n} records of x (the last "
+                      "incomplete batch is dropped, so no training step would be taken)")
     if (discriminator is None) != (discriminator_optimizer is None):
         raise invalid("discriminator_optimizer", discriminator_optimizer,
                       "given together with discriminator (both or neither)")

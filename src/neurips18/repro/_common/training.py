@@ -67,6 +67,10 @@ def train(
     recorded ``evals_per_epoch`` times per epoch (evenly spaced, the last at the epoch's
     end). Returns ``{"curve": [...], "curve_steps": [...], "acc": last accuracy, "steps",
     "seconds"}``."""
+    if epochs > 0 and not 1 <= batch_size <= len(x):  # incomplete batches are dropped
+        raise ValueError(f"Invalid batch_size: {batch_size!r} (expected an int in [1, "
+                         f"{len(x)}], the number of training records: with more, no step "
+                         "would be taken)")
     device = next(model.parameters()).device
     curve: list[float] = []
     curve_steps: list[int] = []
