@@ -516,16 +516,16 @@ class ExchangeState:
         again; nothing is lost either way. Only the hooks know the parameter layout; the
         simulator's flat buckets have none."""
         sig = self._buckets.get(key)
-        if not sig:
+        if not sig or key not in self.memory:  # no parameters known, or no residual
             return ()
-        ends = torch.tensor([n for _, n in sig], dtype=torch.int64).cumsum(0)
-        if sent is None:
-            cand = range(len(sig))
-        else:
+        zero = None
+        if sent is not None:
             zero = sent[flat[sent] == 0]
             if not zero.numel():  # the common case: every sent gradient entry is nonzero
                 return ()
-            cand = sorted(set(torch.searchsorted(ends, zero, right=True).tolist()))
+        ends = torch.tensor([n for _, n in sig], dtype=torch.int64).cumsum(0)
+        cand = (range(len(sig)) if zero is None
+                else sorted(set(torch.searchsorted(ends, zero, right=True).tolist())))
         out = []
         for j in cand:
             end = int(ends[j])
