@@ -162,3 +162,18 @@ def test_sparse_gradient_refuses_positions_outside_its_shape():
     ok = SparseGradient(torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), (3,))
     assert ok.to_dense().tolist() == [1.0, 0.0, 2.0]
     assert SparseGradient(torch.zeros(0, dtype=torch.int64), torch.zeros(0), (3,)).nnz == 0
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**64 // 1_000_003 + 1])
+def test_a_large_seed_is_accepted_where_it_is_validated(seed: int) -> None:
+    # HookConfig accepts any non-negative int; a seed whose per-rank generator seed exceeded
+    # 64 bits raised "Overflow when unpacking long long" later, from the first backward
+    # pass under DDP (top-k, which does not use the seed, included)
+    for compressor in ("topk", "unbiased"):
+        sim = Simulator(2, compressor, seed=seed, density=0.5, warmup_steps=0)
+        out = sim.step([G, -G])
+        assert out.shape == G.shape and bool(torch.isfinite(out).all())
+    a, b = (s.generator.initial_seed() for s in sim.states)
+    assert a != b  # the ranks still draw from different streams
+    # an ordinary seed keeps its stream
+    assert Simulator(2, "unbiased", seed=5).states[1].generator.initial_seed() == 5 * 1_000_003 + 1

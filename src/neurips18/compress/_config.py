@@ -39,7 +39,7 @@ class HookConfig:
     nonfinite : ``"raise"`` or ``"skip"``: what every rank does when some rank's gradient
         holds NaN/inf (see :mod:`neurips18.compress`).
     seed : seed of the per-rank generators of the unbiased sparsifier (rank ``r`` draws from
-        ``seed * 1_000_003 + r``); unused by top-k.
+        ``(seed * 1_000_003 + r) mod 2**64``, torch seeds being 64-bit); unused by top-k.
     exact : top-k only: exact selection, or the approximate threshold selection.
     method, max_iter : unbiased only: how the scale ``lambda`` is found.
     sampling : unbiased only: ``"optimal"`` (Wangni's probabilities) or ``"uniform"``.

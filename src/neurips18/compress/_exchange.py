@@ -309,7 +309,11 @@ class ExchangeState:
             raise invalid("rank", rank, f"{self.rank}, the rank this state belongs to")
         self.rank, self.world_size = rank, world_size
         if self.generator is None:
-            self.generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + rank)
+            # torch seeds are 64-bit: a larger seed (SeedSequence entropy is 128-bit) raised
+            # OverflowError from the first backward pass; reduced, every seed below about
+            # 1.8e13 keeps its stream
+            self.generator = torch.Generator().manual_seed(
+                (self.config.seed * 1_000_003 + rank) % 2**64)
 
     # ---- parameters and buckets (DDP hooks) ---------------------------------------------
     def _known(self, p: torch.Tensor) -> bool:
