@@ -52,6 +52,7 @@ CASES = [
     ("sampling", lambda: sparsify_unbiased(G, 0.5, sampling="random")),
     ("generator", lambda: sparsify_unbiased(G, 0.5, generator=-1)),
     ("generator", lambda: sparsify_unbiased(G, 0.5, generator="seed")),
+    ("generator", lambda: sparsify_unbiased(G, 0.5, generator=2**64)),
     ("p", lambda: sparsification_variance(G, torch.full((9,), 0.5))),
     ("p", lambda: sparsification_variance(G, torch.full((10,), 1.5))),
     ("coding", lambda: topk_sparsify(G, 2).bits("huffman")),
