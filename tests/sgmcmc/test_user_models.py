@@ -301,3 +301,18 @@ def test_duck_model_return_shapes_are_checked(bad, d):
             as_model(m).potential(np.zeros(d))
         else:
             sample(m, "sgld", 1e-3, 10, 20, theta0=np.zeros(d), generator=0)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_torch_model_samples_inside_a_no_grad_block(mode) -> None:
+    # autograd is the model's gradient: under torch.no_grad() or torch.inference_mode() the
+    # chain, the mode search and the SGLDFP centre failed with "does not require grad"
+    X, y = _logistic_data(n=300, d=3)
+    tm = _torch_logistic(X, y)
+    ref = {m: sample(tm, m, 1e-3, 20, 300, generator=0).draws for m in ("sgld", "sgldfp")}
+    ctx = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with ctx():
+        for m, draws in ref.items():
+            np.testing.assert_array_equal(sample(tm, m, 1e-3, 20, 300, generator=0).draws,
+                                          draws)
+        assert torch.is_grad_enabled() is False  # the caller's mode is left as it was

@@ -23,7 +23,8 @@ Three ways to get a model:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -500,6 +501,17 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
 # --------------------------------------------------------------------------- torch adapter
 
 
+@contextmanager
+def _autograd_on() -> Iterator[None]:
+    """Gradients recorded whatever the caller's mode: TorchModel's gradients come from
+    autograd, which ``torch.no_grad()`` or ``torch.inference_mode()`` around a sampler
+    would otherwise switch off (the chain then failed with "does not require grad")."""
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
 class TorchModel(Model):
     """A user model written in PyTorch; gradients come from autograd.
 
@@ -520,7 +532,8 @@ class TorchModel(Model):
 
     Hessian-vector products come from autograd (double backward through ``log_likelihood``
     and ``log_prior`` on the whole data set), so :func:`find_mode` polishes the mode with
-    Newton-CG steps.
+    Newton-CG steps. Gradients are recorded even when the model is used inside
+    ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
 
     def __init__(
@@ -600,8 +613,9 @@ class TorchModel(Model):
     def grad_log_prior(self, theta: Array) -> Array:
         import torch
 
-        t = self._theta(theta, True)
-        (g,) = torch.autograd.grad(self._lp(t), t)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            (g,) = torch.autograd.grad(self._lp(t), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
@@ -616,8 +630,9 @@ class TorchModel(Model):
     ) -> Array:
         import torch
 
-        t = self._theta(theta, True)
-        (g,) = torch.autograd.grad(self._loglik(t, idx).sum(), t)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            (g,) = torch.autograd.grad(self._loglik(t, idx).sum(), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def hessian_vector_product(self, theta: Array, v: Array) -> Array:
@@ -625,11 +640,12 @@ class TorchModel(Model):
         on the whole data set (in the model's dtype; returned as float64)."""
         import torch
 
-        t = self._theta(theta, True)
-        u = -(self._lp(t) + self._loglik(t, None).sum())
-        (g,) = torch.autograd.grad(u, t, create_graph=True)
-        vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
-        (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            u = -(self._lp(t) + self._loglik(t, None).sum())
+            (g,) = torch.autograd.grad(u, t, create_graph=True)
+            vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
+            (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
         return hv.detach().numpy().astype(np.float64)
 
     def lipschitz_constant(self) -> float | None:
