@@ -680,10 +680,34 @@ def _conjugate_gradient(apply: Callable[[Array], Array], b: Array, tol: float,
     return x if np.any(x) else b.copy()
 
 
+_PRIOR_LIKELIHOOD = ("log_prior", "grad_log_prior", "log_likelihood",
+                     "grad_log_likelihood_sum", "potential", "grad_potential")
+_LINK = ("_ell", "_dell", "_curv", "_link", "_link_ufunc", "_link_at")
+
+
+def _closed_form_glm(m: Any, *, link: bool = False) -> bool:
+    """Whether ``m``'s posterior is the one the GLM code computes from its data directly: a
+    Gaussian-prior GLM whose prior and likelihood methods are not overridden (with
+    ``link=True``: a built-in GLM with its own link too, as the C kernel, the closed forms
+    and the exact linear-regression mode assume). A subclass that overrides them (another
+    prior, say) is a model of its own: the fast paths would silently ignore the override,
+    so it goes through its methods like any user model."""
+    if not isinstance(m, _GaussianPriorGLM):
+        return False
+    cls = type(m)
+    if any(getattr(cls, n) is not getattr(_GaussianPriorGLM, n) for n in _PRIOR_LIKELIHOOD):
+        return False
+    if not link:
+        return True
+    base = next((b for b in (BayesianLogisticRegression, BayesianLinearRegression)
+                 if isinstance(m, b)), None)
+    return base is not None and all(getattr(cls, n) is getattr(base, n) for n in _LINK)
+
+
 def _default_rtol(m: Model) -> float:
     # the GLMs search in float64 whatever their dtype; a float32 model's gradient sums carry
     # relative rounding errors far above 1e-8
-    if isinstance(m, _GaussianPriorGLM) or m.dtype == np.float64:
+    if _closed_form_glm(m) or m.dtype == np.float64:
         return 1e-8
     return 1e-5
 
@@ -711,12 +735,12 @@ def find_mode(
     rtol = _default_rtol(m) if rtol is None else _check_positive("rtol", rtol)
     max_iter = int(check("max_iter", max_iter, Interval(int, 1, None)))
     t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
-    if isinstance(m, BayesianLinearRegression):
+    if isinstance(m, BayesianLinearRegression) and _closed_form_glm(m, link=True):
         return m.exact_mode()
     scale = m._mode_scale(t.astype(m.dtype))
     target = rtol * scale
 
-    if isinstance(m, _GaussianPriorGLM):
+    if _closed_form_glm(m):
         X = m.X.astype(np.float64)
         y = m.y.astype(np.float64)
         lam = m.prior_precision

@@ -43,6 +43,7 @@ from neurips18.sgmcmc.models import (
     Array,
     BayesianLinearRegression,
     BayesianLogisticRegression,
+    _closed_form_glm,
     find_mode,
 )
 
@@ -63,6 +64,12 @@ _CHUNK = 65536
 def _glm_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float]:
     """(theta*, U, G, lambda): Hessian factors u_i and gradients r_i of U_i at the mode."""
     linearize = _check_flag("linearize", linearize)
+    if isinstance(model, BayesianLinearRegression | BayesianLogisticRegression) and not (
+            _closed_form_glm(model, link=True)):
+        raise invalid("model", model, "a BayesianLinearRegression or "
+                      "BayesianLogisticRegression whose prior and likelihood are the built-in "
+                      "ones (the closed forms are those of the built-in models; this subclass "
+                      "overrides them)")
     if isinstance(model, BayesianLinearRegression):
         ts = model.exact_mode()
     elif isinstance(model, BayesianLogisticRegression):
