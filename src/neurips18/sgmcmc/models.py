@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -685,7 +685,7 @@ _PRIOR_LIKELIHOOD = ("log_prior", "grad_log_prior", "log_likelihood",
 _LINK = ("_ell", "_dell", "_curv", "_link", "_link_ufunc", "_link_at")
 
 
-def _closed_form_glm(m: Any, *, link: bool = False) -> bool:
+def _closed_form_glm(m: Any, *, link: bool = False) -> TypeGuard[_GaussianPriorGLM]:
     """Whether ``m``'s posterior is the one the GLM code computes from its data directly: a
     Gaussian-prior GLM whose prior and likelihood methods are not overridden (with
     ``link=True``: a built-in GLM with its own link too, as the C kernel, the closed forms
@@ -735,7 +735,7 @@ def find_mode(
     rtol = _default_rtol(m) if rtol is None else _check_positive("rtol", rtol)
     max_iter = int(check("max_iter", max_iter, Interval(int, 1, None)))
     t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
-    if isinstance(m, BayesianLinearRegression) and _closed_form_glm(m, link=True):
+    if _closed_form_glm(m, link=True) and isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
     scale = m._mode_scale(t.astype(m.dtype))
     target = rtol * scale
