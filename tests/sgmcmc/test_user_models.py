@@ -342,7 +342,16 @@ def test_subclass_overriding_the_prior_is_sampled_with_its_own_prior() -> None:
     np.testing.assert_array_equal(runs["auto"].draws, runs["numpy"].draws)
     res = sample(m, "sgldfp", 1e-3, 10, 3000, generator=0)
     np.testing.assert_allclose(res.diagnostics["theta_star"], ts, rtol=0, atol=1e-8)
-    from neurips18.sgmcmc import invariant_moments
+    from neurips18.sgmcmc import (
+        importance_moments,
+        invariant_moments,
+        posterior_mean_expansion,
+        third_derivative_at,
+    )
 
-    with pytest.raises(ValidationError, match="^Invalid model: .*overrides"):
-        invariant_moments(m, "sgld", 1e-3, 10)
+    for call in (lambda: invariant_moments(m, "sgld", 1e-3, 10, linearize=True),
+                 lambda: importance_moments(m, 100, 0),
+                 lambda: posterior_mean_expansion(m),
+                 lambda: third_derivative_at(m, ts)):
+        with pytest.raises(ValidationError, match="^Invalid model: .*overrides"):
+            call()

@@ -283,8 +283,10 @@ def third_derivative_at(model: Any, theta: ArrayLike) -> Callable[[Array], Array
     the per-example potential in the linear predictor (zero for linear regression).
     """
     from neurips18.sgmcmc.models import BayesianLinearRegression, BayesianLogisticRegression
+    from neurips18.sgmcmc.theory import _refuse_overriding_subclass
 
     m = as_model(model)
+    _refuse_overriding_subclass(m)
     t = _as_vector("theta", theta, m.dim)
     X = m.X.astype(np.float64) if isinstance(m, _GaussianPriorGLM) else None
     if isinstance(m, BayesianLinearRegression):
