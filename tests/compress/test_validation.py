@@ -178,3 +178,11 @@ def test_a_large_seed_is_accepted_where_it_is_validated(seed: int) -> None:
     assert a != b  # the ranks still draw from different streams
     # an ordinary seed keeps its stream
     assert Simulator(2, "unbiased", seed=5).states[1].generator.initial_seed() == 5 * 1_000_003 + 1
+
+
+def test_numpy_bools_are_bools() -> None:
+    # np.True_ was refused as "Invalid error_feedback: True (expected one of False, True)"
+    st = TopKState(error_feedback=np.False_, exact=np.True_, density=0.1)
+    assert st.config.error_feedback is False and st.config.exact is True
+    with pytest.raises(ValidationError, match=r"^Invalid error_feedback: 1 \(expected a bool\)"):
+        TopKState(error_feedback=1)
