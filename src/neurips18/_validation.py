@@ -346,17 +346,17 @@ def as_numpy_generator(generator: Any, name: str = "generator", *, allow_none: b
 
 
 def as_torch_generator(generator: Any, name: str = "generator", *, allow_none: bool = False):
-    """A CPU ``torch.Generator`` from a generator or a non-negative int seed (``None`` gives
+    """A CPU ``torch.Generator`` from a generator or an int seed in [0, 2**64) (``None`` gives
     ``None``, meaning torch's default generator, only when ``allow_none``)."""
     import torch
 
     if isinstance(generator, torch.Generator):
         return generator
-    if _is_int(generator) and generator >= 0:
+    if _is_int(generator) and 0 <= generator < 2**64:  # torch seeds are 64-bit
         return torch.Generator().manual_seed(int(generator))
     if generator is None and allow_none:
         return None
-    rule = "a torch.Generator or a non-negative int seed"
+    rule = "a torch.Generator or an int seed in [0, 2**64)"
     raise invalid(name, generator, rule + (" or None" if allow_none else ""))
 
 

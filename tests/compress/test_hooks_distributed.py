@@ -32,6 +32,15 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return [torch.load(out / f"rank{r}.pt") for r in range(2)]
 
 
+@pytest.fixture(scope="module")
+def unused(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    from neurips18.repro._common.ddp import spawn, unused_check
+
+    out = tmp_path_factory.mktemp("unused")
+    spawn(unused_check, str(out), world=2, timeout_s=300)
+    return [torch.load(out / f"rank{r}.pt") for r in range(2)]
+
+
 def _replay(sim: Simulator, r0: dict[str, Any], r1: dict[str, Any]) -> None:
     recs0, recs1 = r0["records"], r1["records"]
     assert len(recs0) == len(recs1) > 0
@@ -102,3 +111,16 @@ def test_resume_is_exact_step_by_step(resumed: list[dict[str, Any]]) -> None:
             assert torch.equal(a, b), f"{name}: step {t + 1} differs after resuming at {stop}"
         other = resumed[1][name]
         assert torch.equal(r["resumed"][-1], other["resumed"][-1]), f"{name}: ranks differ"
+
+
+def test_error_feedback_keeps_residual_of_unused_parameters(
+        unused: list[dict[str, Any]]) -> None:
+    # DDP leaves the gradient of a parameter no rank used untouched, whatever the hook
+    # returns: a residual sent for it then vanished from the memory without reaching the
+    # model (the unused head lost about a third of its gradient mass)
+    r0, r1 = unused
+    assert torch.equal(r0["params"], r1["params"])
+    for name, g in r0["grads"].items():
+        total = r0["applied"][name] + r0["residual"][name]
+        torch.testing.assert_close(total, g, rtol=0, atol=1e-5, msg=name)
+        assert torch.equal(r0["applied"][name], r1["applied"][name])

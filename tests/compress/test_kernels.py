@@ -520,6 +520,29 @@ def test_residuals_follow_parameters_across_layouts() -> None:
         st3._parts(0, [torch.zeros(n) for n in (3, 6, 2, 4)])
 
 
+@pytest.mark.parametrize("density", [0.25, 1.0])
+def test_residual_of_a_parameter_with_zero_gradient_is_held(density: float) -> None:
+    """A parameter whose gradient is all zero (DDP's picture of an unused parameter, whose
+    gradient it leaves untouched when no rank used it) keeps its residual: it is neither
+    sent (sparse, or the dense fallback at density 1) nor cleared from the memory."""
+    params = [torch.zeros(4), torch.zeros(4)]
+    st = TopKState(density=density, warmup_steps=0)
+    st._bind(0, 1)
+    assert st._parts(0, params) == [(0, None)]
+    st.memory[0] = torch.tensor([0.5, 0, 0, 0, 5.0, -2.0, 0, 0])
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0, 0, 0, 0, 0])  # the second parameter unused
+    out = st.start(0, g, True)
+    assert out.mode == ("dense" if density == 1.0 else "sparse")
+    received = [st.pack(out)] if out.mode == "sparse" else out.payload.clone()
+    res, err = st.complete(out, received)
+    assert err is None
+    assert not bool(res[4:].any())  # nothing sent for the unused parameter
+    torch.testing.assert_close(st.memory[0][4:], torch.tensor([5.0, -2.0, 0, 0]))
+    # error feedback conserves the mass: sent + residual = gradient + old residual
+    torch.testing.assert_close(res + st.memory[0],
+                               g + torch.tensor([0.5, 0, 0, 0, 5.0, -2.0, 0, 0]))
+
+
 def test_simulator_dense_fallback_at_high_density() -> None:
     gen = torch.Generator().manual_seed(5)
     for compressor in ("topk", "unbiased"):

@@ -52,6 +52,7 @@ CASES = [
     ("sampling", lambda: sparsify_unbiased(G, 0.5, sampling="random")),
     ("generator", lambda: sparsify_unbiased(G, 0.5, generator=-1)),
     ("generator", lambda: sparsify_unbiased(G, 0.5, generator="seed")),
+    ("generator", lambda: sparsify_unbiased(G, 0.5, generator=2**64)),
     ("p", lambda: sparsification_variance(G, torch.full((9,), 0.5))),
     ("p", lambda: sparsification_variance(G, torch.full((10,), 1.5))),
     ("coding", lambda: topk_sparsify(G, 2).bits("huffman")),
@@ -162,3 +163,26 @@ def test_sparse_gradient_refuses_positions_outside_its_shape():
     ok = SparseGradient(torch.tensor([0, 2]), torch.tensor([1.0, 2.0]), (3,))
     assert ok.to_dense().tolist() == [1.0, 0.0, 2.0]
     assert SparseGradient(torch.zeros(0, dtype=torch.int64), torch.zeros(0), (3,)).nnz == 0
+
+
+@pytest.mark.parametrize("seed", [2**70, 2**64 // 1_000_003 + 1])
+def test_a_large_seed_is_accepted_where_it_is_validated(seed: int) -> None:
+    # HookConfig accepts any non-negative int; a seed whose per-rank generator seed exceeded
+    # 64 bits raised "Overflow when unpacking long long" later, from the first backward
+    # pass under DDP (top-k, which does not use the seed, included)
+    for compressor in ("topk", "unbiased"):
+        sim = Simulator(2, compressor, seed=seed, density=0.5, warmup_steps=0)
+        out = sim.step([G, -G])
+        assert out.shape == G.shape and bool(torch.isfinite(out).all())
+    a, b = (s.generator.initial_seed() for s in sim.states)
+    assert a != b  # the ranks still draw from different streams
+    # an ordinary seed keeps its stream
+    assert Simulator(2, "unbiased", seed=5).states[1].generator.initial_seed() == 5 * 1_000_003 + 1
+
+
+def test_numpy_bools_are_bools() -> None:
+    # np.True_ was refused as "Invalid error_feedback: True (expected one of False, True)"
+    st = TopKState(error_feedback=np.False_, exact=np.True_, density=0.1)
+    assert st.config.error_feedback is False and st.config.exact is True
+    with pytest.raises(ValidationError, match=r"^Invalid error_feedback: 1 \(expected a bool\)"):
+        TopKState(error_feedback=1)

@@ -301,3 +301,57 @@ def test_duck_model_return_shapes_are_checked(bad, d):
             as_model(m).potential(np.zeros(d))
         else:
             sample(m, "sgld", 1e-3, 10, 20, theta0=np.zeros(d), generator=0)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode"])
+def test_torch_model_samples_inside_a_no_grad_block(mode) -> None:
+    # autograd is the model's gradient: under torch.no_grad() or torch.inference_mode() the
+    # chain, the mode search and the SGLDFP centre failed with "does not require grad"
+    X, y = _logistic_data(n=300, d=3)
+    tm = _torch_logistic(X, y)
+    ref = {m: sample(tm, m, 1e-3, 20, 300, generator=0).draws for m in ("sgld", "sgldfp")}
+    ctx = torch.no_grad if mode == "no_grad" else torch.inference_mode
+    with ctx():
+        for m, draws in ref.items():
+            np.testing.assert_array_equal(sample(tm, m, 1e-3, 20, 300, generator=0).draws,
+                                          draws)
+        assert torch.is_grad_enabled() is False  # the caller's mode is left as it was
+
+
+class _ShiftedPrior(BayesianLogisticRegression):
+    """A user's subclass: the same likelihood, the prior N(3, I / lambda)."""
+
+    def log_prior(self, theta):
+        t = np.asarray(theta, np.float64) - 3.0
+        return float(-0.5 * self.prior_precision * t @ t)
+
+    def grad_log_prior(self, theta):
+        return -self._lam * (theta - self.dtype.type(3.0))
+
+
+def test_subclass_overriding_the_prior_is_sampled_with_its_own_prior() -> None:
+    # find_mode and the C kernel computed the built-in N(0, I / lambda) prior in closed
+    # form: the "mode" had ||grad U|| = 21 and the native chain sampled the built-in
+    # posterior, while kernel="numpy" followed the subclass
+    X, y = _logistic_data(n=50, d=2)
+    m = _ShiftedPrior(X, y, prior_precision=5.0)
+    ts = find_mode(m)
+    assert np.linalg.norm(m.grad_potential(ts)) < 1e-6
+    runs = {k: sample(m, "sgld", 1e-3, 10, 3000, generator=0, kernel=k) for k in ("auto",
+                                                                               "numpy")}
+    np.testing.assert_array_equal(runs["auto"].draws, runs["numpy"].draws)
+    res = sample(m, "sgldfp", 1e-3, 10, 3000, generator=0)
+    np.testing.assert_allclose(res.diagnostics["theta_star"], ts, rtol=0, atol=1e-8)
+    from neurips18.sgmcmc import (
+        importance_moments,
+        invariant_moments,
+        posterior_mean_expansion,
+        third_derivative_at,
+    )
+
+    for call in (lambda: invariant_moments(m, "sgld", 1e-3, 10, linearize=True),
+                 lambda: importance_moments(m, 100, 0),
+                 lambda: posterior_mean_expansion(m),
+                 lambda: third_derivative_at(m, ts)):
+        with pytest.raises(ValidationError, match="^Invalid model: .*overrides"):
+            call()

@@ -5,20 +5,24 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from neurips18._validation import Interval, Options, check
+import numpy as np
+
+from neurips18._validation import InstanceOf, Interval, Options, check
 
 from ._unbiased import DENSITY, MAX_ITER
 
 __all__ = ["HookConfig"]
 
+# a Python or NumPy bool (np.True_ was refused with "True (expected one of False, True)")
+_BOOL = InstanceOf((bool, np.bool_), "a bool")
 _RULES: dict[str, tuple[Any, ...]] = {
     "compressor": (Options({"topk", "unbiased"}),),
     "density": (DENSITY,),
-    "error_feedback": (Options({True, False}),),
+    "error_feedback": (_BOOL,),
     "warmup_steps": (Interval(int, 0, None),),
     "nonfinite": (Options({"raise", "skip"}),),
     "seed": (Interval(int, 0, None),),
-    "exact": (Options({True, False}),),
+    "exact": (_BOOL,),
     "method": (Options({"exact", "greedy"}),),
     "max_iter": (MAX_ITER,),
     "sampling": (Options({"optimal", "uniform"}),),
@@ -39,7 +43,7 @@ class HookConfig:
     nonfinite : ``"raise"`` or ``"skip"``: what every rank does when some rank's gradient
         holds NaN/inf (see :mod:`neurips18.compress`).
     seed : seed of the per-rank generators of the unbiased sparsifier (rank ``r`` draws from
-        ``seed * 1_000_003 + r``); unused by top-k.
+        ``(seed * 1_000_003 + r) mod 2**64``, torch seeds being 64-bit); unused by top-k.
     exact : top-k only: exact selection, or the approximate threshold selection.
     method, max_iter : unbiased only: how the scale ``lambda`` is found.
     sampling : unbiased only: ``"optimal"`` (Wangni's probabilities) or ``"uniform"``.
@@ -59,6 +63,8 @@ class HookConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = check(f.name, getattr(self, f.name), *_RULES[f.name])
+            if isinstance(value, np.bool_):
+                value = bool(value)
             object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict[str, Any]:

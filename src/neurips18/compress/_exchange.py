@@ -196,6 +196,7 @@ class _Pending:
     idx: torch.Tensor | None  # sent indices (sparse), None when nothing valid was sent
     vals: torch.Tensor | None
     sent_all: bool = False  # dense exchange of acc: the residual becomes zero
+    held: tuple[tuple[int, int], ...] = ()  # (offset, numel) of parameters not sent
 
 
 class ExchangeState:
@@ -308,7 +309,11 @@ class ExchangeState:
             raise invalid("rank", rank, f"{self.rank}, the rank this state belongs to")
         self.rank, self.world_size = rank, world_size
         if self.generator is None:
-            self.generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + rank)
+            # torch seeds are 64-bit: a larger seed (SeedSequence entropy is 128-bit) raised
+            # OverflowError from the first backward pass; reduced, every seed below about
+            # 1.8e13 keeps its stream
+            self.generator = torch.Generator().manual_seed(
+                (self.config.seed * 1_000_003 + rank) % 2**64)
 
     # ---- parameters and buckets (DDP hooks) ---------------------------------------------
     def _known(self, p: torch.Tensor) -> bool:
@@ -480,10 +485,18 @@ class ExchangeState:
             return out
         x = flat if mode == "warmup" else self._accumulate(key, flat)
         flag = int(not all_finite(x))
+        held: tuple[tuple[int, int], ...] = ()
+        send = x
+        if mode == "dense" and not flag and x is not flat:
+            held = self._held(key, flat, x)
+            if held:  # their residuals stay here: DDP may drop what is sent for them
+                send = x.clone()
+                for off, n in held:
+                    send[off : off + n] = 0
         self._pending[key] = _Pending(x if mode == "dense" else None, None, None,
-                                      sent_all=(mode == "dense" and not flag))
+                                      sent_all=(mode == "dense" and not flag), held=held)
         payload = torch.zeros(numel + world, dtype=dtype)
-        torch.div(x, world, out=payload[:numel])
+        torch.div(send, world, out=payload[:numel])
         payload[numel + (self.rank or 0)] = float(flag)
         n = payload.numel() * payload.element_size()
         self.bytes_sent += n
@@ -491,6 +504,39 @@ class ExchangeState:
         self.bits_coded += 8 * n
         self.dense_fallbacks += int(mode == "dense")
         return Outgoing(key, mode, numel, dtype, flag, payload=payload)
+
+    def _held(self, key: int, flat: torch.Tensor, acc: torch.Tensor,
+              sent: torch.Tensor | None = None) -> tuple[tuple[int, int], ...]:
+        """(offset, numel) of the parameters of bucket ``key`` whose gradient on this rank is
+        exactly zero everywhere while their residual is not (with ``sent``: only those
+        holding a sent index).
+
+        DDP with ``find_unused_parameters=True`` hands the hook zeros for a parameter that
+        took no part in this rank's forward pass, and leaves the gradient of a parameter no
+        rank used untouched, whatever the hook returns for it: a residual sent for such a
+        parameter would leave the memory without ever reaching the model. An all-zero
+        gradient is how an unused parameter looks from the hook, so such a parameter's
+        residual is held back (neither sent nor cleared) until its gradient is nonzero
+        again; nothing is lost either way. Only the hooks know the parameter layout; the
+        simulator's flat buckets have none."""
+        sig = self._buckets.get(key)
+        if not sig or key not in self.memory:  # no parameters known, or no residual
+            return ()
+        zero = None
+        if sent is not None:
+            zero = sent[flat[sent] == 0]
+            if not zero.numel():  # the common case: every sent gradient entry is nonzero
+                return ()
+        ends = torch.tensor([n for _, n in sig], dtype=torch.int64).cumsum(0)
+        cand = (range(len(sig)) if zero is None
+                else sorted(set(torch.searchsorted(ends, zero, right=True).tolist())))
+        out = []
+        for j in cand:
+            end = int(ends[j])
+            off = end - sig[j][1]
+            if not bool(flat[off:end].any()) and bool(acc[off:end].any()):
+                out.append((off, end - off))
+        return tuple(out)
 
     def _encode(self, key: int, flat: torch.Tensor) -> tuple[SparseGradient | None, int]:
         acc = self._accumulate(key, flat)
@@ -504,6 +550,15 @@ class ExchangeState:
             # instead of an inf that no rank would have reported
             self._pending[key] = _Pending(acc if acc is not flat else None, None, None)
             return None, _OVERFLOW
+        if acc is not flat and msg.nnz:
+            held = self._held(key, flat, acc, msg.indices)
+            if held:  # keep those parameters' residuals: DDP may drop what is sent for them
+                keep = torch.ones(msg.nnz, dtype=torch.bool)
+                for off, n in held:
+                    keep &= (msg.indices < off) | (msg.indices >= off + n)
+                sat = None if msg.saturated is None else msg.saturated[keep]
+                msg = SparseGradient(msg.indices[keep], msg.values[keep], msg.shape, sat,
+                                     msg.scale)
         cap = self._fixed_capacity(acc.numel())
         if cap is not None and msg.nnz > cap:
             # (unbiased sparsifier, probability < 1e-15 per bucket) keep the largest entries;
@@ -576,7 +631,14 @@ class ExchangeState:
         old = self.memory.get(out.key)
         local_ok = pend.idx is not None or pend.sent_all
         if not any(flags):
-            if pend.sent_all:
+            if pend.sent_all and pend.held:
+                # everything was sent except the held parameters, whose residual stays
+                mask = torch.ones(acc.numel(), dtype=torch.bool)
+                for off, n in pend.held:
+                    mask[off : off + n] = False
+                acc[mask] = 0
+                self.memory[out.key] = acc
+            elif pend.sent_all:
                 self.memory.pop(out.key, None)  # everything was sent: the residual is zero
                 self._spare[out.key] = acc
                 acc = None

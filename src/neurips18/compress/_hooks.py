@@ -43,6 +43,13 @@ arguments (bucket sizes) the resumed run adopts the new buckets, each parameter 
 residual. A state restored into a different model is refused. The state must be registered
 before the DDP's first backward pass (as DDP requires).
 
+Unused parameters (``find_unused_parameters=True``): DDP hands the hook zeros for a parameter
+a rank did not use and leaves the gradient of a parameter that no rank used untouched,
+whatever the hook returns. With error feedback, a parameter whose gradient in the bucket is
+exactly zero keeps its residual (nothing of it is sent, so top-k may send fewer than k
+entries) until its gradient is nonzero again, so no residual is lost; the simulator, whose
+buckets have no parameters, does not do this.
+
 Cost per step
 -------------
 With error feedback the residual is double-buffered: ``acc = grad + residual`` is written into

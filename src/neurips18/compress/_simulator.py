@@ -4,7 +4,9 @@
 gradients, exactly what the P ranks' hooks do (:mod:`._exchange`): compress (with each rank's
 residual and random generator), pack into the same byte buffers, unpack, and average in rank
 order. Compressed steps are therefore bit-identical to a real ``torch.distributed`` run with
-the same seeds and the same bucket contents; dense steps (warm-up, or a bucket that is cheaper
+the same seeds and the same bucket contents (except where a parameter's whole gradient is
+zero on a rank: the hooks, which know the parameters, then hold its residual back, see
+:mod:`._hooks`); dense steps (warm-up, or a bucket that is cheaper
 sent densely) sum ``g_r / P`` in rank order, which equals gloo's allreduce exactly for two
 ranks and up to float rounding of the summation order beyond.
 

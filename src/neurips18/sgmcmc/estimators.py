@@ -43,7 +43,7 @@ from numpy.typing import ArrayLike
 
 from neurips18._validation import Interval, Options, check, check_array, invalid
 from neurips18.sgmcmc.kernels import _check_batch_size, _check_flag, _check_step_size
-from neurips18.sgmcmc.models import Array, _GaussianPriorGLM, as_model
+from neurips18.sgmcmc.models import Array, _closed_form_glm, _GaussianPriorGLM, as_model
 
 __all__ = [
     "batch_means_se",
@@ -238,7 +238,7 @@ def gradient_moments(
                           "method='sgldfp')")
         theta_star = _as_vector("theta_star", theta_star, m.dim)
     noise = np.zeros((d, d))
-    if not isinstance(m, _GaussianPriorGLM):
+    if not _closed_form_glm(m, link=True):
         if method != "lmc":
             raise invalid("model", model, "a built-in GLM (the minibatch noise is only "
                           "available for them)")
@@ -283,8 +283,10 @@ def third_derivative_at(model: Any, theta: ArrayLike) -> Callable[[Array], Array
     the per-example potential in the linear predictor (zero for linear regression).
     """
     from neurips18.sgmcmc.models import BayesianLinearRegression, BayesianLogisticRegression
+    from neurips18.sgmcmc.theory import _refuse_overriding_subclass
 
     m = as_model(model)
+    _refuse_overriding_subclass(m)
     t = _as_vector("theta", theta, m.dim)
     X = m.X.astype(np.float64) if isinstance(m, _GaussianPriorGLM) else None
     if isinstance(m, BayesianLinearRegression):

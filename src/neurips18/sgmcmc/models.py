@@ -23,8 +23,9 @@ Three ways to get a model:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -500,6 +501,17 @@ class BayesianLogisticRegression(_GaussianPriorGLM):
 # --------------------------------------------------------------------------- torch adapter
 
 
+@contextmanager
+def _autograd_on() -> Iterator[None]:
+    """Gradients recorded whatever the caller's mode: TorchModel's gradients come from
+    autograd, which ``torch.no_grad()`` or ``torch.inference_mode()`` around a sampler
+    would otherwise switch off (the chain then failed with "does not require grad")."""
+    import torch
+
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
 class TorchModel(Model):
     """A user model written in PyTorch; gradients come from autograd.
 
@@ -520,7 +532,8 @@ class TorchModel(Model):
 
     Hessian-vector products come from autograd (double backward through ``log_likelihood``
     and ``log_prior`` on the whole data set), so :func:`find_mode` polishes the mode with
-    Newton-CG steps.
+    Newton-CG steps. Gradients are recorded even when the model is used inside
+    ``torch.no_grad()`` or ``torch.inference_mode()``.
     """
 
     def __init__(
@@ -600,8 +613,9 @@ class TorchModel(Model):
     def grad_log_prior(self, theta: Array) -> Array:
         import torch
 
-        t = self._theta(theta, True)
-        (g,) = torch.autograd.grad(self._lp(t), t)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            (g,) = torch.autograd.grad(self._lp(t), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
@@ -616,8 +630,9 @@ class TorchModel(Model):
     ) -> Array:
         import torch
 
-        t = self._theta(theta, True)
-        (g,) = torch.autograd.grad(self._loglik(t, idx).sum(), t)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            (g,) = torch.autograd.grad(self._loglik(t, idx).sum(), t)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def hessian_vector_product(self, theta: Array, v: Array) -> Array:
@@ -625,11 +640,12 @@ class TorchModel(Model):
         on the whole data set (in the model's dtype; returned as float64)."""
         import torch
 
-        t = self._theta(theta, True)
-        u = -(self._lp(t) + self._loglik(t, None).sum())
-        (g,) = torch.autograd.grad(u, t, create_graph=True)
-        vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
-        (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
+        with _autograd_on():
+            t = self._theta(theta, True)
+            u = -(self._lp(t) + self._loglik(t, None).sum())
+            (g,) = torch.autograd.grad(u, t, create_graph=True)
+            vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
+            (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
         return hv.detach().numpy().astype(np.float64)
 
     def lipschitz_constant(self) -> float | None:
@@ -664,10 +680,34 @@ def _conjugate_gradient(apply: Callable[[Array], Array], b: Array, tol: float,
     return x if np.any(x) else b.copy()
 
 
+_PRIOR_LIKELIHOOD = ("log_prior", "grad_log_prior", "log_likelihood",
+                     "grad_log_likelihood_sum", "potential", "grad_potential")
+_LINK = ("_ell", "_dell", "_curv", "_link", "_link_ufunc", "_link_at")
+
+
+def _closed_form_glm(m: Any, *, link: bool = False) -> TypeGuard[_GaussianPriorGLM]:
+    """Whether ``m``'s posterior is the one the GLM code computes from its data directly: a
+    Gaussian-prior GLM whose prior and likelihood methods are not overridden (with
+    ``link=True``: a built-in GLM with its own link too, as the C kernel, the closed forms
+    and the exact linear-regression mode assume). A subclass that overrides them (another
+    prior, say) is a model of its own: the fast paths would silently ignore the override,
+    so it goes through its methods like any user model."""
+    if not isinstance(m, _GaussianPriorGLM):
+        return False
+    cls = type(m)
+    if any(getattr(cls, n) is not getattr(_GaussianPriorGLM, n) for n in _PRIOR_LIKELIHOOD):
+        return False
+    if not link:
+        return True
+    base = next((b for b in (BayesianLogisticRegression, BayesianLinearRegression)
+                 if isinstance(m, b)), None)
+    return base is not None and all(getattr(cls, n) is getattr(base, n) for n in _LINK)
+
+
 def _default_rtol(m: Model) -> float:
     # the GLMs search in float64 whatever their dtype; a float32 model's gradient sums carry
     # relative rounding errors far above 1e-8
-    if isinstance(m, _GaussianPriorGLM) or m.dtype == np.float64:
+    if _closed_form_glm(m) or m.dtype == np.float64:
         return 1e-8
     return 1e-5
 
@@ -695,12 +735,12 @@ def find_mode(
     rtol = _default_rtol(m) if rtol is None else _check_positive("rtol", rtol)
     max_iter = int(check("max_iter", max_iter, Interval(int, 1, None)))
     t = np.zeros(m.dim) if theta0 is None else check_theta(m, theta0, "theta0").astype(float)
-    if isinstance(m, BayesianLinearRegression):
+    if _closed_form_glm(m, link=True) and isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
     scale = m._mode_scale(t.astype(m.dtype))
     target = rtol * scale
 
-    if isinstance(m, _GaussianPriorGLM):
+    if _closed_form_glm(m):
         X = m.X.astype(np.float64)
         y = m.y.astype(np.float64)
         lam = m.prior_precision

@@ -50,7 +50,7 @@ from neurips18.sgmcmc.models import (
     BayesianLinearRegression,
     BayesianLogisticRegression,
     Model,
-    _GaussianPriorGLM,
+    _closed_form_glm,
     as_model,
     check_theta,
     find_mode,
@@ -76,7 +76,7 @@ def _stability_bounds(m: Model, ts: Array | None) -> tuple[float | None, float |
     Hessian eigenvalue of U at the mode (for linear regression the same number, the Hessian
     being constant; for other models only with the mode and a dense Hessian; else None)."""
     L = m.lipschitz_constant()
-    if isinstance(m, BayesianLinearRegression):
+    if isinstance(m, BayesianLinearRegression) and _closed_form_glm(m, link=True):
         return L, L
     local = None
     if ts is not None:
@@ -312,7 +312,7 @@ def sample(
     # matrix-vector products, faster than a row loop, and the Python overhead per step is
     # small next to them.
     native = None
-    if kernel != "numpy" and isinstance(m, _GaussianPriorGLM) and p:
+    if kernel != "numpy" and _closed_form_glm(m, link=True) and p:
         native = _glm_native_inner(m, est, gamma, p)
     if kernel == "native" and native is None:
         raise invalid("kernel", kernel, "'auto' or 'numpy': the C kernel serves the built-in "

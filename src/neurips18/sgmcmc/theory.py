@@ -43,6 +43,7 @@ from neurips18.sgmcmc.models import (
     Array,
     BayesianLinearRegression,
     BayesianLogisticRegression,
+    _closed_form_glm,
     find_mode,
 )
 
@@ -60,9 +61,21 @@ METHODS = ("lmc", "sgld", "sgldfp", "sgd")
 _CHUNK = 65536
 
 
+def _refuse_overriding_subclass(model: Any) -> None:
+    """A subclass of a built-in GLM that overrides its prior or likelihood is refused: the
+    formulas here are those of the built-in models and would ignore the override."""
+    if isinstance(model, BayesianLinearRegression | BayesianLogisticRegression) and not (
+            _closed_form_glm(model, link=True)):
+        raise invalid("model", model, "a BayesianLinearRegression or "
+                      "BayesianLogisticRegression whose prior and likelihood are the built-in "
+                      "ones (the closed forms are those of the built-in models; this subclass "
+                      "overrides them)")
+
+
 def _glm_pieces(model: Any, linearize: bool) -> tuple[Array, Array, Array, float]:
     """(theta*, U, G, lambda): Hessian factors u_i and gradients r_i of U_i at the mode."""
     linearize = _check_flag("linearize", linearize)
+    _refuse_overriding_subclass(model)
     if isinstance(model, BayesianLinearRegression):
         ts = model.exact_mode()
     elif isinstance(model, BayesianLogisticRegression):
@@ -271,6 +284,7 @@ def importance_moments(
     """
     model = check("model", model, InstanceOf((BayesianLinearRegression,
                                               BayesianLogisticRegression), "a built-in GLM"))
+    _refuse_overriding_subclass(model)
     n_samples = int(check("n_samples", n_samples, Interval(int, 2, None)))
     generator = as_numpy_generator(generator)
     inflation = float(check("inflation", inflation, Interval(float, 0.0, None,
@@ -336,6 +350,7 @@ def posterior_mean_expansion(model: Any) -> Array:
     posterior about its mode: E[theta - theta*] = -E_0[(theta - theta*) T[Delta]^3] / 6 under
     the Gaussian N(theta*, H^{-1})). Exact for linear regression (T = 0).
     """
+    _refuse_overriding_subclass(model)
     if isinstance(model, BayesianLinearRegression):
         return model.exact_mode()
     if not isinstance(model, BayesianLogisticRegression):

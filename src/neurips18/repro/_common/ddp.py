@@ -11,6 +11,9 @@ It lives in the package so that spawned processes can import the rank functions 
   side, checkpointed (``torch.save`` of model, optimizer and hook state), loaded with
   ``torch.load``'s safe default into a fresh DDP and resumed: the parameters after every
   step of both runs (``tests/compress``);
+* :func:`unused_check` -- top-k with error feedback on a model with a head that every
+  rank leaves unused on some steps (``find_unused_parameters=True``): per parameter, the
+  gradients, the updates applied and the residual (``tests/compress``);
 * :func:`train_variants` -- an MNIST MLP trained under several hooks in one process group:
   step times, accuracy, bytes sent and a bitwise check that the ranks stay in lock-step
   (the ``topk_convergence`` reproduction and ``benchmarks/bench_compress.py``).
@@ -167,6 +170,79 @@ def hook_check(rank: int, world: int, port: int, out_dir: str, dest: str) -> Non
         dist.all_reduce(t)
         res["after"] = float(t)
         torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+class _Branchy(nn.Module):
+    """A trunk and two heads, the second one used only when asked (conditional compute)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trunk = nn.Linear(20, 64)
+        self.head = nn.Linear(64, 4)
+        self.extra = nn.Linear(64, 4)
+
+    def forward(self, x: torch.Tensor, use_extra: bool) -> torch.Tensor:
+        h = torch.relu(self.trunk(x))
+        out = self.head(h)
+        return out + self.extra(h) if use_extra else out
+
+
+def unused_check(rank: int, world: int, port: int, out_dir: str, dest: str,
+                 steps: int = 6) -> None:
+    """Top-k with error feedback under ``find_unused_parameters=True``, the ``extra`` head
+    used on even steps only (so unused by every rank on odd ones), one DDP bucket. Saves
+    ``dest/rank<r>.pt``: per parameter, the sum of the rank-averaged gradients, the sum of
+    the updates DDP applied (``p.grad``, zero when DDP left it None) and the rank-averaged
+    residual at the end (error feedback conserves gradient mass: applied + residual =
+    gradients), and the final parameters."""
+    _init(rank, world, port, 1, 60.0)
+    try:
+        torch.manual_seed(0)
+        net = _Branchy()
+        model = DDP(net, bucket_cap_mb=100, find_unused_parameters=True)
+        names = {id(p): n for n, p in net.named_parameters()}
+        zeros = {n: torch.zeros(p.numel()) for n, p in net.named_parameters()}
+        grads = {n: z.clone() for n, z in zeros.items()}
+        applied = {n: z.clone() for n, z in zeros.items()}
+        layout: list[tuple[str, int]] = []
+        state = TopKState(density=0.05, error_feedback=True, warmup_steps=1)
+
+        def hook(st, bucket):  # type: ignore[no-untyped-def]  # DDP checks annotations
+            flat, off = bucket.buffer().reshape(-1), 0
+            layout.clear()
+            for p in bucket.parameters():
+                grads[names[id(p)]] += flat[off : off + p.numel()]
+                layout.append((names[id(p)], p.numel()))
+                off += p.numel()
+            return topk_hook(st, bucket)
+
+        model.register_comm_hook(state, hook)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        gen = torch.Generator().manual_seed(100 + rank)
+        for step in range(steps):
+            x = torch.randn(16, 20, generator=gen)
+            y = torch.randint(0, 4, (16,), generator=gen)
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x, step % 2 == 0), y).backward()
+            for n, p in net.named_parameters():
+                if p.grad is not None:
+                    applied[n] += p.grad.reshape(-1)
+            opt.step()
+        (mem,) = state.memory.values() if state.memory else (torch.zeros(sum(
+            n for _, n in layout)),)
+        residual, off = {}, 0
+        for n, k in layout:
+            residual[n] = mem[off : off + k].clone()
+            off += k
+        for d in (grads, residual):
+            for v in d.values():
+                dist.all_reduce(v)
+                v /= world
+        params = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        torch.save({"grads": grads, "applied": applied, "residual": residual,
+                    "params": params}, os.path.join(dest, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
 
