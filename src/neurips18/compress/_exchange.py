@@ -304,7 +304,10 @@ class ExchangeState:
         if self.world_size is not None and self.world_size != world_size:
             raise invalid("world_size", world_size,
                           f"{self.world_size}, the world size this state was used with "
-                          "(create a new state for a different world size)")
+                          "(a state loaded from a checkpoint does not keep its process "
+                          "group: set its process_group to the group it was used in; create "
+                          "a new state only for a different world size, which drops the "
+                          "error-feedback residuals)")
         if self.rank is not None and self.rank != rank:
             raise invalid("rank", rank, f"{self.rank}, the rank this state belongs to")
         self.rank, self.world_size = rank, world_size
