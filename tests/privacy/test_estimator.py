@@ -378,6 +378,26 @@ def test_the_same_seed_twice_on_one_accountant_warns(blobs):
     assert len(acc.ledger) == 11  # every fit charged, warned or not
 
 
+def test_an_int_seed_and_a_generator_of_that_seed_are_the_same_noise(blobs):
+    """random_state=7 and random_state=numpy.random.default_rng(7) draw the same noise, so
+    two fits charged to one accountant with them are the same-seed case; the second was
+    charged without a PrivacyLeakWarning (the key told an int from a generator)."""
+    from neurips18.privacy import PrivacyLeakWarning
+
+    kw = dict(epsilon=0.5, radius=1.0)
+    a = PrivateKMeans(4, random_state=7, **kw).fit(blobs)
+    b = PrivateKMeans(4, random_state=np.random.default_rng(7), **kw).fit(blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)  # the same noise
+    for first, second in [(7, np.random.default_rng(7)), (np.random.default_rng(8), 8)]:
+        acc = PrivacyAccountant(epsilon=2.0)
+        other = blobs.copy()
+        other[0] = -other[0]
+        PrivateKMeans(4, accountant=acc, random_state=first, **kw).fit(blobs)
+        with pytest.warns(PrivacyLeakWarning, match="same fixed seed"):
+            PrivateKMeans(4, accountant=acc, random_state=second, **kw).fit(other)
+        assert len(acc.ledger) == 2
+
+
 def test_merge_candidates_keeps_few_and_merges_many():
     from neurips18.privacy._core import merge_candidates
 

@@ -260,9 +260,11 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                           "); the faithful schedule is the Kaplan-Stemmer pipeline's: "
                           "method='kaplan-stemmer' with delta > 0")
         rs = p["random_state"]
-        noise_key = (None if rs is None else ("seed", int(rs)) if not isinstance(
-            rs, np.random.Generator) else ("generator", repr(rs.bit_generator.state)))
         rng = rs if isinstance(rs, np.random.Generator) else np.random.default_rng(rs)
+        # the noise is fixed by the generator's state, whatever gave it: an int seed and
+        # numpy.random.default_rng of that seed draw the same noise, so they share a key
+        noise_key = None if rs is None else ("generator", type(rng.bit_generator).__name__,
+                                             repr(rng.bit_generator.state))
         delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
         _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
