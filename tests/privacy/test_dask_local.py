@@ -175,6 +175,35 @@ def test_randomized_response_and_the_local_model_take_a_large_epsilon(eps):
     assert np.isfinite(res.cluster_centers).all()
 
 
+@pytest.mark.parametrize("eps, k", [(15.0, 2), (20.3, 2), (25.0, 3), (30.0, 5), (35.0, 5),
+                                     (40.0, 2), (60.0, 3)])
+def test_randomized_response_coin_keeps_the_ratio_at_a_large_epsilon(eps, k):
+    """The coin is U < c with U = Generator.random(), a multiple of 2**-53. For the ratio
+    P(keep) / P(other) <= e^eps, the values of U that change a report must number at
+    least 2**53 (k - 1) / (e^eps + k - 1): the largest ones, down to u_min below. The coin
+    was compared with the float keep probability, rounded up: at eps = 40 that is 1.0 and
+    no report was ever changed (an infinite ratio), and from eps ~ 20 u_min could keep
+    the true value (a ratio above e^eps, 4 % of the flips short at eps = 35)."""
+    mpmath = pytest.importorskip("mpmath")
+
+    class FixedU(np.random.Generator):  # every uniform draw is one chosen value of U
+        def __init__(self, u):
+            super().__init__(np.random.PCG64(0))
+            self.u = u
+
+        def random(self, size=None, dtype=np.float64, out=None):
+            return np.full(size, self.u)
+
+    with mpmath.workdps(60):
+        need = mpmath.mpf(k - 1) / (mpmath.exp(eps) + k - 1)  # least flip probability
+        steps = int(mpmath.ceil(need * mpmath.mpf(2) ** 53))
+    u_min = (2**53 - steps) / 2.0**53  # exact: an integer times 2**-53
+    x = np.zeros(50, dtype=np.int64)
+    assert (randomized_response(x, k, eps, FixedU(u_min)) != 0).all()
+    assert (randomized_response(x, k, eps, FixedU(1.0 - 2.0**-53)) != 0).all()
+    assert (randomized_response(x, k, eps, FixedU(0.5)) == 0).all()  # most draws keep
+
+
 @pytest.mark.parametrize("args, name", [
     ((np.array([0, 1, 2]), 2, 1.0), "values"),  # a value outside [0, n_values)
     ((np.array([-1, 0]), 2, 1.0), "values"),
