@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from neurips18.datasets.synthetic import make_ball_blobs
-from neurips18.privacy import PrivateKMeans, _core, _data, local_kmeans, randomized_response
+from neurips18.privacy import (
+    PrivacyAccountant,
+    PrivateKMeans,
+    _core,
+    _data,
+    kmeans_cost,
+    local_kmeans,
+    randomized_response,
+)
 
 
 def test_dask_fit_equals_in_memory_fit_on_a_local_cluster():
@@ -215,6 +223,29 @@ def test_randomized_response_coin_keeps_the_ratio_at_a_large_epsilon(eps, k):
 def test_randomized_response_checks_its_input(args, name):
     with pytest.raises(ValueError, match=f"Invalid {name}"):
         randomized_response(*args, np.random.default_rng(0))
+
+
+def test_a_dask_dataframe_gets_a_clear_error_and_spends_nothing():
+    """A Dask DataFrame went down the Dask-array path and failed with "AttributeError:
+    'DataFrame' object has no attribute 'dtype'" (fit, predict, transform, score and
+    kmeans_cost alike); it is now an error naming X and the conversion."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X = make_ball_blobs(500, 2, 2, generator=1)[0]
+    df = dd.from_pandas(pd.DataFrame(X, columns=["a", "b"]), npartitions=2)
+    acc = PrivacyAccountant(epsilon=1.0)
+    with pytest.raises(ValueError, match=r"Invalid X: .*to_dask_array\(lengths=True\)"):
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc).fit(df)
+    assert acc.ledger == []
+    m = PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=0).fit(X)
+    for use in (m.predict, m.transform, m.score,
+                lambda d: kmeans_cost(d, m.cluster_centers_, radius=1.0)):
+        with pytest.raises(ValueError, match="Invalid X: .*to_dask_array"):
+            use(df)
+    # converted as the message says, it is the in-memory fit
+    conv = PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=0).fit(
+        df.to_dask_array(lengths=True))
+    np.testing.assert_array_equal(conv.cluster_centers_, m.cluster_centers_)
 
 
 def test_a_dask_refit_drops_the_column_names_of_an_earlier_dataframe_fit():

@@ -199,6 +199,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- data
     def _check_X(self, X: Any, *, reset: bool) -> Any:
         if _data.is_dask(X):
+            _data.check_dask_array(X)
             if X.ndim != 2:
                 raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
             if X.dtype.kind not in "fiub":
