@@ -232,3 +232,53 @@ def test_the_samplers_take_an_int_seed_or_name_the_bad_generator():
                                                 np.random.default_rng(7)))
     with pytest.raises(ValueError, match="Invalid rng"):
         discrete_laplace(3, 5, np.random.RandomState(0))
+
+
+def test_the_mechanisms_refuse_what_they_would_release_wrongly():
+    """Bad arguments of the public mechanisms were used as given: float values were cast
+    to int64 by truncation (2.7 released as 2 plus noise; NaN and 1e20 as -2**63), a
+    negative unit flipped the output's sign, a negative Laplace sensitivity gave noise of
+    scale 1 whatever epsilon, changed=0 left a coarser grid's rounding out of the
+    sensitivity, and a delta of 0 or >= 1 in the threshold raised ZeroDivisionError or
+    "math domain error". Each is now an error naming the parameter, and nothing is
+    charged."""
+    from neurips18.privacy import thresholded_histogram
+
+    rng = np.random.default_rng(0)
+    ok = dict(sensitivity=1.0, unit=1.0, changed=1, rng=rng, step="s")
+    gauss = [({"values": np.array([2.7])}, "values"), ({"values": np.array([np.nan])}, "values"),
+             ({"values": np.array([2**64 - 1], np.uint64)}, "values"),
+             ({"unit": -1.0}, "unit"), ({"unit": 0.0}, "unit"),
+             ({"sensitivity": -1.0}, "sensitivity"), ({"sensitivity": math.nan}, "sensitivity"),
+             ({"changed": 0}, "changed"), ({"rho": -0.01}, "rho"), ({"delta": 1.0}, "delta")]
+    for bad, name in gauss:
+        led = Ledger(1.0, 1e-6)
+        kw = {"values": np.array([2]), "rho": 0.01, **ok, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            gaussian_release(ledger=led, **kw)
+        assert led._rho_used == 0 and led.entries == []
+    for bad, name in [({"values": np.array([2.7])}, "values"), ({"unit": -1.0}, "unit"),
+                      ({"sensitivity": -1.0}, "sensitivity"), ({"changed": 0}, "changed"),
+                      ({"epsilon": -0.1}, "epsilon")]:
+        led = Ledger(1.0)
+        kw = {"values": np.array([2]), "epsilon": 0.1, **ok, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            laplace_release(ledger=led, **kw)
+        assert led._eps_used == 0 and led.entries == []
+    for delta in (0.0, 1.0, 3.0):
+        with pytest.raises(ValueError, match="Invalid delta"):
+            threshold_for(1.0, delta)
+    for bad, name in [({"counts": np.array([5.9, 6.9])}, "counts"),
+                      ({"counts": np.array([5])}, "counts"), ({"delta": 0.0}, "delta"),
+                      ({"floor": 0}, "floor"), ({"rho": 0.0}, "rho")]:
+        led = Ledger(1.0, 1e-6, delta_threshold=5e-7)
+        kw = {"keys": np.array([1, 2]), "counts": np.array([5, 6]), "floor": 1, "rho": 0.01,
+              "delta": 1e-7, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            thresholded_histogram(rng=rng, ledger=led, step="h", **kw)
+        assert led._rho_used == 0 and led.entries == []
+    # what the fits pass is unchanged: int64 values, a zero sensitivity allowed
+    led = Ledger(1.0, 1e-6)
+    out = gaussian_release(np.array([3], np.int64), sensitivity=0.0, rho=0.01, unit=0.5,
+                           changed=1, rng=np.random.default_rng(1), ledger=led, step="s")
+    assert out.dtype == np.float64 and led.entries[0].size == 1
