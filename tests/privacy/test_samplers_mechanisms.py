@@ -282,3 +282,29 @@ def test_the_mechanisms_refuse_what_they_would_release_wrongly():
     out = gaussian_release(np.array([3], np.int64), sensitivity=0.0, rho=0.01, unit=0.5,
                            changed=1, rng=np.random.default_rng(1), ledger=led, step="s")
     assert out.dtype == np.float64 and led.entries[0].size == 1
+
+
+def test_the_samplers_refuse_non_integer_parameters():
+    """The exact samplers took int(t), int(s2), int(size) and num, den cast to int64: a
+    discrete Laplace scale 2.5 was drawn at scale 2 and s2 = 2.9 as 2 (less noise than
+    asked for), size 2.5 gave 2 draws, bernoulli_exp(0.5, 1) -- exp(-0.5) -- returned 1
+    every time and a negative num a 'probability' exp(1). They are refused now."""
+    rng = np.random.default_rng(0)
+    for f, name in [(lambda: discrete_laplace(2.5, 10, rng), "t"),
+                    (lambda: discrete_laplace(True, 10, rng), "t"),
+                    (lambda: discrete_laplace(2, 2.5, rng), "size"),
+                    (lambda: discrete_laplace(2, -1, rng), "size"),
+                    (lambda: discrete_gaussian(2.9, 10, rng), "s2"),
+                    (lambda: discrete_gaussian(2**30, 10, rng), "s2"),
+                    (lambda: discrete_gaussian(4, 1.5, rng), "size"),
+                    (lambda: bernoulli_exp(np.array([0.5]), np.array([1]), rng), "num"),
+                    (lambda: bernoulli_exp(np.array([-1]), np.array([1]), rng), "num"),
+                    (lambda: bernoulli_exp(np.array([1]), np.array([0]), rng), "den"),
+                    (lambda: bernoulli_exp(np.array([1]), np.array([2.0]), rng), "den"),
+                    (lambda: bernoulli_exp(np.array([1, 2]), np.array([3, 4, 5]), rng), "den")]:
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            f()
+    # numpy integers are integers
+    assert discrete_laplace(np.int64(3), np.int32(4), rng).shape == (4,)
+    assert discrete_gaussian(np.int64(3), 4, rng).shape == (4,)
+    assert bernoulli_exp([1, 2], 3, rng).shape == (2,)
