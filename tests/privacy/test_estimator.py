@@ -576,3 +576,28 @@ def test_a_frame_of_nullable_numbers_is_numeric(dtype):
     holed.iloc[3, 1] = pd.NA
     with pytest.raises(ValueError, match="Invalid X: .*found 1 NaN"):
         PrivateKMeans(2, **kw).fit(holed)
+
+
+def test_a_nan_charge_is_refused_and_does_not_lift_the_limit():
+    """Ledger.charge_rho / charge_epsilon / charge_delta took a NaN (it is neither <= 0 nor
+    past the plan) and made the amount used NaN, after which every comparison with the
+    plan was False: any later charge, 1e9 included, went through. PrivacyAccountant.check
+    said a NaN request fitted."""
+    from neurips18.privacy import BudgetExceededError, Ledger
+
+    nan = float("nan")
+    for charge, plan in [("charge_rho", Ledger(1.0, 1e-6)), ("charge_epsilon", Ledger(1.0)),
+                         ("charge_delta", Ledger(1.0, 1e-6, delta_threshold=5e-7))]:
+        for bad in (nan, float("inf"), -1.0):
+            with pytest.raises(ValueError, match="finite number"):
+                getattr(plan, charge)(bad, "step")
+        with pytest.raises(BudgetExceededError):
+            getattr(plan, charge)(2.0, "step")  # past the plan: refused
+    acc = PrivacyAccountant(1.0)
+    with pytest.raises(ValueError, match="Invalid epsilon"):
+        acc.check(nan, 0.0)
+    with pytest.raises(ValueError, match="Invalid delta"):
+        acc.check(0.5, nan)
+    acc.check(0.5, 0.0)  # fits
+    with pytest.raises(BudgetExceededError):
+        acc.check(float("inf"), 0.0)

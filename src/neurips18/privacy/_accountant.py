@@ -214,8 +214,8 @@ class Ledger:
     def charge_rho(self, rho: float, what: str) -> None:
         if self.mode != "zcdp":
             raise BudgetExceededError(f"{what}: a Gaussian (zCDP) mechanism needs delta > 0")
-        if rho <= 0:
-            raise ValueError(f"{what}: rho must be > 0, got {rho}")
+        if not 0 < rho < math.inf:  # a NaN passed every later comparison: no limit left
+            raise ValueError(f"{what}: rho must be a finite number > 0, got {rho}")
         if self._rho_used + rho > self.rho * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: rho {rho:.6g} exceeds what is left ({self.rho - self._rho_used:.6g} "
@@ -225,8 +225,8 @@ class Ledger:
     def charge_epsilon(self, eps: float, what: str) -> None:
         if self.mode != "pure":
             raise BudgetExceededError(f"{what}: pure-epsilon charges belong to delta = 0 plans")
-        if eps <= 0:
-            raise ValueError(f"{what}: epsilon must be > 0, got {eps}")
+        if not 0 < eps < math.inf:
+            raise ValueError(f"{what}: epsilon must be a finite number > 0, got {eps}")
         if self._eps_used + eps > self.epsilon * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: epsilon {eps:.6g} exceeds what is left "
@@ -235,8 +235,8 @@ class Ledger:
         self._eps_used += eps
 
     def charge_delta(self, delta: float, what: str) -> None:
-        if delta < 0:
-            raise ValueError(f"{what}: delta must be >= 0, got {delta}")
+        if not 0 <= delta < math.inf:
+            raise ValueError(f"{what}: delta must be a finite number >= 0, got {delta}")
         if self._delta_used + delta > self.delta_threshold * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: delta {delta:.3g} exceeds the thresholding share left "
@@ -352,6 +352,8 @@ class PrivacyAccountant:
 
     def check(self, epsilon: float, delta: float) -> None:
         """Raise :class:`BudgetExceededError` unless (epsilon, delta) fits in what is left."""
+        epsilon = check("epsilon", epsilon, Interval(float, 0, None, allow_inf=True))
+        delta = check("delta", delta, Interval(float, 0, None, allow_inf=True))
         e, d = self.spent
         if e + epsilon > self.epsilon * (1 + _TOL) or d + delta > self.delta * (1 + _TOL) + 0.0:
             raise BudgetExceededError(
