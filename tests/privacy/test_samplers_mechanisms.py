@@ -308,3 +308,38 @@ def test_the_samplers_refuse_non_integer_parameters():
     assert discrete_laplace(np.int64(3), np.int32(4), rng).shape == (4,)
     assert discrete_gaussian(np.int64(3), 4, rng).shape == (4,)
     assert bernoulli_exp([1, 2], 3, rng).shape == (2,)
+
+
+def test_the_zcdp_conversion_refuses_nan_and_survives_the_largest_floats():
+    """zcdp_epsilon(nan, delta) and rho_for_epsilon(nan, delta) returned NaN, infinite ones
+    raised "math domain error"; rho * ln(1/delta) overflowed past rho ~ 1e305, so
+    zcdp_epsilon(1e308, 1e-6) was 1.01e308, and rho_for_epsilon(1e308, 1e-6) (and a
+    PrivateKMeans fit with epsilon=1e308) looped for ever, stepping one ulp at a time."""
+    import signal
+
+    from neurips18.privacy import PrivateKMeans
+
+    nan, inf = float("nan"), float("inf")
+    for bad in (nan, inf, -1.0):
+        with pytest.raises(ValueError, match="finite rho"):
+            zcdp_epsilon(bad, 1e-6)
+    for bad in (nan, inf, 0.0):
+        with pytest.raises(ValueError, match="finite epsilon"):
+            rho_for_epsilon(bad, 1e-6)
+
+    def stop(*_):  # pragma: no cover - only on the old code
+        raise TimeoutError("rho_for_epsilon did not return")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(20)
+    try:
+        assert zcdp_epsilon(1e308, 1e-6) <= 1e308 * (1 + 1e-15)
+        for eps, delta in [(1e308, 1e-6), (1.7e308, 1e-300), (1e306, 0.5)]:
+            rho = rho_for_epsilon(eps, delta)
+            assert 0 < rho < inf and zcdp_epsilon(rho, delta) <= eps
+        m = PrivateKMeans(2, epsilon=1e308, delta=1e-6, radius=1.0, random_state=0)
+        m.fit(np.array([[0.1], [0.2], [0.3]]))
+        assert m.privacy_spent_[0] <= 1e308 * (1 + 1e-12)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

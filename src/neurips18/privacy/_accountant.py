@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -77,10 +78,14 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     and Steinke's closed form rho + 2 sqrt(rho ln(1/delta)) (TCC 2016, Prop. 1.3), which
     is the same family without the last two terms. Any order searched gives a sound bound,
     so the search need not find the exact optimum."""
-    if rho < 0 or not 0 < delta < 1:
-        raise ValueError(f"need rho >= 0 and 0 < delta < 1, got rho={rho}, delta={delta}")
+    if not 0 <= rho < math.inf or not 0 < delta < 1:  # (a NaN rho came back as NaN)
+        raise ValueError(f"need a finite rho >= 0 and 0 < delta < 1, got rho={rho}, "
+                         f"delta={delta}")
     L = math.log(1.0 / delta)
-    closed = rho + 2.0 * math.sqrt(rho * L)
+    rl = rho * L
+    # (rho * L overflows past about 1e305: the closed form was then inf, and the search's
+    # bracket edge, 1 % above rho, came out as the epsilon)
+    closed = rho + 2.0 * (math.sqrt(rl) if rl < math.inf else math.sqrt(rho) * math.sqrt(L))
     if rho == 0:
         return 0.0
     # Bun-Steinke's optimum alpha - 1 = sqrt(L / rho) brackets the search
@@ -113,17 +118,21 @@ def rho_for_epsilon(epsilon: float, delta: float) -> float:
     """The largest rho (to float precision) with ``zcdp_epsilon(rho, delta) <= epsilon``,
     by bisection from Bun-Steinke's closed-form inverse (sqrt(rho) = sqrt(L + epsilon) -
     sqrt(L), L = ln(1/delta)), which always satisfies it."""
-    if epsilon <= 0 or not 0 < delta < 1:
-        raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon}, {delta}")
+    if not 0 < epsilon < math.inf or not 0 < delta < 1:
+        raise ValueError(f"need a finite epsilon > 0 and 0 < delta < 1, got {epsilon}, "
+                         f"{delta}")
     L = math.log(1.0 / delta)
     lo = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
     while lo > 0 and zcdp_epsilon(lo, delta) > epsilon:  # guard against rounding
         lo = math.nextafter(lo, 0.0)
-    hi = 2.0 * lo + epsilon
-    while zcdp_epsilon(hi, delta) <= epsilon:
-        lo, hi = hi, 2.0 * hi
+    top = sys.float_info.max
+    hi = min(2.0 * lo + epsilon, top)
+    while hi < top and zcdp_epsilon(hi, delta) <= epsilon:
+        lo, hi = hi, min(2.0 * hi, top)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
+        if mid == math.inf:  # lo + hi overflows near the largest float
+            mid = lo + 0.5 * (hi - lo)
         if mid in (lo, hi):
             break
         if zcdp_epsilon(mid, delta) <= epsilon:
