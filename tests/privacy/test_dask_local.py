@@ -304,3 +304,21 @@ def test_local_point_noise_covers_the_rounding_of_a_coarser_grid(d, eps):
     assert sens / t_g <= eps and t_g < 2**56
     if g == 1:  # the grid kept: the same scale as before (releases unchanged)
         assert t_g == math.ceil(2.0**31 * math.sqrt(d) / eps * (1 + 1e-12)) + 1 + d
+
+
+def test_dask_score_with_an_empty_block():
+    """A Dask array with a block of no rows (a boolean selection after
+    compute_chunk_sizes gives them) fits, predicts and transforms as in memory, but score
+    raised "zero-size array to reduction operation minimum which has no identity"."""
+    da = pytest.importorskip("dask.array")
+    X = make_ball_blobs(900, 2, 3, generator=2)[0]
+    m = PrivateKMeans(3, epsilon=1.0, radius=1.0, random_state=3).fit(X)
+    for chunks in [(0, 450, 0, 450), (1, 1, 1, 897), (900,)]:
+        dX = da.from_array(X, chunks=(chunks, (2,)))
+        assert m.score(dX) == pytest.approx(m.score(X), rel=1e-12)
+    keep = np.zeros(900, dtype=bool)
+    keep[300:600] = True  # the first and the last of three blocks keep no row
+    sel = da.from_array(X, chunks=300)[da.from_array(keep, chunks=300)]
+    sel.compute_chunk_sizes()
+    assert sel.chunks[0] == (0, 300, 0)
+    assert m.score(sel) == pytest.approx(m.score(X[keep]), rel=1e-12)

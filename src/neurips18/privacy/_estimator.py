@@ -328,8 +328,13 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the k-means cost of ``X`` with the released centres (higher is better)."""
         D = self._distances(X)
-        val = (D**2).min(axis=1).sum()
-        return -float(val.compute() if hasattr(val, "compute") else val)
+        if _data.is_dask(D):  # one partial sum per block: Dask's own min over axis 1
+            # raised "zero-size array to reduction operation" on a block of no rows
+            part = D.map_blocks(lambda b: np.full((1, 1), (b**2).min(axis=1).sum()
+                                                  if b.shape[0] else 0.0),
+                                dtype=np.float64, chunks=((1,) * D.numblocks[0], (1,)))
+            return -float(part.sum().compute())
+        return -float((D**2).min(axis=1).sum())
 
 
 __all__ = ["PrivateKMeans", "ValidationError", "check", "resolve_method"]
