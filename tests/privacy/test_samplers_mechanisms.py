@@ -343,3 +343,25 @@ def test_the_zcdp_conversion_refuses_nan_and_survives_the_largest_floats():
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_a_subnormal_delta_converts_or_is_refused_before_spending():
+    """ln(1 / delta) overflowed for a subnormal delta (1e-310): the conversion came out NaN
+    and a fit with delta=1e-310 raised "need a finite rho". With delta = 5e-324 the
+    histograms' share delta / 2 / R is 0: the fit was refused only after the accountant
+    had been charged."""
+    from neurips18.privacy import PrivacyAccountant, PrivateKMeans
+
+    for delta in (1e-310, 1e-320):
+        rho = rho_for_epsilon(1.0, delta)
+        assert 0 < rho < rho_for_epsilon(1.0, 1e-300)
+        assert zcdp_epsilon(rho, delta) <= 1.0
+        assert math.isfinite(zcdp_epsilon(0.1, delta))
+    X = np.random.default_rng(0).normal(size=(300, 2)) * 0.1
+    acc = PrivacyAccountant(10.0, 0.5)
+    m = PrivateKMeans(2, epsilon=1.0, delta=1e-310, radius=1.0, random_state=0,
+                      accountant=acc).fit(X)
+    assert m.privacy_spent_[0] <= 1.0 + 1e-12 and m.privacy_spent_[1] <= 1e-310
+    with pytest.raises(ValueError, match="Invalid delta"):
+        PrivateKMeans(2, epsilon=1.0, delta=5e-324, radius=1.0, accountant=acc).fit(X)
+    assert len(acc.ledger) == 1

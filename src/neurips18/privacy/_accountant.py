@@ -66,6 +66,13 @@ def _rdp_to_dp(rho: float, log_inv_delta: float, alpha: float) -> float:
             + (log_inv_delta - math.log(alpha)) / (alpha - 1.0))
 
 
+def _log_inv(delta: float) -> float:
+    """ln(1 / delta); for a subnormal delta, whose 1 / delta overflows (ln(inf) made the
+    conversion NaN), -ln(delta)."""
+    inv = 1.0 / delta
+    return math.log(inv) if inv < math.inf else -math.log(delta)
+
+
 _ALPHA_MIN = 1.01  # the conversion is numerically delicate as alpha -> 1 (and useless there)
 
 
@@ -81,7 +88,7 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     if not 0 <= rho < math.inf or not 0 < delta < 1:  # (a NaN rho came back as NaN)
         raise ValueError(f"need a finite rho >= 0 and 0 < delta < 1, got rho={rho}, "
                          f"delta={delta}")
-    L = math.log(1.0 / delta)
+    L = _log_inv(delta)
     rl = rho * L
     # (rho * L overflows past about 1e305: the closed form was then inf, and the search's
     # bracket edge, 1 % above rho, came out as the epsilon)
@@ -121,7 +128,7 @@ def rho_for_epsilon(epsilon: float, delta: float) -> float:
     if not 0 < epsilon < math.inf or not 0 < delta < 1:
         raise ValueError(f"need a finite epsilon > 0 and 0 < delta < 1, got {epsilon}, "
                          f"{delta}")
-    L = math.log(1.0 / delta)
+    L = _log_inv(delta)
     lo = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
     while lo > 0 and zcdp_epsilon(lo, delta) > epsilon:  # guard against rounding
         lo = math.nextafter(lo, 0.0)

@@ -267,6 +267,12 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         noise_key = None if rs is None else ("generator", type(rng.bit_generator).__name__,
                                              repr(rng.bit_generator.state))
         delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
+        if method == "kaplan-stemmer":  # each radius's histogram needs a share > 0
+            radii = len(_core._schedule(n, p["faithful"])[0])
+            if not delta_thr / radii > 0:  # underflow: refused then, after the spend
+                raise invalid("delta", p["delta"], f"a delta whose share of each of the "
+                              f"{radii} cell histograms, delta / {2 * radii}, is not 0 in "
+                              "floating point")
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
         _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
         if self.accountant is not None:  # before touching the data; raises on overspend
