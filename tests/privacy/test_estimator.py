@@ -601,3 +601,18 @@ def test_a_nan_charge_is_refused_and_does_not_lift_the_limit():
     acc.check(0.5, 0.0)  # fits
     with pytest.raises(BudgetExceededError):
         acc.check(float("inf"), 0.0)
+
+
+def test_resolve_method_refuses_what_a_fit_refuses():
+    """resolve_method returned a misspelt method unchanged ("Lloyd") and took a NaN or a
+    negative delta for pure DP ("lloyd"), where a fit with them raises."""
+    from neurips18.privacy import resolve_method
+
+    for method, delta, name in [("Lloyd", 0.0, "method"), ("kaplan_stemmer", 1e-6, "method"),
+                                ("auto", float("nan"), "delta"), ("auto", -1.0, "delta"),
+                                ("auto", 1.0, "delta")]:
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            resolve_method(method, delta)
+    assert resolve_method("auto", 0.0) == "lloyd"
+    assert resolve_method("auto", 1e-6) == "kaplan-stemmer"
+    assert resolve_method("lloyd", 1e-6) == "lloyd"

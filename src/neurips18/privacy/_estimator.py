@@ -48,7 +48,10 @@ _INPUT_ATTRS = ("n_features_in_", "feature_names_in_")
 def resolve_method(method: str, delta: float) -> str:
     """The rule of ``method="auto"``: the Kaplan-Stemmer pipeline when ``delta > 0`` (its
     heavy-cell histograms need approximate DP), DPLloyd with Laplace noise when
-    ``delta == 0`` (pure DP)."""
+    ``delta == 0`` (pure DP). A method or a delta that a fit would refuse is refused (a typo
+    such as ``"Lloyd"`` came back unchanged, a NaN delta as ``"lloyd"``)."""
+    method = check("method", method, *_PARAMS["method"])
+    delta = check("delta", delta, *_PARAMS["delta"])
     if method == "auto":
         return "kaplan-stemmer" if delta > 0 else "lloyd"
     return method
