@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from neurips18.datasets.synthetic import make_ball_blobs
-from neurips18.privacy import PrivateKMeans, _core, _data, local_kmeans, randomized_response
+from neurips18.privacy import (
+    PrivacyAccountant,
+    PrivateKMeans,
+    _core,
+    _data,
+    kmeans_cost,
+    local_kmeans,
+    randomized_response,
+)
 
 
 def test_dask_fit_equals_in_memory_fit_on_a_local_cluster():
@@ -175,6 +183,35 @@ def test_randomized_response_and_the_local_model_take_a_large_epsilon(eps):
     assert np.isfinite(res.cluster_centers).all()
 
 
+@pytest.mark.parametrize("eps, k", [(15.0, 2), (20.3, 2), (25.0, 3), (30.0, 5), (35.0, 5),
+                                     (40.0, 2), (60.0, 3)])
+def test_randomized_response_coin_keeps_the_ratio_at_a_large_epsilon(eps, k):
+    """The coin is U < c with U = Generator.random(), a multiple of 2**-53. For the ratio
+    P(keep) / P(other) <= e^eps, the values of U that change a report must number at
+    least 2**53 (k - 1) / (e^eps + k - 1): the largest ones, down to u_min below. The coin
+    was compared with the float keep probability, rounded up: at eps = 40 that is 1.0 and
+    no report was ever changed (an infinite ratio), and from eps ~ 20 u_min could keep
+    the true value (a ratio above e^eps, 4 % of the flips short at eps = 35)."""
+    mpmath = pytest.importorskip("mpmath")
+
+    class FixedU(np.random.Generator):  # every uniform draw is one chosen value of U
+        def __init__(self, u):
+            super().__init__(np.random.PCG64(0))
+            self.u = u
+
+        def random(self, size=None, dtype=np.float64, out=None):
+            return np.full(size, self.u)
+
+    with mpmath.workdps(60):
+        need = mpmath.mpf(k - 1) / (mpmath.exp(eps) + k - 1)  # least flip probability
+        steps = int(mpmath.ceil(need * mpmath.mpf(2) ** 53))
+    u_min = (2**53 - steps) / 2.0**53  # exact: an integer times 2**-53
+    x = np.zeros(50, dtype=np.int64)
+    assert (randomized_response(x, k, eps, FixedU(u_min)) != 0).all()
+    assert (randomized_response(x, k, eps, FixedU(1.0 - 2.0**-53)) != 0).all()
+    assert (randomized_response(x, k, eps, FixedU(0.5)) == 0).all()  # most draws keep
+
+
 @pytest.mark.parametrize("args, name", [
     ((np.array([0, 1, 2]), 2, 1.0), "values"),  # a value outside [0, n_values)
     ((np.array([-1, 0]), 2, 1.0), "values"),
@@ -186,6 +223,29 @@ def test_randomized_response_and_the_local_model_take_a_large_epsilon(eps):
 def test_randomized_response_checks_its_input(args, name):
     with pytest.raises(ValueError, match=f"Invalid {name}"):
         randomized_response(*args, np.random.default_rng(0))
+
+
+def test_a_dask_dataframe_gets_a_clear_error_and_spends_nothing():
+    """A Dask DataFrame went down the Dask-array path and failed with "AttributeError:
+    'DataFrame' object has no attribute 'dtype'" (fit, predict, transform, score and
+    kmeans_cost alike); it is now an error naming X and the conversion."""
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    X = make_ball_blobs(500, 2, 2, generator=1)[0]
+    df = dd.from_pandas(pd.DataFrame(X, columns=["a", "b"]), npartitions=2)
+    acc = PrivacyAccountant(epsilon=1.0)
+    with pytest.raises(ValueError, match=r"Invalid X: .*to_dask_array\(lengths=True\)"):
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc).fit(df)
+    assert acc.ledger == []
+    m = PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=0).fit(X)
+    for use in (m.predict, m.transform, m.score,
+                lambda d: kmeans_cost(d, m.cluster_centers_, radius=1.0)):
+        with pytest.raises(ValueError, match="Invalid X: .*to_dask_array"):
+            use(df)
+    # converted as the message says, it is the in-memory fit
+    conv = PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=0).fit(
+        df.to_dask_array(lengths=True))
+    np.testing.assert_array_equal(conv.cluster_centers_, m.cluster_centers_)
 
 
 def test_a_dask_refit_drops_the_column_names_of_an_earlier_dataframe_fit():
@@ -244,3 +304,21 @@ def test_local_point_noise_covers_the_rounding_of_a_coarser_grid(d, eps):
     assert sens / t_g <= eps and t_g < 2**56
     if g == 1:  # the grid kept: the same scale as before (releases unchanged)
         assert t_g == math.ceil(2.0**31 * math.sqrt(d) / eps * (1 + 1e-12)) + 1 + d
+
+
+def test_dask_score_with_an_empty_block():
+    """A Dask array with a block of no rows (a boolean selection after
+    compute_chunk_sizes gives them) fits, predicts and transforms as in memory, but score
+    raised "zero-size array to reduction operation minimum which has no identity"."""
+    da = pytest.importorskip("dask.array")
+    X = make_ball_blobs(900, 2, 3, generator=2)[0]
+    m = PrivateKMeans(3, epsilon=1.0, radius=1.0, random_state=3).fit(X)
+    for chunks in [(0, 450, 0, 450), (1, 1, 1, 897), (900,)]:
+        dX = da.from_array(X, chunks=(chunks, (2,)))
+        assert m.score(dX) == pytest.approx(m.score(X), rel=1e-12)
+    keep = np.zeros(900, dtype=bool)
+    keep[300:600] = True  # the first and the last of three blocks keep no row
+    sel = da.from_array(X, chunks=300)[da.from_array(keep, chunks=300)]
+    sel.compute_chunk_sizes()
+    assert sel.chunks[0] == (0, 300, 0)
+    assert m.score(sel) == pytest.approx(m.score(X[keep]), rel=1e-12)

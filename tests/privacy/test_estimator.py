@@ -378,6 +378,26 @@ def test_the_same_seed_twice_on_one_accountant_warns(blobs):
     assert len(acc.ledger) == 11  # every fit charged, warned or not
 
 
+def test_an_int_seed_and_a_generator_of_that_seed_are_the_same_noise(blobs):
+    """random_state=7 and random_state=numpy.random.default_rng(7) draw the same noise, so
+    two fits charged to one accountant with them are the same-seed case; the second was
+    charged without a PrivacyLeakWarning (the key told an int from a generator)."""
+    from neurips18.privacy import PrivacyLeakWarning
+
+    kw = dict(epsilon=0.5, radius=1.0)
+    a = PrivateKMeans(4, random_state=7, **kw).fit(blobs)
+    b = PrivateKMeans(4, random_state=np.random.default_rng(7), **kw).fit(blobs)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)  # the same noise
+    for first, second in [(7, np.random.default_rng(7)), (np.random.default_rng(8), 8)]:
+        acc = PrivacyAccountant(epsilon=2.0)
+        other = blobs.copy()
+        other[0] = -other[0]
+        PrivateKMeans(4, accountant=acc, random_state=first, **kw).fit(blobs)
+        with pytest.warns(PrivacyLeakWarning, match="same fixed seed"):
+            PrivateKMeans(4, accountant=acc, random_state=second, **kw).fit(other)
+        assert len(acc.ledger) == 2
+
+
 def test_merge_candidates_keeps_few_and_merges_many():
     from neurips18.privacy._core import merge_candidates
 
@@ -556,3 +576,43 @@ def test_a_frame_of_nullable_numbers_is_numeric(dtype):
     holed.iloc[3, 1] = pd.NA
     with pytest.raises(ValueError, match="Invalid X: .*found 1 NaN"):
         PrivateKMeans(2, **kw).fit(holed)
+
+
+def test_a_nan_charge_is_refused_and_does_not_lift_the_limit():
+    """Ledger.charge_rho / charge_epsilon / charge_delta took a NaN (it is neither <= 0 nor
+    past the plan) and made the amount used NaN, after which every comparison with the
+    plan was False: any later charge, 1e9 included, went through. PrivacyAccountant.check
+    said a NaN request fitted."""
+    from neurips18.privacy import BudgetExceededError, Ledger
+
+    nan = float("nan")
+    for charge, plan in [("charge_rho", Ledger(1.0, 1e-6)), ("charge_epsilon", Ledger(1.0)),
+                         ("charge_delta", Ledger(1.0, 1e-6, delta_threshold=5e-7))]:
+        for bad in (nan, float("inf"), -1.0):
+            with pytest.raises(ValueError, match="finite number"):
+                getattr(plan, charge)(bad, "step")
+        with pytest.raises(BudgetExceededError):
+            getattr(plan, charge)(2.0, "step")  # past the plan: refused
+    acc = PrivacyAccountant(1.0)
+    with pytest.raises(ValueError, match="Invalid epsilon"):
+        acc.check(nan, 0.0)
+    with pytest.raises(ValueError, match="Invalid delta"):
+        acc.check(0.5, nan)
+    acc.check(0.5, 0.0)  # fits
+    with pytest.raises(BudgetExceededError):
+        acc.check(float("inf"), 0.0)
+
+
+def test_resolve_method_refuses_what_a_fit_refuses():
+    """resolve_method returned a misspelt method unchanged ("Lloyd") and took a NaN or a
+    negative delta for pure DP ("lloyd"), where a fit with them raises."""
+    from neurips18.privacy import resolve_method
+
+    for method, delta, name in [("Lloyd", 0.0, "method"), ("kaplan_stemmer", 1e-6, "method"),
+                                ("auto", float("nan"), "delta"), ("auto", -1.0, "delta"),
+                                ("auto", 1.0, "delta")]:
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            resolve_method(method, delta)
+    assert resolve_method("auto", 0.0) == "lloyd"
+    assert resolve_method("auto", 1e-6) == "kaplan-stemmer"
+    assert resolve_method("lloyd", 1e-6) == "lloyd"

@@ -232,3 +232,136 @@ def test_the_samplers_take_an_int_seed_or_name_the_bad_generator():
                                                 np.random.default_rng(7)))
     with pytest.raises(ValueError, match="Invalid rng"):
         discrete_laplace(3, 5, np.random.RandomState(0))
+
+
+def test_the_mechanisms_refuse_what_they_would_release_wrongly():
+    """Bad arguments of the public mechanisms were used as given: float values were cast
+    to int64 by truncation (2.7 released as 2 plus noise; NaN and 1e20 as -2**63), a
+    negative unit flipped the output's sign, a negative Laplace sensitivity gave noise of
+    scale 1 whatever epsilon, changed=0 left a coarser grid's rounding out of the
+    sensitivity, and a delta of 0 or >= 1 in the threshold raised ZeroDivisionError or
+    "math domain error". Each is now an error naming the parameter, and nothing is
+    charged."""
+    from neurips18.privacy import thresholded_histogram
+
+    rng = np.random.default_rng(0)
+    ok = dict(sensitivity=1.0, unit=1.0, changed=1, rng=rng, step="s")
+    gauss = [({"values": np.array([2.7])}, "values"), ({"values": np.array([np.nan])}, "values"),
+             ({"values": np.array([2**64 - 1], np.uint64)}, "values"),
+             ({"unit": -1.0}, "unit"), ({"unit": 0.0}, "unit"),
+             ({"sensitivity": -1.0}, "sensitivity"), ({"sensitivity": math.nan}, "sensitivity"),
+             ({"changed": 0}, "changed"), ({"rho": -0.01}, "rho"), ({"delta": 1.0}, "delta")]
+    for bad, name in gauss:
+        led = Ledger(1.0, 1e-6)
+        kw = {"values": np.array([2]), "rho": 0.01, **ok, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            gaussian_release(ledger=led, **kw)
+        assert led._rho_used == 0 and led.entries == []
+    for bad, name in [({"values": np.array([2.7])}, "values"), ({"unit": -1.0}, "unit"),
+                      ({"sensitivity": -1.0}, "sensitivity"), ({"changed": 0}, "changed"),
+                      ({"epsilon": -0.1}, "epsilon")]:
+        led = Ledger(1.0)
+        kw = {"values": np.array([2]), "epsilon": 0.1, **ok, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            laplace_release(ledger=led, **kw)
+        assert led._eps_used == 0 and led.entries == []
+    for delta in (0.0, 1.0, 3.0):
+        with pytest.raises(ValueError, match="Invalid delta"):
+            threshold_for(1.0, delta)
+    for bad, name in [({"counts": np.array([5.9, 6.9])}, "counts"),
+                      ({"counts": np.array([5])}, "counts"), ({"delta": 0.0}, "delta"),
+                      ({"floor": 0}, "floor"), ({"rho": 0.0}, "rho")]:
+        led = Ledger(1.0, 1e-6, delta_threshold=5e-7)
+        kw = {"keys": np.array([1, 2]), "counts": np.array([5, 6]), "floor": 1, "rho": 0.01,
+              "delta": 1e-7, **bad}
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            thresholded_histogram(rng=rng, ledger=led, step="h", **kw)
+        assert led._rho_used == 0 and led.entries == []
+    # what the fits pass is unchanged: int64 values, a zero sensitivity allowed
+    led = Ledger(1.0, 1e-6)
+    out = gaussian_release(np.array([3], np.int64), sensitivity=0.0, rho=0.01, unit=0.5,
+                           changed=1, rng=np.random.default_rng(1), ledger=led, step="s")
+    assert out.dtype == np.float64 and led.entries[0].size == 1
+
+
+def test_the_samplers_refuse_non_integer_parameters():
+    """The exact samplers took int(t), int(s2), int(size) and num, den cast to int64: a
+    discrete Laplace scale 2.5 was drawn at scale 2 and s2 = 2.9 as 2 (less noise than
+    asked for), size 2.5 gave 2 draws, bernoulli_exp(0.5, 1) -- exp(-0.5) -- returned 1
+    every time and a negative num a 'probability' exp(1). They are refused now."""
+    rng = np.random.default_rng(0)
+    for f, name in [(lambda: discrete_laplace(2.5, 10, rng), "t"),
+                    (lambda: discrete_laplace(True, 10, rng), "t"),
+                    (lambda: discrete_laplace(2, 2.5, rng), "size"),
+                    (lambda: discrete_laplace(2, -1, rng), "size"),
+                    (lambda: discrete_gaussian(2.9, 10, rng), "s2"),
+                    (lambda: discrete_gaussian(2**30, 10, rng), "s2"),
+                    (lambda: discrete_gaussian(4, 1.5, rng), "size"),
+                    (lambda: bernoulli_exp(np.array([0.5]), np.array([1]), rng), "num"),
+                    (lambda: bernoulli_exp(np.array([-1]), np.array([1]), rng), "num"),
+                    (lambda: bernoulli_exp(np.array([1]), np.array([0]), rng), "den"),
+                    (lambda: bernoulli_exp(np.array([1]), np.array([2.0]), rng), "den"),
+                    (lambda: bernoulli_exp(np.array([1, 2]), np.array([3, 4, 5]), rng), "den")]:
+        with pytest.raises(ValueError, match=f"Invalid {name}"):
+            f()
+    # numpy integers are integers
+    assert discrete_laplace(np.int64(3), np.int32(4), rng).shape == (4,)
+    assert discrete_gaussian(np.int64(3), 4, rng).shape == (4,)
+    assert bernoulli_exp([1, 2], 3, rng).shape == (2,)
+
+
+def test_the_zcdp_conversion_refuses_nan_and_survives_the_largest_floats():
+    """zcdp_epsilon(nan, delta) and rho_for_epsilon(nan, delta) returned NaN, infinite ones
+    raised "math domain error"; rho * ln(1/delta) overflowed past rho ~ 1e305, so
+    zcdp_epsilon(1e308, 1e-6) was 1.01e308, and rho_for_epsilon(1e308, 1e-6) (and a
+    PrivateKMeans fit with epsilon=1e308) looped for ever, stepping one ulp at a time."""
+    import signal
+
+    from neurips18.privacy import PrivateKMeans
+
+    nan, inf = float("nan"), float("inf")
+    for bad in (nan, inf, -1.0):
+        with pytest.raises(ValueError, match="finite rho"):
+            zcdp_epsilon(bad, 1e-6)
+    for bad in (nan, inf, 0.0):
+        with pytest.raises(ValueError, match="finite epsilon"):
+            rho_for_epsilon(bad, 1e-6)
+
+    def stop(*_):  # pragma: no cover - only on the old code
+        raise TimeoutError("rho_for_epsilon did not return")
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(20)
+    try:
+        assert zcdp_epsilon(1e308, 1e-6) <= 1e308 * (1 + 1e-15)
+        for eps, delta in [(1e308, 1e-6), (1.7e308, 1e-300), (1e306, 0.5)]:
+            rho = rho_for_epsilon(eps, delta)
+            assert 0 < rho < inf and zcdp_epsilon(rho, delta) <= eps
+        m = PrivateKMeans(2, epsilon=1e308, delta=1e-6, radius=1.0, random_state=0)
+        m.fit(np.array([[0.1], [0.2], [0.3]]))
+        assert m.privacy_spent_[0] <= 1e308 * (1 + 1e-12)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_a_subnormal_delta_converts_or_is_refused_before_spending():
+    """ln(1 / delta) overflowed for a subnormal delta (1e-310): the conversion came out NaN
+    and a fit with delta=1e-310 raised "need a finite rho". With delta = 5e-324 the
+    histograms' share delta / 2 / R is 0: the fit was refused only after the accountant
+    had been charged."""
+    from neurips18.privacy import PrivacyAccountant, PrivateKMeans
+
+    for delta in (1e-310, 1e-320):
+        rho = rho_for_epsilon(1.0, delta)
+        assert 0 < rho < rho_for_epsilon(1.0, 1e-300)
+        assert zcdp_epsilon(rho, delta) <= 1.0
+        assert math.isfinite(zcdp_epsilon(0.1, delta))
+    X = np.random.default_rng(0).normal(size=(300, 2)) * 0.1
+    acc = PrivacyAccountant(10.0, 0.5)
+    m = PrivateKMeans(2, epsilon=1.0, delta=1e-310, radius=1.0, random_state=0,
+                      accountant=acc).fit(X)
+    assert m.privacy_spent_[0] <= 1.0 + 1e-12 and m.privacy_spent_[1] <= 1e-310
+    with pytest.raises(ValueError, match="Invalid delta"):
+        PrivateKMeans(2, epsilon=1.0, delta=5e-324, radius=1.0, accountant=acc).fit(X)
+    assert len(acc.ledger) == 1

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -65,6 +66,13 @@ def _rdp_to_dp(rho: float, log_inv_delta: float, alpha: float) -> float:
             + (log_inv_delta - math.log(alpha)) / (alpha - 1.0))
 
 
+def _log_inv(delta: float) -> float:
+    """ln(1 / delta); for a subnormal delta, whose 1 / delta overflows (ln(inf) made the
+    conversion NaN), -ln(delta)."""
+    inv = 1.0 / delta
+    return math.log(inv) if inv < math.inf else -math.log(delta)
+
+
 _ALPHA_MIN = 1.01  # the conversion is numerically delicate as alpha -> 1 (and useless there)
 
 
@@ -77,10 +85,14 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     and Steinke's closed form rho + 2 sqrt(rho ln(1/delta)) (TCC 2016, Prop. 1.3), which
     is the same family without the last two terms. Any order searched gives a sound bound,
     so the search need not find the exact optimum."""
-    if rho < 0 or not 0 < delta < 1:
-        raise ValueError(f"need rho >= 0 and 0 < delta < 1, got rho={rho}, delta={delta}")
-    L = math.log(1.0 / delta)
-    closed = rho + 2.0 * math.sqrt(rho * L)
+    if not 0 <= rho < math.inf or not 0 < delta < 1:  # (a NaN rho came back as NaN)
+        raise ValueError(f"need a finite rho >= 0 and 0 < delta < 1, got rho={rho}, "
+                         f"delta={delta}")
+    L = _log_inv(delta)
+    rl = rho * L
+    # (rho * L overflows past about 1e305: the closed form was then inf, and the search's
+    # bracket edge, 1 % above rho, came out as the epsilon)
+    closed = rho + 2.0 * (math.sqrt(rl) if rl < math.inf else math.sqrt(rho) * math.sqrt(L))
     if rho == 0:
         return 0.0
     # Bun-Steinke's optimum alpha - 1 = sqrt(L / rho) brackets the search
@@ -113,17 +125,21 @@ def rho_for_epsilon(epsilon: float, delta: float) -> float:
     """The largest rho (to float precision) with ``zcdp_epsilon(rho, delta) <= epsilon``,
     by bisection from Bun-Steinke's closed-form inverse (sqrt(rho) = sqrt(L + epsilon) -
     sqrt(L), L = ln(1/delta)), which always satisfies it."""
-    if epsilon <= 0 or not 0 < delta < 1:
-        raise ValueError(f"need epsilon > 0 and 0 < delta < 1, got {epsilon}, {delta}")
-    L = math.log(1.0 / delta)
+    if not 0 < epsilon < math.inf or not 0 < delta < 1:
+        raise ValueError(f"need a finite epsilon > 0 and 0 < delta < 1, got {epsilon}, "
+                         f"{delta}")
+    L = _log_inv(delta)
     lo = (math.sqrt(L + epsilon) - math.sqrt(L)) ** 2
     while lo > 0 and zcdp_epsilon(lo, delta) > epsilon:  # guard against rounding
         lo = math.nextafter(lo, 0.0)
-    hi = 2.0 * lo + epsilon
-    while zcdp_epsilon(hi, delta) <= epsilon:
-        lo, hi = hi, 2.0 * hi
+    top = sys.float_info.max
+    hi = min(2.0 * lo + epsilon, top)
+    while hi < top and zcdp_epsilon(hi, delta) <= epsilon:
+        lo, hi = hi, min(2.0 * hi, top)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
+        if mid == math.inf:  # lo + hi overflows near the largest float
+            mid = lo + 0.5 * (hi - lo)
         if mid in (lo, hi):
             break
         if zcdp_epsilon(mid, delta) <= epsilon:
@@ -214,8 +230,8 @@ class Ledger:
     def charge_rho(self, rho: float, what: str) -> None:
         if self.mode != "zcdp":
             raise BudgetExceededError(f"{what}: a Gaussian (zCDP) mechanism needs delta > 0")
-        if rho <= 0:
-            raise ValueError(f"{what}: rho must be > 0, got {rho}")
+        if not 0 < rho < math.inf:  # a NaN passed every later comparison: no limit left
+            raise ValueError(f"{what}: rho must be a finite number > 0, got {rho}")
         if self._rho_used + rho > self.rho * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: rho {rho:.6g} exceeds what is left ({self.rho - self._rho_used:.6g} "
@@ -225,8 +241,8 @@ class Ledger:
     def charge_epsilon(self, eps: float, what: str) -> None:
         if self.mode != "pure":
             raise BudgetExceededError(f"{what}: pure-epsilon charges belong to delta = 0 plans")
-        if eps <= 0:
-            raise ValueError(f"{what}: epsilon must be > 0, got {eps}")
+        if not 0 < eps < math.inf:
+            raise ValueError(f"{what}: epsilon must be a finite number > 0, got {eps}")
         if self._eps_used + eps > self.epsilon * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: epsilon {eps:.6g} exceeds what is left "
@@ -235,8 +251,8 @@ class Ledger:
         self._eps_used += eps
 
     def charge_delta(self, delta: float, what: str) -> None:
-        if delta < 0:
-            raise ValueError(f"{what}: delta must be >= 0, got {delta}")
+        if not 0 <= delta < math.inf:
+            raise ValueError(f"{what}: delta must be a finite number >= 0, got {delta}")
         if self._delta_used + delta > self.delta_threshold * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: delta {delta:.3g} exceeds the thresholding share left "
@@ -352,6 +368,8 @@ class PrivacyAccountant:
 
     def check(self, epsilon: float, delta: float) -> None:
         """Raise :class:`BudgetExceededError` unless (epsilon, delta) fits in what is left."""
+        epsilon = check("epsilon", epsilon, Interval(float, 0, None, allow_inf=True))
+        delta = check("delta", delta, Interval(float, 0, None, allow_inf=True))
         e, d = self.spent
         if e + epsilon > self.epsilon * (1 + _TOL) or d + delta > self.delta * (1 + _TOL) + 0.0:
             raise BudgetExceededError(

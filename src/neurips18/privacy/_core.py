@@ -652,6 +652,7 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
     if radius is not None:
         radius = check("radius", radius, _data.RADIUS_RANGE)
     if _data.is_dask(X) and radius is not None:
+        _data.check_dask_array(X)
         if X.ndim != 2 or X.dtype.kind not in "fiub":
             raise invalid("X", X, "a 2-D numeric array")
     else:

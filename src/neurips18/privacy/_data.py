@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from neurips18._validation import Interval
+from neurips18._validation import Interval, invalid
 
 FRACTION_BITS = 30
 CHUNK_ROWS = 32768
@@ -29,6 +29,17 @@ past about 1e+-150)."""
 
 def is_dask(X: Any) -> bool:
     return type(X).__module__.split(".")[0] == "dask" and hasattr(X, "to_delayed")
+
+
+def check_dask_array(X: Any) -> None:
+    """Raise (naming X) unless the Dask collection ``X`` is a Dask array: a Dask DataFrame
+    or Series has no dtype and rows of unknown count, and failed with an AttributeError."""
+    import dask.array as da
+
+    if not isinstance(X, da.Array):
+        raise invalid("X", f"a Dask {type(X).__name__}", "a NumPy array, a pandas "
+                      "DataFrame or a Dask array (a Dask DataFrame converts with "
+                      "X.to_dask_array(lengths=True))")
 
 
 def prepare(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, int]:

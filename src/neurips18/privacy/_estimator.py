@@ -48,7 +48,10 @@ _INPUT_ATTRS = ("n_features_in_", "feature_names_in_")
 def resolve_method(method: str, delta: float) -> str:
     """The rule of ``method="auto"``: the Kaplan-Stemmer pipeline when ``delta > 0`` (its
     heavy-cell histograms need approximate DP), DPLloyd with Laplace noise when
-    ``delta == 0`` (pure DP)."""
+    ``delta == 0`` (pure DP). A method or a delta that a fit would refuse is refused (a typo
+    such as ``"Lloyd"`` came back unchanged, a NaN delta as ``"lloyd"``)."""
+    method = check("method", method, *_PARAMS["method"])
+    delta = check("delta", delta, *_PARAMS["delta"])
     if method == "auto":
         return "kaplan-stemmer" if delta > 0 else "lloyd"
     return method
@@ -199,6 +202,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- data
     def _check_X(self, X: Any, *, reset: bool) -> Any:
         if _data.is_dask(X):
+            _data.check_dask_array(X)
             if X.ndim != 2:
                 raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
             if X.dtype.kind not in "fiub":
@@ -260,10 +264,18 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                           "); the faithful schedule is the Kaplan-Stemmer pipeline's: "
                           "method='kaplan-stemmer' with delta > 0")
         rs = p["random_state"]
-        noise_key = (None if rs is None else ("seed", int(rs)) if not isinstance(
-            rs, np.random.Generator) else ("generator", repr(rs.bit_generator.state)))
         rng = rs if isinstance(rs, np.random.Generator) else np.random.default_rng(rs)
+        # the noise is fixed by the generator's state, whatever gave it: an int seed and
+        # numpy.random.default_rng of that seed draw the same noise, so they share a key
+        noise_key = None if rs is None else ("generator", type(rng.bit_generator).__name__,
+                                             repr(rng.bit_generator.state))
         delta_thr = p["delta"] / 2 if method == "kaplan-stemmer" else 0.0
+        if method == "kaplan-stemmer":  # each radius's histogram needs a share > 0
+            radii = len(_core._schedule(n, p["faithful"])[0])
+            if not delta_thr / radii > 0:  # underflow: refused then, after the spend
+                raise invalid("delta", p["delta"], f"a delta whose share of each of the "
+                              f"{radii} cell histograms, delta / {2 * radii}, is not 0 in "
+                              "floating point")
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
         _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
         if self.accountant is not None:  # before touching the data; raises on overspend
@@ -325,8 +337,13 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the k-means cost of ``X`` with the released centres (higher is better)."""
         D = self._distances(X)
-        val = (D**2).min(axis=1).sum()
-        return -float(val.compute() if hasattr(val, "compute") else val)
+        if _data.is_dask(D):  # one partial sum per block: Dask's own min over axis 1
+            # raised "zero-size array to reduction operation" on a block of no rows
+            part = D.map_blocks(lambda b: np.full((1, 1), (b**2).min(axis=1).sum()
+                                                  if b.shape[0] else 0.0),
+                                dtype=np.float64, chunks=((1,) * D.numblocks[0], (1,)))
+            return -float(part.sum().compute())
+        return -float((D**2).min(axis=1).sum())
 
 
 __all__ = ["PrivateKMeans", "ValidationError", "check", "resolve_method"]

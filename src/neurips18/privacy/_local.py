@@ -14,9 +14,10 @@ rounds) is public and independent of the data. Two rounds:
    the server's unbiased counts weight the candidates and a non-private weighted k-means
    on them gives the centres.
 
-Randomized response draws its coin with a float probability computed for epsilon(1 - 1e-9):
-the output is a bucket index, so there are no low-order bits to attack; the point's noise is
-the exact integer sampler.
+Randomized response draws its coin as ``U < c`` for ``U = Generator.random()`` (a multiple
+of 2**-53) and a cut ``c`` on that grid whose flip probability ``1 - c`` is rounded up from
+the one of epsilon(1 - 1e-9): the output is a bucket index, so there are no low-order bits to
+attack; the point's noise is the exact integer sampler.
 """
 
 from __future__ import annotations
@@ -66,10 +67,28 @@ def randomized_response(values: np.ndarray, n_values: int, epsilon: float,
     return _randomized_response(values.astype(np.int64, copy=False), k, epsilon, rng)
 
 
+_COIN_BITS = 53  # Generator.random() returns j 2**-53, j uniform on {0, ..., 2**53 - 1}
+
+
+def _keep_cut(k: int, epsilon: float) -> float:
+    """The cut ``c`` of the coin ``U < c`` (U = ``Generator.random()``) that keeps the true
+    value: a multiple of 2**-53, so ``P(U < c) = c`` exactly, with the probability of
+    reporting another value, ``1 - c``, rounded *up* to a multiple of 2**-53 from the
+    (k - 1) e^-eps / (1 + (k - 1) e^-eps) of randomized response at ``epsilon``. Comparing
+    U with the float keep probability instead rounds that one to the nearest float: past
+    eps ~ 37 it is 1.0 and no report is ever changed, and from eps ~ 20 the flip
+    probability can fall below the one the ratio e^eps needs."""
+    if k <= 1:
+        return 1.0
+    t = math.exp(-epsilon)
+    flip = (k - 1) * t / (1.0 + (k - 1) * t)
+    steps = max(1, math.ceil(flip * 2.0**_COIN_BITS))  # at least one of the 2**53 values
+    return (2**_COIN_BITS - steps) / 2.0**_COIN_BITS
+
+
 def _randomized_response(values: np.ndarray, k: int, epsilon: float,
                          rng: np.random.Generator) -> np.ndarray:
-    keep_p = _rr_probabilities(k, epsilon * (1 - 1e-9))[0]
-    keep = rng.random(values.shape[0]) < keep_p
+    keep = rng.random(values.shape[0]) < _keep_cut(k, epsilon * (1 - 1e-9))
     other = rng.integers(0, max(k - 1, 1), size=values.shape[0])
     other = other + (other >= values)  # uniform over the values different from the truth
     return np.where(keep, values, other).astype(np.int64)

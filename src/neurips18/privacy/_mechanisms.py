@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from neurips18._validation import Interval, check, invalid
 from neurips18.privacy._accountant import Ledger, LedgerEntry
 from neurips18.privacy._samplers import MAX_GAUSSIAN_S2, discrete_gaussian, discrete_laplace
 
@@ -29,6 +30,32 @@ __all__ = ["gaussian_feasible", "gaussian_noise_params", "gaussian_release",
            "laplace_feasible", "laplace_release", "threshold_for", "thresholded_histogram"]
 
 _MAX_LAPLACE_T = 2**56
+
+
+_POSITIVE = Interval(float, 0, None, closed="neither")
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _grid_values(name: str, values: object) -> np.ndarray:
+    """``values`` as an int64 array of grid steps, or an error naming ``name``: a float
+    array was cast with truncation toward zero (2.7 released as 2 + noise), a NaN or a
+    value past int64 became -2**63, with at most a RuntimeWarning."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iu":
+        raise invalid(name, arr, f"an array of integers (steps of the grid), got dtype "
+                      f"{arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > _INT64_MAX:
+        raise invalid(name, arr, "integers within the int64 range")
+    return arr.astype(np.int64, copy=False)
+
+
+def _check_release(sensitivity: float, unit: float, changed: int) -> tuple[float, float, int]:
+    """The common parameters of a release: a finite ``sensitivity >= 0`` (a negative one
+    gave Laplace noise of scale 1 whatever the budget), a ``unit > 0`` (a negative one
+    flipped the sign of the output) and ``changed >= 1`` coordinates (0 left the rounding
+    to a coarser grid out of the sensitivity)."""
+    return (check("sensitivity", sensitivity, Interval(float, 0, None)),
+            check("unit", unit, _POSITIVE), check("changed", changed, Interval(int, 1, None)))
 
 
 def _round_to(values: np.ndarray, j: int) -> np.ndarray:
@@ -82,8 +109,11 @@ def gaussian_release(values: np.ndarray, *, sensitivity: float, rho: float, unit
     The ledger is charged ``rho`` (and ``delta`` for a thresholded histogram, whose
     ``threshold`` and count ``floor`` are recorded) before any noise is drawn; a charge past
     the plan raises and nothing is released."""
-    values = np.asarray(values)
-    j, s2, d_j = gaussian_noise_params(float(sensitivity), float(rho), int(changed))
+    values = _grid_values("values", values)
+    sensitivity, unit, changed = _check_release(sensitivity, unit, changed)
+    rho = check("rho", rho, _POSITIVE)
+    delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
+    j, s2, d_j = gaussian_noise_params(sensitivity, rho, changed)
     ledger.charge_rho(rho, step)
     if delta:
         ledger.charge_delta(delta, step)
@@ -102,7 +132,9 @@ def laplace_release(values: np.ndarray, *, sensitivity: float, epsilon: float, u
                     step: str) -> np.ndarray:
     """``values`` (int64, in grid ``unit``) plus exact discrete Laplace noise for
     ``epsilon``-DP under L1 ``sensitivity`` (in units), as float64 in data units."""
-    values = np.asarray(values)
+    values = _grid_values("values", values)
+    sensitivity, unit, changed = _check_release(sensitivity, unit, changed)
+    epsilon = check("epsilon", epsilon, _POSITIVE)
     if not laplace_feasible(float(sensitivity), float(epsilon), int(changed)):
         raise ValueError(f"epsilon {epsilon:.3g} too small for sensitivity {sensitivity:.3g} "
                          f"over {changed} coordinate(s): its discrete Laplace scale is past "
@@ -134,6 +166,10 @@ def threshold_for(sigma: float, delta: float, changed: int = 2, floor: int = 1) 
     probability P(floor + Z >= tau) <= exp(-(tau - floor)^2 / (2 sigma^2)) (the discrete
     Gaussian is sub-Gaussian with variance parameter sigma^2, Canonne-Kamath-Steinke 2020);
     ``changed`` such cells share ``delta``."""
+    sigma = check("sigma", sigma, _POSITIVE)
+    delta = check("delta", delta, Interval(float, 0, 1, closed="neither"))
+    changed = check("changed", changed, Interval(int, 1, None))
+    floor = check("floor", floor, Interval(int, 1, None))
     return floor + sigma * math.sqrt(2.0 * math.log(changed / delta))
 
 
@@ -148,9 +184,13 @@ def thresholded_histogram(keys: np.ndarray, counts: np.ndarray, *, floor: int, r
     for them): the two cells of neighbouring data sets that can be kept in one and not in
     the other hold exactly ``floor`` points there, released with probability at most
     ``delta / 2`` each, so the release is ``delta``-approximately rho-zCDP."""
-    keys, counts = np.asarray(keys), np.asarray(counts)
-    if floor < 1 or int(floor) != floor:
-        raise ValueError(f"floor must be an int >= 1, got {floor}")
+    keys, counts = np.asarray(keys), _grid_values("counts", counts)
+    if keys.shape != counts.shape or keys.ndim != 1:
+        raise invalid("counts", counts, f"a 1-D array of the shape of keys {keys.shape}, "
+                      f"got shape {counts.shape}")
+    floor = check("floor", floor, Interval(int, 1, None))
+    rho = check("rho", rho, _POSITIVE)
+    delta = check("delta", delta, Interval(float, 0, 1, closed="neither"))
     at_floor = counts >= floor
     keys, counts = keys[at_floor], counts[at_floor]
     j, s2, _ = gaussian_noise_params(math.sqrt(2.0), rho, 2)

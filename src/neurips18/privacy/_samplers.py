@@ -30,10 +30,11 @@ Two devices keep the number of calls into NumPy small without changing any distr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from neurips18._validation import as_numpy_generator
+from neurips18._validation import Interval, as_numpy_generator, check, invalid
 
 __all__ = ["bernoulli_exp", "discrete_gaussian", "discrete_laplace", "MAX_GAUSSIAN_S2"]
 
@@ -54,6 +55,17 @@ OVERSAMPLE = 1.1
 _EXTRA = 8
 _ROUND_SAMPLES = 2**17  # samples produced per round at most (bounds the temporary arrays)
 _LCM_MAX = 2**62  # largest common range of the Bernoulli(1/k) draws of a block
+
+
+def _int_array(name: str, values: Any, low: int) -> np.ndarray:
+    """``values`` as int64, or an error naming ``name`` unless they are integers >= ``low``
+    in the int64 range (a float array was truncated: num 0.5 became 0, probability 1)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iu":
+        raise invalid(name, arr, f"an array of integers, got dtype {arr.dtype}")
+    if arr.size and (int(arr.min()) < low or int(arr.max()) > np.iinfo(np.int64).max):
+        raise invalid(name, arr, f"integers in [{low}, 2**63)")
+    return arr.astype(np.int64, copy=False)
 
 
 def _bernoulli_frac(num: np.ndarray, den: np.ndarray | int, rng: np.random.Generator,
@@ -159,10 +171,14 @@ def bernoulli_exp(num: np.ndarray, den: np.ndarray, rng: np.random.Generator) ->
     With gamma = num/den = whole + frac/den: Algorithm 1 of CKS 2020 for exp(-frac/den),
     and for exp(-whole) the event that ``whole`` draws of Bernoulli(exp(-1)) are all 1."""
     rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
-    num = np.asarray(num, dtype=np.int64)
+    num = _int_array("num", num, 0)
+    den_a = _int_array("den", den, 1)
     shape = num.shape
+    try:
+        den = np.broadcast_to(den_a, shape).ravel()
+    except ValueError:
+        raise invalid("den", den_a, f"an array broadcastable to num's shape {shape}") from None
     num = num.ravel()
-    den = np.broadcast_to(np.asarray(den, dtype=np.int64), shape).ravel()
     whole, frac = np.divmod(num, den)
     if den.size and (den == den[0]).all():  # one range for all: the faster draws
         return _bernoulli_exp_split(whole, frac, int(den[0]), rng).reshape(shape)
@@ -179,10 +195,9 @@ def discrete_laplace(t: int, size: int, rng: np.random.Generator) -> np.ndarray:
     exp(-U/t), X = U + t V with V of :func:`_geometric`, a random sign, and (-, 0)
     rejected)."""
     rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
-    t = int(t)
-    if t < 1 or t >= 2**62:
-        raise ValueError(f"discrete Laplace scale must be an int in [1, 2**62), got {t}")
-    size = int(size)
+    # an int, not int(t): a float scale 2.5 was drawn as 2, less noise than asked for
+    t = check("t", t, Interval(int, 1, 2**62, closed="left"))
+    size = check("size", size, Interval(int, 0, None))
     out = np.zeros(size, dtype=np.int64)
     tt = np.int64(t)
     q = -math.expm1(-1.0 / t)  # 1 - exp(-1/t)
@@ -208,16 +223,14 @@ def discrete_gaussian(s2: int, size: int, rng: np.random.Generator) -> np.ndarra
     Laplace proposal of scale t = floor(sqrt(s2)) + 1, accepted with probability
     exp(-(|y| - s2/t)^2 / (2 s2)), computed as exp(-(t|y| - s2)^2 / (2 s2 t^2)) exactly)."""
     rng = as_numpy_generator(rng, "rng")  # a Generator, or an int seed
-    s2 = int(s2)
-    if not 1 <= s2 < MAX_GAUSSIAN_S2:
-        raise ValueError(f"discrete Gaussian s2 must be an int in [1, 2**30), got {s2}")
+    s2 = check("s2", s2, Interval(int, 1, MAX_GAUSSIAN_S2, closed="left"))
     t = _isqrt(s2) + 1
     den = 2 * s2 * t * t  # < 2**61
     # sum over y of Laplace(y) x acceptance(y) = tanh(1/(2t)) e^(-s2/(2t^2)) sum_y
     # e^(-y^2/(2 s2)), the last sum being sqrt(2 pi s2) to within e^(-2 pi^2 s2)
     p_accept = max(min(1.0, math.tanh(0.5 / t) * math.exp(-s2 / (2.0 * t * t))
                        * math.sqrt(2.0 * math.pi * s2)), 1e-3)
-    size = int(size)
+    size = check("size", size, Interval(int, 0, None))
     out = np.zeros(size, dtype=np.int64)
     filled = 0
     while filled < size:
