@@ -360,3 +360,32 @@ def test_a_checkpoint_that_cannot_be_written_is_refused_before_training(tmp_path
         with pytest.raises(ValidationError, match="checkpoint"):
             train_deepcode(0.0, schedule=_SCHED[:1], generator=1, checkpoint=bad, **_KW)
     assert not steps
+
+
+def test_training_draws_in_the_models_dtype(monkeypatch):
+    from neurips18.coding import Deepcode
+
+    seen = []
+    sample = FeedbackChannel.sample
+
+    def spy(self, *a, **k):
+        out = sample(self, *a, **k)
+        seen.append(out.noise.dtype)
+        return out
+
+    monkeypatch.setattr(FeedbackChannel, "sample", spy)
+    # a float64 model: its training noise is drawn in float64, not torch's default float32
+    m64 = Deepcode(10, 6, generator=0).double()
+    out = train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m64, **_KW)
+    assert out.encoder_out.weight.dtype == torch.float64
+    assert seen and set(seen) == {torch.float64}
+    # a float32 model under a float64 default dtype trains (it failed in the encoder RNN)
+    seen.clear()
+    m32 = Deepcode(10, 6, generator=0)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        out = train_deepcode(0.0, schedule=_SCHED[:1], generator=2, model=m32, **_KW)
+    finally:
+        torch.set_default_dtype(old)
+    assert out.encoder_out.weight.dtype == torch.float32 and set(seen) == {torch.float32}

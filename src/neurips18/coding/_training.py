@@ -217,6 +217,7 @@ def train_deepcode(
     from tqdm.auto import tqdm
 
     K, P = block_length, block_length + 1
+    dt = model.encoder_out.weight.dtype
     total = sum(p.steps for p in sched)
     done = sum(p.steps for p in sched[: state["phase"]]) + state["step"]
     bar = tqdm(total=total, initial=done, disable=not progress, desc="train Deepcode",
@@ -231,8 +232,11 @@ def train_deepcode(
         acc, n_acc = 0.0, 0
         for step in range(state["step"], phase.steps):
             B = phase.batch_size
-            bits = torch.randint(0, 2, (B, K), generator=g).float()
-            real = ch.sample(B, P, generator=g)
+            # bits and noise in the model's own dtype (as transmit and calibrate draw
+            # them), not torch's default one: a float64 model trained on float32 noise,
+            # and a float32 model under a float64 default dtype failed in the encoder RNN
+            bits = torch.randint(0, 2, (B, K), generator=g).to(dt)
+            real = ch.sample(B, P, generator=g, dtype=dt)
             logits = model(bits.to(device), real.feedback.to(device), real.noise.to(device))
             loss = F.binary_cross_entropy_with_logits(logits, bits.to(device))
             opt.zero_grad(set_to_none=True)
