@@ -384,3 +384,37 @@ def test_with_no_error_seen_the_ber_bound_is_the_block_bound():
     # with errors seen the interval still comes from the measured design effect
     r = simulate_ber(UncodedBPSK(10), 0.0, min_errors=10**9, max_bits=10_000, generator=3)
     assert r.n_errors > 0 and r.design_effect < 2
+
+
+class _HalfWholeBlock(_RareWholeBlock):
+    """Each block is wrong with probability 1/2, and then in all of its 10 bits."""
+
+    def decode(self, received):
+        flip = (received[:, -1:] > 0).expand(-1, 10)
+        return ((received[:, :10] > 0) ^ flip).long()
+
+
+def test_with_every_bit_wrong_or_one_block_the_ber_bound_is_the_block_bound():
+    # every bit wrong (no right bit seen) or a single block: nothing measures how errors
+    # cluster. A design effect of 1 there gave [0.69, 1] for one all-wrong block of 10 bits
+    # of this code (true BER 1/2); over 200 one-block runs the 95 % intervals held 1/2 in
+    # about half, over two-block runs in about three quarters
+    code = _HalfWholeBlock()
+    for n_blocks in (1, 2, 3):
+        missed = 0
+        for seed in range(100):
+            r = simulate_ber(code, 0.0, max_bits=10 * n_blocks, batch_size=n_blocks,
+                             generator=seed)
+            lo, hi = r.ber_interval
+            missed += not lo <= 0.5 <= hi
+            if r.n_errors == r.n_bits or n_blocks == 1:
+                assert r.design_effect == 10
+        assert missed <= 10, (n_blocks, missed)
+    # all wrong: the BER interval is the block interval
+    for seed in range(20):
+        r = simulate_ber(code, 0.0, max_bits=20, batch_size=2, generator=seed)
+        if r.n_errors == r.n_bits:
+            assert r.ber_interval == pytest.approx(r.bler_interval)
+            break
+    else:
+        raise AssertionError("no all-wrong run")

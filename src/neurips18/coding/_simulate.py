@@ -91,7 +91,9 @@ class BERResult:
     (with ``design_effect = 1`` it is the textbook interval over bits). With no error seen
     nothing tells how errors would cluster, and a wrong block may have all its ``K`` bits
     wrong: the design effect is then ``K``, its largest value, so that the BER bound is the
-    block bound (the BER is at most the BLER), valid whatever the code. ``bler_interval``
+    block bound (the BER is at most the BLER), valid whatever the code. So it is, for the
+    same reason, when every bit sent was wrong, and when a single block was sent (no
+    spread over blocks to measure the clustering from). ``bler_interval``
     is exact over blocks.
     ``stopped``: ``"min_errors"`` (the target number of bit errors was reached) or
     ``"max_bits"``.
@@ -287,7 +289,10 @@ def simulate_ber(
     # a wrong block wrong); a design effect of 1 there claimed a bound K times below what
     # the blocks support, and for a code whose wrong blocks have many wrong bits the
     # interval missed the true BER in far more than 5 % of the runs
-    deff = float(K) if n_err == 0 else 1.0
+    # the same when every bit sent was wrong (no right bit seen: the mirror case, where a
+    # design effect of 1 gave [0.93, 1] for one all-wrong block of 50 bits whatever the
+    # code) or when there is a single block (no spread over blocks to measure)
+    deff = float(K)
     if 0 < n_err < n_bits and n_blocks > 1:
         mean = n_err / n_blocks
         var = (sum_sq - n_blocks * mean * mean) / (n_blocks - 1)
