@@ -389,3 +389,28 @@ def test_training_draws_in_the_models_dtype(monkeypatch):
     finally:
         torch.set_default_dtype(old)
     assert out.encoder_out.weight.dtype == torch.float32 and set(seen) == {torch.float32}
+
+
+def test_numpy_numbers_in_the_settings_still_give_a_resumable_checkpoint(tmp_path):
+    import numpy as np
+
+    from neurips18.coding import Deepcode
+
+    # a schedule (or delay, block length) of NumPy numbers went into the checkpoint as
+    # NumPy scalars, which torch.load(weights_only=True) refuses: the second call said the
+    # run's own file was unreadable and to remove it
+    sched = [TrainingPhase(np.int64(6 * 32), np.int64(32), np.float64(0.02))]
+    p = sched[0]
+    assert type(p.blocks) is int and type(p.batch_size) is int and type(p.lr) is float
+    kw = {**_KW, "block_length": np.int64(10)}
+    ck = tmp_path / "ck.pt"
+    a = train_deepcode(0.0, schedule=sched, generator=4, checkpoint=ck, delay=np.int64(1),
+                       **kw)
+    b = train_deepcode(0.0, schedule=sched, generator=4, checkpoint=ck, delay=np.int64(1),
+                       **kw)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values()))
+    # the saved record keeps numbers as numbers
+    a.save(tmp_path / "m.pt")
+    rec = Deepcode.load(tmp_path / "m.pt").training_record
+    assert rec["schedule"][0]["blocks"] == 6 * 32 and rec["delay"] == 1

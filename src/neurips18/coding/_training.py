@@ -33,10 +33,14 @@ class TrainingPhase:
     snr_offset_db: float = 0.0
 
     def __post_init__(self) -> None:
-        check("blocks", self.blocks, Interval(int, 1, None))
-        check("batch_size", self.batch_size, Interval(int, 2, None))
-        check("lr", self.lr, Interval(float, 0.0, 1.0, closed="right"))
-        check("snr_offset_db", self.snr_offset_db, Interval(float, -20.0, 20.0))
+        # kept as plain Python numbers: a NumPy one (np.int64 from a config array) went
+        # into every checkpoint, which torch.load(weights_only=True) then refused, so a
+        # run could not resume from its own file; and Deepcode.save wrote it as a string
+        for name, rule in (("blocks", Interval(int, 1, None)),
+                           ("batch_size", Interval(int, 2, None)),
+                           ("lr", Interval(float, 0.0, 1.0, closed="right")),
+                           ("snr_offset_db", Interval(float, -20.0, 20.0))):
+            object.__setattr__(self, name, check(name, getattr(self, name), rule))
 
     @property
     def steps(self) -> int:
@@ -138,6 +142,8 @@ def train_deepcode(
     command line.
     """
     channel = FeedbackChannel(snr_db, feedback_snr_db, delay=delay)
+    delay = channel.delay  # checked, as plain Python numbers for the checkpoint's settings
+    block_length = check("block_length", block_length, Interval(int, 8, 100_000))
     sched = _schedule(schedule)
     checkpoint_every = check("checkpoint_every", checkpoint_every, Interval(int, 1, None))
     calibration_blocks = check("calibration_blocks", calibration_blocks,
