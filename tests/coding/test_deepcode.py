@@ -373,3 +373,18 @@ def test_loading_a_model_leaves_the_global_generator_alone(tmp_path, official):
     assert torch.equal(state, torch.random.get_rng_state())
     official("noiseless_feedback_forward_snr_0db")
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_a_saved_record_keeps_numpy_and_torch_numbers_as_numbers(tmp_path):
+    import numpy as np
+
+    m = Deepcode(10, 6, generator=2)
+    m.calibrate(FeedbackChannel(1.0), n_blocks=300, generator=1)
+    # they came back as strings ("5", "0.25", "tensor(3)"); other objects still do
+    m.training_record = {"steps": np.int64(5), "lr": np.float32(0.25), "n": torch.tensor(3),
+                         "curve": np.array([1.5, 2.0]), "where": tmp_path}
+    m.save(tmp_path / "m.pt")
+    rec = Deepcode.load(tmp_path / "m.pt").training_record
+    assert rec == {"steps": 5, "lr": 0.25, "n": 3, "curve": [1.5, 2.0],
+                   "where": str(tmp_path)}
+    assert type(rec["steps"]) is int

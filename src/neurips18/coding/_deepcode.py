@@ -517,7 +517,7 @@ class Deepcode(Code, nn.Module):
 
         # plain data only (a str subclass such as torch's version string would not load
         # with weights_only=True)
-        record = json.loads(json.dumps(self.training_record, default=str))
+        record = json.loads(json.dumps(self.training_record, default=_plain))
         torch.save({"format": "neurips18.coding.Deepcode/1", "config": self.config(),
                     "state_dict": self.state_dict(), "training_record": record}, path)
 
@@ -627,6 +627,18 @@ class Deepcode(Code, nn.Module):
         model.load_state_dict(sd)
         model.training_record = {"source": "official weights", "file": where}
         return model.eval()
+
+
+def _plain(value: Any) -> Any:
+    """A value JSON cannot write, as plain data: a NumPy or torch scalar as its number (it
+    came back as a string, ``np.int64(5)`` as ``"5"``), an array or tensor as a list,
+    anything else as its ``str``."""
+    import numpy as np
+
+    if isinstance(value, np.generic | np.ndarray) or (isinstance(value, torch.Tensor)
+                                                      and not value.is_complex()):
+        return value.tolist()
+    return str(value)
 
 
 def _official_shapes(K: int, H: int, Hd: int) -> dict[str, tuple[int, ...]]:
