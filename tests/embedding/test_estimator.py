@@ -469,6 +469,15 @@ def test_graph_weights_in_large_units_scale_m_inversely(method, kw, scale):
                                atol=1e-12 * np.abs(ref.M_).max())
 
 
+def test_a_single_column_field_is_refused_as_x():
+    """With p = 1 no rank satisfies 1 <= r < p; the error named rank and offered the
+    empty range [1, 0] whatever rank was passed."""
+    A = chain_graph(50)
+    X = sample_gaussian_embedding(A, [[0.3]], generator=0)
+    with pytest.raises(ValidationError, match=r"Invalid X: .*at least 2 columns.*p = 1"):
+        GaussianEmbedding(1).fit(X, A)
+
+
 def test_a_labelled_graph_in_another_node_order_is_refused():
     """A graph DataFrame of X's nodes in another order fitted another model silently
     (the diagonal of M_ went from about 0.4 to noise)."""
