@@ -449,6 +449,35 @@ def test_the_convex_path_does_not_depend_on_the_unit_of_x(scale):
     np.testing.assert_allclose(est.M_, ref.M_, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("method, kw", [("nonconvex", {}), ("convex", {"alpha": 0.05})])
+@pytest.mark.parametrize("scale", [1e12, 1e15])
+def test_graph_weights_in_large_units_scale_m_inversely(method, kw, scale):
+    """Weights c A fit M_ / c (a given alpha scales with c). Absolute floors in the
+    solvers (1e-12 on the nonconvex step's ||M0||, on the convex stopping rule's ||M||)
+    took over once M_ fell near 1e-13: the nonconvex step shrank and the fit stopped
+    short (relative error 7e-6 at c = 1e12, 2e-2 at 1e15), the convex one stopped early
+    (7e-5 at 1e15), both reporting convergence."""
+    A = chain_graph(400)
+    X, _ = field(A, p=8, r=2)
+    ref = GaussianEmbedding(2, method=method, **kw).fit(X, A)
+    kw = {k: v * scale for k, v in kw.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = GaussianEmbedding(2, method=method, **kw).fit(X, scale * A)
+    assert est.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(scale * est.M_, ref.M_, rtol=0,
+                               atol=1e-12 * np.abs(ref.M_).max())
+
+
+def test_a_single_column_field_is_refused_as_x():
+    """With p = 1 no rank satisfies 1 <= r < p; the error named rank and offered the
+    empty range [1, 0] whatever rank was passed."""
+    A = chain_graph(50)
+    X = sample_gaussian_embedding(A, [[0.3]], generator=0)
+    with pytest.raises(ValidationError, match=r"Invalid X: .*at least 2 columns.*p = 1"):
+        GaussianEmbedding(1).fit(X, A)
+
+
 def test_a_labelled_graph_in_another_node_order_is_refused():
     """A graph DataFrame of X's nodes in another order fitted another model silently
     (the diagonal of M_ went from about 0.4 to noise)."""

@@ -99,3 +99,29 @@ def test_gaussian_bad_input():
     before = x.copy()
     gaussian_mle(x)
     assert np.array_equal(x, before)
+
+
+def test_mle_sigma_is_accurate_for_a_widely_spread_column():
+    # sigma^2 far above N makes the quadratic's linear coefficient negative, where the
+    # rationalised root cancelled: 2 % off at scale 1e8 with N = 10, inf from 1e10 up
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    base = np.random.default_rng(0).standard_normal((10, 1))
+    for scale in (1.0, 1e4, 1e8, 1e10, 1e100):
+        x = base * scale
+        n = x.shape[0]
+        col = [mpmath.mpf(float(v)) for v in x[:, 0]]
+        mean = sum(col) / n
+        S = sum((v - mean) ** 2 for v in col)
+        b = n * (n - 1) - S
+        expected = mpmath.sqrt((-b + mpmath.sqrt(b * b + 4 * n * n * S)) / (2 * n))
+        _, sigma = gaussian_mle(x)
+        assert np.isfinite(sigma[0])
+        assert sigma[0] == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_gaussian_data_without_columns_are_refused():
+    with pytest.raises(ValidationError, match="Invalid x"):
+        gaussian_mle(np.zeros((5, 0)))
+    with pytest.raises(ValidationError, match="Invalid x"):
+        fit_gaussian_model(np.zeros((5, 0)), "vb", n_iter=1)

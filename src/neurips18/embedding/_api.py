@@ -336,6 +336,9 @@ class GaussianEmbedding(BaseEstimator):
         Xc, a = self._data(X, graph, fitting=True)
         m, p = Xc.shape
         rank = params["rank"]
+        if p < 2:  # no rank r with 1 <= r < p: the rank message alone offered [1, 0]
+            raise invalid("X", X, f"at least 2 columns (the embedding's rank r needs "
+                                  f"1 <= r < p; X has p = {p})")
         if rank >= p:
             raise invalid("rank", self.rank, f"an int in [1, {p - 1}] (rank < p = {p}, the "
                                              "number of columns of X)")

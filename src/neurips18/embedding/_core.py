@@ -122,7 +122,11 @@ def nonconvex(s: Stats, V0: np.ndarray, *, max_iter: int, tol: float,
         norm_zz = float(np.linalg.norm(s.szz, 2))
         sigma = max(float(np.linalg.norm(V, 2)) ** 2,
                     float(np.linalg.norm(s.szx, 2)) / max(norm_zz, 1e-300))
-        step = 1.0 / (4.0 * norm_zz * max(sigma, 1e-12))
+        # sigma >= ||Szx|| / ||Szz||, which carries the unit of M (inverse to the graph's
+        # weights): an absolute floor here shrank the step for a graph with large weights
+        # (M_ about 1e-13) and the fit stopped short of the minimum. sigma = 0 only when
+        # Szx = 0 and V0 = 0, where the gradient is 0 and any step stays put.
+        step = 1.0 / (4.0 * norm_zz * sigma) if sigma > 0 else 0.0
     converged = False
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
@@ -153,9 +157,11 @@ def convex(s: Stats, alpha: float, M0: np.ndarray | None = None, *, max_iter: in
            tol: float) -> Fit:
     """Accelerated proximal gradient (FISTA with gradient-based adaptive restart) for
     ``loss(M) + alpha ||M||_*``, step ``1 / ||Szz||``; stops when
-    ``||M_t+1 - M_t||_F <= tol max(||M_t||_F, 1e-12)``."""
+    ``||M_t+1 - M_t||_F <= tol max(||M_t+1||_F, 1e-12 ||Szx|| / ||Szz||)`` (the floor is in
+    the unit of ``M``, so that the stopping rule does not depend on the graph's weights)."""
     p = s.szz.shape[0]
     lip = max(float(np.linalg.norm(s.szz, 2)), 1e-300)
+    floor = 1e-12 * float(np.linalg.norm(s.szx, 2)) / lip
     M = np.zeros((p, p)) if M0 is None else M0.copy()
     Y, t = M.copy(), 1.0
     converged = False
@@ -168,7 +174,7 @@ def convex(s: Stats, alpha: float, M0: np.ndarray | None = None, *, max_iter: in
         t_new = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
         Y = M_new + ((t - 1.0) / t_new) * diff
         M, t = M_new, t_new
-        if np.linalg.norm(diff) <= tol * max(float(np.linalg.norm(M)), 1e-12):
+        if np.linalg.norm(diff) <= tol * max(float(np.linalg.norm(M)), floor):
             converged = True
             break
     return Fit(M, factor(M, p), it, converged)

@@ -69,12 +69,20 @@ def gaussian_mle(x: Any) -> tuple[np.ndarray, np.ndarray]:
     Per coordinate the data vector is N(Delta 1, sigma^2 I + 1 1^T); its MLE is Delta = mean
     and sigma^2 the positive root of N s^2 + (N(N-1) - S) s - S N = 0, S the sum of squared
     deviations from the mean."""
-    X = check_array("x", x, ndim=2, min_rows=2)
+    X = check_array("x", x, ndim=2, min_rows=2, min_cols=1)
     n = X.shape[0]
     mean = X.mean(0)
     S = ((X - mean) ** 2).sum(0)
     B = n * (n - 1) - S
-    s2 = 2 * S * n / (B + np.sqrt(B * B + 4 * n * n * S))
+    # sqrt(B^2 + 4 n^2 S) without squaring B (which overflows for a spread-out column)
+    root = np.hypot(B, 2 * n * np.sqrt(S))
+    # each branch of the quadratic formula adds two numbers of the same sign: the usual
+    # -B + root cancels when B > 0, the rationalised 2 S n / (B + root) when B < 0 (a
+    # column with variance above about n lost digits there, and was inf from 1e10 up)
+    pos = B >= 0
+    s2 = np.empty_like(S)
+    s2[pos] = 2 * S[pos] * n / (B[pos] + root[pos])
+    s2[~pos] = (root[~pos] - B[~pos]) / (2 * n)
     return mean, np.sqrt(s2)
 
 
@@ -167,7 +175,7 @@ def fit_gaussian_model(
     closed form). ``n_mc`` Monte Carlo samples per ELBO estimate; RMSProp with step ``lr``
     and decay 0.9 for ``n_iter`` iterations. Computations in float64.
     """
-    X = check_array("x", x, ndim=2, min_rows=2)
+    X = check_array("x", x, ndim=2, min_rows=2, min_cols=1)
     method = check("method", method, Options(set(METHODS)))
     n_iter = check("n_iter", n_iter, Interval(int, 1, None))
     n_mc = check("n_mc", n_mc, Interval(int, 1, None))
