@@ -504,6 +504,32 @@ def test_a_clean_model_converts_without_a_warning():
     assert not rep.left_in_float32 and rep.float32  # batch norms stay in float32
 
 
+class _Sym(nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w + w.t()
+
+
+def test_parametrized_layers_are_reported_by_their_layer_not_their_originals():
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+    custom = _Custom()
+    parametrize.register_parametrization(custom, "w", _Sym())
+    model = nn.Sequential(weight_norm(nn.Linear(4, 8)), nn.ReLU(),
+                          spectral_norm(nn.Conv1d(8, 8, 3)), custom)
+    # the converted layers compute with their parametrized weights: nothing of theirs is
+    # left in float32 (their ParametrizationLists are not modules of their own); a module
+    # the conversion does not know is still named, with the tensor it parametrizes
+    with pytest.warns(Fp8ConversionWarning) as record:
+        convert_to_fp8(model)
+    text = str(record[0].message)
+    assert "ParametrizationList" not in text and "left 1 module(s)" in text
+    rep = fp8_report(model)
+    assert [e.path for e in rep.converted] == ["0", "2"]
+    assert [(e.path, e.detail) for e in rep.unknown] == [
+        ("3", "owns parameters (w) that it uses as written")]
+
+
 def test_conversion_keeps_hooks_identity_and_training_mode():
     torch.manual_seed(11)
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)).eval()

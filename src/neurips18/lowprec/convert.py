@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neurips18._validation import InstanceOf, Predicate, check
 from neurips18.lowprec.attention import Fp8MultiheadAttention, Fp8TransformerEncoderLayer
@@ -121,6 +122,15 @@ def _why_not(m: nn.Module, base: type) -> str | None:
     return None
 
 
+def _owned(m: nn.Module) -> list[str]:
+    """The names of the parameters ``m`` computes with: its own, and the tensors it
+    parametrizes (``torch.nn.utils.parametrize``), whose originals live in a child."""
+    names = [k for k, p in m._parameters.items() if p is not None]
+    if parametrize.is_parametrized(m):
+        names += [k for k in m.parametrizations if k not in names]
+    return names
+
+
 def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | None
           ) -> tuple[list[tuple[str, nn.Module, type]], dict[str, list[ReportEntry]]]:
     """The layers to convert (path, module, torch base) in registration order, and the
@@ -131,6 +141,9 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
     inside: list[str] = []  # converted attention modules: their children are theirs
     for name, m in module.named_modules(remove_duplicate=True):
         if any(name.startswith(p + ".") for p in inside):
+            continue
+        if isinstance(m, parametrize.ParametrizationList):
+            # its ``original`` tensors are the parametrized module's own (counted there)
             continue
         entry = ReportEntry(name, type(m).__name__, "")
         base = _base_of(m)
@@ -150,12 +163,13 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
         if reason is not None:
             other["unsupported"].append(ReportEntry(name, entry.type, reason))
             continue
-        if not any(p is not None for p in m._parameters.values()):
+        owned = _owned(m)
+        if not owned:
             continue
         if isinstance(m, _NO_GEMM):
             other["float32"].append(ReportEntry(name, entry.type, "no GEMM"))
         else:
-            owned = ", ".join(k for k, p in m._parameters.items() if p is not None)
+            owned = ", ".join(owned)
             other["unknown"].append(ReportEntry(
                 name, entry.type, f"owns parameters ({owned}) that it uses as written"))
     return targets, other
