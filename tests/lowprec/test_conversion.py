@@ -530,6 +530,13 @@ def test_parametrized_layers_are_reported_by_their_layer_not_their_originals():
         ("3", "owns parameters (w) that it uses as written")]
 
 
+def test_an_attention_module_converted_on_its_own_is_one_layer():
+    mha = convert_to_fp8(nn.MultiheadAttention(8, 2))
+    # its output projection is computed by the attention module: not a layer of its own
+    assert type(mha.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert [e.path for e in fp8_report(mha).converted] == [""]
+
+
 def test_conversion_keeps_hooks_identity_and_training_mode():
     torch.manual_seed(11)
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)).eval()

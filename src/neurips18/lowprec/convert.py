@@ -122,6 +122,12 @@ def _why_not(m: nn.Module, base: type) -> str | None:
     return None
 
 
+def _below(name: str, prefix: str) -> bool:
+    """Whether the module path ``name`` lies strictly inside the module at ``prefix``
+    (``""`` is the model itself, which holds every other path)."""
+    return name.startswith(prefix + ".") if prefix else name != ""
+
+
 def _owned(m: nn.Module) -> list[str]:
     """The names of the parameters ``m`` computes with: its own, and the tensors it
     parametrizes (``torch.nn.utils.parametrize``), whose originals live in a child."""
@@ -140,7 +146,7 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
                                                            "excluded", "float32")}
     inside: list[str] = []  # converted attention modules: their children are theirs
     for name, m in module.named_modules(remove_duplicate=True):
-        if any(name.startswith(p + ".") for p in inside):
+        if any(_below(name, p) for p in inside):
             continue
         if isinstance(m, parametrize.ParametrizationList):
             # its ``original`` tensors are the parametrized module's own (counted there)
