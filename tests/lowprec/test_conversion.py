@@ -596,3 +596,53 @@ def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods
     assert lin.describe() == "mine"
     assert lin(torch.randn(2, 4)).shape == (2, 4)
 
+
+
+def _just_above_ties(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """float64 values 2**-40 above an E5M2 tie (they round away from zero); cast to
+    float32 they land on the tie itself, which rounds to even (towards zero here)."""
+    sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+    scale = torch.exp2(torch.randint(-3, 3, shape, generator=gen).double())
+    return sign * scale * (1 + 2**-3 + 2**-40)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Linear(6, 5), (4, 6)),
+    (lambda: nn.Conv2d(2, 3, 3, padding=1), (2, 2, 5, 5)),
+    (lambda: nn.Conv1d(2, 3, 3), (2, 2, 7)),
+    (lambda: nn.MultiheadAttention(4, 2), (3, 2, 4)),
+    (lambda: nn.Embedding(7, 4), (3, 5)),
+    (lambda: nn.GRU(3, 4), (5, 2, 3)),
+])
+def test_a_float64_model_rounds_its_gemm_inputs_once(make, shape):
+    gen = torch.Generator().manual_seed(0)
+    model = make().double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(_just_above_ties(p.shape, gen))
+    ref = copy.deepcopy(model)  # the same model with correctly rounded weights (biases
+    with torch.no_grad():  # are added in the accumulation format: kept as they are)
+        for name, p in ref.named_parameters():
+            if "bias" not in name:
+                p.copy_(quantize(p, E5M2))
+    convert_to_fp8(model, ALL_FP8)
+    convert_to_fp8(ref, ALL_FP8)
+    emb = isinstance(model, nn.Embedding)
+    x = torch.randint(0, 7, shape, generator=gen) if emb else _just_above_ties(shape, gen)
+    xr = x if emb else quantize(x, E5M2)
+    if not emb:
+        x.requires_grad_(True)
+        xr.requires_grad_(True)
+    run = (lambda m, t: m(t, t, t)[0]) if isinstance(model, nn.MultiheadAttention) else \
+        (lambda m, t: m(t)[0]) if isinstance(model, nn.GRU) else (lambda m, t: m(t))
+    y, yr = run(model, x), run(ref, xr)
+    assert y.dtype == torch.float64 and torch.equal(y, yr)
+    if isinstance(model, nn.GRU):  # its output errors reach the GEMMs through the cells
+        return
+    gy = _just_above_ties(tuple(y.shape), gen)
+    y.backward(gy)
+    yr.backward(quantize(gy, E5M2))  # the errors entering the GEMMs, rounded once
+    if not emb:
+        assert torch.equal(x.grad, xr.grad)
+    for (name, p), pr in zip(model.named_parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p.grad, pr.grad), name
