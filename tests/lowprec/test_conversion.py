@@ -598,6 +598,33 @@ def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods
 
 
 
+class _PlainSubclassEncoderLayer(nn.TransformerEncoderLayer):
+    pass
+
+
+def test_a_converted_subclass_survives_torch_save_and_deepcopy():
+    import io
+
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(_PlainSubclassLinear(4, 4),
+                          _PlainSubclassEncoderLayer(4, 2, 8, dropout=0.0))
+    convert_to_fp8(model, ALL_FP8)
+    x = torch.randn(3, 2, 4)
+    buf = io.BytesIO()
+    torch.save(model, buf)  # the FP8 classes of the subclasses are made at conversion
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    for m in (loaded, copy.deepcopy(model)):
+        assert type(m[0]) is type(model[0]) and type(m[1]) is type(model[1])
+        assert m[0].cfg == model[0].cfg and m[0].describe() == "mine"
+        assert torch.equal(m(x), model(x))
+    parametrize.register_parametrization(model[0], "weight", _Sym())
+    twin = copy.deepcopy(model)  # a class derived from the FP8 one copies as before
+    assert type(twin[0]) is type(model[0]) and torch.equal(twin(x), model(x))
+
+
 def _just_above_ties(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """float64 values 2**-40 above an E5M2 tie (they round away from zero); cast to
     float32 they land on the tie itself, which rounds to even (towards zero here)."""

@@ -181,10 +181,25 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
     return targets, other
 
 
+def _new_mixed(fp8_cls: type, user_cls: type) -> nn.Module:
+    """An empty instance of ``_mixed(fp8_cls, user_cls)``, for unpickling (the class is
+    made at conversion, so pickle cannot find it by name)."""
+    return object.__new__(_mixed(fp8_cls, user_cls))  # type: ignore[no-any-return]
+
+
+def _reduce_mixed(self: nn.Module, protocol: int) -> object:
+    pair = type(self).__dict__.get("_fp8_pair")
+    if pair is None:  # a class derived from a mixed one (e.g. by parametrize)
+        return object.__reduce_ex__(self, protocol)
+    return _new_mixed, pair, self.__getstate__()
+
+
 @functools.cache
 def _mixed(fp8_cls: type, user_cls: type) -> type:
     """The FP8 class for a subclass of a torch layer that keeps the torch ``forward``."""
-    return type(f"Fp8{user_cls.__name__}", (fp8_cls, user_cls), {"__module__": __name__})
+    return type(f"Fp8{user_cls.__name__}", (fp8_cls, user_cls),
+                {"__module__": __name__, "__reduce_ex__": _reduce_mixed,
+                 "_fp8_pair": (fp8_cls, user_cls)})
 
 
 def _swap(m: nn.Module, base: type, cfg: object) -> None:
