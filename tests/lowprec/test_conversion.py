@@ -598,6 +598,19 @@ def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods
 
 
 
+def test_a_layer_is_never_reported_both_converted_and_excluded():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    convert_to_fp8(model)
+    rep = fp8_report(model, module_filter=lambda m, name: name != "0")
+    # layer 0 runs in FP8 (converted before); the filter now rejects it
+    assert [e.path for e in rep.converted] == ["0", "1", "2"]
+    assert rep.excluded == ()
+    fresh = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    rep = fp8_report(fresh, module_filter=lambda m, name: name != "0")
+    assert [(e.path, e.detail) for e in rep.excluded] == [
+        ("0", "excluded by module_filter"), ("1", "not converted")]
+
+
 class _PlainSubclassEncoderLayer(nn.TransformerEncoderLayer):
     pass
 

@@ -268,6 +268,8 @@ def fp8_report(module: nn.Module, *,
     targets, other = _plan(module, module_filter)
     converted = _converted_entries(module)
     done = {e.path for e in converted}
+    # a layer converted earlier runs in FP8 whatever the filter says now: converted only
+    other["excluded"] = [e for e in other["excluded"] if e.path not in done]
     other["excluded"] += [ReportEntry(n, type(m).__name__, "not converted")
                           for n, m, _ in targets if n not in done]
     other["excluded"].sort(key=lambda e: e.path)
