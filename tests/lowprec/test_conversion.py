@@ -331,6 +331,23 @@ def test_embedding_is_the_one_hot_gemm_of_the_recipe(mode):
     assert torch.equal(emb.weight.grad, want)
 
 
+def test_embedding_gradient_of_int32_indices_with_a_large_vocabulary():
+    # token * number of chunks passes 2**31 here (about 10**6 tokens, 4099 chunks of one):
+    # int32 indices must give the gradient of the same int64 indices
+    torch.manual_seed(12)
+    vocab = 1_000_003
+    emb = convert_to_fp8(nn.Embedding(vocab, 2), Fp8Recipe(keep_first_last=False, chunk=1))
+    idx = torch.randint(vocab - 1000, vocab, (4099,))
+    gy = torch.randn(4099, 2)
+    grads = []
+    for dtype in (torch.int64, torch.int32):
+        emb.weight.grad = None
+        emb(idx.to(dtype)).backward(gy)
+        grads.append(emb.weight.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(grads[0].abs().sum(1) > 0, torch.bincount(idx, minlength=vocab) > 0)
+
+
 @pytest.mark.parametrize("idx", [torch.tensor([[1, -1]]), torch.tensor([[1, 7]]),
                                  torch.tensor([True, False, True, False, True, False, True]),
                                  torch.tensor([1.0, 2.0])], ids=["negative", "too large",

@@ -476,7 +476,9 @@ def _embedding_grad(idx: torch.Tensor, gq: torch.Tensor, num: int,
     cl = min(cfg.chunk, max(p, 1))
     nc = max(1, -(-p // cl))
     pos = torch.arange(p, device=idx.device)
-    key = idx * nc + pos // cl  # (token, chunk)
+    # (token, chunk) in int64: with int32 indices, token * nc wraps past 2**31 (a large
+    # vocabulary times many chunks) and rows would be summed into the wrong tokens
+    key = idx.to(torch.int64) * nc + pos // cl
     order = torch.argsort(key, stable=True)  # by token, then chunk, then position
     key_s = key[order]
     ukey, inv = torch.unique_consecutive(key_s, return_inverse=True)
