@@ -169,3 +169,20 @@ def test_fast_mode_large_outputs_per_chunk_path_matches_definition():
                          for s in range(0, 150, 64)])  # exact chunk sums (see above)
     want = chunked_sum(quantize(parts, E6M9), E6M9, chunk=1, dim=0)
     assert _bits_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_chunked_sum_rounds_float64_terms_once(mode):
+    # 1 + 2**-10 + 2**-40 lies just above the E6M9 tie 1 + 2**-10: it rounds up to
+    # 1 + 2**-9. A cast to float32 first lands on the tie itself, which rounds to even (1).
+    x = torch.tensor([1 + 2**-10 + 2**-40, 0.0, 0.0, -(1 + 2**-10 + 2**-40)],
+                     dtype=torch.float64)
+    terms = quantize(x, E6M9)
+    assert terms[0].item() == 1 + 2**-9
+    got = chunked_sum(x[:3], E6M9, chunk=2, mode=mode)
+    assert got.item() == 1 + 2**-9
+    assert chunked_sum(x, E6M9, chunk=2, mode=mode).item() == 0.0
+    rows = torch.stack([x, x.flip(0)])
+    assert torch.equal(chunked_sum(rows, E6M9, chunk=3, dim=1, mode=mode),
+                       chunked_sum(quantize(rows, E6M9).float(), E6M9, chunk=3, dim=1,
+                                   mode=mode))

@@ -331,6 +331,23 @@ def test_embedding_is_the_one_hot_gemm_of_the_recipe(mode):
     assert torch.equal(emb.weight.grad, want)
 
 
+def test_embedding_gradient_of_int32_indices_with_a_large_vocabulary():
+    # token * number of chunks passes 2**31 here (about 10**6 tokens, 4099 chunks of one):
+    # int32 indices must give the gradient of the same int64 indices
+    torch.manual_seed(12)
+    vocab = 1_000_003
+    emb = convert_to_fp8(nn.Embedding(vocab, 2), Fp8Recipe(keep_first_last=False, chunk=1))
+    idx = torch.randint(vocab - 1000, vocab, (4099,))
+    gy = torch.randn(4099, 2)
+    grads = []
+    for dtype in (torch.int64, torch.int32):
+        emb.weight.grad = None
+        emb(idx.to(dtype)).backward(gy)
+        grads.append(emb.weight.grad.clone())
+    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(grads[0].abs().sum(1) > 0, torch.bincount(idx, minlength=vocab) > 0)
+
+
 @pytest.mark.parametrize("idx", [torch.tensor([[1, -1]]), torch.tensor([[1, 7]]),
                                  torch.tensor([True, False, True, False, True, False, True]),
                                  torch.tensor([1.0, 2.0])], ids=["negative", "too large",
@@ -504,6 +521,39 @@ def test_a_clean_model_converts_without_a_warning():
     assert not rep.left_in_float32 and rep.float32  # batch norms stay in float32
 
 
+class _Sym(nn.Module):
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return w + w.t()
+
+
+def test_parametrized_layers_are_reported_by_their_layer_not_their_originals():
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+    custom = _Custom()
+    parametrize.register_parametrization(custom, "w", _Sym())
+    model = nn.Sequential(weight_norm(nn.Linear(4, 8)), nn.ReLU(),
+                          spectral_norm(nn.Conv1d(8, 8, 3)), custom)
+    # the converted layers compute with their parametrized weights: nothing of theirs is
+    # left in float32 (their ParametrizationLists are not modules of their own); a module
+    # the conversion does not know is still named, with the tensor it parametrizes
+    with pytest.warns(Fp8ConversionWarning) as record:
+        convert_to_fp8(model)
+    text = str(record[0].message)
+    assert "ParametrizationList" not in text and "left 1 module(s)" in text
+    rep = fp8_report(model)
+    assert [e.path for e in rep.converted] == ["0", "2"]
+    assert [(e.path, e.detail) for e in rep.unknown] == [
+        ("3", "owns parameters (w) that it uses as written")]
+
+
+def test_an_attention_module_converted_on_its_own_is_one_layer():
+    mha = convert_to_fp8(nn.MultiheadAttention(8, 2))
+    # its output projection is computed by the attention module: not a layer of its own
+    assert type(mha.out_proj) is nn.modules.linear.NonDynamicallyQuantizableLinear
+    assert [e.path for e in fp8_report(mha).converted] == [""]
+
+
 def test_conversion_keeps_hooks_identity_and_training_mode():
     torch.manual_seed(11)
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4)).eval()
@@ -563,3 +613,93 @@ def test_a_subclass_keeping_the_torch_forward_is_converted_and_keeps_its_methods
     assert lin.describe() == "mine"
     assert lin(torch.randn(2, 4)).shape == (2, 4)
 
+
+
+def test_a_layer_is_never_reported_both_converted_and_excluded():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2), nn.Linear(2, 2))
+    convert_to_fp8(model)
+    rep = fp8_report(model, module_filter=lambda m, name: name != "0")
+    # layer 0 runs in FP8 (converted before); the filter now rejects it
+    assert [e.path for e in rep.converted] == ["0", "1", "2"]
+    assert rep.excluded == ()
+    fresh = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    rep = fp8_report(fresh, module_filter=lambda m, name: name != "0")
+    assert [(e.path, e.detail) for e in rep.excluded] == [
+        ("0", "excluded by module_filter"), ("1", "not converted")]
+
+
+class _PlainSubclassEncoderLayer(nn.TransformerEncoderLayer):
+    pass
+
+
+def test_a_converted_subclass_survives_torch_save_and_deepcopy():
+    import io
+
+    from torch.nn.utils import parametrize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(_PlainSubclassLinear(4, 4),
+                          _PlainSubclassEncoderLayer(4, 2, 8, dropout=0.0))
+    convert_to_fp8(model, ALL_FP8)
+    x = torch.randn(3, 2, 4)
+    buf = io.BytesIO()
+    torch.save(model, buf)  # the FP8 classes of the subclasses are made at conversion
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    for m in (loaded, copy.deepcopy(model)):
+        assert type(m[0]) is type(model[0]) and type(m[1]) is type(model[1])
+        assert m[0].cfg == model[0].cfg and m[0].describe() == "mine"
+        assert torch.equal(m(x), model(x))
+    parametrize.register_parametrization(model[0], "weight", _Sym())
+    twin = copy.deepcopy(model)  # a class derived from the FP8 one copies as before
+    assert type(twin[0]) is type(model[0]) and torch.equal(twin(x), model(x))
+
+
+def _just_above_ties(shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """float64 values 2**-40 above an E5M2 tie (they round away from zero); cast to
+    float32 they land on the tie itself, which rounds to even (towards zero here)."""
+    sign = torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0).double()
+    scale = torch.exp2(torch.randint(-3, 3, shape, generator=gen).double())
+    return sign * scale * (1 + 2**-3 + 2**-40)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Linear(6, 5), (4, 6)),
+    (lambda: nn.Conv2d(2, 3, 3, padding=1), (2, 2, 5, 5)),
+    (lambda: nn.Conv1d(2, 3, 3), (2, 2, 7)),
+    (lambda: nn.MultiheadAttention(4, 2), (3, 2, 4)),
+    (lambda: nn.Embedding(7, 4), (3, 5)),
+    (lambda: nn.GRU(3, 4), (5, 2, 3)),
+])
+def test_a_float64_model_rounds_its_gemm_inputs_once(make, shape):
+    gen = torch.Generator().manual_seed(0)
+    model = make().double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(_just_above_ties(p.shape, gen))
+    ref = copy.deepcopy(model)  # the same model with correctly rounded weights (biases
+    with torch.no_grad():  # are added in the accumulation format: kept as they are)
+        for name, p in ref.named_parameters():
+            if "bias" not in name:
+                p.copy_(quantize(p, E5M2))
+    convert_to_fp8(model, ALL_FP8)
+    convert_to_fp8(ref, ALL_FP8)
+    emb = isinstance(model, nn.Embedding)
+    x = torch.randint(0, 7, shape, generator=gen) if emb else _just_above_ties(shape, gen)
+    xr = x if emb else quantize(x, E5M2)
+    if not emb:
+        x.requires_grad_(True)
+        xr.requires_grad_(True)
+    run = (lambda m, t: m(t, t, t)[0]) if isinstance(model, nn.MultiheadAttention) else \
+        (lambda m, t: m(t)[0]) if isinstance(model, nn.GRU) else (lambda m, t: m(t))
+    y, yr = run(model, x), run(ref, xr)
+    assert y.dtype == torch.float64 and torch.equal(y, yr)
+    if isinstance(model, nn.GRU):  # its output errors reach the GEMMs through the cells
+        return
+    gy = _just_above_ties(tuple(y.shape), gen)
+    y.backward(gy)
+    yr.backward(quantize(gy, E5M2))  # the errors entering the GEMMs, rounded once
+    if not emb:
+        assert torch.equal(x.grad, xr.grad)
+    for (name, p), pr in zip(model.named_parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p.grad, pr.grad), name

@@ -128,7 +128,8 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
                 dim: int = -1, mode: Mode = "exact") -> torch.Tensor:
     """Sum ``x`` along ``dim`` in ``acc_fmt`` with chunk-based accumulation.
 
-    The terms are rounded to ``acc_fmt`` first; then every addition is rounded to
+    The terms are rounded to ``acc_fmt`` first (float64 terms correctly, as by
+    :func:`~neurips18.lowprec.quantize`); then every addition is rounded to
     nearest-even in ``acc_fmt``: inside each chunk of ``chunk``
     consecutive elements, then across the chunk results in order. ``chunk=1`` (or any
     ``chunk >= x.shape[dim]``) is plain sequential accumulation. The loops run over the chunk
@@ -140,7 +141,7 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
     mode = check("mode", mode, MODE)
-    xf = _as_float32(x)
+    xf = _as_float32(x, fmt=acc_fmt)  # float64 terms: one correct rounding, as quantize
     if xf.dim() == 0:
         raise invalid("x", x, "at least one dimension to sum over")
     dim = check("dim", dim, Interval(int, -xf.dim(), xf.dim() - 1))
@@ -173,7 +174,8 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
     a, b : floating tensors of shapes (..., M, K) and (..., K, N); leading (batch)
         dimensions broadcast as in :func:`torch.matmul`, and each matrix of the batch is
         multiplied as a 2-D product. The caller quantizes them to the data format first
-        (e.g. ``quantize(a, E5M2)``); they are used as given.
+        (e.g. ``quantize(a, E5M2)``); they are used as given, in float32 (a float64
+        value that float32 does not hold is cast to float32 first).
     acc_fmt : accumulation format (the paper: ``E6M9``).
     chunk : chunk length CL along K (the paper: 64).
     mode : ``"exact"`` rounds every product and every addition to ``acc_fmt``, inside the

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
+from torch.nn.utils import parametrize
 
 from neurips18._validation import InstanceOf, Predicate, check
 from neurips18.lowprec.attention import Fp8MultiheadAttention, Fp8TransformerEncoderLayer
@@ -121,6 +122,21 @@ def _why_not(m: nn.Module, base: type) -> str | None:
     return None
 
 
+def _below(name: str, prefix: str) -> bool:
+    """Whether the module path ``name`` lies strictly inside the module at ``prefix``
+    (``""`` is the model itself, which holds every other path)."""
+    return name.startswith(prefix + ".") if prefix else name != ""
+
+
+def _owned(m: nn.Module) -> list[str]:
+    """The names of the parameters ``m`` computes with: its own, and the tensors it
+    parametrizes (``torch.nn.utils.parametrize``), whose originals live in a child."""
+    names = [k for k, p in m._parameters.items() if p is not None]
+    if parametrize.is_parametrized(m):
+        names += [k for k in m.parametrizations if k not in names]
+    return names
+
+
 def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | None
           ) -> tuple[list[tuple[str, nn.Module, type]], dict[str, list[ReportEntry]]]:
     """The layers to convert (path, module, torch base) in registration order, and the
@@ -130,7 +146,10 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
                                                            "excluded", "float32")}
     inside: list[str] = []  # converted attention modules: their children are theirs
     for name, m in module.named_modules(remove_duplicate=True):
-        if any(name.startswith(p + ".") for p in inside):
+        if any(_below(name, p) for p in inside):
+            continue
+        if isinstance(m, parametrize.ParametrizationList):
+            # its ``original`` tensors are the parametrized module's own (counted there)
             continue
         entry = ReportEntry(name, type(m).__name__, "")
         base = _base_of(m)
@@ -150,21 +169,37 @@ def _plan(module: nn.Module, module_filter: Callable[[nn.Module, str], bool] | N
         if reason is not None:
             other["unsupported"].append(ReportEntry(name, entry.type, reason))
             continue
-        if not any(p is not None for p in m._parameters.values()):
+        owned = _owned(m)
+        if not owned:
             continue
         if isinstance(m, _NO_GEMM):
             other["float32"].append(ReportEntry(name, entry.type, "no GEMM"))
         else:
-            owned = ", ".join(k for k, p in m._parameters.items() if p is not None)
+            owned = ", ".join(owned)
             other["unknown"].append(ReportEntry(
                 name, entry.type, f"owns parameters ({owned}) that it uses as written"))
     return targets, other
 
 
+def _new_mixed(fp8_cls: type, user_cls: type) -> nn.Module:
+    """An empty instance of ``_mixed(fp8_cls, user_cls)``, for unpickling (the class is
+    made at conversion, so pickle cannot find it by name)."""
+    return object.__new__(_mixed(fp8_cls, user_cls))  # type: ignore[no-any-return]
+
+
+def _reduce_mixed(self: nn.Module, protocol: int) -> object:
+    pair = type(self).__dict__.get("_fp8_pair")
+    if pair is None:  # a class derived from a mixed one (e.g. by parametrize)
+        return object.__reduce_ex__(self, protocol)
+    return _new_mixed, pair, self.__getstate__()
+
+
 @functools.cache
 def _mixed(fp8_cls: type, user_cls: type) -> type:
     """The FP8 class for a subclass of a torch layer that keeps the torch ``forward``."""
-    return type(f"Fp8{user_cls.__name__}", (fp8_cls, user_cls), {"__module__": __name__})
+    return type(f"Fp8{user_cls.__name__}", (fp8_cls, user_cls),
+                {"__module__": __name__, "__reduce_ex__": _reduce_mixed,
+                 "_fp8_pair": (fp8_cls, user_cls)})
 
 
 def _swap(m: nn.Module, base: type, cfg: object) -> None:
@@ -233,6 +268,8 @@ def fp8_report(module: nn.Module, *,
     targets, other = _plan(module, module_filter)
     converted = _converted_entries(module)
     done = {e.path for e in converted}
+    # a layer converted earlier runs in FP8 whatever the filter says now: converted only
+    other["excluded"] = [e for e in other["excluded"] if e.path not in done]
     other["excluded"] += [ReportEntry(n, type(m).__name__, "not converted")
                           for n, m, _ in targets if n not in done]
     other["excluded"].sort(key=lambda e: e.path)

@@ -34,7 +34,9 @@ weight updates):
   see :mod:`neurips18.lowprec.recurrent`.
 
 Emulation details: convolutions are lowered to GEMMs with ``unfold``; bias addition and the
-bias gradient are done in the accumulation format.
+bias gradient are done in the accumulation format. In a float64 model the GEMM inputs
+(weights, activations and the errors of the backward pass) are rounded from their float64
+values, once, as :func:`~neurips18.lowprec.quantize` rounds them.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from neurips18.lowprec.accumulate import (
     chunked_sum,
 )
 from neurips18.lowprec.formats import E5M2, E6M9, FORMAT, FloatFormat
-from neurips18.lowprec.quantize import round_float32
+from neurips18.lowprec.quantize import _float64_to_float32, round_float32
 
 _RECIPE_FIELDS = {
     "data_format": (FORMAT,),
@@ -108,6 +110,20 @@ class Fp8Recipe:
                          self.chunk, self.mode, float(self.loss_scale))
 
 
+def _round(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
+    """``x`` rounded to nearest in ``fmt``, as float32; float64 values are rounded once
+    (a cast to float32 first could round them twice, as :func:`quantize` avoids)."""
+    xd = x.detach()
+    xf = _float64_to_float32(xd, fmt) if xd.dtype == torch.float64 else xd.float()
+    return round_float32(xf, fmt)
+
+
+def _like(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A product's float32 result, as float64 for a float64 input ``x``: autograd then
+    hands the backward its errors in float64, so that they too are rounded once."""
+    return y.to(torch.float64) if x.dtype == torch.float64 else y
+
+
 @dataclass(frozen=True)
 class _LayerCfg:
     data: FloatFormat
@@ -126,11 +142,11 @@ class _LayerCfg:
 
     def q(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` rounded to nearest in the data format (float32)."""
-        return round_float32(x.detach().float(), self.data)
+        return _round(x, self.data)
 
     def qa(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` rounded to nearest in the accumulation format (float32)."""
-        return round_float32(x.detach().float(), self.acc)
+        return _round(x, self.acc)
 
     def scaled_errors(self, g: torch.Tensor) -> torch.Tensor:
         """Errors entering a backward GEMM: scaled by the loss scale, rounded to the data
@@ -140,7 +156,7 @@ class _LayerCfg:
         inf (or clamp it to the largest value, for a saturating format), and the weight
         gradients into inf/NaN or a silently clipped value: that raises FloatingPointError
         naming the loss scale instead."""
-        g = g.float()
+        g = g if g.dtype == torch.float64 else g.float()
         if self.loss_scale == 1.0:
             return self.q(g)
         s = g * self.loss_scale
@@ -172,7 +188,7 @@ def affine(xq: torch.Tensor, wq: torch.Tensor, b: torch.Tensor | None,
     """Internal: ``xq @ wq^T`` accumulated under the recipe, plus ``b`` in the accumulation
     format (the forward product of every linear map)."""
     y = cfg.mm(xq, wq.t())
-    return y if b is None else cfg.qa(y + b.detach().float())
+    return y if b is None else cfg.qa(y + b.detach())  # float64 bias: added in float64
 
 
 class _Fp8LinearFn(torch.autograd.Function):
@@ -185,7 +201,7 @@ class _Fp8LinearFn(torch.autograd.Function):
         ctx.save_for_backward(xq, wq)
         ctx.cfg = cfg
         ctx.has_bias = b is not None
-        return y
+        return _like(y, x2)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
@@ -227,7 +243,7 @@ class _Fp8BmmFn(torch.autograd.Function):
         aq, bq = cfg.q(a), cfg.q(b)
         ctx.save_for_backward(aq, bq)
         ctx.cfg = cfg
-        return cfg.bmm(aq, bq)
+        return _like(cfg.bmm(aq, bq), a)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
@@ -315,10 +331,10 @@ class _Fp8Conv2dFn(torch.autograd.Function):
             wg = wq.reshape(groups, o // groups, -1)  # (G, Og, Kg)
             y2 = cfg.bmm(xg, wg.transpose(1, 2)).transpose(0, 1).reshape(bsz * n_pos, o)
         if b is not None:
-            y2 = cfg.qa(y2 + b.detach().float())
+            y2 = cfg.qa(y2 + b.detach())
         ctx.save_for_backward(x2, wq)
         ctx.meta = (geom, groups, cfg, (h, wd), (kh, kw), n_pos, bsz, b is not None)
-        return y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo)
+        return _like(y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo), x)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
@@ -460,7 +476,9 @@ def _embedding_grad(idx: torch.Tensor, gq: torch.Tensor, num: int,
     cl = min(cfg.chunk, max(p, 1))
     nc = max(1, -(-p // cl))
     pos = torch.arange(p, device=idx.device)
-    key = idx * nc + pos // cl  # (token, chunk)
+    # (token, chunk) in int64: with int32 indices, token * nc wraps past 2**31 (a large
+    # vocabulary times many chunks) and rows would be summed into the wrong tokens
+    key = idx.to(torch.int64) * nc + pos // cl
     order = torch.argsort(key, stable=True)  # by token, then chunk, then position
     key_s = key[order]
     ukey, inv = torch.unique_consecutive(key_s, return_inverse=True)
@@ -486,7 +504,7 @@ class _Fp8EmbeddingFn(torch.autograd.Function):
         flat = idx.reshape(-1)
         ctx.save_for_backward(flat)
         ctx.meta = (w.shape[0], padding_idx, cfg)
-        return cfg.q(w.detach()[flat]).reshape(*idx.shape, w.shape[1])
+        return _like(cfg.q(w.detach()[flat]).reshape(*idx.shape, w.shape[1]), w)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:

@@ -313,8 +313,13 @@ def _check_format(fmt: object, name: str = "fmt") -> FloatFormat:
     return check(name, fmt, FORMAT)  # type: ignore[no-any-return]
 
 
-def _as_float32(x: object, name: str = "x") -> torch.Tensor:
+def _as_float32(x: object, name: str = "x", fmt: FloatFormat | None = None) -> torch.Tensor:
+    """Checked float32 copy of ``x``; with ``fmt``, float64 values go through
+    :func:`_float64_to_float32` so that rounding the result to ``fmt`` rounds ``x``
+    correctly (a plain cast followed by that rounding may round twice)."""
     t: torch.Tensor = check_tensor(name, x, floating=True, finite=False, nonempty=False)
+    if fmt is not None and t.dtype == torch.float64:
+        return _float64_to_float32(t.detach(), fmt).contiguous()
     return t.detach().to(torch.float32).contiguous()
 
 

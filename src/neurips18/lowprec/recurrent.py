@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurips18._validation import invalid
-from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, affine, fp8_linear
+from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, _like, affine, fp8_linear
 
 
 def _backward_pass() -> int:
@@ -88,7 +88,7 @@ class _StepGemm(torch.autograd.Function):
         y = affine(hq, wq, b, cfg)
         ctx.save_for_backward(hq, wq)
         ctx.cfg, ctx.store = cfg, store
-        return y
+        return _like(y, h)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
