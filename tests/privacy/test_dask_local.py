@@ -322,3 +322,23 @@ def test_dask_score_with_an_empty_block():
     sel.compute_chunk_sizes()
     assert sel.chunks[0] == (0, 300, 0)
     assert m.score(sel) == pytest.approx(m.score(X[keep]), rel=1e-12)
+
+
+def test_local_model_refuses_complex_data_and_names_a_missing_value():
+    """local_kmeans cast its X to float64 directly: a complex X lost its imaginary part
+    (a release from the real parts, with only NumPy's ComplexWarning), and a frame with a
+    pd.NA was 'not convertible to float64'. It checks X as fit and kmeans_cost do now."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.0, 0.3, (60, 2))
+    with pytest.raises(ValueError, match="Invalid X: .*complex128 .*numeric data"):
+        local_kmeans(X + 1j * X, 2, epsilon=1.0, radius=1.0, random_state=0)
+    frame = pd.DataFrame({"a": pd.array([1.0] * 59 + [None], dtype="Float64"), "b": X[:, 1]})
+    with pytest.raises(ValueError, match="Invalid X: .*finite values; found 1 NaN"):
+        local_kmeans(frame, 2, epsilon=1.0, radius=1.0, random_state=0)
+    ints = pd.DataFrame({"a": pd.array(np.arange(60) % 3, dtype="Int64"), "b": X[:, 1]})
+    got = local_kmeans(ints, 2, epsilon=1.0, radius=4.0, random_state=0).cluster_centers
+    ref = local_kmeans(ints.to_numpy(dtype=float), 2, epsilon=1.0, radius=4.0,
+                       random_state=0).cluster_centers
+    assert np.array_equal(got, ref)

@@ -127,7 +127,11 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     ``radius``: the ball bounding every user's point (rows outside are scaled onto it by
     their own randomizer). ``random_state``: an int seed or a ``numpy.random.Generator``.
     Returns ``LocalKMeansResult(cluster_centers, n_rounds, n_candidates)``."""
-    X = check_array("X", X, ndim=2, dtype="float64", finite=True)
+    # "numeric" as in kmeans_cost and fit: a complex X was cast to float64 here, its
+    # imaginary part dropped with only NumPy's ComplexWarning, and a pd.NA was "not
+    # convertible to float64" instead of a missing value
+    X = np.asarray(check_array("X", X, ndim=2, dtype="numeric", finite=True),
+                   dtype=np.float64)
     n, d = X.shape
     k = check("n_clusters", n_clusters, Interval(int, 1, None))
     if k > n:
