@@ -649,3 +649,20 @@ def test_a_row_whose_squared_norm_overflows_is_clipped_onto_the_sphere():
     assert kmeans_cost(huge, c, radius=1.0) == kmeans_cost(far, c, radius=1.0)
     assert kmeans_cost(huge[1000:], c[:1], radius=1.0) == pytest.approx(
         5 * ((0.6 - 0.5) ** 2 + 0.8**2))
+
+
+def test_a_leak_warning_names_the_users_line():
+    """The PrivacyLeakWarning of a repeated seed had a fixed stacklevel: it named a line of
+    PrivateKMeans.fit (fit wraps _fit) for a fit, and a frame above the caller for a
+    direct spend, so a filter on the user's module missed it. It names the user's call."""
+    from neurips18.privacy import PrivacyLeakWarning
+
+    X = np.random.default_rng(0).normal(0.0, 0.3, (300, 2))
+    acc = PrivacyAccountant(epsilon=10.0)
+    PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc, random_state=0).fit(X)
+    with pytest.warns(PrivacyLeakWarning) as fit_warning:
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc, random_state=0).fit(X)
+    acc.spend(0.1, noise_key="seed 1")
+    with pytest.warns(PrivacyLeakWarning) as spend_warning:
+        acc.spend(0.1, noise_key="seed 1")
+    assert [w.filename for w in (*fit_warning, *spend_warning)] == [__file__, __file__]
