@@ -666,3 +666,24 @@ def test_a_leak_warning_names_the_users_line():
     with pytest.warns(PrivacyLeakWarning) as spend_warning:
         acc.spend(0.1, noise_key="seed 1")
     assert [w.filename for w in (*fit_warning, *spend_warning)] == [__file__, __file__]
+
+
+def test_a_frame_of_bool_and_number_columns_is_numeric():
+    """A frame with a bool column beside float columns is an object array for NumPy: fit,
+    local_kmeans and kmeans_cost refused it as 'expected numeric data' (scikit-learn's
+    KMeans reads it as numbers). It is read as float64, True as 1."""
+    from neurips18.privacy import kmeans_cost, local_kmeans
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"flag": rng.random(400) > 0.5, "x": rng.normal(0.0, 0.3, 400)})
+    as_float = X.astype(float)
+    kw = dict(epsilon=2.0, delta=1e-6, radius=2.0, random_state=0)
+    a = PrivateKMeans(2, **kw).fit(X)
+    b = PrivateKMeans(2, **kw).fit(as_float)
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert list(a.feature_names_in_) == ["flag", "x"]
+    assert np.array_equal(a.predict(X), b.predict(as_float))
+    assert np.array_equal(local_kmeans(X, 2, epsilon=2.0, radius=2.0, random_state=0)[0],
+                          local_kmeans(as_float, 2, epsilon=2.0, radius=2.0,
+                                       random_state=0)[0])
+    assert kmeans_cost(X, a.cluster_centers_) == kmeans_cost(as_float, a.cluster_centers_)
