@@ -687,3 +687,11 @@ def test_a_frame_of_bool_and_number_columns_is_numeric():
                           local_kmeans(as_float, 2, epsilon=2.0, radius=2.0,
                                        random_state=0)[0])
     assert kmeans_cost(X, a.cluster_centers_) == kmeans_cost(as_float, a.cluster_centers_)
+
+
+def test_a_bad_random_state_message_lists_each_allowed_kind_once():
+    """The rule read 'expected None or None, a non-negative int seed or a
+    numpy.random.Generator'."""
+    with pytest.raises(ValueError, match=r"Invalid random_state: -1 \(expected None or a "
+                       r"non-negative int seed or a numpy\.random\.Generator\)$"):
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=-1).fit(np.zeros((5, 2)))

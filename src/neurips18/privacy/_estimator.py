@@ -37,7 +37,7 @@ _PARAMS: dict[str, list[Any]] = {
     "accountant": [None, InstanceOf(PrivacyAccountant)],
     "random_state": [None, Predicate(lambda v: isinstance(v, np.random.Generator) or (
         isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0),
-        "None, a non-negative int seed or a numpy.random.Generator")],
+        "a non-negative int seed or a numpy.random.Generator")],
 }
 
 
