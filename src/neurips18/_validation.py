@@ -283,18 +283,24 @@ def check_array(
 
 def _nullable_as_float(value: Any) -> Any:
     """A pandas frame or series of numbers held in nullable dtypes (``Int64``, ``Float64``,
-    ``boolean``) as float64 with NaN for ``pd.NA``; anything else unchanged. NumPy makes
-    such columns object arrays, which were refused as not numeric although they are."""
+    ``boolean``), or of bool columns beside number columns, as float64 with NaN for
+    ``pd.NA``; anything else unchanged. NumPy makes such columns object arrays, which were
+    refused as not numeric although they are."""
     import numpy as np
 
     dtypes = getattr(value, "dtypes", None)
     if dtypes is None or not hasattr(value, "to_numpy"):
         return value
     kinds = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]
-    if not any(type(t).__module__.startswith("pandas") and getattr(t, "_is_numeric", False)
-               for t in kinds):
+    nullable = any(type(t).__module__.startswith("pandas") and getattr(t, "_is_numeric", False)
+                   for t in kinds)
+    # a frame of bool columns beside number columns is an object array for NumPy too (a
+    # frame scikit-learn reads as numbers was refused as not numeric)
+    letters = [getattr(t, "kind", "O") for t in kinds]
+    mixed_bool = "b" in letters and any(c != "b" for c in letters)
+    if not (nullable or mixed_bool):
         return value
-    if not all(getattr(t, "kind", "O") in "fiub" for t in kinds):
+    if not all(c in "fiub" for c in letters):
         return value
     return value.to_numpy(dtype=np.float64, na_value=np.nan)
 

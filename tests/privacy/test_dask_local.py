@@ -322,3 +322,47 @@ def test_dask_score_with_an_empty_block():
     sel.compute_chunk_sizes()
     assert sel.chunks[0] == (0, 300, 0)
     assert m.score(sel) == pytest.approx(m.score(X[keep]), rel=1e-12)
+
+
+def test_local_model_refuses_complex_data_and_names_a_missing_value():
+    """local_kmeans cast its X to float64 directly: a complex X lost its imaginary part
+    (a release from the real parts, with only NumPy's ComplexWarning), and a frame with a
+    pd.NA was 'not convertible to float64'. It checks X as fit and kmeans_cost do now."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(0.0, 0.3, (60, 2))
+    with pytest.raises(ValueError, match="Invalid X: .*complex128 .*numeric data"):
+        local_kmeans(X + 1j * X, 2, epsilon=1.0, radius=1.0, random_state=0)
+    frame = pd.DataFrame({"a": pd.array([1.0] * 59 + [None], dtype="Float64"), "b": X[:, 1]})
+    with pytest.raises(ValueError, match="Invalid X: .*finite values; found 1 NaN"):
+        local_kmeans(frame, 2, epsilon=1.0, radius=1.0, random_state=0)
+    ints = pd.DataFrame({"a": pd.array(np.arange(60) % 3, dtype="Int64"), "b": X[:, 1]})
+    got = local_kmeans(ints, 2, epsilon=1.0, radius=4.0, random_state=0).cluster_centers
+    ref = local_kmeans(ints.to_numpy(dtype=float), 2, epsilon=1.0, radius=4.0,
+                       random_state=0).cluster_centers
+    assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("d", [1, 100])
+def test_local_model_refuses_an_epsilon_its_randomizers_cannot_use(d):
+    """Below about 3e-16 randomized response's keep and other probabilities are equal in
+    floating point and the debiasing divided by zero (NumPy's 'Probabilities contain NaN'
+    came out of the server's k-means); far below, the point noise's scale left the
+    sampler's range ('Invalid t', an OverflowError). Such an epsilon is refused by name,
+    with the least one that works, which runs without a warning."""
+    import warnings
+
+    from neurips18.privacy._local import _least_local_epsilon
+
+    X = np.random.default_rng(0).normal(0.0, 0.3, (300, d))
+    least = _least_local_epsilon(d, 3)
+    for eps in (1e-16, 1e-20, 1e-30, 1e-300, least * (1 - 1e-6)):
+        with pytest.raises(ValueError, match=f"Invalid epsilon: .*d={d}, n_clusters=3, "
+                           f"epsilon of about {least:.3g} or more"):
+            local_kmeans(X, 3, epsilon=eps, radius=1.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for eps in (least, least * 10):
+            c = local_kmeans(X, 3, epsilon=eps, radius=1.0, random_state=0).cluster_centers
+            assert c.shape == (3, d) and np.isfinite(c).all()

@@ -616,3 +616,82 @@ def test_resolve_method_refuses_what_a_fit_refuses():
     assert resolve_method("auto", 0.0) == "lloyd"
     assert resolve_method("auto", 1e-6) == "kaplan-stemmer"
     assert resolve_method("lloyd", 1e-6) == "lloyd"
+
+
+def test_a_row_whose_squared_norm_overflows_is_clipped_onto_the_sphere():
+    """A row with an entry past about 1e154 has an infinite squared norm: the clipping
+    factor radius / inf was 0 and the row went to the origin instead of onto the sphere
+    (500 rows at (-1e200, 0) and radius 1: DPLloyd released a centre near (0, 0), not
+    (-1, 0); local_kmeans and kmeans_cost(radius=) moved them too). Such rows now clip as
+    rows of 1e100 do, so the release is the same."""
+    from neurips18.privacy import kmeans_cost, local_kmeans
+
+    rng = np.random.default_rng(0)
+    near = rng.normal(0.0, 0.05, (500, 2)) + [0.5, 0.0]
+    far = np.vstack([near, np.tile([-1e100, 0.0], (500, 1)),
+                     np.tile([3e98, 4e98], (5, 1))])
+    huge = far.copy()
+    huge[500:1000, 0] = -1e200
+    huge[1000:] = [3e200, 4e200]
+    before = huge.copy()
+    for kw in ({"method": "lloyd"}, {"delta": 1e-6}):
+        a = PrivateKMeans(2, epsilon=5.0, radius=1.0, random_state=0, **kw).fit(huge)
+        b = PrivateKMeans(2, epsilon=5.0, radius=1.0, random_state=0, **kw).fit(far)
+        assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+        assert a.n_clipped_ == 505
+        assert np.abs(a.cluster_centers_ - [-1.0, 0.0]).sum(1).min() < 0.05
+    assert np.array_equal(huge, before)
+    assert np.array_equal(local_kmeans(huge, 2, epsilon=5.0, radius=1.0,
+                                       random_state=0).cluster_centers,
+                          local_kmeans(far, 2, epsilon=5.0, radius=1.0,
+                                       random_state=0).cluster_centers)
+    c = np.array([[0.5, 0.0], [-1.0, 0.0]])
+    assert kmeans_cost(huge, c, radius=1.0) == kmeans_cost(far, c, radius=1.0)
+    assert kmeans_cost(huge[1000:], c[:1], radius=1.0) == pytest.approx(
+        5 * ((0.6 - 0.5) ** 2 + 0.8**2))
+
+
+def test_a_leak_warning_names_the_users_line():
+    """The PrivacyLeakWarning of a repeated seed had a fixed stacklevel: it named a line of
+    PrivateKMeans.fit (fit wraps _fit) for a fit, and a frame above the caller for a
+    direct spend, so a filter on the user's module missed it. It names the user's call."""
+    from neurips18.privacy import PrivacyLeakWarning
+
+    X = np.random.default_rng(0).normal(0.0, 0.3, (300, 2))
+    acc = PrivacyAccountant(epsilon=10.0)
+    PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc, random_state=0).fit(X)
+    with pytest.warns(PrivacyLeakWarning) as fit_warning:
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, accountant=acc, random_state=0).fit(X)
+    acc.spend(0.1, noise_key="seed 1")
+    with pytest.warns(PrivacyLeakWarning) as spend_warning:
+        acc.spend(0.1, noise_key="seed 1")
+    assert [w.filename for w in (*fit_warning, *spend_warning)] == [__file__, __file__]
+
+
+def test_a_frame_of_bool_and_number_columns_is_numeric():
+    """A frame with a bool column beside float columns is an object array for NumPy: fit,
+    local_kmeans and kmeans_cost refused it as 'expected numeric data' (scikit-learn's
+    KMeans reads it as numbers). It is read as float64, True as 1."""
+    from neurips18.privacy import kmeans_cost, local_kmeans
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"flag": rng.random(400) > 0.5, "x": rng.normal(0.0, 0.3, 400)})
+    as_float = X.astype(float)
+    kw = dict(epsilon=2.0, delta=1e-6, radius=2.0, random_state=0)
+    a = PrivateKMeans(2, **kw).fit(X)
+    b = PrivateKMeans(2, **kw).fit(as_float)
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert list(a.feature_names_in_) == ["flag", "x"]
+    assert np.array_equal(a.predict(X), b.predict(as_float))
+    assert np.array_equal(local_kmeans(X, 2, epsilon=2.0, radius=2.0, random_state=0)[0],
+                          local_kmeans(as_float, 2, epsilon=2.0, radius=2.0,
+                                       random_state=0)[0])
+    assert kmeans_cost(X, a.cluster_centers_) == kmeans_cost(as_float, a.cluster_centers_)
+
+
+def test_a_bad_random_state_message_lists_each_allowed_kind_once():
+    """The rule read 'expected None or None, a non-negative int seed or a
+    numpy.random.Generator'."""
+    with pytest.raises(ValueError, match=r"Invalid random_state: -1 \(expected None or a "
+                       r"non-negative int seed or a numpy\.random\.Generator\)$"):
+        PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=-1).fit(np.zeros((5, 2)))

@@ -297,6 +297,21 @@ class Ledger:
                 "totals": self.totals(), "entries": [e.to_dict() for e in self.entries]}
 
 
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` of a warning issued by the caller of this function that names
+    the first frame outside ``neurips18.privacy``: the user's call of ``spend`` or of
+    ``PrivateKMeans.fit`` (or scikit-learn's, in a search). A fixed level named a line of
+    ``PrivateKMeans.fit`` itself (since fit wraps _fit) or, for a direct ``spend``, a
+    frame above the user's."""
+    frame = sys._getframe(1)  # the warning's issuer (stacklevel 1)
+    level = 1
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(
+            "neurips18.privacy"):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 class PrivacyAccountant:
     """A privacy budget (``epsilon``, ``delta``) spent by successive computations, with
     basic composition: the epsilons add and the deltas add.
@@ -408,7 +423,7 @@ class PrivacyAccountant:
                 "composition assumes independent noise: on data that differ, the noise "
                 "cancels in the difference of the two releases, so their privacy is weaker "
                 "than the epsilons added here. Use random_state=None for releases.",
-                PrivacyLeakWarning, stacklevel=4)  # the caller of PrivateKMeans.fit
+                PrivacyLeakWarning, stacklevel=_outside_stacklevel())
         if noise_key is not None:
             keys.add(noise_key)
         self.ledger.append({"label": label, "epsilon": epsilon, "delta": delta})

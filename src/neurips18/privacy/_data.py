@@ -42,14 +42,29 @@ def check_dask_array(X: Any) -> None:
                       "X.to_dask_array(lengths=True))")
 
 
+def _clip_to_ball(x: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(``x`` with every row longer than ``radius`` scaled onto the sphere, the mask of
+    those rows); ``x`` itself is not modified. A row whose squared norm overflows (an entry
+    past about 1e154) has an infinite norm, and ``radius / inf`` put it at the origin
+    instead of on the sphere; it is scaled from the row divided by its largest entry. The
+    other rows get the same bits as before (the row times ``radius / norm``)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    over = norms > radius
+    if not over.any():
+        return x, over
+    out = x * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
+    huge = np.flatnonzero(np.isinf(norms))
+    if huge.size:  # y = x / max|x_i| has entries in [-1, 1]: its norm does not overflow
+        y = x[huge] / np.abs(x[huge]).max(axis=1)[:, None]
+        out[huge] = y * (radius / np.sqrt(np.einsum("ij,ij->i", y, y)))[:, None]
+    return out, over
+
+
 def prepare(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, int]:
     """(points as float64 on the grid, the same as int64 grid steps, rows clipped)."""
     x = np.asarray(block, dtype=np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    over = norms > radius
+    x, over = _clip_to_ball(x, radius)
     scale = 2.0**FRACTION_BITS / radius
-    if over.any():
-        x = x * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
     q = np.trunc(x * scale).astype(np.int64)
     return q * (radius / 2.0**FRACTION_BITS), q, int(over.sum())
 
@@ -58,10 +73,7 @@ def prepare_steps(block: Any, radius: float) -> tuple[np.ndarray, np.ndarray, in
     """As :func:`prepare`, with the grid steps as integer-valued float64 (exact: they are
     at most 2**30 in size), the form every pass uses."""
     x = np.asarray(block, dtype=np.float64)
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    over = norms > radius
-    if over.any():
-        x = x * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
+    x, over = _clip_to_ball(x, radius)
     steps = x * (2.0**FRACTION_BITS / radius)
     np.trunc(steps, out=steps)
     return steps * (radius / 2.0**FRACTION_BITS), steps, int(over.sum())

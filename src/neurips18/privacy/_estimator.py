@@ -37,7 +37,7 @@ _PARAMS: dict[str, list[Any]] = {
     "accountant": [None, InstanceOf(PrivacyAccountant)],
     "random_state": [None, Predicate(lambda v: isinstance(v, np.random.Generator) or (
         isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 0),
-        "None, a non-negative int seed or a numpy.random.Generator")],
+        "a non-negative int seed or a numpy.random.Generator")],
 }
 
 
@@ -179,6 +179,12 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ball; each row's nearest released centre; the number of passes over the data, which
         counts the recounts made when a radius had more distinct cells than the summary
         holds). They are not covered by the privacy guarantee: do not publish them.
+
+    Only ``fit`` is private. ``predict``, ``transform`` and ``score`` compute on the ``X``
+    they are given, exactly: on private data their outputs (and the scores of
+    ``cross_val_score`` or ``GridSearchCV``, which call ``score`` on held-out rows, and the
+    choice a search makes from them) are not covered by ``epsilon`` and no ledger counts
+    them.
     """
 
     def __init__(self, n_clusters: int = 8, *, epsilon: float, delta: float = 0.0,
@@ -320,11 +326,13 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return np.sqrt(_core._sqdist(X, c))
 
     def transform(self, X: Any) -> Any:
-        """Euclidean distance of each row to each released centre."""
+        """Euclidean distance of each row to each released centre (exact, not private:
+        see the class notes)."""
         return self._distances(X)
 
     def predict(self, X: Any) -> Any:
-        """Index of the nearest released centre."""
+        """Index of the nearest released centre (exact, not private: see the class
+        notes)."""
         check_is_fitted(self, "cluster_centers_")
         X = self._check_X(X, reset=False)
         c = self.cluster_centers_
@@ -335,7 +343,8 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return _nearest_labels(X, c)
 
     def score(self, X: Any, y: Any = None) -> float:
-        """Minus the k-means cost of ``X`` with the released centres (higher is better)."""
+        """Minus the k-means cost of ``X`` with the released centres (higher is better);
+        exact, not private: see the class notes."""
         D = self._distances(X)
         if _data.is_dask(D):  # one partial sum per block: Dask's own min over axis 1
             # raised "zero-size array to reduction operation" on a block of no rows

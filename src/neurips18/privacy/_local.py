@@ -29,6 +29,7 @@ import numpy as np
 
 from neurips18._validation import Interval, as_numpy_generator, check, check_array, invalid
 from neurips18.privacy import _core, _data
+from neurips18.privacy._mechanisms import _MAX_LAPLACE_T
 from neurips18.privacy._samplers import discrete_laplace
 
 __all__ = ["LocalKMeansResult", "local_kmeans", "point_noise_scale", "randomized_response"]
@@ -119,6 +120,34 @@ def point_noise_scale(d: int, epsilon: float) -> tuple[int, int]:
     return g, math.ceil(t / g + d / epsilon * (1 + 1e-12)) + 1
 
 
+def _randomizers_work(d: int, k: int, epsilon: float) -> bool:
+    """Whether every randomizer of :func:`local_kmeans` (``k`` clusters, ``d`` features)
+    can run at ``epsilon``: each randomized response tells values apart (its keep and
+    other probabilities differ in floating point; when they did not, the debiasing divided
+    by p - q = 0) and the point's discrete Laplace scale at epsilon / 2 is in the exact
+    sampler's range (below 2**56, as for the central mechanisms)."""
+    buckets = _n_buckets(k)
+    for values, eps in ((buckets, epsilon), (buckets, epsilon / 2), (2 * k, epsilon)):
+        p, q = _rr_probabilities(values, eps * (1 - 1e-9))
+        if not p > q:
+            return False
+    return point_noise_scale(d, epsilon / 2)[1] < _MAX_LAPLACE_T
+
+
+def _least_local_epsilon(d: int, k: int) -> float:
+    """The smallest epsilon (to within a factor 1 + 1e-9) :func:`_randomizers_work` takes
+    (a monotone rule: a larger epsilon means less noise)."""
+    lo, hi = -800.0, 0.0  # log2 of epsilon: 2**-800 is refused, 1 is accepted
+    while hi - lo > 1e-9:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (lo, mid) if _randomizers_work(d, k, 2.0**mid) else (mid, hi)
+    return 2.0**hi
+
+
+def _n_buckets(k: int) -> int:
+    return max(4 * k, 8)
+
+
 def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
                  random_state: Any) -> LocalKMeansResult:
     """Centres from ``epsilon``-locally-private reports of the rows of ``X`` (each row one
@@ -127,19 +156,28 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     ``radius``: the ball bounding every user's point (rows outside are scaled onto it by
     their own randomizer). ``random_state``: an int seed or a ``numpy.random.Generator``.
     Returns ``LocalKMeansResult(cluster_centers, n_rounds, n_candidates)``."""
-    X = check_array("X", X, ndim=2, dtype="float64", finite=True)
+    # "numeric" as in kmeans_cost and fit: a complex X was cast to float64 here, its
+    # imaginary part dropped with only NumPy's ComplexWarning, and a pd.NA was "not
+    # convertible to float64" instead of a missing value
+    X = np.asarray(check_array("X", X, ndim=2, dtype="numeric", finite=True),
+                   dtype=np.float64)
     n, d = X.shape
     k = check("n_clusters", n_clusters, Interval(int, 1, None))
     if k > n:
         raise invalid("n_clusters", k, f"at most n_samples = {n}")
     epsilon = check("epsilon", epsilon, Interval(float, 0, None, closed="neither"))
+    if not _randomizers_work(d, k, epsilon):  # NumPy's "Probabilities contain NaN", an
+        # invalid sampler scale t or an OverflowError came out of the protocol instead
+        least = _least_local_epsilon(d, k)
+        raise invalid("epsilon", epsilon, f"a budget the users' randomizers can use: at "
+                      f"d={d}, n_clusters={k}, epsilon of about {least:.3g} or more")
     if radius is None:
         raise invalid("radius", None, "a positive number chosen without looking at the data")
     radius = check("radius", radius, _data.RADIUS_RANGE)
     rng = as_numpy_generator(random_state, "random_state")
     # public randomness: groups, the hash and its buckets
     group = rng.permutation(n) % 3
-    n_buckets = max(4 * k, 8)
+    n_buckets = _n_buckets(k)
     hasher = _core.Hasher.draw(d, _core.PROJECTION_DIM, [radius / 4], rng)
     salt = np.uint64(rng.integers(1, 2**62) * 2 + 1)
     xf, q, _ = _data.prepare(X, radius)  # each user clips her own point
