@@ -283,3 +283,22 @@ def test_a_run_while_another_writes_the_folder_exits_2(tmp_path, monkeypatch, ca
         captured = capsys.readouterr()
         assert "another neurips18 process" in captured.err and "usage error" in captured.out
     assert not (tmp_path / "toy" / "result.json").exists()
+
+
+def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
+    """rejudge let an exception of the judge (an IndexError on data of another shape)
+    escape as a traceback with exit 1, the code of a failed tolerance."""
+    repros = {"toy": _toy(lambda ctx: {"m": 1.0})}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+
+    def broken(data, cfg):
+        return Judgement([[][0]])
+
+    repros["toy"] = dataclasses.replace(repros["toy"], judge=broken)
+    capsys.readouterr()
+    assert cli.main(["rejudge", "toy", "--out", str(tmp_path)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "IndexError" in err and "rejudging toy stopped with an error" in err
+

@@ -2,8 +2,8 @@
 
 Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
 1 when some reproduced number is outside its tolerance, 2 for usage or data errors, 3 when
-a paper's run stopped with an error (a crash: its rows were not judged; the other papers
-still run), 130 when interrupted.
+a paper's run (or, in ``rejudge``, its judge) stopped with an error (a crash: its rows were
+not judged; in ``reproduce`` the other papers still run), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -360,6 +360,13 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
             return _err(str(exc))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             return _err(f"cannot rejudge {name}: {exc}")
+        except Exception as exc:  # the judge itself broke: a crash, not a failed tolerance
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            print(f"neurips18: rejudging {name} stopped with an error "
+                  f"({type(exc).__name__}: {exc}); its rows were not judged", file=sys.stderr)
+            return EXIT_ERROR
         fails = len(res.failed)
         any_fail |= fails > 0
         print(f"{name}: {len(res.rows)} rows, {fails} fail -> {res.out_dir}")
