@@ -302,3 +302,27 @@ def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "IndexError" in err and "rejudging toy stopped with an error" in err
 
+
+@pytest.mark.parametrize("damage", ["truncated", "no summary"])
+def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monkeypatch,
+                                                                   capsys, damage):
+    """A truncated result.json (or one of a format without 'summary') made `report` end
+    with a traceback and exit 1, the code of a failed tolerance."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    res_file = tmp_path / "toy" / "result.json"
+    if damage == "truncated":
+        res_file.write_text(res_file.read_text()[:40])
+    else:
+        res = json.loads(res_file.read_text())
+        del res["summary"]
+        res_file.write_text(json.dumps(res))
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "toy") in err and "cannot read the result" in err
+    assert ("summary" in err) if damage == "no summary" else ("JSONDecodeError" in err)
+    assert not out.exists()

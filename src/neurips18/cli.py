@@ -381,6 +381,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return _err(f"results directory {str(results)!r} does not exist; run `reproduce` first")
     try:
         path = report.write_report(results, Path(args.out))
+    except report.UnreadableResultError as exc:
+        return _err(str(exc))
     except OSError as exc:
         return _err(f"cannot write report {args.out!r}: {exc.strerror or exc}")
     print(f"wrote {path}")

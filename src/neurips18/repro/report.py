@@ -23,6 +23,35 @@ def _provenance(meta: dict) -> str:
     return text
 
 
+class UnreadableResultError(ValueError):
+    """A result folder whose result.json or meta.json cannot be read as a finished run."""
+
+
+def _read(paper_dir: Path) -> tuple[dict, dict, list[Comparison]]:
+    """``result.json``, ``meta.json`` and the rows of one folder, or
+    :class:`UnreadableResultError` naming the folder and what is wrong with it."""
+    try:
+        res = json.loads((paper_dir / "result.json").read_text(encoding="utf-8"))
+        meta = json.loads((paper_dir / "meta.json").read_text(encoding="utf-8"))
+        rows = [Comparison.from_dict(c) for c in res["comparisons"]]
+        # every field printed below: an older or damaged file lacking one is named here
+        missing = [k for k in ("paper", "title", "citation", "profile", "seed", "summary")
+                   if k not in res]
+        missing += [f"summary.{k}" for k in ("pass", "fail", "no-reference")
+                    if "summary" in res and k not in res["summary"]]
+        missing += [f"meta.json {k}" for k in ("wall_time_s",) if k not in meta]
+        if missing:
+            raise KeyError(", ".join(missing))
+        float(meta["wall_time_s"])
+    except (ValueError, KeyError, TypeError) as exc:
+        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise UnreadableResultError(
+            f"cannot read the result in {str(paper_dir)!r} ({type(exc).__name__}: {what}); "
+            "rerun or rejudge it, or move the folder out of the results directory"
+        ) from None
+    return res, meta, rows
+
+
 def write_report(results: Path, out: Path) -> Path:
     """Write a Markdown page with each paper's table, figure and provenance."""
     parts = [
@@ -34,9 +63,7 @@ def write_report(results: Path, out: Path) -> Path:
         res_file, meta_file = paper_dir / "result.json", paper_dir / "meta.json"
         if not (res_file.exists() and meta_file.exists()):
             continue
-        res = json.loads(res_file.read_text(encoding="utf-8"))
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        rows = [Comparison.from_dict(c) for c in res["comparisons"]]
+        res, meta, rows = _read(paper_dir)
         s = res["summary"]
         # a copy kept under another name (results/mrs_old/) is not the paper's result
         where = "" if paper_dir.name == res["paper"] else f" (folder `{paper_dir.name}/`)"
