@@ -326,3 +326,45 @@ def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monk
     assert str(tmp_path / "toy") in err and "cannot read the result" in err
     assert ("summary" in err) if damage == "no summary" else ("JSONDecodeError" in err)
     assert not out.exists()
+
+
+def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):
+    """A SIGTERM to `reproduce all --jobs N` killed the parent alone: its children ran on
+    as orphans (a rerun found their folders locked) and the log folder stayed behind."""
+    import signal
+    import subprocess as sp
+    import tempfile
+    import threading
+
+    started: list[sp.Popen] = []
+    real_popen = sp.Popen
+
+    def sleeper(cmd, **kw):  # a child that would run on for a while
+        proc = real_popen([sys.executable, "-c", "import time; time.sleep(15)"], **kw)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(sp, "Popen", sleeper)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    args = cli._parser().parse_args(["reproduce", "a", "b", "--out", str(tmp_path / "o"),
+                                     "--profile", "smoke", "--no-progress"])
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    class Unhandled(Exception):
+        pass
+
+    def fallback(signum, frame):  # what a SIGTERM that the command leaves alone does here
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, fallback)
+    timer.start()
+    try:
+        code = cli._reproduce_in_processes(["a", "b"], args, 2)
+    except Unhandled:
+        code = None
+    finally:
+        timer.cancel()
+        restored = signal.signal(signal.SIGTERM, before)
+    assert restored is fallback  # the command put back the handler it found
+    assert code == 143  # 128 + SIGTERM, as the shell reports it
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    assert not list(tmp_path.glob("neurips18-reproduce-*"))  # the log folder is gone

@@ -3,7 +3,8 @@
 Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
 1 when some reproduced number is outside its tolerance, 2 for usage or data errors, 3 when
 a paper's run (or, in ``rejudge``, its judge) stopped with an error (a crash: its rows were
-not judged; in ``reproduce`` the other papers still run), 130 when interrupted.
+not judged; in ``reproduce`` the other papers still run), 130 when interrupted (143 when
+``reproduce --jobs`` is stopped by SIGTERM: its children are stopped too).
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_TERMINATED = 128 + 15  # the shell's code for a SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -254,6 +257,13 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
     print(f"running {len(names)} papers, {jobs} at a time (each in its own process)",
           flush=True)
     logs = tempfile.TemporaryDirectory(prefix="neurips18-reproduce-")
+    # A SIGTERM (a scheduler's or `kill`'s stop) ends this process without running any
+    # cleanup, which left the children running on as orphans (a rerun found their folders
+    # locked) and the log folder behind; it now stops them as an interruption does.
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be caught there
+        previous_term = None
     running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
     codes: dict[str, int] = {}
     waiting = list(names)
@@ -283,19 +293,29 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
                 printed += 1
             if printed < len(names):
                 time.sleep(0.2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as exc:
         for proc, _ in running.values():
             proc.terminate()
         print("\ninterrupted: rerun the same command to resume from the checkpoints",
               file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         for proc, log in running.values():
             proc.wait()
             log.close()
         logs.cleanup()
     _print_summary(summary, Path(args.out), args.profile)
     return _exit_code([r[-1] for r in summary])
+
+
+class _Terminated(Exception):
+    """Raised in the main thread by a SIGTERM while children run."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> NoReturn:
+    raise _Terminated
 
 
 def _exit_code(statuses: list[str]) -> int:
