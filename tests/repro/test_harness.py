@@ -454,3 +454,18 @@ def test_report_names_a_copied_folder_and_a_foreign_meta(tmp_path, toy_registry)
     toy_old = text.split("## toy (folder")[1]
     assert "meta.json is not this result's" in toy_old and "seed: 5 vs 0" in toy_old
     assert "meta.json is not" not in text.split("## toy (folder")[0]
+
+
+def test_the_recorded_command_can_be_pasted_back(tmp_path, toy_registry, monkeypatch):
+    """meta.json joined the arguments with bare spaces: `--out 'my runs/x'` was recorded as
+    `--out my runs/x`, which a shell splits into other arguments."""
+    import shlex
+    import sys
+
+    toy_registry["toy"] = _toy([])
+    out = tmp_path / "my runs é"
+    argv = ["/x/neurips18", "reproduce", "toy", "--out", str(out), "--profile", "smoke"]
+    monkeypatch.setattr(sys, "argv", argv)
+    harness.run("toy", profile="smoke", out=out, progress=False)
+    meta = json.loads((out / "toy" / "meta.json").read_text())
+    assert shlex.split(meta["command"]) == ["neurips18", *argv[1:]]

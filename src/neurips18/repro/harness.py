@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -401,8 +402,10 @@ def _run_locked(name: str, repro: Reproduction, profile: str, cfg: Profile, out:
         "wall_time_s": round(wall, 3),
         "resumed_steps": ctx.resumed_steps,
         "computed_steps": ctx.computed_steps,
-        "command": " ".join(["neurips18", *sys.argv[1:]]) if sys.argv[0].endswith(
-            ("neurips18", "cli.py")) else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # quoted as a shell would need it, so that it can be pasted back (an --out with
+        # a space in it)
+        "command": shlex.join(["neurips18", *sys.argv[1:]]) if sys.argv[0].endswith(
+            ("neurips18", "cli.py")) else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     _write_outputs(paper_dir, repro, result, j.rows, j.notes, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
