@@ -469,3 +469,16 @@ def test_the_recorded_command_can_be_pasted_back(tmp_path, toy_registry, monkeyp
     harness.run("toy", profile="smoke", out=out, progress=False)
     meta = json.loads((out / "toy" / "meta.json").read_text())
     assert shlex.split(meta["command"]) == ["neurips18", *argv[1:]]
+
+
+def test_rejudge_of_an_older_result_format_names_what_is_missing(tmp_path, toy_registry):
+    """A result.json written before results recorded their config made rejudge fail with
+    the bare message "'config'" (a KeyError)."""
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", profile="smoke", out=tmp_path, progress=False)
+    res_file = tmp_path / "toy" / "result.json"
+    res = json.loads(res_file.read_text())
+    del res["config"]
+    res_file.write_text(json.dumps(res))
+    with pytest.raises(ValueError, match=r"lacks 'config' .*older version.*reproduce toy"):
+        harness.rejudge("toy", out=tmp_path)

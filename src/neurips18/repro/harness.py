@@ -479,6 +479,11 @@ def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResul
                                 "meta.json are needed); run `neurips18 reproduce` first")
     res = json.loads(res_file.read_text(encoding="utf-8"))
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    missing = [k for k in ("profile", "config", "data") if k not in res]
+    if missing:  # a result.json of an older format, or not a result at all
+        raise ValueError(f"{res_file} lacks {', '.join(map(repr, missing))} (written by an "
+                       "older version of neurips18?); rerun it with `neurips18 reproduce "
+                       f"{name}` instead")
     current = repro.config(res["profile"])
     stored = dict(res["config"])
     # a field added to the config since the run (a judging setting) takes the profile's value
