@@ -482,3 +482,22 @@ def test_rejudge_of_an_older_result_format_names_what_is_missing(tmp_path, toy_r
     res_file.write_text(json.dumps(res))
     with pytest.raises(ValueError, match=r"lacks 'config' .*older version.*reproduce toy"):
         harness.rejudge("toy", out=tmp_path)
+
+
+def test_report_links_a_figure_whose_path_has_a_space(tmp_path, toy_registry):
+    """The figure's link was the bare relative path: a results folder named 'my results'
+    gave '![toy figure](../my results/toy/figure.png)', where Markdown ends the link at the
+    space, so the page showed no figure."""
+    import re
+    from urllib.parse import unquote
+
+    from neurips18.repro import report
+
+    toy_registry["toy"] = _toy([])
+    results = tmp_path / "my results é"
+    harness.run("toy", out=results, seed=0, progress=False)
+    out = tmp_path / "docs" / "results.md"
+    text = report.write_report(results, out).read_text()
+    (target,) = re.findall(r"!\[toy figure\]\(([^)]*)\)", text)
+    assert " " not in target
+    assert (out.parent / unquote(target)).resolve() == (results / "toy" / "figure.png").resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from neurips18.repro.core import Comparison, atomic_write_text
 from neurips18.repro.harness import format_table
@@ -90,8 +91,9 @@ def write_report(results: Path, out: Path) -> Path:
             parts.append(f"- {note}")
         fig = paper_dir / "figure.png"
         if fig.exists():
-            rel = os.path.relpath(fig.resolve(), out.parent.resolve())
-            parts.append(f"\n![{res['paper']} figure]({rel})\n")
+            rel = Path(os.path.relpath(fig.resolve(), out.parent.resolve())).as_posix()
+            # a link target may not hold a space (Markdown ends it there): percent-encoded
+            parts.append(f"\n![{res['paper']} figure]({quote(rel)})\n")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, "\n".join(parts) + "\n")
     return out
