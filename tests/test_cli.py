@@ -368,3 +368,20 @@ def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):
     assert code == 143  # 128 + SIGTERM, as the shell reports it
     assert len(started) == 2 and all(p.poll() is not None for p in started)
     assert not list(tmp_path.glob("neurips18-reproduce-*"))  # the log folder is gone
+
+
+def test_a_seed_beyond_what_the_papers_take_is_refused_before_any_run(tmp_path, monkeypatch,
+                                                                      capsys):
+    """--seed 4294967296 was accepted: mrs then stopped with an error (scikit-learn takes
+    seeds below 2**32) after the papers before it had run."""
+    calls = []
+    repro = _toy(lambda ctx: calls.append(ctx.seed) or {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    code = cli.main(["reproduce", "toy", "--seed", str(2**32), "--out", str(tmp_path),
+                     "--no-progress"])
+    assert code == cli.EXIT_USAGE and calls == []
+    assert "--seed must be a non-negative integer at most 2147483647" in capsys.readouterr().err
+    assert cli.main(["reproduce", "toy", "--seed", str(2**31 - 1), "--out", str(tmp_path),
+                     "--no-progress"]) == 0
+    assert calls == [2**31 - 1]

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="base seed (default: 0). Every generator of a run is derived from "
                          "it, in most papers as S plus a small offset, so runs with nearby "
                          "base seeds can share draws: space independent replications by a "
-                         "million (0, 1000000, 2000000, ...)")
+                         "million (0, 1000000, 2000000, ...); at most 2147483647")
     rp.add_argument("--device", default="cpu",
                     help="torch device for the reproductions that train networks")
     rp.add_argument("--threads", type=int, default=None,
@@ -131,8 +131,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from neurips18.datasets import DataError
     from neurips18.repro import harness, registry
 
-    if args.seed < 0:
-        return _err(f"--seed must be a non-negative integer, got {args.seed}")
+    if not 0 <= args.seed <= harness.MAX_SEED:
+        return _err(f"--seed must be a non-negative integer at most {harness.MAX_SEED} "
+                    f"(seeds derived from it go to scikit-learn, which takes them below "
+                    f"2**32), got {args.seed}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         return _err(f"--threads must be in [1, 256], got {args.threads}")
     if args.out is None:

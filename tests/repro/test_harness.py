@@ -316,6 +316,9 @@ def test_bad_arguments(tmp_path, toy_registry):
         harness.run("toy", profile="medium", out=tmp_path)
     with pytest.raises(ValueError, match="seed must be"):
         harness.run("toy", seed=-1, out=tmp_path)
+    with pytest.raises(ValueError, match="at most 2147483647, got 4294967296"):
+        harness.run("toy", seed=2**32, out=tmp_path)
+    assert not (tmp_path / "toy").exists()
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(harness.OutputDirError, match="cannot write results"):

@@ -47,6 +47,11 @@ from neurips18.repro.core import (
 
 OUTPUT_FILES = ("result.json", "table.md", "figure.png", "meta.json")
 
+# The largest base seed: the reproductions hand seeds derived from it (the base plus
+# offsets well below a million) to scikit-learn, which takes seeds below 2**32 only, so a
+# base seed near 2**32 made a paper stop with an error after part of its work was done.
+MAX_SEED = 2**31 - 1
+
 
 class OutputDirError(OSError):
     """The output directory cannot be created or written."""
@@ -325,8 +330,9 @@ def run(
     The thread count comes from the profile (``threads_override`` replaces it and is
     recorded), so the same command and seed give the same digits on any machine.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer at most {MAX_SEED}, got "
+                         f"{seed!r}")
     repro = registry.get(name)
     cfg = repro.config(profile)
     validate_profile(profile, cfg)
