@@ -385,3 +385,13 @@ def test_a_seed_beyond_what_the_papers_take_is_refused_before_any_run(tmp_path, 
     assert cli.main(["reproduce", "toy", "--seed", str(2**31 - 1), "--out", str(tmp_path),
                      "--no-progress"]) == 0
     assert calls == [2**31 - 1]
+
+
+def test_bench_passes_its_arguments_and_puts_sys_argv_back(tmp_path, monkeypatch, capsys):
+    """`bench` replaced sys.argv with the benchmark's and left it so: a program calling
+    cli.main twice saw the first benchmark's arguments as its own afterwards."""
+    (tmp_path / "bench_echo.py").write_text("import sys\nprint('argv', sys.argv[1:])\n")
+    monkeypatch.setattr(sys, "argv", ["caller", "--mine"])
+    assert cli.main(["bench", "--dir", str(tmp_path), "echo", "-x", "1"]) == 0
+    assert "argv ['-x', '1']" in capsys.readouterr().out
+    assert sys.argv == ["caller", "--mine"]

@@ -421,8 +421,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.name not in available:
         return _err(f"unknown benchmark {args.name!r}; available: {', '.join(available)}")
+    # the benchmark reads its own arguments from sys.argv; the caller's are put back after
+    saved = sys.argv
     sys.argv = [str(bdir / f"bench_{args.name}.py"), *args.args]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        sys.argv = saved
     return EXIT_OK
 
 
