@@ -504,3 +504,22 @@ def test_report_links_a_figure_whose_path_has_a_space(tmp_path, toy_registry):
     (target,) = re.findall(r"!\[toy figure\]\(([^)]*)\)", text)
     assert " " not in target
     assert (out.parent / unquote(target)).resolve() == (results / "toy" / "figure.png").resolve()
+
+
+def test_an_install_inside_another_repository_has_no_commit(tmp_path):
+    """The package installed (not editable) into a virtual environment kept inside a git
+    checkout took that checkout's commit, marked clean, as the code that ran."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    (tmp_path / "a").write_text("x\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "a"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-q", "-m", "c"], check=True)
+    site = tmp_path / ".venv" / "lib" / "python3.12"  # parents[3] of an installed harness
+    site.mkdir(parents=True)
+    assert harness._git_commit(site) == {"commit": None, "dirty": None}
+    assert harness._git_commit(tmp_path)["commit"] is not None  # the checkout itself

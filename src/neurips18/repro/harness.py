@@ -139,6 +139,16 @@ def _git_commit(root: Path | None = None) -> dict[str, Any]:
     ``_CODE_PATHS``). Called when a run starts, so it describes the code that ran."""
     root = Path(__file__).resolve().parents[3] if root is None else root
     try:
+        # Only a checkout whose top is ``root`` describes this code. A package installed
+        # into a virtual environment kept inside some repository (``.venv/lib/python3.x/
+        # site-packages``) would otherwise be stamped with that repository's commit, and
+        # as clean, whatever code was installed.
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        if not top or not os.path.samefile(top, root):
+            return {"commit": None, "dirty": None}
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
