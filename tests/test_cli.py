@@ -395,3 +395,20 @@ def test_bench_passes_its_arguments_and_puts_sys_argv_back(tmp_path, monkeypatch
     assert cli.main(["bench", "--dir", str(tmp_path), "echo", "-x", "1"]) == 0
     assert "argv ['-x', '1']" in capsys.readouterr().out
     assert sys.argv == ["caller", "--mine"]
+
+
+def test_list_reads_an_output_folder_given_as_runs(tmp_path, monkeypatch, capsys):
+    """`list --runs runs/quick` (the folder `reproduce` wrote) showed "not run" for a paper
+    whose finished result was in runs/quick/toy/: only the subfolders were looked in."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    out = tmp_path / "runs" / "quick"
+    assert cli.main(["reproduce", "toy", "--out", str(out), "--no-progress"]) == 0
+    for runs in (tmp_path / "runs", out):
+        capsys.readouterr()
+        assert cli.main(["list", "--results", str(tmp_path / "none"), "--runs",
+                         str(runs)]) == 0
+        row = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("toy ")][0]
+        assert "quick: 1 pass, 0 fail, 0 no-ref" in row, (runs, row)

@@ -110,8 +110,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         except Exception as exc:  # a broken module must not hide the others
             rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", "", ""))
             continue
-        local = [p for p in Path(args.runs).iterdir() if p.is_dir()] if Path(
-            args.runs).is_dir() else []
+        # runs/ holds one folder per --out (runs/quick/<paper>/); the folder given may also
+        # be such an --out itself (--runs runs/quick), which showed every paper "not run"
+        runs = Path(args.runs)
+        local = [runs, *(p for p in runs.iterdir() if p.is_dir())] if runs.is_dir() else []
         done = [d for d in local if (d / name / "meta.json").exists()]
         latest = max(done, key=lambda d: (d / name / "meta.json").stat().st_mtime, default=None)
         rows.append((
