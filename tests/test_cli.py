@@ -412,3 +412,44 @@ def test_list_reads_an_output_folder_given_as_runs(tmp_path, monkeypatch, capsys
         row = [line for line in capsys.readouterr().out.splitlines()
                if line.startswith("toy ")][0]
         assert "quick: 1 pass, 0 fail, 0 no-ref" in row, (runs, row)
+
+
+def test_sigterm_to_a_run_keeps_the_time_it_spent(tmp_path, monkeypatch, capsys):
+    """A SIGTERM ended `reproduce` at once, so the attempt's time was never written to the
+    checkpoint: the rerun's meta.json gave the wall time of the last attempt only."""
+    import signal
+    import time
+
+    state = {"attempt": 0}
+
+    def run(ctx):
+        state["attempt"] += 1
+        ctx.cached("first", lambda: time.sleep(0.5) or 1.0)
+        if state["attempt"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives here
+        return {"m": 1.0}
+
+    repro = _toy(run)
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+
+    class Unhandled(Exception):
+        pass
+
+    def fallback(signum, frame):  # what a SIGTERM that the command leaves alone does here
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, fallback)
+    try:
+        try:
+            code = cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"])
+        except Unhandled:
+            code = None
+        assert signal.getsignal(signal.SIGTERM) is fallback  # put back after the run
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 143 and "interrupted" in capsys.readouterr().err
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
+    assert meta["resumed_steps"] == ["first"] and meta["wall_time_s"] >= 0.5

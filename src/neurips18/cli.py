@@ -4,7 +4,7 @@ Exit codes: 0 when every reproduced number is within tolerance (or has no refere
 1 when some reproduced number is outside its tolerance, 2 for usage or data errors, 3 when
 a paper's run (or, in ``rejudge``, its judge) stopped with an error (a crash: its rows were
 not judged; in ``reproduce`` the other papers still run), 130 when interrupted (143 when
-``reproduce --jobs`` is stopped by SIGTERM: its children are stopped too).
+``reproduce`` is stopped by SIGTERM; with ``--jobs`` its children are stopped too).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import os
 import runpy
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -169,11 +170,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for name in names:
         print(f"\n== {name} ({args.profile}) ==", flush=True)
         try:
-            res = harness.run(
-                name, profile=args.profile, out=args.out, seed=args.seed,
-                progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
-                threads_override=args.threads,
-            )
+            with _sigterm_raises():  # a SIGTERM still records the attempt's time
+                res = harness.run(
+                    name, profile=args.profile, out=args.out, seed=args.seed,
+                    progress=not args.no_progress and sys.stderr.isatty(),
+                    device=args.device, threads_override=args.threads,
+                )
         except DataError as exc:
             print(f"neurips18: data error in {name}: {exc}", file=sys.stderr)
             summary.append((name, "-", "-", "-", "-", "data error"))
@@ -184,10 +186,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             summary.append((name, "-", "-", "-", "-", "usage error"))
             data_error = True
             continue
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Terminated) as exc:
             print(f"\ninterrupted: rerun the same command to resume {name} from its "
                   "checkpoint", file=sys.stderr)
-            return 130
+            return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
         except Exception as exc:  # a crash is not a failed tolerance: say so, go on
             import traceback
 
@@ -261,13 +263,9 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
     print(f"running {len(names)} papers, {jobs} at a time (each in its own process)",
           flush=True)
     logs = tempfile.TemporaryDirectory(prefix="neurips18-reproduce-")
-    # A SIGTERM (a scheduler's or `kill`'s stop) ends this process without running any
-    # cleanup, which left the children running on as orphans (a rerun found their folders
-    # locked) and the log folder behind; it now stops them as an interruption does.
-    try:
-        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread: signals cannot be caught there
-        previous_term = None
+    # a SIGTERM (a scheduler's or `kill`'s stop) stops the children as an interruption does
+    term = _sigterm_raises()
+    term.__enter__()
     running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
     codes: dict[str, int] = {}
     waiting = list(names)
@@ -304,8 +302,7 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
               file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
+        term.__exit__(None, None, None)
         for proc, log in running.values():
             proc.wait()
             log.close()
@@ -314,12 +311,28 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
     return _exit_code([r[-1] for r in summary])
 
 
-class _Terminated(Exception):
-    """Raised in the main thread by a SIGTERM while children run."""
+class _Terminated(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """Raised in the main thread by a SIGTERM, so that cleanup (``finally``) runs."""
 
 
 def _raise_terminated(signum: int, frame: Any) -> NoReturn:
     raise _Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within: a SIGTERM raises :class:`_Terminated` (the handler found is put back after).
+    Without it the process ends at once: no ``finally`` runs, so an interrupted run kept
+    no record of its time and left its children (``--jobs``) and logs behind."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be caught there
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_code(statuses: list[str]) -> int:
@@ -341,7 +354,7 @@ def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, 
     (``finished``: the child printed its summary, so its result files are this run's)."""
     import json
 
-    if code == 130:
+    if code in (130, EXIT_TERMINATED):
         return (name, "-", "-", "-", "-", "interrupted")
     if code == EXIT_USAGE:
         return (name, "-", "-", "-", "-", "data error")
