@@ -453,3 +453,10 @@ def test_sigterm_to_a_run_keeps_the_time_it_spent(tmp_path, monkeypatch, capsys)
     assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
     meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
     assert meta["resumed_steps"] == ["first"] and meta["wall_time_s"] >= 0.5
+
+
+def test_rejudge_all_with_nothing_to_rejudge_exits_2(tmp_path, capsys):
+    """`rejudge all --out <a mistyped folder>` printed nothing and exited 0, as if every
+    verdict had been rebuilt and passed."""
+    assert cli.main(["rejudge", "all", "--out", str(tmp_path / "reslts")]) == cli.EXIT_USAGE
+    assert "nothing to rejudge" in capsys.readouterr().err

@@ -387,6 +387,9 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.paper == "all":
         names = [n for n in registry.module_names() if (out / n / "result.json").exists()]
+        if not names:  # a mistyped --out rebuilt nothing and still exited 0
+            return _err(f"no result.json of a registered paper under {str(out)!r}; nothing "
+                        "to rejudge (is --out the folder that `reproduce --out` wrote?)")
     else:
         names = [args.paper]
     any_fail = False
