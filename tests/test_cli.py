@@ -460,3 +460,15 @@ def test_rejudge_all_with_nothing_to_rejudge_exits_2(tmp_path, capsys):
     verdict had been rebuilt and passed."""
     assert cli.main(["rejudge", "all", "--out", str(tmp_path / "reslts")]) == cli.EXIT_USAGE
     assert "nothing to rejudge" in capsys.readouterr().err
+
+
+def test_report_on_a_folder_without_results_keeps_the_page(tmp_path, capsys):
+    """`report --results runs` (a folder of output folders, not one) replaced the page with
+    one holding no paper and exited 0."""
+    (tmp_path / "runs" / "quick" / "toy").mkdir(parents=True)
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("the committed page\n")
+    code = cli.main(["report", "--results", str(tmp_path / "runs"), "--out", str(page)])
+    assert code == cli.EXIT_USAGE and "no finished result" in capsys.readouterr().err
+    assert page.read_text() == "the committed page\n"
