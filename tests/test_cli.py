@@ -283,3 +283,192 @@ def test_a_run_while_another_writes_the_folder_exits_2(tmp_path, monkeypatch, ca
         captured = capsys.readouterr()
         assert "another neurips18 process" in captured.err and "usage error" in captured.out
     assert not (tmp_path / "toy" / "result.json").exists()
+
+
+def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
+    """rejudge let an exception of the judge (an IndexError on data of another shape)
+    escape as a traceback with exit 1, the code of a failed tolerance."""
+    repros = {"toy": _toy(lambda ctx: {"m": 1.0})}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+
+    def broken(data, cfg):
+        return Judgement([[][0]])
+
+    repros["toy"] = dataclasses.replace(repros["toy"], judge=broken)
+    capsys.readouterr()
+    assert cli.main(["rejudge", "toy", "--out", str(tmp_path)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "IndexError" in err and "rejudging toy stopped with an error" in err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "no summary"])
+def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monkeypatch,
+                                                                   capsys, damage):
+    """A truncated result.json (or one of a format without 'summary') made `report` end
+    with a traceback and exit 1, the code of a failed tolerance."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    res_file = tmp_path / "toy" / "result.json"
+    if damage == "truncated":
+        res_file.write_text(res_file.read_text()[:40])
+    else:
+        res = json.loads(res_file.read_text())
+        del res["summary"]
+        res_file.write_text(json.dumps(res))
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "toy") in err and "cannot read the result" in err
+    assert ("summary" in err) if damage == "no summary" else ("JSONDecodeError" in err)
+    assert not out.exists()
+
+
+def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):
+    """A SIGTERM to `reproduce all --jobs N` killed the parent alone: its children ran on
+    as orphans (a rerun found their folders locked) and the log folder stayed behind."""
+    import signal
+    import subprocess as sp
+    import tempfile
+    import threading
+
+    started: list[sp.Popen] = []
+    real_popen = sp.Popen
+
+    def sleeper(cmd, **kw):  # a child that would run on for a while
+        proc = real_popen([sys.executable, "-c", "import time; time.sleep(15)"], **kw)
+        started.append(proc)
+        return proc
+
+    monkeypatch.setattr(sp, "Popen", sleeper)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    args = cli._parser().parse_args(["reproduce", "a", "b", "--out", str(tmp_path / "o"),
+                                     "--profile", "smoke", "--no-progress"])
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    class Unhandled(Exception):
+        pass
+
+    def fallback(signum, frame):  # what a SIGTERM that the command leaves alone does here
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, fallback)
+    timer.start()
+    try:
+        code = cli._reproduce_in_processes(["a", "b"], args, 2)
+    except Unhandled:
+        code = None
+    finally:
+        timer.cancel()
+        restored = signal.signal(signal.SIGTERM, before)
+    assert restored is fallback  # the command put back the handler it found
+    assert code == 143  # 128 + SIGTERM, as the shell reports it
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+    assert not list(tmp_path.glob("neurips18-reproduce-*"))  # the log folder is gone
+
+
+def test_a_seed_beyond_what_the_papers_take_is_refused_before_any_run(tmp_path, monkeypatch,
+                                                                      capsys):
+    """--seed 4294967296 was accepted: mrs then stopped with an error (scikit-learn takes
+    seeds below 2**32) after the papers before it had run."""
+    calls = []
+    repro = _toy(lambda ctx: calls.append(ctx.seed) or {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    code = cli.main(["reproduce", "toy", "--seed", str(2**32), "--out", str(tmp_path),
+                     "--no-progress"])
+    assert code == cli.EXIT_USAGE and calls == []
+    assert "--seed must be a non-negative integer at most 2147483647" in capsys.readouterr().err
+    assert cli.main(["reproduce", "toy", "--seed", str(2**31 - 1), "--out", str(tmp_path),
+                     "--no-progress"]) == 0
+    assert calls == [2**31 - 1]
+
+
+def test_bench_passes_its_arguments_and_puts_sys_argv_back(tmp_path, monkeypatch, capsys):
+    """`bench` replaced sys.argv with the benchmark's and left it so: a program calling
+    cli.main twice saw the first benchmark's arguments as its own afterwards."""
+    (tmp_path / "bench_echo.py").write_text("import sys\nprint('argv', sys.argv[1:])\n")
+    monkeypatch.setattr(sys, "argv", ["caller", "--mine"])
+    assert cli.main(["bench", "--dir", str(tmp_path), "echo", "-x", "1"]) == 0
+    assert "argv ['-x', '1']" in capsys.readouterr().out
+    assert sys.argv == ["caller", "--mine"]
+
+
+def test_list_reads_an_output_folder_given_as_runs(tmp_path, monkeypatch, capsys):
+    """`list --runs runs/quick` (the folder `reproduce` wrote) showed "not run" for a paper
+    whose finished result was in runs/quick/toy/: only the subfolders were looked in."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    out = tmp_path / "runs" / "quick"
+    assert cli.main(["reproduce", "toy", "--out", str(out), "--no-progress"]) == 0
+    for runs in (tmp_path / "runs", out):
+        capsys.readouterr()
+        assert cli.main(["list", "--results", str(tmp_path / "none"), "--runs",
+                         str(runs)]) == 0
+        row = [line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("toy ")][0]
+        assert "quick: 1 pass, 0 fail, 0 no-ref" in row, (runs, row)
+
+
+def test_sigterm_to_a_run_keeps_the_time_it_spent(tmp_path, monkeypatch, capsys):
+    """A SIGTERM ended `reproduce` at once, so the attempt's time was never written to the
+    checkpoint: the rerun's meta.json gave the wall time of the last attempt only."""
+    import signal
+    import time
+
+    state = {"attempt": 0}
+
+    def run(ctx):
+        state["attempt"] += 1
+        ctx.cached("first", lambda: time.sleep(0.5) or 1.0)
+        if state["attempt"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the signal arrives here
+        return {"m": 1.0}
+
+    repro = _toy(run)
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+
+    class Unhandled(Exception):
+        pass
+
+    def fallback(signum, frame):  # what a SIGTERM that the command leaves alone does here
+        raise Unhandled
+
+    before = signal.signal(signal.SIGTERM, fallback)
+    try:
+        try:
+            code = cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"])
+        except Unhandled:
+            code = None
+        assert signal.getsignal(signal.SIGTERM) is fallback  # put back after the run
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 143 and "interrupted" in capsys.readouterr().err
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "toy" / "meta.json").read_text())
+    assert meta["resumed_steps"] == ["first"] and meta["wall_time_s"] >= 0.5
+
+
+def test_rejudge_all_with_nothing_to_rejudge_exits_2(tmp_path, capsys):
+    """`rejudge all --out <a mistyped folder>` printed nothing and exited 0, as if every
+    verdict had been rebuilt and passed."""
+    assert cli.main(["rejudge", "all", "--out", str(tmp_path / "reslts")]) == cli.EXIT_USAGE
+    assert "nothing to rejudge" in capsys.readouterr().err
+
+
+def test_report_on_a_folder_without_results_keeps_the_page(tmp_path, capsys):
+    """`report --results runs` (a folder of output folders, not one) replaced the page with
+    one holding no paper and exited 0."""
+    (tmp_path / "runs" / "quick" / "toy").mkdir(parents=True)
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("the committed page\n")
+    code = cli.main(["report", "--results", str(tmp_path / "runs"), "--out", str(page)])
+    assert code == cli.EXIT_USAGE and "no finished result" in capsys.readouterr().err
+    assert page.read_text() == "the committed page\n"

@@ -2,8 +2,9 @@
 
 Exit codes: 0 when every reproduced number is within tolerance (or has no reference),
 1 when some reproduced number is outside its tolerance, 2 for usage or data errors, 3 when
-a paper's run stopped with an error (a crash: its rows were not judged; the other papers
-still run), 130 when interrupted.
+a paper's run (or, in ``rejudge``, its judge) stopped with an error (a crash: its rows were
+not judged; in ``reproduce`` the other papers still run), 130 when interrupted (143 when
+``reproduce`` is stopped by SIGTERM; with ``--jobs`` its children are stopped too).
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
+EXIT_TERMINATED = 128 + 15  # the shell's code for a SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="base seed (default: 0). Every generator of a run is derived from "
                          "it, in most papers as S plus a small offset, so runs with nearby "
                          "base seeds can share draws: space independent replications by a "
-                         "million (0, 1000000, 2000000, ...)")
+                         "million (0, 1000000, 2000000, ...); at most 2147483647")
     rp.add_argument("--device", default="cpu",
                     help="torch device for the reproductions that train networks")
     rp.add_argument("--threads", type=int, default=None,
@@ -107,8 +111,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
         except Exception as exc:  # a broken module must not hide the others
             rows.append((name, "?", f"broken: {type(exc).__name__}: {exc}", "", ""))
             continue
-        local = [p for p in Path(args.runs).iterdir() if p.is_dir()] if Path(
-            args.runs).is_dir() else []
+        # runs/ holds one folder per --out (runs/quick/<paper>/); the folder given may also
+        # be such an --out itself (--runs runs/quick), which showed every paper "not run"
+        runs = Path(args.runs)
+        local = [runs, *(p for p in runs.iterdir() if p.is_dir())] if runs.is_dir() else []
         done = [d for d in local if (d / name / "meta.json").exists()]
         latest = max(done, key=lambda d: (d / name / "meta.json").stat().st_mtime, default=None)
         rows.append((
@@ -128,8 +134,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from neurips18.datasets import DataError
     from neurips18.repro import harness, registry
 
-    if args.seed < 0:
-        return _err(f"--seed must be a non-negative integer, got {args.seed}")
+    if not 0 <= args.seed <= harness.MAX_SEED:
+        return _err(f"--seed must be a non-negative integer at most {harness.MAX_SEED} "
+                    f"(seeds derived from it go to scikit-learn, which takes them below "
+                    f"2**32), got {args.seed}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         return _err(f"--threads must be in [1, 256], got {args.threads}")
     if args.out is None:
@@ -162,11 +170,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     for name in names:
         print(f"\n== {name} ({args.profile}) ==", flush=True)
         try:
-            res = harness.run(
-                name, profile=args.profile, out=args.out, seed=args.seed,
-                progress=not args.no_progress and sys.stderr.isatty(), device=args.device,
-                threads_override=args.threads,
-            )
+            with _sigterm_raises():  # a SIGTERM still records the attempt's time
+                res = harness.run(
+                    name, profile=args.profile, out=args.out, seed=args.seed,
+                    progress=not args.no_progress and sys.stderr.isatty(),
+                    device=args.device, threads_override=args.threads,
+                )
         except DataError as exc:
             print(f"neurips18: data error in {name}: {exc}", file=sys.stderr)
             summary.append((name, "-", "-", "-", "-", "data error"))
@@ -177,10 +186,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             summary.append((name, "-", "-", "-", "-", "usage error"))
             data_error = True
             continue
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Terminated) as exc:
             print(f"\ninterrupted: rerun the same command to resume {name} from its "
                   "checkpoint", file=sys.stderr)
-            return 130
+            return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
         except Exception as exc:  # a crash is not a failed tolerance: say so, go on
             import traceback
 
@@ -254,6 +263,9 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
     print(f"running {len(names)} papers, {jobs} at a time (each in its own process)",
           flush=True)
     logs = tempfile.TemporaryDirectory(prefix="neurips18-reproduce-")
+    # a SIGTERM (a scheduler's or `kill`'s stop) stops the children as an interruption does
+    term = _sigterm_raises()
+    term.__enter__()
     running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
     codes: dict[str, int] = {}
     waiting = list(names)
@@ -283,19 +295,44 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
                 printed += 1
             if printed < len(names):
                 time.sleep(0.2)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Terminated) as exc:
         for proc, _ in running.values():
             proc.terminate()
         print("\ninterrupted: rerun the same command to resume from the checkpoints",
               file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(exc, _Terminated) else 130
     finally:
+        term.__exit__(None, None, None)
         for proc, log in running.values():
             proc.wait()
             log.close()
         logs.cleanup()
     _print_summary(summary, Path(args.out), args.profile)
     return _exit_code([r[-1] for r in summary])
+
+
+class _Terminated(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error
+    """Raised in the main thread by a SIGTERM, so that cleanup (``finally``) runs."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> NoReturn:
+    raise _Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Within: a SIGTERM raises :class:`_Terminated` (the handler found is put back after).
+    Without it the process ends at once: no ``finally`` runs, so an interrupted run kept
+    no record of its time and left its children (``--jobs``) and logs behind."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be caught there
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_code(statuses: list[str]) -> int:
@@ -317,7 +354,7 @@ def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, 
     (``finished``: the child printed its summary, so its result files are this run's)."""
     import json
 
-    if code == 130:
+    if code in (130, EXIT_TERMINATED):
         return (name, "-", "-", "-", "-", "interrupted")
     if code == EXIT_USAGE:
         return (name, "-", "-", "-", "-", "data error")
@@ -350,6 +387,9 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.paper == "all":
         names = [n for n in registry.module_names() if (out / n / "result.json").exists()]
+        if not names:  # a mistyped --out rebuilt nothing and still exited 0
+            return _err(f"no result.json of a registered paper under {str(out)!r}; nothing "
+                        "to rejudge (is --out the folder that `reproduce --out` wrote?)")
     else:
         names = [args.paper]
     any_fail = False
@@ -360,6 +400,13 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
             return _err(str(exc))
         except (OSError, ValueError, TypeError, KeyError) as exc:
             return _err(f"cannot rejudge {name}: {exc}")
+        except Exception as exc:  # the judge itself broke: a crash, not a failed tolerance
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+            print(f"neurips18: rejudging {name} stopped with an error "
+                  f"({type(exc).__name__}: {exc}); its rows were not judged", file=sys.stderr)
+            return EXIT_ERROR
         fails = len(res.failed)
         any_fail |= fails > 0
         print(f"{name}: {len(res.rows)} rows, {fails} fail -> {res.out_dir}")
@@ -374,6 +421,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         return _err(f"results directory {str(results)!r} does not exist; run `reproduce` first")
     try:
         path = report.write_report(results, Path(args.out))
+    except report.UnreadableResultError as exc:
+        return _err(str(exc))
     except OSError as exc:
         return _err(f"cannot write report {args.out!r}: {exc.strerror or exc}")
     print(f"wrote {path}")
@@ -390,8 +439,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.name not in available:
         return _err(f"unknown benchmark {args.name!r}; available: {', '.join(available)}")
+    # the benchmark reads its own arguments from sys.argv; the caller's are put back after
+    saved = sys.argv
     sys.argv = [str(bdir / f"bench_{args.name}.py"), *args.args]
-    runpy.run_path(sys.argv[0], run_name="__main__")
+    try:
+        runpy.run_path(sys.argv[0], run_name="__main__")
+    finally:
+        sys.argv = saved
     return EXIT_OK
 
 

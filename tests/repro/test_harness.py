@@ -316,6 +316,9 @@ def test_bad_arguments(tmp_path, toy_registry):
         harness.run("toy", profile="medium", out=tmp_path)
     with pytest.raises(ValueError, match="seed must be"):
         harness.run("toy", seed=-1, out=tmp_path)
+    with pytest.raises(ValueError, match="at most 2147483647, got 4294967296"):
+        harness.run("toy", seed=2**32, out=tmp_path)
+    assert not (tmp_path / "toy").exists()
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(harness.OutputDirError, match="cannot write results"):
@@ -454,3 +457,69 @@ def test_report_names_a_copied_folder_and_a_foreign_meta(tmp_path, toy_registry)
     toy_old = text.split("## toy (folder")[1]
     assert "meta.json is not this result's" in toy_old and "seed: 5 vs 0" in toy_old
     assert "meta.json is not" not in text.split("## toy (folder")[0]
+
+
+def test_the_recorded_command_can_be_pasted_back(tmp_path, toy_registry, monkeypatch):
+    """meta.json joined the arguments with bare spaces: `--out 'my runs/x'` was recorded as
+    `--out my runs/x`, which a shell splits into other arguments."""
+    import shlex
+    import sys
+
+    toy_registry["toy"] = _toy([])
+    out = tmp_path / "my runs é"
+    argv = ["/x/neurips18", "reproduce", "toy", "--out", str(out), "--profile", "smoke"]
+    monkeypatch.setattr(sys, "argv", argv)
+    harness.run("toy", profile="smoke", out=out, progress=False)
+    meta = json.loads((out / "toy" / "meta.json").read_text())
+    assert shlex.split(meta["command"]) == ["neurips18", *argv[1:]]
+
+
+def test_rejudge_of_an_older_result_format_names_what_is_missing(tmp_path, toy_registry):
+    """A result.json written before results recorded their config made rejudge fail with
+    the bare message "'config'" (a KeyError)."""
+    toy_registry["toy"] = _toy([])
+    harness.run("toy", profile="smoke", out=tmp_path, progress=False)
+    res_file = tmp_path / "toy" / "result.json"
+    res = json.loads(res_file.read_text())
+    del res["config"]
+    res_file.write_text(json.dumps(res))
+    with pytest.raises(ValueError, match=r"lacks 'config' .*older version.*reproduce toy"):
+        harness.rejudge("toy", out=tmp_path)
+
+
+def test_report_links_a_figure_whose_path_has_a_space(tmp_path, toy_registry):
+    """The figure's link was the bare relative path: a results folder named 'my results'
+    gave '![toy figure](../my results/toy/figure.png)', where Markdown ends the link at the
+    space, so the page showed no figure."""
+    import re
+    from urllib.parse import unquote
+
+    from neurips18.repro import report
+
+    toy_registry["toy"] = _toy([])
+    results = tmp_path / "my results é"
+    harness.run("toy", out=results, seed=0, progress=False)
+    out = tmp_path / "docs" / "results.md"
+    text = report.write_report(results, out).read_text()
+    (target,) = re.findall(r"!\[toy figure\]\(([^)]*)\)", text)
+    assert " " not in target
+    assert (out.parent / unquote(target)).resolve() == (results / "toy" / "figure.png").resolve()
+
+
+def test_an_install_inside_another_repository_has_no_commit(tmp_path):
+    """The package installed (not editable) into a virtual environment kept inside a git
+    checkout took that checkout's commit, marked clean, as the code that ran."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    subprocess.run(["git", "-C", str(tmp_path), "init", "-q"], check=True)
+    (tmp_path / "a").write_text("x\n")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "a"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t",
+                    "commit", "-q", "-m", "c"], check=True)
+    site = tmp_path / ".venv" / "lib" / "python3.12"  # parents[3] of an installed harness
+    site.mkdir(parents=True)
+    assert harness._git_commit(site) == {"commit": None, "dirty": None}
+    assert harness._git_commit(tmp_path)["commit"] is not None  # the checkout itself

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,11 @@ from neurips18.repro.core import (
 )
 
 OUTPUT_FILES = ("result.json", "table.md", "figure.png", "meta.json")
+
+# The largest base seed: the reproductions hand seeds derived from it (the base plus
+# offsets well below a million) to scikit-learn, which takes seeds below 2**32 only, so a
+# base seed near 2**32 made a paper stop with an error after part of its work was done.
+MAX_SEED = 2**31 - 1
 
 
 class OutputDirError(OSError):
@@ -133,6 +139,16 @@ def _git_commit(root: Path | None = None) -> dict[str, Any]:
     ``_CODE_PATHS``). Called when a run starts, so it describes the code that ran."""
     root = Path(__file__).resolve().parents[3] if root is None else root
     try:
+        # Only a checkout whose top is ``root`` describes this code. A package installed
+        # into a virtual environment kept inside some repository (``.venv/lib/python3.x/
+        # site-packages``) would otherwise be stamped with that repository's commit, and
+        # as clean, whatever code was installed.
+        top = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--show-toplevel"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        if not top or not os.path.samefile(top, root):
+            return {"commit": None, "dirty": None}
         sha = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True, text=True, timeout=10, check=True,
@@ -324,8 +340,9 @@ def run(
     The thread count comes from the profile (``threads_override`` replaces it and is
     recorded), so the same command and seed give the same digits on any machine.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be a non-negative integer at most {MAX_SEED}, got "
+                         f"{seed!r}")
     repro = registry.get(name)
     cfg = repro.config(profile)
     validate_profile(profile, cfg)
@@ -401,8 +418,10 @@ def _run_locked(name: str, repro: Reproduction, profile: str, cfg: Profile, out:
         "wall_time_s": round(wall, 3),
         "resumed_steps": ctx.resumed_steps,
         "computed_steps": ctx.computed_steps,
-        "command": " ".join(["neurips18", *sys.argv[1:]]) if sys.argv[0].endswith(
-            ("neurips18", "cli.py")) else " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # quoted as a shell would need it, so that it can be pasted back (an --out with
+        # a space in it)
+        "command": shlex.join(["neurips18", *sys.argv[1:]]) if sys.argv[0].endswith(
+            ("neurips18", "cli.py")) else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     _write_outputs(paper_dir, repro, result, j.rows, j.notes, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
@@ -476,6 +495,11 @@ def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResul
                                 "meta.json are needed); run `neurips18 reproduce` first")
     res = json.loads(res_file.read_text(encoding="utf-8"))
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    missing = [k for k in ("profile", "config", "data") if k not in res]
+    if missing:  # a result.json of an older format, or not a result at all
+        raise ValueError(f"{res_file} lacks {', '.join(map(repr, missing))} (written by an "
+                       "older version of neurips18?); rerun it with `neurips18 reproduce "
+                       f"{name}` instead")
     current = repro.config(res["profile"])
     stored = dict(res["config"])
     # a field added to the config since the run (a judging setting) takes the profile's value
