@@ -212,3 +212,26 @@ def test_screening_documents_sees_a_planted_word():
     s = screen_parties(d.replace_party(0, ["zzz " + t for t in X0], y0), random_state=0)
     assert s.flagged[0] and s.p_value[0] < 1e-6 and s.auc[0] > 0.9, s
     assert not any(s.flagged[1:]) and all(0.35 < a < 0.65 for a in s.auc[1:]), s
+
+
+def test_screening_sees_a_small_party():
+    """A party of 40 training and 38 validation records, 30 of whose training records
+    carry a value its validation records never hold, is flagged. The classifier kept
+    scikit-learn's leaf of 20 records, which cannot split the 39 records it is fitted
+    on: its scores were all equal, so such a party always passed (AUC 0.5, p = 1)."""
+    rng = np.random.default_rng(3)
+    tr, va = [40, 600], [38, 300]
+    X = rng.standard_normal((sum(tr), 4))
+    y = (X[:, 0] + rng.standard_normal(len(X)) > 0).astype(np.int64)
+    X[:30, 3] = 5.0  # party 0's planted value, in its training records only
+    Xv = rng.standard_normal((sum(va), 4))
+    yv = (Xv[:, 0] + rng.standard_normal(len(Xv)) > 0).astype(np.int64)
+    d = PartyData(X, y, np.repeat([0, 1], tr), Xv, yv, np.repeat([0, 1], va), 2)
+    for seed in range(3):
+        s = screen_parties(d, alpha=0.05, random_state=seed)
+        assert s.flagged[0] and s.auc[0] > 0.75, s
+    # an honest small party still passes: its scores are compared on held-out records
+    honest = PartyData(Xv[:40] * 1.0, yv[:40], np.zeros(40, dtype=np.int64),
+                       X[40:78], y[40:78], np.zeros(38, dtype=np.int64), 1)
+    ps = [screen_parties(honest, random_state=seed).p_value[0] for seed in range(3)]
+    assert all(p > 0.01 for p in ps), ps

@@ -215,7 +215,8 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
     model).
 
     For each party, a gradient-boosted classifier (HistGradientBoostingClassifier, with
-    categorical columns as categories and missing values allowed) is trained on half of
+    categorical columns as categories and missing values allowed; leaves of 20 records, or
+    of a tenth of the records it is fitted on when that is fewer) is trained on half of
     the party's records to tell its training records from its validation records, using the
     features and the label. On the other half its scores are compared by a one-sided
     Mann-Whitney U test; the party is flagged when ``p < alpha`` (default 0.01: an honest
@@ -251,7 +252,13 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
         seed = int(rng.integers(2**31))
         fit_rows, test_rows = train_test_split(np.arange(len(t)), test_size=0.5, stratify=t,
                                                random_state=seed)
+        # scikit-learn's default leaf of 20 records cannot split fewer than 40: the
+        # scores of a small party were then all equal (AUC 1/2, p = 1), however different
+        # its two sets; smaller parties get smaller leaves (from 200 fit records on the
+        # default holds). The test stays valid whatever the leaf: it is held out.
+        leaf = min(20, max(2, len(fit_rows) // 10))
         clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False,
+                                             min_samples_leaf=leaf,
                                              categorical_features=is_cat if is_cat.any()
                                              else None, random_state=seed)
         clf.fit(Z[fit_rows], t[fit_rows])
