@@ -235,3 +235,27 @@ def test_screening_sees_a_small_party():
                        X[40:78], y[40:78], np.zeros(38, dtype=np.int64), 1)
     ps = [screen_parties(honest, random_state=seed).p_value[0] for seed in range(3)]
     assert all(p > 0.01 for p in ps), ps
+
+
+def test_inference_finds_a_leak_on_few_records():
+    """3 parties of 20 records, each told apart exactly by the model's output: the
+    attack names every held-out record. Its classifier kept scikit-learn's leaf of 20
+    records, which cannot split the 30 records it is trained on, so it guessed one party
+    for all and reported the chance level (1/3): no leak."""
+    rng = np.random.default_rng(0)
+    parties = np.repeat(np.arange(3), 20)
+    y = rng.integers(0, 2, 60)
+
+    def leaky(X):
+        p = 0.2 + 0.3 * np.asarray(X)[:, 0]
+        return np.column_stack([1 - p, p])
+
+    X = np.column_stack([parties.astype(float), rng.standard_normal(60)])
+    for seed in range(3):
+        r = party_inference_attack(leaky, X, y, parties, random_state=seed)
+        assert r.accuracy > 0.9 and min(r.per_party) > 0.8, r
+    # and a model that leaks nothing stays near chance on as few records
+    noise = X[:, ::-1]  # _Constant reads the first column: here the noise
+    acc = [party_inference_attack(_Constant(), noise, y, parties, random_state=s).accuracy
+           for s in range(5)]
+    assert np.mean(acc) < 0.6, acc

@@ -56,10 +56,19 @@ def _probabilities(model: Any, X: Any) -> np.ndarray:
     return p
 
 
-def _default_attack(seed: int):  # type: ignore[no-untyped-def]
+def _leaf(n_fit: int) -> int:
+    """Leaf size of a gradient-boosted attack or screening model fitted on ``n_fit``
+    records: scikit-learn's 20, or a tenth of the records when that is fewer. A leaf of 20
+    cannot split fewer than 40 records, and the model then gives every record the same
+    score (an attack at the majority guess, a screening at AUC 1/2), whatever the data."""
+    return min(20, max(2, n_fit // 10))
+
+
+def _default_attack(seed: int, n_fit: int):  # type: ignore[no-untyped-def]
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1,
+                                          min_samples_leaf=_leaf(n_fit),
                                           early_stopping=False, random_state=seed)
 
 
@@ -70,7 +79,8 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
 
     The attacker knows, for part of the pooled training records, the released model's
     class probabilities ``model.predict_proba(X)``, the true labels and the parties; it
-    trains ``attack_model`` (default: scikit-learn's HistGradientBoostingClassifier) to
+    trains ``attack_model`` (default: scikit-learn's HistGradientBoostingClassifier, with
+    leaves of 20 records, or of a tenth of its training records when that is fewer) to
     predict the party from ``(probabilities, one-hot label)`` and is scored on the other
     records (a stratified split of ``test_size``). A model that leaks nothing about the
     parties leaves the attack at chance (``1 / n_parties`` for parties of equal size).
@@ -107,7 +117,7 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     seed = int(rng.integers(2**31))
     tr, te = train_test_split(np.arange(n), test_size=test_size, stratify=p_idx,
                               random_state=seed)
-    attacker = _default_attack(seed) if attack_model is None else clone(attack_model)
+    attacker = _default_attack(seed, len(tr)) if attack_model is None else clone(attack_model)
     attacker.fit(feats[tr], p_idx[tr])
     guess = np.asarray(attacker.predict(feats[te]))
     truth = p_idx[te]
@@ -252,13 +262,10 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
         seed = int(rng.integers(2**31))
         fit_rows, test_rows = train_test_split(np.arange(len(t)), test_size=0.5, stratify=t,
                                                random_state=seed)
-        # scikit-learn's default leaf of 20 records cannot split fewer than 40: the
-        # scores of a small party were then all equal (AUC 1/2, p = 1), however different
-        # its two sets; smaller parties get smaller leaves (from 200 fit records on the
-        # default holds). The test stays valid whatever the leaf: it is held out.
-        leaf = min(20, max(2, len(fit_rows) // 10))
+        # a small party gets smaller leaves (see _leaf); the test stays valid whatever
+        # the leaf, as the scores it compares are of held-out records
         clf = HistGradientBoostingClassifier(max_iter=100, early_stopping=False,
-                                             min_samples_leaf=leaf,
+                                             min_samples_leaf=_leaf(len(fit_rows)),
                                              categorical_features=is_cat if is_cat.any()
                                              else None, random_state=seed)
         clf.fit(Z[fit_rows], t[fit_rows])
