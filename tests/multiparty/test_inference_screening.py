@@ -259,3 +259,18 @@ def test_inference_finds_a_leak_on_few_records():
     acc = [party_inference_attack(_Constant(), noise, y, parties, random_state=s).accuracy
            for s in range(5)]
     assert np.mean(acc) < 0.6, acc
+
+
+def test_inference_refuses_a_split_that_leaves_a_party_out():
+    """A party of 2 records among parties of 300: test_size=0.1 gave it no held-out
+    record (its recall came out NaN, with a bare numpy warning) and test_size=0.9 none to
+    train on (the attack never saw it, its recall read 0). Both are refused by name."""
+    rng = np.random.default_rng(0)
+    parties = np.repeat([0, 1, 2], [2, 300, 300])
+    X = rng.standard_normal((602, 2))
+    y = rng.integers(0, 2, 602)
+    for ts, what in ((0.1, "test it on"), (0.9, "train the attack on")):
+        with pytest.raises(ValidationError, match=f"Invalid test_size.*{what}.*party 0 has 2"):
+            party_inference_attack(_Constant(), X, y, parties, test_size=ts, random_state=0)
+    r = party_inference_attack(_Constant(), X, y, parties, random_state=0)
+    assert all(np.isfinite(r.per_party)), r

@@ -117,6 +117,13 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     seed = int(rng.integers(2**31))
     tr, te = train_test_split(np.arange(n), test_size=test_size, stratify=p_idx,
                               random_state=seed)
+    for rows, what in ((tr, "train the attack on"), (te, "test it on")):
+        lacking = np.flatnonzero(np.bincount(p_idx[rows], minlength=len(labels)) == 0)
+        if len(lacking):  # a party the attack never saw, or a recall over no record
+            k = int(lacking[0])
+            raise invalid("test_size", test_size, f"a share that leaves every party records "
+                          f"to {what}: party {labels.tolist()[k]!r} has {counts[k]} records and the "
+                          "split left it none")
     attacker = _default_attack(seed, len(tr)) if attack_model is None else clone(attack_model)
     attacker.fit(feats[tr], p_idx[tr])
     guess = np.asarray(attacker.predict(feats[te]))
