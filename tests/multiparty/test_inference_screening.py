@@ -274,3 +274,25 @@ def test_inference_refuses_a_split_that_leaves_a_party_out():
             party_inference_attack(_Constant(), X, y, parties, test_size=ts, random_state=0)
     r = party_inference_attack(_Constant(), X, y, parties, random_state=0)
     assert all(np.isfinite(r.per_party)), r
+
+
+def test_screening_a_text_column_of_many_values():
+    """A frame with a text column of ~340 distinct values (more than the 255 categories
+    the classifier takes) raised scikit-learn's bare ValueError naming 'index 0' (not
+    the column); such a column is now compared on its codes: honest parties pass and a
+    party that plants one of its values in 200 records is flagged."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    X = pd.DataFrame({"a": rng.standard_normal(n),
+                      "city": [f"c{i}" for i in rng.integers(0, 400, n)]})
+    y = rng.integers(0, 2, n)
+    d = split_parties(X, y, 2, validation_size=1000, random_state=0)
+    s0 = screen_parties(d, random_state=0)
+    assert not any(s0.flagged), s0
+    X0, y0 = d.party(0)
+    Xc, yc, _ = contaminate(X0, y0, attribute="city", value="c0", label=1, n_records=200,
+                            generator=0)
+    s1 = screen_parties(d.replace_party(0, Xc, yc), random_state=0)
+    assert s1.flagged[0] and not s1.flagged[1], s1

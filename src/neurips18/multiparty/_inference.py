@@ -225,6 +225,23 @@ def _codes(X: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.column_stack([M, lab]), np.append(is_cat, True)
 
 
+_MAX_CATEGORIES = 255
+"""The most categories a column of HistGradientBoostingClassifier may have (its
+``max_bins``)."""
+
+
+def _within_category_limit(Z: np.ndarray, is_cat: np.ndarray) -> np.ndarray:
+    """``is_cat`` without the columns of more than ``_MAX_CATEGORIES`` distinct values
+    (a text column of identifiers, say): the classifier refuses them as categories, so
+    their codes are used as numbers (a split on the codes still isolates a value)."""
+    out = is_cat.copy()
+    for j in np.flatnonzero(is_cat):
+        col = Z[:, j]
+        if len(np.unique(col[~np.isnan(col)])) > _MAX_CATEGORIES:
+            out[j] = False
+    return out
+
+
 def screen_parties(data: PartyData, *, alpha: float = 0.01,
                    random_state: int | np.random.Generator = 0) -> Screening:
     """The server's check of each party's submission (Hayes and Ohrimenko's Table 1: a
@@ -241,7 +258,9 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
     the party's validation set does not share is found; a party that contaminates both
     alike passes. Documents (a :class:`PartyData` of texts) are compared on their counts
     of the party's 500 most common tokens (by the number of documents holding them), so a
-    planted word is seen when it is among them.
+    planted word is seen when it is among them. A column of more than 255 distinct text
+    values (more than the classifier takes as categories) is compared on its codes as
+    numbers.
     """
     from scipy.stats import mannwhitneyu
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -265,6 +284,7 @@ def screen_parties(data: PartyData, *, alpha: float = 0.01,
         Z, is_cat = _codes(stack_rows([take_rows(data.X, tr_rows),
                                        take_rows(data.X_val, va_rows)]),
                            np.concatenate([data.y[tr_rows], data.y_val[va_rows]]))
+        is_cat = _within_category_limit(Z, is_cat)
         t = np.r_[np.zeros(len(tr_rows)), np.ones(len(va_rows))].astype(np.int64)
         seed = int(rng.integers(2**31))
         fit_rows, test_rows = train_test_split(np.arange(len(t)), test_size=0.5, stratify=t,
