@@ -296,3 +296,24 @@ def test_screening_a_text_column_of_many_values():
                             generator=0)
     s1 = screen_parties(d.replace_party(0, Xc, yc), random_state=0)
     assert s1.flagged[0] and not s1.flagged[1], s1
+
+
+def test_inference_baseline_from_the_labels_alone():
+    """Party 0 holds mostly label 1, party 1 mostly label 0, and the model's output
+    depends on the features only: it leaks nothing, yet the attack (which is given the
+    labels) names 90% of the parties. Only chance (0.5) was reported next to it, and the
+    documentation promised chance for a model that leaks nothing; label_only now gives
+    the accuracy of a guess from the label alone, which the attack does not beat."""
+    rng = np.random.default_rng(0)
+    parties = np.repeat([0, 1], 1000)
+    u = rng.random(2000)
+    y = np.where(parties == 0, u < 0.9, u < 0.1).astype(np.int64)
+    X = rng.standard_normal((2000, 2))
+    r = party_inference_attack(_Constant(), X, y, parties, random_state=0)
+    assert r.chance == 0.5 and r.majority == 0.5 and r.accuracy > 0.85, r
+    # 1000 held-out records at p = 0.9: the standard error is 0.0095
+    assert abs(r.label_only - 0.9) < 0.03 and r.accuracy < r.label_only + 0.03, r
+    # parties of equal size with labels alike: the baseline is chance
+    r = party_inference_attack(_Constant(), X, rng.integers(0, 2, 2000), parties,
+                               random_state=0)
+    assert abs(r.label_only - 0.5) < 0.05, r

@@ -31,6 +31,12 @@ class PartyInference:
         constant guess; equals ``chance`` when the parties are of equal size).
     per_party : recall of the attack for each party (order of ``parties``' sorted labels).
     n_parties, n_test : number of parties and of held-out records.
+    label_only : accuracy on the held-out records of a guess from the label alone (for
+        each label, the party most frequent among the attack's training records of that
+        label). The attacker is given the labels, so this is what it reaches against a
+        model that leaks nothing; it is above ``chance`` and ``majority`` when the
+        parties' labels are distributed differently. What the model leaks is ``accuracy``
+        beyond it.
     """
 
     accuracy: float
@@ -39,6 +45,7 @@ class PartyInference:
     per_party: tuple[float, ...]
     n_parties: int
     n_test: int
+    label_only: float = float("nan")
 
 
 def _probabilities(model: Any, X: Any) -> np.ndarray:
@@ -83,7 +90,9 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     leaves of 20 records, or of a tenth of its training records when that is fewer) to
     predict the party from ``(probabilities, one-hot label)`` and is scored on the other
     records (a stratified split of ``test_size``). A model that leaks nothing about the
-    parties leaves the attack at chance (``1 / n_parties`` for parties of equal size).
+    parties leaves the attack at ``label_only``, the accuracy of a guess from the label
+    alone: ``chance`` (``1 / n_parties``) only when the parties are of equal size and
+    their labels are distributed alike.
 
     ``X`` is whatever ``model`` takes (a DataFrame for a Pipeline); it is not modified.
     """
@@ -129,10 +138,16 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     guess = np.asarray(attacker.predict(feats[te]))
     truth = p_idx[te]
     per = tuple(float(np.mean(guess[truth == k] == k)) for k in range(len(labels)))
+    # the best guess from the label alone, learnt on the attack's training records
+    y_idx = onehot.argmax(axis=1)
+    table = np.zeros((len(classes), len(labels)), dtype=np.int64)
+    np.add.at(table, (y_idx[tr], p_idx[tr]), 1)
+    by_label = table.argmax(axis=1)  # a label unseen in training: the first party
     return PartyInference(
         accuracy=float(np.mean(guess == truth)), chance=1.0 / len(labels),
         majority=float(np.bincount(truth).max() / len(truth)), per_party=per,
-        n_parties=len(labels), n_test=len(te))
+        n_parties=len(labels), n_test=len(te),
+        label_only=float(np.mean(by_label[y_idx[te]] == truth)))
 
 
 # ----------------------------------------------------------------------------- screening
