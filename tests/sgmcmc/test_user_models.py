@@ -355,3 +355,34 @@ def test_subclass_overriding_the_prior_is_sampled_with_its_own_prior() -> None:
                  lambda: third_derivative_at(m, ts)):
         with pytest.raises(ValidationError, match="^Invalid model: .*overrides"):
             call()
+
+
+@pytest.mark.parametrize("flat", [lambda th: torch.tensor(0.0, dtype=torch.float64),
+                                  lambda th: 0.0])
+def test_torch_model_with_a_flat_prior(flat) -> None:
+    # a flat (improper) prior written as a constant has no autograd graph: it used to fail
+    # every gradient with "element 0 of tensors does not require grad"; its gradient is zero
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(300)
+
+    def loglik(th, batch):
+        x, t = batch
+        return -0.5 * (t - x @ th) ** 2
+
+    tm = TorchModel(loglik, flat, (torch.tensor(X), torch.tensor(y)), 3)
+    np.testing.assert_array_equal(tm.grad_log_prior(np.ones(3)), np.zeros(3))
+    assert tm.log_prior(np.ones(3)) == 0.0
+    np.testing.assert_allclose(find_mode(tm), np.linalg.lstsq(X, y, rcond=None)[0],
+                               atol=1e-8)
+    res = sample(tm, "sgld", 1e-4, 30, 50, generator=0)
+    assert np.isfinite(res.draws).all()
+
+
+def test_torch_model_refuses_a_log_prior_that_is_not_a_scalar() -> None:
+    X = np.ones((5, 2))
+    tm = TorchModel(lambda th, b: b @ th, lambda th: -0.5 * th ** 2, torch.tensor(X), 2)
+    with pytest.raises(ValidationError, match="log_prior"):
+        tm.grad_log_prior(np.ones(2))
+    with pytest.raises(ValidationError, match="log_prior"):
+        tm.log_prior(np.ones(2))

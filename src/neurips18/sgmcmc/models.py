@@ -608,14 +608,36 @@ class TorchModel(Model):
         import torch
 
         with torch.no_grad():
-            return float(self._lp(self._theta(theta, False)))
+            return float(self._prior_value(self._theta(theta, False)))
+
+    def _prior_value(self, t: Any) -> Any:
+        """The user's log prior at ``t`` as a scalar tensor. A flat (improper) prior written
+        as a constant, ``torch.tensor(0.)`` or a plain number, has no graph back to ``t``:
+        it is kept as a constant, whose gradient is zero."""
+        import torch
+
+        out = self._lp(t)
+        if not torch.is_tensor(out):
+            try:
+                out = torch.tensor(float(out), dtype=self._tdtype)
+            except (TypeError, ValueError):
+                raise invalid("log_prior", out, "a scalar tensor or number") from None
+        if out.numel() != 1:
+            raise invalid("log_prior", out, f"a scalar (one value for theta), got shape "
+                          f"{tuple(out.shape)}; sum the per-coordinate terms")
+        return out.reshape(())
 
     def grad_log_prior(self, theta: Array) -> Array:
         import torch
 
         with _autograd_on():
             t = self._theta(theta, True)
-            (g,) = torch.autograd.grad(self._lp(t), t)
+            lp = self._prior_value(t)
+            if not lp.requires_grad:  # a constant (flat) prior
+                return np.zeros(self.dim, dtype=self.dtype)
+            (g,) = torch.autograd.grad(lp, t, allow_unused=True)
+        if g is None:
+            return np.zeros(self.dim, dtype=self.dtype)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
@@ -642,7 +664,7 @@ class TorchModel(Model):
 
         with _autograd_on():
             t = self._theta(theta, True)
-            u = -(self._lp(t) + self._loglik(t, None).sum())
+            u = -(self._prior_value(t) + self._loglik(t, None).sum())
             (g,) = torch.autograd.grad(u, t, create_graph=True)
             vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
             (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
