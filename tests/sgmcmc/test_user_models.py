@@ -386,3 +386,12 @@ def test_torch_model_refuses_a_log_prior_that_is_not_a_scalar() -> None:
         tm.grad_log_prior(np.ones(2))
     with pytest.raises(ValidationError, match="log_prior"):
         tm.log_prior(np.ones(2))
+
+
+def test_torch_model_refuses_a_log_prior_without_a_graph_that_is_not_constant() -> None:
+    # .item() drops the graph: taking such a prior as flat would silently sample without it
+    X = np.ones((5, 2))
+    tm = TorchModel(lambda th, b: b @ th, lambda th: -0.5 * (th.detach() ** 2).sum().item(),
+                    torch.tensor(X), 2)
+    with pytest.raises(ValidationError, match="no autograd graph"):
+        tm.grad_log_prior(np.ones(2))

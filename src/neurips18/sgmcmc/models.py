@@ -627,13 +627,33 @@ class TorchModel(Model):
                           f"{tuple(out.shape)}; sum the per-coordinate terms")
         return out.reshape(())
 
+    def _check_constant_prior(self, theta: Array, value: float) -> None:
+        """A log prior without an autograd graph is taken as flat only if it is constant: one
+        computed through ``.item()``, ``float()`` or NumPy also has no graph, and a zero
+        gradient would silently drop that prior from every chain."""
+        import torch
+
+        base = np.asarray(theta, dtype=np.float64)
+        probes = (np.zeros(self.dim), np.ones(self.dim), base + 1.0, -2.0 * base - 0.5)
+        with torch.no_grad():
+            for q in probes:
+                v = float(self._prior_value(self._theta(q.astype(self.dtype), False)))
+                if not v == value:
+                    raise invalid("log_prior", self._lp,
+                                  "a function computed from theta with torch operations: "
+                                  "its value changes with theta but carries no autograd "
+                                  "graph (.item(), float() or NumPy inside?), so its "
+                                  "gradient is unknown; only a constant (flat) prior may "
+                                  "be returned without one")
+
     def grad_log_prior(self, theta: Array) -> Array:
         import torch
 
         with _autograd_on():
             t = self._theta(theta, True)
             lp = self._prior_value(t)
-            if not lp.requires_grad:  # a constant (flat) prior
+            if not lp.requires_grad:  # a constant (flat) prior, or a graph lost on the way
+                self._check_constant_prior(theta, float(lp))
                 return np.zeros(self.dim, dtype=self.dtype)
             (g,) = torch.autograd.grad(lp, t, allow_unused=True)
         if g is None:
