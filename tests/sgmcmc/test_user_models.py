@@ -395,3 +395,23 @@ def test_torch_model_refuses_a_log_prior_without_a_graph_that_is_not_constant() 
                     torch.tensor(X), 2)
     with pytest.raises(ValidationError, match="no autograd graph"):
         tm.grad_log_prior(np.ones(2))
+
+
+@pytest.mark.parametrize(("shape", "d"), [("column", 1), ("column", 3), ("scalar", 3)])
+def test_duck_model_control_variate_shape_is_checked(shape, d):
+    # a user's own control_variate went unchecked: a (d, 1) column made the SGLDFP state
+    # (d, d) (with d = 1 the error then blamed grad_log_prior; with d = 3 a bare NumPy
+    # broadcast error), and a (1,) value was spread over every coordinate without a word
+    X, y = _logistic_data(n=200, d=d)
+
+    class CVDuck(_Duck):
+        def control_variate(self, ts):
+            def diff(th, idx):
+                Xb, yb = self.X[idx], self.y[idx]
+                v = Xb.T @ (1 / (1 + np.exp(-(Xb @ ts))) - 1 / (1 + np.exp(-(Xb @ th))))
+                return v[:, None] if shape == "column" else np.array([v.sum()])
+            return diff
+
+    m = CVDuck(X, y)
+    with pytest.raises(ValidationError, match="Invalid model.control_variate"):
+        sample(m, "sgldfp", 1e-3, 10, 20, generator=0)

@@ -249,7 +249,19 @@ class _ProtocolAdapter(Model):
 
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         cv = getattr(self._obj, "control_variate", None)
-        return cv(theta_star) if callable(cv) else super().control_variate(theta_star)
+        if not callable(cv):
+            return super().control_variate(theta_star)
+        user_diff = cv(theta_star)
+        if not callable(user_diff):
+            raise invalid("model.control_variate", user_diff, "a callable diff(theta, idx) "
+                          "returned by control_variate(theta_star)")
+
+        def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
+            # checked like the other methods: a (dim, 1) column broadcasts the state into a
+            # (dim, dim) array, and a (1,) value is silently spread over every coordinate
+            return self._shaped("control_variate", user_diff(theta, idx), (self.dim,))
+
+        return diff
 
 
 def as_model(model: Any) -> Model:
