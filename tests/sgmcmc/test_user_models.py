@@ -16,6 +16,7 @@ from neurips18.sgmcmc import (
     ModeNotFoundError,
     StepSizeWarning,
     TorchModel,
+    control_variates,
     find_mode,
     sample,
 )
@@ -415,3 +416,18 @@ def test_duck_model_control_variate_shape_is_checked(shape, d):
     m = CVDuck(X, y)
     with pytest.raises(ValidationError, match="Invalid model.control_variate"):
         sample(m, "sgldfp", 1e-3, 10, 20, generator=0)
+
+
+def test_mode_checks_on_a_model_whose_domain_excludes_zero() -> None:
+    # an exponential rate (log barrier at 0): the gradient scale at 0 is infinite, so the
+    # SGLDFP centre test accepted any theta_star (here half the mode, ||grad U|| ~ 1e2) and
+    # the chain sampled around it; find_mode from zeros failed with "inf > inf"
+    x = torch.tensor(np.random.default_rng(0).exponential(0.5, 200))
+    tm = TorchModel(lambda th, b: torch.log(th[0]) - th[0] * b, lambda th: -th[0], x, 1)
+    mode = 200 / (1 + float(x.sum()))
+    with pytest.raises(ValidationError, match="Invalid theta_star"):
+        control_variates(tm, theta_star=[0.5 * mode])
+    with pytest.raises(ValidationError, match="Invalid theta0"):
+        find_mode(tm)
+    np.testing.assert_allclose(find_mode(tm, theta0=[1.0]), [mode], rtol=1e-8)
+    assert control_variates(tm, theta_star=[mode]).grad_norm < 1e-10  # the exact mode

@@ -792,6 +792,11 @@ def find_mode(
     if _closed_form_glm(m, link=True) and isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
     scale = m._mode_scale(t.astype(m.dtype))
+    if not math.isfinite(scale):
+        raise invalid("theta0", t if theta0 is None else theta0,
+                      "a start of the mode search where the gradient of U is finite (the "
+                      "default is zeros, outside this model's domain): pass theta0= to "
+                      "find_mode, or theta_star= (the mode) to sample or control_variates")
     target = rtol * scale
 
     if _closed_form_glm(m):
