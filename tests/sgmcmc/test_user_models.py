@@ -16,6 +16,7 @@ from neurips18.sgmcmc import (
     ModeNotFoundError,
     StepSizeWarning,
     TorchModel,
+    control_variates,
     find_mode,
     sample,
 )
@@ -355,3 +356,78 @@ def test_subclass_overriding_the_prior_is_sampled_with_its_own_prior() -> None:
                  lambda: third_derivative_at(m, ts)):
         with pytest.raises(ValidationError, match="^Invalid model: .*overrides"):
             call()
+
+
+@pytest.mark.parametrize("flat", [lambda th: torch.tensor(0.0, dtype=torch.float64),
+                                  lambda th: 0.0])
+def test_torch_model_with_a_flat_prior(flat) -> None:
+    # a flat (improper) prior written as a constant has no autograd graph: it used to fail
+    # every gradient with "element 0 of tensors does not require grad"; its gradient is zero
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 3))
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.standard_normal(300)
+
+    def loglik(th, batch):
+        x, t = batch
+        return -0.5 * (t - x @ th) ** 2
+
+    tm = TorchModel(loglik, flat, (torch.tensor(X), torch.tensor(y)), 3)
+    np.testing.assert_array_equal(tm.grad_log_prior(np.ones(3)), np.zeros(3))
+    assert tm.log_prior(np.ones(3)) == 0.0
+    np.testing.assert_allclose(find_mode(tm), np.linalg.lstsq(X, y, rcond=None)[0],
+                               atol=1e-8)
+    res = sample(tm, "sgld", 1e-4, 30, 50, generator=0)
+    assert np.isfinite(res.draws).all()
+
+
+def test_torch_model_refuses_a_log_prior_that_is_not_a_scalar() -> None:
+    X = np.ones((5, 2))
+    tm = TorchModel(lambda th, b: b @ th, lambda th: -0.5 * th ** 2, torch.tensor(X), 2)
+    with pytest.raises(ValidationError, match="log_prior"):
+        tm.grad_log_prior(np.ones(2))
+    with pytest.raises(ValidationError, match="log_prior"):
+        tm.log_prior(np.ones(2))
+
+
+def test_torch_model_refuses_a_log_prior_without_a_graph_that_is_not_constant() -> None:
+    # .item() drops the graph: taking such a prior as flat would silently sample without it
+    X = np.ones((5, 2))
+    tm = TorchModel(lambda th, b: b @ th, lambda th: -0.5 * (th.detach() ** 2).sum().item(),
+                    torch.tensor(X), 2)
+    with pytest.raises(ValidationError, match="no autograd graph"):
+        tm.grad_log_prior(np.ones(2))
+
+
+@pytest.mark.parametrize(("shape", "d"), [("column", 1), ("column", 3), ("scalar", 3)])
+def test_duck_model_control_variate_shape_is_checked(shape, d):
+    # a user's own control_variate went unchecked: a (d, 1) column made the SGLDFP state
+    # (d, d) (with d = 1 the error then blamed grad_log_prior; with d = 3 a bare NumPy
+    # broadcast error), and a (1,) value was spread over every coordinate without a word
+    X, y = _logistic_data(n=200, d=d)
+
+    class CVDuck(_Duck):
+        def control_variate(self, ts):
+            def diff(th, idx):
+                Xb, yb = self.X[idx], self.y[idx]
+                v = Xb.T @ (1 / (1 + np.exp(-(Xb @ ts))) - 1 / (1 + np.exp(-(Xb @ th))))
+                return v[:, None] if shape == "column" else np.array([v.sum()])
+            return diff
+
+    m = CVDuck(X, y)
+    with pytest.raises(ValidationError, match="Invalid model.control_variate"):
+        sample(m, "sgldfp", 1e-3, 10, 20, generator=0)
+
+
+def test_mode_checks_on_a_model_whose_domain_excludes_zero() -> None:
+    # an exponential rate (log barrier at 0): the gradient scale at 0 is infinite, so the
+    # SGLDFP centre test accepted any theta_star (here half the mode, ||grad U|| ~ 1e2) and
+    # the chain sampled around it; find_mode from zeros failed with "inf > inf"
+    x = torch.tensor(np.random.default_rng(0).exponential(0.5, 200))
+    tm = TorchModel(lambda th, b: torch.log(th[0]) - th[0] * b, lambda th: -th[0], x, 1)
+    mode = 200 / (1 + float(x.sum()))
+    with pytest.raises(ValidationError, match="Invalid theta_star"):
+        control_variates(tm, theta_star=[0.5 * mode])
+    with pytest.raises(ValidationError, match="Invalid theta0"):
+        find_mode(tm)
+    np.testing.assert_allclose(find_mode(tm, theta0=[1.0]), [mode], rtol=1e-8)
+    assert control_variates(tm, theta_star=[mode]).grad_norm < 1e-10  # the exact mode

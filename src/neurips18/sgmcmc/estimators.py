@@ -172,8 +172,9 @@ def control_variate_cov(
         exact for Gaussian targets.
     langevin : whether the chain injects sqrt(2 gamma) Z noise (False only for SGD).
     grad_noise_cov : (d, d) average of Cov(g(theta, S) | theta) over the draws (None: 0).
-    centre : a fixed point c, ideally the mode (it makes Delta small); default: the plain
-        mean of the draws, which is not fixed and so adds an O(1/T) bias.
+    centre : a fixed point c, ideally the mode (it makes Delta small); default: ``mean``
+        when that is given, else the plain mean of the draws; neither is fixed, so the
+        default adds an O(1/T) bias.
     grad_offset : as in :func:`control_variate_mean`.
     mean : an estimate of the invariant mean (default: the plain mean of the draws).
     return_residual : also return ``L^{-1}[mean(K)]`` (zero mean; for the second-order

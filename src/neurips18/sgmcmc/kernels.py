@@ -196,7 +196,8 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
     The mode is found with :func:`~neurips18.sgmcmc.find_mode` (to ``rtol``) unless
     ``theta_star`` is given. A given ``theta_star`` must be a mode to the same test:
     ``||grad U(theta_star)|| <= rtol * max(1, ||grad log prior(0)||, ||sum_i grad log
-    p_i(0)||)``, with ``rtol`` (default find_mode's, and at least 1e-5 for a float32 model,
+    p_i(0)||)`` (the two norms taken at ``theta_star`` instead when they are not finite at
+    0, as for a parameter whose domain excludes 0), with ``rtol`` (default find_mode's, and at least 1e-5 for a float32 model,
     whose gradient sums round at about that level) checked on the gradient in the model's
     dtype. The estimator's mean is grad U(theta) - grad U(theta_star), so a chain centred
     at a point that is not the mode is drawn to that point instead of the posterior."""
@@ -214,8 +215,13 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
         tol = _default_rtol(m) if rtol is None else rtol
         if m.dtype != np.float64:
             tol = max(tol, 1e-5)
-        limit = tol * m._mode_scale(np.zeros(m.dim, dtype=m.dtype))
-        if not grad_norm <= limit:
+        scale = m._mode_scale(np.zeros(m.dim, dtype=m.dtype))
+        if not math.isfinite(scale):
+            # 0 lies outside the parameter's domain (a log barrier, say): an infinite scale
+            # would accept any centre, so the gradient parts are measured at the centre
+            scale = m._mode_scale(ts)
+        limit = tol * scale
+        if not (math.isfinite(grad_norm) and grad_norm <= limit):
             raise invalid("theta_star", theta_star,
                           f"a mode of the posterior, ||grad U(theta_star)|| <= {limit:.3g} "
                           f"(rtol={tol:g}), got {grad_norm:.3g}: SGLDFP centred at a point "

@@ -249,7 +249,19 @@ class _ProtocolAdapter(Model):
 
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
         cv = getattr(self._obj, "control_variate", None)
-        return cv(theta_star) if callable(cv) else super().control_variate(theta_star)
+        if not callable(cv):
+            return super().control_variate(theta_star)
+        user_diff = cv(theta_star)
+        if not callable(user_diff):
+            raise invalid("model.control_variate", user_diff, "a callable diff(theta, idx) "
+                          "returned by control_variate(theta_star)")
+
+        def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
+            # checked like the other methods: a (dim, 1) column broadcasts the state into a
+            # (dim, dim) array, and a (1,) value is silently spread over every coordinate
+            return self._shaped("control_variate", user_diff(theta, idx), (self.dim,))
+
+        return diff
 
 
 def as_model(model: Any) -> Model:
@@ -608,14 +620,56 @@ class TorchModel(Model):
         import torch
 
         with torch.no_grad():
-            return float(self._lp(self._theta(theta, False)))
+            return float(self._prior_value(self._theta(theta, False)))
+
+    def _prior_value(self, t: Any) -> Any:
+        """The user's log prior at ``t`` as a scalar tensor. A flat (improper) prior written
+        as a constant, ``torch.tensor(0.)`` or a plain number, has no graph back to ``t``:
+        it is kept as a constant, whose gradient is zero."""
+        import torch
+
+        out = self._lp(t)
+        if not torch.is_tensor(out):
+            try:
+                out = torch.tensor(float(out), dtype=self._tdtype)
+            except (TypeError, ValueError):
+                raise invalid("log_prior", out, "a scalar tensor or number") from None
+        if out.numel() != 1:
+            raise invalid("log_prior", out, f"a scalar (one value for theta), got shape "
+                          f"{tuple(out.shape)}; sum the per-coordinate terms")
+        return out.reshape(())
+
+    def _check_constant_prior(self, theta: Array, value: float) -> None:
+        """A log prior without an autograd graph is taken as flat only if it is constant: one
+        computed through ``.item()``, ``float()`` or NumPy also has no graph, and a zero
+        gradient would silently drop that prior from every chain."""
+        import torch
+
+        base = np.asarray(theta, dtype=np.float64)
+        probes = (np.zeros(self.dim), np.ones(self.dim), base + 1.0, -2.0 * base - 0.5)
+        with torch.no_grad():
+            for q in probes:
+                v = float(self._prior_value(self._theta(q.astype(self.dtype), False)))
+                if not v == value:
+                    raise invalid("log_prior", self._lp,
+                                  "a function computed from theta with torch operations: "
+                                  "its value changes with theta but carries no autograd "
+                                  "graph (.item(), float() or NumPy inside?), so its "
+                                  "gradient is unknown; only a constant (flat) prior may "
+                                  "be returned without one")
 
     def grad_log_prior(self, theta: Array) -> Array:
         import torch
 
         with _autograd_on():
             t = self._theta(theta, True)
-            (g,) = torch.autograd.grad(self._lp(t), t)
+            lp = self._prior_value(t)
+            if not lp.requires_grad:  # a constant (flat) prior, or a graph lost on the way
+                self._check_constant_prior(theta, float(lp))
+                return np.zeros(self.dim, dtype=self.dtype)
+            (g,) = torch.autograd.grad(lp, t, allow_unused=True)
+        if g is None:
+            return np.zeros(self.dim, dtype=self.dtype)
         return g.detach().numpy().astype(self.dtype, copy=False)
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
@@ -642,7 +696,7 @@ class TorchModel(Model):
 
         with _autograd_on():
             t = self._theta(theta, True)
-            u = -(self._lp(t) + self._loglik(t, None).sum())
+            u = -(self._prior_value(t) + self._loglik(t, None).sum())
             (g,) = torch.autograd.grad(u, t, create_graph=True)
             vt = torch.as_tensor(np.asarray(v), dtype=self._tdtype)
             (hv,) = torch.autograd.grad(g, t, grad_outputs=vt)
@@ -738,6 +792,11 @@ def find_mode(
     if _closed_form_glm(m, link=True) and isinstance(m, BayesianLinearRegression):
         return m.exact_mode()
     scale = m._mode_scale(t.astype(m.dtype))
+    if not math.isfinite(scale):
+        raise invalid("theta0", t if theta0 is None else theta0,
+                      "a start of the mode search where the gradient of U is finite (the "
+                      "default is zeros, outside this model's domain): pass theta0= to "
+                      "find_mode, or theta_star= (the mode) to sample or control_variates")
     target = rtol * scale
 
     if _closed_form_glm(m):
