@@ -404,6 +404,25 @@ def test_half_precision_messages_average_without_overflow(compressor: str) -> No
     assert float(out3[7]) == -30000.0
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_optimal_sampling_overflow_names_the_shared_magnitude(dtype: torch.dtype) -> None:
+    # optimal sampling sends sign * (1/lambda); when 1/lambda does not fit the dtype the
+    # error described the uniform message g / density and told the user to pass
+    # sampling='optimal' (already passed) or, for a float32 gradient, a float32 gradient
+    big = 54000.0 if dtype == torch.float16 else 2.7e38
+    g = torch.zeros(1000, dtype=dtype)
+    g[:20] = big
+    g[1:20:2] = -big  # 20 equal magnitudes, 10 expected: 1/lambda = 2 * big
+    with pytest.raises(ValueError, match="overflows") as info:
+        sparsify_unbiased(g, 0.01, 0)
+    text = str(info.value)
+    assert "1/lambda" in text and "g / density" not in text
+    assert "sampling='optimal'" not in text
+    assert "float64" in text
+    with pytest.raises(FloatingPointError, match="1/lambda"):
+        Simulator(2, "unbiased", density=0.01, warmup_steps=0).step([g, g.clone()])
+
+
 def test_uniform_sampling_that_overflows_float16_is_never_sent_as_inf() -> None:
     # random-k sends g / density: 1000 / 0.01 does not fit float16, and the message held inf
     # for a finite gradient; the exchange averaged it into the model under either policy

@@ -271,12 +271,20 @@ def sparsify_unbiased(
     gen = as_torch_generator(generator, allow_none=True)
     msg = _sample(flat, tuple(g.shape), density, gen, sampling, method, max_iter)
     if msg.nnz and not bool(torch.isfinite(msg.values).all()):
-        # uniform sampling sends g / density, which can exceed a half-precision dtype
-        big = float(flat.abs().max())
+        wider = "float64" if g.dtype == torch.float32 else "float32 or float64"
+        if sampling == "uniform":
+            # uniform sampling sends g / density, which can exceed a half-precision dtype
+            big = float(flat.abs().max())
+            raise invalid("density", density,
+                          f"a density at which the message g / density fits {g.dtype}: "
+                          f"max |g| / density = {big / density:.6g} overflows (pass a "
+                          f"{wider} gradient, a larger density or sampling='optimal')")
+        # optimal sampling sends the shared magnitude 1/lambda (at least the l1 mass of the
+        # unsaturated coordinates over the budget left for them), which can exceed the dtype
         raise invalid("density", density,
-                      f"a density at which the message g / density fits {g.dtype}: "
-                      f"max |g| / density = {big / density:.6g} overflows (pass a float32 "
-                      "gradient, a larger density or sampling='optimal')")
+                      f"a density at which the shared magnitude 1/lambda of the sampled "
+                      f"coordinates fits {g.dtype}: 1/lambda = {msg.scale:.6g} overflows "
+                      f"(pass a {wider} gradient or a larger density)")
     return msg
 
 
