@@ -194,6 +194,29 @@ def test_half_precision_scale_matches_its_float32_copy(dtype: torch.dtype,
         assert budget == pytest.approx(density * g.numel(), rel=1e-5)
 
 
+def test_subnormal_shared_magnitude_stays_unbiased() -> None:
+    """A float32 gradient of 1000 entries of magnitude 2**-149 (the smallest subnormal) at
+    density 0.4 has 1/lambda = 2.5 * 2**-149, which float32 cannot hold: it was sent as
+    2 * 2**-149 while coordinates were kept with p = 0.4, so E[Q(g)] = 0.8 g. The magnitude
+    is rounded first now and p derived from it (p = 0.5), as for half precision."""
+    ulp = 2.0 ** -149
+    g = torch.full((1000,), ulp)
+    g[::2] = -ulp
+    gen = torch.Generator().manual_seed(41)
+    n = 2000
+    signed = torch.zeros(n, dtype=torch.float64)
+    for t in range(n):
+        msg = sparsify_unbiased(g, 0.4, gen)
+        assert msg.scale is not None
+        assert bool((msg.values.double().abs() == msg.scale).all())  # sent exactly
+        signed[t] = (msg.to_dense().double() * g.double().sign()).sum()
+    total = float(g.double().abs().sum())
+    # each of the 1000 coordinates: value 2 ulp with probability 1/2, so the per-draw
+    # sum has standard deviation sqrt(1000) ulp; allow 5 standard errors of the mean
+    se = math.sqrt(1000.0) * ulp / math.sqrt(n)
+    assert abs(float(signed.mean()) - total) < 5 * se
+
+
 def test_sparsify_repeatable_with_generator() -> None:
     g = _heavy(5000, seed=7)
     a = sparsify_unbiased(g, 0.02, torch.Generator().manual_seed(1))

@@ -304,7 +304,8 @@ def _sample(
     in their dtype lie on a grid of 2**-11 or 2**-8, which keeps a coordinate of small
     ``p`` far more often than ``p``. Their shared magnitude is rounded to the gradient's
     dtype first and the probabilities are computed from that rounded value, so the values
-    sent (``sign * scale`` in the gradient's dtype) stay unbiased."""
+    sent (``sign * scale`` in the gradient's dtype) stay unbiased; the same is done for a
+    shared magnitude below the smallest normal number of a float32 or float64 gradient."""
     d = flat.numel()
     out_dtype = flat.dtype
     if out_dtype in (torch.float16, torch.bfloat16):
@@ -321,7 +322,11 @@ def _sample(
         idx = torch.nonzero(a > 0).squeeze(1)
         sat = torch.ones(idx.numel(), dtype=torch.bool, device=flat.device)
         return SparseGradient(idx, flat[idx].to(out_dtype), shape, saturated=sat, scale=None)
-    if out_dtype != flat.dtype:
+    if out_dtype != flat.dtype or 1.0 / lam < float(torch.finfo(out_dtype).tiny):
+        # the shared magnitude is sent in the gradient's dtype: round it first and derive
+        # p from the rounded value. Needed for half precision, and for a magnitude below
+        # the dtype's smallest normal number, where rounding to a subnormal is coarse (a
+        # float32 scale of 2.5 * 2**-149 was sent as 2 * 2**-149: E[Q] = 0.8 g)
         rounded = float(torch.tensor(1.0 / lam, dtype=out_dtype))
         if 0.0 < rounded < math.inf:
             lam = 1.0 / rounded
