@@ -75,7 +75,23 @@ CASES = [
     ("grads[0]", lambda: Simulator(2, density=0.1).step([torch.empty(0), torch.empty(0)])),
     ("grads[1]", lambda: Simulator(2, density=0.1).step([G, np.ones(10)])),
     ("g", lambda: ErrorFeedback().accumulate("w", np.ones(3))),
+    ("scale", lambda: ErrorFeedback().accumulate("w", G, scale=float("nan"))),
+    ("scale", lambda: ErrorFeedback().step("w", G, lambda a: topk_sparsify(a, 2),
+                                          scale=float("inf"))),
+    ("scale", lambda: ErrorFeedback().accumulate("w", G, scale="0.1")),
 ]
+
+
+def test_error_feedback_nonfinite_scale_leaves_the_residual() -> None:
+    # a NaN step size made every residual entry NaN without a word when the compressor
+    # did not check its input (a user's own compressor), so every later message was NaN
+    ef = ErrorFeedback()
+    ef.step("w", G, lambda a: SparseGradient(torch.arange(2), a[:2], a.shape))
+    before = ef.memory["w"].clone()
+    with pytest.raises(ValidationError, match="^Invalid scale: nan"):
+        ef.step("w", G, lambda a: SparseGradient(torch.arange(2), a[:2], a.shape),
+                scale=float("nan"))
+    assert torch.equal(ef.memory["w"], before)
 
 
 @pytest.mark.parametrize("name,call", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
