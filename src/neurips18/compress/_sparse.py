@@ -59,6 +59,15 @@ class SparseGradient:
         if self.indices.numel() != self.values.numel():
             raise invalid("values", self.values,
                           f"as many entries as indices ({self.indices.numel()})")
+        if self.saturated is not None:
+            # bits() counts saturated entries as full values and the rest as sign bits: a
+            # mask of another length or dtype gave a meaningless (even shrinking) count
+            check_tensor("saturated", self.saturated, ndim=1, floating=False, nonempty=False)
+            if (self.saturated.dtype != torch.bool
+                    or self.saturated.numel() != self.values.numel()):
+                raise invalid("saturated", self.saturated,
+                              f"a bool tensor with one entry per value "
+                              f"({self.values.numel()})")
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if self.indices.numel():  # a negative index wrapped round, one too large failed late
             lo, hi = int(self.indices.min()), int(self.indices.max())
