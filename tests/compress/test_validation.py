@@ -57,6 +57,9 @@ CASES = [
     ("p", lambda: sparsification_variance(G, torch.full((10,), 1.5))),
     ("coding", lambda: topk_sparsify(G, 2).bits("huffman")),
     ("values", lambda: SparseGradient(torch.arange(3), torch.ones(2), (5,))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), (2.7, 3))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), (-2, -3))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), 5)),
     ("saturated", lambda: SparseGradient(torch.arange(3), torch.ones(3), (100,),
                                          saturated=torch.ones(10, dtype=torch.bool),
                                          scale=1.0)),
@@ -87,6 +90,14 @@ CASES = [
                                           scale=float("inf"))),
     ("scale", lambda: ErrorFeedback().accumulate("w", G, scale="0.1")),
 ]
+
+
+def test_sparse_gradient_shape_kinds() -> None:
+    # torch.Size, NumPy integers and lists are shapes; kept as a tuple of Python ints
+    for shape in (torch.Size([2, 3]), (np.int64(2), 3), [2, 3]):
+        m = SparseGradient(torch.arange(2), torch.ones(2), shape)
+        assert m.shape == (2, 3) and all(type(s) is int for s in m.shape)
+        assert m.to_dense().shape == (2, 3)
 
 
 def test_error_feedback_nonfinite_scale_leaves_the_residual() -> None:
