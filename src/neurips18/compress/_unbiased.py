@@ -140,8 +140,11 @@ def _probs_from_scale(a: torch.Tensor, lam: float) -> torch.Tensor:
     """``min(lam * a, 1)`` computed in place in ``a`` (``lam = inf``: ``1`` where ``a > 0``)."""
     if math.isinf(lam):
         return (a > 0).to(a.dtype)
-    if lam * float(torch.finfo(a.dtype).tiny) > 1.0 or lam > float(torch.finfo(a.dtype).max):
-        # lam does not fit the dtype: decide saturation in float64
+    fi = torch.finfo(a.dtype)
+    if lam * float(fi.tiny) > 1.0 or lam > float(fi.max) or lam < float(fi.tiny):
+        # lam does not fit the dtype (too large, or subnormal, where it keeps only a few
+        # significant bits: huge float32 gradients had p off by 1e-3 relative): multiply
+        # and decide saturation in float64
         return torch.where(a.double() * lam >= 1.0, 1.0, a.double() * lam).to(a.dtype)
     return a.mul_(lam).clamp_(max=1.0)
 
