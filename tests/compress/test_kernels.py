@@ -175,6 +175,60 @@ def test_half_precision_gradients_are_sparsified_without_bias(dtype: torch.dtype
     assert abs(float(est.mean()) - float(gd.abs().sum())) < 5 * se + slack
 
 
+@pytest.mark.parametrize("method", ["exact", "greedy"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_scale_matches_its_float32_copy(dtype: torch.dtype,
+                                                       method: str) -> None:
+    """Above 65536 coordinates the l1 norm of a half-precision gradient was summed into a
+    result of its own dtype: rounded to 8 bits in bfloat16, so optimal_scale and
+    optimal_probabilities of a 200000-entry bfloat16 gradient missed the budget by 0.08 %
+    (sum p = 1998.4 for density * d = 2000), and disagreed with the float32 copy of the
+    same values."""
+    g = (torch.randn(200_000, generator=torch.Generator().manual_seed(31)) * 1e-2).to(dtype)
+    density = 0.01
+    lam = optimal_scale(g, density, method=method, max_iter=10)
+    ref = optimal_scale(g.float(), density, method=method, max_iter=10)
+    assert lam == pytest.approx(ref, rel=1e-6)
+    if method == "exact":
+        budget = float(torch.clamp(lam * g.double().abs(), max=1.0).sum())
+        assert budget == pytest.approx(density * g.numel(), rel=1e-5)
+
+
+def test_subnormal_shared_magnitude_stays_unbiased() -> None:
+    """A float32 gradient of 1000 entries of magnitude 2**-149 (the smallest subnormal) at
+    density 0.4 has 1/lambda = 2.5 * 2**-149, which float32 cannot hold: it was sent as
+    2 * 2**-149 while coordinates were kept with p = 0.4, so E[Q(g)] = 0.8 g. The magnitude
+    is rounded first now and p derived from it (p = 0.5), as for half precision."""
+    ulp = 2.0 ** -149
+    g = torch.full((1000,), ulp)
+    g[::2] = -ulp
+    gen = torch.Generator().manual_seed(41)
+    n = 2000
+    signed = torch.zeros(n, dtype=torch.float64)
+    for t in range(n):
+        msg = sparsify_unbiased(g, 0.4, gen)
+        assert msg.scale is not None
+        assert bool((msg.values.double().abs() == msg.scale).all())  # sent exactly
+        signed[t] = (msg.to_dense().double() * g.double().sign()).sum()
+    total = float(g.double().abs().sum())
+    # each of the 1000 coordinates: value 2 ulp with probability 1/2, so the per-draw
+    # sum has standard deviation sqrt(1000) ulp; allow 5 standard errors of the mean
+    se = math.sqrt(1000.0) * ulp / math.sqrt(n)
+    assert abs(float(signed.mean()) - total) < 5 * se
+
+
+def test_huge_float32_gradient_probabilities_are_accurate() -> None:
+    """Magnitudes near float32's maximum give a lambda below float32's smallest normal
+    number; multiplying the float32 |g| by it rounded lambda to a subnormal with a few
+    significant bits: p was off by 8e-4 relative and sum p = 1.0008 for a budget of 1."""
+    g = torch.rand(10_000, generator=torch.Generator().manual_seed(0)) * 2e38 + 1e38
+    for density in (1e-3, 1e-4):
+        p32 = optimal_probabilities(g, density).double()
+        p64 = optimal_probabilities(g.double(), density)
+        assert float(((p32 - p64).abs() / p64).max()) < 1e-6
+        assert float(p32.sum()) == pytest.approx(density * g.numel(), rel=1e-6)
+
+
 def test_sparsify_repeatable_with_generator() -> None:
     g = _heavy(5000, seed=7)
     a = sparsify_unbiased(g, 0.02, torch.Generator().manual_seed(1))
@@ -383,6 +437,25 @@ def test_half_precision_messages_average_without_overflow(compressor: str) -> No
     g3[7] = -30000.0
     out3 = Simulator(3, compressor, density=0.01, warmup_steps=0).step([g3] * 3)
     assert float(out3[7]) == -30000.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_optimal_sampling_overflow_names_the_shared_magnitude(dtype: torch.dtype) -> None:
+    # optimal sampling sends sign * (1/lambda); when 1/lambda does not fit the dtype the
+    # error described the uniform message g / density and told the user to pass
+    # sampling='optimal' (already passed) or, for a float32 gradient, a float32 gradient
+    big = 54000.0 if dtype == torch.float16 else 2.7e38
+    g = torch.zeros(1000, dtype=dtype)
+    g[:20] = big
+    g[1:20:2] = -big  # 20 equal magnitudes, 10 expected: 1/lambda = 2 * big
+    with pytest.raises(ValueError, match="overflows") as info:
+        sparsify_unbiased(g, 0.01, 0)
+    text = str(info.value)
+    assert "1/lambda" in text and "g / density" not in text
+    assert "sampling='optimal'" not in text
+    assert "float64" in text
+    with pytest.raises(FloatingPointError, match="1/lambda"):
+        Simulator(2, "unbiased", density=0.01, warmup_steps=0).step([g, g.clone()])
 
 
 def test_uniform_sampling_that_overflows_float16_is_never_sent_as_inf() -> None:

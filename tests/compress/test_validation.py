@@ -39,6 +39,9 @@ CASES = [
     ("k", lambda: topk(G, True)),
     ("k", lambda: topk_sparsify(G, 11)),
     ("g", lambda: topk(torch.empty(0), 1)),
+    ("exact", lambda: topk(G, 2, exact=None)),
+    ("exact", lambda: topk_sparsify(G, 2, exact="False")),
+    ("sorted", lambda: topk(G, 2, sorted=0)),
     ("g", lambda: topk(torch.arange(5), 1)),
     ("g", lambda: topk(np.ones(5), 1)),
     ("g", lambda: optimal_probabilities(torch.arange(5), 0.5)),
@@ -57,6 +60,16 @@ CASES = [
     ("p", lambda: sparsification_variance(G, torch.full((10,), 1.5))),
     ("coding", lambda: topk_sparsify(G, 2).bits("huffman")),
     ("values", lambda: SparseGradient(torch.arange(3), torch.ones(2), (5,))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), (2.7, 3))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), (-2, -3))),
+    ("shape", lambda: SparseGradient(torch.arange(2), torch.ones(2), 5)),
+    ("saturated", lambda: SparseGradient(torch.arange(3), torch.ones(3), (100,),
+                                         saturated=torch.ones(10, dtype=torch.bool),
+                                         scale=1.0)),
+    ("saturated", lambda: SparseGradient(torch.arange(3), torch.ones(3), (100,),
+                                         saturated=torch.tensor([0.0, 1.0, 0.0]), scale=1.0)),
+    ("saturated", lambda: SparseGradient(torch.arange(3), torch.ones(3), (100,),
+                                         saturated=[True, False, True], scale=1.0)),
     ("nonfinite", lambda: TopKState(nonfinite="ignore")),
     ("warmup_steps", lambda: TopKState(warmup_steps=-1)),
     ("error_feedback", lambda: TopKState(error_feedback=1)),
@@ -75,7 +88,31 @@ CASES = [
     ("grads[0]", lambda: Simulator(2, density=0.1).step([torch.empty(0), torch.empty(0)])),
     ("grads[1]", lambda: Simulator(2, density=0.1).step([G, np.ones(10)])),
     ("g", lambda: ErrorFeedback().accumulate("w", np.ones(3))),
+    ("scale", lambda: ErrorFeedback().accumulate("w", G, scale=float("nan"))),
+    ("scale", lambda: ErrorFeedback().step("w", G, lambda a: topk_sparsify(a, 2),
+                                          scale=float("inf"))),
+    ("scale", lambda: ErrorFeedback().accumulate("w", G, scale="0.1")),
 ]
+
+
+def test_sparse_gradient_shape_kinds() -> None:
+    # torch.Size, NumPy integers and lists are shapes; kept as a tuple of Python ints
+    for shape in (torch.Size([2, 3]), (np.int64(2), 3), [2, 3]):
+        m = SparseGradient(torch.arange(2), torch.ones(2), shape)
+        assert m.shape == (2, 3) and all(type(s) is int for s in m.shape)
+        assert m.to_dense().shape == (2, 3)
+
+
+def test_error_feedback_nonfinite_scale_leaves_the_residual() -> None:
+    # a NaN step size made every residual entry NaN without a word when the compressor
+    # did not check its input (a user's own compressor), so every later message was NaN
+    ef = ErrorFeedback()
+    ef.step("w", G, lambda a: SparseGradient(torch.arange(2), a[:2], a.shape))
+    before = ef.memory["w"].clone()
+    with pytest.raises(ValidationError, match="^Invalid scale: nan"):
+        ef.step("w", G, lambda a: SparseGradient(torch.arange(2), a[:2], a.shape),
+                scale=float("nan"))
+    assert torch.equal(ef.memory["w"], before)
 
 
 @pytest.mark.parametrize("name,call", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])

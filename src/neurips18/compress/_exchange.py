@@ -160,9 +160,10 @@ def nonfinite_error(ranks: list[int], bucket: int, iteration: int,
     """The error every rank raises under ``nonfinite="raise"``."""
     why = ""
     if overflowed:
-        why = (f" (on rank(s) {overflowed} the gradient was finite but its rescaled message, "
-               "g / p, overflowed the gradient's dtype: use float32 gradients, a larger "
-               "density or optimal sampling)")
+        why = (f" (on rank(s) {overflowed} the gradient was finite but its rescaled message "
+               "overflowed the gradient's dtype (uniform sampling sends g / density, "
+               "optimal sampling the shared magnitude 1/lambda): use a wider gradient "
+               "dtype or a larger density, or optimal instead of uniform sampling)")
     return FloatingPointError(
         f"non-finite gradient (NaN/inf) on rank(s) {ranks} in bucket {bucket} at iteration "
         f"{iteration}{why}; no rank applied it. Use nonfinite='skip' to drop such steps "

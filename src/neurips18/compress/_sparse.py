@@ -30,6 +30,7 @@ from neurips18._validation import Interval, Options, check, check_tensor, invali
 __all__ = ["SparseGradient"]
 
 _CODINGS = Options({"hybrid", "plain"})
+_DIM = Interval(int, 0, None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +60,24 @@ class SparseGradient:
         if self.indices.numel() != self.values.numel():
             raise invalid("values", self.values,
                           f"as many entries as indices ({self.indices.numel()})")
-        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.saturated is not None:
+            # bits() counts saturated entries as full values and the rest as sign bits: a
+            # mask of another length or dtype gave a meaningless (even shrinking) count
+            check_tensor("saturated", self.saturated, ndim=1, floating=False, nonempty=False)
+            if (self.saturated.dtype != torch.bool
+                    or self.saturated.numel() != self.values.numel()):
+                raise invalid("saturated", self.saturated,
+                              f"a bool tensor with one entry per value "
+                              f"({self.values.numel()})")
+        # a dimension must be a non-negative integer: int() truncated (2.7, 3) to (2, 3)
+        # silently, and (-2, -3) passed as 6 coordinates
+        dims = self.shape
+        if isinstance(dims, (str, bytes)) or not hasattr(dims, "__iter__"):
+            raise invalid("shape", dims, "a sequence of non-negative integers")
+        dims = tuple(dims)
+        if not all(_DIM.accepts(s) for s in dims):
+            raise invalid("shape", dims, "a sequence of non-negative integers")
+        object.__setattr__(self, "shape", tuple(int(s) for s in dims))
         if self.indices.numel():  # a negative index wrapped round, one too large failed late
             lo, hi = int(self.indices.min()), int(self.indices.max())
             if lo < 0 or hi >= self.numel:

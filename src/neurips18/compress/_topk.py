@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurips18._validation import Interval, check, check_tensor, invalid
+from neurips18._validation import InstanceOf, Interval, check, check_tensor, invalid
 
 from ._sparse import SparseGradient
 
@@ -57,6 +57,8 @@ _HITS = 400  # sampled entries expected above the k-th largest magnitude
 _SAMPLE_MIN, _SAMPLE_MAX = 1 << 13, 1 << 16
 _APPROX_RECALL = 0.99  # approximate mode: accept >= this fraction of k without a second pass
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
+_SCALE = Interval(float)  # any finite number
+_BOOL = InstanceOf((bool, np.bool_), "a bool")
 
 
 def _ge_indices(a: torch.Tensor, thr: float) -> torch.Tensor:
@@ -144,7 +146,10 @@ def topk(
     check_tensor("g", g)
     flat = g.reshape(-1)
     k = check("k", k, Interval(int, 1, flat.numel()))
-    idx = _select(flat.abs(), k, bool(exact), bool(sorted))
+    # bool() made exact=None the approximate selection and exact="False" the exact one
+    exact = bool(check("exact", exact, _BOOL))
+    sorted = bool(check("sorted", sorted, _BOOL))
+    idx = _select(flat.abs(), k, exact, sorted)
     return flat[idx], idx
 
 
@@ -202,8 +207,12 @@ class ErrorFeedback:
         self.memory: dict[Hashable, torch.Tensor] = {}
 
     def accumulate(self, key: Hashable, g: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-        """``memory[key] + scale * g`` as a new flat tensor (memory starts at zero)."""
+        """``memory[key] + scale * g`` as a new flat tensor (memory starts at zero).
+
+        ``scale`` (the step size alpha of Alistarh et al.'s update) must be a finite number:
+        a NaN or inf scale would turn the whole residual non-finite."""
         check_tensor("g", g, finite=False)
+        scale = check("scale", scale, _SCALE)
         flat = g.reshape(-1)
         mem = self.memory.get(key)
         if mem is not None and mem.shape != flat.shape:

@@ -140,8 +140,11 @@ def _probs_from_scale(a: torch.Tensor, lam: float) -> torch.Tensor:
     """``min(lam * a, 1)`` computed in place in ``a`` (``lam = inf``: ``1`` where ``a > 0``)."""
     if math.isinf(lam):
         return (a > 0).to(a.dtype)
-    if lam * float(torch.finfo(a.dtype).tiny) > 1.0 or lam > float(torch.finfo(a.dtype).max):
-        # lam does not fit the dtype: decide saturation in float64
+    fi = torch.finfo(a.dtype)
+    if lam * float(fi.tiny) > 1.0 or lam > float(fi.max) or lam < float(fi.tiny):
+        # lam does not fit the dtype (too large, or subnormal, where it keeps only a few
+        # significant bits: huge float32 gradients had p off by 1e-3 relative): multiply
+        # and decide saturation in float64
         return torch.where(a.double() * lam >= 1.0, 1.0, a.double() * lam).to(a.dtype)
     return a.mul_(lam).clamp_(max=1.0)
 
@@ -177,7 +180,11 @@ def _scale_from_abs(
     if a.numel() <= _SMALL:
         total = float(a.sum(dtype=torch.float64))
     else:  # cascade float32 sum: ~1e-7 relative error, 30x faster than a float64 sum;
-        total = float(a.sum())  # redone in float64 when a cancellation could bite
+        # redone in float64 when a cancellation could bite. Half-precision input is summed
+        # into a float32 result: its own sum is rounded to 8 (bfloat16) or 11 (float16)
+        # bits, which moved lambda and the budget sum(p) by up to 0.2 %
+        acc = torch.float32 if a.dtype in (torch.float16, torch.bfloat16) else None
+        total = float(a.sum(dtype=acc))
     if not math.isfinite(total):
         if check:
             bad = int((~torch.isfinite(a)).sum())
@@ -267,12 +274,20 @@ def sparsify_unbiased(
     gen = as_torch_generator(generator, allow_none=True)
     msg = _sample(flat, tuple(g.shape), density, gen, sampling, method, max_iter)
     if msg.nnz and not bool(torch.isfinite(msg.values).all()):
-        # uniform sampling sends g / density, which can exceed a half-precision dtype
-        big = float(flat.abs().max())
+        wider = "float64" if g.dtype == torch.float32 else "float32 or float64"
+        if sampling == "uniform":
+            # uniform sampling sends g / density, which can exceed a half-precision dtype
+            big = float(flat.abs().max())
+            raise invalid("density", density,
+                          f"a density at which the message g / density fits {g.dtype}: "
+                          f"max |g| / density = {big / density:.6g} overflows (pass a "
+                          f"{wider} gradient, a larger density or sampling='optimal')")
+        # optimal sampling sends the shared magnitude 1/lambda (at least the l1 mass of the
+        # unsaturated coordinates over the budget left for them), which can exceed the dtype
         raise invalid("density", density,
-                      f"a density at which the message g / density fits {g.dtype}: "
-                      f"max |g| / density = {big / density:.6g} overflows (pass a float32 "
-                      "gradient, a larger density or sampling='optimal')")
+                      f"a density at which the shared magnitude 1/lambda of the sampled "
+                      f"coordinates fits {g.dtype}: 1/lambda = {msg.scale:.6g} overflows "
+                      f"(pass a {wider} gradient or a larger density)")
     return msg
 
 
@@ -292,7 +307,8 @@ def _sample(
     in their dtype lie on a grid of 2**-11 or 2**-8, which keeps a coordinate of small
     ``p`` far more often than ``p``. Their shared magnitude is rounded to the gradient's
     dtype first and the probabilities are computed from that rounded value, so the values
-    sent (``sign * scale`` in the gradient's dtype) stay unbiased."""
+    sent (``sign * scale`` in the gradient's dtype) stay unbiased; the same is done for a
+    shared magnitude below the smallest normal number of a float32 or float64 gradient."""
     d = flat.numel()
     out_dtype = flat.dtype
     if out_dtype in (torch.float16, torch.bfloat16):
@@ -309,7 +325,11 @@ def _sample(
         idx = torch.nonzero(a > 0).squeeze(1)
         sat = torch.ones(idx.numel(), dtype=torch.bool, device=flat.device)
         return SparseGradient(idx, flat[idx].to(out_dtype), shape, saturated=sat, scale=None)
-    if out_dtype != flat.dtype:
+    if out_dtype != flat.dtype or 1.0 / lam < float(torch.finfo(out_dtype).tiny):
+        # the shared magnitude is sent in the gradient's dtype: round it first and derive
+        # p from the rounded value. Needed for half precision, and for a magnitude below
+        # the dtype's smallest normal number, where rounding to a subnormal is coarse (a
+        # float32 scale of 2.5 * 2**-149 was sent as 2 * 2**-149: E[Q] = 0.8 g)
         rounded = float(torch.tensor(1.0 / lam, dtype=out_dtype))
         if 0.0 < rounded < math.inf:
             lam = 1.0 / rounded
