@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -695,3 +696,16 @@ def test_a_bad_random_state_message_lists_each_allowed_kind_once():
     with pytest.raises(ValueError, match=r"Invalid random_state: -1 \(expected None or a "
                        r"non-negative int seed or a numpy\.random\.Generator\)$"):
         PrivateKMeans(2, epsilon=1.0, radius=1.0, random_state=-1).fit(np.zeros((5, 2)))
+
+
+def test_a_faithful_fit_without_candidates_warns_that_its_centres_are_one_point():
+    """With no heavy cell (n = 500, eps = 1, faithful), all k centres were released at the
+    origin and only n_candidates_ = 0 said so."""
+    X = np.random.default_rng(0).uniform(-0.7, 0.7, size=(500, 5))
+    kw = dict(epsilon=1.0, delta=1e-6, radius=1.0, method="kaplan-stemmer", random_state=0)
+    with pytest.warns(UserWarning, match="no cell was heavy enough.*3 released centres are one"):
+        m = PrivateKMeans(3, faithful=True, **kw).fit(X)
+    assert m.n_candidates_ == 0 and np.ptp(m.cluster_centers_, axis=0).max() == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PrivateKMeans(3, faithful=False, **kw).fit(X)  # its centres differ: no warning

@@ -162,7 +162,8 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         function of the release (Kaplan-Stemmer; 0 for DPLloyd). In the practical mode,
         when there are more than ``32 * n_clusters``, they are merged to that many (a
         weighted k-means over them, post-processing) before the coreset counts; the
-        number counted is ``n_coreset_centres_``.
+        number counted is ``n_coreset_centres_``. When none is released and the k centres
+        come out as one point (the faithful mode on little data), ``fit`` warns.
     n_coreset_centres_ : int
         Number of candidate centres the coreset counts were taken for (at most
         ``n_candidates_``; 0 for DPLloyd).
@@ -304,6 +305,16 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_clipped_ = int(info.clipped)
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
+        if (method == "kaplan-stemmer" and self.n_candidates_ == 0 and k > 1
+                and bool(np.all(centres == centres[:1]))):
+            import warnings
+
+            warnings.warn(
+                f"PrivateKMeans: no cell was heavy enough to become a candidate centre (n = "
+                f"{n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so all "
+                f"{k} released centres are one point; more data, a larger epsilon, "
+                "faithful=False or method='lloyd' give a usable release",
+                UserWarning, stacklevel=2)
         self.n_coreset_centres_ = int(info.details.get("coreset_centres", 0))
         self.n_refined_centres_ = int(info.details.get("refined_centres", 0))
         # X is already validated (a DataFrame is an array by now): going through predict
