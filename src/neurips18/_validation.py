@@ -207,6 +207,18 @@ class Predicate(_Constraint):
 NONE = InstanceOf(type(None), "None")
 
 
+def _is_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    import numpy as np
+
+    return isinstance(value, np.bool_)
+
+
+# a switch: a Python or NumPy bool only (the string "False" is truthy, None is not False)
+BOOL = Predicate(_is_bool, "a bool")
+
+
 def check(name: str, value: Any, *constraints: _Constraint | None) -> Any:
     """Return ``value`` (numbers converted to the interval's kind) if any of ``constraints``
     accepts it; raise :class:`ValidationError` otherwise. ``None`` as a constraint means

@@ -188,7 +188,6 @@ def test_planted_rule_set_refuses_non_integer_values_per_condition():
 def test_news20_remove_headers_takes_a_bool(monkeypatch):
     """remove_headers="False" removed the headers (any truthy value did)."""
     from neurips18._validation import ValidationError
-
     from neurips18.datasets import _news20
 
     monkeypatch.setattr(_news20, "fetch", lambda *a, **k: pytest.fail("fetched"))

@@ -408,7 +408,7 @@ def test_duck_model_control_variate_shape_is_checked(shape, d):
     class CVDuck(_Duck):
         def control_variate(self, ts):
             def diff(th, idx):
-                Xb, yb = self.X[idx], self.y[idx]
+                Xb = self.X[idx]
                 v = Xb.T @ (1 / (1 + np.exp(-(Xb @ ts))) - 1 / (1 + np.exp(-(Xb @ th))))
                 return v[:, None] if shape == "column" else np.array([v.sum()])
             return diff

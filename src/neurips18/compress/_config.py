@@ -7,22 +7,20 @@ from typing import Any
 
 import numpy as np
 
-from neurips18._validation import InstanceOf, Interval, Options, check
+from neurips18._validation import BOOL, Interval, Options, check
 
 from ._unbiased import DENSITY, MAX_ITER
 
 __all__ = ["HookConfig"]
 
-# a Python or NumPy bool (np.True_ was refused with "True (expected one of False, True)")
-_BOOL = InstanceOf((bool, np.bool_), "a bool")
 _RULES: dict[str, tuple[Any, ...]] = {
     "compressor": (Options({"topk", "unbiased"}),),
     "density": (DENSITY,),
-    "error_feedback": (_BOOL,),
+    "error_feedback": (BOOL,),
     "warmup_steps": (Interval(int, 0, None),),
     "nonfinite": (Options({"raise", "skip"}),),
     "seed": (Interval(int, 0, None),),
-    "exact": (_BOOL,),
+    "exact": (BOOL,),
     "method": (Options({"exact", "greedy"}),),
     "max_iter": (MAX_ITER,),
     "sampling": (Options({"optimal", "uniform"}),),

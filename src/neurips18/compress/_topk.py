@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from neurips18._validation import InstanceOf, Interval, check, check_tensor, invalid
+from neurips18._validation import BOOL, Interval, check, check_tensor, invalid
 
 from ._sparse import SparseGradient
 
@@ -58,7 +58,6 @@ _SAMPLE_MIN, _SAMPLE_MAX = 1 << 13, 1 << 16
 _APPROX_RECALL = 0.99  # approximate mode: accept >= this fraction of k without a second pass
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
 _SCALE = Interval(float)  # any finite number
-_BOOL = InstanceOf((bool, np.bool_), "a bool")
 
 
 def _ge_indices(a: torch.Tensor, thr: float) -> torch.Tensor:
@@ -147,8 +146,8 @@ def topk(
     flat = g.reshape(-1)
     k = check("k", k, Interval(int, 1, flat.numel()))
     # bool() made exact=None the approximate selection and exact="False" the exact one
-    exact = bool(check("exact", exact, _BOOL))
-    sorted = bool(check("sorted", sorted, _BOOL))
+    exact = bool(check("exact", exact, BOOL))
+    sorted = bool(check("sorted", sorted, BOOL))
     idx = _select(flat.abs(), k, exact, sorted)
     return flat[idx], idx
 

@@ -131,8 +131,8 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
         if len(lacking):  # a party the attack never saw, or a recall over no record
             k = int(lacking[0])
             raise invalid("test_size", test_size, f"a share that leaves every party records "
-                          f"to {what}: party {labels.tolist()[k]!r} has {counts[k]} records and the "
-                          "split left it none")
+                          f"to {what}: party {labels.tolist()[k]!r} has {counts[k]} records and "
+                          "the split left it none")
     attacker = _default_attack(seed, len(tr)) if attack_model is None else clone(attack_model)
     attacker.fit(feats[tr], p_idx[tr])
     guess = np.asarray(attacker.predict(feats[te]))

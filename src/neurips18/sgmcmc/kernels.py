@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from neurips18._validation import (
-    InstanceOf,
+    BOOL,
     Interval,
     as_numpy_generator,
     check,
@@ -79,7 +79,7 @@ def _check_batch_size(batch_size: Any, n_data: int) -> int:
 
 def _check_flag(name: str, value: Any) -> bool:
     """A switch as a bool (a Python or NumPy bool only: the string "False" is truthy)."""
-    return bool(check(name, value, InstanceOf((bool, np.bool_), "a bool")))
+    return bool(check(name, value, BOOL))
 
 
 def _check_minibatch(model: Model, minibatch: ArrayLike) -> NDArray[np.intp]:
@@ -197,10 +197,11 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
     ``theta_star`` is given. A given ``theta_star`` must be a mode to the same test:
     ``||grad U(theta_star)|| <= rtol * max(1, ||grad log prior(0)||, ||sum_i grad log
     p_i(0)||)`` (the two norms taken at ``theta_star`` instead when they are not finite at
-    0, as for a parameter whose domain excludes 0), with ``rtol`` (default find_mode's, and at least 1e-5 for a float32 model,
-    whose gradient sums round at about that level) checked on the gradient in the model's
-    dtype. The estimator's mean is grad U(theta) - grad U(theta_star), so a chain centred
-    at a point that is not the mode is drawn to that point instead of the posterior."""
+    0, as for a parameter whose domain excludes 0), with ``rtol`` (default find_mode's,
+    and at least 1e-5 for a float32 model, whose gradient sums round at about that level)
+    checked on the gradient in the model's dtype. The estimator's mean is grad U(theta) -
+    grad U(theta_star), so a chain centred at a point that is not the mode is drawn to
+    that point instead of the posterior."""
     m = as_model(model)
     if rtol is not None:
         rtol = float(check("rtol", rtol, Interval(float, 0.0, None, closed="neither")))

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from neurips18._validation import (
-    InstanceOf,
+    BOOL,
     Interval,
     Options,
     as_numpy_generator,
@@ -267,8 +267,7 @@ def sample(
     gamma = _check_step_size(step_size)
     n_steps = int(check("n_steps", n_steps, Interval(int, 1, None)))
     thin = int(check("thin", thin, Interval(int, 1, n_steps)))
-    replacement = bool(check("replacement", replacement, InstanceOf((bool, np.bool_),
-                                                                      "a bool")))
+    replacement = bool(check("replacement", replacement, BOOL))
     p = 0 if method == "lmc" else _check_batch_size(batch_size, m.n_data)
     gen = as_numpy_generator(generator, allow_none=True)
     kernel = check("kernel", kernel, Options(KERNELS))
