@@ -14,6 +14,7 @@ It lives in the package so that spawned processes can import the rank functions 
 * :func:`unused_check` -- top-k with error feedback on a model with a head that every
   rank leaves unused on some steps (``find_unused_parameters=True``): per parameter, the
   gradients, the updates applied and the residual (``tests/compress``);
+* :func:`fail_check` -- a rank that fails on purpose, for the failure report of :func:`spawn`;
 * :func:`train_variants` -- an MNIST MLP trained under several hooks in one process group:
   step times, accuracy, bytes sent and a bitwise check that the ranks stay in lock-step
   (the ``topk_convergence`` reproduction and ``benchmarks/bench_compress.py``).
@@ -53,8 +54,39 @@ def _init(rank: int, world: int, port: int, threads: int, timeout_s: float) -> N
                             timeout=timedelta(seconds=timeout_s))
 
 
+def _settle() -> None:
+    """The end of a rank's work, before ``destroy_process_group``: free the DDP reducers
+    (each holds a reference to the process group, so the group would otherwise outlive
+    ``destroy_process_group`` and be torn down at interpreter exit, possibly after the peer
+    has gone) and wait until every rank has got here."""
+    import gc
+
+    gc.collect()
+    dist.barrier()
+
+
 def _entry(rank: int, fn: Any, world: int, port: int, out_dir: str, args: tuple) -> None:
+    # this rank's stdout and stderr (the C++ ones included: gloo and the allocator write
+    # there before an abort) go to a log that spawn() shows when a rank fails
+    log = os.open(os.path.join(out_dir, f"rank{rank}.log"),
+                  os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
     fn(rank, world, port, out_dir, *args)
+
+
+def _log_tails(out_dir: str, world: int, chars: int = 3000) -> str:
+    parts = []
+    for r in range(world):
+        path = os.path.join(out_dir, f"rank{r}.log")
+        try:
+            with open(path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = "(no log)"
+        parts.append(f"--- rank {r} (last {chars} characters) ---\n{text[-chars:]}")
+    return "\n".join(parts)
 
 
 def spawn(fn: Any, *args: Any, world: int = 2, timeout_s: float | None = None) -> Any:
@@ -78,7 +110,13 @@ def spawn(fn: Any, *args: Any, world: int = 2, timeout_s: float | None = None) -
         ctx = mp.spawn(_entry, args=(fn, world, port, tmp, args), nprocs=world, join=False)
         assert ctx is not None
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while not ctx.join(timeout=2.0):
+        while True:
+            try:
+                if ctx.join(timeout=2.0):
+                    break
+            except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
+                # a rank raised or died (a signal): say what each rank printed
+                raise RuntimeError(f"{exc}\n{_log_tails(tmp, world)}") from exc
             if deadline is not None and time.monotonic() > deadline:
                 for proc in ctx.processes:
                     if proc.is_alive():
@@ -86,7 +124,8 @@ def spawn(fn: Any, *args: Any, world: int = 2, timeout_s: float | None = None) -
                 for proc in ctx.processes:
                     proc.join(10.0)
                 raise TimeoutError(
-                    f"the ranks did not finish within {timeout_s:.0f} s (deadlock); terminated"
+                    f"the ranks did not finish within {timeout_s:.0f} s (deadlock); "
+                    f"terminated\n{_log_tails(tmp, world)}"
                 )
         path = os.path.join(tmp, RESULT)
         if not os.path.exists(path):
@@ -170,8 +209,20 @@ def hook_check(rank: int, world: int, port: int, out_dir: str, dest: str) -> Non
         dist.all_reduce(t)
         res["after"] = float(t)
         torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
+        _settle()
     finally:
         dist.destroy_process_group()
+
+
+def fail_check(rank: int, world: int, port: int, out_dir: str, how: str) -> None:
+    """Rank 1 prints a line and then fails (``how``: ``"raise"`` a Python exception or
+    ``"abort"`` the process, as a C++ abort would): shows that :func:`spawn` reports what
+    the failing rank printed (``tests/repro``)."""
+    print(f"rank {rank} of {world}: about to {how}", flush=True)
+    if rank == 1:
+        if how == "abort":
+            os.abort()
+        raise ValueError(f"rank {rank} failed on purpose")
 
 
 class _Branchy(nn.Module):
@@ -236,6 +287,7 @@ def unused_check(rank: int, world: int, port: int, out_dir: str, dest: str,
         for n, k in layout:
             residual[n] = mem[off : off + k].clone()
             off += k
+        del model, opt  # free the DDP before the teardown (see _settle)
         for d in (grads, residual):
             for v in d.values():
                 dist.all_reduce(v)
@@ -243,6 +295,7 @@ def unused_check(rank: int, world: int, port: int, out_dir: str, dest: str,
         params = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
         torch.save({"grads": grads, "applied": applied, "residual": residual,
                     "params": params}, os.path.join(dest, f"rank{rank}.pt"))
+        _settle()
     finally:
         dist.destroy_process_group()
 
@@ -308,7 +361,9 @@ def resume_check(rank: int, world: int, port: int, out_dir: str, dest: str,
                     part += [_resume_step(model, opt, gen) for _ in range(steps - stop)]
                     res[f"{name}, bucket_cap_mb={cap:g}, stop={stop}"] = {
                         "full": full, "resumed": part, "stop": stop}
+        del model, opt
         torch.save(res, os.path.join(dest, f"rank{rank}.pt"))
+        _settle()
     finally:
         dist.destroy_process_group()
 
@@ -415,8 +470,10 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
                 res["bits_coded"] = 8.0 * res["bytes_sent"]
             summary[name] = res
             dist.barrier()
+        del model, opt
         if rank == 0:
             torch.save(summary, os.path.join(out_dir, RESULT))
+        _settle()
     finally:
         dist.destroy_process_group()
 
