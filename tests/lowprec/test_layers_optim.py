@@ -176,6 +176,23 @@ def test_optimizer_validation_messages():
         StochasticRoundingSGD(p, lr=float("nan"))
 
 
+@pytest.mark.parametrize("key, value", [("nesterov", True), ("dampening", 0.5),
+                                        ("maximize", True), ("differentiable", True)])
+def test_sgd_options_it_does_not_implement_are_refused_not_ignored(key, value):
+    # parameter groups written for torch.optim.SGD: the option would have been dropped
+    a, b = nn.Parameter(torch.ones(2)), nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match=f"Invalid param_group\\['{key}'\\]"):
+        StochasticRoundingSGD([{"params": [a]}, {"params": [b], key: value}], lr=0.1,
+                              momentum=0.9)
+    opt = StochasticRoundingSGD([{"params": [a], "name": "head"}], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match=key):
+        opt.add_param_group({"params": [b], key: value})
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["name"] == "head"
+    off = {"nesterov": False, "dampening": 0.0, "maximize": False, "differentiable": False}
+    opt.add_param_group({"params": [b], key: off[key]})  # the "off" value is what it runs
+    assert len(opt.param_groups) == 2
+
+
 def test_small_updates_stall_with_nearest_and_survive_with_sr():
     """Adding 1e-4 to w = 1 ten thousand times (the brief's experiment), FP16 weights."""
     out = {}

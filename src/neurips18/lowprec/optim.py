@@ -29,6 +29,12 @@ _GROUP_RULES = {  # checked for every parameter group, defaults and per-group va
 }
 
 
+# torch.optim.SGD options this optimizer does not implement, with the value that means "off":
+# a parameter group asking for another value would otherwise be run without it, silently
+_UNSUPPORTED = {"nesterov": False, "dampening": 0.0, "maximize": False,
+                "differentiable": False}
+
+
 def _step(params: list[torch.Tensor], grads: list[torch.Tensor],
           momentum_buffers: list[torch.Tensor | None], *, lr: float, momentum: float,
           weight_decay: float, fmt: FloatFormat, rounding: Rounding,
@@ -129,6 +135,11 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
     afterwards. :meth:`state_dict` holds plain data only (formats as dicts, and the state of
     the optimizer's own generator), so ``torch.load`` with its default safe loading reads
     it, and a run resumed from it continues with the same random stream.
+
+    A parameter group that sets one of ``torch.optim.SGD``'s options this optimizer does not
+    implement (``nesterov``, ``dampening``, ``maximize``, ``differentiable``) to anything but
+    its "off" value is refused rather than run without it; other extra keys (a group's
+    name, a scheduler's ``initial_lr``) are kept and ignored, as in torch.
     """
 
     def __init__(
@@ -151,6 +162,12 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group (hyperparameters checked, parameters rounded to its
         ``fmt``)."""
+        if isinstance(param_group, dict):
+            for k, off in _UNSUPPORTED.items():
+                if k in param_group and param_group[k] != off:
+                    raise invalid(f"param_group[{k!r}]", param_group[k],
+                                  f"{off!r} or no {k!r} key (StochasticRoundingSGD has no "
+                                  f"{k}; it would be ignored)")
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         for k, (name, rule) in _GROUP_RULES.items():
