@@ -375,3 +375,13 @@ def test_sgldfp_refuses_a_given_centre_that_is_not_the_mode(make_linear, dtype):
         control_variates(m, near)
     assert control_variates(m, near, rtol=1e-2).grad_norm > 0
     sample(m, "sgldfp", 1 / 4000, 20, 10, theta_star=near, mode_rtol=1e-2, generator=0)
+
+
+def test_sample_result_var_is_the_diagonal_of_cov():
+    # var divided by T and cov by T - 1: two summaries of one chain that disagreed
+    from neurips18.sgmcmc import SampleResult
+
+    draws = np.random.default_rng(0).normal(size=(5, 3))
+    res = SampleResult(draws=draws, method="sgld")
+    np.testing.assert_allclose(res.var(), np.diag(res.cov()), rtol=1e-12)
+    np.testing.assert_allclose(res.var(), draws.var(axis=0, ddof=1), rtol=1e-12)

@@ -129,13 +129,17 @@ class SampleResult:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def mean(self) -> Array:
+        """The draws' mean per coordinate (float64)."""
         return np.asarray(self.draws.mean(axis=0, dtype=np.float64))
 
     def cov(self) -> Array:
+        """The draws' sample covariance, ``(dim, dim)``, divided by ``T - 1``."""
         return np.atleast_2d(np.cov(self.draws.astype(np.float64), rowvar=False))
 
     def var(self) -> Array:
-        return np.asarray(self.draws.var(axis=0, dtype=np.float64))
+        """The draws' sample variance per coordinate, divided by ``T - 1`` like
+        :meth:`cov`, so ``var() == diag(cov())``."""
+        return np.asarray(self.draws.var(axis=0, dtype=np.float64, ddof=1))
 
 
 def _composed_inner(est: GradientEstimator, gamma: float) -> Any:
