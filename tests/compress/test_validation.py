@@ -202,6 +202,17 @@ def test_sparse_gradient_refuses_positions_outside_its_shape():
     assert SparseGradient(torch.zeros(0, dtype=torch.int64), torch.zeros(0), (3,)).nnz == 0
 
 
+def test_sparse_gradient_refuses_a_repeated_position():
+    """to_dense() kept one of a repeated position's values and dropped the other, silently
+    (here 1.0 + 5.0 sent at position 3 arrived as one of them)."""
+    from neurips18.compress import SparseGradient
+
+    with pytest.raises(ValueError, match=r"Invalid indices.*3 appears more than once"):
+        SparseGradient(torch.tensor([3, 1, 3]), torch.tensor([1.0, 2.0, 5.0]), (5,))
+    ok = SparseGradient(torch.tensor([3, 1]), torch.tensor([1.0, 2.0]), (5,))
+    assert ok.to_dense().tolist() == [0.0, 2.0, 0.0, 1.0, 0.0]
+
+
 @pytest.mark.parametrize("seed", [2**70, 2**64 // 1_000_003 + 1])
 def test_a_large_seed_is_accepted_where_it_is_validated(seed: int) -> None:
     # HookConfig accepts any non-negative int; a seed whose per-rank generator seed exceeded

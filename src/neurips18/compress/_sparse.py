@@ -83,6 +83,15 @@ class SparseGradient:
             if lo < 0 or hi >= self.numel:
                 raise invalid("indices", self.indices, f"flat positions in [0, {self.numel}) "
                               f"for shape {self.shape}; found {lo if lo < 0 else hi}")
+            if self.indices.numel() > 1:
+                # a repeated position kept one of its values in to_dense() (which one is
+                # unspecified) and dropped the others, silently
+                srt = torch.sort(self.indices.reshape(-1)).values
+                rep = srt[1:] == srt[:-1]
+                if bool(rep.any()):
+                    pos = int(srt[1:][rep][0])
+                    raise invalid("indices", self.indices,
+                                  f"unique flat positions; {pos} appears more than once")
 
     @property
     def numel(self) -> int:
