@@ -291,7 +291,8 @@ def convert_to_fp8(module: nn.Module, recipe: Fp8Recipe | None = None, *,
         subclasses of these that keep the torch ``forward`` (and, for convolutions,
         ``_conv_forward``). Each keeps its identity, parameters, hooks and training mode.
     recipe : an :class:`Fp8Recipe` (default: the paper's). Converting a converted model
-        again applies the new recipe to all its FP8 layers.
+        again applies the new recipe to all its FP8 layers that ``module_filter`` selects;
+        FP8 layers the filter leaves out keep the recipe they had.
     module_filter : ``fn(module, fully_qualified_name) -> bool``; only layers for which it
         returns True are converted (like torchao's ``module_filter_fn``).
 
