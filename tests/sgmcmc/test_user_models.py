@@ -431,3 +431,39 @@ def test_mode_checks_on_a_model_whose_domain_excludes_zero() -> None:
         find_mode(tm)
     np.testing.assert_allclose(find_mode(tm, theta0=[1.0]), [mode], rtol=1e-8)
     assert control_variates(tm, theta_star=[mode]).grad_norm < 1e-10  # the exact mode
+
+
+class _TemperedLikelihood(BayesianLinearRegression):
+    """A user's subclass: the likelihood raised to the power 1/4 (a tempered posterior)."""
+
+    T = 0.25
+
+    def log_likelihood(self, theta, idx=None):
+        return self.T * super().log_likelihood(theta, idx)
+
+    def grad_log_likelihood(self, theta, idx=None):
+        return self.T * super().grad_log_likelihood(theta, idx)
+
+    def grad_log_likelihood_sum(self, theta, idx=None):
+        return self.T * super().grad_log_likelihood_sum(theta, idx)
+
+
+def test_subclass_overriding_the_likelihood_gets_its_own_control_variate() -> None:
+    # the GLM's cached control variate used the built-in likelihood's derivative, so SGLDFP
+    # sampled the untempered posterior (variance ratio 0.28 against the subclass's exact
+    # posterior); its Hessian and Lipschitz bound were the built-in posterior's too
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 2))
+    y = X @ np.array([1.0, -1.0]) + rng.normal(size=2000)
+    m = _TemperedLikelihood(X, y, prior_precision=1.0, noise_variance=1.0)
+    ts, theta, idx = find_mode(m), np.array([0.3, -0.2]), np.arange(0, 2000, 7)
+    np.testing.assert_allclose(m.control_variate(ts)(theta, idx),
+                               m.grad_log_likelihood_sum(theta, idx)
+                               - m.grad_log_likelihood_sum(ts, idx), rtol=1e-10, atol=1e-10)
+    assert m.hessian_potential(ts) is None and m.lipschitz_constant() is None
+    exact = np.diag(np.linalg.inv(np.eye(2) + 0.25 * X.T @ X))
+    res = sample(m, "sgldfp", 1e-4, 50, 20000, generator=1)
+    ratio = np.diag(res.cov()) / exact
+    assert np.all((ratio > 0.75) & (ratio < 1.33)), ratio
+    plain = BayesianLinearRegression(X, y, prior_precision=1.0, noise_variance=1.0)
+    assert plain.hessian_potential(ts) is not None and plain.lipschitz_constant() > 0

@@ -367,18 +367,27 @@ class _GaussianPriorGLM(Model):
         Xb, yb = self._rows(idx)
         return Xb.T @ self._dell(Xb @ theta, yb)
 
-    def hessian_potential(self, theta: Array) -> Array:
+    def hessian_potential(self, theta: Array) -> Array | None:
+        """The Hessian of U from the data (N d^2); None for a subclass that overrides the
+        prior or the likelihood (this Hessian would be the built-in posterior's) unless it
+        overrides this method too."""
+        if not _closed_form_glm(self):
+            return None
         X = self.X.astype(np.float64, copy=False)
         w = self._curv(X @ np.asarray(theta, np.float64), self.y.astype(np.float64, copy=False))
         return (X.T * w) @ X + self.prior_precision * np.eye(self.dim)
 
     _curv_max: float  # sup over z of the curvature _curv(z, y) of the per-example potential
 
-    def lipschitz_constant(self) -> float:
+    def lipschitz_constant(self) -> float | None:
         """L = lambda + c_max lambda_max(X^T X), c_max the largest curvature of the
         per-example potential in x^T theta (1 / sigma^2 for linear regression, where L is the
         Hessian's largest eigenvalue everywhere; 1/4 for logistic regression). Computed once,
-        in float64 (N d^2 operations)."""
+        in float64 (N d^2 operations). None for a subclass that overrides the prior or the
+        likelihood (the bound is the built-in posterior's) unless it overrides this method
+        too."""
+        if not _closed_form_glm(self):
+            return None
         cache = self.__dict__.setdefault("_lipschitz_cache", [])
         if not cache:
             X = self.X.astype(np.float64, copy=False)
@@ -387,6 +396,11 @@ class _GaussianPriorGLM(Model):
         return float(cache[0])
 
     def control_variate(self, theta_star: Array) -> Callable[[Array, NDArray[np.intp]], Array]:
+        if not _closed_form_glm(self):
+            # a subclass with its own likelihood (or prior): the cached built-in derivative
+            # below would be the built-in likelihood's, so SGLDFP sampled the wrong
+            # posterior; the generic difference goes through the subclass's methods
+            return Model.control_variate(self, theta_star)
         # grad log p_i(theta) = x_i * dell(x_i^T theta, y_i): cache dell at theta* (N scalars)
         # so that one gather and two products per minibatch give the SGLDFP difference.
         ts = np.asarray(theta_star, dtype=np.float64)

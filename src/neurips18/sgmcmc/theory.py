@@ -294,6 +294,7 @@ def importance_moments(
         chunk = int(check("chunk", chunk, Interval(int, 1, None)))
     ts = find_mode(model)
     H = model.hessian_potential(ts)
+    assert H is not None  # a built-in GLM (overriding subclasses were refused above)
     Lc = np.linalg.cholesky(np.linalg.inv(H)) * float(inflation)
     d = ts.size
     Z = generator.standard_normal((n_samples, d))
@@ -357,6 +358,7 @@ def posterior_mean_expansion(model: Any) -> Array:
         raise invalid("model", model, "a built-in GLM")
     ts = find_mode(model, rtol=1e-12)
     H = model.hessian_potential(ts)
+    assert H is not None  # a built-in GLM (overriding subclasses were refused above)
     Hi = np.linalg.inv(H)
     X = model.X.astype(np.float64)
     s = 1.0 / (1.0 + np.exp(-(X @ ts)))
