@@ -264,6 +264,14 @@ class Deepcode(Code, nn.Module):
             # a training pass is for changing the encoder: the stored statistics no longer
             # describe it (a fine-tuned model normalised by its old statistics sends more
             # or less than unit power), so they must be measured again before use
+            if parity.shape[0] < 2:
+                # one block is its own batch mean: every parity symbol became exactly 0,
+                # the block carried a third of its power and the encoder got no gradient
+                # (BatchNorm refuses the same case)
+                raise invalid("batch", parity.shape[0],
+                              "at least 2 blocks in training mode (the encoder normalises "
+                              "each position over the batch); for one block use eval mode "
+                              "after calibrate()")
             self.calibrated.fill_(False)
             mean = parity.mean(0)
             var = parity.var(0, unbiased=False)
