@@ -398,6 +398,29 @@ def test_loading_a_model_leaves_the_global_generator_alone(tmp_path, official):
     assert torch.equal(state, torch.random.get_rng_state())
 
 
+
+def test_building_or_loading_a_model_seeds_no_accelerator_generator(tmp_path, official,
+                                                                    monkeypatch):
+    # the build ran under torch.manual_seed, which also seeds the CUDA and MPS generators;
+    # fork_rng(devices=[]) restores only the CPU one, so on a GPU machine
+    # Deepcode(generator=...), Deepcode.load and from_official reseeded the user's CUDA
+    # generator. Recorded here by standing in for the accelerators' seeding functions.
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda s: calls.append(("cuda", s)))
+    monkeypatch.setattr(torch.mps, "manual_seed", lambda s: calls.append(("mps", s)))
+    ref = Deepcode(10, 6, generator=2)
+    assert calls == []
+    ref.calibrate(FeedbackChannel(0.0), n_blocks=300, generator=1)
+    ref.save(tmp_path / "m.pt")
+    Deepcode.load(tmp_path / "m.pt")
+    official("noiseless_feedback_forward_snr_0db")
+    assert calls == []
+    # the initial weights are still a function of the generator alone
+    torch.manual_seed(0)
+    again = Deepcode(10, 6, generator=2)
+    for k, v in Deepcode(10, 6, generator=2).state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
+
 def test_a_saved_record_keeps_numpy_and_torch_numbers_as_numbers(tmp_path):
     import numpy as np
 

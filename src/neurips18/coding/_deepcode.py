@@ -188,8 +188,12 @@ class Deepcode(Code, nn.Module):
 
             seed = int(torch.randint(0, 2**62, (1,),
                                      generator=as_torch_generator(generator)).item())
+            # only the CPU generator, which fork_rng puts back: torch.manual_seed also
+            # seeds the CUDA and MPS generators, which fork_rng(devices=[]) leaves
+            # reseeded (Deepcode(generator=...), Deepcode.load and from_official reseeded
+            # a GPU user's CUDA generator)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.default_generator.manual_seed(seed)
                 self._build()
         else:
             self._build()
