@@ -276,6 +276,29 @@ def test_fine_tuning_invalidates_the_stored_statistics():
     assert float(c.pow(2).mean()) == pytest.approx(1.0, abs=0.03)
 
 
+
+def test_a_training_pass_over_one_block_is_refused_not_sent_without_parity():
+    """In training mode the encoder normalises each position over the batch; a batch of
+    one block is its own mean, so every parity symbol was exactly 0: the codeword held a
+    third of its power and the encoder's gradient was 0, without a word."""
+    ch = FeedbackChannel(0.0)
+    m = Deepcode(10, 6, generator=2).calibrate(ch, n_blocks=500, generator=1)
+    g = torch.Generator().manual_seed(0)
+    bits = torch.randint(0, 2, (1, 10), generator=g)
+    real = ch.sample(1, 11, generator=g)
+    m.train()
+    with pytest.raises(ValidationError, match="batch: 1.*at least 2 blocks"):
+        m.encode(bits, real)
+    with pytest.raises(ValidationError, match="batch: 1"):
+        m(bits.float(), real.feedback, real.noise)
+    assert bool(m.calibrated)  # the refused pass left the stored statistics valid
+    m.eval()
+    assert m.encode(bits, real).shape == (1, 11, 3)  # one block in eval mode is fine
+    m.train()
+    bits2 = torch.randint(0, 2, (2, 10), generator=g)
+    c = m.encode(bits2, ch.sample(2, 11, generator=g))  # two blocks still train
+    assert bool((c[:, :, 1:] != 0).any())
+
 def test_a_corrupt_deflate_stream_names_the_file(tmp_path):
     # a damaged compressed member raised zlib.error from deep inside NumPy
     import struct
@@ -374,6 +397,29 @@ def test_loading_a_model_leaves_the_global_generator_alone(tmp_path, official):
     official("noiseless_feedback_forward_snr_0db")
     assert torch.equal(state, torch.random.get_rng_state())
 
+
+
+def test_building_or_loading_a_model_seeds_no_accelerator_generator(tmp_path, official,
+                                                                    monkeypatch):
+    # the build ran under torch.manual_seed, which also seeds the CUDA and MPS generators;
+    # fork_rng(devices=[]) restores only the CPU one, so on a GPU machine
+    # Deepcode(generator=...), Deepcode.load and from_official reseeded the user's CUDA
+    # generator. Recorded here by standing in for the accelerators' seeding functions.
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda s: calls.append(("cuda", s)))
+    monkeypatch.setattr(torch.mps, "manual_seed", lambda s: calls.append(("mps", s)))
+    ref = Deepcode(10, 6, generator=2)
+    assert calls == []
+    ref.calibrate(FeedbackChannel(0.0), n_blocks=300, generator=1)
+    ref.save(tmp_path / "m.pt")
+    Deepcode.load(tmp_path / "m.pt")
+    official("noiseless_feedback_forward_snr_0db")
+    assert calls == []
+    # the initial weights are still a function of the generator alone
+    torch.manual_seed(0)
+    again = Deepcode(10, 6, generator=2)
+    for k, v in Deepcode(10, 6, generator=2).state_dict().items():
+        assert torch.equal(v, again.state_dict()[k])
 
 def test_a_saved_record_keeps_numpy_and_torch_numbers_as_numbers(tmp_path):
     import numpy as np

@@ -469,6 +469,25 @@ def test_graph_weights_in_large_units_scale_m_inversely(method, kw, scale):
                                atol=1e-12 * np.abs(ref.M_).max())
 
 
+@pytest.mark.parametrize("scale", [1e14, 1e16])
+def test_a_rank_deficient_start_on_a_graph_with_large_weights_scales_m_inversely(scale):
+    """When the least-squares estimate has fewer positive eigenvalues than r, the missing
+    columns start small and random; their size had an absolute floor (1e-6 in the unit
+    of M), far above M_ for a graph with large weights: at c = 1e14 the fit did not
+    converge, at c = 1e16 c M_ had an eigenvalue 8.5 where the fit of A has 0.39."""
+    A = chain_graph(3000)
+    U = np.linalg.qr(np.random.default_rng(3).standard_normal((5, 5)))[0]
+    M = U @ np.diag([0.4, -0.3, -0.3, -0.3, -0.3]) @ U.T  # one positive direction
+    X = sample_gaussian_embedding(A, M, generator=3)
+    ref = GaussianEmbedding(2, random_state=0).fit(X, A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = GaussianEmbedding(2, random_state=0).fit(X, scale * A)
+    assert est.converged_
+    np.testing.assert_allclose(scale * est.M_, ref.M_, rtol=0,
+                               atol=1e-12 * np.abs(ref.M_).max())
+
+
 def test_a_single_column_field_is_refused_as_x():
     """With p = 1 no rank satisfies 1 <= r < p; the error named rank and offered the
     empty range [1, 0] whatever rank was passed."""

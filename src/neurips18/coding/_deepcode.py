@@ -188,8 +188,12 @@ class Deepcode(Code, nn.Module):
 
             seed = int(torch.randint(0, 2**62, (1,),
                                      generator=as_torch_generator(generator)).item())
+            # only the CPU generator, which fork_rng puts back: torch.manual_seed also
+            # seeds the CUDA and MPS generators, which fork_rng(devices=[]) leaves
+            # reseeded (Deepcode(generator=...), Deepcode.load and from_official reseeded
+            # a GPU user's CUDA generator)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
+                torch.default_generator.manual_seed(seed)
                 self._build()
         else:
             self._build()
@@ -264,6 +268,14 @@ class Deepcode(Code, nn.Module):
             # a training pass is for changing the encoder: the stored statistics no longer
             # describe it (a fine-tuned model normalised by its old statistics sends more
             # or less than unit power), so they must be measured again before use
+            if parity.shape[0] < 2:
+                # one block is its own batch mean: every parity symbol became exactly 0,
+                # the block carried a third of its power and the encoder got no gradient
+                # (BatchNorm refuses the same case)
+                raise invalid("batch", parity.shape[0],
+                              "at least 2 blocks in training mode (the encoder normalises "
+                              "each position over the batch); for one block use eval mode "
+                              "after calibrate()")
             self.calibrated.fill_(False)
             mean = parity.mean(0)
             var = parity.var(0, unbiased=False)

@@ -92,7 +92,15 @@ def spectral_init(s: Stats, rank: int, rng: np.random.RandomState) -> np.ndarray
     V = U * np.sqrt(np.clip(lam, 0.0, None))
     small = lam <= 1e-8 * max(float(lam[0]), 1e-300)
     if small.any():
-        scale = 1e-3 * np.sqrt(max(float(lam[0]), 1e-6))
+        # the start's size is in the unit of M (inverse to the graph's weights): the
+        # floor for a largest eigenvalue that is tiny or not positive is 1e-6 of
+        # ||Szx|| / ||Szz||, not 1e-6 itself. An absolute floor made the random columns
+        # far larger than M_ for a graph with large weights (c A, c = 1e14: M_ about
+        # 1e-15), and the fit did not converge or ended at another M_ (c M_ with an
+        # eigenvalue 8.5 for a true 0.39 at c = 1e16).
+        norm_zz = float(np.linalg.norm(s.szz, 2))
+        unit = float(np.linalg.norm(s.szx, 2)) / norm_zz if norm_zz > 0 else 0.0
+        scale = 1e-3 * np.sqrt(max(float(lam[0]), 1e-6 * unit))
         V[:, small] = scale * rng.standard_normal((V.shape[0], int(small.sum())))
     return V
 
