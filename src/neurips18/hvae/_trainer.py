@@ -267,7 +267,9 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> TrainResult:
         """Train on ``x_train`` (intensities in [0, 1] when binarising), early-stopping on
-        ``x_val`` if given. Resumes from ``checkpoint`` when it exists."""
+        ``x_val`` if given. Resumes from ``checkpoint`` when it exists. A non-finite
+        training or validation ELBO raises ``FloatingPointError`` (the checkpoint keeps the
+        last epoch that finished)."""
         from tqdm.auto import tqdm
 
         x_train = self._check_data("x_train", x_train, self.binarize)
@@ -344,6 +346,15 @@ class Trainer:
                 train_elbo = float(total) / n_batches
                 val = (None if x_val_bin is None
                        else self._validate(x_val_bin, device, val_seed))
+            if val is not None and not math.isfinite(val):
+                # a NaN compares false with everything: as the first epoch's value it stayed
+                # the best for good (later, better epochs never replaced it) and early
+                # stopping restored the weights that produced it; +inf would do the same.
+                # Refused before the checkpoint is written, which keeps the last good epoch.
+                raise FloatingPointError(
+                    f"non-finite validation ELBO ({val}) at epoch {epoch}: the model diverges "
+                    "on the validation data; lower the learning rate or the flow's "
+                    "max_step_size, or set its grad_clip")
             if val is None:
                 result.best_epoch = epoch
             elif result.best_val_elbo is None or val > result.best_val_elbo:
