@@ -313,6 +313,24 @@ def test_flow_rejects_bad_shapes_and_likelihoods():
         flow(z, z, lambda z: torch.zeros(4))
 
 
+def test_inverse_refuses_a_momentum_of_another_shape():
+    """inverse() did not check its input: one row's momentum (or a 1-D vector) broadcast
+    against the n positions and gave an (n, l) answer without a word."""
+    flow = HamiltonianFlow(3, 2)
+    like = lambda z: -(z ** 2).sum(1)  # noqa: E731
+    z, rho = flow(*_draws(4, 3), like)[:2]
+    with torch.no_grad():
+        for bad_rho in (rho[:1], rho[0]):
+            with pytest.raises(ValidationError, match="Invalid z: .*equal to rho's"):
+                flow.inverse(z, bad_rho, like)
+        with pytest.raises(ValidationError, match="Invalid z"):
+            flow.inverse(z[:, :2], rho[:, :2], like)  # another latent size
+        with pytest.raises(ValidationError, match="Invalid rho"):
+            flow.inverse(z, rho.numpy(), like)
+        back = flow.inverse(z, rho, like)  # the right shapes still invert
+    assert back[0].shape == (4, 3)
+
+
 def test_a_flow_in_another_precision_than_the_model_runs_in_the_models():
     """A float64 flow with a float32 model promoted z to float64 after the first step, and
     the float32 decoder then failed with an error blaming the latent size."""

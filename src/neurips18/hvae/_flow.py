@@ -270,12 +270,18 @@ class HamiltonianFlow(nn.Module):
             grad = grad.clamp(-self.grad_clip, self.grad_clip)
         return grad, ll
 
+    def _check_state(self, zname: str, z: Any, rname: str, rho: Any) -> None:
+        if not isinstance(z, torch.Tensor) or not isinstance(rho, torch.Tensor):
+            bad, value = (zname, z) if not isinstance(z, torch.Tensor) else (rname, rho)
+            raise invalid(bad, value, f"a tensor of shape (n, {self.latent_dim})")
+        if z.shape != rho.shape or z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise invalid(zname, z, f"shape (n, {self.latent_dim}) equal to {rname}'s "
+                          f"{tuple(rho.shape)}")
+
     def forward(self, z0: torch.Tensor, gamma: torch.Tensor,
                 log_likelihood: LogLikelihood) -> FlowOutput:
         """Run the flow from ``z0`` with initial momentum ``gamma / sqrt(beta_0)``."""
-        if z0.shape != gamma.shape or z0.dim() != 2 or z0.shape[1] != self.latent_dim:
-            raise invalid("z0", z0, f"shape (n, {self.latent_dim}) equal to gamma's "
-                          f"{tuple(gamma.shape)}")
+        self._check_state("z0", z0, "gamma", gamma)
         differentiable = torch.is_grad_enabled()
         dtype = z0.dtype  # the schedule in the model's precision (a float64 flow on a
         log_alpha = self.log_alphas()  # float32 model would otherwise promote z to float64)
@@ -300,6 +306,9 @@ class HamiltonianFlow(nn.Module):
                 log_likelihood: LogLikelihood) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact inverse: ``(z_0, gamma)`` from ``(z_K, rho_K)`` (undo the tempering,
         leapfrog backwards, rescale the momentum by ``sqrt(beta_0)``)."""
+        # checked as forward's input is: a momentum of another shape (one row, a 1-D
+        # vector) broadcast against z and gave an (n, l) answer of the wrong rows silently
+        self._check_state("z", z, "rho", rho)
         differentiable = torch.is_grad_enabled()
         log_alpha = self.log_alphas()
         eps = self.step_sizes
