@@ -39,8 +39,10 @@ class FlowOutput(NamedTuple):
     log_likelihood: torch.Tensor
 
 
-def _logit(p: float) -> float:
-    return math.log(p) - math.log1p(-p)
+def _logit_of_exp(log_p: float) -> float:
+    """``logit(exp(log_p))`` for ``log_p < 0`` without forming ``1 - exp(log_p)``, which is
+    0 in float64 when ``p`` rounds to 1 (a beta_0 a hair below 1)."""
+    return log_p - math.log(-math.expm1(log_p))
 
 
 class HamiltonianFlow(nn.Module):
@@ -160,13 +162,15 @@ class HamiltonianFlow(nn.Module):
             self.beta0_init = check("beta0_init", b0,
                                     Interval(float, 0, 1, closed="neither"))
         if self.tempering == "fixed":
-            # 1/sqrt(beta_0) = 1 + exp(a), so beta_0 stays in (0, 1)
-            a = math.log(1.0 / math.sqrt(self.beta0_init) - 1.0)
+            # 1/sqrt(beta_0) = 1 + exp(a), so beta_0 stays in (0, 1); exp(a) from expm1, as
+            # 1/sqrt(beta_0) - 1 is 0 in float64 for a beta_0 within ~1e-16 of 1
+            a = math.log(math.expm1(-0.5 * math.log(self.beta0_init)))
             self.tempering_param = nn.Parameter(torch.tensor(a, dtype=torch.float32),
                                                 requires_grad=learn_tempering)
         elif self.tempering == "free":
-            alpha = self.beta0_init ** (1.0 / (2 * K))
-            self.tempering_param = nn.Parameter(torch.full((K,), _logit(alpha)),
+            # alpha_k = beta_0^(1/(2K)), through its logarithm
+            log_alpha = math.log(self.beta0_init) / (2 * K)
+            self.tempering_param = nn.Parameter(torch.full((K,), _logit_of_exp(log_alpha)),
                                                 requires_grad=learn_tempering)
         else:
             self.register_parameter("tempering_param", None)
