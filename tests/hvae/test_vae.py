@@ -272,6 +272,17 @@ def test_user_modules_breaking_the_contract_are_caught(lg_problem):
             model.elbo(x)
     with pytest.raises(ValidationError, match="Invalid encoder sigma"):
         HVAE(LogVarEncoder(), p.decoder(), flow).elbo(x)
+
+    class NaNMeanEncoder(nn.Module):  # a diverged mean, a valid sigma
+        def forward(self, x):
+            n = x.shape[0]
+            return (torch.full((n, p.l), float("nan"), dtype=x.dtype),
+                    torch.ones(n, p.l, dtype=x.dtype))
+
+    for model in (HVAE(NaNMeanEncoder(), p.decoder(), flow), VAE(NaNMeanEncoder(), p.decoder())):
+        # it was reported as "Invalid encoder sigma", naming the valid output
+        with pytest.raises(ValidationError, match=r"Invalid encoder mu: .*found 12 NaN"):
+            model.elbo(x)
     with pytest.raises(ValidationError, match="one log-likelihood per example"):
         HVAE(p.encoder(p.post_mean, [1.0] * p.l), PerPixelDecoder(), flow).elbo(x)
     with pytest.raises(ValidationError, match="one log-likelihood per example"):
