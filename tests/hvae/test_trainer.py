@@ -448,3 +448,32 @@ def test_a_non_finite_validation_elbo_stops_instead_of_becoming_the_best_epoch(t
         Trainer(model, batch_size=20, max_epochs=6, patience=3, progress=False,
                 checkpoint=ckpt).fit(x, xv)
     assert not ckpt.exists()  # nothing written for the diverged epoch
+
+
+def test_a_checkpoint_of_an_optimizer_over_other_parameters_is_refused(tmp_path):
+    x = _data()
+    ckpt = tmp_path / "c.pt"
+    first = _model("vae")
+    mu = first.encoder.mu
+    Trainer(first, torch.optim.Adamax(mu.parameters(), lr=1e-3), batch_size=20, max_epochs=1,
+            progress=False, checkpoint=ckpt).fit(x)
+    # the same settings over other parameters of the same shapes (sigma's head for mu's):
+    # resumed without a word, with mu's momenta applied to sigma's head
+    model = _model("vae", seed=3)
+    sigma = model.encoder.sigma
+    assert [p.shape for p in sigma.parameters()] == [p.shape for p in mu.parameters()]
+    before = _weights(model)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*over the same parameters: "
+                                              r"it updated \[encoder.mu.weight, encoder.mu.bias\]"):
+        Trainer(model, torch.optim.Adamax(sigma.parameters(), lr=1e-3), batch_size=20,
+                max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    # another number of parameters: torch's error came after the model had been overwritten
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):
+        Trainer(model, torch.optim.Adamax(model.encoder.parameters(), lr=1e-3), batch_size=20,
+                max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
+    # the run's own optimizer resumes
+    again = _model("vae", seed=4)
+    res = Trainer(again, torch.optim.Adamax(again.encoder.mu.parameters(), lr=1e-3),
+                  batch_size=20, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1 and res.epochs_run == 2
