@@ -302,6 +302,19 @@ def test_extreme_but_finite_schedules_are_kept():
         HamiltonianFlow(2, 3, step_size_init=1e-50)  # rounds to 0 in float32
 
 
+@pytest.mark.parametrize("tempering", ["fixed", "free"])
+@pytest.mark.parametrize("beta0", [1 - 2 ** -53, 1 - 1e-12])
+def test_a_beta0_init_just_below_one_is_accepted(tempering, beta0):
+    """beta0_init is allowed in (0, 1), but 'free' computed logit(beta_0^(1/2K)) through
+    1 - alpha, which is 0 in float64 there: math.log1p(-1) raised 'math domain error'."""
+    flow = HamiltonianFlow(2, 4, tempering=tempering, beta0_init=beta0)
+    assert bool(torch.isfinite(flow.tempering_param).all())
+    assert abs(float(flow.beta0) - beta0) < 1e-6  # float32 holds 1 - 2^-53 as 1
+    # ordinary values give the parameters they gave before
+    assert float(HamiltonianFlow(2, 4, tempering=tempering, beta0_init=0.5).beta0) == \
+        pytest.approx(0.5, rel=1e-6)
+
+
 def test_flow_rejects_bad_shapes_and_likelihoods():
     flow = HamiltonianFlow(3, 2)
     z = torch.zeros(4, 3)
@@ -311,6 +324,24 @@ def test_flow_rejects_bad_shapes_and_likelihoods():
         flow(z, z, lambda z: (z * z))  # per-dimension values, not summed
     with pytest.raises(ValidationError, match="depends on z"):
         flow(z, z, lambda z: torch.zeros(4))
+
+
+def test_inverse_refuses_a_momentum_of_another_shape():
+    """inverse() did not check its input: one row's momentum (or a 1-D vector) broadcast
+    against the n positions and gave an (n, l) answer without a word."""
+    flow = HamiltonianFlow(3, 2)
+    like = lambda z: -(z ** 2).sum(1)  # noqa: E731
+    z, rho = flow(*_draws(4, 3), like)[:2]
+    with torch.no_grad():
+        for bad_rho in (rho[:1], rho[0]):
+            with pytest.raises(ValidationError, match="Invalid z: .*equal to rho's"):
+                flow.inverse(z, bad_rho, like)
+        with pytest.raises(ValidationError, match="Invalid z"):
+            flow.inverse(z[:, :2], rho[:, :2], like)  # another latent size
+        with pytest.raises(ValidationError, match="Invalid rho"):
+            flow.inverse(z, rho.numpy(), like)
+        back = flow.inverse(z, rho, like)  # the right shapes still invert
+    assert back[0].shape == (4, 3)
 
 
 def test_a_flow_in_another_precision_than_the_model_runs_in_the_models():

@@ -418,3 +418,62 @@ def test_a_checkpoint_is_not_resumed_under_another_seed(tmp_path):
     res = Trainer(_model(), batch_size=20, max_epochs=2, progress=False, generator=g,
                   checkpoint=ckpt).fit(x)
     assert res.resumed_from == 1
+
+
+class _ValidationDiverges(VAE):
+    """A VAE whose first validation ELBO is NaN (as an unclamped flow diverging on the
+    validation data gives), and finite afterwards."""
+
+    def __init__(self, *a):
+        super().__init__(*a)
+        self.val_calls = 0
+
+    def elbo(self, x, *, generator=None):
+        e = super().elbo(x, generator=generator)
+        if not self.training:
+            self.val_calls += 1
+            if self.val_calls == 1:
+                e = e * float("nan")
+        return e
+
+
+def test_a_non_finite_validation_elbo_stops_instead_of_becoming_the_best_epoch(tmp_path):
+    x, xv = _data(), _data(60, seed=1)
+    model = _ValidationDiverges(MLPEncoder(3, input_dim=20, hidden=(16,), generator=0),
+                                MLPDecoder(3, output_dim=20, hidden=(16,), generator=1))
+    ckpt = tmp_path / "c.pt"
+    # the NaN of epoch 1 used to stay the best value (nothing compares above it): training
+    # stopped early after `patience` improving epochs and restored epoch 1's weights
+    with pytest.raises(FloatingPointError, match="non-finite validation ELBO .* epoch 1"):
+        Trainer(model, batch_size=20, max_epochs=6, patience=3, progress=False,
+                checkpoint=ckpt).fit(x, xv)
+    assert not ckpt.exists()  # nothing written for the diverged epoch
+
+
+def test_a_checkpoint_of_an_optimizer_over_other_parameters_is_refused(tmp_path):
+    x = _data()
+    ckpt = tmp_path / "c.pt"
+    first = _model("vae")
+    mu = first.encoder.mu
+    Trainer(first, torch.optim.Adamax(mu.parameters(), lr=1e-3), batch_size=20, max_epochs=1,
+            progress=False, checkpoint=ckpt).fit(x)
+    # the same settings over other parameters of the same shapes (sigma's head for mu's):
+    # resumed without a word, with mu's momenta applied to sigma's head
+    model = _model("vae", seed=3)
+    sigma = model.encoder.sigma
+    assert [p.shape for p in sigma.parameters()] == [p.shape for p in mu.parameters()]
+    before = _weights(model)
+    with pytest.raises(ValidationError, match="Invalid checkpoint: .*over the same parameters: "
+                                              r"it updated \[encoder.mu.weight, encoder.mu.bias\]"):
+        Trainer(model, torch.optim.Adamax(sigma.parameters(), lr=1e-3), batch_size=20,
+                max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    # another number of parameters: torch's error came after the model had been overwritten
+    with pytest.raises(ValidationError, match="Invalid checkpoint"):
+        Trainer(model, torch.optim.Adamax(model.encoder.parameters(), lr=1e-3), batch_size=20,
+                max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
+    # the run's own optimizer resumes
+    again = _model("vae", seed=4)
+    res = Trainer(again, torch.optim.Adamax(again.encoder.mu.parameters(), lr=1e-3),
+                  batch_size=20, max_epochs=2, progress=False, checkpoint=ckpt).fit(x)
+    assert res.resumed_from == 1 and res.epochs_run == 2

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from neurips18._validation import ValidationError
-from neurips18.hvae import HVAE, VAE, HamiltonianFlow, MLPDecoder, MLPEncoder
+from neurips18.hvae import HVAE, VAE, HamiltonianFlow, MLPDecoder, MLPEncoder, mean_logit
 
 
 def _affine_flow(problem, flow):
@@ -272,6 +272,17 @@ def test_user_modules_breaking_the_contract_are_caught(lg_problem):
             model.elbo(x)
     with pytest.raises(ValidationError, match="Invalid encoder sigma"):
         HVAE(LogVarEncoder(), p.decoder(), flow).elbo(x)
+
+    class NaNMeanEncoder(nn.Module):  # a diverged mean, a valid sigma
+        def forward(self, x):
+            n = x.shape[0]
+            return (torch.full((n, p.l), float("nan"), dtype=x.dtype),
+                    torch.ones(n, p.l, dtype=x.dtype))
+
+    for model in (HVAE(NaNMeanEncoder(), p.decoder(), flow), VAE(NaNMeanEncoder(), p.decoder())):
+        # it was reported as "Invalid encoder sigma", naming the valid output
+        with pytest.raises(ValidationError, match=r"Invalid encoder mu: .*found 12 NaN"):
+            model.elbo(x)
     with pytest.raises(ValidationError, match="one log-likelihood per example"):
         HVAE(p.encoder(p.post_mean, [1.0] * p.l), PerPixelDecoder(), flow).elbo(x)
     with pytest.raises(ValidationError, match="one log-likelihood per example"):
@@ -430,3 +441,20 @@ def test_hvae_evaluates_under_inference_mode_as_under_no_grad(lg_problem):
             assert torch.equal(model.nll(data, 50, generator=0), nll)
             out = model.elbo(data, generator=0)
             assert torch.equal(out, elbo) and not out.requires_grad
+
+
+def test_mean_logit_is_the_logit_of_each_images_mean_and_refuses_what_is_not_images():
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(5, 784, generator=g) < torch.linspace(0.05, 0.5, 5)[:, None]).float()
+    m = x.double().mean(1)
+    expected = float(torch.log(m / (1 - m)).mean())
+    assert mean_logit(x) == pytest.approx(expected, rel=1e-5)
+    assert mean_logit(x.view(5, 1, 28, 28)) == pytest.approx(expected, rel=1e-5)
+    # one image as (784,) was read as 784 one-pixel images: the mean of the clamped pixel
+    # logits (-8.2 here) instead of its own value (-2.9)
+    with pytest.raises(ValidationError, match=r"Invalid x: .*\(784,\).*x\[None\]"):
+        mean_logit(x[0])
+    assert mean_logit(x[:1]) == pytest.approx(float(torch.logit(m[0])), rel=1e-5)
+    for bad in (torch.empty(0, 784), torch.full((2, 784), float("nan")), x * 3):
+        with pytest.raises(ValidationError, match="Invalid x"):  # NaN / the clamp's bound
+            mean_logit(bad)

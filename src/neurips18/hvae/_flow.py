@@ -39,8 +39,10 @@ class FlowOutput(NamedTuple):
     log_likelihood: torch.Tensor
 
 
-def _logit(p: float) -> float:
-    return math.log(p) - math.log1p(-p)
+def _logit_of_exp(log_p: float) -> float:
+    """``logit(exp(log_p))`` for ``log_p < 0`` without forming ``1 - exp(log_p)``, which is
+    0 in float64 when ``p`` rounds to 1 (a beta_0 a hair below 1)."""
+    return log_p - math.log(-math.expm1(log_p))
 
 
 class HamiltonianFlow(nn.Module):
@@ -160,13 +162,15 @@ class HamiltonianFlow(nn.Module):
             self.beta0_init = check("beta0_init", b0,
                                     Interval(float, 0, 1, closed="neither"))
         if self.tempering == "fixed":
-            # 1/sqrt(beta_0) = 1 + exp(a), so beta_0 stays in (0, 1)
-            a = math.log(1.0 / math.sqrt(self.beta0_init) - 1.0)
+            # 1/sqrt(beta_0) = 1 + exp(a), so beta_0 stays in (0, 1); exp(a) from expm1, as
+            # 1/sqrt(beta_0) - 1 is 0 in float64 for a beta_0 within ~1e-16 of 1
+            a = math.log(math.expm1(-0.5 * math.log(self.beta0_init)))
             self.tempering_param = nn.Parameter(torch.tensor(a, dtype=torch.float32),
                                                 requires_grad=learn_tempering)
         elif self.tempering == "free":
-            alpha = self.beta0_init ** (1.0 / (2 * K))
-            self.tempering_param = nn.Parameter(torch.full((K,), _logit(alpha)),
+            # alpha_k = beta_0^(1/(2K)), through its logarithm
+            log_alpha = math.log(self.beta0_init) / (2 * K)
+            self.tempering_param = nn.Parameter(torch.full((K,), _logit_of_exp(log_alpha)),
                                                 requires_grad=learn_tempering)
         else:
             self.register_parameter("tempering_param", None)
@@ -270,12 +274,18 @@ class HamiltonianFlow(nn.Module):
             grad = grad.clamp(-self.grad_clip, self.grad_clip)
         return grad, ll
 
+    def _check_state(self, zname: str, z: Any, rname: str, rho: Any) -> None:
+        if not isinstance(z, torch.Tensor) or not isinstance(rho, torch.Tensor):
+            bad, value = (zname, z) if not isinstance(z, torch.Tensor) else (rname, rho)
+            raise invalid(bad, value, f"a tensor of shape (n, {self.latent_dim})")
+        if z.shape != rho.shape or z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise invalid(zname, z, f"shape (n, {self.latent_dim}) equal to {rname}'s "
+                          f"{tuple(rho.shape)}")
+
     def forward(self, z0: torch.Tensor, gamma: torch.Tensor,
                 log_likelihood: LogLikelihood) -> FlowOutput:
         """Run the flow from ``z0`` with initial momentum ``gamma / sqrt(beta_0)``."""
-        if z0.shape != gamma.shape or z0.dim() != 2 or z0.shape[1] != self.latent_dim:
-            raise invalid("z0", z0, f"shape (n, {self.latent_dim}) equal to gamma's "
-                          f"{tuple(gamma.shape)}")
+        self._check_state("z0", z0, "gamma", gamma)
         differentiable = torch.is_grad_enabled()
         dtype = z0.dtype  # the schedule in the model's precision (a float64 flow on a
         log_alpha = self.log_alphas()  # float32 model would otherwise promote z to float64)
@@ -300,6 +310,9 @@ class HamiltonianFlow(nn.Module):
                 log_likelihood: LogLikelihood) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact inverse: ``(z_0, gamma)`` from ``(z_K, rho_K)`` (undo the tempering,
         leapfrog backwards, rescale the momentum by ``sqrt(beta_0)``)."""
+        # checked as forward's input is: a momentum of another shape (one row, a 1-D
+        # vector) broadcast against z and gave an (n, l) answer of the wrong rows silently
+        self._check_state("z", z, "rho", rho)
         differentiable = torch.is_grad_enabled()
         log_alpha = self.log_alphas()
         eps = self.step_sizes

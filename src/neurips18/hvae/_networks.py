@@ -103,8 +103,21 @@ def _output_bias(output_bias: Any, n: int) -> torch.Tensor | None:
 
 def mean_logit(x: torch.Tensor) -> float:
     """The mean over images of the logit of each image's mean intensity (the paper's
-    initial value for the decoder's output bias)."""
-    m = _flat(x).float().mean(1).clamp(1e-4, 1 - 1e-4)
+    initial value for the decoder's output bias). ``x``: a batch of images ``(n, ...)``,
+    intensities in [0, 1]."""
+    # checked: a single image given as (784,) was read as 784 one-pixel images (the mean
+    # of the clamped pixel logits, -6.7 for an image whose own value is -1.8), and NaN or
+    # intensities outside [0, 1] gave NaN or the clamp's bound without a word
+    if not isinstance(x, torch.Tensor):
+        raise invalid("x", x, "a torch.Tensor of images, shape (n, ...)")
+    if x.dim() < 2 or x.shape[0] == 0 or x[0].numel() == 0:
+        raise invalid("x", x, "a non-empty batch of images of shape (n, ...); one image "
+                      "is x[None]")
+    xf = _flat(x).float()
+    lo, hi = torch.aminmax(xf)
+    if not (float(lo) >= 0.0 and float(hi) <= 1.0):  # NaN fails both
+        raise invalid("x", x, "intensities in [0, 1] (finite)")
+    m = xf.mean(1).clamp(1e-4, 1 - 1e-4)
     return float(torch.log(m / (1 - m)).mean())
 
 

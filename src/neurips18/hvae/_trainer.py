@@ -94,8 +94,9 @@ class Trainer:
         (default ``True``); the validation set, if given, is binarised once, statically.
     checkpoint : path or None
         File written (atomically) after every epoch; ``fit`` resumes from it when it exists
-        and matches the model, data and settings (the optimizer's among them), and refuses
-        one that does not, or that holds more than ``max_epochs`` epochs.
+        and matches the model, data and settings (the optimizer's among them, and which of
+        the model's parameters it updates), and refuses one that does not, or that holds
+        more than ``max_epochs`` epochs.
     progress : bool
         tqdm progress bars (epochs, and minibatches within an epoch).
     generator : torch.Generator or int
@@ -191,6 +192,12 @@ class Trainer:
                   for g in self.optimizer.param_groups]
         return repr([sorted((k, repr(v)) for k, v in g.items()) for g in groups])
 
+    def _optimizer_params(self) -> list[list[str]]:
+        """The model's names of the parameters the optimizer updates, group by group: its
+        saved state (momenta, step counts) is matched to parameters by position only."""
+        names = {id(p): n for n, p in self.model.named_parameters(remove_duplicate=False)}
+        return [[names.get(id(p), "?") for p in g["params"]] for g in self.optimizer.param_groups]
+
     def _device(self) -> torch.device:
         for p in self.model.parameters():
             return p.device
@@ -203,7 +210,8 @@ class Trainer:
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint)
 
-    def _load(self, fingerprint: str, settings: str) -> dict[str, Any] | None:
+    def _load(self, fingerprint: str, settings: str, params: list[list[str]]
+              ) -> dict[str, Any] | None:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
         try:
@@ -230,6 +238,16 @@ class Trainer:
                           "flow's n_leapfrog), data, batch size, val_batch_size, patience, "
                           "binarisation and optimizer (its type and settings, e.g. the "
                           "learning rate) (delete it to start afresh)")
+        # which parameters the optimizer updates: its state is matched by position, so one
+        # over other parameters (the encoder frozen this time) failed after the model had
+        # been overwritten, and one over others of the same shapes resumed silently with the
+        # first run's momenta on the wrong tensors (not stored by older checkpoints)
+        theirs = state.get("optimizer_params", params)
+        if theirs != params:
+            raise invalid("checkpoint", str(self.checkpoint),
+                          f"a checkpoint of an optimizer over the same parameters: it updated "
+                          f"{_describe_params(theirs)}, this optimizer updates "
+                          f"{_describe_params(params)} (delete it to start afresh)")
         seed = state.get("seed", self._seed)  # checkpoints written before it was stored
         if int(seed) != self._seed:
             raise invalid("generator", f"a generator seeded {self._seed}",
@@ -267,7 +285,9 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, x_train: torch.Tensor, x_val: torch.Tensor | None = None) -> TrainResult:
         """Train on ``x_train`` (intensities in [0, 1] when binarising), early-stopping on
-        ``x_val`` if given. Resumes from ``checkpoint`` when it exists."""
+        ``x_val`` if given. Resumes from ``checkpoint`` when it exists. A non-finite
+        training or validation ELBO raises ``FloatingPointError`` (the checkpoint keeps the
+        last epoch that finished)."""
         from tqdm.auto import tqdm
 
         x_train = self._check_data("x_train", x_train, self.binarize)
@@ -284,7 +304,8 @@ class Trainer:
         device = self._device()
         fingerprint = self._fingerprint(x_train, x_val)
         settings = self._optimizer_settings()
-        state = self._load(fingerprint, settings)
+        opt_params = self._optimizer_params()
+        state = self._load(fingerprint, settings, opt_params)
         result = TrainResult()
         if state is None:
             start = 0
@@ -296,8 +317,12 @@ class Trainer:
                 raise invalid("max_epochs", self.max_epochs,
                               f"at least the {int(state['epoch'])} epochs of the checkpoint "
                               f"{str(self.checkpoint)!r} (or another checkpoint file)")
+            try:  # first: it checks its groups' sizes before changing anything
+                self.optimizer.load_state_dict(state["optimizer"])
+            except ValueError as exc:  # an older checkpoint, without optimizer_params
+                raise invalid("checkpoint", str(self.checkpoint),
+                              f"a checkpoint of this optimizer's parameters ({exc})") from None
             self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["generator"])
             start = int(state["epoch"])
             val_seed = int(state["val_seed"])
@@ -344,6 +369,15 @@ class Trainer:
                 train_elbo = float(total) / n_batches
                 val = (None if x_val_bin is None
                        else self._validate(x_val_bin, device, val_seed))
+            if val is not None and not math.isfinite(val):
+                # a NaN compares false with everything: as the first epoch's value it stayed
+                # the best for good (later, better epochs never replaced it) and early
+                # stopping restored the weights that produced it; +inf would do the same.
+                # Refused before the checkpoint is written, which keeps the last good epoch.
+                raise FloatingPointError(
+                    f"non-finite validation ELBO ({val}) at epoch {epoch}: the model diverges "
+                    "on the validation data; lower the learning rate or the flow's "
+                    "max_step_size, or set its grad_clip")
             if val is None:
                 result.best_epoch = epoch
             elif result.best_val_elbo is None or val > result.best_val_elbo:
@@ -363,6 +397,7 @@ class Trainer:
                 self._save({
                     "format": _FORMAT, "fingerprint": fingerprint, "epoch": epoch,
                     "model_repr": repr(self.model), "optimizer_settings": settings,
+                    "optimizer_params": opt_params,
                     "val_batch_size": self.val_batch_size,
                     "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generator": self.generator.get_state(), "seed": self._seed,
@@ -376,3 +411,9 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         return result
+
+
+def _describe_params(groups: list[list[str]]) -> str:
+    shown = [", ".join(g[:3]) + (f", ... ({len(g)} in all)" if len(g) > 3 else "")
+             for g in groups]
+    return " | ".join(f"[{g}]" for g in shown) if shown else "nothing"

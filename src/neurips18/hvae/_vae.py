@@ -221,10 +221,12 @@ class _LatentModel(nn.Module):
         if l is not None and mu.shape[1] != l:
             raise invalid("encoder output", mu, f"latent size {l} (the declared latent_dim); got "
                           f"{mu.shape[1]}: mismatched latent sizes")
-        if not bool((sigma > 0).all()) or not bool(torch.isfinite(mu).all()) or not bool(
-                torch.isfinite(sigma).all()):
-            raise invalid("encoder sigma", sigma, "finite, positive standard deviations (and "
-                          "a finite mu): the encoder returns (mu, sigma), not a log-variance")
+        if not bool(torch.isfinite(mu).all()):  # named apart: it was reported as sigma's
+            bad = int((~torch.isfinite(mu)).sum())
+            raise invalid("encoder mu", mu, f"finite values; found {bad} NaN or inf")
+        if not bool((sigma > 0).all()) or not bool(torch.isfinite(sigma).all()):
+            raise invalid("encoder sigma", sigma, "finite, positive standard deviations: the "
+                          "encoder returns (mu, sigma), not a log-variance")
         return mu, sigma
 
     def _expected_latent(self) -> int | None:
