@@ -379,6 +379,22 @@ def as_torch_generator(generator: Any, name: str = "generator", *, allow_none: b
 
 
 @contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded by ``seed``, and put its state back
+    afterwards (initial weights drawn by ``nn.Module`` constructors become a function of
+    ``seed``; the caller's global state is untouched).
+
+    Only the CPU generator is seeded: ``torch.manual_seed`` would also reseed every CUDA and
+    MPS generator, which ``torch.random.fork_rng(devices=[])`` does not restore, so a GPU
+    user's accelerator stream would change under them."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(int(seed))
+        yield
+
+
+@contextmanager
 def unchanged_on_error(obj: Any) -> Iterator[None]:
     """Run the block; if it raises, put back every attribute ``obj`` had before it (a
     refused refit leaves a fitted estimator whole, not half reset)."""

@@ -184,16 +184,11 @@ class Deepcode(Code, nn.Module):
         self.decoder_hidden = hidden if decoder_hidden is None else decoder_hidden
         self.cell = cell
         if generator is not None:
-            from neurips18._validation import as_torch_generator
+            from neurips18._validation import as_torch_generator, torch_seeded
 
             seed = int(torch.randint(0, 2**62, (1,),
                                      generator=as_torch_generator(generator)).item())
-            # only the CPU generator, which fork_rng puts back: torch.manual_seed also
-            # seeds the CUDA and MPS generators, which fork_rng(devices=[]) leaves
-            # reseeded (Deepcode(generator=...), Deepcode.load and from_official reseeded
-            # a GPU user's CUDA generator)
-            with torch.random.fork_rng(devices=[]):
-                torch.default_generator.manual_seed(seed)
+            with torch_seeded(seed):  # only the CPU generator (see torch_seeded)
                 self._build()
         else:
             self._build()

@@ -22,7 +22,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from neurips18._validation import Interval, as_torch_generator, check, invalid
+from neurips18._validation import Interval, as_torch_generator, check, invalid, torch_seeded
 
 _SIGMA_FLOOR = 1e-6
 
@@ -35,8 +35,7 @@ def _seeded(generator: Any) -> Iterator[None]:
         yield
         return
     seed = int(torch.randint(0, 2 ** 62, (1,), generator=gen))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):  # only the CPU generator (see torch_seeded)
         yield
 
 

@@ -25,6 +25,7 @@ from neurips18._validation import (
     as_torch_generator,
     check,
     invalid,
+    torch_seeded,
 )
 from neurips18.hvae._vae import eval_mode
 
@@ -262,10 +263,13 @@ class Trainer:
         ``generator`` (read, not drawn from): what the user's networks draw from it (dropout)
         is then replayed by a resumed run, and the caller's global state is left as it was."""
         digest = hashlib.sha256(self.generator.get_state().numpy().tobytes()).digest()
-        devices = [] if device.type == "cpu" else [device.index or 0]
-        with torch.random.fork_rng(devices=devices,
-                                   device_type="cuda" if device.type == "cpu" else device.type):
-            torch.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        seed = int.from_bytes(digest[:8], "little") >> 1
+        if device.type == "cpu":
+            with torch_seeded(seed):  # an accelerator's generator is left alone
+                yield
+            return
+        with torch.random.fork_rng(devices=[device.index or 0], device_type=device.type):
+            torch.manual_seed(seed)
             yield
 
     def _binarize(self, x: torch.Tensor) -> torch.Tensor:

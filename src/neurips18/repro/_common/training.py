@@ -19,12 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from neurips18._validation import torch_seeded
+
 
 def init_model(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
     """``factory()`` with torch's global generator seeded by ``seed`` inside a fork: the
     same seed gives the same initial weights, and the caller's global RNG is untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch_seeded(seed):  # only the CPU generator (see torch_seeded)
         return factory()
 
 

@@ -1,0 +1,51 @@
+"""Library code that seeds torch for reproducible initial weights touches only the CPU
+generator, and puts it back: torch.manual_seed also reseeds every CUDA and MPS generator,
+which torch.random.fork_rng(devices=[]) does not restore, so a GPU user's accelerator
+stream changed when they built a model. Recorded by standing in for the accelerators'
+seeding functions (this machine has no GPU)."""
+
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture
+def accelerator_seeds(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda s: calls.append(("cuda", s)))
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda s: calls.append(("cuda", s)))
+    monkeypatch.setattr(torch.mps, "manual_seed", lambda s: calls.append(("mps", s)))
+    return calls
+
+
+def test_torch_seeded_seeds_the_cpu_generator_only_and_restores_it(accelerator_seeds):
+    from neurips18._validation import torch_seeded
+
+    before = torch.get_rng_state()
+    with torch_seeded(5):
+        a = torch.rand(3)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(a, torch.rand(3, generator=torch.Generator().manual_seed(5)))
+    assert accelerator_seeds == []
+
+
+def test_building_and_training_hvae_models_seed_no_accelerator(accelerator_seeds):
+    from neurips18.hvae import VAE, MLPDecoder, MLPEncoder, Trainer
+
+    enc = MLPEncoder(3, input_dim=20, hidden=(16,), generator=0)
+    dec = MLPDecoder(3, output_dim=20, hidden=(16,), generator=1)
+    x = torch.rand(40, 20, generator=torch.Generator().manual_seed(2))
+    Trainer(VAE(enc, dec), batch_size=20, max_epochs=1, progress=False).fit(x)
+    assert accelerator_seeds == []
+    again = MLPEncoder(3, input_dim=20, hidden=(16,), generator=0)
+    for k, v in again.state_dict().items():  # the weights are still the generator's
+        assert torch.equal(v, MLPEncoder(3, input_dim=20, hidden=(16,),
+                                         generator=0).state_dict()[k])
+
+
+def test_the_reproductions_model_builder_seeds_no_accelerator(accelerator_seeds):
+    from neurips18.repro._common.training import init_model
+
+    a = init_model(lambda: nn.Linear(4, 2), 3)
+    b = init_model(lambda: nn.Linear(4, 2), 3)
+    assert torch.equal(a.weight, b.weight) and accelerator_seeds == []
