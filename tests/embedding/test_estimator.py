@@ -534,3 +534,26 @@ def test_a_frame_of_nullable_numbers_is_numeric(dtype):
     holed.iloc[3, 1] = pd.NA
     with pytest.raises(ValidationError, match="Invalid X: .*found 1 NaN"):
         GaussianEmbedding(2).fit(holed, A)
+
+
+def test_a_refit_that_raises_leaves_the_fitted_estimator_as_it_was():
+    # with warnings turned into errors, a refit that did not converge raised after M_,
+    # embedding_, n_iter_ and n_features_in_ were replaced but before graph_norm_, valid_
+    # and validity_ were: a fitted estimator mixing two fits
+    A = chain_graph(600)
+    X, _ = field(A, p=6, seed=1)
+    est = GaussianEmbedding(rank=2, random_state=0).fit(X, A)
+    before = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    X2, _ = field(A, p=4, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(Warning):
+            est.set_params(max_iter=1).fit(X2, A)
+    after = {k: v for k, v in vars(est).items() if k.endswith("_")}
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        assert np.array_equal(np.asarray(after[k]), np.asarray(v)), k
+    with warnings.catch_warnings(record=True) as caught:  # the warning names the caller
+        warnings.simplefilter("always")
+        est.fit(X2, A)
+    assert caught and all(w.filename == __file__ for w in caught)

@@ -20,6 +20,7 @@ from neurips18._validation import (
     check_array,
     check_params,
     invalid,
+    unchanged_on_error,
 )
 from neurips18.embedding import _core
 from neurips18.embedding._graphs import SYMMETRY_RTOL, check_graph, norm_bounds
@@ -312,7 +313,7 @@ class GaussianEmbedding(BaseEstimator):
                 f"smallest one's fit: {top_eig:.3g}). The nuclear norm cannot give a "
                 f"solution of rank 1..{rank} without that shrinkage here (the leading "
                 "eigenvalues are too close); use method='nonconvex', a larger rank, or "
-                "pass alpha.", UserWarning, stacklevel=3)
+                "pass alpha.", UserWarning, stacklevel=4)
         m = X.shape[0]
         folds = rng.permutation(m) % self.cv
         scores = np.zeros((self.cv, alphas.size))
@@ -331,7 +332,14 @@ class GaussianEmbedding(BaseEstimator):
 
     # ------------------------------------------------------------------ API
     def fit(self, X: Any, graph: Any) -> GaussianEmbedding:
-        """Fit ``M`` from one field ``X`` (m, p) observed on ``graph`` (m, m)."""
+        """Fit ``M`` from one field ``X`` (m, p) observed on ``graph`` (m, m).
+
+        A fit that raises (bad input, or a warning turned into an error) leaves a fitted
+        estimator as it was, not half updated."""
+        with unchanged_on_error(self):
+            return self._fit(X, graph)
+
+    def _fit(self, X: Any, graph: Any) -> GaussianEmbedding:
         params = check_params(self.get_params(), self._parameter_constraints)
         Xc, a = self._data(X, graph, fitting=True)
         m, p = Xc.shape
@@ -369,7 +377,7 @@ class GaussianEmbedding(BaseEstimator):
                 warnings.warn(f"GaussianEmbedding: alpha={params['alpha']!r} is ignored by "
                               "method='nonconvex' (the nuclear-norm penalty belongs to "
                               "method='convex'; the rank is set by rank)", UserWarning,
-                              stacklevel=2)
+                              stacklevel=3)
             V0 = _core.spectral_init(s, rank, rng)
             res = _core.nonconvex(s, V0, max_iter=params["max_iter"], tol=params["tol"])
             self.M_, self.embedding_ = res.M, res.V
@@ -387,7 +395,7 @@ class GaussianEmbedding(BaseEstimator):
         if not res.converged:
             warnings.warn(f"GaussianEmbedding ({params['method']}) did not reach tol="
                           f"{params['tol']:g} in max_iter={params['max_iter']} iterations",
-                          _convergence_warning(), stacklevel=2)
+                          _convergence_warning(), stacklevel=3)
         norm_m = float(np.abs(np.linalg.eigvalsh(self.M_)).max())
         bounds = norm_bounds(a)
         self.graph_norm_ = bounds[1]
@@ -400,7 +408,7 @@ class GaussianEmbedding(BaseEstimator):
                 f"{self.validity_:.4g}): no joint Gaussian law with these conditionals "
                 "exists on this graph; the model may be misspecified (e.g. uncentred "
                 "columns or a graph that does not describe the dependence)",
-                ValidityWarning, stacklevel=2)
+                ValidityWarning, stacklevel=3)
         return self
 
     def predict(self, X: Any, graph: Any = None) -> np.ndarray:
