@@ -709,3 +709,23 @@ def test_a_faithful_fit_without_candidates_warns_that_its_centres_are_one_point(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PrivateKMeans(3, faithful=False, **kw).fit(X)  # its centres differ: no warning
+
+
+def test_a_fit_warning_made_an_error_leaves_the_new_release_whole():
+    """With warnings as errors, the no-candidate warning was raised half-way through the
+    attributes: the new centres (5 features) sat beside the earlier fit's n_features_in_ (3),
+    labels_ and n_coreset_centres_, so predict failed on data of either width."""
+    X3 = np.random.default_rng(1).uniform(-0.5, 0.5, size=(2000, 3))
+    X5 = np.random.default_rng(0).uniform(-0.7, 0.7, size=(500, 5))
+    acc = PrivacyAccountant(10.0, 1e-3)
+    m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, method="kaplan-stemmer",
+                      faithful=True, accountant=acc)
+    m.fit(X3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="no cell was heavy enough"):
+            m.fit(X5)
+    assert len(acc.ledger) == 2  # the release was made and charged
+    assert m.n_features_in_ == 5 and m.cluster_centers_.shape == (3, 5)
+    assert m.labels_.shape == (500,) and m.n_candidates_ == m.n_coreset_centres_ == 0
+    np.testing.assert_array_equal(m.predict(X5), m.labels_)

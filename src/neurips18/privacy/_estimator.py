@@ -240,17 +240,27 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Release private centres for ``X`` (NumPy array, DataFrame or Dask array).
 
         A fit that raises (bad input, a budget overspent) leaves the estimator as it was:
-        a previous release keeps its feature count and column names."""
+        a previous release keeps its feature count and column names. A warning of the fit
+        is issued once its release is complete, so a warning turned into an error leaves
+        the new release (charged to the accountant) in place, whole."""
         kept = {a: self.__dict__[a] for a in _INPUT_ATTRS if a in self.__dict__}
         try:
-            return self._fit(X)
+            note = self._fit(X)
         except BaseException:
             for a in _INPUT_ATTRS:  # validation of X has reset them: put them back
                 self.__dict__.pop(a, None)
             self.__dict__.update(kept)
             raise
+        if note is not None:  # warned once the whole release is in place: a warning made
+            # an error (-W error) stopped the fit half-way, with the new centres beside the
+            # earlier fit's feature count, labels and coreset size
+            import warnings
 
-    def _fit(self, X: Any) -> PrivateKMeans:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return self
+
+    def _fit(self, X: Any) -> str | None:
+        """Fit; return the text of a warning to issue once every attribute is set."""
         if self.radius is None:
             raise invalid("radius", None, "a positive number: the radius of the ball that "
                           "bounds the data, chosen without looking at the data")
@@ -305,22 +315,18 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_clipped_ = int(info.clipped)
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
-        if (method == "kaplan-stemmer" and self.n_candidates_ == 0 and k > 1
-                and bool(np.all(centres == centres[:1]))):
-            import warnings
-
-            warnings.warn(
-                f"PrivateKMeans: no cell was heavy enough to become a candidate centre (n = "
-                f"{n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so all "
-                f"{k} released centres are one point; more data, a larger epsilon, "
-                "faithful=False or method='lloyd' give a usable release",
-                UserWarning, stacklevel=2)
         self.n_coreset_centres_ = int(info.details.get("coreset_centres", 0))
         self.n_refined_centres_ = int(info.details.get("refined_centres", 0))
         # X is already validated (a DataFrame is an array by now): going through predict
         # would check it again and warn that it lost its feature names
         self.labels_ = _nearest_labels(X, centres) if not _data.is_dask(X) else None
-        return self
+        if (method == "kaplan-stemmer" and self.n_candidates_ == 0 and k > 1
+                and bool(np.all(centres == centres[:1]))):
+            return (f"PrivateKMeans: no cell was heavy enough to become a candidate centre "
+                    f"(n = {n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so "
+                    f"all {k} released centres are one point; more data, a larger epsilon, "
+                    "faithful=False or method='lloyd' give a usable release")
+        return None
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         return self.fit(X).predict(X)
