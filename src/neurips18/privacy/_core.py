@@ -651,10 +651,8 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
     centres = check_array("centres", centres, ndim=2, dtype="float64", finite=True)
     if radius is not None:
         radius = check("radius", radius, _data.RADIUS_RANGE)
-    if _data.is_dask(X) and radius is not None:
-        _data.check_dask_array(X)
-        if X.ndim != 2 or X.dtype.kind not in "fiub":
-            raise invalid("X", X, "a 2-D numeric array")
+    if _data.is_dask(X) and radius is not None:  # (a NaN row gave a NaN cost, no rows 0)
+        _data.check_dask_matrix(X)
     else:
         X = check_array("X", X, ndim=2, dtype="numeric", finite=True)
     if X.shape[1] != centres.shape[1]:

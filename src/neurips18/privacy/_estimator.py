@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -209,20 +208,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- data
     def _check_X(self, X: Any, *, reset: bool) -> Any:
         if _data.is_dask(X):
-            _data.check_dask_array(X)
-            if X.ndim != 2:
-                raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
-            if X.dtype.kind not in "fiub":
-                raise invalid("X", X, "numeric data")
-            if any(math.isnan(s) for s in X.shape):
-                raise invalid("X", X, "a Dask array of known shape (call compute_chunk_sizes)")
-            if X.shape[0] < 1:
-                raise invalid("X", X, "at least 1 row(s)")
-            import dask.array as da
-
-            bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
-            if bad:
-                raise invalid("X", X, f"finite values; found {bad} NaN or inf")
+            _data.check_dask_matrix(X)
             if reset:  # a Dask array has no column names: those of an earlier fit go
                 self.n_features_in_ = int(X.shape[1])
                 self.__dict__.pop("feature_names_in_", None)
