@@ -729,3 +729,7 @@ def test_a_fit_warning_made_an_error_leaves_the_new_release_whole():
     assert m.n_features_in_ == 5 and m.cluster_centers_.shape == (3, 5)
     assert m.labels_.shape == (500,) and m.n_candidates_ == m.n_coreset_centres_ == 0
     np.testing.assert_array_equal(m.predict(X5), m.labels_)
+    # the warning names the user's line, through fit_predict too
+    with pytest.warns(UserWarning, match="no cell was heavy enough") as rec:
+        m.fit_predict(X5)
+    assert [r.filename for r in rec] == [__file__]

@@ -21,7 +21,12 @@ from neurips18._validation import (
     invalid,
 )
 from neurips18.privacy import _core, _data, _mechanisms, _samplers
-from neurips18.privacy._accountant import Ledger, PrivacyAccountant, zcdp_epsilon
+from neurips18.privacy._accountant import (
+    Ledger,
+    PrivacyAccountant,
+    _outside_stacklevel,
+    zcdp_epsilon,
+)
 from neurips18.privacy._mechanisms import gaussian_feasible, laplace_feasible
 
 METHODS = ("auto", "kaplan-stemmer", "lloyd")
@@ -242,7 +247,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             # earlier fit's feature count, labels and coreset size
             import warnings
 
-            warnings.warn(note, UserWarning, stacklevel=2)
+            warnings.warn(note, UserWarning, stacklevel=_outside_stacklevel())
         return self
 
     def _fit(self, X: Any) -> str | None:
