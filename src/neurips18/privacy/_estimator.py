@@ -179,9 +179,10 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         then the steps' public starting points, repeated when ``n_clusters`` exceeds
         twice this number (so some clusters can be empty). 0 in the faithful mode and
         for DPLloyd.
-    n_clipped_, labels_, n_passes_ : int, ndarray, int
+    n_clipped_, labels_, n_passes_ : int, ndarray or None, int
         Facts about the training data for its holder (the exact number of rows outside the
-        ball; each row's nearest released centre; the number of passes over the data, which
+        ball; each row's nearest released centre, None after a fit on a Dask array, whose
+        labels ``predict`` gives lazily; the number of passes over the data, which
         counts the recounts made when a radius had more distinct cells than the summary
         holds). They are not covered by the privacy guarantee: do not publish them.
 
