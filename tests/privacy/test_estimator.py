@@ -733,3 +733,23 @@ def test_a_fit_warning_made_an_error_leaves_the_new_release_whole():
     with pytest.warns(UserWarning, match="no cell was heavy enough") as rec:
         m.fit_predict(X5)
     assert [r.filename for r in rec] == [__file__]
+
+
+def test_transform_follows_the_output_setting_as_kmeans_does(blobs):
+    """PrivateKMeans had no get_feature_names_out: under transform_output="pandas" its
+    transform returned an array (scikit-learn's KMeans a frame), and a Pipeline holding it
+    refused set_output(transform="pandas")."""
+    import sklearn
+
+    X = pd.DataFrame(blobs, columns=["a", "b", "c"])
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    names = [f"privatekmeans{i}" for i in range(4)]
+    assert list(m.get_feature_names_out()) == names
+    with sklearn.config_context(transform_output="pandas"):
+        out = m.transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names
+    np.testing.assert_array_equal(out.to_numpy(), m.transform(X))
+    pipe = make_pipeline(FunctionTransformer(lambda Z: Z * 0.5),
+                         PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0))
+    out = pipe.set_output(transform="pandas").fit_transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names

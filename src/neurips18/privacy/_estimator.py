@@ -6,7 +6,12 @@ import numbers
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neurips18._validation import (
@@ -103,7 +108,8 @@ def _check_noise_in_range(method: str, p: dict[str, Any], ledger: Ledger, n: int
                       f"release '{step}' of method={method!r} needs epsilon > {least:.3g}")
 
 
-class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class PrivateKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin,
+                    BaseEstimator):
     """k-means whose centres are (epsilon, delta)-differentially private.
 
     Two data sets are neighbours when one row is replaced by another (the number of rows
@@ -205,6 +211,14 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.faithful = faithful
         self.accountant = accountant
         self.random_state = random_state
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform`` (one distance per released centre): with
+        ``get_feature_names_out`` they are ``privatekmeans0``, ... and ``transform`` follows
+        ``set_output`` / ``transform_output="pandas"`` as scikit-learn's KMeans does (it
+        returned an array whatever the setting)."""
+        return int(self.cluster_centers_.shape[0])
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
