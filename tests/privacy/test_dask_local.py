@@ -386,3 +386,22 @@ def test_kmeans_cost_of_a_dask_array_checks_it_as_an_in_memory_one():
             kmeans_cost(da.from_array(Xb, chunks=30), C, 1.0)
     with pytest.raises(ValueError, match="Invalid X.*at least 1 row"):
         kmeans_cost(da.zeros((0, 3), chunks=30), C, 1.0)
+
+
+def test_data_without_columns_is_refused_before_the_accountant_is_charged():
+    """A Dask array of shape (n, 0) passed the checks of fit (an in-memory one is refused):
+    the accountant was charged and the fit then died in a ZeroDivisionError, a budget spent
+    on no release. local_kmeans failed with 'cannot reshape array of size 0' and
+    kmeans_cost returned 0."""
+    da = pytest.importorskip("dask.array")
+    for delta in (1e-6, 0.0):
+        acc = PrivacyAccountant(10.0, 1e-3)
+        with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+            PrivateKMeans(2, epsilon=1.0, delta=delta, radius=1.0,
+                          accountant=acc).fit(da.zeros((100, 0), chunks=50))
+        assert acc.ledger == []
+    with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+        local_kmeans(np.zeros((100, 0)), 2, epsilon=1.0, radius=1.0, random_state=0)
+    for X in (np.zeros((100, 0)), da.zeros((100, 0), chunks=50)):
+        with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+            kmeans_cost(X, np.zeros((2, 0)), 1.0)

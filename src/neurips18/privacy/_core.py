@@ -654,7 +654,7 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
     if _data.is_dask(X) and radius is not None:  # (a NaN row gave a NaN cost, no rows 0)
         _data.check_dask_matrix(X)
     else:
-        X = check_array("X", X, ndim=2, dtype="numeric", finite=True)
+        X = check_array("X", X, ndim=2, dtype="numeric", finite=True, min_cols=1)
     if X.shape[1] != centres.shape[1]:
         raise invalid("centres", centres, f"{X.shape[1]} columns, as X has")
     if radius is None:

@@ -45,8 +45,8 @@ def check_dask_array(X: Any) -> None:
 
 def check_dask_matrix(X: Any) -> Any:
     """Raise (naming X) unless ``X`` is a 2-D numeric Dask array of known shape with at
-    least one row and only finite values (one pass over the data), the checks an in-memory
-    ``X`` gets; return ``X``."""
+    least one row and one column and only finite values (one pass over the data), the
+    checks an in-memory ``X`` gets; return ``X``."""
     check_dask_array(X)
     if X.ndim != 2:
         raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
@@ -56,6 +56,8 @@ def check_dask_matrix(X: Any) -> Any:
         raise invalid("X", X, "a Dask array of known shape (call compute_chunk_sizes)")
     if X.shape[0] < 1:
         raise invalid("X", X, "at least 1 row(s)")
+    if X.shape[1] < 1:  # (a fit charged the accountant, then divided by d = 0)
+        raise invalid("X", X, "at least 1 column(s)")
     import dask.array as da
 
     bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
