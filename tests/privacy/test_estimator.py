@@ -753,3 +753,24 @@ def test_transform_follows_the_output_setting_as_kmeans_does(blobs):
                          PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0))
     out = pipe.set_output(transform="pandas").fit_transform(X)
     assert isinstance(out, pd.DataFrame) and list(out.columns) == names
+
+
+def test_a_centre_at_the_origin_is_kept_without_overflow_at_a_large_radius():
+    """_clip_rows divided the radius by max(norm, 1e-300): for a centre at the origin (an
+    empty cluster's, a padding row) and a radius past about 1.8e8 that overflowed, so an
+    ordinary fit at radius 1e9 warned 'overflow encountered in divide', and under -W error
+    stopped after the accountant was charged."""
+    from neurips18.privacy import _core
+
+    c = np.array([[0.0, 0.0, 0.0], [3e9, 4e9, 0.0], [1e8, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _core._clip_rows(c, 1e9)
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 0.0], [6e8, 8e8, 0.0], [1e8, 0.0, 0.0]])
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(300, 3)) * 1e9
+    acc = PrivacyAccountant(10.0, 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1e9, random_state=0,
+                          accountant=acc).fit(X)
+    assert m.cluster_centers_.shape == (3, 3) and len(acc.ledger) == 1

@@ -115,8 +115,14 @@ def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.ran
 
 
 def _clip_rows(c: np.ndarray, radius: float) -> np.ndarray:
+    """The rows of ``c`` longer than ``radius`` scaled onto the sphere. The factor
+    radius / norm is formed for those rows only: for a centre at the origin (an empty
+    cluster's, a padding row) and a radius above about 1.8e8, radius / 1e-300 overflowed,
+    a RuntimeWarning in an ordinary fit (under -W error the fit stopped after the accountant
+    was charged). The result is the same bits as before."""
     norms = np.linalg.norm(c, axis=1)
-    return c * np.minimum(1.0, radius / np.maximum(norms, 1e-300))[:, None]
+    over = norms > radius
+    return c * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
 
 
 # ----------------------------------------------------------------------------- hashing
