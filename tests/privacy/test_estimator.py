@@ -774,3 +774,15 @@ def test_a_centre_at_the_origin_is_kept_without_overflow_at_a_large_radius():
         m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1e9, random_state=0,
                           accountant=acc).fit(X)
     assert m.cluster_centers_.shape == (3, 3) and len(acc.ledger) == 1
+
+
+def test_the_no_candidate_warning_of_the_practical_mode_does_not_advise_it():
+    """The practical mode (faithful=False) on little data at a small epsilon can release
+    one point too; its warning advised 'faithful=False', the setting already in use."""
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(300, 3)) * 1e9
+    with pytest.warns(UserWarning, match="no cell was heavy enough") as rec:
+        m = PrivateKMeans(3, epsilon=0.05, delta=1e-6, radius=1e9, random_state=6).fit(X)
+    assert m.n_candidates_ == 0
+    text = str(rec[0].message)
+    assert "faithful = False" in text and "faithful=False" not in text
+    assert "method='lloyd'" in text

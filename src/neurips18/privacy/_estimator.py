@@ -330,8 +330,9 @@ class PrivateKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMi
                 and bool(np.all(centres == centres[:1]))):
             return (f"PrivateKMeans: no cell was heavy enough to become a candidate centre "
                     f"(n = {n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so "
-                    f"all {k} released centres are one point; more data, a larger epsilon, "
-                    "faithful=False or method='lloyd' give a usable release")
+                    f"all {k} released centres are one point; more data, a larger epsilon"
+                    f"{', faithful=False' if p['faithful'] else ''} or method='lloyd' give a "
+                    "usable release")
         return None
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
