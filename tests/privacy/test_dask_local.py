@@ -366,3 +366,42 @@ def test_local_model_refuses_an_epsilon_its_randomizers_cannot_use(d):
         for eps in (least, least * 10):
             c = local_kmeans(X, 3, epsilon=eps, radius=1.0, random_state=0).cluster_centers
             assert c.shape == (3, d) and np.isfinite(c).all()
+
+
+def test_kmeans_cost_of_a_dask_array_checks_it_as_an_in_memory_one():
+    """kmeans_cost(X, centres, radius) with a Dask X checked only its type and shape: a NaN
+    or an inf in X gave a NaN cost (in memory: an error naming X) and an X of no rows a
+    cost of 0 (in memory: refused)."""
+    da = pytest.importorskip("dask.array")
+    X = np.random.default_rng(0).normal(size=(100, 3)) * 0.2
+    C = np.array([[0.0, 0.0, 0.0], [0.3, 0.3, 0.3]])
+    assert kmeans_cost(da.from_array(X, chunks=30), C, 1.0) == \
+        pytest.approx(kmeans_cost(X, C, 1.0), rel=1e-12)
+    for bad in (np.nan, np.inf):
+        Xb = X.copy()
+        Xb[5, 1] = bad
+        with pytest.raises(ValueError, match="Invalid X.*found 1 NaN or inf"):
+            kmeans_cost(Xb, C, 1.0)
+        with pytest.raises(ValueError, match="Invalid X.*found 1 NaN or inf"):
+            kmeans_cost(da.from_array(Xb, chunks=30), C, 1.0)
+    with pytest.raises(ValueError, match="Invalid X.*at least 1 row"):
+        kmeans_cost(da.zeros((0, 3), chunks=30), C, 1.0)
+
+
+def test_data_without_columns_is_refused_before_the_accountant_is_charged():
+    """A Dask array of shape (n, 0) passed the checks of fit (an in-memory one is refused):
+    the accountant was charged and the fit then died in a ZeroDivisionError, a budget spent
+    on no release. local_kmeans failed with 'cannot reshape array of size 0' and
+    kmeans_cost returned 0."""
+    da = pytest.importorskip("dask.array")
+    for delta in (1e-6, 0.0):
+        acc = PrivacyAccountant(10.0, 1e-3)
+        with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+            PrivateKMeans(2, epsilon=1.0, delta=delta, radius=1.0,
+                          accountant=acc).fit(da.zeros((100, 0), chunks=50))
+        assert acc.ledger == []
+    with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+        local_kmeans(np.zeros((100, 0)), 2, epsilon=1.0, radius=1.0, random_state=0)
+    for X in (np.zeros((100, 0)), da.zeros((100, 0), chunks=50)):
+        with pytest.raises(ValueError, match=r"Invalid X.*at least 1 column"):
+            kmeans_cost(X, np.zeros((2, 0)), 1.0)

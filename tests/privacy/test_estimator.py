@@ -709,3 +709,80 @@ def test_a_faithful_fit_without_candidates_warns_that_its_centres_are_one_point(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PrivateKMeans(3, faithful=False, **kw).fit(X)  # its centres differ: no warning
+
+
+def test_a_fit_warning_made_an_error_leaves_the_new_release_whole():
+    """With warnings as errors, the no-candidate warning was raised half-way through the
+    attributes: the new centres (5 features) sat beside the earlier fit's n_features_in_ (3),
+    labels_ and n_coreset_centres_, so predict failed on data of either width."""
+    X3 = np.random.default_rng(1).uniform(-0.5, 0.5, size=(2000, 3))
+    X5 = np.random.default_rng(0).uniform(-0.7, 0.7, size=(500, 5))
+    acc = PrivacyAccountant(10.0, 1e-3)
+    m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, method="kaplan-stemmer",
+                      faithful=True, accountant=acc)
+    m.fit(X3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning, match="no cell was heavy enough"):
+            m.fit(X5)
+    assert len(acc.ledger) == 2  # the release was made and charged
+    assert m.n_features_in_ == 5 and m.cluster_centers_.shape == (3, 5)
+    assert m.labels_.shape == (500,) and m.n_candidates_ == m.n_coreset_centres_ == 0
+    np.testing.assert_array_equal(m.predict(X5), m.labels_)
+    # the warning names the user's line, through fit_predict too
+    with pytest.warns(UserWarning, match="no cell was heavy enough") as rec:
+        m.fit_predict(X5)
+    assert [r.filename for r in rec] == [__file__]
+
+
+def test_transform_follows_the_output_setting_as_kmeans_does(blobs):
+    """PrivateKMeans had no get_feature_names_out: under transform_output="pandas" its
+    transform returned an array (scikit-learn's KMeans a frame), and a Pipeline holding it
+    refused set_output(transform="pandas")."""
+    import sklearn
+
+    X = pd.DataFrame(blobs, columns=["a", "b", "c"])
+    m = PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0).fit(X)
+    names = [f"privatekmeans{i}" for i in range(4)]
+    assert list(m.get_feature_names_out()) == names
+    with sklearn.config_context(transform_output="pandas"):
+        out = m.transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names
+    np.testing.assert_array_equal(out.to_numpy(), m.transform(X))
+    pipe = make_pipeline(FunctionTransformer(lambda Z: Z * 0.5),
+                         PrivateKMeans(4, epsilon=1.0, delta=1e-6, radius=1.0, random_state=0))
+    out = pipe.set_output(transform="pandas").fit_transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == names
+
+
+def test_a_centre_at_the_origin_is_kept_without_overflow_at_a_large_radius():
+    """_clip_rows divided the radius by max(norm, 1e-300): for a centre at the origin (an
+    empty cluster's, a padding row) and a radius past about 1.8e8 that overflowed, so an
+    ordinary fit at radius 1e9 warned 'overflow encountered in divide', and under -W error
+    stopped after the accountant was charged."""
+    from neurips18.privacy import _core
+
+    c = np.array([[0.0, 0.0, 0.0], [3e9, 4e9, 0.0], [1e8, 0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = _core._clip_rows(c, 1e9)
+    np.testing.assert_array_equal(out, [[0.0, 0.0, 0.0], [6e8, 8e8, 0.0], [1e8, 0.0, 0.0]])
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(300, 3)) * 1e9
+    acc = PrivacyAccountant(10.0, 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1e9, random_state=0,
+                          accountant=acc).fit(X)
+    assert m.cluster_centers_.shape == (3, 3) and len(acc.ledger) == 1
+
+
+def test_the_no_candidate_warning_of_the_practical_mode_does_not_advise_it():
+    """The practical mode (faithful=False) on little data at a small epsilon can release
+    one point too; its warning advised 'faithful=False', the setting already in use."""
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(300, 3)) * 1e9
+    with pytest.warns(UserWarning, match="no cell was heavy enough") as rec:
+        m = PrivateKMeans(3, epsilon=0.05, delta=1e-6, radius=1e9, random_state=6).fit(X)
+    assert m.n_candidates_ == 0
+    text = str(rec[0].message)
+    assert "faithful = False" in text and "faithful=False" not in text
+    assert "method='lloyd'" in text

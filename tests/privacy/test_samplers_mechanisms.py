@@ -365,3 +365,27 @@ def test_a_subnormal_delta_converts_or_is_refused_before_spending():
     with pytest.raises(ValueError, match="Invalid delta"):
         PrivateKMeans(2, epsilon=1.0, delta=5e-324, radius=1.0, accountant=acc).fit(X)
     assert len(acc.ledger) == 1
+
+
+def test_a_histogram_refused_for_its_delta_spends_no_rho():
+    """A thresholded histogram on a ledger with no thresholding share (delta_threshold = 0)
+    is refused for its delta; its rho had been reserved first and stayed spent, so the
+    next release within the plan was refused although nothing had been released."""
+    from neurips18.privacy import BudgetExceededError, thresholded_histogram
+
+    led = Ledger(1.0, 1e-6)  # delta_threshold 0: no share for a histogram's delta
+    rng = np.random.default_rng(0)
+    with pytest.raises(BudgetExceededError, match="thresholding share"):
+        thresholded_histogram(np.arange(3), np.array([50, 60, 70]), floor=1, rho=led.rho,
+                              delta=1e-7, rng=rng, ledger=led, step="histogram")
+    assert led._rho_used == 0 and led._delta_used == 0 and led.entries == []
+    out = gaussian_release(np.array([50, 60, 70]), sensitivity=1.0, rho=led.rho, unit=1.0,
+                           changed=1, rng=rng, ledger=led, step="counts")
+    assert out.shape == (3,) and led.totals()["rho"] == led.rho
+    # a delta and a rho that both fit are both reserved by the one call
+    both = Ledger(1.0, 1e-6, delta_threshold=5e-7)
+    both.charge_rho(both.rho / 2, "half", delta=2e-7)
+    assert both._rho_used == both.rho / 2 and both._delta_used == 2e-7
+    with pytest.raises(BudgetExceededError, match="thresholding share"):
+        both.charge_rho(both.rho / 4, "too much delta", delta=4e-7)
+    assert both._rho_used == both.rho / 2 and both._delta_used == 2e-7

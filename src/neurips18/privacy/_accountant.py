@@ -227,7 +227,11 @@ class Ledger:
         return rho_for_epsilon(float(self.epsilon), float(self.delta_conversion))
 
     # -- charging -------------------------------------------------------------------
-    def charge_rho(self, rho: float, what: str) -> None:
+    def charge_rho(self, rho: float, what: str, *, delta: float = 0.0) -> None:
+        """Reserve ``rho`` and, for a thresholded histogram, its approximate part ``delta``
+        (as :meth:`charge_delta`). Both are checked before either is reserved: a refused
+        ``delta`` left its ``rho`` spent, so the plan shrank by a release that never
+        happened and a later release within the plan was refused."""
         if self.mode != "zcdp":
             raise BudgetExceededError(f"{what}: a Gaussian (zCDP) mechanism needs delta > 0")
         if not 0 < rho < math.inf:  # a NaN passed every later comparison: no limit left
@@ -236,6 +240,9 @@ class Ledger:
             raise BudgetExceededError(
                 f"{what}: rho {rho:.6g} exceeds what is left ({self.rho - self._rho_used:.6g} "
                 f"of {self.rho:.6g}); nothing was released")
+        if delta:
+            self._check_delta(delta, what)
+            self._delta_used += delta
         self._rho_used += rho
 
     def charge_epsilon(self, eps: float, what: str) -> None:
@@ -250,13 +257,16 @@ class Ledger:
                 "released")
         self._eps_used += eps
 
-    def charge_delta(self, delta: float, what: str) -> None:
+    def _check_delta(self, delta: float, what: str) -> None:
         if not 0 <= delta < math.inf:
             raise ValueError(f"{what}: delta must be a finite number >= 0, got {delta}")
         if self._delta_used + delta > self.delta_threshold * (1 + _TOL):
             raise BudgetExceededError(
                 f"{what}: delta {delta:.3g} exceeds the thresholding share left "
                 f"({self.delta_threshold - self._delta_used:.3g}); nothing was released")
+
+    def charge_delta(self, delta: float, what: str) -> None:
+        self._check_delta(delta, what)
         self._delta_used += delta
 
     def record(self, entry: LedgerEntry) -> None:

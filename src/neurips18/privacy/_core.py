@@ -115,8 +115,14 @@ def weighted_kmeans(points: np.ndarray, weights: np.ndarray, k: int, rng: np.ran
 
 
 def _clip_rows(c: np.ndarray, radius: float) -> np.ndarray:
+    """The rows of ``c`` longer than ``radius`` scaled onto the sphere. The factor
+    radius / norm is formed for those rows only: for a centre at the origin (an empty
+    cluster's, a padding row) and a radius above about 1.8e8, radius / 1e-300 overflowed,
+    a RuntimeWarning in an ordinary fit (under -W error the fit stopped after the accountant
+    was charged). The result is the same bits as before."""
     norms = np.linalg.norm(c, axis=1)
-    return c * np.minimum(1.0, radius / np.maximum(norms, 1e-300))[:, None]
+    over = norms > radius
+    return c * np.where(over, radius / np.where(over, norms, 1.0), 1.0)[:, None]
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -651,12 +657,10 @@ def cost(X: Any, centres: np.ndarray, radius: float | None = None) -> float:
     centres = check_array("centres", centres, ndim=2, dtype="float64", finite=True)
     if radius is not None:
         radius = check("radius", radius, _data.RADIUS_RANGE)
-    if _data.is_dask(X) and radius is not None:
-        _data.check_dask_array(X)
-        if X.ndim != 2 or X.dtype.kind not in "fiub":
-            raise invalid("X", X, "a 2-D numeric array")
+    if _data.is_dask(X) and radius is not None:  # (a NaN row gave a NaN cost, no rows 0)
+        _data.check_dask_matrix(X)
     else:
-        X = check_array("X", X, ndim=2, dtype="numeric", finite=True)
+        X = check_array("X", X, ndim=2, dtype="numeric", finite=True, min_cols=1)
     if X.shape[1] != centres.shape[1]:
         raise invalid("centres", centres, f"{X.shape[1]} columns, as X has")
     if radius is None:

@@ -11,6 +11,7 @@ release the same numbers. Noise is added by the caller, once, to the reduced agg
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +41,29 @@ def check_dask_array(X: Any) -> None:
         raise invalid("X", f"a Dask {type(X).__name__}", "a NumPy array, a pandas "
                       "DataFrame or a Dask array (a Dask DataFrame converts with "
                       "X.to_dask_array(lengths=True))")
+
+
+def check_dask_matrix(X: Any) -> Any:
+    """Raise (naming X) unless ``X`` is a 2-D numeric Dask array of known shape with at
+    least one row and one column and only finite values (one pass over the data), the
+    checks an in-memory ``X`` gets; return ``X``."""
+    check_dask_array(X)
+    if X.ndim != 2:
+        raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
+    if X.dtype.kind not in "fiub":
+        raise invalid("X", X, "numeric data")
+    if any(math.isnan(s) for s in X.shape):
+        raise invalid("X", X, "a Dask array of known shape (call compute_chunk_sizes)")
+    if X.shape[0] < 1:
+        raise invalid("X", X, "at least 1 row(s)")
+    if X.shape[1] < 1:  # (a fit charged the accountant, then divided by d = 0)
+        raise invalid("X", X, "at least 1 column(s)")
+    import dask.array as da
+
+    bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
+    if bad:
+        raise invalid("X", X, f"finite values; found {bad} NaN or inf")
+    return X
 
 
 def _clip_to_ball(x: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:

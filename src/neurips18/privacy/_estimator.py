@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+)
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neurips18._validation import (
@@ -22,7 +26,12 @@ from neurips18._validation import (
     invalid,
 )
 from neurips18.privacy import _core, _data, _mechanisms, _samplers
-from neurips18.privacy._accountant import Ledger, PrivacyAccountant, zcdp_epsilon
+from neurips18.privacy._accountant import (
+    Ledger,
+    PrivacyAccountant,
+    _outside_stacklevel,
+    zcdp_epsilon,
+)
 from neurips18.privacy._mechanisms import gaussian_feasible, laplace_feasible
 
 METHODS = ("auto", "kaplan-stemmer", "lloyd")
@@ -99,7 +108,8 @@ def _check_noise_in_range(method: str, p: dict[str, Any], ledger: Ledger, n: int
                       f"release '{step}' of method={method!r} needs epsilon > {least:.3g}")
 
 
-class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
+class PrivateKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin,
+                    BaseEstimator):
     """k-means whose centres are (epsilon, delta)-differentially private.
 
     Two data sets are neighbours when one row is replaced by another (the number of rows
@@ -175,9 +185,10 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         then the steps' public starting points, repeated when ``n_clusters`` exceeds
         twice this number (so some clusters can be empty). 0 in the faithful mode and
         for DPLloyd.
-    n_clipped_, labels_, n_passes_ : int, ndarray, int
+    n_clipped_, labels_, n_passes_ : int, ndarray or None, int
         Facts about the training data for its holder (the exact number of rows outside the
-        ball; each row's nearest released centre; the number of passes over the data, which
+        ball; each row's nearest released centre, None after a fit on a Dask array, whose
+        labels ``predict`` gives lazily; the number of passes over the data, which
         counts the recounts made when a radius had more distinct cells than the summary
         holds). They are not covered by the privacy guarantee: do not publish them.
 
@@ -201,6 +212,14 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.accountant = accountant
         self.random_state = random_state
 
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform`` (one distance per released centre): with
+        ``get_feature_names_out`` they are ``privatekmeans0``, ... and ``transform`` follows
+        ``set_output`` / ``transform_output="pandas"`` as scikit-learn's KMeans does (it
+        returned an array whatever the setting)."""
+        return int(self.cluster_centers_.shape[0])
+
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.non_deterministic = True
@@ -209,20 +228,7 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     # ----------------------------------------------------------------------------- data
     def _check_X(self, X: Any, *, reset: bool) -> Any:
         if _data.is_dask(X):
-            _data.check_dask_array(X)
-            if X.ndim != 2:
-                raise invalid("X", X, f"a 2-D array, got {X.ndim}-D")
-            if X.dtype.kind not in "fiub":
-                raise invalid("X", X, "numeric data")
-            if any(math.isnan(s) for s in X.shape):
-                raise invalid("X", X, "a Dask array of known shape (call compute_chunk_sizes)")
-            if X.shape[0] < 1:
-                raise invalid("X", X, "at least 1 row(s)")
-            import dask.array as da
-
-            bad = int((~da.isfinite(X)).sum().compute()) if X.dtype.kind == "f" else 0
-            if bad:
-                raise invalid("X", X, f"finite values; found {bad} NaN or inf")
+            _data.check_dask_matrix(X)
             if reset:  # a Dask array has no column names: those of an earlier fit go
                 self.n_features_in_ = int(X.shape[1])
                 self.__dict__.pop("feature_names_in_", None)
@@ -240,17 +246,27 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Release private centres for ``X`` (NumPy array, DataFrame or Dask array).
 
         A fit that raises (bad input, a budget overspent) leaves the estimator as it was:
-        a previous release keeps its feature count and column names."""
+        a previous release keeps its feature count and column names. A warning of the fit
+        is issued once its release is complete, so a warning turned into an error leaves
+        the new release (charged to the accountant) in place, whole."""
         kept = {a: self.__dict__[a] for a in _INPUT_ATTRS if a in self.__dict__}
         try:
-            return self._fit(X)
+            note = self._fit(X)
         except BaseException:
             for a in _INPUT_ATTRS:  # validation of X has reset them: put them back
                 self.__dict__.pop(a, None)
             self.__dict__.update(kept)
             raise
+        if note is not None:  # warned once the whole release is in place: a warning made
+            # an error (-W error) stopped the fit half-way, with the new centres beside the
+            # earlier fit's feature count, labels and coreset size
+            import warnings
 
-    def _fit(self, X: Any) -> PrivateKMeans:
+            warnings.warn(note, UserWarning, stacklevel=_outside_stacklevel())
+        return self
+
+    def _fit(self, X: Any) -> str | None:
+        """Fit; return the text of a warning to issue once every attribute is set."""
         if self.radius is None:
             raise invalid("radius", None, "a positive number: the radius of the ball that "
                           "bounds the data, chosen without looking at the data")
@@ -305,22 +321,19 @@ class PrivateKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_clipped_ = int(info.clipped)
         self.n_passes_ = int(info.passes)
         self.n_candidates_ = int(info.candidates)
-        if (method == "kaplan-stemmer" and self.n_candidates_ == 0 and k > 1
-                and bool(np.all(centres == centres[:1]))):
-            import warnings
-
-            warnings.warn(
-                f"PrivateKMeans: no cell was heavy enough to become a candidate centre (n = "
-                f"{n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so all "
-                f"{k} released centres are one point; more data, a larger epsilon, "
-                "faithful=False or method='lloyd' give a usable release",
-                UserWarning, stacklevel=2)
         self.n_coreset_centres_ = int(info.details.get("coreset_centres", 0))
         self.n_refined_centres_ = int(info.details.get("refined_centres", 0))
         # X is already validated (a DataFrame is an array by now): going through predict
         # would check it again and warn that it lost its feature names
         self.labels_ = _nearest_labels(X, centres) if not _data.is_dask(X) else None
-        return self
+        if (method == "kaplan-stemmer" and self.n_candidates_ == 0 and k > 1
+                and bool(np.all(centres == centres[:1]))):
+            return (f"PrivateKMeans: no cell was heavy enough to become a candidate centre "
+                    f"(n = {n}, epsilon = {p['epsilon']}, faithful = {p['faithful']}), so "
+                    f"all {k} released centres are one point; more data, a larger epsilon"
+                    f"{', faithful=False' if p['faithful'] else ''} or method='lloyd' give a "
+                    "usable release")
+        return None
 
     def fit_predict(self, X: Any, y: Any = None) -> Any:
         return self.fit(X).predict(X)

@@ -159,7 +159,7 @@ def local_kmeans(X: Any, n_clusters: int, *, epsilon: float, radius: float,
     # "numeric" as in kmeans_cost and fit: a complex X was cast to float64 here, its
     # imaginary part dropped with only NumPy's ComplexWarning, and a pd.NA was "not
     # convertible to float64" instead of a missing value
-    X = np.asarray(check_array("X", X, ndim=2, dtype="numeric", finite=True),
+    X = np.asarray(check_array("X", X, ndim=2, dtype="numeric", finite=True, min_cols=1),
                    dtype=np.float64)
     n, d = X.shape
     k = check("n_clusters", n_clusters, Interval(int, 1, None))

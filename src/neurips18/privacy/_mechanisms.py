@@ -114,9 +114,7 @@ def gaussian_release(values: np.ndarray, *, sensitivity: float, rho: float, unit
     rho = check("rho", rho, _POSITIVE)
     delta = check("delta", delta, Interval(float, 0, 1, closed="left"))
     j, s2, d_j = gaussian_noise_params(sensitivity, rho, changed)
-    ledger.charge_rho(rho, step)
-    if delta:
-        ledger.charge_delta(delta, step)
+    ledger.charge_rho(rho, step, delta=delta)  # both, or neither when one is refused
     noise = discrete_gaussian(s2, values.size, rng).reshape(values.shape)
     g = unit * 2.0**j
     out = (_round_to(values, j) + noise).astype(np.float64) * g
