@@ -363,6 +363,33 @@ def test_dirty_means_changed_code_not_changed_outputs(tmp_path):
     assert got["dirty"] is True and len(got["commit"]) == 40
 
 
+def test_an_untracked_module_under_src_makes_the_checkout_dirty(tmp_path):
+    """A new file under src/ that git does not know (a paper module added beside the
+    others, run before it is committed) was left out: meta.json named the commit, which
+    lacks that code, as clean. Ignored files (bytecode) still do not count."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("__pycache__/\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "src" / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "notes.txt").write_text("outside the code paths\n")
+    assert harness._git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "src" / "pkg" / "newpaper.py").write_text("REPRODUCTION = None\n")
+    assert harness._git_commit(tmp_path)["dirty"] is True
+
+
 def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
     # a checkpoint of deepcode's "ours_*" steps was computed from coding/weights/*.pt; new
     # weights (a pull) must not resume it

@@ -135,8 +135,10 @@ _CODE_PATHS = ("src", "pyproject.toml")
 
 
 def _git_commit(root: Path | None = None) -> dict[str, Any]:
-    """The checkout's commit and whether its code differs from it (tracked files under
-    ``_CODE_PATHS``). Called when a run starts, so it describes the code that ran."""
+    """The checkout's commit and whether its code differs from it: a tracked file under
+    ``_CODE_PATHS`` changed, or a file there that git does not know and does not ignore (a
+    new module, such as a paper added beside the others, is code the commit lacks).
+    Called when a run starts, so it describes the code that ran."""
     root = Path(__file__).resolve().parents[3] if root is None else root
     try:
         # Only a checkout whose top is ``root`` describes this code. A package installed
@@ -154,7 +156,7 @@ def _git_commit(root: Path | None = None) -> dict[str, Any]:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all", "--",
              *_CODE_PATHS],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
