@@ -328,6 +328,35 @@ def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monk
     assert not out.exists()
 
 
+@pytest.mark.parametrize("file, key, value, named", [
+    ("result.json", "ours", "0.93", "comparisons[0].ours is '0.93'"),
+    ("result.json", "interval", [0.1], "comparisons[0].interval is [0.1]"),
+    ("meta.json", "wall_time_s", "12.5", "wall_time_s is '12.5'"),
+    ("meta.json", "commit", 1234, "commit is 1234"),
+    ("meta.json", "rejudged", ["yesterday"], "rejudged is ['yesterday']"),
+])
+def test_report_on_a_hand_edited_value_of_the_wrong_type_exits_2_naming_it(
+        tmp_path, monkeypatch, capsys, file, key, value, named):
+    """A number written as a string in result.json ("ours": "0.93") or meta.json
+    ("wall_time_s": "12.5"), or a commit that is not a string, passed the reading checks
+    and ended `report` with a traceback while the page was formatted, and exit code 1:
+    the code of a failed tolerance."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    path = tmp_path / "toy" / file
+    doc = json.loads(path.read_text())
+    (doc["comparisons"][0] if file == "result.json" else doc)[key] = value
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the result" in err and named in err and str(tmp_path / "toy") in err
+    assert not out.exists()
+
+
 def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):
     """A SIGTERM to `reproduce all --jobs N` killed the parent alone: its children ran on
     as orphans (a rerun found their folders locked) and the log folder stayed behind."""
