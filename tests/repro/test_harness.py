@@ -123,6 +123,28 @@ def test_profiles_are_validated():
     assert _ToyConfig.from_dict(cfg.to_dict()) == cfg
 
 
+@dataclass(frozen=True)
+class _KeyedConfig(Profile):
+    lr_by_width: dict[int, float]
+    weight_by_share: dict[float, int]
+    label_by_flag: dict[bool, str]
+    names: dict[str, int]
+    by_optional: dict[int | None, int]
+
+
+def test_a_profile_with_number_keys_comes_back_from_its_json_form():
+    """JSON writes every key as a string: from_dict gave a dict[int, float] field the key
+    "64" instead of 64, so the rebuilt config (what rejudge judges with) differed from the
+    one that ran and failed its own type check."""
+    from neurips18.repro.core import validate_profile
+
+    cfg = _KeyedConfig({64: 0.1, 128: 0.05}, {0.5: 1, 1e-05: 2}, {True: "a", False: "b"},
+                       {"64": 1}, {None: 0, 3: 1})
+    back = _KeyedConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg
+    validate_profile("quick", back)
+
+
 class _Interrupt(Exception):
     pass
 

@@ -458,6 +458,31 @@ def validate_profile(name: str, cfg: Any) -> None:
     cfg.check()
 
 
+def _coerce_key(key: Any, tp: Any) -> Any:
+    """A dict key read back from JSON, which writes every key as a string: the key 64 of
+    a ``dict[int, float]`` field came back as ``"64"`` (and 0.5 as ``"0.5"``, True as
+    ``"true"``), so the rebuilt profile differed from the one that ran."""
+    if not isinstance(key, str):
+        return _coerce(key, tp)
+    options = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(
+        tp) in (typing.Union, types.UnionType) else [tp]
+    if str in options or Any in options:
+        return key
+    for a in options:
+        try:
+            if a is bool and key in ("true", "false"):
+                return key == "true"
+            if a is int:
+                return int(key)
+            if a is float:
+                return float(key)
+        except ValueError:
+            continue
+    if type(None) in typing.get_args(tp) and key == "null":
+        return None
+    return key
+
+
 def _coerce(value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -485,7 +510,7 @@ def _coerce(value: Any, tp: Any) -> Any:
             return tuple(_coerce(v, a) for v, a in zip(value, args, strict=False))
         return tuple(value)
     if origin in (dict, Mapping) and isinstance(value, Mapping) and args:
-        return {_coerce(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
+        return {_coerce_key(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return value  # ints are valid floats; keep the value as written
     return value
