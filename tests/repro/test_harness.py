@@ -83,6 +83,23 @@ def test_estimate_matches_scipy_and_pairs_by_seed():
         estimate([1.0, 2.0], paired_with=[1.0])
 
 
+def test_a_row_from_an_estimate_names_its_interval_level():
+    """An Estimate of another level (estimate(..., level=0.5)) decided the verdict with its
+    own, narrower interval while the row said "95% interval of ours"."""
+    refs = References(Reference("g", "gap", 0.0, source="target", tol=0.1))
+    vals = [0.01, 0.02, 0.03, 0.05]
+    half = refs.row("g", estimate(vals, level=0.5))
+    assert half.interval == estimate(vals, level=0.5).interval
+    assert half.tolerance.startswith("50% interval of ours") and "95%" not in half.tolerance
+    assert refs.row("g", estimate(vals)).tolerance.startswith("95% interval of ours")
+    assert refs.row("g", estimate(vals, level=0.99)).tolerance.startswith("99% interval")
+    for bad in (0.0, 1.0, 95, math.nan):
+        with pytest.raises(ValueError, match="level"):
+            estimate(vals, level=bad)
+        with pytest.raises(ValueError, match="level"):
+            compare("g", 0.0, 0.0, source="t", tol=0.1, interval=(0.0, 0.1), level=bad)
+
+
 def test_references_rows():
     refs = References(
         Reference("a", "sum for {who}", 3.0, source="closed form", tol=1e-12),
