@@ -60,6 +60,19 @@ def test_interval_decides_the_verdict():
                    interval=(0.0, 2.5)).verdict == "fail"
 
 
+def test_an_interval_given_high_end_first_is_refused():
+    """compare(interval=(0.7, -0.5), mode="min") checked 0.7 as the low end and passed a
+    claim whose interval reaches -0.5; three numbers were cut to the first two."""
+    for bad in ((0.7, -0.5), (0.1, 0.7, -3.0), (0.1,)):
+        with pytest.raises(ValueError, match="interval must be"):
+            compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min", interval=bad)
+    one_point = compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min", interval=(0.5, 0.5))
+    assert one_point.verdict == "pass"
+    nan_end = compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min",
+                      interval=(math.nan, 0.7))
+    assert nan_end.verdict == "fail"
+
+
 def test_a_row_shown_without_verdict_keeps_its_reference():
     row = compare("acc", 0.9, 0.995, source="target", tol=0.0, mode="min", judged=False)
     assert row.verdict == "no-reference" and row.paper == 0.995

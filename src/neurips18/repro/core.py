@@ -175,7 +175,15 @@ def compare(
         raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     ours_f = None if ours is None else float(ours)
     paper_f = None if paper is None else float(paper)
-    iv = None if interval is None else (float(interval[0]), float(interval[1]))
+    iv = None
+    if interval is not None:
+        bounds = [float(v) for v in interval]
+        # the ends are read as (low, high): swapped, a "min" check read the high end as
+        # the low one and passed a claim its interval does not support
+        if len(bounds) != 2 or bounds[0] > bounds[1]:
+            raise ValueError(f"interval must be (low, high) with low <= high, got "
+                             f"{tuple(interval)!r}")
+        iv = (bounds[0], bounds[1])
     verdict: Verdict
     if paper_f is None:
         verdict = "no-reference"
