@@ -222,6 +222,26 @@ def toy_registry(monkeypatch):
     return repros
 
 
+def test_drawing_the_figure_leaves_the_callers_matplotlib_backend(tmp_path, toy_registry):
+    """Writing figure.png switched matplotlib to Agg for the rest of the process: after
+    harness.run in a notebook its inline backend was gone and plots stopped showing."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    try:
+        plt.switch_backend("svg")  # stands for the caller's backend (e.g. a notebook's)
+        open_fig = plt.figure()
+        toy_registry["toy"] = _toy([])
+        harness.run("toy", profile="quick", out=tmp_path, seed=0, progress=False)
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [open_fig.number]  # the caller's figure is still open
+        assert (tmp_path / "toy" / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        plt.close(open_fig)
+    finally:
+        plt.switch_backend(before)
+
+
 def test_outputs_are_complete(tmp_path, toy_registry):
     toy_registry["toy"] = _toy([])
     res = harness.run("toy", profile="quick", out=tmp_path, seed=3, progress=False)

@@ -211,20 +211,16 @@ def _table_md(res: dict[str, Any], rows: list[Comparison], notes: list[str]) -> 
 
 
 def _draw(repro: Reproduction, data: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    # a Figure of its own, outside pyplot: selecting the Agg backend for it switched the
+    # caller's backend for good (a notebook's inline one: its plots stopped showing)
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(10, 4.5))
-    try:
-        if repro.plot is not None:
-            repro.plot(data, fig)
-        else:
-            fig.text(0.5, 0.5, f"{repro.name}: no figure", ha="center")
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(10, 4.5))
+    if repro.plot is not None:
+        repro.plot(data, fig)
+    else:
+        fig.text(0.5, 0.5, f"{repro.name}: no figure", ha="center")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
 
 
 @contextmanager
