@@ -303,6 +303,36 @@ def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
     assert "IndexError" in err and "rejudging toy stopped with an error" in err
 
 
+@pytest.mark.parametrize("damage, code", [("old format", 2), ("judge crashes", 3)])
+def test_rejudge_all_goes_on_past_a_paper_it_cannot_rejudge(tmp_path, monkeypatch, capsys,
+                                                             damage, code):
+    """`rejudge all` stopped at the first paper it could not rejudge: the papers after it
+    kept their old verdicts, and nothing said they had not been rejudged."""
+    repros = {"a": dataclasses.replace(_toy(lambda ctx: {"m": 1.0}), name="a"),
+              "b": dataclasses.replace(_toy(lambda ctx: {"m": 1.0}), name="b")}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["a", "b"])
+    assert cli.main(["reproduce", "all", "--out", str(tmp_path), "--no-progress",
+                     "--jobs", "1"]) == 0
+    if damage == "old format":
+        res = json.loads((tmp_path / "a" / "result.json").read_text())
+        del res["config"]
+        (tmp_path / "a" / "result.json").write_text(json.dumps(res))
+    else:
+        repros["a"] = dataclasses.replace(repros["a"], judge=lambda data, cfg: [][0])
+    # b's judge changed since its run: its verdict must be rebuilt
+    b_refs = References(Reference("m", "m", 5.0, source="closed form", tol=0.01))
+    repros["b"] = dataclasses.replace(
+        repros["b"], references=b_refs,
+        judge=lambda data, cfg: Judgement([b_refs.row("m", data["m"])]))
+    capsys.readouterr()
+    assert cli.main(["rejudge", "all", "--out", str(tmp_path)]) == code
+    out = capsys.readouterr().out
+    assert "a: not rejudged" in out and "b: 1 rows, 1 fail" in out
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["summary"]["fail"] == 1
+    assert "rejudged" in json.loads((tmp_path / "b" / "meta.json").read_text())
+
+
 @pytest.mark.parametrize("damage", ["truncated", "no summary"])
 def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monkeypatch,
                                                                    capsys, damage):

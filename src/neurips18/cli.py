@@ -392,24 +392,35 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
                         "to rejudge (is --out the folder that `reproduce --out` wrote?)")
     else:
         names = [args.paper]
-    any_fail = False
+    # with `all`, a paper that cannot be rejudged does not stop the others (they were left
+    # as they were without a word); the exit code is the worst one, as in `reproduce`
+    any_fail = usage = crashed = False
     for name in names:
         try:
             res = harness.rejudge(name, out=out)
         except registry.UnknownReproductionError as exc:
             return _err(str(exc))
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            return _err(f"cannot rejudge {name}: {exc}")
+            _err(f"cannot rejudge {name}: {exc}")
+            print(f"{name}: not rejudged (see the error above)")
+            usage = True
+            continue
         except Exception as exc:  # the judge itself broke: a crash, not a failed tolerance
             import traceback
 
             traceback.print_exc(file=sys.stderr)
             print(f"neurips18: rejudging {name} stopped with an error "
                   f"({type(exc).__name__}: {exc}); its rows were not judged", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"{name}: not rejudged (its judge stopped with an error)")
+            crashed = True
+            continue
         fails = len(res.failed)
         any_fail |= fails > 0
         print(f"{name}: {len(res.rows)} rows, {fails} fail -> {res.out_dir}")
+    if crashed:
+        return EXIT_ERROR
+    if usage:
+        return EXIT_USAGE
     return EXIT_FAIL if any_fail else EXIT_OK
 
 
