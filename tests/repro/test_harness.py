@@ -586,6 +586,50 @@ def test_rejudge_of_an_older_result_format_names_what_is_missing(tmp_path, toy_r
         harness.rejudge("toy", out=tmp_path)
 
 
+@dataclass(frozen=True)
+class _Judging:
+    n: int
+    tol: float = 0.1  # a judging setting added after the run below, with a class default
+
+
+@dataclass(frozen=True)
+class _NestedConfig(Profile):
+    judging: _Judging
+    optional: _Judging | None = None
+    names: dict[str, int] | None = None
+
+
+def test_rejudge_fills_a_field_added_to_a_nested_config_from_the_profile(tmp_path,
+                                                                         toy_registry):
+    """A field added since the run takes the profile's value in rejudge, but only at the
+    top level: one inside a nested settings dataclass took the class default (0.1 here,
+    not the profile's 0.5), flipped the verdict and was not recorded as filled in."""
+    def judge(data, cfg):
+        refs = References(Reference("m", "m", 1.0, source="closed form", tol=cfg.judging.tol))
+        return Judgement([refs.row("m", data["m"])])
+
+    cfg = _NestedConfig(_Judging(3, tol=0.5), optional=_Judging(4, tol=0.5),
+                        names={"a": 1, "b": 2})
+    toy_registry["toy"] = Reproduction(
+        name="toy", title="t", citation="c", capability="none",
+        profiles={p: cfg for p in ("smoke", "quick", "full")},
+        references=References(Reference("m", "m", 1.0, source="closed form")),
+        run=lambda ctx: {"m": 1.3}, judge=judge)
+    assert harness.run("toy", profile="quick", out=tmp_path, progress=False).failed == []
+    res_file = tmp_path / "toy" / "result.json"
+    res = json.loads(res_file.read_text())
+    del res["config"]["judging"]["tol"]  # as written before the field existed
+    del res["config"]["optional"]["tol"]
+    res["config"]["names"] = {"a": 7}  # a dict-valued setting is a value, not merged
+    res_file.write_text(json.dumps(res))
+    again = harness.rejudge("toy", out=tmp_path)
+    assert again.failed == [] and "+/- 0.5" in again.rows[0].tolerance
+    stamp = json.loads((tmp_path / "toy" / "meta.json").read_text())["rejudged"][-1]
+    assert stamp["config_fields_from_the_current_profile"] == ["judging.tol", "optional.tol"]
+    stored = json.loads(res_file.read_text())["config"]
+    assert stored["judging"] == {"n": 3, "tol": 0.5} and stored["names"] == {"a": 7}
+
+
 def test_report_links_a_figure_whose_path_has_a_space(tmp_path, toy_registry):
     """The figure's link was the bare relative path: a results folder named 'my results'
     gave '![toy figure](../my results/toy/figure.png)', where Markdown ends the link at the

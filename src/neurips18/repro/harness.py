@@ -473,6 +473,47 @@ def _discard_stale_checkpoint(ckpt: Path, config: Mapping[str, Any]) -> None:
     atomic_write_text(stamp, dumps({"fingerprint": now}))
 
 
+def _nested_dataclass(tp: Any) -> Any:
+    """The dataclass a field annotation stands for (``Inner`` or ``Inner | None``), else
+    ``None``; dict-valued fields are values, not nested settings, and are never merged."""
+    import dataclasses
+    import types
+    import typing
+
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _fill_config(cls: Any, current: Mapping[str, Any], stored: Mapping[str, Any],
+                 where: str = "") -> tuple[dict[str, Any], list[str]]:
+    """``stored`` (the run's settings) with every field it lacks taken from ``current``
+    (the profile now), nested dataclasses field by field; and the dotted names filled."""
+    import dataclasses
+
+    from neurips18.repro.core import _hints
+
+    hints = _hints(cls)
+    out = dict(stored)
+    filled: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.name not in stored:
+            if f.name in current:
+                out[f.name] = current[f.name]
+                filled.append(where + f.name)
+            continue
+        sub = _nested_dataclass(hints[f.name])
+        if (sub is not None and isinstance(stored[f.name], Mapping)
+                and isinstance(current.get(f.name), Mapping)):
+            out[f.name], more = _fill_config(sub, current[f.name], stored[f.name],
+                                             f"{where}{f.name}.")
+            filled += more
+    return out, sorted(filled)
+
+
 def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
     """Rebuild the verdicts, ``table.md`` and the figure of ``<out>/<name>/`` from its
     ``result.json`` with the current judge and references, without rerunning anything.
@@ -499,10 +540,11 @@ def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResul
                        "older version of neurips18?); rerun it with `neurips18 reproduce "
                        f"{name}` instead")
     current = repro.config(res["profile"])
-    stored = dict(res["config"])
-    # a field added to the config since the run (a judging setting) takes the profile's value
-    filled = sorted(set(current.to_dict()) - set(stored))
-    cfg = type(current).from_dict({**current.to_dict(), **stored})
+    # a field added to the config since the run (a judging setting) takes the profile's
+    # value, inside a nested settings dataclass too (there it took the class default, or
+    # failed without one, and was not recorded)
+    merged, filled = _fill_config(type(current), current.to_dict(), dict(res["config"]))
+    cfg = type(current).from_dict(merged)
     validate_profile(res["profile"], cfg)
     skipped = dict(res.get("skipped", {}))
     j = judge(repro, res["data"], cfg, skipped)
