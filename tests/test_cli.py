@@ -150,6 +150,19 @@ def test_child_exit_codes_map_to_statuses(tmp_path):
     assert cli._summary_row("p", tmp_path, 1, False)[-1] == "exit 1"
     assert cli._summary_row("p", tmp_path, -9, False)[-1] == "exit -9"
     assert cli._summary_row("p", tmp_path, 130, False)[-1] == "interrupted"
+
+
+def test_a_jobs_child_refused_for_a_held_folder_reads_usage_error(tmp_path):
+    """With --jobs, a paper whose folder another process was writing (the child's own
+    summary said "usage error") was listed as "data error"."""
+    def child(status):
+        return ("\n== summary ==\npaper  pass  fail  no-ref  wall s  status\n"
+                f"p      -     -     -       -       {status}\nresults: {tmp_path}\n")
+
+    assert cli._summary_row("p", tmp_path, 2, True, child("usage error"))[-1] == "usage error"
+    assert cli._summary_row("p", tmp_path, 2, True, child("data error"))[-1] == "data error"
+    assert cli._summary_row("p", tmp_path, 2, False)[-1] == "data error"
+    assert cli._exit_code(["ok", "usage error"]) == cli.EXIT_USAGE
     assert cli._exit_code(["ok", "FAIL", "exit 1"]) == cli.EXIT_ERROR
     assert cli._exit_code(["ok", "error"]) == cli.EXIT_ERROR
     assert cli._exit_code(["ok", "interrupted", "FAIL"]) == 130  # was 1, or 0 without FAIL

@@ -291,7 +291,8 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
                 cut = text.find(_SUMMARY_HEADER)
                 sys.stdout.write(text if cut < 0 else text[:cut] + "\n")
                 sys.stdout.flush()
-                summary.append(_summary_row(name, Path(args.out), codes[name], cut >= 0))
+                summary.append(_summary_row(name, Path(args.out), codes[name], cut >= 0,
+                                            text[cut:] if cut >= 0 else ""))
                 printed += 1
             if printed < len(names):
                 time.sleep(0.2)
@@ -349,15 +350,21 @@ def _exit_code(statuses: list[str]) -> int:
     return EXIT_OK
 
 
-def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, ...]:
+def _summary_row(name: str, out: Path, code: int, finished: bool,
+                 child_summary: str = "") -> tuple[str, ...]:
     """The summary line of a paper run in a child process, from its exit code and files
-    (``finished``: the child printed its summary, so its result files are this run's)."""
+    (``finished``: the child printed its summary, so its result files are this run's;
+    ``child_summary``: that summary, whose status tells a usage error from a data error)."""
     import json
 
     if code in (130, EXIT_TERMINATED):
         return (name, "-", "-", "-", "-", "interrupted")
     if code == EXIT_USAGE:
-        return (name, "-", "-", "-", "-", "data error")
+        # exit 2 is a data error or a usage error (another process holds the paper's
+        # folder): both read "data error" here, which sent one looking at the data
+        mine = [line for line in child_summary.splitlines() if line.split()[:1] == [name]]
+        usage = bool(mine) and mine[0].rstrip().endswith("usage error")
+        return (name, "-", "-", "-", "-", "usage error" if usage else "data error")
     if code == EXIT_ERROR:
         return (name, "-", "-", "-", "-", "error")
     if code not in (EXIT_OK, EXIT_FAIL) or not finished:
