@@ -462,6 +462,18 @@ def test_an_untracked_module_under_src_makes_the_checkout_dirty(tmp_path):
     assert harness._git_commit(tmp_path)["dirty"] is True
 
 
+def test_a_library_upgrade_between_attempts_discards_the_checkpoint(monkeypatch):
+    """The fingerprint covered the package's files and the settings only: a run resumed
+    after a library upgrade (torch, scikit-learn) mixed steps of both versions, and
+    meta.json named the second alone."""
+    before = harness._code_fingerprint({"n": 1})
+    real = harness._versions
+    monkeypatch.setattr(harness, "_versions", lambda: {**real(), "torch": "99.0"})
+    assert harness._code_fingerprint({"n": 1}) != before
+    monkeypatch.setattr(harness, "_versions", real)
+    assert harness._code_fingerprint({"n": 1}) == before
+
+
 def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
     # a checkpoint of deepcode's "ours_*" steps was computed from coding/weights/*.pt; new
     # weights (a pull) must not resume it

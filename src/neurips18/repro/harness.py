@@ -435,15 +435,19 @@ _NOT_FINGERPRINTED = frozenset({".pyc", ".pyo"})
 
 
 def _code_fingerprint(config: Mapping[str, Any]) -> str:
-    """A hash of the package's own files and the profile's settings: a checkpoint is
-    resumed only by the code and settings that wrote it. Every file the package ships
-    counts, not only its sources: the shipped model weights (``coding/weights/*.pt``)
-    decide the numbers of the steps that evaluate them."""
+    """A hash of the package's own files, the versions of Python and of the libraries
+    meta.json lists, and the profile's settings: a checkpoint is resumed only by the code
+    and settings that wrote it. Every file the package ships counts, not only its sources:
+    the shipped model weights (``coding/weights/*.pt``) decide the numbers of the steps
+    that evaluate them. The libraries count too: after an upgrade between an interrupted
+    run and its resumption (torch, scikit-learn), the result mixed steps computed by two
+    versions while meta.json named only the second."""
     import hashlib
 
     import neurips18
 
     h = hashlib.sha256(dumps(dict(config)).encode())
+    h.update(dumps(_versions()).encode())
     root = Path(neurips18.__file__).resolve().parent
     for f in sorted(root.rglob("*")):
         if (f.is_file() and "__pycache__" not in f.relative_to(root).parts
