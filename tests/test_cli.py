@@ -400,6 +400,24 @@ def test_report_on_a_hand_edited_value_of_the_wrong_type_exits_2_naming_it(
     assert not out.exists()
 
 
+def test_report_on_a_result_it_cannot_open_names_that_file(tmp_path, monkeypatch, capsys):
+    """A result.json that cannot be read (here a folder of that name) was reported as
+    "cannot write report <out>", pointing at the page instead of the result."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    res_file = tmp_path / "toy" / "result.json"
+    res_file.unlink()
+    res_file.mkdir()
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the result" in err and str(res_file) in err
+    assert "cannot write report" not in err and not out.exists()
+
+
 def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):
     """A SIGTERM to `reproduce all --jobs N` killed the parent alone: its children ran on
     as orphans (a rerun found their folders locked) and the log folder stayed behind."""

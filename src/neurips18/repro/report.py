@@ -44,8 +44,11 @@ def _read(paper_dir: Path) -> tuple[dict, dict, list[Comparison]]:
         if missing:
             raise KeyError(", ".join(missing))
         _check_printable(rows, meta)
-    except (ValueError, KeyError, TypeError) as exc:
-        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # an OSError here is a file that cannot be read (a folder named result.json, no
+        # permission): it was reported as "cannot write report <out>"
+        what = (f"missing {exc}" if isinstance(exc, KeyError)
+                else f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc))
         raise UnreadableResultError(
             f"cannot read the result in {str(paper_dir)!r} ({type(exc).__name__}: {what}); "
             "rerun or rejudge it, or move the folder out of the results directory"
