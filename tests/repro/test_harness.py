@@ -312,6 +312,16 @@ def test_threads_are_set_from_the_profile_and_restored(tmp_path, toy_registry):
     assert seen == [2, 1] and torch.get_num_threads() == before
 
 
+@pytest.mark.parametrize("bad", [2.7, True, "2"])
+def test_a_thread_count_that_is_not_an_integer_is_refused(tmp_path, toy_registry, bad):
+    """threads_override=2.7 ran on int(2.7) = 2 threads (and True on one), recorded as
+    such in meta.json, with no word."""
+    toy_registry["toy"] = _toy([])
+    with pytest.raises(ValueError, match="threads_override must be an integer"):
+        harness.run("toy", out=tmp_path, progress=False, threads_override=bad)
+    assert not (tmp_path / "toy" / "meta.json").exists()
+
+
 def test_interrupted_run_resumes_from_checkpoint(tmp_path, toy_registry):
     calls: list[str] = []
     toy_registry["toy"] = _toy(calls, fail_after=2)

@@ -17,6 +17,7 @@ reader never sees a half-written result; ``meta.json`` is moved last.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import platform
 import shlex
@@ -345,6 +346,11 @@ def run(
     cfg = repro.config(profile)
     validate_profile(profile, cfg)
     device = check_device(device, repro)
+    # int() made 2.7 two threads and True one, without a word
+    if threads_override is not None and (isinstance(threads_override, bool) or not isinstance(
+            threads_override, numbers.Integral)):
+        raise ValueError(f"threads_override must be an integer in [1, 256] or None, got "
+                         f"{threads_override!r}")
     n_threads = cfg.threads if threads_override is None else int(threads_override)
     if not 1 <= n_threads <= 256:
         raise ValueError(f"threads must be in [1, 256], got {n_threads}")
