@@ -298,6 +298,21 @@ def test_a_run_while_another_writes_the_folder_exits_2(tmp_path, monkeypatch, ca
     assert not (tmp_path / "toy" / "result.json").exists()
 
 
+def test_a_file_where_the_papers_folder_goes_exits_2_not_3(tmp_path, monkeypatch, capsys):
+    """--out holding a file named like the paper passed the writability check, then made
+    the run stop with a FileExistsError traceback, status "error" and exit 3: the code of a
+    paper that crashed, for a problem with the output folder."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    (tmp_path / "toy").write_text("not a folder\n")
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write results to" in captured.err and "Traceback" not in captured.err
+    assert "usage error" in captured.out
+    assert (tmp_path / "toy").read_text() == "not a folder\n"
+
+
 def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
     """rejudge let an exception of the judge (an IndexError on data of another shape)
     escape as a traceback with exit 1, the code of a failed tolerance."""

@@ -181,7 +181,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             summary.append((name, "-", "-", "-", "-", "data error"))
             data_error = True
             continue
-        except harness.RunInProgressError as exc:
+        except harness.OutputDirError as exc:  # its folder is held or cannot be made
             print(f"neurips18: error: {exc}", file=sys.stderr)
             summary.append((name, "-", "-", "-", "-", "usage error"))
             data_error = True

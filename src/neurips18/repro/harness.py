@@ -72,8 +72,12 @@ def _exclusive(paper_dir: Path) -> Iterator[None]:
     other; the second run is refused instead."""
     import fcntl
 
-    paper_dir.mkdir(parents=True, exist_ok=True)
     lock = paper_dir / ".lock"
+    try:
+        paper_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file where the paper's folder goes: not a crash
+        raise OutputDirError(f"cannot write results to {str(paper_dir)!r}: "
+                             f"{exc.strerror or exc}") from None
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
