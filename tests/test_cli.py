@@ -150,6 +150,19 @@ def test_child_exit_codes_map_to_statuses(tmp_path):
     assert cli._summary_row("p", tmp_path, 1, False)[-1] == "exit 1"
     assert cli._summary_row("p", tmp_path, -9, False)[-1] == "exit -9"
     assert cli._summary_row("p", tmp_path, 130, False)[-1] == "interrupted"
+
+
+def test_a_jobs_child_refused_for_a_held_folder_reads_usage_error(tmp_path):
+    """With --jobs, a paper whose folder another process was writing (the child's own
+    summary said "usage error") was listed as "data error"."""
+    def child(status):
+        return ("\n== summary ==\npaper  pass  fail  no-ref  wall s  status\n"
+                f"p      -     -     -       -       {status}\nresults: {tmp_path}\n")
+
+    assert cli._summary_row("p", tmp_path, 2, True, child("usage error"))[-1] == "usage error"
+    assert cli._summary_row("p", tmp_path, 2, True, child("data error"))[-1] == "data error"
+    assert cli._summary_row("p", tmp_path, 2, False)[-1] == "data error"
+    assert cli._exit_code(["ok", "usage error"]) == cli.EXIT_USAGE
     assert cli._exit_code(["ok", "FAIL", "exit 1"]) == cli.EXIT_ERROR
     assert cli._exit_code(["ok", "error"]) == cli.EXIT_ERROR
     assert cli._exit_code(["ok", "interrupted", "FAIL"]) == 130  # was 1, or 0 without FAIL
@@ -285,6 +298,21 @@ def test_a_run_while_another_writes_the_folder_exits_2(tmp_path, monkeypatch, ca
     assert not (tmp_path / "toy" / "result.json").exists()
 
 
+def test_a_file_where_the_papers_folder_goes_exits_2_not_3(tmp_path, monkeypatch, capsys):
+    """--out holding a file named like the paper passed the writability check, then made
+    the run stop with a FileExistsError traceback, status "error" and exit 3: the code of a
+    paper that crashed, for a problem with the output folder."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    (tmp_path / "toy").write_text("not a folder\n")
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "cannot write results to" in captured.err and "Traceback" not in captured.err
+    assert "usage error" in captured.out
+    assert (tmp_path / "toy").read_text() == "not a folder\n"
+
+
 def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
     """rejudge let an exception of the judge (an IndexError on data of another shape)
     escape as a traceback with exit 1, the code of a failed tolerance."""
@@ -301,6 +329,36 @@ def test_a_judge_that_crashes_in_rejudge_exits_3(tmp_path, monkeypatch, capsys):
     assert cli.main(["rejudge", "toy", "--out", str(tmp_path)]) == cli.EXIT_ERROR
     err = capsys.readouterr().err
     assert "IndexError" in err and "rejudging toy stopped with an error" in err
+
+
+@pytest.mark.parametrize("damage, code", [("old format", 2), ("judge crashes", 3)])
+def test_rejudge_all_goes_on_past_a_paper_it_cannot_rejudge(tmp_path, monkeypatch, capsys,
+                                                             damage, code):
+    """`rejudge all` stopped at the first paper it could not rejudge: the papers after it
+    kept their old verdicts, and nothing said they had not been rejudged."""
+    repros = {"a": dataclasses.replace(_toy(lambda ctx: {"m": 1.0}), name="a"),
+              "b": dataclasses.replace(_toy(lambda ctx: {"m": 1.0}), name="b")}
+    monkeypatch.setattr(registry, "get", lambda n: repros[n])
+    monkeypatch.setattr(registry, "module_names", lambda: ["a", "b"])
+    assert cli.main(["reproduce", "all", "--out", str(tmp_path), "--no-progress",
+                     "--jobs", "1"]) == 0
+    if damage == "old format":
+        res = json.loads((tmp_path / "a" / "result.json").read_text())
+        del res["config"]
+        (tmp_path / "a" / "result.json").write_text(json.dumps(res))
+    else:
+        repros["a"] = dataclasses.replace(repros["a"], judge=lambda data, cfg: [][0])
+    # b's judge changed since its run: its verdict must be rebuilt
+    b_refs = References(Reference("m", "m", 5.0, source="closed form", tol=0.01))
+    repros["b"] = dataclasses.replace(
+        repros["b"], references=b_refs,
+        judge=lambda data, cfg: Judgement([b_refs.row("m", data["m"])]))
+    capsys.readouterr()
+    assert cli.main(["rejudge", "all", "--out", str(tmp_path)]) == code
+    out = capsys.readouterr().out
+    assert "a: not rejudged" in out and "b: 1 rows, 1 fail" in out
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["summary"]["fail"] == 1
+    assert "rejudged" in json.loads((tmp_path / "b" / "meta.json").read_text())
 
 
 @pytest.mark.parametrize("damage", ["truncated", "no summary"])
@@ -326,6 +384,53 @@ def test_report_on_an_unreadable_result_exits_2_naming_the_folder(tmp_path, monk
     assert str(tmp_path / "toy") in err and "cannot read the result" in err
     assert ("summary" in err) if damage == "no summary" else ("JSONDecodeError" in err)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("file, key, value, named", [
+    ("result.json", "ours", "0.93", "comparisons[0].ours is '0.93'"),
+    ("result.json", "interval", [0.1], "comparisons[0].interval is [0.1]"),
+    ("meta.json", "wall_time_s", "12.5", "wall_time_s is '12.5'"),
+    ("meta.json", "commit", 1234, "commit is 1234"),
+    ("meta.json", "rejudged", ["yesterday"], "rejudged is ['yesterday']"),
+])
+def test_report_on_a_hand_edited_value_of_the_wrong_type_exits_2_naming_it(
+        tmp_path, monkeypatch, capsys, file, key, value, named):
+    """A number written as a string in result.json ("ours": "0.93") or meta.json
+    ("wall_time_s": "12.5"), or a commit that is not a string, passed the reading checks
+    and ended `report` with a traceback while the page was formatted, and exit code 1:
+    the code of a failed tolerance."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    path = tmp_path / "toy" / file
+    doc = json.loads(path.read_text())
+    (doc["comparisons"][0] if file == "result.json" else doc)[key] = value
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the result" in err and named in err and str(tmp_path / "toy") in err
+    assert not out.exists()
+
+
+def test_report_on_a_result_it_cannot_open_names_that_file(tmp_path, monkeypatch, capsys):
+    """A result.json that cannot be read (here a folder of that name) was reported as
+    "cannot write report <out>", pointing at the page instead of the result."""
+    repro = _toy(lambda ctx: {"m": 1.0})
+    monkeypatch.setattr(registry, "get", lambda n: repro)
+    monkeypatch.setattr(registry, "module_names", lambda: ["toy"])
+    assert cli.main(["reproduce", "toy", "--out", str(tmp_path), "--no-progress"]) == 0
+    res_file = tmp_path / "toy" / "result.json"
+    res_file.unlink()
+    res_file.mkdir()
+    capsys.readouterr()
+    out = tmp_path / "docs" / "results.md"
+    assert cli.main(["report", "--results", str(tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the result" in err and str(res_file) in err
+    assert "cannot write report" not in err and not out.exists()
 
 
 def test_sigterm_to_a_jobs_run_stops_its_children(tmp_path, monkeypatch):

@@ -181,7 +181,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             summary.append((name, "-", "-", "-", "-", "data error"))
             data_error = True
             continue
-        except harness.RunInProgressError as exc:
+        except harness.OutputDirError as exc:  # its folder is held or cannot be made
             print(f"neurips18: error: {exc}", file=sys.stderr)
             summary.append((name, "-", "-", "-", "-", "usage error"))
             data_error = True
@@ -291,7 +291,8 @@ def _reproduce_in_processes(names: list[str], args: argparse.Namespace, jobs: in
                 cut = text.find(_SUMMARY_HEADER)
                 sys.stdout.write(text if cut < 0 else text[:cut] + "\n")
                 sys.stdout.flush()
-                summary.append(_summary_row(name, Path(args.out), codes[name], cut >= 0))
+                summary.append(_summary_row(name, Path(args.out), codes[name], cut >= 0,
+                                            text[cut:] if cut >= 0 else ""))
                 printed += 1
             if printed < len(names):
                 time.sleep(0.2)
@@ -349,15 +350,21 @@ def _exit_code(statuses: list[str]) -> int:
     return EXIT_OK
 
 
-def _summary_row(name: str, out: Path, code: int, finished: bool) -> tuple[str, ...]:
+def _summary_row(name: str, out: Path, code: int, finished: bool,
+                 child_summary: str = "") -> tuple[str, ...]:
     """The summary line of a paper run in a child process, from its exit code and files
-    (``finished``: the child printed its summary, so its result files are this run's)."""
+    (``finished``: the child printed its summary, so its result files are this run's;
+    ``child_summary``: that summary, whose status tells a usage error from a data error)."""
     import json
 
     if code in (130, EXIT_TERMINATED):
         return (name, "-", "-", "-", "-", "interrupted")
     if code == EXIT_USAGE:
-        return (name, "-", "-", "-", "-", "data error")
+        # exit 2 is a data error or a usage error (another process holds the paper's
+        # folder): both read "data error" here, which sent one looking at the data
+        mine = [line for line in child_summary.splitlines() if line.split()[:1] == [name]]
+        usage = bool(mine) and mine[0].rstrip().endswith("usage error")
+        return (name, "-", "-", "-", "-", "usage error" if usage else "data error")
     if code == EXIT_ERROR:
         return (name, "-", "-", "-", "-", "error")
     if code not in (EXIT_OK, EXIT_FAIL) or not finished:
@@ -392,24 +399,35 @@ def _cmd_rejudge(args: argparse.Namespace) -> int:
                         "to rejudge (is --out the folder that `reproduce --out` wrote?)")
     else:
         names = [args.paper]
-    any_fail = False
+    # with `all`, a paper that cannot be rejudged does not stop the others (they were left
+    # as they were without a word); the exit code is the worst one, as in `reproduce`
+    any_fail = usage = crashed = False
     for name in names:
         try:
             res = harness.rejudge(name, out=out)
         except registry.UnknownReproductionError as exc:
             return _err(str(exc))
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            return _err(f"cannot rejudge {name}: {exc}")
+            _err(f"cannot rejudge {name}: {exc}")
+            print(f"{name}: not rejudged (see the error above)")
+            usage = True
+            continue
         except Exception as exc:  # the judge itself broke: a crash, not a failed tolerance
             import traceback
 
             traceback.print_exc(file=sys.stderr)
             print(f"neurips18: rejudging {name} stopped with an error "
                   f"({type(exc).__name__}: {exc}); its rows were not judged", file=sys.stderr)
-            return EXIT_ERROR
+            print(f"{name}: not rejudged (its judge stopped with an error)")
+            crashed = True
+            continue
         fails = len(res.failed)
         any_fail |= fails > 0
         print(f"{name}: {len(res.rows)} rows, {fails} fail -> {res.out_dir}")
+    if crashed:
+        return EXIT_ERROR
+    if usage:
+        return EXIT_USAGE
     return EXIT_FAIL if any_fail else EXIT_OK
 
 

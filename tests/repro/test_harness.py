@@ -60,6 +60,19 @@ def test_interval_decides_the_verdict():
                    interval=(0.0, 2.5)).verdict == "fail"
 
 
+def test_an_interval_given_high_end_first_is_refused():
+    """compare(interval=(0.7, -0.5), mode="min") checked 0.7 as the low end and passed a
+    claim whose interval reaches -0.5; three numbers were cut to the first two."""
+    for bad in ((0.7, -0.5), (0.1, 0.7, -3.0), (0.1,)):
+        with pytest.raises(ValueError, match="interval must be"):
+            compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min", interval=bad)
+    one_point = compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min", interval=(0.5, 0.5))
+    assert one_point.verdict == "pass"
+    nan_end = compare("acc", 0.5, 0.0, source="t", tol=0.0, mode="min",
+                      interval=(math.nan, 0.7))
+    assert nan_end.verdict == "fail"
+
+
 def test_a_row_shown_without_verdict_keeps_its_reference():
     row = compare("acc", 0.9, 0.995, source="target", tol=0.0, mode="min", judged=False)
     assert row.verdict == "no-reference" and row.paper == 0.995
@@ -81,6 +94,23 @@ def test_estimate_matches_scipy_and_pairs_by_seed():
     assert one.low == -math.inf and one.high == math.inf
     with pytest.raises(ValueError, match="differ in length"):
         estimate([1.0, 2.0], paired_with=[1.0])
+
+
+def test_a_row_from_an_estimate_names_its_interval_level():
+    """An Estimate of another level (estimate(..., level=0.5)) decided the verdict with its
+    own, narrower interval while the row said "95% interval of ours"."""
+    refs = References(Reference("g", "gap", 0.0, source="target", tol=0.1))
+    vals = [0.01, 0.02, 0.03, 0.05]
+    half = refs.row("g", estimate(vals, level=0.5))
+    assert half.interval == estimate(vals, level=0.5).interval
+    assert half.tolerance.startswith("50% interval of ours") and "95%" not in half.tolerance
+    assert refs.row("g", estimate(vals)).tolerance.startswith("95% interval of ours")
+    assert refs.row("g", estimate(vals, level=0.99)).tolerance.startswith("99% interval")
+    for bad in (0.0, 1.0, 95, math.nan):
+        with pytest.raises(ValueError, match="level"):
+            estimate(vals, level=bad)
+        with pytest.raises(ValueError, match="level"):
+            compare("g", 0.0, 0.0, source="t", tol=0.1, interval=(0.0, 0.1), level=bad)
 
 
 def test_references_rows():
@@ -121,6 +151,28 @@ def test_profiles_are_validated():
         validate_profile("quick", {"scale": 1.0})
     cfg = _ToyConfig(2.0, (3, 4), threads=2)
     assert _ToyConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@dataclass(frozen=True)
+class _KeyedConfig(Profile):
+    lr_by_width: dict[int, float]
+    weight_by_share: dict[float, int]
+    label_by_flag: dict[bool, str]
+    names: dict[str, int]
+    by_optional: dict[int | None, int]
+
+
+def test_a_profile_with_number_keys_comes_back_from_its_json_form():
+    """JSON writes every key as a string: from_dict gave a dict[int, float] field the key
+    "64" instead of 64, so the rebuilt config (what rejudge judges with) differed from the
+    one that ran and failed its own type check."""
+    from neurips18.repro.core import validate_profile
+
+    cfg = _KeyedConfig({64: 0.1, 128: 0.05}, {0.5: 1, 1e-05: 2}, {True: "a", False: "b"},
+                       {"64": 1}, {None: 0, 3: 1})
+    back = _KeyedConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg
+    validate_profile("quick", back)
 
 
 class _Interrupt(Exception):
@@ -168,6 +220,26 @@ def toy_registry(monkeypatch):
     monkeypatch.setattr(registry, "get", lambda name: repros[name])
     monkeypatch.setattr(registry, "module_names", lambda: sorted(repros))
     return repros
+
+
+def test_drawing_the_figure_leaves_the_callers_matplotlib_backend(tmp_path, toy_registry):
+    """Writing figure.png switched matplotlib to Agg for the rest of the process: after
+    harness.run in a notebook its inline backend was gone and plots stopped showing."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    before = matplotlib.get_backend()
+    try:
+        plt.switch_backend("svg")  # stands for the caller's backend (e.g. a notebook's)
+        open_fig = plt.figure()
+        toy_registry["toy"] = _toy([])
+        harness.run("toy", profile="quick", out=tmp_path, seed=0, progress=False)
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [open_fig.number]  # the caller's figure is still open
+        assert (tmp_path / "toy" / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        plt.close(open_fig)
+    finally:
+        plt.switch_backend(before)
 
 
 def test_outputs_are_complete(tmp_path, toy_registry):
@@ -238,6 +310,16 @@ def test_threads_are_set_from_the_profile_and_restored(tmp_path, toy_registry):
     harness.run("toy", out=tmp_path, progress=False)
     harness.run("toy", out=tmp_path, progress=False, threads_override=1)
     assert seen == [2, 1] and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("bad", [2.7, True, "2"])
+def test_a_thread_count_that_is_not_an_integer_is_refused(tmp_path, toy_registry, bad):
+    """threads_override=2.7 ran on int(2.7) = 2 threads (and True on one), recorded as
+    such in meta.json, with no word."""
+    toy_registry["toy"] = _toy([])
+    with pytest.raises(ValueError, match="threads_override must be an integer"):
+        harness.run("toy", out=tmp_path, progress=False, threads_override=bad)
+    assert not (tmp_path / "toy" / "meta.json").exists()
 
 
 def test_interrupted_run_resumes_from_checkpoint(tmp_path, toy_registry):
@@ -363,6 +445,45 @@ def test_dirty_means_changed_code_not_changed_outputs(tmp_path):
     assert got["dirty"] is True and len(got["commit"]) == 40
 
 
+def test_an_untracked_module_under_src_makes_the_checkout_dirty(tmp_path):
+    """A new file under src/ that git does not know (a paper module added beside the
+    others, run before it is committed) was left out: meta.json named the commit, which
+    lacks that code, as clean. Ignored files (bytecode) still do not count."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    (tmp_path / "src" / "pkg" / "a.py").write_text("x = 1\n")
+    (tmp_path / ".gitignore").write_text("__pycache__/\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "c")
+    (tmp_path / "src" / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "src" / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "notes.txt").write_text("outside the code paths\n")
+    assert harness._git_commit(tmp_path)["dirty"] is False
+    (tmp_path / "src" / "pkg" / "newpaper.py").write_text("REPRODUCTION = None\n")
+    assert harness._git_commit(tmp_path)["dirty"] is True
+
+
+def test_a_library_upgrade_between_attempts_discards_the_checkpoint(monkeypatch):
+    """The fingerprint covered the package's files and the settings only: a run resumed
+    after a library upgrade (torch, scikit-learn) mixed steps of both versions, and
+    meta.json named the second alone."""
+    before = harness._code_fingerprint({"n": 1})
+    real = harness._versions
+    monkeypatch.setattr(harness, "_versions", lambda: {**real(), "torch": "99.0"})
+    assert harness._code_fingerprint({"n": 1}) != before
+    monkeypatch.setattr(harness, "_versions", real)
+    assert harness._code_fingerprint({"n": 1}) == before
+
+
 def test_the_fingerprint_covers_the_shipped_weights(tmp_path, monkeypatch):
     # a checkpoint of deepcode's "ours_*" steps was computed from coding/weights/*.pt; new
     # weights (a pull) must not resume it
@@ -485,6 +606,50 @@ def test_rejudge_of_an_older_result_format_names_what_is_missing(tmp_path, toy_r
     res_file.write_text(json.dumps(res))
     with pytest.raises(ValueError, match=r"lacks 'config' .*older version.*reproduce toy"):
         harness.rejudge("toy", out=tmp_path)
+
+
+@dataclass(frozen=True)
+class _Judging:
+    n: int
+    tol: float = 0.1  # a judging setting added after the run below, with a class default
+
+
+@dataclass(frozen=True)
+class _NestedConfig(Profile):
+    judging: _Judging
+    optional: _Judging | None = None
+    names: dict[str, int] | None = None
+
+
+def test_rejudge_fills_a_field_added_to_a_nested_config_from_the_profile(tmp_path,
+                                                                         toy_registry):
+    """A field added since the run takes the profile's value in rejudge, but only at the
+    top level: one inside a nested settings dataclass took the class default (0.1 here,
+    not the profile's 0.5), flipped the verdict and was not recorded as filled in."""
+    def judge(data, cfg):
+        refs = References(Reference("m", "m", 1.0, source="closed form", tol=cfg.judging.tol))
+        return Judgement([refs.row("m", data["m"])])
+
+    cfg = _NestedConfig(_Judging(3, tol=0.5), optional=_Judging(4, tol=0.5),
+                        names={"a": 1, "b": 2})
+    toy_registry["toy"] = Reproduction(
+        name="toy", title="t", citation="c", capability="none",
+        profiles={p: cfg for p in ("smoke", "quick", "full")},
+        references=References(Reference("m", "m", 1.0, source="closed form")),
+        run=lambda ctx: {"m": 1.3}, judge=judge)
+    assert harness.run("toy", profile="quick", out=tmp_path, progress=False).failed == []
+    res_file = tmp_path / "toy" / "result.json"
+    res = json.loads(res_file.read_text())
+    del res["config"]["judging"]["tol"]  # as written before the field existed
+    del res["config"]["optional"]["tol"]
+    res["config"]["names"] = {"a": 7}  # a dict-valued setting is a value, not merged
+    res_file.write_text(json.dumps(res))
+    again = harness.rejudge("toy", out=tmp_path)
+    assert again.failed == [] and "+/- 0.5" in again.rows[0].tolerance
+    stamp = json.loads((tmp_path / "toy" / "meta.json").read_text())["rejudged"][-1]
+    assert stamp["config_fields_from_the_current_profile"] == ["judging.tol", "optional.tol"]
+    stored = json.loads(res_file.read_text())["config"]
+    assert stored["judging"] == {"n": 3, "tol": 0.5} and stored["names"] == {"a": 7}
 
 
 def test_report_links_a_figure_whose_path_has_a_space(tmp_path, toy_registry):

@@ -86,7 +86,8 @@ class Comparison:
     ``paper`` is the reference value (the paper's number, an anchor's measured value, a
     closed form or a target, as ``source`` says) or ``None`` where there is none.
     ``tolerance`` is the check in words; ``mode`` and ``tol`` are its machine-readable form.
-    ``interval`` is the 95 % interval of ``ours`` when ``ours`` is a mean over ``n`` seeds;
+    ``interval`` is the 95 % interval (or the level the tolerance text names) of ``ours``
+    when ``ours`` is a mean over ``n`` seeds;
     the verdict then requires the whole interval to satisfy the check.
     """
 
@@ -117,8 +118,8 @@ class Comparison:
         return cls(**kw)
 
 
-def _describe(mode: Mode, tol: float, with_interval: bool) -> str:
-    x = "95% interval of ours" if with_interval else "ours"
+def _describe(mode: Mode, tol: float, with_interval: bool, level: float = 0.95) -> str:
+    x = f"{100 * level:g}% interval of ours" if with_interval else "ours"
     if mode == "abs":
         return f"{x} within ref +/- {tol:g}"
     if mode == "rel":
@@ -151,6 +152,7 @@ def compare(
     n: int | None = None,
     key: str = "",
     judged: bool = True,
+    level: float = 0.95,
 ) -> Comparison:
     """Build a comparison row and decide its verdict.
 
@@ -158,7 +160,8 @@ def compare(
     ``"min"`` (ours >= ref - tol) or ``"max"`` (ours <= ref + tol). ``ours`` that is
     ``None`` or not finite fails; ``paper=None`` gives ``"no-reference"``. With
     ``interval=(low, high)`` the check must hold at both ends (for ``min`` at the low end,
-    for ``max`` at the high end): a claim passes only when its uncertainty supports it.
+    for ``max`` at the high end): a claim passes only when its uncertainty supports it;
+    ``level`` is that interval's coverage, as the tolerance text states it.
     ``judged=False``: the row is shown with its reference but without a verdict (a claim
     the profile's run cannot support, judged in another profile).
     """
@@ -168,9 +171,19 @@ def compare(
         raise ValueError(f"tol must be a finite non-negative number, got {tol!r}")
     if not source:
         raise ValueError("source must say where the reference value comes from")
+    if not (isinstance(level, int | float) and 0 < level < 1):
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     ours_f = None if ours is None else float(ours)
     paper_f = None if paper is None else float(paper)
-    iv = None if interval is None else (float(interval[0]), float(interval[1]))
+    iv = None
+    if interval is not None:
+        bounds = [float(v) for v in interval]
+        # the ends are read as (low, high): swapped, a "min" check read the high end as
+        # the low one and passed a claim its interval does not support
+        if len(bounds) != 2 or bounds[0] > bounds[1]:
+            raise ValueError(f"interval must be (low, high) with low <= high, got "
+                             f"{tuple(interval)!r}")
+        iv = (bounds[0], bounds[1])
     verdict: Verdict
     if paper_f is None:
         verdict = "no-reference"
@@ -188,7 +201,8 @@ def compare(
         verdict = "pass" if ok else "fail"
     else:
         verdict = "pass" if _holds(mode, ours_f, paper_f, tol) else "fail"
-    tolerance = "n/a (no reference)" if paper_f is None else _describe(mode, tol, iv is not None)
+    tolerance = ("n/a (no reference)" if paper_f is None
+                 else _describe(mode, tol, iv is not None, level))
     if not judged and paper_f is not None:
         verdict = "no-reference"
         tolerance = f"not judged in this profile ({tolerance})"
@@ -224,6 +238,8 @@ def estimate(values: Sequence[float], paired_with: Sequence[float] | None = None
     """The mean of ``values`` (or of ``values - paired_with``, seed by seed: a paired
     comparison where both arms share initialisation and data order) and its t interval.
     With one value the interval is unbounded (``-inf, inf``): no claim can rest on it."""
+    if not (isinstance(level, int | float) and 0 < level < 1):
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
     xs = [float(v) for v in values]
     if paired_with is not None:
         if len(paired_with) != len(xs):
@@ -332,7 +348,7 @@ class References(Mapping[str, Reference]):
         if isinstance(ours, Estimate):
             return compare(metric, ours.mean, value, source=source, tol=r.tol, mode=r.mode,
                            note=note, interval=ours.interval if ours.n > 1 else None,
-                           n=ours.n, key=key, judged=judged)
+                           n=ours.n, key=key, judged=judged, level=ours.level)
         return compare(metric, ours, value, source=source, tol=r.tol, mode=r.mode, note=note,
                        key=key, judged=judged)
 
@@ -458,6 +474,31 @@ def validate_profile(name: str, cfg: Any) -> None:
     cfg.check()
 
 
+def _coerce_key(key: Any, tp: Any) -> Any:
+    """A dict key read back from JSON, which writes every key as a string: the key 64 of
+    a ``dict[int, float]`` field came back as ``"64"`` (and 0.5 as ``"0.5"``, True as
+    ``"true"``), so the rebuilt profile differed from the one that ran."""
+    if not isinstance(key, str):
+        return _coerce(key, tp)
+    options = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(
+        tp) in (typing.Union, types.UnionType) else [tp]
+    if str in options or Any in options:
+        return key
+    for a in options:
+        try:
+            if a is bool and key in ("true", "false"):
+                return key == "true"
+            if a is int:
+                return int(key)
+            if a is float:
+                return float(key)
+        except ValueError:
+            continue
+    if type(None) in typing.get_args(tp) and key == "null":
+        return None
+    return key
+
+
 def _coerce(value: Any, tp: Any) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -485,7 +526,7 @@ def _coerce(value: Any, tp: Any) -> Any:
             return tuple(_coerce(v, a) for v, a in zip(value, args, strict=False))
         return tuple(value)
     if origin in (dict, Mapping) and isinstance(value, Mapping) and args:
-        return {_coerce(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
+        return {_coerce_key(k, args[0]): _coerce(v, args[1]) for k, v in value.items()}
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return value  # ints are valid floats; keep the value as written
     return value

@@ -17,6 +17,7 @@ reader never sees a half-written result; ``meta.json`` is moved last.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import platform
 import shlex
@@ -71,8 +72,12 @@ def _exclusive(paper_dir: Path) -> Iterator[None]:
     other; the second run is refused instead."""
     import fcntl
 
-    paper_dir.mkdir(parents=True, exist_ok=True)
     lock = paper_dir / ".lock"
+    try:
+        paper_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a file where the paper's folder goes: not a crash
+        raise OutputDirError(f"cannot write results to {str(paper_dir)!r}: "
+                             f"{exc.strerror or exc}") from None
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -135,8 +140,10 @@ _CODE_PATHS = ("src", "pyproject.toml")
 
 
 def _git_commit(root: Path | None = None) -> dict[str, Any]:
-    """The checkout's commit and whether its code differs from it (tracked files under
-    ``_CODE_PATHS``). Called when a run starts, so it describes the code that ran."""
+    """The checkout's commit and whether its code differs from it: a tracked file under
+    ``_CODE_PATHS`` changed, or a file there that git does not know and does not ignore (a
+    new module, such as a paper added beside the others, is code the commit lacks).
+    Called when a run starts, so it describes the code that ran."""
     root = Path(__file__).resolve().parents[3] if root is None else root
     try:
         # Only a checkout whose top is ``root`` describes this code. A package installed
@@ -154,7 +161,7 @@ def _git_commit(root: Path | None = None) -> dict[str, Any]:
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=all", "--",
              *_CODE_PATHS],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout.strip()
@@ -209,20 +216,16 @@ def _table_md(res: dict[str, Any], rows: list[Comparison], notes: list[str]) -> 
 
 
 def _draw(repro: Reproduction, data: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    # a Figure of its own, outside pyplot: selecting the Agg backend for it switched the
+    # caller's backend for good (a notebook's inline one: its plots stopped showing)
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(10, 4.5))
-    try:
-        if repro.plot is not None:
-            repro.plot(data, fig)
-        else:
-            fig.text(0.5, 0.5, f"{repro.name}: no figure", ha="center")
-        fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(10, 4.5))
+    if repro.plot is not None:
+        repro.plot(data, fig)
+    else:
+        fig.text(0.5, 0.5, f"{repro.name}: no figure", ha="center")
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
 
 
 @contextmanager
@@ -347,6 +350,11 @@ def run(
     cfg = repro.config(profile)
     validate_profile(profile, cfg)
     device = check_device(device, repro)
+    # int() made 2.7 two threads and True one, without a word
+    if threads_override is not None and (isinstance(threads_override, bool) or not isinstance(
+            threads_override, numbers.Integral)):
+        raise ValueError(f"threads_override must be an integer in [1, 256] or None, got "
+                         f"{threads_override!r}")
     n_threads = cfg.threads if threads_override is None else int(threads_override)
     if not 1 <= n_threads <= 256:
         raise ValueError(f"threads must be in [1, 256], got {n_threads}")
@@ -437,15 +445,19 @@ _NOT_FINGERPRINTED = frozenset({".pyc", ".pyo"})
 
 
 def _code_fingerprint(config: Mapping[str, Any]) -> str:
-    """A hash of the package's own files and the profile's settings: a checkpoint is
-    resumed only by the code and settings that wrote it. Every file the package ships
-    counts, not only its sources: the shipped model weights (``coding/weights/*.pt``)
-    decide the numbers of the steps that evaluate them."""
+    """A hash of the package's own files, the versions of Python and of the libraries
+    meta.json lists, and the profile's settings: a checkpoint is resumed only by the code
+    and settings that wrote it. Every file the package ships counts, not only its sources:
+    the shipped model weights (``coding/weights/*.pt``) decide the numbers of the steps
+    that evaluate them. The libraries count too: after an upgrade between an interrupted
+    run and its resumption (torch, scikit-learn), the result mixed steps computed by two
+    versions while meta.json named only the second."""
     import hashlib
 
     import neurips18
 
     h = hashlib.sha256(dumps(dict(config)).encode())
+    h.update(dumps(_versions()).encode())
     root = Path(neurips18.__file__).resolve().parent
     for f in sorted(root.rglob("*")):
         if (f.is_file() and "__pycache__" not in f.relative_to(root).parts
@@ -475,6 +487,47 @@ def _discard_stale_checkpoint(ckpt: Path, config: Mapping[str, Any]) -> None:
     atomic_write_text(stamp, dumps({"fingerprint": now}))
 
 
+def _nested_dataclass(tp: Any) -> Any:
+    """The dataclass a field annotation stands for (``Inner`` or ``Inner | None``), else
+    ``None``; dict-valued fields are values, not nested settings, and are never merged."""
+    import dataclasses
+    import types
+    import typing
+
+    if dataclasses.is_dataclass(tp):
+        return tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _fill_config(cls: Any, current: Mapping[str, Any], stored: Mapping[str, Any],
+                 where: str = "") -> tuple[dict[str, Any], list[str]]:
+    """``stored`` (the run's settings) with every field it lacks taken from ``current``
+    (the profile now), nested dataclasses field by field; and the dotted names filled."""
+    import dataclasses
+
+    from neurips18.repro.core import _hints
+
+    hints = _hints(cls)
+    out = dict(stored)
+    filled: list[str] = []
+    for f in dataclasses.fields(cls):
+        if f.name not in stored:
+            if f.name in current:
+                out[f.name] = current[f.name]
+                filled.append(where + f.name)
+            continue
+        sub = _nested_dataclass(hints[f.name])
+        if (sub is not None and isinstance(stored[f.name], Mapping)
+                and isinstance(current.get(f.name), Mapping)):
+            out[f.name], more = _fill_config(sub, current[f.name], stored[f.name],
+                                             f"{where}{f.name}.")
+            filled += more
+    return out, sorted(filled)
+
+
 def rejudge(name: str, *, out: Path | str = "results") -> RunResult:
     """Rebuild the verdicts, ``table.md`` and the figure of ``<out>/<name>/`` from its
     ``result.json`` with the current judge and references, without rerunning anything.
@@ -501,10 +554,11 @@ def _rejudge_locked(name: str, repro: Reproduction, paper_dir: Path) -> RunResul
                        "older version of neurips18?); rerun it with `neurips18 reproduce "
                        f"{name}` instead")
     current = repro.config(res["profile"])
-    stored = dict(res["config"])
-    # a field added to the config since the run (a judging setting) takes the profile's value
-    filled = sorted(set(current.to_dict()) - set(stored))
-    cfg = type(current).from_dict({**current.to_dict(), **stored})
+    # a field added to the config since the run (a judging setting) takes the profile's
+    # value, inside a nested settings dataclass too (there it took the class default, or
+    # failed without one, and was not recorded)
+    merged, filled = _fill_config(type(current), current.to_dict(), dict(res["config"]))
+    cfg = type(current).from_dict(merged)
     validate_profile(res["profile"], cfg)
     skipped = dict(res.get("skipped", {}))
     j = judge(repro, res["data"], cfg, skipped)

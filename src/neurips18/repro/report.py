@@ -43,14 +43,48 @@ def _read(paper_dir: Path) -> tuple[dict, dict, list[Comparison]]:
         missing += [f"meta.json {k}" for k in ("wall_time_s",) if k not in meta]
         if missing:
             raise KeyError(", ".join(missing))
-        float(meta["wall_time_s"])
-    except (ValueError, KeyError, TypeError) as exc:
-        what = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+        _check_printable(rows, meta)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # an OSError here is a file that cannot be read (a folder named result.json, no
+        # permission): it was reported as "cannot write report <out>"
+        what = (f"missing {exc}" if isinstance(exc, KeyError)
+                else f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) else str(exc))
         raise UnreadableResultError(
             f"cannot read the result in {str(paper_dir)!r} ({type(exc).__name__}: {what}); "
             "rerun or rejudge it, or move the folder out of the results directory"
         ) from None
     return res, meta, rows
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_printable(rows: list[Comparison], meta: dict) -> None:
+    """Raise ``ValueError`` naming the first value the page prints as a number (or reads
+    as a commit) that is of another type: a hand-edited ``"ours": "0.93"`` or
+    ``"wall_time_s": "12"`` ended `report` in a traceback with exit code 1."""
+    for i, c in enumerate(rows):
+        for name in ("ours", "paper"):
+            v = getattr(c, name)
+            if v is not None and not _is_number(v):
+                raise ValueError(f"comparisons[{i}].{name} is {v!r}, not a number or null")
+        iv = c.interval
+        if iv is not None and not (len(iv) == 2 and all(_is_number(v) for v in iv)):
+            raise ValueError(f"comparisons[{i}].interval is {list(iv)!r}, not two numbers "
+                             "or null")
+        if c.n is not None and not (isinstance(c.n, int) and not isinstance(c.n, bool)):
+            raise ValueError(f"comparisons[{i}].n is {c.n!r}, not an integer or null")
+    if not _is_number(meta["wall_time_s"]):
+        raise ValueError(f"meta.json wall_time_s is {meta['wall_time_s']!r}, not a number")
+    stamps = meta.get("rejudged", [])
+    if not isinstance(stamps, list) or not all(isinstance(r, dict) for r in stamps):
+        raise ValueError(f"meta.json rejudged is {stamps!r}, not a list of records")
+    for where, rec in [("meta.json", meta)] + [(f"meta.json rejudged[{i}]", r)
+                                               for i, r in enumerate(stamps)]:
+        sha = rec.get("commit")
+        if sha is not None and not isinstance(sha, str):
+            raise ValueError(f"{where} commit is {sha!r}, not a string or null")
 
 
 def write_report(results: Path, out: Path) -> Path:
