@@ -36,6 +36,23 @@ def test_split_follows_the_credit_card_layout():
     assert not np.array_equal(other.X, d.X)
 
 
+@pytest.mark.parametrize("n", [5, 7, 15, 25])
+@pytest.mark.parametrize("shares", [(0.3, 0.7), (0.5, 0.5), (0.1, 0.9)])
+def test_split_into_shares_that_sum_to_one_uses_every_row(n, shares):
+    """Rounded one by one, 0.3 and 0.7 of 15 rows were 4 + 10 (a row left out) and of 25
+    rows 8 + 18 (refused: more than the 25 rows)."""
+    X = np.arange(2 * n, dtype=float).reshape(n, 2)
+    y = np.arange(n) % 2
+    v, t = shares
+    d = split_parties(X, y, 1, validation_size=v, train_size=t, random_state=0)
+    assert len(d) + len(d.y_val) == n
+    assert len(np.unique(np.r_[d.X[:, 0], d.X_val[:, 0]])) == n
+    assert abs(len(d.y_val) - v * n) <= 0.5 and abs(len(d) - t * n) <= 1
+    # shares that sum to more than 1 are still refused
+    with pytest.raises(ValidationError, match="train_size"):
+        split_parties(X, y, 1, validation_size=v, train_size=t + 0.3, random_state=0)
+
+
 def test_split_keeps_dataframes_and_leaves_inputs_alone(table):
     X, y = table
     X0, y0 = X.copy(), y.copy()

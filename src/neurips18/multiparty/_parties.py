@@ -342,14 +342,20 @@ def _size(name: str, value: Any, n: int) -> int:
     return max(1, int(round(frac * n)))
 
 
+def _is_fraction(value: Any) -> bool:
+    return not (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | float,
                   random_state: int | np.random.Generator,
                   train_size: int | float | None = None) -> PartyData:
     """Shuffle the records and deal them out to ``n_parties`` parties.
 
     ``validation_size`` records (a count, or a fraction of the rows) form the validation
-    pool; ``train_size`` records (default: all the rest) form the training pool. Each pool
-    is cut into ``n_parties`` consecutive blocks of equal size (sizes differ by at most one
+    pool; ``train_size`` records (default: all the rest) form the training pool (when both
+    are fractions, the pools are cut at the rounded positions ``validation_size * n`` and
+    ``(validation_size + train_size) * n``, so fractions summing to 1 use every row). Each
+    pool is cut into ``n_parties`` consecutive blocks of equal size (sizes differ by at most one
     when the pool does not divide evenly), so party ``i`` submits block ``i`` of each.
     Hayes and Ohrimenko's Credit Card split is ``validation_size=10_000, train_size=20_000``
     with 10 parties: 2,000 training and 1,000 validation records per party.
@@ -366,7 +372,17 @@ def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | floa
     n_parties = check("n_parties", n_parties, Interval(int, 1, None))
     rng = as_numpy_generator(random_state, "random_state")
     n_val = _size("validation_size", validation_size, n)
-    n_train = n - n_val if train_size is None else _size("train_size", train_size, n)
+    if train_size is None:
+        n_train = n - n_val
+    elif _is_fraction(validation_size) and _is_fraction(train_size):
+        _size("train_size", train_size, n)  # checked as a share
+        # two shares of the rows: the pools end at the rounded cut points v*n and
+        # (v + t)*n, so shares that sum to 1 use every row (each rounded on its own, 0.3
+        # and 0.7 of 15 rows left a row out, and of 25 rows asked for 26)
+        end = int(round((float(validation_size) + float(train_size)) * n))
+        n_train = max(1, end - n_val)
+    else:
+        n_train = _size("train_size", train_size, n)
     if n_train + n_val > n:
         raise invalid("train_size", train_size, f"at most {n - n_val} records (the rows "
                       f"left after a validation pool of {n_val})")
