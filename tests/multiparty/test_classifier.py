@@ -198,6 +198,23 @@ def test_fit_refuses_parties_in_another_row_order(table):
     assert list(pipe[-1].parties_) == ["north", "south"]
 
 
+def test_fit_refuses_parties_in_another_row_order_than_y_in_a_default_pipeline(table):
+    """A ColumnTransformer with its default output hands the classifier an array, with no
+    index to compare; y and the parties (routed as clf__parties) still arrive as the
+    Series passed. Parties from before a shuffle were paired by position, silently."""
+    X, y = table
+    y = pd.Series(y, index=X.index)
+    parties = pd.Series(np.repeat(["north", "south"], 1000), index=X.index)
+    Xs = X.sample(frac=1, random_state=1)
+    pipe = _pipe(max_epochs=1)
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        pipe.fit(Xs, y.loc[Xs.index], clf__parties=parties)
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        pipe.fit(Xs, y, clf__parties=parties.loc[Xs.index])
+    pipe.fit(Xs, y.loc[Xs.index], clf__parties=parties.loc[Xs.index])
+    pipe.fit(Xs, y.loc[Xs.index].to_numpy(), clf__parties=parties)  # by position, as asked
+
+
 def test_sparse_one_hot_output_trains_the_same_model_as_dense(table):
     """A ColumnTransformer with a OneHotEncoder passes a sparse matrix on by default: the
     classifier takes it and learns exactly what it learns from the same values dense."""

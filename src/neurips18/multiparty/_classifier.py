@@ -223,6 +223,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
                              "target y is None")
         check_aligned("y", y, X)
         check_aligned("parties", parties, X)
+        # in a Pipeline X arrives as an array (no index to compare), but y and parties
+        # arrive as the caller passed them: two Series in different row orders disagree
+        check_aligned("parties", parties, y, "y")
         y_arr = np.asarray(y)
         if y_arr.dtype.kind == "O" and y_arr.ndim == 1:  # None/NA: a bare TypeError later
             check_not_missing("y", y, y_arr, "labels")

@@ -12,6 +12,7 @@ from neurips18.multiparty._parties import (
     PartyData,
     _is_frame,
     as_labels,
+    check_aligned,
     n_rows,
     party_index,
     stack_rows,
@@ -100,6 +101,11 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     from sklearn.model_selection import train_test_split
 
     n = n_rows(X)
+    # X's index, when it has one, decides first; with X an array, y and parties given as
+    # Series in different row orders still disagree with each other
+    check_aligned("y", y, X)
+    check_aligned("parties", parties, X)
+    check_aligned("parties", parties, y, "y")
     y = as_labels("y", y, n, X=X)
     parties = as_labels("parties", parties, n, X=X)
     test_size = check("test_size", test_size, Interval(float, 0, 1, closed="neither"))
