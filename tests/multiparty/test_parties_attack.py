@@ -95,6 +95,24 @@ def test_split_and_container_errors():
         PartyData(X, y, -np.ones(20, int), X, y, np.zeros(20, int))
 
 
+def test_a_container_refuses_party_ids_in_another_row_order_than_y():
+    """Built from an array X (no index) with y and the party ids as Series, ids taken
+    before the rows were shuffled were paired by position, silently."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    y = pd.Series(np.arange(40) % 2, index=np.arange(40) * 3)
+    ids = pd.Series(np.repeat([0, 1], 20), index=y.index)
+    perm = rng.permutation(40)
+    ys = y.iloc[perm]
+    Xv, yv, pv = X[:10], y.iloc[:10], ids.iloc[:10] % 2
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        PartyData(X, ys, ids, Xv, yv, pv)
+    with pytest.raises(ValidationError, match="Invalid val_parties.*row order of y_val"):
+        PartyData(X, ys, ids.iloc[perm], Xv, yv, pv.iloc[::-1])
+    d = PartyData(X, ys, ids.iloc[perm], Xv, yv, pv)
+    np.testing.assert_array_equal(d.parties, ids.iloc[perm].to_numpy())
+
+
 def test_replace_party_swaps_one_submission(table):
     X, y = table
     d = split_parties(X, y, 4, validation_size=400, random_state=0)

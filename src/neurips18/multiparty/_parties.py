@@ -238,6 +238,9 @@ class PartyData:
                                              ("val_parties", self.val_parties, self.X_val,
                                               "X_val")):
             check_aligned(name, value, rows, rows_name)
+        # an array X has no index: party ids and labels given as Series may still disagree
+        check_aligned("parties", self.parties, self.y, "y")
+        check_aligned("val_parties", self.val_parties, self.y_val, "y_val")
         X = as_features("X", self.X)
         X_val = as_features("X_val", self.X_val)
         check_same_columns("X_val", X_val, X, "X")
