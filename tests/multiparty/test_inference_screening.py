@@ -204,6 +204,29 @@ def test_parties_in_another_row_order_than_y_are_refused_when_X_has_no_index():
     assert r.accuracy == 1.0
 
 
+def test_label_only_guesses_the_largest_party_for_a_label_it_never_saw():
+    """A label held by one record only, which the split puts among the held-out records:
+    the label-only guess named the first party (sorted), a small one, and came out below
+    the best constant guess (0.89 against 0.90)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    parties = np.where(np.arange(n) < 20, "a_small", "b_big")
+    y = rng.integers(0, 2, n)
+    y[150] = 2
+    X = rng.standard_normal((n, 2))
+
+    class Blind:
+        classes_ = np.array([0, 1, 2])
+
+        def predict_proba(self, Z):
+            return np.tile([0.3, 0.3, 0.4], (len(Z), 1))
+
+    for seed in range(8):  # seeds 3 and 5 hold the label out of the attack's training
+        r = party_inference_attack(Blind(), X, y, parties, random_state=seed)
+        assert r.label_only >= r.majority
+        assert r.label_only == pytest.approx(0.9)
+
+
 def test_screening_an_object_array():
     """PartyData holds an object array (``frame.to_numpy()`` of mixed columns) as readily
     as a frame; screening it raised a bare ValueError (a text value cast to float). Text
