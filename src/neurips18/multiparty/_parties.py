@@ -86,7 +86,10 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     objects, which a column selector on the category dtype then leaves out of the model for
     every party. A value that is not among ``pool``'s categories is refused by name, and so
     is a non-numeric column (e.g. numbers as strings) where ``pool``'s is numeric, which
-    would turn the pooled column into objects that a numeric selector leaves out."""
+    would turn the pooled column into objects that a numeric selector leaves out. A column
+    that is of a pandas string dtype in ``pool`` (``str``, pandas 3's default for text) is
+    given that dtype (from objects, say; pooled, they would be objects, which a selector
+    on ``str`` leaves out); a value in it that is not a string is refused by name."""
     import pandas as pd
 
     if not _is_frame(X):
@@ -98,6 +101,21 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
                 and getattr(X[c].dtype, "kind", "O") not in "biuf"):
             raise invalid(name, X, f"column {c!r} numeric, as in {pool_name} ({dtype}); "
                           f"found dtype {X[c].dtype} (convert it, e.g. pd.to_numeric)")
+        if isinstance(dtype, pd.StringDtype) and X[c].dtype != dtype:
+            # pandas pools a text column ('str', pandas 3's default) with one of objects (or
+            # of another string dtype) into objects, which a selector on 'str' leaves out
+            vals = X[c]
+            present = vals.notna().to_numpy()
+            other = present & ~np.fromiter((isinstance(v, str) for v in vals), bool,
+                                           count=len(vals))
+            if other.any():
+                shown = pd.unique(vals[other]).tolist()[:5]
+                raise invalid(name, X, f"text in column {c!r}, as in {pool_name} ({dtype}); "
+                              f"found {shown} (convert them, e.g. .astype(str))")
+            if out is X:
+                out = X.copy()
+            out[c] = vals.astype(dtype)
+            continue
         if not isinstance(dtype, pd.CategoricalDtype) or X[c].dtype == dtype:
             continue
         present = X[c].notna().to_numpy()
@@ -307,7 +325,8 @@ class PartyData:
         order of the parties are unchanged (party ``i``'s rows move to the end). A
         DataFrame must have the pool's columns (in any order); a column that is
         categorical in the pool is given the pool's categories (strings, or a categorical
-        of other categories, are converted; a value outside them is refused)."""
+        of other categories, are converted; a value outside them is refused), and one of a
+        string dtype in the pool its dtype (text held as objects is converted)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
         check_aligned("y", y, X)
         X = as_features("X", X)
