@@ -190,6 +190,33 @@ def test_a_submission_of_text_as_objects_keeps_the_pool_string_dtype():
         d.replace_party(0, codes, y0)
 
 
+def test_a_submission_of_0_1_numbers_keeps_the_pool_bool_column():
+    """A party that sent a bool flag as 0/1 numbers turned the pooled column into ints
+    (a selector on 'number' then took it, one on 'bool' lost it) or, as floats, into
+    objects, which both selectors left out of the model for every party, silently."""
+    from sklearn.compose import make_column_selector
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.standard_normal(40),
+                      "flag": rng.integers(0, 2, 40).astype(bool)})
+    y = rng.integers(0, 2, 40)
+    d = split_parties(X, y, 2, validation_size=10, random_state=0)
+    X0, y0 = d.party(0)
+    for kind in (int, float, object):
+        sub = X0.astype({"flag": kind})
+        d2 = d.replace_party(0, sub, y0)
+        assert d2.X["flag"].dtype == bool
+        assert make_column_selector(dtype_include="bool")(d2.X) == ["flag"]
+        assert make_column_selector(dtype_include="number")(d2.X) == ["a"]
+        np.testing.assert_array_equal(d2.X["flag"].iloc[-len(y0):], X0["flag"])
+        assert sub["flag"].dtype != bool  # the caller's frame is not converted
+    gap = X0.astype({"flag": float})
+    gap.iloc[0, gap.columns.get_loc("flag")] = np.nan
+    for bad, shown in ((X0.astype({"flag": int}) * 2, r"\[2"), (gap, "nan")):
+        with pytest.raises(ValidationError, match=rf"Invalid X.*column 'flag' of booleans.*{shown}"):
+            d.replace_party(0, bad, y0)
+
+
 def test_a_submission_of_numbers_as_strings_is_refused_by_name():
     """A party that submitted a numeric column as strings turned the pooled column into
     objects: a numeric column selector then left it out of the model for every party."""

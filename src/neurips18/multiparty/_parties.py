@@ -89,7 +89,9 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     would turn the pooled column into objects that a numeric selector leaves out. A column
     that is of a pandas string dtype in ``pool`` (``str``, pandas 3's default for text) is
     given that dtype (from objects, say; pooled, they would be objects, which a selector
-    on ``str`` leaves out); a value in it that is not a string is refused by name."""
+    on ``str`` leaves out); a value in it that is not a string is refused by name. A bool
+    column of ``pool`` is given as bool from numbers 0/1 (pooled, they would make it a
+    column of numbers); other values, or missing ones, are refused."""
     import pandas as pd
 
     if not _is_frame(X):
@@ -97,6 +99,19 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     out = X
     for c in pool.columns:
         dtype = pool[c].dtype
+        if dtype == np.dtype(bool) and X[c].dtype != dtype:
+            # pandas pools a bool column with one of 0/1 numbers into numbers: the column
+            # then leaves a selector on 'bool' and joins one on 'number', for every party
+            vals = X[c]
+            wrong = (vals.isna() | ~vals.isin([0, 1])).to_numpy(dtype=bool)
+            if wrong.any():
+                shown = pd.unique(vals[wrong]).tolist()[:5]
+                raise invalid(name, X, f"column {c!r} of booleans (or 0/1, without missing "
+                              f"values), as in {pool_name} ({dtype}); found {shown}")
+            if out is X:
+                out = X.copy()
+            out[c] = vals.astype(bool)
+            continue
         if (not isinstance(dtype, pd.CategoricalDtype) and dtype.kind in "biuf"
                 and getattr(X[c].dtype, "kind", "O") not in "biuf"):
             raise invalid(name, X, f"column {c!r} numeric, as in {pool_name} ({dtype}); "
