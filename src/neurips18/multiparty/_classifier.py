@@ -251,12 +251,19 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         seed = self._seed()
         device = torch.device(self.device)
         vocab = int(X.max()) + 1 if self.network == "text_cnn" and X.size else 1
+        # the networks are float32 (the data is made float32 below) whatever the caller's
+        # torch default dtype, and initialised from the same draws: built under float32
+        prev_dtype = torch.get_default_dtype()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            f = self._build(X.shape[1], len(self.classes_), max(vocab, 2)).to(device)
-            h = (PartyDiscriminator(len(self.classes_), n_parties,
-                                    tuple(self.discriminator_layer_sizes)).to(device)
-                 if n_parties > 1 and self.lam > 0 else None)
+            torch.set_default_dtype(torch.float32)
+            try:
+                f = self._build(X.shape[1], len(self.classes_), max(vocab, 2)).to(device)
+                h = (PartyDiscriminator(len(self.classes_), n_parties,
+                                        tuple(self.discriminator_layer_sizes)).to(device)
+                     if n_parties > 1 and self.lam > 0 else None)
+            finally:
+                torch.set_default_dtype(prev_dtype)
         opt = torch.optim.SGD(f.parameters(), lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay)
         h_opt = None if h is None else torch.optim.SGD(
