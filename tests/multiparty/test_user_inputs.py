@@ -213,7 +213,8 @@ def test_a_submission_of_0_1_numbers_keeps_the_pool_bool_column():
     gap = X0.astype({"flag": float})
     gap.iloc[0, gap.columns.get_loc("flag")] = np.nan
     for bad, shown in ((X0.astype({"flag": int}) * 2, r"\[2"), (gap, "nan")):
-        with pytest.raises(ValidationError, match=rf"Invalid X.*column 'flag' of booleans.*{shown}"):
+        with pytest.raises(ValidationError,
+                           match=rf"Invalid X.*column 'flag' of booleans.*{shown}"):
             d.replace_party(0, bad, y0)
 
 

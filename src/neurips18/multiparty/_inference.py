@@ -34,10 +34,10 @@ class PartyInference:
     n_parties, n_test : number of parties and of held-out records.
     label_only : accuracy on the held-out records of a guess from the label alone (for
         each label, the party most frequent among the attack's training records of that
-        label; for a label they lack, the party most frequent among them). The attacker is given the labels, so this is what it reaches against a
-        model that leaks nothing; it is above ``chance`` and ``majority`` when the
-        parties' labels are distributed differently. What the model leaks is ``accuracy``
-        beyond it.
+        label; for a label they lack, the party most frequent among them). The attacker
+        is given the labels, so this is what it reaches against a model that leaks
+        nothing; it is above ``chance`` and ``majority`` when the parties' labels are
+        distributed differently. What the model leaks is ``accuracy`` beyond it.
     """
 
     accuracy: float
