@@ -113,6 +113,24 @@ def test_a_container_refuses_party_ids_in_another_row_order_than_y():
     np.testing.assert_array_equal(d.parties, ids.iloc[perm].to_numpy())
 
 
+def test_a_pickled_or_copied_container_stays_read_only():
+    """NumPy drops the read-only flag when an array is pickled: a container saved and
+    loaded again (or deep-copied) could have its labels or party ids changed in place."""
+    import copy
+    import pickle
+
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    d = split_parties(X, np.arange(20) % 2, 2, validation_size=6, random_state=0)
+    for e in (pickle.loads(pickle.dumps(d)), copy.deepcopy(d)):
+        for name in ("X", "X_val", "y", "y_val", "parties", "val_parties"):
+            with pytest.raises(ValueError, match="read-only"):
+                getattr(e, name)[0] = 1
+        np.testing.assert_array_equal(e.y, d.y)
+        np.testing.assert_array_equal(e.X, d.X)
+        assert e.n_parties == d.n_parties
+        assert e.replace_party(0, *e.party(0)).n_parties == 2
+
+
 def test_replace_party_swaps_one_submission(table):
     X, y = table
     d = split_parties(X, y, 4, validation_size=400, random_state=0)

@@ -315,6 +315,15 @@ class PartyData:
                 raise invalid(name, ids, "non-negative integer party ids")
         return arr.astype(np.int64)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # NumPy does not pickle the read-only flag: a pickled (or deep-copied) container
+        # came back with arrays that could be written to
+        self.__dict__.update(state)
+        for name in ("X", "X_val", "y", "y_val", "parties", "val_parties"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
     def __len__(self) -> int:
         return len(self.y)
 
