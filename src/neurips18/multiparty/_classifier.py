@@ -107,8 +107,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         fresh seed (results then differ between fits).
 
     Fit with ``fit(X, y, parties=...)``: ``parties`` holds one party label per row (ints,
-    strings or other scalars of one sortable type; not tuples). Without ``parties`` (or with one party) there is nothing to hide and
-    the fit is plain training. Inside a Pipeline pass ``clf__parties=...`` to ``fit``.
+    strings or other scalars of one sortable type; not tuples). Without ``parties`` (or
+    with one party) there is nothing to hide and the fit is plain training. Inside a
+    Pipeline pass ``clf__parties=...`` to ``fit``.
 
     Attributes
     ----------
