@@ -198,6 +198,54 @@ def test_fit_refuses_parties_in_another_row_order(table):
     assert list(pipe[-1].parties_) == ["north", "south"]
 
 
+def test_fit_refuses_parties_in_another_row_order_than_y_in_a_default_pipeline(table):
+    """A ColumnTransformer with its default output hands the classifier an array, with no
+    index to compare; y and the parties (routed as clf__parties) still arrive as the
+    Series passed. Parties from before a shuffle were paired by position, silently."""
+    X, y = table
+    y = pd.Series(y, index=X.index)
+    parties = pd.Series(np.repeat(["north", "south"], 1000), index=X.index)
+    Xs = X.sample(frac=1, random_state=1)
+    pipe = _pipe(max_epochs=1)
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        pipe.fit(Xs, y.loc[Xs.index], clf__parties=parties)
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        pipe.fit(Xs, y, clf__parties=parties.loc[Xs.index])
+    pipe.fit(Xs, y.loc[Xs.index], clf__parties=parties.loc[Xs.index])
+    pipe.fit(Xs, y.loc[Xs.index].to_numpy(), clf__parties=parties)  # by position, as asked
+
+
+@pytest.mark.parametrize("network", ["mlp", "text_cnn"])
+def test_a_float64_torch_default_dtype_trains_the_same_model(network):
+    """With torch.set_default_dtype(torch.float64) (common in scientific code) the networks
+    were built in float64 while the data is made float32: fit failed with torch's bare
+    'mat1 and mat2 must have the same dtype'. They are float32 now, initialised alike, and
+    the caller's default dtype is left as it was."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    if network == "mlp":
+        X = rng.standard_normal((120, 3))
+        y = (X[:, 0] > 0).astype(int)
+    else:
+        X = rng.integers(0, 9, (120, 6))
+        y = (X[:, 0] > 4).astype(int)
+    parties = np.arange(120) % 2
+    kw = dict(max_epochs=2, random_state=0, network=network, hidden_layer_sizes=(8,),
+              embedding_dim=4, kernel_size=3)
+    ref = PartyAdversarialClassifier(**kw).fit(X, y, parties=parties).predict_proba(X)
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        clf = PartyAdversarialClassifier(**kw).fit(X, y, parties=parties)
+        assert torch.get_default_dtype() == torch.float64
+        np.testing.assert_array_equal(clf.predict_proba(X), ref)
+    finally:
+        torch.set_default_dtype(prev)
+    assert all(q.dtype == torch.float32 for q in clf.model_.parameters())
+    assert all(q.dtype == torch.float32 for q in clf.discriminator_.parameters())
+
+
 def test_sparse_one_hot_output_trains_the_same_model_as_dense(table):
     """A ColumnTransformer with a OneHotEncoder passes a sparse matrix on by default: the
     classifier takes it and learns exactly what it learns from the same values dense."""

@@ -182,6 +182,51 @@ def test_labels_and_parties_in_another_row_order_than_X_are_refused():
     np.testing.assert_array_equal(d.y, df.loc[d.X.index, "y"].to_numpy())
 
 
+def test_parties_in_another_row_order_than_y_are_refused_when_X_has_no_index():
+    """X as an array (a transformed frame) carries no index, but y and the parties given
+    as Series do: a parties Series from before the shuffle was paired by position,
+    silently (the attack then scored a perfectly leaking model near chance)."""
+    X, y = make_table(400)
+    df = X.assign(y=y, party=np.repeat(["a", "b"], 200))
+    Xs = df.sample(frac=1, random_state=0)
+    ys, ps = Xs["y"], df["party"]  # the parties not reordered
+    Z = np.column_stack([(Xs["party"] == "a").to_numpy(dtype=float), Xs["a"].to_numpy()])
+
+    class Leaky:
+        classes_ = np.array([0, 1])
+
+        def predict_proba(self, Z):
+            return np.column_stack([Z[:, 0], 1 - Z[:, 0]])
+
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        party_inference_attack(Leaky(), Z, ys, ps, random_state=0)
+    r = party_inference_attack(Leaky(), Z, ys, ps.loc[Xs.index], random_state=0)
+    assert r.accuracy == 1.0
+
+
+def test_label_only_guesses_the_largest_party_for_a_label_it_never_saw():
+    """A label held by one record only, which the split puts among the held-out records:
+    the label-only guess named the first party (sorted), a small one, and came out below
+    the best constant guess (0.89 against 0.90)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    parties = np.where(np.arange(n) < 20, "a_small", "b_big")
+    y = rng.integers(0, 2, n)
+    y[150] = 2
+    X = rng.standard_normal((n, 2))
+
+    class Blind:
+        classes_ = np.array([0, 1, 2])
+
+        def predict_proba(self, Z):
+            return np.tile([0.3, 0.3, 0.4], (len(Z), 1))
+
+    for seed in range(8):  # seeds 3 and 5 hold the label out of the attack's training
+        r = party_inference_attack(Blind(), X, y, parties, random_state=seed)
+        assert r.label_only >= r.majority
+        assert r.label_only == pytest.approx(0.9)
+
+
 def test_screening_an_object_array():
     """PartyData holds an object array (``frame.to_numpy()`` of mixed columns) as readily
     as a frame; screening it raised a bare ValueError (a text value cast to float). Text

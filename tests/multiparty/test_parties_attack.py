@@ -36,6 +36,23 @@ def test_split_follows_the_credit_card_layout():
     assert not np.array_equal(other.X, d.X)
 
 
+@pytest.mark.parametrize("n", [5, 7, 15, 25])
+@pytest.mark.parametrize("shares", [(0.3, 0.7), (0.5, 0.5), (0.1, 0.9)])
+def test_split_into_shares_that_sum_to_one_uses_every_row(n, shares):
+    """Rounded one by one, 0.3 and 0.7 of 15 rows were 4 + 10 (a row left out) and of 25
+    rows 8 + 18 (refused: more than the 25 rows)."""
+    X = np.arange(2 * n, dtype=float).reshape(n, 2)
+    y = np.arange(n) % 2
+    v, t = shares
+    d = split_parties(X, y, 1, validation_size=v, train_size=t, random_state=0)
+    assert len(d) + len(d.y_val) == n
+    assert len(np.unique(np.r_[d.X[:, 0], d.X_val[:, 0]])) == n
+    assert abs(len(d.y_val) - v * n) <= 0.5 and abs(len(d) - t * n) <= 1
+    # shares that sum to more than 1 are still refused
+    with pytest.raises(ValidationError, match="train_size"):
+        split_parties(X, y, 1, validation_size=v, train_size=t + 0.3, random_state=0)
+
+
 def test_split_keeps_dataframes_and_leaves_inputs_alone(table):
     X, y = table
     X0, y0 = X.copy(), y.copy()
@@ -76,6 +93,42 @@ def test_split_and_container_errors():
         PartyData(X, y, np.zeros(19, int), X, y, np.zeros(20, int))
     with pytest.raises(ValidationError, match="Invalid parties"):
         PartyData(X, y, -np.ones(20, int), X, y, np.zeros(20, int))
+
+
+def test_a_container_refuses_party_ids_in_another_row_order_than_y():
+    """Built from an array X (no index) with y and the party ids as Series, ids taken
+    before the rows were shuffled were paired by position, silently."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    y = pd.Series(np.arange(40) % 2, index=np.arange(40) * 3)
+    ids = pd.Series(np.repeat([0, 1], 20), index=y.index)
+    perm = rng.permutation(40)
+    ys = y.iloc[perm]
+    Xv, yv, pv = X[:10], y.iloc[:10], ids.iloc[:10] % 2
+    with pytest.raises(ValidationError, match="Invalid parties.*row order of y"):
+        PartyData(X, ys, ids, Xv, yv, pv)
+    with pytest.raises(ValidationError, match="Invalid val_parties.*row order of y_val"):
+        PartyData(X, ys, ids.iloc[perm], Xv, yv, pv.iloc[::-1])
+    d = PartyData(X, ys, ids.iloc[perm], Xv, yv, pv)
+    np.testing.assert_array_equal(d.parties, ids.iloc[perm].to_numpy())
+
+
+def test_a_pickled_or_copied_container_stays_read_only():
+    """NumPy drops the read-only flag when an array is pickled: a container saved and
+    loaded again (or deep-copied) could have its labels or party ids changed in place."""
+    import copy
+    import pickle
+
+    X = np.arange(40, dtype=float).reshape(20, 2)
+    d = split_parties(X, np.arange(20) % 2, 2, validation_size=6, random_state=0)
+    for e in (pickle.loads(pickle.dumps(d)), copy.deepcopy(d)):
+        for name in ("X", "X_val", "y", "y_val", "parties", "val_parties"):
+            with pytest.raises(ValueError, match="read-only"):
+                getattr(e, name)[0] = 1
+        np.testing.assert_array_equal(e.y, d.y)
+        np.testing.assert_array_equal(e.X, d.X)
+        assert e.n_parties == d.n_parties
+        assert e.replace_party(0, *e.party(0)).n_parties == 2
 
 
 def test_replace_party_swaps_one_submission(table):

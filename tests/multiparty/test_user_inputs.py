@@ -163,6 +163,61 @@ def test_documents_in_a_series_are_split_like_a_list():
         split_parties(np.arange(20.0), y, 2, validation_size=6, random_state=0)
 
 
+def test_a_submission_of_text_as_objects_keeps_the_pool_string_dtype():
+    """pandas 3 reads text as the 'str' dtype; a party whose frame held the column as
+    objects made the pooled column objects, which a selector on 'str' (what pandas advises
+    in place of object) then left out of the model for every party, silently."""
+    from sklearn.compose import make_column_selector
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.standard_normal(400),
+                      "colour": pd.Series(rng.choice(["red", "blue"], 400), dtype="str")})
+    y = (X["colour"] == "red").to_numpy(dtype=int)
+    d = split_parties(X, y, 2, validation_size=100, random_state=0)
+    X0, y0 = d.party(0)
+    sub = X0.astype({"colour": object})
+    sub.iloc[2, 1] = None  # a missing value stays missing
+    kept = sub.copy()
+    d2 = d.replace_party(0, sub, y0)
+    assert d2.X["colour"].dtype == X["colour"].dtype
+    assert make_column_selector(dtype_include="str")(d2.X) == ["colour"]
+    assert d2.X["colour"].isna().sum() == 1 and sub.equals(kept)
+    Xv0, yv0 = d.validation(0)
+    d3 = d.replace_party(0, X0, y0, X_val=Xv0.astype({"colour": object}), y_val=yv0)
+    assert d3.X_val["colour"].dtype == X["colour"].dtype
+    codes = sub.assign(colour=np.arange(len(sub)) % 2).astype({"colour": object})
+    with pytest.raises(ValidationError, match=r"Invalid X.*text in column 'colour'.*\[0, 1\]"):
+        d.replace_party(0, codes, y0)
+
+
+def test_a_submission_of_0_1_numbers_keeps_the_pool_bool_column():
+    """A party that sent a bool flag as 0/1 numbers turned the pooled column into ints
+    (a selector on 'number' then took it, one on 'bool' lost it) or, as floats, into
+    objects, which both selectors left out of the model for every party, silently."""
+    from sklearn.compose import make_column_selector
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.standard_normal(40),
+                      "flag": rng.integers(0, 2, 40).astype(bool)})
+    y = rng.integers(0, 2, 40)
+    d = split_parties(X, y, 2, validation_size=10, random_state=0)
+    X0, y0 = d.party(0)
+    for kind in (int, float, object):
+        sub = X0.astype({"flag": kind})
+        d2 = d.replace_party(0, sub, y0)
+        assert d2.X["flag"].dtype == bool
+        assert make_column_selector(dtype_include="bool")(d2.X) == ["flag"]
+        assert make_column_selector(dtype_include="number")(d2.X) == ["a"]
+        np.testing.assert_array_equal(d2.X["flag"].iloc[-len(y0):], X0["flag"])
+        assert sub["flag"].dtype != bool  # the caller's frame is not converted
+    gap = X0.astype({"flag": float})
+    gap.iloc[0, gap.columns.get_loc("flag")] = np.nan
+    for bad, shown in ((X0.astype({"flag": int}) * 2, r"\[2"), (gap, "nan")):
+        with pytest.raises(ValidationError,
+                           match=rf"Invalid X.*column 'flag' of booleans.*{shown}"):
+            d.replace_party(0, bad, y0)
+
+
 def test_a_submission_of_numbers_as_strings_is_refused_by_name():
     """A party that submitted a numeric column as strings turned the pooled column into
     objects: a numeric column selector then left it out of the model for every party."""

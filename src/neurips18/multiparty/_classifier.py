@@ -106,9 +106,10 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         Seeds the initialisation of both networks and the batch order. ``None`` draws a
         fresh seed (results then differ between fits).
 
-    Fit with ``fit(X, y, parties=...)``: ``parties`` holds one party label per row (any
-    hashable values). Without ``parties`` (or with one party) there is nothing to hide and
-    the fit is plain training. Inside a Pipeline pass ``clf__parties=...`` to ``fit``.
+    Fit with ``fit(X, y, parties=...)``: ``parties`` holds one party label per row (ints,
+    strings or other scalars of one sortable type; not tuples). Without ``parties`` (or
+    with one party) there is nothing to hide and the fit is plain training. Inside a
+    Pipeline pass ``clf__parties=...`` to ``fit``.
 
     Attributes
     ----------
@@ -223,6 +224,9 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
                              "target y is None")
         check_aligned("y", y, X)
         check_aligned("parties", parties, X)
+        # in a Pipeline X arrives as an array (no index to compare), but y and parties
+        # arrive as the caller passed them: two Series in different row orders disagree
+        check_aligned("parties", parties, y, "y")
         y_arr = np.asarray(y)
         if y_arr.dtype.kind == "O" and y_arr.ndim == 1:  # None/NA: a bare TypeError later
             check_not_missing("y", y, y_arr, "labels")
@@ -248,12 +252,19 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         seed = self._seed()
         device = torch.device(self.device)
         vocab = int(X.max()) + 1 if self.network == "text_cnn" and X.size else 1
+        # the networks are float32 (the data is made float32 below) whatever the caller's
+        # torch default dtype, and initialised from the same draws: built under float32
+        prev_dtype = torch.get_default_dtype()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            f = self._build(X.shape[1], len(self.classes_), max(vocab, 2)).to(device)
-            h = (PartyDiscriminator(len(self.classes_), n_parties,
-                                    tuple(self.discriminator_layer_sizes)).to(device)
-                 if n_parties > 1 and self.lam > 0 else None)
+            torch.set_default_dtype(torch.float32)
+            try:
+                f = self._build(X.shape[1], len(self.classes_), max(vocab, 2)).to(device)
+                h = (PartyDiscriminator(len(self.classes_), n_parties,
+                                        tuple(self.discriminator_layer_sizes)).to(device)
+                     if n_parties > 1 and self.lam > 0 else None)
+            finally:
+                torch.set_default_dtype(prev_dtype)
         opt = torch.optim.SGD(f.parameters(), lr=self.lr, momentum=self.momentum,
                               weight_decay=self.weight_decay)
         h_opt = None if h is None else torch.optim.SGD(

@@ -12,6 +12,7 @@ from neurips18.multiparty._parties import (
     PartyData,
     _is_frame,
     as_labels,
+    check_aligned,
     n_rows,
     party_index,
     stack_rows,
@@ -33,10 +34,10 @@ class PartyInference:
     n_parties, n_test : number of parties and of held-out records.
     label_only : accuracy on the held-out records of a guess from the label alone (for
         each label, the party most frequent among the attack's training records of that
-        label). The attacker is given the labels, so this is what it reaches against a
-        model that leaks nothing; it is above ``chance`` and ``majority`` when the
-        parties' labels are distributed differently. What the model leaks is ``accuracy``
-        beyond it.
+        label; for a label they lack, the party most frequent among them). The attacker
+        is given the labels, so this is what it reaches against a model that leaks
+        nothing; it is above ``chance`` and ``majority`` when the parties' labels are
+        distributed differently. What the model leaks is ``accuracy`` beyond it.
     """
 
     accuracy: float
@@ -100,6 +101,11 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     from sklearn.model_selection import train_test_split
 
     n = n_rows(X)
+    # X's index, when it has one, decides first; with X an array, y and parties given as
+    # Series in different row orders still disagree with each other
+    check_aligned("y", y, X)
+    check_aligned("parties", parties, X)
+    check_aligned("parties", parties, y, "y")
     y = as_labels("y", y, n, X=X)
     parties = as_labels("parties", parties, n, X=X)
     test_size = check("test_size", test_size, Interval(float, 0, 1, closed="neither"))
@@ -142,7 +148,10 @@ def party_inference_attack(model: Any, X: Any, y: Any, parties: Any, *,
     y_idx = onehot.argmax(axis=1)
     table = np.zeros((len(classes), len(labels)), dtype=np.int64)
     np.add.at(table, (y_idx[tr], p_idx[tr]), 1)
-    by_label = table.argmax(axis=1)  # a label unseen in training: the first party
+    by_label = table.argmax(axis=1)
+    # a label the attack's training records lack tells nothing: guess the party most
+    # frequent among them (argmax of an empty row named the first party, whatever its size)
+    by_label[table.sum(axis=1) == 0] = int(table.sum(axis=0).argmax())
     return PartyInference(
         accuracy=float(np.mean(guess == truth)), chance=1.0 / len(labels),
         majority=float(np.bincount(truth).max() / len(truth)), per_party=per,

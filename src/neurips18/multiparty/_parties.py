@@ -86,7 +86,12 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     objects, which a column selector on the category dtype then leaves out of the model for
     every party. A value that is not among ``pool``'s categories is refused by name, and so
     is a non-numeric column (e.g. numbers as strings) where ``pool``'s is numeric, which
-    would turn the pooled column into objects that a numeric selector leaves out."""
+    would turn the pooled column into objects that a numeric selector leaves out. A column
+    that is of a pandas string dtype in ``pool`` (``str``, pandas 3's default for text) is
+    given that dtype (from objects, say; pooled, they would be objects, which a selector
+    on ``str`` leaves out); a value in it that is not a string is refused by name. A bool
+    column of ``pool`` is given as bool from numbers 0/1 (pooled, they would make it a
+    column of numbers); other values, or missing ones, are refused."""
     import pandas as pd
 
     if not _is_frame(X):
@@ -94,10 +99,38 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     out = X
     for c in pool.columns:
         dtype = pool[c].dtype
+        if dtype == np.dtype(bool) and X[c].dtype != dtype:
+            # pandas pools a bool column with one of 0/1 numbers into numbers: the column
+            # then leaves a selector on 'bool' and joins one on 'number', for every party
+            vals = X[c]
+            wrong = (vals.isna() | ~vals.isin([0, 1])).to_numpy(dtype=bool)
+            if wrong.any():
+                shown = pd.unique(vals[wrong]).tolist()[:5]
+                raise invalid(name, X, f"column {c!r} of booleans (or 0/1, without missing "
+                              f"values), as in {pool_name} ({dtype}); found {shown}")
+            if out is X:
+                out = X.copy()
+            out[c] = vals.astype(bool)
+            continue
         if (not isinstance(dtype, pd.CategoricalDtype) and dtype.kind in "biuf"
                 and getattr(X[c].dtype, "kind", "O") not in "biuf"):
             raise invalid(name, X, f"column {c!r} numeric, as in {pool_name} ({dtype}); "
                           f"found dtype {X[c].dtype} (convert it, e.g. pd.to_numeric)")
+        if isinstance(dtype, pd.StringDtype) and X[c].dtype != dtype:
+            # pandas pools a text column ('str', pandas 3's default) with one of objects (or
+            # of another string dtype) into objects, which a selector on 'str' leaves out
+            vals = X[c]
+            present = vals.notna().to_numpy()
+            other = present & ~np.fromiter((isinstance(v, str) for v in vals), bool,
+                                           count=len(vals))
+            if other.any():
+                shown = pd.unique(vals[other]).tolist()[:5]
+                raise invalid(name, X, f"text in column {c!r}, as in {pool_name} ({dtype}); "
+                              f"found {shown} (convert them, e.g. .astype(str))")
+            if out is X:
+                out = X.copy()
+            out[c] = vals.astype(dtype)
+            continue
         if not isinstance(dtype, pd.CategoricalDtype) or X[c].dtype == dtype:
             continue
         present = X[c].notna().to_numpy()
@@ -238,6 +271,9 @@ class PartyData:
                                              ("val_parties", self.val_parties, self.X_val,
                                               "X_val")):
             check_aligned(name, value, rows, rows_name)
+        # an array X has no index: party ids and labels given as Series may still disagree
+        check_aligned("parties", self.parties, self.y, "y")
+        check_aligned("val_parties", self.val_parties, self.y_val, "y_val")
         X = as_features("X", self.X)
         X_val = as_features("X_val", self.X_val)
         check_same_columns("X_val", X_val, X, "X")
@@ -279,6 +315,15 @@ class PartyData:
                 raise invalid(name, ids, "non-negative integer party ids")
         return arr.astype(np.int64)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # NumPy does not pickle the read-only flag: a pickled (or deep-copied) container
+        # came back with arrays that could be written to
+        self.__dict__.update(state)
+        for name in ("X", "X_val", "y", "y_val", "parties", "val_parties"):
+            value = getattr(self, name)
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+
     def __len__(self) -> int:
         return len(self.y)
 
@@ -304,7 +349,8 @@ class PartyData:
         order of the parties are unchanged (party ``i``'s rows move to the end). A
         DataFrame must have the pool's columns (in any order); a column that is
         categorical in the pool is given the pool's categories (strings, or a categorical
-        of other categories, are converted; a value outside them is refused)."""
+        of other categories, are converted; a value outside them is refused), and one of a
+        string dtype in the pool its dtype (text held as objects is converted)."""
         i = check("i", i, Interval(int, 0, self.n_parties - 1))
         check_aligned("y", y, X)
         X = as_features("X", X)
@@ -342,14 +388,20 @@ def _size(name: str, value: Any, n: int) -> int:
     return max(1, int(round(frac * n)))
 
 
+def _is_fraction(value: Any) -> bool:
+    return not (isinstance(value, numbers.Integral) and not isinstance(value, bool))
+
+
 def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | float,
                   random_state: int | np.random.Generator,
                   train_size: int | float | None = None) -> PartyData:
     """Shuffle the records and deal them out to ``n_parties`` parties.
 
     ``validation_size`` records (a count, or a fraction of the rows) form the validation
-    pool; ``train_size`` records (default: all the rest) form the training pool. Each pool
-    is cut into ``n_parties`` consecutive blocks of equal size (sizes differ by at most one
+    pool; ``train_size`` records (default: all the rest) form the training pool (when both
+    are fractions, the pools are cut at the rounded positions ``validation_size * n`` and
+    ``(validation_size + train_size) * n``, so fractions summing to 1 use every row). Each
+    pool is cut into ``n_parties`` consecutive blocks of equal size (sizes differ by at most one
     when the pool does not divide evenly), so party ``i`` submits block ``i`` of each.
     Hayes and Ohrimenko's Credit Card split is ``validation_size=10_000, train_size=20_000``
     with 10 parties: 2,000 training and 1,000 validation records per party.
@@ -366,7 +418,17 @@ def split_parties(X: Any, y: Any, n_parties: int, *, validation_size: int | floa
     n_parties = check("n_parties", n_parties, Interval(int, 1, None))
     rng = as_numpy_generator(random_state, "random_state")
     n_val = _size("validation_size", validation_size, n)
-    n_train = n - n_val if train_size is None else _size("train_size", train_size, n)
+    if train_size is None:
+        n_train = n - n_val
+    elif _is_fraction(validation_size) and _is_fraction(train_size):
+        _size("train_size", train_size, n)  # checked as a share
+        # two shares of the rows: the pools end at the rounded cut points v*n and
+        # (v + t)*n, so shares that sum to 1 use every row (each rounded on its own, 0.3
+        # and 0.7 of 15 rows left a row out, and of 25 rows asked for 26)
+        end = int(round((float(validation_size) + float(train_size)) * n))
+        n_train = max(1, end - n_val)
+    else:
+        n_train = _size("train_size", train_size, n)
     if n_train + n_val > n:
         raise invalid("train_size", train_size, f"at most {n - n_val} records (the rows "
                       f"left after a validation pool of {n_val})")
