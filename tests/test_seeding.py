@@ -49,3 +49,16 @@ def test_the_reproductions_model_builder_seeds_no_accelerator(accelerator_seeds)
     a = init_model(lambda: nn.Linear(4, 2), 3)
     b = init_model(lambda: nn.Linear(4, 2), 3)
     assert torch.equal(a.weight, b.weight) and accelerator_seeds == []
+
+
+def test_fitting_the_party_adversarial_classifier_seeds_no_accelerator(accelerator_seeds):
+    import numpy as np
+
+    from neurips18.multiparty import PartyAdversarialClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 4)), rng.integers(0, 2, 60)
+    parties = np.repeat([0, 1, 2], 20)
+    PartyAdversarialClassifier(hidden_layer_sizes=(8,), max_epochs=2, batch_size=20,
+                               random_state=0).fit(X, y, parties=parties)
+    assert accelerator_seeds == []

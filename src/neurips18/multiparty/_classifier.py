@@ -20,6 +20,7 @@ from neurips18._validation import (
     Predicate,
     check_params,
     invalid,
+    torch_seeded,
     unchanged_on_error,
 )
 from neurips18.multiparty._parties import check_aligned, check_not_missing, party_index
@@ -255,8 +256,7 @@ class PartyAdversarialClassifier(ClassifierMixin, BaseEstimator):
         # the networks are float32 (the data is made float32 below) whatever the caller's
         # torch default dtype, and initialised from the same draws: built under float32
         prev_dtype = torch.get_default_dtype()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch_seeded(seed):  # only the CPU generator (see torch_seeded)
             torch.set_default_dtype(torch.float32)
             try:
                 f = self._build(X.shape[1], len(self.classes_), max(vocab, 2)).to(device)
