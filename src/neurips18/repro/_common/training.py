@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from neurips18._validation import torch_seeded
+from neurips18._validation import Interval, invalid, torch_seeded
 
 
 def init_model(factory: Callable[[], nn.Module], seed: int) -> nn.Module:
@@ -66,16 +66,25 @@ def train(
     """Train for ``epochs`` passes over ``(x, y)`` in batches of ``batch_size``, the order of
     each epoch a permutation from ``generator``. With ``test``, the test accuracy is
     recorded ``evals_per_epoch`` times per epoch (evenly spaced, the last at the epoch's
-    end). Returns ``{"curve": [...], "curve_steps": [...], "acc": last accuracy, "steps",
-    "seconds"}``."""
+    end; at most one per batch, so ``evals_per_epoch`` is refused above the number of
+    complete batches). Returns ``{"curve": [...], "curve_steps": [...], "acc": last
+    accuracy, "steps", "seconds"}``."""
     if epochs > 0 and not 1 <= batch_size <= len(x):  # incomplete batches are dropped
         raise ValueError(f"Invalid batch_size: {batch_size!r} (expected an int in [1, "
                          f"{len(x)}], the number of training records: with more, no step "
                          "would be taken)")
+    n_batches = (len(x) - batch_size) // batch_size + 1 if len(x) >= batch_size else 0
+    if test is not None and epochs > 0:
+        # each evaluation needs a step of its own: with more evaluations than batches the
+        # rounded marks coincided (or fell on step 0) and fewer were recorded, silently
+        if not Interval(int, 1, n_batches).accepts(evals_per_epoch):
+            raise invalid("evals_per_epoch", evals_per_epoch,
+                          f"an int in [1, {n_batches}], the number of complete batches per "
+                          "epoch: one evaluation at most after each step")
+        evals_per_epoch = int(evals_per_epoch)
     device = next(model.parameters()).device
     curve: list[float] = []
     curve_steps: list[int] = []
-    n_batches = (len(x) - batch_size) // batch_size + 1 if len(x) >= batch_size else 0
     marks = {round(n_batches * (k + 1) / evals_per_epoch) for k in range(evals_per_epoch)}
     steps = 0
     t0 = time.perf_counter()
