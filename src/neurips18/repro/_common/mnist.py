@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurips18._validation import Interval, invalid
+
 
 @cache
 def _raw(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +32,15 @@ def mnist_tensors(data_dir: Any = None) -> dict[str, torch.Tensor]:
     return out
 
 
+def _count(name: str, value: Any, available: int, what: str) -> int:
+    """``value``, a number of images in ``[1, available]``. Above it, the slices used to
+    return every image (and 0 or a negative count meant all or all but a few), while the
+    caller's configuration and reports still named the number asked for."""
+    if not Interval(int, 1, available).accepts(value):
+        raise invalid(name, value, f"an int in [1, {available}], the number of MNIST {what}")
+    return int(value)
+
+
 def mnist_standardized(n_train: int, n_test: int, seed: int,
                        data_dir: Any = None) -> tuple[torch.Tensor, ...]:
     """``(x_train, y_train, x_test, y_test)``: images standardised with MNIST's mean 0.1307
@@ -37,9 +48,11 @@ def mnist_standardized(n_train: int, n_test: int, seed: int,
     drawn without replacement by ``default_rng(seed)``, the first ``n_test`` test images."""
     xtr, ytr = _raw("train", None if data_dir is None else str(data_dir))
     xte, yte = _raw("test", None if data_dir is None else str(data_dir))
+    n_train = _count("n_train", n_train, len(xtr), "training images")
+    n_test = _count("n_test", n_test, len(xte), "test images")
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(xtr))[:n_train]
-    tidx = np.arange(min(n_test, len(xte)))
+    tidx = np.arange(n_test)
 
     def prep(x: np.ndarray) -> torch.Tensor:
         return ((torch.from_numpy(x.astype(np.float32)) / 255.0 - 0.1307) / 0.3081)[:, None]
@@ -51,10 +64,12 @@ def mnist_standardized(n_train: int, n_test: int, seed: int,
 def binary_mnist(n: int | None = None, seed: int = 0,
                  data_dir: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST training digits 0-4 (y = -1) vs 5-9 (y = +1), pixels in [0, 1] plus a constant
-    bias feature; ``n`` images drawn without replacement by ``default_rng(seed)``."""
+    bias feature; ``n`` images (all 60,000 for ``None``) drawn without replacement by
+    ``default_rng(seed)``."""
     images, labels = _raw("train", None if data_dir is None else str(data_dir))
+    n = len(labels) if n is None else _count("n", n, len(labels), "training images")
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))[: n or len(labels)]
+    order = rng.permutation(len(labels))[:n]
     X = torch.from_numpy(images[order].reshape(len(order), -1).astype(np.float32) / 255.0)
     X = torch.cat([X, torch.ones(len(order), 1)], dim=1)
     y = torch.from_numpy(np.where(labels[order] >= 5, 1.0, -1.0).astype(np.float32))
