@@ -62,6 +62,23 @@ def test_whitespace_reserialisation_still_verifies(isolated_cache, monkeypatch):
     assert len(datasets.load_adult("train", data_dir=isolated_cache / "data")) == 2
 
 
+def test_a_byte_order_mark_and_windows_line_ends_still_verify(isolated_cache, monkeypatch):
+    """A spreadsheet's "CSV UTF-8" export starts with a byte-order mark: the copy was refused
+    as corrupt (the mark was part of the first field), and a header after it was not seen
+    as a header."""
+    _patch_spec(monkeypatch, "adult-train", ADULT_ROWS)
+    path = _write(isolated_cache, "adult", "adult.data", "")
+    path.write_bytes(b"\xef\xbb\xbf" + ADULT_ROWS.replace("\n", "\r\n").encode())
+    tr = datasets.load_adult("train", data_dir=isolated_cache / "data")
+    assert tr.X.loc[0, "age"] == 39.0 and tr.y.tolist() == [0, 1]
+    ttt = "x,x,x,o,o,b,b,b,b,positive\no,o,o,x,x,b,x,b,b,negative\n"
+    _patch_spec(monkeypatch, "tic-tac-toe", ttt)
+    path = _write(isolated_cache, "tic-tac-toe", "tic-tac-toe.data", "")
+    path.write_bytes(b"\xef\xbb\xbfTL,TM,TR,ML,MM,MR,BL,BM,BR,class\r\n" + ttt.encode())
+    d = datasets.load_tic_tac_toe(data_dir=isolated_cache / "data")
+    assert d.y.tolist() == [1, 0] and d.X.loc[0, "TL"] == "x"
+
+
 def test_value_outside_domain_is_a_parse_error(isolated_cache, monkeypatch):
     bad = ADULT_ROWS.replace("State-gov", "Space-agency")
     _patch_spec(monkeypatch, "adult-train", bad)

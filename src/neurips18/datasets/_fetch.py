@@ -10,7 +10,8 @@ them it is downloaded from its canonical address into the cache, unless download
 (``download=False`` or ``NEURIPS18_OFFLINE=1``). Every file is verified before it is parsed:
 MNIST by the MD5 of its uncompressed bytes (the canonical digests), the text tables by a
 digest of their rows after normalisation (fields stripped of white space, header and comment
-lines dropped), so the canonical file and a re-serialised copy of the same rows both pass.
+lines and a leading byte-order mark dropped), so the canonical file and a re-serialised copy
+of the same rows both pass.
 Nothing is ever unpickled.
 """
 
@@ -82,7 +83,12 @@ def read_bytes(path: Path) -> bytes:
 
 
 def normalised_rows(text: str, skip_line: Callable[[str], bool] | None = None) -> list[str]:
-    """Data rows with each comma-separated field stripped; blank and skipped lines dropped."""
+    """Data rows with each comma-separated field stripped; blank and skipped lines dropped.
+
+    A leading UTF-8 byte-order mark (what spreadsheet programs write at the start of a
+    "CSV UTF-8" export) is not part of the first row: with it, a re-serialised copy of the
+    canonical rows failed its checksum, and a header line was not recognised as one."""
+    text = text.removeprefix("\ufeff")
     rows = []
     for line in text.splitlines():
         if not line.strip() or (skip_line is not None and skip_line(line)):
