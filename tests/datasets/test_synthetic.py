@@ -233,3 +233,34 @@ def test_a_cut_short_gzip_download_falls_back_to_the_next_address(isolated_cache
     (isolated_cache / "cache" / "tic-tac-toe" / "tic-tac-toe.data").unlink()
     with pytest.raises(datasets.DatasetNotFoundError, match="ttt.gz: cannot read"):
         datasets.load_tic_tac_toe(download=True)
+
+
+@pytest.mark.parametrize(("value", "offline"), [
+    ("1", True), ("TRUE", True), (" yes ", True), ("on", True),
+    ("", False), ("0", False), ("off", False), ("No", False),
+])
+def test_offline_switch_values(isolated_cache, monkeypatch, value, offline):
+    tried = []
+    monkeypatch.setattr(_fetch, "_download", lambda spec, dest: tried.append(dest) or ["x"])
+    monkeypatch.setenv("NEURIPS18_OFFLINE", value)
+    with pytest.raises(datasets.DatasetNotFoundError):
+        datasets.load_tic_tac_toe()
+    assert bool(tried) is not offline
+
+
+@pytest.mark.parametrize("value", ["on", "y", "offline", "2"])
+def test_an_offline_switch_not_understood_never_downloads(isolated_cache, monkeypatch, value):
+    """NEURIPS18_OFFLINE=on, =y or =offline meant online: the missing file was downloaded
+    against the user's wish. "on" now stops downloads, the others are refused."""
+    from neurips18._validation import ValidationError
+
+    tried = []
+    monkeypatch.setattr(_fetch, "_download", lambda spec, dest: tried.append(dest) or ["x"])
+    monkeypatch.setenv("NEURIPS18_OFFLINE", value)
+    if value == "on":
+        with pytest.raises(datasets.DatasetNotFoundError, match="downloads are off"):
+            datasets.load_tic_tac_toe()
+    else:
+        with pytest.raises(ValidationError, match=rf"Invalid NEURIPS18_OFFLINE: '{value}'"):
+            datasets.load_tic_tac_toe()
+    assert tried == []

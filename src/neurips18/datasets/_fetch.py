@@ -7,7 +7,8 @@ A file is looked for, in order, in
    ``~/.cache/neurips18``),
 each as ``<dir>/<dataset>/<file>`` (a ``.gz`` variant is accepted too). If it is in none of
 them it is downloaded from its canonical address into the cache, unless downloads are off
-(``download=False`` or ``NEURIPS18_OFFLINE=1``). Every file is verified before it is parsed:
+(``download=False``, or ``NEURIPS18_OFFLINE`` set to ``1``, ``true``, ``yes`` or ``on``; a
+value that is not a switch is an error). Every file is verified before it is parsed:
 MNIST by the MD5 of its uncompressed bytes (the canonical digests), the text tables by a
 digest of their rows after normalisation (fields stripped of white space, header and comment
 lines and a leading byte-order mark dropped), so the canonical file and a re-serialised copy
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neurips18._cache import cache_dir
-from neurips18._validation import Options, check
+from neurips18._validation import Options, check, invalid
 
 
 class DataError(Exception):
@@ -65,8 +66,22 @@ class FileSpec:
     skip_line: Callable[[str], bool] | None = None
 
 
+_OFFLINE_ON = frozenset({"1", "true", "yes", "on"})
+_OFFLINE_OFF = frozenset({"", "0", "false", "no", "off"})
+
+
 def _offline() -> bool:
-    return os.environ.get("NEURIPS18_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+    """``NEURIPS18_OFFLINE`` read as a switch. A value that is neither on nor off (``"y"``,
+    ``"offline"``, ``"2"``) used to mean online, so the network was used against the
+    user's wish; it is now an error naming the variable and the values allowed."""
+    raw = os.environ.get("NEURIPS18_OFFLINE", "")
+    value = raw.strip().lower()
+    if value in _OFFLINE_ON:
+        return True
+    if value in _OFFLINE_OFF:
+        return False
+    raise invalid("NEURIPS18_OFFLINE", raw, "1, true, yes or on to stop downloads; 0, false, "
+                  "no, off or unset to allow them")
 
 
 def read_bytes(path: Path) -> bytes:
