@@ -41,7 +41,7 @@ from neurips18.compress import (
     unbiased_sparsify_hook,
 )
 from neurips18.repro._common.models import mlp
-from neurips18.repro._common.training import evaluate, init_model
+from neurips18.repro._common.training import evaluate, init_model, last_evaluation_steps
 
 RESULT = "result.pt"
 
@@ -428,9 +428,8 @@ def train_variants(rank: int, world: int, port: int, out_dir: str, cfg: dict[str
             times, desync, error = [], 0, None
             check_every = int(cfg.get("check_every", 1))
             steps = int(cfg["steps"])
-            every = int(cfg.get("eval_every", steps))
-            marks = sorted({t for t in range(1, steps + 1) if t % every == 0 or t == steps})
-            marks = marks[-max(1, int(cfg.get("acc_evals", 1))):]
+            marks = last_evaluation_steps(steps, cfg.get("eval_every", steps),
+                                          cfg.get("acc_evals", 1))
             accs: list[float] = []
             for step in range(steps):
                 idx = torch.randint(0, n, (cfg["batch"],), generator=gen)
@@ -482,5 +481,8 @@ def spawn_variants(
     cfg: dict[str, Any], world: int = 2, timeout_s: float | None = None
 ) -> dict[str, Any]:
     """Run :func:`train_variants` on ``world`` local gloo ranks; returns rank 0's summary."""
+    # refused here rather than in every rank: more acc_evals than evaluations averaged fewer
+    steps = int(cfg["steps"])
+    last_evaluation_steps(steps, cfg.get("eval_every", steps), cfg.get("acc_evals", 1))
     out: dict[str, Any] = spawn(train_variants, cfg, world=world, timeout_s=timeout_s)
     return out

@@ -190,10 +190,14 @@ def train_mlp_simulated(
     The model lives on ``device``; the workers' gradients are exchanged on the CPU.
     ``seed`` gives the initial weights, the minibatch draws and (unless
     ``compressor_kwargs`` sets it) the sparsifier's generators: runs with the same seed
-    share initialisation and data order. Returns the training-loss curve, the test accuracy
-    at the last ``acc_evals`` evaluations (``test_accs``; ``test_acc`` is the last,
-    ``test_acc_tail`` their mean), bits (coding model) and bytes.
+    share initialisation and data order. The model is evaluated every ``eval_every`` steps
+    and after the last; ``acc_evals`` may not exceed the number of these evaluations.
+    Returns the training-loss curve, the test accuracy at the last ``acc_evals``
+    evaluations (``test_accs``; ``test_acc`` is the last, ``test_acc_tail`` their mean),
+    bits (coding model) and bytes.
     """
+    # more acc_evals than evaluations averaged fewer (0 averaged one), without a word
+    last_evals = set(_training.last_evaluation_steps(steps, eval_every, acc_evals))
     model = _training.to_device(init_model(lambda: mlp(tuple(hidden)), seed), device)
     params = [p for p in model.parameters()]
     d = sum(p.numel() for p in params)
@@ -202,8 +206,6 @@ def train_mlp_simulated(
         compressor_kwargs.setdefault("warmup_steps", 0)
         compressor_kwargs.setdefault("seed", seed)
         sim = Simulator(workers, compressor, **compressor_kwargs)
-    last_evals = {t for t in range(1, steps + 1) if t % eval_every == 0 or t == steps}
-    last_evals = set(sorted(last_evals)[-max(1, acc_evals):])
     test_accs: list[float] = []
     gens = [torch.Generator().manual_seed(seed * 7919 + r) for r in range(workers)]
     x_tr, y_tr = data["x_train"], data["y_train"]

@@ -34,6 +34,28 @@ def to_device(model: nn.Module, device: str | torch.device) -> nn.Module:
     return model.to(torch.device(device))
 
 
+def last_evaluation_steps(steps: int, eval_every: int, count: int) -> list[int]:
+    """The steps (1-based) of the last ``count`` evaluations of a run of ``steps`` steps
+    that evaluates after every ``eval_every``-th step and after the last one.
+
+    ``count`` above the number of evaluations is refused: slicing gave fewer than asked
+    for (and a count of 0 was read as 1), while the caller averaged and reported them as
+    ``count``."""
+    steps = _checked_int("steps", steps, 1, None)
+    eval_every = _checked_int("eval_every", eval_every, 1, None)
+    marks = [t for t in range(1, steps + 1) if t % eval_every == 0 or t == steps]
+    if not Interval(int, 1, len(marks)).accepts(count):
+        raise invalid("acc_evals", count, f"an int in [1, {len(marks)}], the number of "
+                      f"evaluations in {steps} steps with eval_every={eval_every}")
+    return marks[-int(count):]
+
+
+def _checked_int(name: str, value: Any, low: int, high: int | None) -> int:
+    if not Interval(int, low, high).accepts(value):
+        raise invalid(name, value, Interval(int, low, high).describe())
+    return int(value)
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
              batch_size: int = 1000) -> float:
     """Accuracy in percent of ``model`` on ``(x, y)``, in eval mode and without gradients;
