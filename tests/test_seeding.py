@@ -62,3 +62,22 @@ def test_fitting_the_party_adversarial_classifier_seeds_no_accelerator(accelerat
     PartyAdversarialClassifier(hidden_layer_sizes=(8,), max_epochs=2, batch_size=20,
                                random_state=0).fit(X, y, parties=parties)
     assert accelerator_seeds == []
+
+
+@pytest.mark.parametrize("bad", [1.9, True, "1", None, 2**64, -(2**63) - 1])
+def test_a_seed_that_is_not_an_int_is_refused(bad):
+    """init_model(f, 1.9) and init_model(f, True) built the model of seed 1 (int() of the
+    seed), silently."""
+    from neurips18._validation import ValidationError, torch_seeded
+    from neurips18.repro._common.training import init_model
+
+    with pytest.raises(ValidationError, match=r"Invalid seed: .*\(expected an int seed"):
+        init_model(lambda: nn.Linear(4, 2), bad)
+    before = torch.get_rng_state()
+    with pytest.raises(ValidationError, match="Invalid seed"), torch_seeded(bad):
+        pass
+    assert torch.equal(torch.get_rng_state(), before)
+    import numpy as np
+
+    a = init_model(lambda: nn.Linear(4, 2), np.int64(3))
+    assert torch.equal(a.weight, init_model(lambda: nn.Linear(4, 2), 3).weight)

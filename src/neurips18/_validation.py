@@ -389,6 +389,9 @@ def torch_seeded(seed: int) -> Iterator[None]:
     user's accelerator stream would change under them."""
     import torch
 
+    # int(seed) made 1.9 and True the seed 1: other weights than asked for, silently
+    if not (_is_int(seed) and -(2**63) <= seed < 2**64):
+        raise invalid("seed", seed, "an int seed in [-2**63, 2**64)")
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(int(seed))
         yield
