@@ -46,3 +46,20 @@ def test_evals_per_epoch_does_not_matter_without_a_test_set():
     out = train(model, opt, x, y, epochs=1, batch_size=10,
                 generator=torch.Generator().manual_seed(0), evals_per_epoch=8)
     assert out["steps"] == 4 and out["curve"] == []
+
+
+def test_labels_that_do_not_pair_up_with_the_inputs_are_refused():
+    """With 50 labels for 40 inputs the loop trained on the first 40 and evaluate scored
+    against them, silently (a longer x than y failed inside torch only in some batches)."""
+    from neurips18.repro._common.training import evaluate
+
+    model, opt, x, y = _setup()
+    longer = torch.cat([y, y[:10]])
+    kw = {"epochs": 1, "batch_size": 10, "generator": torch.Generator().manual_seed(0)}
+    with pytest.raises(ValidationError, match=r"Invalid y: .*\(expected 40 labels, one per "
+                       r"row of x\)"):
+        train(model, opt, x, longer, **kw)
+    with pytest.raises(ValidationError, match=r"Invalid test\[1\]: .*40 labels"):
+        train(model, opt, x, y, test=(x, longer), **kw)
+    with pytest.raises(ValidationError, match=r"Invalid y: .*40 labels"):
+        evaluate(model, x, longer, batch_size=64)

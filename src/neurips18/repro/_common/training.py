@@ -56,10 +56,18 @@ def _checked_int(name: str, value: Any, low: int, high: int | None) -> int:
     return int(value)
 
 
+def _same_length(xname: str, x: torch.Tensor, yname: str, y: torch.Tensor) -> None:
+    """Inputs and labels pair up one to one: extra labels were ignored (the steps and the
+    accuracy used the first ``len(x)`` of them), silently."""
+    if len(x) != len(y):
+        raise invalid(yname, y, f"{len(x)} labels, one per row of {xname}")
+
+
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
              batch_size: int = 1000) -> float:
     """Accuracy in percent of ``model`` on ``(x, y)``, in eval mode and without gradients;
     the model's training mode is restored."""
+    _same_length("x", x, "y", y)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -91,6 +99,9 @@ def train(
     end; at most one per batch, so ``evals_per_epoch`` is refused above the number of
     complete batches). Returns ``{"curve": [...], "curve_steps": [...], "acc": last
     accuracy, "steps", "seconds"}``."""
+    _same_length("x", x, "y", y)
+    if test is not None:
+        _same_length("test[0]", test[0], "test[1]", test[1])
     if epochs > 0 and not 1 <= batch_size <= len(x):  # incomplete batches are dropped
         raise ValueError(f"Invalid batch_size: {batch_size!r} (expected an int in [1, "
                          f"{len(x)}], the number of training records: with more, no step "
