@@ -261,6 +261,7 @@ def test_an_offline_switch_not_understood_never_downloads(isolated_cache, monkey
         with pytest.raises(datasets.DatasetNotFoundError, match="downloads are off"):
             datasets.load_tic_tac_toe()
     else:
-        with pytest.raises(ValidationError, match=rf"Invalid NEURIPS18_OFFLINE: '{value}'"):
+        with pytest.raises(ValidationError, match=rf"Invalid NEURIPS18_OFFLINE: '{value}'") as e:
             datasets.load_tic_tac_toe()
+        assert isinstance(e.value, datasets.DataError)  # the CLI's "data error", not a crash
     assert tried == []

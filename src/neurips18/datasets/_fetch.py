@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neurips18._cache import cache_dir
-from neurips18._validation import Options, check, invalid
+from neurips18._validation import Options, ValidationError, check, invalid
 
 
 class DataError(Exception):
@@ -66,6 +66,10 @@ class FileSpec:
     skip_line: Callable[[str], bool] | None = None
 
 
+class _DataSettingError(DataError, ValidationError):
+    """An environment setting of the data loaders that is not understood."""
+
+
 _OFFLINE_ON = frozenset({"1", "true", "yes", "on"})
 _OFFLINE_OFF = frozenset({"", "0", "false", "no", "off"})
 
@@ -80,8 +84,10 @@ def _offline() -> bool:
         return True
     if value in _OFFLINE_OFF:
         return False
-    raise invalid("NEURIPS18_OFFLINE", raw, "1, true, yes or on to stop downloads; 0, false, "
+    err = invalid("NEURIPS18_OFFLINE", raw, "1, true, yes or on to stop downloads; 0, false, "
                   "no, off or unset to allow them")
+    # also a DataError, so that the command line reports it as a data set-up problem
+    raise _DataSettingError(str(err))
 
 
 def read_bytes(path: Path) -> bytes:
