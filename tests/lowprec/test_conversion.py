@@ -547,6 +547,28 @@ def test_parametrized_layers_are_reported_by_their_layer_not_their_originals():
         ("3", "owns parameters (w) that it uses as written")]
 
 
+def test_a_parametrization_of_a_converted_layer_can_be_removed():
+    # a layer parametrized before conversion: remove_parametrizations (e.g. to fold the
+    # weight norm in for export) raised AttributeError, the class holding the weight's
+    # property lying under the FP8 class; now it leaves the FP8 layer with its weights
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(3)
+    model = nn.Sequential(weight_norm(nn.Linear(4, 8)), nn.ReLU(),
+                          weight_norm(_PlainSubclassLinear(8, 3)))
+    convert_to_fp8(model, ALL_FP8)
+    x = torch.randn(5, 4)
+    y = model(x)
+    for i in (0, 2):
+        parametrize.remove_parametrizations(model[i], "weight")
+        assert not parametrize.is_parametrized(model[i])
+        assert isinstance(model[i], Fp8Linear) and "weight" in model[i]._parameters
+    assert type(model[0]) is Fp8Linear and model[2].describe() == "mine"
+    assert torch.equal(model(x), y)
+    assert [e.path for e in fp8_report(model).converted] == ["0", "2"]
+
+
 def test_an_attention_module_converted_on_its_own_is_one_layer():
     mha = convert_to_fp8(nn.MultiheadAttention(8, 2))
     # its output projection is computed by the attention module: not a layer of its own

@@ -202,10 +202,29 @@ def _mixed(fp8_cls: type, user_cls: type) -> type:
                  "_fp8_pair": (fp8_cls, user_cls)})
 
 
+def _reclass(m: nn.Module, make: Callable[[type], type]) -> None:
+    """Give ``m`` the class ``make(cls)``, ``cls`` being its class before parametrization.
+
+    ``torch.nn.utils.parametrize`` gives a parametrized module a class of its own, derived
+    from its original class and holding the properties of the parametrized tensors, and
+    ``remove_parametrizations`` deletes those properties from the module's class and puts
+    back its first base. So a parametrized module gets a copy of that class derived from
+    the FP8 class: removing the parametrization later leaves the FP8 layer (putting the
+    parametrized class under the FP8 one made ``remove_parametrizations`` fail with an
+    AttributeError)."""
+    if parametrize.is_parametrized(m):
+        pcls = type(m)
+        inner = make(pcls.__bases__[0])
+        body = {k: v for k, v in pcls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        m.__class__ = type(f"Parametrized{inner.__name__}", (inner,), body)
+    else:
+        m.__class__ = make(type(m))
+
+
 def _swap(m: nn.Module, base: type, cfg: object) -> None:
     fp8_cls = _FP8[base]
     if not isinstance(m, fp8_cls):
-        m.__class__ = fp8_cls if type(m) is base else _mixed(fp8_cls, type(m))  # type: ignore[arg-type]
+        _reclass(m, lambda cls: fp8_cls if cls is base else _mixed(fp8_cls, cls))
     m.cfg = cfg  # type: ignore[assignment]
 
 
