@@ -227,6 +227,24 @@ def test_encoder_with_padding_mask_in_eval_keeps_dense_tensors():
     assert torch.equal(a, b.detach())
 
 
+def test_an_encoder_built_from_a_converted_layer_keeps_dense_tensors():
+    # converting the layer first, then stacking it: the encoder packed its input into a
+    # nested tensor in eval mode without gradients, and the FP8 attention raised on it
+    torch.manual_seed(5)
+    layer = convert_to_fp8(nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0,
+                                                      batch_first=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors not used
+        enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+    assert not enc.use_nested_tensor
+    x = torch.randn(3, 7, 16)
+    kpm = torch.zeros(3, 7, dtype=torch.bool)
+    kpm[0, 5:] = True
+    with torch.no_grad():
+        a = enc(x, src_key_padding_mask=kpm)
+    assert torch.equal(a, enc(x, src_key_padding_mask=kpm).detach())
+
+
 def test_full_transformer_converts_every_attention_and_trains():
     torch.manual_seed(6)
     ref = nn.Transformer(16, 2, 1, 1, 32, dropout=0.0, batch_first=True)

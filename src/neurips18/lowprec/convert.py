@@ -240,19 +240,20 @@ def _fix_transformer_layers(module: nn.Module) -> None:
 
     torch's encoder-layer forward has a fused kernel (eval mode without gradients) that
     reads every weight itself, so it would compute the converted layers in float32. A
-    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`; in a subclass
-    with its own forward (which may still call torch's), ``activation_relu_or_gelu = 0``
-    -- the flag by which torch's forward knows whether the activation is one its kernel
-    has, read by nothing else -- turns the kernel off."""
+    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`. Every such
+    layer also gets ``activation_relu_or_gelu = 0``: the flag by which torch's layer
+    forward (still called by a subclass with its own forward) knows whether its kernel has
+    the activation, and by which an ``nn.TransformerEncoder`` built from the layer later
+    (it copies its layer) decides whether it may pack its input into a nested tensor,
+    which the FP8 layers cannot read. Nothing else reads it."""
     for m in module.modules():
-        if (isinstance(m, nn.TransformerEncoderLayer)
-                and not isinstance(m, Fp8TransformerEncoderLayer) and _has_fp8_part(m)):
-            if type(m).forward is nn.TransformerEncoderLayer.forward:
-                m.__class__ = (Fp8TransformerEncoderLayer
-                               if type(m) is nn.TransformerEncoderLayer
-                               else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
-            else:
-                m.activation_relu_or_gelu = 0
+        if isinstance(m, nn.TransformerEncoderLayer) and _has_fp8_part(m):
+            if (type(m).forward is nn.TransformerEncoderLayer.forward
+                    and not isinstance(m, Fp8TransformerEncoderLayer)):
+                _reclass(m, lambda cls: Fp8TransformerEncoderLayer
+                         if cls is nn.TransformerEncoderLayer
+                         else _mixed(Fp8TransformerEncoderLayer, cls))
+            m.activation_relu_or_gelu = 0
     for m in module.modules():
         if isinstance(m, nn.TransformerEncoder) and any(
                 isinstance(layer, nn.TransformerEncoderLayer) and _has_fp8_part(layer)
