@@ -743,3 +743,33 @@ def test_a_float64_model_rounds_its_gemm_inputs_once(make, shape):
         assert torch.equal(x.grad, xr.grad)
     for (name, p), pr in zip(model.named_parameters(), ref.parameters(), strict=True):
         assert torch.equal(p.grad, pr.grad), name
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)),
+     (5, 4)),
+    (lambda: nn.Sequential(nn.LayerNorm(7), nn.Conv1d(2, 3, 3)), (2, 2, 7)),
+    (lambda: nn.Sequential(nn.LayerNorm(3), nn.GRU(3, 4)), (5, 2, 3)),
+    (lambda: nn.Sequential(nn.LayerNorm(4), nn.MultiheadAttention(4, 2)), (3, 2, 4)),
+])
+def test_a_gradient_penalty_through_fp8_layers_raises_instead_of_dropping_them(make, shape):
+    # a gradient taken with create_graph=True looked differentiable, but everything the
+    # FP8 layers computed entered it as a constant: the penalty's gradient had nothing for
+    # the FP8 layers and a wrong value for the layer norm (0.347 instead of 0.248)
+    torch.manual_seed(0)
+    model = convert_to_fp8(make(), NO_ROUNDING)
+
+    def out(x):
+        if isinstance(model[1], nn.MultiheadAttention):
+            h = model[0](x)
+            return model[1](h, h, h)[0]
+        y = model(x)
+        return y[0] if isinstance(y, tuple) else y
+
+    x = torch.randn(shape, requires_grad=True)
+    (plain,) = torch.autograd.grad(out(x).sum(), x)
+    (g,) = torch.autograd.grad(out(x).sum(), x, create_graph=True)
+    assert torch.equal(g.detach(), plain)  # first-order values unchanged
+    penalty = (g.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    with pytest.raises(RuntimeError, match="no higher-order gradients"):
+        penalty.backward()
