@@ -427,3 +427,20 @@ def test_a_loss_scale_that_overflows_the_errors_raises(overflow):
     layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False, loss_scale=2.0))
     layer(x).backward(torch.full((8, 3), edge / 2.0))
     assert bool(torch.isfinite(layer.weight.grad).all())
+
+
+def test_a_loss_scale_that_overflows_float32_itself_raises():
+    """Errors times the loss scale beyond float32's range became inf before the check,
+    which skipped non-finite values: the weight gradients came out inf/NaN without a
+    word. An error that is itself inf is still let through (not the scale's doing)."""
+    torch.manual_seed(4)
+    x = torch.randn(8, 5)
+    layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False,
+                                                      loss_scale=2.0**110))
+    with pytest.raises(FloatingPointError, match="loss_scale=1.298"):
+        layer(x).backward(torch.full((8, 3), 1e10))
+    gy = torch.zeros(8, 3)
+    gy[0, 0] = math.inf
+    layer.weight.grad = None
+    layer(x).backward(gy)
+    assert not bool(torch.isfinite(layer.weight.grad).all())

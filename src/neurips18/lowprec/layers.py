@@ -205,12 +205,15 @@ class _LayerCfg:
             fmt = self.data
             # values from here on round past max_value (half of the top binade's step above it)
             limit = fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1)
-            if amax >= limit and math.isfinite(amax):
+            # an inf that only the scaling made (a finite error times the scale beyond
+            # float32's range) is the loss scale's doing too; an inf error is not
+            if amax >= limit and (math.isfinite(amax) or bool(torch.isfinite(g).all())):
                 largest = float(g.abs().amax())
                 raise FloatingPointError(
                     f"loss_scale={self.loss_scale:g} makes the backward errors overflow the "
                     f"data format {fmt.name} (largest error {largest:.4g}, scaled "
-                    f"{amax:.4g}; largest finite value {fmt.max_value:g}): use a loss_scale "
+                    f"{largest * self.loss_scale:.4g}; largest finite value "
+                    f"{fmt.max_value:g}): use a loss_scale "
                     f"of at most {fmt.max_value / largest:.4g} (a power of two below it keeps "
                     "the unscaling exact)")
         return self.q(s)
