@@ -444,3 +444,27 @@ def test_a_loss_scale_that_overflows_float32_itself_raises():
     layer.weight.grad = None
     layer(x).backward(gy)
     assert not bool(torch.isfinite(layer.weight.grad).all())
+
+
+def test_a_loaded_state_is_checked_like_a_new_param_group():
+    """load_state_dict replaced the groups with the saved ones unchecked: an E6M9 run
+    resumed over bfloat16 parameters (refused at construction) had every update rounded
+    back to bfloat16 to nearest, and 100 steps of 1e-4 left the weights at 1.0."""
+    from neurips18.lowprec import BF16
+
+    run = StochasticRoundingSGD([nn.Parameter(torch.ones(10))], lr=1e-4, generator=0)
+    saved = run.state_dict()
+    wb = nn.Parameter(torch.ones(10, dtype=torch.bfloat16))
+    opt = StochasticRoundingSGD([wb], lr=1e-4, fmt=BF16, generator=0)
+    with pytest.raises(ValueError, match="bfloat16 parameter"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["fmt"] == BF16  # left as it was
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["nesterov"] = True
+    with pytest.raises(ValueError, match="nesterov"):
+        run.load_state_dict(bad)
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="learning rate"):
+        run.load_state_dict(bad)
+    run.load_state_dict(saved)  # a state that fits still loads
