@@ -227,6 +227,24 @@ def test_encoder_with_padding_mask_in_eval_keeps_dense_tensors():
     assert torch.equal(a, b.detach())
 
 
+def test_an_encoder_built_from_a_converted_layer_keeps_dense_tensors():
+    # converting the layer first, then stacking it: the encoder packed its input into a
+    # nested tensor in eval mode without gradients, and the FP8 attention raised on it
+    torch.manual_seed(5)
+    layer = convert_to_fp8(nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0,
+                                                      batch_first=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch: nested tensors not used
+        enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+    assert not enc.use_nested_tensor
+    x = torch.randn(3, 7, 16)
+    kpm = torch.zeros(3, 7, dtype=torch.bool)
+    kpm[0, 5:] = True
+    with torch.no_grad():
+        a = enc(x, src_key_padding_mask=kpm)
+    assert torch.equal(a, enc(x, src_key_padding_mask=kpm).detach())
+
+
 def test_full_transformer_converts_every_attention_and_trains():
     torch.manual_seed(6)
     ref = nn.Transformer(16, 2, 1, 1, 32, dropout=0.0, batch_first=True)
@@ -547,6 +565,28 @@ def test_parametrized_layers_are_reported_by_their_layer_not_their_originals():
         ("3", "owns parameters (w) that it uses as written")]
 
 
+def test_a_parametrization_of_a_converted_layer_can_be_removed():
+    # a layer parametrized before conversion: remove_parametrizations (e.g. to fold the
+    # weight norm in for export) raised AttributeError, the class holding the weight's
+    # property lying under the FP8 class; now it leaves the FP8 layer with its weights
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(3)
+    model = nn.Sequential(weight_norm(nn.Linear(4, 8)), nn.ReLU(),
+                          weight_norm(_PlainSubclassLinear(8, 3)))
+    convert_to_fp8(model, ALL_FP8)
+    x = torch.randn(5, 4)
+    y = model(x)
+    for i in (0, 2):
+        parametrize.remove_parametrizations(model[i], "weight")
+        assert not parametrize.is_parametrized(model[i])
+        assert isinstance(model[i], Fp8Linear) and "weight" in model[i]._parameters
+    assert type(model[0]) is Fp8Linear and model[2].describe() == "mine"
+    assert torch.equal(model(x), y)
+    assert [e.path for e in fp8_report(model).converted] == ["0", "2"]
+
+
 def test_an_attention_module_converted_on_its_own_is_one_layer():
     mha = convert_to_fp8(nn.MultiheadAttention(8, 2))
     # its output projection is computed by the attention module: not a layer of its own
@@ -703,3 +743,33 @@ def test_a_float64_model_rounds_its_gemm_inputs_once(make, shape):
         assert torch.equal(x.grad, xr.grad)
     for (name, p), pr in zip(model.named_parameters(), ref.parameters(), strict=True):
         assert torch.equal(p.grad, pr.grad), name
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Sequential(nn.LayerNorm(4), nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1)),
+     (5, 4)),
+    (lambda: nn.Sequential(nn.LayerNorm(7), nn.Conv1d(2, 3, 3)), (2, 2, 7)),
+    (lambda: nn.Sequential(nn.LayerNorm(3), nn.GRU(3, 4)), (5, 2, 3)),
+    (lambda: nn.Sequential(nn.LayerNorm(4), nn.MultiheadAttention(4, 2)), (3, 2, 4)),
+])
+def test_a_gradient_penalty_through_fp8_layers_raises_instead_of_dropping_them(make, shape):
+    # a gradient taken with create_graph=True looked differentiable, but everything the
+    # FP8 layers computed entered it as a constant: the penalty's gradient had nothing for
+    # the FP8 layers and a wrong value for the layer norm (0.347 instead of 0.248)
+    torch.manual_seed(0)
+    model = convert_to_fp8(make(), NO_ROUNDING)
+
+    def out(x):
+        if isinstance(model[1], nn.MultiheadAttention):
+            h = model[0](x)
+            return model[1](h, h, h)[0]
+        y = model(x)
+        return y[0] if isinstance(y, tuple) else y
+
+    x = torch.randn(shape, requires_grad=True)
+    (plain,) = torch.autograd.grad(out(x).sum(), x)
+    (g,) = torch.autograd.grad(out(x).sum(), x, create_graph=True)
+    assert torch.equal(g.detach(), plain)  # first-order values unchanged
+    penalty = (g.flatten(1).norm(dim=1) - 1).pow(2).mean()
+    with pytest.raises(RuntimeError, match="no higher-order gradients"):
+        penalty.backward()

@@ -427,3 +427,44 @@ def test_a_loss_scale_that_overflows_the_errors_raises(overflow):
     layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False, loss_scale=2.0))
     layer(x).backward(torch.full((8, 3), edge / 2.0))
     assert bool(torch.isfinite(layer.weight.grad).all())
+
+
+def test_a_loss_scale_that_overflows_float32_itself_raises():
+    """Errors times the loss scale beyond float32's range became inf before the check,
+    which skipped non-finite values: the weight gradients came out inf/NaN without a
+    word. An error that is itself inf is still let through (not the scale's doing)."""
+    torch.manual_seed(4)
+    x = torch.randn(8, 5)
+    layer = convert_to_fp8(nn.Linear(5, 3), Fp8Recipe(keep_first_last=False,
+                                                      loss_scale=2.0**110))
+    with pytest.raises(FloatingPointError, match="loss_scale=1.298"):
+        layer(x).backward(torch.full((8, 3), 1e10))
+    gy = torch.zeros(8, 3)
+    gy[0, 0] = math.inf
+    layer.weight.grad = None
+    layer(x).backward(gy)
+    assert not bool(torch.isfinite(layer.weight.grad).all())
+
+
+def test_a_loaded_state_is_checked_like_a_new_param_group():
+    """load_state_dict replaced the groups with the saved ones unchecked: an E6M9 run
+    resumed over bfloat16 parameters (refused at construction) had every update rounded
+    back to bfloat16 to nearest, and 100 steps of 1e-4 left the weights at 1.0."""
+    from neurips18.lowprec import BF16
+
+    run = StochasticRoundingSGD([nn.Parameter(torch.ones(10))], lr=1e-4, generator=0)
+    saved = run.state_dict()
+    wb = nn.Parameter(torch.ones(10, dtype=torch.bfloat16))
+    opt = StochasticRoundingSGD([wb], lr=1e-4, fmt=BF16, generator=0)
+    with pytest.raises(ValueError, match="bfloat16 parameter"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["fmt"] == BF16  # left as it was
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["nesterov"] = True
+    with pytest.raises(ValueError, match="nesterov"):
+        run.load_state_dict(bad)
+    bad = copy.deepcopy(saved)
+    bad["param_groups"][0]["lr"] = -1.0
+    with pytest.raises(ValueError, match="learning rate"):
+        run.load_state_dict(bad)
+    run.load_state_dict(saved)  # a state that fits still loads

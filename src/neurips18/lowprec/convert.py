@@ -202,10 +202,29 @@ def _mixed(fp8_cls: type, user_cls: type) -> type:
                  "_fp8_pair": (fp8_cls, user_cls)})
 
 
+def _reclass(m: nn.Module, make: Callable[[type], type]) -> None:
+    """Give ``m`` the class ``make(cls)``, ``cls`` being its class before parametrization.
+
+    ``torch.nn.utils.parametrize`` gives a parametrized module a class of its own, derived
+    from its original class and holding the properties of the parametrized tensors, and
+    ``remove_parametrizations`` deletes those properties from the module's class and puts
+    back its first base. So a parametrized module gets a copy of that class derived from
+    the FP8 class: removing the parametrization later leaves the FP8 layer (putting the
+    parametrized class under the FP8 one made ``remove_parametrizations`` fail with an
+    AttributeError)."""
+    if parametrize.is_parametrized(m):
+        pcls = type(m)
+        inner = make(pcls.__bases__[0])
+        body = {k: v for k, v in pcls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        m.__class__ = type(f"Parametrized{inner.__name__}", (inner,), body)
+    else:
+        m.__class__ = make(type(m))
+
+
 def _swap(m: nn.Module, base: type, cfg: object) -> None:
     fp8_cls = _FP8[base]
     if not isinstance(m, fp8_cls):
-        m.__class__ = fp8_cls if type(m) is base else _mixed(fp8_cls, type(m))  # type: ignore[arg-type]
+        _reclass(m, lambda cls: fp8_cls if cls is base else _mixed(fp8_cls, cls))
     m.cfg = cfg  # type: ignore[assignment]
 
 
@@ -221,19 +240,20 @@ def _fix_transformer_layers(module: nn.Module) -> None:
 
     torch's encoder-layer forward has a fused kernel (eval mode without gradients) that
     reads every weight itself, so it would compute the converted layers in float32. A
-    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`; in a subclass
-    with its own forward (which may still call torch's), ``activation_relu_or_gelu = 0``
-    -- the flag by which torch's forward knows whether the activation is one its kernel
-    has, read by nothing else -- turns the kernel off."""
+    layer keeping that forward becomes :class:`Fp8TransformerEncoderLayer`. Every such
+    layer also gets ``activation_relu_or_gelu = 0``: the flag by which torch's layer
+    forward (still called by a subclass with its own forward) knows whether its kernel has
+    the activation, and by which an ``nn.TransformerEncoder`` built from the layer later
+    (it copies its layer) decides whether it may pack its input into a nested tensor,
+    which the FP8 layers cannot read. Nothing else reads it."""
     for m in module.modules():
-        if (isinstance(m, nn.TransformerEncoderLayer)
-                and not isinstance(m, Fp8TransformerEncoderLayer) and _has_fp8_part(m)):
-            if type(m).forward is nn.TransformerEncoderLayer.forward:
-                m.__class__ = (Fp8TransformerEncoderLayer
-                               if type(m) is nn.TransformerEncoderLayer
-                               else _mixed(Fp8TransformerEncoderLayer, type(m)))  # type: ignore[arg-type]
-            else:
-                m.activation_relu_or_gelu = 0
+        if isinstance(m, nn.TransformerEncoderLayer) and _has_fp8_part(m):
+            if (type(m).forward is nn.TransformerEncoderLayer.forward
+                    and not isinstance(m, Fp8TransformerEncoderLayer)):
+                _reclass(m, lambda cls: Fp8TransformerEncoderLayer
+                         if cls is nn.TransformerEncoderLayer
+                         else _mixed(Fp8TransformerEncoderLayer, cls))
+            m.activation_relu_or_gelu = 0
     for m in module.modules():
         if isinstance(m, nn.TransformerEncoder) and any(
                 isinstance(layer, nn.TransformerEncoderLayer) and _has_fp8_part(layer)

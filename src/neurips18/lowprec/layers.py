@@ -110,6 +110,46 @@ class Fp8Recipe:
                          self.chunk, self.mode, float(self.loss_scale))
 
 
+class _NoHigherOrder(torch.autograd.Function):
+    """Passes a gradient through; differentiating it again raises (see :func:`_first_order`)."""
+
+    @staticmethod
+    def forward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return g.clone()
+
+    @staticmethod
+    def backward(ctx: Any, _: torch.Tensor) -> Any:
+        raise RuntimeError(
+            "the FP8 layers have no higher-order gradients: a gradient computed with "
+            "create_graph=True through an FP8 layer cannot be differentiated again (its "
+            "backward GEMMs are emulated outside autograd); compute such penalties with "
+            "unconverted layers")
+
+
+def _first_order(backward: Any) -> Any:
+    """Decorate the backward of an FP8 autograd Function.
+
+    The emulated backward GEMMs run outside autograd, so a gradient taken with
+    ``create_graph=True`` would look differentiable while treating everything the FP8
+    layers computed as constants: a gradient penalty backpropagated through it got no
+    gradient for the FP8 layers and a wrong one for the others. With ``create_graph``,
+    every gradient the backward returns is marked so that differentiating it raises; the
+    first-order values are unchanged. (``torch.autograd.function.once_differentiable``
+    marks them only when an incoming gradient requires grad, which misses the common
+    case of a loss's own gradient, a constant.)"""
+    def wrapper(ctx: Any, *grads: Any) -> Any:
+        with torch.no_grad():
+            outs = backward(ctx, *grads)
+        if not torch.is_grad_enabled():
+            return outs
+        return tuple(o if not isinstance(o, torch.Tensor)
+                     else _NoHigherOrder.apply(o.detach().requires_grad_()) for o in outs)
+
+    wrapper.__name__ = backward.__name__
+    wrapper.__doc__ = backward.__doc__
+    return wrapper
+
+
 def _round(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
     """``x`` rounded to nearest in ``fmt``, as float32; float64 values are rounded once
     (a cast to float32 first could round them twice, as :func:`quantize` avoids)."""
@@ -165,12 +205,15 @@ class _LayerCfg:
             fmt = self.data
             # values from here on round past max_value (half of the top binade's step above it)
             limit = fmt.max_value + 2.0 ** (fmt.emax - fmt.man_bits - 1)
-            if amax >= limit and math.isfinite(amax):
+            # an inf that only the scaling made (a finite error times the scale beyond
+            # float32's range) is the loss scale's doing too; an inf error is not
+            if amax >= limit and (math.isfinite(amax) or bool(torch.isfinite(g).all())):
                 largest = float(g.abs().amax())
                 raise FloatingPointError(
                     f"loss_scale={self.loss_scale:g} makes the backward errors overflow the "
                     f"data format {fmt.name} (largest error {largest:.4g}, scaled "
-                    f"{amax:.4g}; largest finite value {fmt.max_value:g}): use a loss_scale "
+                    f"{largest * self.loss_scale:.4g}; largest finite value "
+                    f"{fmt.max_value:g}): use a loss_scale "
                     f"of at most {fmt.max_value / largest:.4g} (a power of two below it keeps "
                     "the unscaling exact)")
         return self.q(s)
@@ -204,6 +247,7 @@ class _Fp8LinearFn(torch.autograd.Function):
         return _like(y, x2)
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
         xq, wq = ctx.saved_tensors
         cfg: _LayerCfg = ctx.cfg
@@ -246,6 +290,7 @@ class _Fp8BmmFn(torch.autograd.Function):
         return _like(cfg.bmm(aq, bq), a)
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
         aq, bq = ctx.saved_tensors
         cfg: _LayerCfg = ctx.cfg
@@ -337,6 +382,7 @@ class _Fp8Conv2dFn(torch.autograd.Function):
         return _like(y2.reshape(bsz, n_pos, o).transpose(1, 2).reshape(bsz, o, ho, wo), x)
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
         x2, wq = ctx.saved_tensors
         geom, groups, cfg, hw, khw, n_pos, bsz, has_bias = ctx.meta
@@ -507,6 +553,7 @@ class _Fp8EmbeddingFn(torch.autograd.Function):
         return _like(cfg.q(w.detach()[flat]).reshape(*idx.shape, w.shape[1]), w)
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
         (flat,) = ctx.saved_tensors
         num, padding_idx, cfg = ctx.meta

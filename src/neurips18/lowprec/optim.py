@@ -236,6 +236,23 @@ class StochasticRoundingSGD(torch.optim.Optimizer):
                 g["fmt"] = FloatFormat(**g["fmt"])
             groups.append(g)
         sd["param_groups"] = groups
+        if len(groups) == len(self.param_groups):  # else torch's own check refuses it
+            # the saved groups replace the current ones: check them as add_param_group
+            # does (a saved E6M9 group over bfloat16 parameters otherwise rounded every
+            # update back to bfloat16, to nearest, and small steps were lost)
+            for g, cur in zip(groups, self.param_groups, strict=True):
+                for k, off in _UNSUPPORTED.items():
+                    if k in g and g[k] != off:
+                        raise invalid(f"state_dict param_group[{k!r}]", g[k],
+                                      f"{off!r} or no {k!r} key (StochasticRoundingSGD has "
+                                      f"no {k}; it would be ignored)")
+                for k, (name, rule) in _GROUP_RULES.items():
+                    if k not in g:
+                        raise invalid("state_dict", f"a param group without {k!r}",
+                                      "a state saved by StochasticRoundingSGD")
+                    g[k] = check(name, g[k], rule)
+                for p in cur["params"]:
+                    _check_storage(p, g["fmt"])
         super().load_state_dict(sd)
         if gen_state is not None and self.generator is not None:
             self.generator.set_state(gen_state)

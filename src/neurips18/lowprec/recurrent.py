@@ -27,7 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from neurips18._validation import invalid
-from neurips18.lowprec.layers import _bias_grad, _Fp8Mixin, _LayerCfg, _like, affine, fp8_linear
+from neurips18.lowprec.layers import (
+    _bias_grad,
+    _first_order,
+    _Fp8Mixin,
+    _LayerCfg,
+    _like,
+    affine,
+    fp8_linear,
+)
 
 
 def _backward_pass() -> int:
@@ -66,6 +74,7 @@ class _SharedWeight(torch.autograd.Function):
         return w.new_zeros(())
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, _: torch.Tensor) -> Any:
         cfg: _LayerCfg = ctx.cfg
         items = ctx.store.take()[::-1]  # backward visits the last step first
@@ -91,6 +100,7 @@ class _StepGemm(torch.autograd.Function):
         return _like(y, h)
 
     @staticmethod
+    @_first_order
     def backward(ctx: Any, gy: torch.Tensor) -> Any:
         hq, wq = ctx.saved_tensors
         cfg: _LayerCfg = ctx.cfg
