@@ -178,9 +178,10 @@ class Model:
         ts = np.array(theta_star, dtype=self.dtype, copy=True)
 
         def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
-            return self.grad_log_likelihood_sum(theta, idx) - self.grad_log_likelihood_sum(
-                ts, idx
-            )
+            # the first sum copied before the second is computed: a model that returns one
+            # reused buffer would otherwise give that buffer minus itself, zero
+            at_theta = np.array(self.grad_log_likelihood_sum(theta, idx), copy=True)
+            return at_theta - self.grad_log_likelihood_sum(ts, idx)
 
         return diff
 
@@ -208,8 +209,11 @@ class _ProtocolAdapter(Model):
     def _shaped(self, name: str, value: Any, shape: tuple[int, ...]) -> Array:
         # the protocol's shapes, checked on every call: a (dim, 1) gradient broadcasts
         # against the (dim,) state into a (dim, dim) one, and a (b, b) log-likelihood from a
-        # label column sums b^2 terms, so a wrong shape is refused at the method that made it
-        out = np.asarray(value, dtype=self.dtype)
+        # label column sums b^2 terms, so a wrong shape is refused at the method that made it.
+        # Always a copy: a model that writes its results into one reused buffer (np.dot(...,
+        # out=)) would otherwise change a value the sampler still holds (the SGLDFP centre's
+        # prior gradient, the first of the two sums of a control-variate difference)
+        out = np.array(value, dtype=self.dtype, copy=True)
         if out.shape != shape:
             raise invalid(f"model.{name}", value, f"a return value of shape {shape} (see "
                           "neurips18.sgmcmc.ModelProtocol)")
