@@ -510,3 +510,28 @@ def test_models_that_reuse_their_output_buffers_sample_the_same_chain(as_subclas
     ref = sample(_Duck(X, y), "sgldfp", 1 / 2000, 50, 600, generator=0, theta_star=ts)
     res = sample(model, "sgldfp", 1 / 2000, 50, 600, generator=0, theta_star=ts)
     np.testing.assert_allclose(res.draws, ref.draws, rtol=0, atol=1e-12)
+
+
+def test_torch_model_passes_a_named_tuple_of_data_on_as_one() -> None:
+    # data=Batch(x=..., y=...) is a tuple of tensors, but the model handed the user's
+    # log-likelihood a plain tuple, which failed on batch.x
+    from collections import namedtuple
+
+    from neurips18.sgmcmc import minibatch_gradient
+
+    Batch = namedtuple("Batch", "x y")
+    X, y = _logistic_data(n=300, d=3)
+
+    def loglik(th, batch):
+        assert isinstance(batch, Batch)
+        z = batch.x @ th
+        return batch.y * z - torch.nn.functional.softplus(z)
+
+    m = TorchModel(loglik, lambda th: -0.5 * (th * th).sum(),
+                   Batch(torch.tensor(X), torch.tensor(y)), 3)
+    glm = BayesianLogisticRegression(X, y, 1.0)
+    theta = np.array([0.3, -0.2, 0.1])
+    idx = np.arange(0, 300, 7)
+    np.testing.assert_allclose(m.grad_potential(theta), glm.grad_potential(theta), rtol=1e-10)
+    np.testing.assert_allclose(minibatch_gradient(m)(theta, idx),
+                               minibatch_gradient(glm)(theta, idx), rtol=1e-10)

@@ -553,7 +553,7 @@ class TorchModel(Model):
         its first axis (a tensor, or a tuple of tensors indexed together).
     log_prior : ``g(theta) -> scalar Tensor``.
     data : a tensor or tuple of tensors with ``n_data`` rows (copied: the model does not see
-        later changes to them).
+        later changes to them); a named tuple reaches ``log_likelihood`` as a named tuple.
     dim : number of parameters.
     dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
     lipschitz_constant : a bound on the largest Hessian eigenvalue of U = -log posterior over
@@ -602,6 +602,9 @@ class TorchModel(Model):
         # tensors must not reach the model
         self._data = tuple(p.detach().clone() for p in parts)
         self._tuple = isinstance(data, tuple)
+        # a named tuple (fields read as batch.x, batch.y) is handed back as one of its kind:
+        # a plain tuple made the user's log-likelihood fail on its first attribute
+        self._make = getattr(type(data), "_make", None) if self._tuple else None
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim
 
@@ -613,7 +616,9 @@ class TorchModel(Model):
         else:
             ti = torch.from_numpy(np.asarray(idx, dtype=np.int64))
             parts = tuple(p[ti] for p in self._data)
-        return parts if self._tuple else parts[0]
+        if not self._tuple:
+            return parts[0]
+        return parts if self._make is None else self._make(parts)
 
     def _loglik(self, t: Any, idx: NDArray[np.intp] | None) -> Any:
         """The user's per-example log-likelihoods on ``idx``, checked to have shape ``(b,)``:
