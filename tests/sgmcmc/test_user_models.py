@@ -535,3 +535,29 @@ def test_torch_model_passes_a_named_tuple_of_data_on_as_one() -> None:
     np.testing.assert_allclose(m.grad_potential(theta), glm.grad_potential(theta), rtol=1e-10)
     np.testing.assert_allclose(minibatch_gradient(m)(theta, idx),
                                minibatch_gradient(glm)(theta, idx), rtol=1e-10)
+
+
+class _UnsummedPriorDuck(_Duck):
+    def log_prior(self, th):
+        return -0.5 * th * th  # per-coordinate terms, not summed
+
+
+@pytest.mark.parametrize("d", [1, 3])
+def test_duck_model_log_prior_must_be_one_number(d) -> None:
+    # an unsummed (d,) log prior stopped the mode search with NumPy's "only 0-dimensional
+    # arrays can be converted to Python scalars"; it is refused by name, and a one-element
+    # value (as for d = 1, which failed the same way) is taken as the number it holds
+    from neurips18.sgmcmc import as_model
+
+    X, y = _logistic_data(n=200, d=d)
+    if d > 1:
+        with pytest.raises(ValidationError,
+                           match=r"Invalid model.log_prior.*expected a scalar"):
+            find_mode(_UnsummedPriorDuck(X, y))
+
+    class _OneElement(_Duck):
+        def log_prior(self, th):
+            return np.array([_Duck.log_prior(self, th)])
+
+    theta = np.linspace(-0.5, 0.5, d)
+    assert as_model(_OneElement(X, y)).log_prior(theta) == _Duck(X, y).log_prior(theta)

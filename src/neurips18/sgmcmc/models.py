@@ -220,7 +220,17 @@ class _ProtocolAdapter(Model):
         return out
 
     def log_prior(self, theta: Array) -> float:
-        return float(self._obj.log_prior(theta))
+        # one number, as TorchModel asks: per-coordinate terms left unsummed ended the mode
+        # search in NumPy's "only 0-dimensional arrays can be converted" TypeError
+        value = self._obj.log_prior(theta)
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise invalid("model.log_prior", value, "a number") from None
+        if arr.size != 1:
+            raise invalid("model.log_prior", value, f"a scalar (one value for theta), got "
+                          f"shape {arr.shape}; sum the per-coordinate terms")
+        return float(arr.reshape(()))
 
     def grad_log_prior(self, theta: Array) -> Array:
         return self._shaped("grad_log_prior", self._obj.grad_log_prior(theta), (self.dim,))
