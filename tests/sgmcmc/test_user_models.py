@@ -561,3 +561,31 @@ def test_duck_model_log_prior_must_be_one_number(d) -> None:
 
     theta = np.linspace(-0.5, 0.5, d)
     assert as_model(_OneElement(X, y)).log_prior(theta) == _Duck(X, y).log_prior(theta)
+
+
+def test_torch_model_refuses_a_log_likelihood_that_edits_its_data_in_place() -> None:
+    # labels mapped to -1/+1 with s.mul_(2).sub_(1): on the whole data set the batch is the
+    # model's own data, so every full-data call changed it again and the same
+    # grad_potential(theta) came out (-4.8, -25.6), then (117, -164), then (347, -417)
+    X, y = _logistic_data(n=300, d=2)
+
+    def loglik(th, batch):
+        x, s = batch
+        s.mul_(2).sub_(1)
+        return -torch.nn.functional.softplus(-s * (x @ th))
+
+    m = TorchModel(loglik, lambda th: -0.5 * (th * th).sum(),
+                   (torch.tensor(X), torch.tensor(y)), 2)
+    with pytest.raises(ValidationError, match="Invalid log_likelihood.*in place"):
+        m.grad_potential(np.array([1.0, -1.0]))
+    with pytest.raises(ValidationError, match="Invalid log_likelihood.*in place"):
+        find_mode(m)
+    # a minibatch is a fresh gather: editing it is harmless and stays allowed
+    m = TorchModel(loglik, lambda th: -0.5 * (th * th).sum(),
+                   (torch.tensor(X), torch.tensor(y)), 2)
+    ref = _torch_logistic(X, y)
+    idx = np.arange(0, 300, 7)
+    for _ in range(2):
+        np.testing.assert_allclose(m.grad_log_likelihood_sum(np.array([1.0, -1.0]), idx),
+                                   ref.grad_log_likelihood_sum(np.array([1.0, -1.0]), idx),
+                                   rtol=1e-12)

@@ -634,7 +634,18 @@ class TorchModel(Model):
         """The user's per-example log-likelihoods on ``idx``, checked to have shape ``(b,)``:
         a summed (b, b) or (b, 1) result would give a wrong gradient without any error
         (labels stored as a column broadcast against a (b,) linear predictor)."""
+        # on the whole data set the batch is the model's own copy of the data (a minibatch is
+        # a fresh gather): a log-likelihood that edits it in place (labels mapped to +-1 with
+        # mul_/sub_, say) would change the data under every later call, so it is refused
+        versions = None if idx is not None else [p._version for p in self._data]
         out = self._ll(t, self._batch(idx))
+        if versions is not None and versions != [p._version for p in self._data]:
+            raise invalid("log_likelihood", self._ll,
+                          "a function that leaves its batch unchanged: it modified the data "
+                          "in place (an in-place tensor operation such as mul_, sub_ or "
+                          "x[...] = ...), which changes the model's data for every later "
+                          "call; compute on a copy (x = x * 2 - 1, not x.mul_(2).sub_(1)) "
+                          "and build the model again")
         b = self.n_data if idx is None else len(idx)
         if tuple(getattr(out, "shape", ())) != (b,):
             raise invalid("log_likelihood", out,
