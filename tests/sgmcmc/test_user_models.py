@@ -319,6 +319,19 @@ def test_torch_model_samples_inside_a_no_grad_block(mode) -> None:
         assert torch.is_grad_enabled() is False  # the caller's mode is left as it was
 
 
+def test_torch_model_built_inside_inference_mode_samples() -> None:
+    # the model's copy of its data, made inside torch.inference_mode(), was an inference
+    # tensor: every gradient failed with "Inference tensors cannot be saved for backward",
+    # inside the block and after it
+    X, y = _logistic_data(n=300, d=3)
+    ref = sample(_torch_logistic(X, y), "sgldfp", 1e-3, 20, 300, generator=0).draws
+    with torch.inference_mode():
+        tm = _torch_logistic(X, y)
+        np.testing.assert_array_equal(sample(tm, "sgldfp", 1e-3, 20, 300, generator=0).draws,
+                                      ref)
+    np.testing.assert_array_equal(sample(tm, "sgldfp", 1e-3, 20, 300, generator=0).draws, ref)
+
+
 class _ShiftedPrior(BayesianLogisticRegression):
     """A user's subclass: the same likelihood, the prior N(3, I / lambda)."""
 

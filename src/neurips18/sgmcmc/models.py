@@ -609,8 +609,11 @@ class TorchModel(Model):
             Interval(float, 0.0, None, closed="neither"))))
         # a copy, as the GLMs take: an estimator built on the model caches values of its
         # data (the gradient at the SGLDFP centre), so later changes to the caller's
-        # tensors must not reach the model
-        self._data = tuple(p.detach().clone() for p in parts)
+        # tensors must not reach the model. Made outside inference mode: a copy made inside
+        # torch.inference_mode() is an inference tensor, which autograd refuses to save for
+        # backward, so a model built there could not take a single gradient
+        with torch.inference_mode(False):
+            self._data = tuple(p.detach().clone() for p in parts)
         self._tuple = isinstance(data, tuple)
         # a named tuple (fields read as batch.x, batch.y) is handed back as one of its kind:
         # a plain tuple made the user's log-likelihood fail on its first attribute
