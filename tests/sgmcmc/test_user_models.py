@@ -602,3 +602,21 @@ def test_torch_model_refuses_a_log_likelihood_that_edits_its_data_in_place() -> 
         np.testing.assert_allclose(m.grad_log_likelihood_sum(np.array([1.0, -1.0]), idx),
                                    ref.grad_log_likelihood_sum(np.array([1.0, -1.0]), idx),
                                    rtol=1e-12)
+
+
+class _InPlaceDuck(_Duck):
+    def grad_log_prior(self, th):
+        th *= -1.0  # the gradient of -|th|^2 / 2, computed on the argument itself
+        return th
+
+
+@pytest.mark.parametrize("method", ["sgld", "sgldfp"])
+def test_duck_model_editing_its_argument_does_not_change_the_chain(method) -> None:
+    # the adapter handed the chain's own state to the model: a grad_log_prior computed in
+    # place flipped the state at every step (on a 2-d model SGLD mean (0.05, -0.04) for
+    # the posterior's (0.99, -0.82)); the model now gets a copy
+    X, y = _logistic_data(n=1000, d=3)
+    ts = find_mode(BayesianLogisticRegression(X, y, 1.0), rtol=1e-12)
+    ref = sample(_Duck(X, y), method, 1 / 2000, 20, 600, generator=0, theta_star=ts)
+    res = sample(_InPlaceDuck(X, y), method, 1 / 2000, 20, 600, generator=0, theta_star=ts)
+    np.testing.assert_array_equal(res.draws, ref.draws)

@@ -192,6 +192,13 @@ class Model:
         return max(1.0, g0, g1)
 
 
+def _own(theta: Array) -> Array:
+    """A copy of a state for a user's method: one that edits its argument in place (``t *=
+    -1.0; return t`` for the gradient of -|t|^2 / 2) would otherwise change the chain's
+    state (or the SGLDFP centre) under the sampler."""
+    return np.array(theta, copy=True)
+
+
 class _ProtocolAdapter(Model):
     """Wraps a duck-typed user model so that the samplers see a :class:`Model`."""
 
@@ -222,7 +229,7 @@ class _ProtocolAdapter(Model):
     def log_prior(self, theta: Array) -> float:
         # one number, as TorchModel asks: per-coordinate terms left unsummed ended the mode
         # search in NumPy's "only 0-dimensional arrays can be converted" TypeError
-        value = self._obj.log_prior(theta)
+        value = self._obj.log_prior(_own(theta))
         try:
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
@@ -233,25 +240,28 @@ class _ProtocolAdapter(Model):
         return float(arr.reshape(()))
 
     def grad_log_prior(self, theta: Array) -> Array:
-        return self._shaped("grad_log_prior", self._obj.grad_log_prior(theta), (self.dim,))
+        return self._shaped("grad_log_prior", self._obj.grad_log_prior(_own(theta)),
+                            (self.dim,))
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
         b = self.n_data if idx is None else len(idx)
-        return self._shaped("log_likelihood", self._obj.log_likelihood(theta, idx), (b,))
+        return self._shaped("log_likelihood", self._obj.log_likelihood(_own(theta), idx),
+                            (b,))
 
     def grad_log_likelihood_sum(
         self, theta: Array, idx: NDArray[np.intp] | None = None
     ) -> Array:
         return self._shaped("grad_log_likelihood_sum",
-                            self._obj.grad_log_likelihood_sum(theta, idx), (self.dim,))
+                            self._obj.grad_log_likelihood_sum(_own(theta), idx),
+                            (self.dim,))
 
     def hessian_potential(self, theta: Array) -> Array | None:
         h = getattr(self._obj, "hessian_potential", None)
-        return None if h is None else h(theta)
+        return None if h is None else h(_own(theta))
 
     def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
         h = getattr(self._obj, "hessian_vector_product", None)
-        return None if h is None else np.asarray(h(theta, v), dtype=np.float64)
+        return None if h is None else np.asarray(h(_own(theta), _own(v)), dtype=np.float64)
 
     def lipschitz_constant(self) -> float | None:
         f = getattr(self._obj, "lipschitz_constant", None)
@@ -265,7 +275,7 @@ class _ProtocolAdapter(Model):
         cv = getattr(self._obj, "control_variate", None)
         if not callable(cv):
             return super().control_variate(theta_star)
-        user_diff = cv(theta_star)
+        user_diff = cv(_own(theta_star))
         if not callable(user_diff):
             raise invalid("model.control_variate", user_diff, "a callable diff(theta, idx) "
                           "returned by control_variate(theta_star)")
@@ -273,7 +283,8 @@ class _ProtocolAdapter(Model):
         def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
             # checked like the other methods: a (dim, 1) column broadcasts the state into a
             # (dim, dim) array, and a (1,) value is silently spread over every coordinate
-            return self._shaped("control_variate", user_diff(theta, idx), (self.dim,))
+            return self._shaped("control_variate", user_diff(_own(theta), idx),
+                                (self.dim,))
 
         return diff
 
