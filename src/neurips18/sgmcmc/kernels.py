@@ -210,7 +210,9 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
     else:
         ts64 = check_theta(m, theta_star, "theta_star")
     ts = np.asarray(ts64, dtype=m.dtype)
-    g = np.asarray(m.grad_potential(ts), dtype=m.dtype)
+    # copies of what the model returns: the estimator keeps them for the whole chain, and a
+    # model may hand out one buffer that its next call overwrites
+    g = np.array(m.grad_potential(ts), dtype=m.dtype, copy=True)
     grad_norm = float(np.linalg.norm(g.astype(np.float64)))
     if theta_star is not None:
         tol = _default_rtol(m) if rtol is None else rtol
@@ -232,7 +234,7 @@ def control_variates(model: Any, theta_star: ArrayLike | None = None, *,
     return ControlVariateGradient(
         model=m, theta_star=ts,
         grad_norm=grad_norm,
-        grad_log_prior_star=np.asarray(m.grad_log_prior(ts), dtype=m.dtype),
+        grad_log_prior_star=np.array(m.grad_log_prior(ts), dtype=m.dtype, copy=True),
         diff=m.control_variate(ts), grad_star=g,
     )
 

@@ -178,9 +178,10 @@ class Model:
         ts = np.array(theta_star, dtype=self.dtype, copy=True)
 
         def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
-            return self.grad_log_likelihood_sum(theta, idx) - self.grad_log_likelihood_sum(
-                ts, idx
-            )
+            # the first sum copied before the second is computed: a model that returns one
+            # reused buffer would otherwise give that buffer minus itself, zero
+            at_theta = np.array(self.grad_log_likelihood_sum(theta, idx), copy=True)
+            return at_theta - self.grad_log_likelihood_sum(ts, idx)
 
         return diff
 
@@ -189,6 +190,13 @@ class Model:
         g1 = float(np.linalg.norm(
             np.asarray(self.grad_log_likelihood_sum(theta), dtype=np.float64)))
         return max(1.0, g0, g1)
+
+
+def _own(theta: Array) -> Array:
+    """A copy of a state for a user's method: one that edits its argument in place (``t *=
+    -1.0; return t`` for the gradient of -|t|^2 / 2) would otherwise change the chain's
+    state (or the SGLDFP centre) under the sampler."""
+    return np.array(theta, copy=True)
 
 
 class _ProtocolAdapter(Model):
@@ -208,36 +216,52 @@ class _ProtocolAdapter(Model):
     def _shaped(self, name: str, value: Any, shape: tuple[int, ...]) -> Array:
         # the protocol's shapes, checked on every call: a (dim, 1) gradient broadcasts
         # against the (dim,) state into a (dim, dim) one, and a (b, b) log-likelihood from a
-        # label column sums b^2 terms, so a wrong shape is refused at the method that made it
-        out = np.asarray(value, dtype=self.dtype)
+        # label column sums b^2 terms, so a wrong shape is refused at the method that made it.
+        # Always a copy: a model that writes its results into one reused buffer (np.dot(...,
+        # out=)) would otherwise change a value the sampler still holds (the SGLDFP centre's
+        # prior gradient, the first of the two sums of a control-variate difference)
+        out = np.array(value, dtype=self.dtype, copy=True)
         if out.shape != shape:
             raise invalid(f"model.{name}", value, f"a return value of shape {shape} (see "
                           "neurips18.sgmcmc.ModelProtocol)")
         return out
 
     def log_prior(self, theta: Array) -> float:
-        return float(self._obj.log_prior(theta))
+        # one number, as TorchModel asks: per-coordinate terms left unsummed ended the mode
+        # search in NumPy's "only 0-dimensional arrays can be converted" TypeError
+        value = self._obj.log_prior(_own(theta))
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise invalid("model.log_prior", value, "a number") from None
+        if arr.size != 1:
+            raise invalid("model.log_prior", value, f"a scalar (one value for theta), got "
+                          f"shape {arr.shape}; sum the per-coordinate terms")
+        return float(arr.reshape(()))
 
     def grad_log_prior(self, theta: Array) -> Array:
-        return self._shaped("grad_log_prior", self._obj.grad_log_prior(theta), (self.dim,))
+        return self._shaped("grad_log_prior", self._obj.grad_log_prior(_own(theta)),
+                            (self.dim,))
 
     def log_likelihood(self, theta: Array, idx: NDArray[np.intp] | None = None) -> Array:
         b = self.n_data if idx is None else len(idx)
-        return self._shaped("log_likelihood", self._obj.log_likelihood(theta, idx), (b,))
+        return self._shaped("log_likelihood", self._obj.log_likelihood(_own(theta), idx),
+                            (b,))
 
     def grad_log_likelihood_sum(
         self, theta: Array, idx: NDArray[np.intp] | None = None
     ) -> Array:
         return self._shaped("grad_log_likelihood_sum",
-                            self._obj.grad_log_likelihood_sum(theta, idx), (self.dim,))
+                            self._obj.grad_log_likelihood_sum(_own(theta), idx),
+                            (self.dim,))
 
     def hessian_potential(self, theta: Array) -> Array | None:
         h = getattr(self._obj, "hessian_potential", None)
-        return None if h is None else h(theta)
+        return None if h is None else h(_own(theta))
 
     def hessian_vector_product(self, theta: Array, v: Array) -> Array | None:
         h = getattr(self._obj, "hessian_vector_product", None)
-        return None if h is None else np.asarray(h(theta, v), dtype=np.float64)
+        return None if h is None else np.asarray(h(_own(theta), _own(v)), dtype=np.float64)
 
     def lipschitz_constant(self) -> float | None:
         f = getattr(self._obj, "lipschitz_constant", None)
@@ -251,7 +275,7 @@ class _ProtocolAdapter(Model):
         cv = getattr(self._obj, "control_variate", None)
         if not callable(cv):
             return super().control_variate(theta_star)
-        user_diff = cv(theta_star)
+        user_diff = cv(_own(theta_star))
         if not callable(user_diff):
             raise invalid("model.control_variate", user_diff, "a callable diff(theta, idx) "
                           "returned by control_variate(theta_star)")
@@ -259,7 +283,8 @@ class _ProtocolAdapter(Model):
         def diff(theta: Array, idx: NDArray[np.intp]) -> Array:
             # checked like the other methods: a (dim, 1) column broadcasts the state into a
             # (dim, dim) array, and a (1,) value is silently spread over every coordinate
-            return self._shaped("control_variate", user_diff(theta, idx), (self.dim,))
+            return self._shaped("control_variate", user_diff(_own(theta), idx),
+                                (self.dim,))
 
         return diff
 
@@ -549,7 +574,7 @@ class TorchModel(Model):
         its first axis (a tensor, or a tuple of tensors indexed together).
     log_prior : ``g(theta) -> scalar Tensor``.
     data : a tensor or tuple of tensors with ``n_data`` rows (copied: the model does not see
-        later changes to them).
+        later changes to them); a named tuple reaches ``log_likelihood`` as a named tuple.
     dim : number of parameters.
     dtype : float64 (default) or float32; the NumPy side of the sampler uses the same.
     lipschitz_constant : a bound on the largest Hessian eigenvalue of U = -log posterior over
@@ -595,9 +620,15 @@ class TorchModel(Model):
             Interval(float, 0.0, None, closed="neither"))))
         # a copy, as the GLMs take: an estimator built on the model caches values of its
         # data (the gradient at the SGLDFP centre), so later changes to the caller's
-        # tensors must not reach the model
-        self._data = tuple(p.detach().clone() for p in parts)
+        # tensors must not reach the model. Made outside inference mode: a copy made inside
+        # torch.inference_mode() is an inference tensor, which autograd refuses to save for
+        # backward, so a model built there could not take a single gradient
+        with torch.inference_mode(False):
+            self._data = tuple(p.detach().clone() for p in parts)
         self._tuple = isinstance(data, tuple)
+        # a named tuple (fields read as batch.x, batch.y) is handed back as one of its kind:
+        # a plain tuple made the user's log-likelihood fail on its first attribute
+        self._make = getattr(type(data), "_make", None) if self._tuple else None
         self._ll, self._lp = log_likelihood, log_prior
         self.n_data, self.dim = int(n), dim
 
@@ -609,13 +640,26 @@ class TorchModel(Model):
         else:
             ti = torch.from_numpy(np.asarray(idx, dtype=np.int64))
             parts = tuple(p[ti] for p in self._data)
-        return parts if self._tuple else parts[0]
+        if not self._tuple:
+            return parts[0]
+        return parts if self._make is None else self._make(parts)
 
     def _loglik(self, t: Any, idx: NDArray[np.intp] | None) -> Any:
         """The user's per-example log-likelihoods on ``idx``, checked to have shape ``(b,)``:
         a summed (b, b) or (b, 1) result would give a wrong gradient without any error
         (labels stored as a column broadcast against a (b,) linear predictor)."""
+        # on the whole data set the batch is the model's own copy of the data (a minibatch is
+        # a fresh gather): a log-likelihood that edits it in place (labels mapped to +-1 with
+        # mul_/sub_, say) would change the data under every later call, so it is refused
+        versions = None if idx is not None else [p._version for p in self._data]
         out = self._ll(t, self._batch(idx))
+        if versions is not None and versions != [p._version for p in self._data]:
+            raise invalid("log_likelihood", self._ll,
+                          "a function that leaves its batch unchanged: it modified the data "
+                          "in place (an in-place tensor operation such as mul_, sub_ or "
+                          "x[...] = ...), which changes the model's data for every later "
+                          "call; compute on a copy (x = x * 2 - 1, not x.mul_(2).sub_(1)) "
+                          "and build the model again")
         b = self.n_data if idx is None else len(idx)
         if tuple(getattr(out, "shape", ())) != (b,):
             raise invalid("log_likelihood", out,
