@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([str(py), "-m", "pip", "install", "-q", *PACKAGES], check=True)
     py = diffprivlib_python()
     if py is None:
-        print("diffprivlib environment absent")
+        print("diffprivlib environment absent or without diffprivlib")
         return 1
     import numpy as np
 

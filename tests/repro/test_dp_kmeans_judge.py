@@ -55,3 +55,52 @@ def test_quick_leaves_the_digits_floor_to_the_full_profile_and_notes_releases_ab
     assert any("1 of 3 releases cost more than one centre" in n for n in notes)
     row, _ = _floor_row("full", [2.1, 2.2, 1.8])
     assert row.verdict == "fail"
+
+
+def _interpreter(path, pythonpath=""):
+    """A stand-in interpreter: this process's Python with its own PYTHONPATH."""
+    import os
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\nPYTHONPATH={pythonpath} exec {sys.executable} \"$@\"\n")
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_half_built_diffprivlib_env_counts_as_absent(tmp_path, monkeypatch):
+    # a build stopped after the venv was made (interrupted or offline pip install) leaves
+    # bin/python without diffprivlib: it passed as present, so `reproduce dp_kmeans`
+    # stopped with "diffprivlib failed" and diffprivlib_env.py never rebuilt it
+    import pytest
+
+    from neurips18.repro.dp_kmeans import diffprivlib_python
+
+    pytest.importorskip("sklearn")
+    try:
+        import diffprivlib  # noqa: F401
+        pytest.skip("diffprivlib importable here: the stand-in would have it")
+    except ImportError:
+        pass
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NEURIPS18_DIFFPRIVLIB_PYTHON", raising=False)
+    py = _interpreter(tmp_path / "diffprivlib-env" / "bin" / "python")
+    with pytest.warns(RuntimeWarning, match="cannot import diffprivlib.*rebuild"):
+        assert diffprivlib_python() is None
+    monkeypatch.setenv("NEURIPS18_DIFFPRIVLIB_PYTHON", str(py))
+    with pytest.warns(RuntimeWarning, match="NEURIPS18_DIFFPRIVLIB_PYTHON"):
+        assert diffprivlib_python() is None
+
+
+def test_diffprivlib_env_that_imports_it_is_used(tmp_path, monkeypatch):
+    from neurips18.repro.dp_kmeans import diffprivlib_python
+
+    fake = tmp_path / "site"
+    (fake / "diffprivlib").mkdir(parents=True)
+    (fake / "diffprivlib" / "__init__.py").write_text("")
+    (fake / "diffprivlib" / "models.py").write_text("KMeans = object\n")
+    monkeypatch.setenv("NEURIPS18_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("NEURIPS18_DIFFPRIVLIB_PYTHON", raising=False)
+    assert diffprivlib_python() is None  # nothing built
+    py = _interpreter(tmp_path / "diffprivlib-env" / "bin" / "python", str(fake))
+    assert diffprivlib_python() == py

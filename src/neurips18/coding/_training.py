@@ -72,7 +72,7 @@ LONG_SCHEDULE: tuple[TrainingPhase, ...] = (
 )
 
 # Fine-tuning a trained model at a higher SNR (the authors' chain of models, each started
-# from the one for the SNR below): 1.8 million blocks, about 0.6 CPU-hours on one thread,
+# from the one for the SNR below): 1.8 million blocks, about 0.35 CPU-hours on one thread,
 # at the lower rates of the long schedule, all at the target SNR.
 FINETUNE_SCHEDULE: tuple[TrainingPhase, ...] = (
     TrainingPhase(600_000, 500, 0.002),

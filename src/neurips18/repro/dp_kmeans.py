@@ -136,11 +136,39 @@ def diffprivlib_env_dir() -> Path:
     return cache_dir() / "diffprivlib-env"
 
 
+# what the worker below imports; an interpreter that cannot import it has no usable anchor
+_PROBE = "import numpy, sklearn, diffprivlib; from diffprivlib.models import KMeans"
+
+
 def diffprivlib_python() -> Path | None:
-    """The interpreter of diffprivlib's own environment, or None when it is absent."""
+    """The interpreter of diffprivlib's own environment, or None when it is absent or
+    cannot import diffprivlib.
+
+    The interpreter is tried once (an import of what the worker uses): an environment whose
+    build stopped after the virtual environment was made (an interrupted or offline ``pip
+    install``) has a ``bin/python`` but no diffprivlib, and used to pass as present, so the
+    reproduction stopped with an error instead of saying "anchor not run" and the build
+    script never rebuilt it. Such an interpreter gives a warning naming it and None.
+    """
+    import warnings
+
     env = os.environ.get("NEURIPS18_DIFFPRIVLIB_PYTHON")
     py = Path(env) if env else diffprivlib_env_dir() / "bin" / "python"
-    return py if py.exists() else None
+    if not py.exists():
+        return None
+    try:
+        res = subprocess.run([str(py), "-c", _PROBE], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": ""}, timeout=300)
+        ok, why = res.returncode == 0, (res.stderr.strip().splitlines() or [""])[-1]
+    except (OSError, subprocess.SubprocessError) as exc:
+        ok, why = False, f"{type(exc).__name__}: {exc}"
+    if ok:
+        return py
+    where = ("NEURIPS18_DIFFPRIVLIB_PYTHON" if env
+             else "rerun python benchmarks/diffprivlib_env.py to rebuild it")
+    warnings.warn(f"the diffprivlib interpreter {str(py)!r} cannot import diffprivlib "
+                  f"({why}); the anchor is not run ({where})", RuntimeWarning, stacklevel=2)
+    return None
 
 
 _WORKER = r"""
