@@ -136,7 +136,9 @@ def chunked_sum(x: torch.Tensor, acc_fmt: FloatFormat, chunk: int = 64,
     length and the number of chunks, vectorised over everything else. ``mode="fast"`` sums
     each chunk in float32 and rounds only between chunks (as in :func:`chunked_matmul`).
 
-    Returns a float32 tensor with ``dim`` removed, representable in ``acc_fmt``.
+    Returns a float32 tensor with ``dim`` removed, representable in ``acc_fmt``. It carries
+    no gradient: this is the emulation's kernel, not a differentiable op (train through the
+    layers of :func:`~neurips18.lowprec.convert_to_fp8`, whose backward pass uses it).
     """
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
@@ -184,7 +186,9 @@ def chunked_matmul(a: torch.Tensor, b: torch.Tensor, acc_fmt: FloatFormat, chunk
         to ``acc_fmt`` and adds the chunk results in order with rounding. See the module
         docstring for the error of each.
 
-    Returns a float32 tensor of shape (..., M, N) representable in ``acc_fmt``.
+    Returns a float32 tensor of shape (..., M, N) representable in ``acc_fmt``. It carries
+    no gradient: this is the emulation's kernel, not a differentiable op (train through the
+    layers of :func:`~neurips18.lowprec.convert_to_fp8`, whose backward pass uses it).
     """
     acc_fmt = _check_format(acc_fmt, "acc_fmt")
     chunk = _check_chunk(chunk)
