@@ -385,3 +385,13 @@ def test_sample_result_var_is_the_diagonal_of_cov():
     res = SampleResult(draws=draws, method="sgld")
     np.testing.assert_allclose(res.var(), np.diag(res.cov()), rtol=1e-12)
     np.testing.assert_allclose(res.var(), draws.var(axis=0, ddof=1), rtol=1e-12)
+
+
+def test_diagnostics_do_not_report_a_sampling_setting_lmc_does_not_use(make_linear):
+    # lmc takes the full gradient, so replacement=False changed nothing, yet the
+    # diagnostics recorded it as the run's setting
+    m = make_linear()
+    lmc = sample(m, "lmc", 1e-4, None, 20, replacement=False, generator=0)
+    assert lmc.diagnostics["replacement"] is None and lmc.diagnostics["batch_size"] is None
+    sgld = sample(m, "sgld", 1e-4, 10, 20, replacement=False, generator=0)
+    assert sgld.diagnostics["replacement"] is False

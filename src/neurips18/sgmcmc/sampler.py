@@ -357,7 +357,7 @@ def sample(
         "method": method,
         "step_size": gamma,
         "batch_size": p or None,
-        "replacement": replacement,
+        "replacement": replacement if p else None,  # no minibatches: not applicable
         "n_steps": n_steps,
         "thin": thin,
         "dtype": str(m.dtype),
