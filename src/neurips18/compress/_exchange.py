@@ -240,6 +240,10 @@ class ExchangeState:
         self._next_key = 0
         self._new_iteration = True
         self._first_on_model = False
+        # DDP buckets exchanged as the state's own buckets (a resume), by DDP bucket index:
+        # kept so while that DDP still presents them (static_graph keeps its initial
+        # buckets for two iterations)
+        self._mapped: dict[int, tuple[tuple[int, int], ...]] = {}
         self._inflight: list[Any] = []
         self._error: FloatingPointError | None = None
 
@@ -340,9 +344,9 @@ class ExchangeState:
         A parameter's key is its position in the first iteration the state sees on a model
         (DDP's initial layout, the same for a fresh DDP of the same model). In that first
         iteration, a DDP bucket made of whole buckets of the state (a checkpoint's layout)
-        is exchanged as those buckets, exactly as the checkpointed run would have; at any
-        other layout change the state adopts DDP's buckets, each parameter taking its
-        residual along.
+        is exchanged as those buckets, exactly as the checkpointed run would have, and stays
+        so for as long as DDP presents that bucket unchanged; at any other layout change
+        the state adopts DDP's buckets, each parameter taking its residual along.
         """
         if self._new_iteration:
             self._new_iteration = False
@@ -350,6 +354,7 @@ class ExchangeState:
             self._first_on_model = not known
             if not known:  # a new model (or a state loaded from a checkpoint): keys anew
                 self._keys, self._next_key = {}, 0
+                self._mapped = {}
         keys = [self._key_of(p) for p in params]
         sig = tuple((k, int(p.numel())) for k, p in zip(keys, params, strict=True))
         if self._buckets.get(index) == sig:
@@ -362,8 +367,16 @@ class ExchangeState:
                               f"the model's parameter #{k}, which has {n} entries: the "
                               "state belongs to another model")
         covering = {owner.get(k) for k, _ in sig}
-        if self._first_on_model and None not in covering and (
+        # a DDP bucket exchanged as the state's buckets in the first iteration stays so
+        # while DDP keeps it unchanged: static_graph=True rebuilds DDP's buckets only
+        # after its second iteration, and adopting DDP's initial buckets for that one
+        # iteration made a resumed run differ from the uninterrupted one
+        mapped = self._first_on_model or self._mapped.get(index) == sig
+        if not mapped:
+            self._mapped.pop(index, None)  # DDP changed this bucket: the state adopts it
+        if mapped and None not in covering and (
                 sum(len(self._buckets[b]) for b in covering) == len(sig)):
+            self._mapped[index] = sig
             offsets, pos = {}, 0
             for k, n in sig:
                 offsets[k] = pos

@@ -38,7 +38,9 @@ buckets as the checkpoint's buckets, so the resumed run is bit-identical to the 
 one (the DDP arguments unchanged). This holds for a checkpoint taken after two or more
 iterations, once DDP has rebuilt its buckets; a checkpoint taken after the very first
 iteration holds only the initial layout, so the first resumed iteration is compressed over
-DDP's initial buckets (every residual still belongs to its parameter). With other DDP
+DDP's initial buckets (every residual still belongs to its parameter). Under
+``static_graph=True`` DDP rebuilds its buckets only after its second iteration, so the same
+holds for a checkpoint taken after three or more iterations. With other DDP
 arguments (bucket sizes) the resumed run adopts the new buckets, each parameter keeping its
 residual. A state restored into a different model is refused. The state must be registered
 before the DDP's first backward pass (as DDP requires).
