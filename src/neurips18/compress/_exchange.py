@@ -53,6 +53,15 @@ _HEADER = 8  # int32 flag + int32 count
 _SIZE_BYTES = 8  # one int64 per rank when sizes are exchanged first
 
 
+def _residual_dtype(dtype: torch.dtype) -> torch.dtype:
+    """dtype of the error-feedback sum ``gradient + residual`` of a bucket of ``dtype``.
+
+    Half-precision buckets keep it in float32: in bfloat16 a residual of 256 swallowed
+    every later gradient below 1 (half its ulp), so error feedback stopped accumulating
+    exactly where it waits longest (low density)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _align8(n: int) -> int:
     return (n + 7) // 8 * 8
 
@@ -162,7 +171,8 @@ def nonfinite_error(ranks: list[int], bucket: int, iteration: int,
     if overflowed:
         why = (f" (on rank(s) {overflowed} the gradient was finite but its rescaled message "
                "overflowed the gradient's dtype (uniform sampling sends g / density, "
-               "optimal sampling the shared magnitude 1/lambda): use a wider gradient "
+               "optimal sampling the shared magnitude 1/lambda, error feedback the gradient "
+               "plus its residual): use a wider gradient "
                "dtype or a larger density, or optimal instead of uniform sampling)")
     return FloatingPointError(
         f"non-finite gradient (NaN/inf) on rank(s) {ranks} in bucket {bucket} at iteration "
@@ -417,14 +427,15 @@ class ExchangeState:
             for k, n in sig])
 
     # ---- compression (per compressor) ---------------------------------------------------
-    def _compress(self, acc: torch.Tensor) -> SparseGradient:
+    def _compress(self, acc: torch.Tensor, dtype: torch.dtype) -> SparseGradient:
+        """The message of ``acc``, its values in the bucket's ``dtype`` (what is sent)."""
         cfg = self.config
         if cfg.compressor == "topk":
             k = k_for_density(cfg.density, acc.numel())
             idx = _select(self._abs_buffer(acc), k, exact=cfg.exact, sorted=False)
-            return SparseGradient(idx, acc[idx], (acc.numel(),))
+            return SparseGradient(idx, acc[idx].to(dtype), (acc.numel(),))
         return _sample(acc, (acc.numel(),), cfg.density, self.generator, cfg.sampling,
-                       cfg.method, cfg.max_iter)
+                       cfg.method, cfg.max_iter, out_dtype=dtype)
 
     def _fixed_capacity(self, numel: int) -> int | None:
         """Message capacity when every rank's message has a known bound, else None.
@@ -463,13 +474,18 @@ class ExchangeState:
         error feedback."""
         if not self.config.error_feedback:
             return flat
+        rdt = _residual_dtype(flat.dtype)
         mem = self.memory.get(key)
-        if mem is not None and (mem.numel() != flat.numel() or mem.dtype != flat.dtype):
+        if (mem is not None and mem.dtype == flat.dtype != rdt
+                and mem.numel() == flat.numel()):
+            # a half-precision residual (a checkpoint of an earlier version): widened
+            mem = self.memory[key] = mem.to(rdt)
+        if mem is not None and (mem.numel() != flat.numel() or mem.dtype != rdt):
             raise invalid(f"gradient of bucket {key}", flat,
-                          f"{mem.numel()} entries of {mem.dtype}, as its residual")
+                          f"{mem.numel()} entries, its residual being {mem.dtype}")
         acc = self._spare.pop(key, None)
-        if acc is None or acc.shape != flat.shape or acc.dtype != flat.dtype:
-            acc = torch.empty_like(flat)
+        if acc is None or acc.shape != flat.shape or acc.dtype != rdt:
+            acc = torch.empty(flat.shape, dtype=rdt)
         if mem is None:
             acc.copy_(flat)
         else:
@@ -510,10 +526,15 @@ class ExchangeState:
                 send = x.clone()
                 for off, n in held:
                     send[off : off + n] = 0
+        payload = torch.zeros(numel + world, dtype=dtype)
+        if send.dtype == dtype:
+            torch.div(send, world, out=payload[:numel])
+        else:  # a half-precision bucket's float32 sum: divided, then rounded once
+            payload[:numel].copy_(send / world)
+            if not flag and not all_finite(payload[:numel]):
+                flag = 1  # the sum does not fit the bucket's dtype: never sent as inf
         self._pending[key] = _Pending(x if mode == "dense" else None, None, None,
                                       sent_all=(mode == "dense" and not flag), held=held)
-        payload = torch.zeros(numel + world, dtype=dtype)
-        torch.div(send, world, out=payload[:numel])
         payload[numel + (self.rank or 0)] = float(flag)
         n = payload.numel() * payload.element_size()
         self.bytes_sent += n
@@ -560,7 +581,7 @@ class ExchangeState:
         if not all_finite(acc):
             self._pending[key] = _Pending(acc if acc is not flat else None, None, None)
             return None, 1
-        msg = self._compress(acc)
+        msg = self._compress(acc, flat.dtype)
         if not all_finite(msg.values):
             # a finite gradient whose message does not fit its dtype (uniform sampling of a
             # float16 bucket sends g / density): sent as a flag, like a non-finite gradient,
