@@ -53,6 +53,15 @@ _HEADER = 8  # int32 flag + int32 count
 _SIZE_BYTES = 8  # one int64 per rank when sizes are exchanged first
 
 
+def _residual_dtype(dtype: torch.dtype) -> torch.dtype:
+    """dtype of the error-feedback sum ``gradient + residual`` of a bucket of ``dtype``.
+
+    Half-precision buckets keep it in float32: in bfloat16 a residual of 256 swallowed
+    every later gradient below 1 (half its ulp), so error feedback stopped accumulating
+    exactly where it waits longest (low density)."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _align8(n: int) -> int:
     return (n + 7) // 8 * 8
 
@@ -162,7 +171,8 @@ def nonfinite_error(ranks: list[int], bucket: int, iteration: int,
     if overflowed:
         why = (f" (on rank(s) {overflowed} the gradient was finite but its rescaled message "
                "overflowed the gradient's dtype (uniform sampling sends g / density, "
-               "optimal sampling the shared magnitude 1/lambda): use a wider gradient "
+               "optimal sampling the shared magnitude 1/lambda, error feedback the gradient "
+               "plus its residual): use a wider gradient "
                "dtype or a larger density, or optimal instead of uniform sampling)")
     return FloatingPointError(
         f"non-finite gradient (NaN/inf) on rank(s) {ranks} in bucket {bucket} at iteration "
@@ -240,6 +250,10 @@ class ExchangeState:
         self._next_key = 0
         self._new_iteration = True
         self._first_on_model = False
+        # DDP buckets exchanged as the state's own buckets (a resume), by DDP bucket index:
+        # kept so while that DDP still presents them (static_graph keeps its initial
+        # buckets for two iterations)
+        self._mapped: dict[int, tuple[tuple[int, int], ...]] = {}
         self._inflight: list[Any] = []
         self._error: FloatingPointError | None = None
 
@@ -340,9 +354,9 @@ class ExchangeState:
         A parameter's key is its position in the first iteration the state sees on a model
         (DDP's initial layout, the same for a fresh DDP of the same model). In that first
         iteration, a DDP bucket made of whole buckets of the state (a checkpoint's layout)
-        is exchanged as those buckets, exactly as the checkpointed run would have; at any
-        other layout change the state adopts DDP's buckets, each parameter taking its
-        residual along.
+        is exchanged as those buckets, exactly as the checkpointed run would have, and stays
+        so for as long as DDP presents that bucket unchanged; at any other layout change
+        the state adopts DDP's buckets, each parameter taking its residual along.
         """
         if self._new_iteration:
             self._new_iteration = False
@@ -350,6 +364,7 @@ class ExchangeState:
             self._first_on_model = not known
             if not known:  # a new model (or a state loaded from a checkpoint): keys anew
                 self._keys, self._next_key = {}, 0
+                self._mapped = {}
         keys = [self._key_of(p) for p in params]
         sig = tuple((k, int(p.numel())) for k, p in zip(keys, params, strict=True))
         if self._buckets.get(index) == sig:
@@ -362,8 +377,16 @@ class ExchangeState:
                               f"the model's parameter #{k}, which has {n} entries: the "
                               "state belongs to another model")
         covering = {owner.get(k) for k, _ in sig}
-        if self._first_on_model and None not in covering and (
+        # a DDP bucket exchanged as the state's buckets in the first iteration stays so
+        # while DDP keeps it unchanged: static_graph=True rebuilds DDP's buckets only
+        # after its second iteration, and adopting DDP's initial buckets for that one
+        # iteration made a resumed run differ from the uninterrupted one
+        mapped = self._first_on_model or self._mapped.get(index) == sig
+        if not mapped:
+            self._mapped.pop(index, None)  # DDP changed this bucket: the state adopts it
+        if mapped and None not in covering and (
                 sum(len(self._buckets[b]) for b in covering) == len(sig)):
+            self._mapped[index] = sig
             offsets, pos = {}, 0
             for k, n in sig:
                 offsets[k] = pos
@@ -404,14 +427,15 @@ class ExchangeState:
             for k, n in sig])
 
     # ---- compression (per compressor) ---------------------------------------------------
-    def _compress(self, acc: torch.Tensor) -> SparseGradient:
+    def _compress(self, acc: torch.Tensor, dtype: torch.dtype) -> SparseGradient:
+        """The message of ``acc``, its values in the bucket's ``dtype`` (what is sent)."""
         cfg = self.config
         if cfg.compressor == "topk":
             k = k_for_density(cfg.density, acc.numel())
             idx = _select(self._abs_buffer(acc), k, exact=cfg.exact, sorted=False)
-            return SparseGradient(idx, acc[idx], (acc.numel(),))
+            return SparseGradient(idx, acc[idx].to(dtype), (acc.numel(),))
         return _sample(acc, (acc.numel(),), cfg.density, self.generator, cfg.sampling,
-                       cfg.method, cfg.max_iter)
+                       cfg.method, cfg.max_iter, out_dtype=dtype)
 
     def _fixed_capacity(self, numel: int) -> int | None:
         """Message capacity when every rank's message has a known bound, else None.
@@ -450,13 +474,18 @@ class ExchangeState:
         error feedback."""
         if not self.config.error_feedback:
             return flat
+        rdt = _residual_dtype(flat.dtype)
         mem = self.memory.get(key)
-        if mem is not None and (mem.numel() != flat.numel() or mem.dtype != flat.dtype):
+        if (mem is not None and mem.dtype == flat.dtype != rdt
+                and mem.numel() == flat.numel()):
+            # a half-precision residual (a checkpoint of an earlier version): widened
+            mem = self.memory[key] = mem.to(rdt)
+        if mem is not None and (mem.numel() != flat.numel() or mem.dtype != rdt):
             raise invalid(f"gradient of bucket {key}", flat,
-                          f"{mem.numel()} entries of {mem.dtype}, as its residual")
+                          f"{mem.numel()} entries, its residual being {mem.dtype}")
         acc = self._spare.pop(key, None)
-        if acc is None or acc.shape != flat.shape or acc.dtype != flat.dtype:
-            acc = torch.empty_like(flat)
+        if acc is None or acc.shape != flat.shape or acc.dtype != rdt:
+            acc = torch.empty(flat.shape, dtype=rdt)
         if mem is None:
             acc.copy_(flat)
         else:
@@ -497,10 +526,15 @@ class ExchangeState:
                 send = x.clone()
                 for off, n in held:
                     send[off : off + n] = 0
+        payload = torch.zeros(numel + world, dtype=dtype)
+        if send.dtype == dtype:
+            torch.div(send, world, out=payload[:numel])
+        else:  # a half-precision bucket's float32 sum: divided, then rounded once
+            payload[:numel].copy_(send / world)
+            if not flag and not all_finite(payload[:numel]):
+                flag = 1  # the sum does not fit the bucket's dtype: never sent as inf
         self._pending[key] = _Pending(x if mode == "dense" else None, None, None,
                                       sent_all=(mode == "dense" and not flag), held=held)
-        payload = torch.zeros(numel + world, dtype=dtype)
-        torch.div(send, world, out=payload[:numel])
         payload[numel + (self.rank or 0)] = float(flag)
         n = payload.numel() * payload.element_size()
         self.bytes_sent += n
@@ -547,7 +581,7 @@ class ExchangeState:
         if not all_finite(acc):
             self._pending[key] = _Pending(acc if acc is not flat else None, None, None)
             return None, 1
-        msg = self._compress(acc)
+        msg = self._compress(acc, flat.dtype)
         if not all_finite(msg.values):
             # a finite gradient whose message does not fit its dtype (uniform sampling of a
             # float16 bucket sends g / density): sent as a flag, like a non-finite gradient,

@@ -38,7 +38,9 @@ buckets as the checkpoint's buckets, so the resumed run is bit-identical to the 
 one (the DDP arguments unchanged). This holds for a checkpoint taken after two or more
 iterations, once DDP has rebuilt its buckets; a checkpoint taken after the very first
 iteration holds only the initial layout, so the first resumed iteration is compressed over
-DDP's initial buckets (every residual still belongs to its parameter). With other DDP
+DDP's initial buckets (every residual still belongs to its parameter). Under
+``static_graph=True`` DDP rebuilds its buckets only after its second iteration, so the same
+holds for a checkpoint taken after three or more iterations. With other DDP
 arguments (bucket sizes) the resumed run adopts the new buckets, each parameter keeping its
 residual. A state restored into a different model is refused. The state must be registered
 before the DDP's first backward pass (as DDP requires).
@@ -56,6 +58,9 @@ With error feedback the residual is double-buffered: ``acc = grad + residual`` i
 the buffer freed two steps earlier, ``|acc|`` into a per-size scratch buffer, and the average
 is written back into the bucket's own buffer, so a compressed step allocates no dense tensor
 (tensors in ``state.memory`` are therefore reused; pickle the state to keep a snapshot).
+The residual of a float16 or bfloat16 bucket, and its sum with the gradient, are kept in
+float32 (in the bucket's dtype small gradients vanished into a large waiting residual); the
+values sent are rounded to the bucket's dtype and the rounding stays in the residual.
 Selection is the sampled-threshold top-k of :func:`~neurips18.compress.topk` (exact). Every
 bucket pays a fixed Python + collective overhead, so fewer, larger buckets
 (``DistributedDataParallel(..., bucket_cap_mb=...)``) cost less; ``benchmarks/bench_compress.py``

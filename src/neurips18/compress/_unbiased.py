@@ -299,9 +299,12 @@ def _sample(
     sampling: str,
     method: str,
     max_iter: int,
+    out_dtype: torch.dtype | None = None,
 ) -> SparseGradient:
     """The unbiased message for the finite 1-D ``flat`` (the kernel behind
-    :func:`sparsify_unbiased` and the DDP hook; no checks).
+    :func:`sparsify_unbiased` and the DDP hook; no checks), its values in ``out_dtype``
+    (default: ``flat``'s; the hooks pass the bucket's dtype when error feedback keeps a
+    half-precision bucket's sum in float32).
 
     Half-precision gradients (float16, bfloat16) are sparsified in float32: uniforms drawn
     in their dtype lie on a grid of 2**-11 or 2**-8, which keeps a coordinate of small
@@ -310,8 +313,8 @@ def _sample(
     sent (``sign * scale`` in the gradient's dtype) stay unbiased; the same is done for a
     shared magnitude below the smallest normal number of a float32 or float64 gradient."""
     d = flat.numel()
-    out_dtype = flat.dtype
-    if out_dtype in (torch.float16, torch.bfloat16):
+    out_dtype = flat.dtype if out_dtype is None else out_dtype
+    if flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.float()
     if sampling == "uniform":
         u = torch.rand(d, generator=generator, dtype=flat.dtype, device=flat.device)

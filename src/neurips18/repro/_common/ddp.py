@@ -310,9 +310,9 @@ STATEFUL_HOOKS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def _resumable(name: str, cap: float) -> tuple[Any, Any, Any, Any]:
+def _resumable(name: str, cap: float, static_graph: bool = False) -> tuple[Any, Any, Any, Any]:
     kind, kw = STATEFUL_HOOKS[name]
-    model = DDP(_model(), bucket_cap_mb=cap)
+    model = DDP(_model(), bucket_cap_mb=cap, static_graph=static_graph)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     state, hook = _make_hook(kind, kw)
     return model, opt, state, hook
@@ -328,22 +328,25 @@ def _resume_step(model: Any, opt: Any, gen: torch.Generator) -> torch.Tensor:
 
 
 def resume_check(rank: int, world: int, port: int, out_dir: str, dest: str,
-                 steps: int = 8, stops: tuple[int, ...] = (2, 5)) -> None:
-    """For every stateful hook, DDP bucket cap (several buckets / one) and stop step: the
-    parameters after each of ``steps`` steps of an uninterrupted run, and of a run
-    checkpointed after ``stop`` steps and resumed in a fresh DDP from ``torch.load(path)``
-    (safe default loading); saved as ``dest/rank<r>.pt``."""
+                 steps: int = 8, stops: tuple[int, ...] = (2, 5),
+                 names: tuple[str, ...] | None = None, caps: tuple[float, ...] = (0.01, 100.0),
+                 static_graph: bool = False) -> None:
+    """For every stateful hook (or those in ``names``), DDP bucket cap (several buckets /
+    one) and stop step: the parameters after each of ``steps`` steps of an uninterrupted
+    run, and of a run checkpointed after ``stop`` steps and resumed in a fresh DDP from
+    ``torch.load(path)`` (safe default loading); saved as ``dest/rank<r>.pt``. Every DDP is
+    built with ``static_graph``."""
     _init(rank, world, port, 1, 60.0)
     try:
         res: dict[str, Any] = {}
-        for name in STATEFUL_HOOKS:
-            for cap in (0.01, 100.0):
-                model, opt, state, hook = _resumable(name, cap)
+        for name in names or tuple(STATEFUL_HOOKS):
+            for cap in caps:
+                model, opt, state, hook = _resumable(name, cap, static_graph)
                 model.register_comm_hook(state, hook)
                 gen = torch.Generator().manual_seed(100 + rank)
                 full = [_resume_step(model, opt, gen) for _ in range(steps)]
                 for stop in stops:
-                    model, opt, state, hook = _resumable(name, cap)
+                    model, opt, state, hook = _resumable(name, cap, static_graph)
                     model.register_comm_hook(state, hook)
                     gen = torch.Generator().manual_seed(100 + rank)
                     part = [_resume_step(model, opt, gen) for _ in range(stop)]
@@ -352,7 +355,7 @@ def resume_check(rank: int, world: int, port: int, out_dir: str, dest: str,
                                 "hook": state, "data": gen.get_state()}, path)
                     del model, opt, state
                     ckpt = torch.load(path)
-                    model, opt, _, hook = _resumable(name, cap)
+                    model, opt, _, hook = _resumable(name, cap, static_graph)
                     model.load_state_dict(ckpt["model"])
                     opt.load_state_dict(ckpt["optimizer"])
                     model.register_comm_hook(ckpt["hook"], hook)
