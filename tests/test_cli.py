@@ -577,3 +577,46 @@ def test_report_on_a_folder_without_results_keeps_the_page(tmp_path, capsys):
     code = cli.main(["report", "--results", str(tmp_path / "runs"), "--out", str(page)])
     assert code == cli.EXIT_USAGE and "no finished result" in capsys.readouterr().err
     assert page.read_text() == "the committed page\n"
+
+
+def test_bench_privacy_times_its_fits_on_one_thread(tmp_path, monkeypatch):
+    """bench_privacy only set OMP_NUM_THREADS and friends when they were unset: a user whose
+    shell had OMP_NUM_THREADS=2 (or a caller with a wider BLAS pool) got fit times on two
+    BLAS threads, reported as the one-thread figures beside diffprivlib's (which is forced
+    to one). Every timed fit now runs with the BLAS pools capped at one thread."""
+    import importlib.util
+
+    import threadpoolctl
+
+    import neurips18.datasets.synthetic as synthetic
+    import neurips18.repro.dp_kmeans as dp_kmeans
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_privacy_under_test", REPO / "benchmarks" / "bench_privacy.py")
+    assert spec is not None and spec.loader is not None
+    saved_env = {v: os.environ.get(v) for v in
+                 ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for v, val in saved_env.items():  # loading the file sets them; put the caller's back
+        if val is None:
+            monkeypatch.delenv(v, raising=False)
+        else:
+            monkeypatch.setenv(v, val)
+    seen: list[int] = []
+
+    def fake_fit(X, seed):  # type: ignore[no-untyped-def]
+        seen.append(max(i["num_threads"] for i in threadpoolctl.threadpool_info()))
+        return 1.0, 1.0
+
+    import numpy as np
+
+    monkeypatch.setattr(mod, "_fit", fake_fit)
+    monkeypatch.setattr(dp_kmeans, "diffprivlib_python", lambda: None)
+    monkeypatch.setattr(synthetic, "make_ball_blobs",
+                        lambda n, d, k, generator=None: (np.zeros((4, d)), None))
+    with threadpoolctl.threadpool_limits(2):
+        if max(i["num_threads"] for i in threadpoolctl.threadpool_info()) < 2:
+            pytest.skip("this BLAS cannot be widened to two threads")
+        assert mod.main(["--quick", "--json", str(tmp_path / "p.json")]) == 0
+    assert seen and set(seen) == {1}, seen
