@@ -68,3 +68,49 @@ def test_a_claim_the_interval_does_not_support_fails_and_quick_shows_without_ver
     assert quick[size.metric].verdict == "no-reference"
     assert quick["mushroom: accuracy, ours - RIPPER (wittgenstein) (paired by split)"
                  ].verdict == "no-reference"
+
+
+def test_each_cart_depth_carries_its_own_fit_time():
+    """bench_rules reported, for "CART depth 4" and for the matched depth alike, the mean
+    time per tree of the whole depth 1..12 path, one-hot encoding and leaf-path counting
+    included (on Adult twice the depth-4 tree's own time), so the ours/CART fit-time ratio
+    compared unequal work. Each depth now records its own fit and prediction time and the
+    benchmark reports that one."""
+    import importlib.util
+    from pathlib import Path
+
+    import pandas as pd
+
+    rng = __import__("numpy").random.default_rng(0)
+    X = pd.DataFrame({"a": rng.choice(["x", "y", "z"], 60), "b": rng.normal(size=60)})
+    y = (X["b"] > 0).astype(int).to_numpy()
+    path = mrs._cart_path(X[:40], y[:40], X[40:], y[40:], 0, 3)
+    assert [r["depth"] for r in path] == [1, 2, 3]
+    assert all(r["fit_seconds"] > 0 for r in path)
+
+    # the benchmark takes each reported tree's own time, not a mean over the path
+    cart = _cart(*[0.5 + 0.01 * d for d in range(12)])
+    for d, row in enumerate(cart):
+        row["fit_seconds"] = 0.001 * (d + 1)
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_rules_under_test",
+                                                  root / "benchmarks" / "bench_rules.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ours = {"accuracy": 0.545, "rules": 2, "conditions": 4, "features": 2, "fit_seconds": 1.0}
+    saved = (mrs._split, mrs._fit_mrs, mrs._cart_path, mrs._fit_ripper)
+    try:
+        mrs._split = lambda name, seed, n=None: (None, None, None, None)
+        mrs._fit_mrs = lambda *a, **k: dict(ours)
+        mrs._cart_path = lambda *a, **k: [dict(r) for r in cart]
+        mrs._fit_ripper = lambda *a, **k: None
+        rows = bench.bench_anchors(True, False)
+    finally:
+        mrs._split, mrs._fit_mrs, mrs._cart_path, mrs._fit_ripper = saved
+    depth4 = [r for r in rows if r["model"] == "CART depth 4"]
+    matched = [r for r in rows if r["model"].endswith("(matched)")]
+    assert depth4 and all(r["fit_seconds"] == 0.004 for r in depth4)
+    assert matched and all(r["fit_seconds"] == 0.001 * r["depth"] for r in matched)
+    assert all(r["fit_time_ratio_ours_over_this"] == 1.0 / r["fit_seconds"]
+               for r in depth4 + matched)
