@@ -120,7 +120,7 @@ def bench_scale(m: int, p: int, r: int) -> list[dict]:
 
     rows = []
     for name, A, deg in (("chain", chain_graph(m), 2.0),
-                         ("lattice 250 x 400", lattice_graph(250, m // 250), 4.0)):
+                         (f"lattice 250 x {m // 250}", lattice_graph(250, m // 250), 4.0)):
         rng = np.random.default_rng(1)
         M = _planted(p, r, 0.8 / deg, rng)
         t_s, X = _best(lambda A=A, M=M, rng=rng: sample_gaussian_embedding(A, M, generator=rng),

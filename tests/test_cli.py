@@ -620,3 +620,19 @@ def test_bench_privacy_times_its_fits_on_one_thread(tmp_path, monkeypatch):
             pytest.skip("this BLAS cannot be widened to two threads")
         assert mod.main(["--quick", "--json", str(tmp_path / "p.json")]) == 0
     assert seen and set(seen) == {1}, seen
+
+
+def test_bench_embedding_names_the_lattice_it_ran():
+    """bench_embedding's scale rows called the lattice "250 x 400" whatever m was: the
+    --quick run (m = 20,000, a 250 x 80 lattice) was reported under the full run's name."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_embedding_under_test", REPO / "benchmarks" / "bench_embedding.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.bench_scale(2000, 4, 1)
+    lattice = [r for r in rows if r["graph"].startswith("lattice")]
+    assert [r["graph"] for r in lattice] == ["lattice 250 x 8"]
+    assert lattice[0]["m"] == 2000
