@@ -442,6 +442,20 @@ def test_categories_that_print_alike_get_distinct_labels():
     assert clf.rules_ == ["a in {'1'}"] and (clf.predict(X) == y).all()
 
 
+def test_categories_that_misread_in_a_printed_set_are_quoted():
+    """The category "Portland, OR" and the empty string printed bare: the rule covering
+    exactly them read ``city in {, Portland, OR}`` (three values, one of them empty).
+    They are quoted now; ordinary labels stay bare."""
+    city = np.array(["Portland, OR", "Salem, OR", "Boise", "", " x", "a}"] * 60, dtype=object)
+    X = pd.DataFrame({"city": city})
+    y = np.isin(city, ["Portland, OR", ""]).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    assert sorted(clf.encodings_[0].labels) == sorted(
+        ["' x'", "''", "'Portland, OR'", "'Salem, OR'", "'a}'", "Boise"])
+    assert clf.rules_ == ["city in {'', 'Portland, OR'}"]
+    assert (clf.predict(X) == y).all()
+
+
 def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.choice(list("pq"), 300), "z": rng.integers(0, 3, 300)})
