@@ -195,6 +195,22 @@ def test_single_class_y_is_rejected():
         MultiValueRuleSetClassifier().fit(d.X, np.zeros(len(d.y)))
 
 
+def test_messages_name_labels_as_the_user_wrote_them():
+    """Labels reached the messages as numpy scalars: "y has 1 class only (np.str_('no'))",
+    "is not a label of y ([np.str_('no'), np.str_('yes')])", "predicts np.str_('no')
+    everywhere"."""
+    X = pd.DataFrame({"g": list("ab") * 50})
+    y = np.array(["no", "yes"] * 50)
+    with pytest.raises(ValueError, match=re.escape("y has 1 class only ('no')")):
+        MultiValueRuleSetClassifier().fit(X, np.array(["no"] * 100))
+    with pytest.raises(ValueError, match=re.escape("is not a label of y (['no', 'yes'])")):
+        MultiValueRuleSetClassifier(positive_class="maybe").fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("3 classes [0, 1, 2]")):
+        MultiValueRuleSetClassifier().fit(X, np.arange(100) % 3)
+    with pytest.warns(UserWarning, match="predicts 'no' everywhere"):
+        MultiValueRuleSetClassifier(n_iterations=10, min_support=99, random_state=0).fit(X, y)
+
+
 def test_multiclass_y_is_rejected():
     d = _small()
     with pytest.raises(ValueError, match="Only binary classification"):

@@ -410,18 +410,18 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
         classes = np.unique(y_arr)
         if len(classes) < 2:
-            raise ValueError(f"y has 1 class only ({classes[0]!r}); a rule set needs both classes")
+            raise ValueError(f"y has 1 class only ({classes.tolist()[0]!r}); a rule set needs both classes")
         if len(classes) > 2:
             raise ValueError(
                 "Only binary classification is supported. The type of the target is "
-                f"{target}: y has {len(classes)} classes {list(classes)[:10]}"
+                f"{target}: y has {len(classes)} classes {classes.tolist()[:10]}"
             )
         if self.positive_class is None:
             pos = classes[1]
         else:
             if self.positive_class not in set(classes.tolist()):
                 raise ValueError(
-                    f"positive_class={self.positive_class!r} is not a label of y ({list(classes)})"
+                    f"positive_class={self.positive_class!r} is not a label of y ({classes.tolist()})"
                 )
             pos = self.positive_class
         neg = classes[0] if classes[1] == pos else classes[1]
@@ -496,7 +496,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"no candidate rule covers min_support={self.min_support!r} of the positive "
                 f"class (max_rule_length={self.max_rule_length!r}): the rule set is empty and "
-                f"predicts {neg!r} everywhere; lower min_support", UserWarning, stacklevel=3)
+                f"predicts {_plain(neg)!r} everywhere; lower min_support", UserWarning, stacklevel=3)
         self.n_iter_ = result.n_iterations
         self.accept_rate_ = result.accept_rate
         tp, fp, tn, fn = result.confusion
@@ -617,6 +617,12 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             f"{len(self.features_used_)} features)"
         )
         return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (printed ``'no'``, not
+    ``np.str_('no')``); anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:
