@@ -252,6 +252,21 @@ def test_unseen_category_at_predict_time():
         strict.predict(X_new)
 
 
+def test_handle_unknown_error_names_the_value_as_written():
+    """The refused value was shown as a numpy scalar ("the value np.int64(3)", "the value
+    np.float64(nan)" for a missing value in a column that had none in fit)."""
+    X = pd.DataFrame({"g": list("ab") * 50, "n": np.tile([1, 2], 50),
+                      "f": np.tile([1.5, 2.5], 50)})
+    y = np.array([0, 1] * 50)
+    clf = MultiValueRuleSetClassifier(n_iterations=50, random_state=0, handle_unknown="error",
+                                      categorical_features=["n", "f"]).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("column 'n' has the value 3 not seen")):
+        clf.predict(X.assign(n=3))
+    with pytest.raises(ValueError, match=re.escape("column 'f' has a missing value (NaN/None) "
+                                                   "not seen during fit")):
+        clf.predict(X.assign(f=np.nan))
+
+
 def test_mismatched_feature_names_and_counts():
     d = _small()
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(d.X, d.y)

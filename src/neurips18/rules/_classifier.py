@@ -521,8 +521,11 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         codes = transform(df, self.encodings_)
         if self.handle_unknown == "error" and (codes < 0).any():
             r, c = np.argwhere(codes < 0)[0]
+            value = df.iloc[r, c]
+            shown = ("a missing value (NaN/None)" if pd.isna(value)
+                     else f"the value {_plain(value)!r}")
             raise ValueError(
-                f"column {self.encodings_[c].name!r} has the value {df.iloc[r, c]!r} "
+                f"column {self.encodings_[c].name!r} has {shown} "
                 "not seen during fit (handle_unknown='error')"
             )
         return codes
