@@ -485,6 +485,11 @@ def test_categories_that_misread_in_a_printed_set_are_quoted():
         ["' x'", "''", "'Portland, OR'", "'Salem, OR'", "'a}'", "Boise"])
     assert clf.rules_ == ["city in {'', 'Portland, OR'}"]
     assert (clf.predict(X) == y).all()
+    # intervals of pd.cut carry their own brackets: printed as str, not repr
+    x = np.tile([-1.5, -0.5, 0.5, 1.5], 75)
+    cut = pd.DataFrame({"b": pd.cut(x, [-9, -1, 0, 1, 9])})
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(cut, x > 0)
+    assert clf.encodings_[0].labels == ["(-9, -1]", "(-1, 0]", "(0, 1]", "(1, 9]"]
 
 
 def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():
