@@ -454,6 +454,20 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                             sample_weight=weights)
         for enc, c in zip(encs, df.columns, strict=True):
             enc.name = self._name(c)
+            col = df[c]
+            if enc.kind == "numeric" and pd.api.types.is_integer_dtype(col):
+                # numeric columns are cut as float64, which tells integers apart only up
+                # to 2**53: larger ones (nanosecond timestamps, ids) merge without a word
+                held = col.dropna()
+                n_int = held.nunique()
+                n_float = np.unique(held.to_numpy(dtype=float)).size
+                if n_float < n_int:
+                    warnings.warn(
+                        f"column {enc.name!r} holds {n_int} distinct integers that float64 "
+                        f"tells apart as only {n_float} (integers beyond 2**53 round): its "
+                        "cut points and printed bounds are those rounded values; subtract an "
+                        "offset or rescale the column, or make it categorical",
+                        UserWarning, stacklevel=3)
         self.encodings_: list[AttributeEncoding] = encs
         codes = transform(df, encs)
         rng = (self.random_state if isinstance(self.random_state, np.random.Generator)
