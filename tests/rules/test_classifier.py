@@ -195,6 +195,22 @@ def test_single_class_y_is_rejected():
         MultiValueRuleSetClassifier().fit(d.X, np.zeros(len(d.y)))
 
 
+def test_messages_name_labels_as_the_user_wrote_them():
+    """Labels reached the messages as numpy scalars: "y has 1 class only (np.str_('no'))",
+    "is not a label of y ([np.str_('no'), np.str_('yes')])", "predicts np.str_('no')
+    everywhere"."""
+    X = pd.DataFrame({"g": list("ab") * 50})
+    y = np.array(["no", "yes"] * 50)
+    with pytest.raises(ValueError, match=re.escape("y has 1 class only ('no')")):
+        MultiValueRuleSetClassifier().fit(X, np.array(["no"] * 100))
+    with pytest.raises(ValueError, match=re.escape("is not a label of y (['no', 'yes'])")):
+        MultiValueRuleSetClassifier(positive_class="maybe").fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("3 classes [0, 1, 2]")):
+        MultiValueRuleSetClassifier().fit(X, np.arange(100) % 3)
+    with pytest.warns(UserWarning, match="predicts 'no' everywhere"):
+        MultiValueRuleSetClassifier(n_iterations=10, min_support=99, random_state=0).fit(X, y)
+
+
 def test_multiclass_y_is_rejected():
     d = _small()
     with pytest.raises(ValueError, match="Only binary classification"):
@@ -234,6 +250,37 @@ def test_unseen_category_at_predict_time():
     strict = clone(clf).set_params(handle_unknown="error").fit(d.X, d.y)
     with pytest.raises(ValueError, match="not seen during fit"):
         strict.predict(X_new)
+
+
+def test_handle_unknown_error_names_the_value_as_written():
+    """The refused value was shown as a numpy scalar ("the value np.int64(3)", "the value
+    np.float64(nan)" for a missing value in a column that had none in fit)."""
+    X = pd.DataFrame({"g": list("ab") * 50, "n": np.tile([1, 2], 50),
+                      "f": np.tile([1.5, 2.5], 50)})
+    y = np.array([0, 1] * 50)
+    clf = MultiValueRuleSetClassifier(n_iterations=50, random_state=0, handle_unknown="error",
+                                      categorical_features=["n", "f"]).fit(X, y)
+    with pytest.raises(ValueError, match=re.escape("column 'n' has the value 3 not seen")):
+        clf.predict(X.assign(n=3))
+    with pytest.raises(ValueError, match=re.escape("column 'f' has a missing value (NaN/None) "
+                                                   "not seen during fit")):
+        clf.predict(X.assign(f=np.nan))
+
+
+def test_integers_that_float64_merges_are_reported():
+    """An int64 column of 200 distinct values around 2**60 was cut as float64, where they
+    are 2 values: training accuracy 0.68 on a column with a perfect split, no word. The
+    fit now warns naming the column; small integers do not warn."""
+    t = np.arange(-100, 100, dtype=np.int64) + 2**60
+    y = (t >= 2**60).astype(int)
+    with pytest.warns(UserWarning, match="column 't' holds 200 distinct integers that "
+                                         "float64 tells apart as only 2"):
+        MultiValueRuleSetClassifier(n_iterations=50, random_state=0).fit(
+            pd.DataFrame({"t": t}), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MultiValueRuleSetClassifier(n_iterations=50, random_state=0).fit(
+            pd.DataFrame({"t": pd.array(t - 2**60, dtype="Int64")}), y)
 
 
 def test_mismatched_feature_names_and_counts():
@@ -440,6 +487,25 @@ def test_categories_that_print_alike_get_distinct_labels():
     clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
     assert clf.encodings_[0].labels == ["1", "'1'", "x"]
     assert clf.rules_ == ["a in {'1'}"] and (clf.predict(X) == y).all()
+
+
+def test_categories_that_misread_in_a_printed_set_are_quoted():
+    """The category "Portland, OR" and the empty string printed bare: the rule covering
+    exactly them read ``city in {, Portland, OR}`` (three values, one of them empty).
+    They are quoted now; ordinary labels stay bare."""
+    city = np.array(["Portland, OR", "Salem, OR", "Boise", "", " x", "a}"] * 60, dtype=object)
+    X = pd.DataFrame({"city": city})
+    y = np.isin(city, ["Portland, OR", ""]).astype(int)
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(X, y)
+    assert sorted(clf.encodings_[0].labels) == sorted(
+        ["' x'", "''", "'Portland, OR'", "'Salem, OR'", "'a}'", "Boise"])
+    assert clf.rules_ == ["city in {'', 'Portland, OR'}"]
+    assert (clf.predict(X) == y).all()
+    # intervals of pd.cut carry their own brackets: printed as str, not repr
+    x = np.tile([-1.5, -0.5, 0.5, 1.5], 75)
+    cut = pd.DataFrame({"b": pd.cut(x, [-9, -1, 0, 1, 9])})
+    clf = MultiValueRuleSetClassifier(random_state=0, n_iterations=200).fit(cut, x > 0)
+    assert clf.encodings_[0].labels == ["(-9, -1]", "(-1, 0]", "(0, 1]", "(1, 9]"]
 
 
 def test_categorical_features_none_or_empty_still_keeps_string_columns_categorical():

@@ -410,18 +410,18 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
         classes = np.unique(y_arr)
         if len(classes) < 2:
-            raise ValueError(f"y has 1 class only ({classes[0]!r}); a rule set needs both classes")
+            raise ValueError(f"y has 1 class only ({classes.tolist()[0]!r}); a rule set needs both classes")
         if len(classes) > 2:
             raise ValueError(
                 "Only binary classification is supported. The type of the target is "
-                f"{target}: y has {len(classes)} classes {list(classes)[:10]}"
+                f"{target}: y has {len(classes)} classes {classes.tolist()[:10]}"
             )
         if self.positive_class is None:
             pos = classes[1]
         else:
             if self.positive_class not in set(classes.tolist()):
                 raise ValueError(
-                    f"positive_class={self.positive_class!r} is not a label of y ({list(classes)})"
+                    f"positive_class={self.positive_class!r} is not a label of y ({classes.tolist()})"
                 )
             pos = self.positive_class
         neg = classes[0] if classes[1] == pos else classes[1]
@@ -454,6 +454,20 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
                             sample_weight=weights)
         for enc, c in zip(encs, df.columns, strict=True):
             enc.name = self._name(c)
+            col = df[c]
+            if enc.kind == "numeric" and pd.api.types.is_integer_dtype(col):
+                # numeric columns are cut as float64, which tells integers apart only up
+                # to 2**53: larger ones (nanosecond timestamps, ids) merge without a word
+                held = col.dropna()
+                n_int = held.nunique()
+                n_float = np.unique(held.to_numpy(dtype=float)).size
+                if n_float < n_int:
+                    warnings.warn(
+                        f"column {enc.name!r} holds {n_int} distinct integers that float64 "
+                        f"tells apart as only {n_float} (integers beyond 2**53 round): its "
+                        "cut points and printed bounds are those rounded values; subtract an "
+                        "offset or rescale the column, or make it categorical",
+                        UserWarning, stacklevel=3)
         self.encodings_: list[AttributeEncoding] = encs
         codes = transform(df, encs)
         rng = (self.random_state if isinstance(self.random_state, np.random.Generator)
@@ -496,7 +510,7 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"no candidate rule covers min_support={self.min_support!r} of the positive "
                 f"class (max_rule_length={self.max_rule_length!r}): the rule set is empty and "
-                f"predicts {neg!r} everywhere; lower min_support", UserWarning, stacklevel=3)
+                f"predicts {_plain(neg)!r} everywhere; lower min_support", UserWarning, stacklevel=3)
         self.n_iter_ = result.n_iterations
         self.accept_rate_ = result.accept_rate
         tp, fp, tn, fn = result.confusion
@@ -521,8 +535,11 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         codes = transform(df, self.encodings_)
         if self.handle_unknown == "error" and (codes < 0).any():
             r, c = np.argwhere(codes < 0)[0]
+            value = df.iloc[r, c]
+            shown = ("a missing value (NaN/None)" if pd.isna(value)
+                     else f"the value {_plain(value)!r}")
             raise ValueError(
-                f"column {self.encodings_[c].name!r} has the value {df.iloc[r, c]!r} "
+                f"column {self.encodings_[c].name!r} has {shown} "
                 "not seen during fit (handle_unknown='error')"
             )
         return codes
@@ -617,6 +634,12 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             f"{len(self.features_used_)} features)"
         )
         return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (printed ``'no'``, not
+    ``np.str_('no')``); anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _merge_intervals(enc: AttributeEncoding, vals: list[int]) -> list[str]:

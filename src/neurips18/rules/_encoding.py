@@ -70,11 +70,24 @@ class AttributeEncoding:
         return len(self.labels)
 
 
+def _unclear(label: str) -> bool:
+    """Whether ``label`` printed bare in ``{..., label, ...}`` misreads as other values."""
+    return (label == "" or label != label.strip()
+            or any(ch in label for ch in ",{}\n\r"))
+
+
 def _category_labels(cats: list[Any]) -> list[str]:
     """One distinct printed label per category: ``str`` of the value, and its ``repr``
     where two values print alike (the number 1 and the string "1" of one object column
-    are ``1`` and ``'1'``); if even those coincide, the type's name is added."""
-    labels = [str(c) for c in cats]
+    are ``1`` and ``'1'``); if even those coincide, the type's name is added.
+
+    A string that would not read as one element of a printed set ``{a, b}`` is shown by
+    its ``repr`` too: one that is empty, starts or ends with white space, or holds a
+    comma, a brace or a line break (the category ``"Portland, OR"`` printed as
+    ``city in {Portland, OR}``, read as the two values ``Portland`` and ``OR``; the empty
+    string as ``city in {}``). Other values keep their ``str``: an interval of ``pd.cut``
+    prints ``(0.5, 1.5]``, its own brackets around the comma."""
+    labels = [repr(c) if isinstance(c, str) and _unclear(c) else str(c) for c in cats]
     for spell in (repr, lambda c: f"{c!r} ({type(c).__name__})"):
         counts = Counter(labels)
         if len(counts) == len(labels):
