@@ -786,3 +786,21 @@ def test_the_no_candidate_warning_of_the_practical_mode_does_not_advise_it():
     text = str(rec[0].message)
     assert "faithful = False" in text and "faithful=False" not in text
     assert "method='lloyd'" in text
+
+
+def test_ledger_does_not_reveal_the_exact_number_of_occupied_cells():
+    # two neighbouring data sets (one row replaced): one outlier, or that row with the
+    # others; the histograms' ledger entries held the exact number of non-empty cells (2
+    # against 1 whatever the seed), a deterministic tell the release must not carry
+    X = np.zeros((200, 2))
+    X[:, 0] = 0.5
+    D1 = X.copy()
+    D1[0] = [-0.7, 0.3]
+    for seed in range(3):
+        sizes = []
+        for D in (D1, X):
+            km = PrivateKMeans(2, epsilon=1.0, delta=1e-6, radius=1.0, random_state=seed).fit(D)
+            hist = [e for e in km.ledger_.entries if e.threshold is not None]
+            assert sum(e.size for e in hist) == km.n_candidates_
+            sizes.append([e.size for e in hist])
+        assert sizes[0][0] <= 1  # one cell clears the threshold at most, not the outlier's

@@ -389,3 +389,15 @@ def test_a_histogram_refused_for_its_delta_spends_no_rho():
     with pytest.raises(BudgetExceededError, match="thresholding share"):
         both.charge_rho(both.rho / 4, "too much delta", delta=4e-7)
     assert both._rho_used == both.rho / 2 and both._delta_used == 2e-7
+
+
+def test_histogram_ledger_size_is_the_released_cells_not_the_exact_ones():
+    # the number of cells at the floor is an exact, un-noised count of the data: the ledger
+    # entry of a thresholded histogram must record how many cells were released instead
+    from neurips18.privacy import Ledger, thresholded_histogram
+    keys = np.arange(50)
+    counts = np.ones(50, np.int64)  # 50 singletons: far below any threshold at this rho
+    led = Ledger(1.0, 1e-6, delta_threshold=5e-7)
+    kept, _ = thresholded_histogram(keys, counts, floor=1, rho=1e-4, delta=1e-7,
+                                    rng=np.random.default_rng(0), ledger=led, step="h")
+    assert led.entries[-1].size == kept.size == 0

@@ -161,7 +161,8 @@ class LedgerEntry:
     thresholded histogram (the probability bound of releasing a cell that exists in only
     one of two neighbouring data sets); such a histogram also records its ``threshold`` and
     ``floor`` (cells with fewer points take no part), with
-    ``delta >= 2 exp(-(threshold - floor)^2 / (2 noise^2))``."""
+    ``delta >= 2 exp(-(threshold - floor)^2 / (2 noise^2))``. ``size`` is the number of
+    values released (for a thresholded histogram, of cells that passed the threshold)."""
 
     step: str
     mechanism: Literal["gaussian", "laplace"]

@@ -18,6 +18,7 @@ the discrete Laplace of scale t with L1 sensitivity D is (D/t)-DP (Canonne, Kama
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -197,4 +198,9 @@ def thresholded_histogram(keys: np.ndarray, counts: np.ndarray, *, floor: int, r
                              rng=rng, ledger=ledger, step=step, threshold=tau, delta=delta,
                              floor=int(floor))
     keep = noisy >= tau
+    # the entry's size is the number of cells released: the number that took part (the
+    # exact count of cells at the floor, before thresholding) is not private, and an
+    # entry of the ledger, which is meant to be shown, must not carry it
+    entry = ledger.entries[-1]
+    ledger.entries[-1] = dataclasses.replace(entry, size=int(keep.sum()))
     return keys[keep], noisy[keep]
