@@ -410,7 +410,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"Unknown label type: {target}; y must hold class labels")
         classes = np.unique(y_arr)
         if len(classes) < 2:
-            raise ValueError(f"y has 1 class only ({classes.tolist()[0]!r}); a rule set needs both classes")
+            raise ValueError(f"y has 1 class only ({classes.tolist()[0]!r}); a rule set "
+                             "needs both classes")
         if len(classes) > 2:
             raise ValueError(
                 "Only binary classification is supported. The type of the target is "
@@ -421,7 +422,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
         else:
             if self.positive_class not in set(classes.tolist()):
                 raise ValueError(
-                    f"positive_class={self.positive_class!r} is not a label of y ({classes.tolist()})"
+                    f"positive_class={self.positive_class!r} is not a label of y "
+                    f"({classes.tolist()})"
                 )
             pos = self.positive_class
         neg = classes[0] if classes[1] == pos else classes[1]
@@ -510,7 +512,8 @@ class MultiValueRuleSetClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"no candidate rule covers min_support={self.min_support!r} of the positive "
                 f"class (max_rule_length={self.max_rule_length!r}): the rule set is empty and "
-                f"predicts {_plain(neg)!r} everywhere; lower min_support", UserWarning, stacklevel=3)
+                f"predicts {_plain(neg)!r} everywhere; lower min_support", UserWarning,
+                stacklevel=3)
         self.n_iter_ = result.n_iterations
         self.accept_rate_ = result.accept_rate
         tp, fp, tn, fn = result.confusion
