@@ -79,6 +79,17 @@ def check_same_columns(name: str, X: Any, ref: Any, ref_name: str) -> None:
         raise invalid(name, X, f"the {ref.shape[1]} columns of {ref_name}; got {X.shape[1]}")
 
 
+def _refuse_values(name: str, X: Any, vals: Any, bad: Any, expected: str,
+                   hint: str = "") -> None:
+    """Refuse ``X`` (parameter ``name``) when any entry of the column ``vals`` is marked in
+    ``bad``, showing up to five of the offending values."""
+    if bad.any():
+        import pandas as pd
+
+        shown = pd.unique(vals[bad]).tolist()[:5]
+        raise invalid(name, X, f"{expected}; found {shown}{hint}")
+
+
 def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
     """``X`` (a DataFrame with the columns of the DataFrame ``pool``) with each column that
     is categorical in ``pool`` given ``pool``'s categories: pandas pools a categorical with
@@ -104,12 +115,9 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
             # then leaves a selector on 'bool' and joins one on 'number', for every party
             vals = X[c]
             wrong = (vals.isna() | ~vals.isin([0, 1])).to_numpy(dtype=bool)
-            if wrong.any():
-                shown = pd.unique(vals[wrong]).tolist()[:5]
-                raise invalid(name, X, f"column {c!r} of booleans (or 0/1, without missing "
-                              f"values), as in {pool_name} ({dtype}); found {shown}")
-            if out is X:
-                out = X.copy()
+            _refuse_values(name, X, vals, wrong, f"column {c!r} of booleans (or 0/1, without "
+                           f"missing values), as in {pool_name} ({dtype})")
+            out = out.copy() if out is X else out
             out[c] = vals.astype(bool)
             continue
         if (not isinstance(dtype, pd.CategoricalDtype) and dtype.kind in "biuf"
@@ -123,12 +131,9 @@ def as_pool_categories(name: str, X: Any, pool: Any, pool_name: str) -> Any:
             present = vals.notna().to_numpy()
             other = present & ~np.fromiter((isinstance(v, str) for v in vals), bool,
                                            count=len(vals))
-            if other.any():
-                shown = pd.unique(vals[other]).tolist()[:5]
-                raise invalid(name, X, f"text in column {c!r}, as in {pool_name} ({dtype}); "
-                              f"found {shown} (convert them, e.g. .astype(str))")
-            if out is X:
-                out = X.copy()
+            _refuse_values(name, X, vals, other, f"text in column {c!r}, as in {pool_name} "
+                           f"({dtype})", " (convert them, e.g. .astype(str))")
+            out = out.copy() if out is X else out
             out[c] = vals.astype(dtype)
             continue
         if not isinstance(dtype, pd.CategoricalDtype) or X[c].dtype == dtype:
