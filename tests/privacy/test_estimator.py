@@ -804,3 +804,20 @@ def test_ledger_does_not_reveal_the_exact_number_of_occupied_cells():
             assert sum(e.size for e in hist) == km.n_candidates_
             sizes.append([e.size for e in hist])
         assert sizes[0][0] <= 1  # one cell clears the threshold at most, not the outlier's
+
+
+def test_a_delta_not_below_one_over_n_warns_before_anything_is_charged():
+    # the docs advised delta well below 1 / n but nothing said so when it was not: a
+    # release at delta >= 1 / n may show about delta * n records outright
+    from neurips18.privacy import PrivacyAccountant, PrivacyLeakWarning, PrivateKMeans
+
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(200, 2))
+    acc = PrivacyAccountant(10.0, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivacyLeakWarning)
+        with pytest.raises(PrivacyLeakWarning, match=r"delta = 0.01 is not below 1 / n_samples"):
+            PrivateKMeans(3, epsilon=1.0, delta=0.01, radius=1.0, accountant=acc,
+                          random_state=None).fit(X)
+        assert acc.spent == (0.0, 0.0)  # nothing charged, nothing released
+        PrivateKMeans(3, epsilon=1.0, delta=1e-6, radius=1.0, accountant=acc,
+                      random_state=None).fit(X)  # below 1 / n: no warning

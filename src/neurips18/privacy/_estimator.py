@@ -29,6 +29,7 @@ from neurips18.privacy import _core, _data, _mechanisms, _samplers
 from neurips18.privacy._accountant import (
     Ledger,
     PrivacyAccountant,
+    PrivacyLeakWarning,
     _outside_stacklevel,
     zcdp_epsilon,
 )
@@ -123,7 +124,8 @@ class PrivateKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMi
         Privacy budget of one ``fit`` (required: there is no default budget).
     delta : float in [0, 1), default 0
         ``delta > 0`` is needed by ``method="kaplan-stemmer"``; choose it well below
-        ``1 / n_samples``.
+        ``1 / n_samples`` (``fit`` warns with ``PrivacyLeakWarning``, before anything is
+        charged, when ``delta >= 1 / n_samples``).
     radius : float > 0
         Radius of the ball centred at the origin that bounds the data domain. It must be
         chosen without looking at the data (a bound derived from the data leaks it), so
@@ -299,6 +301,14 @@ class PrivateKMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMi
                 raise invalid("delta", p["delta"], f"a delta whose share of each of the "
                               f"{radii} cell histograms, delta / {2 * radii}, is not 0 in "
                               "floating point")
+        if p["delta"] > 0 and p["delta"] * n >= 1:  # before spending anything
+            import warnings
+
+            warnings.warn(f"PrivateKMeans: delta = {p['delta']!r} is not below 1 / n_samples"
+                          f" = {1 / n:.3g}; (epsilon, delta)-DP then allows a release that "
+                          "shows each record with probability delta, so about delta * n "
+                          "records outright; choose delta well below 1 / n (e.g. 1 / n**2)",
+                          PrivacyLeakWarning, stacklevel=_outside_stacklevel())
         ledger = Ledger(p["epsilon"], p["delta"], delta_threshold=delta_thr)
         _check_noise_in_range(method, p, ledger, n, d)  # before spending anything
         if self.accountant is not None:  # before touching the data; raises on overspend
